@@ -1,0 +1,131 @@
+"""Pipeline services as plain child processes: start, read logs and metrics, stop.
+
+Used by the end-to-end tests and the demo; the supervised local runtime (restarts, pid files, `arbees up`)
+builds on the same pieces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arbees_core.registry import spec
+from arbees_core.runtime.embedded import free_port
+
+
+@dataclass
+class ProcessStack:
+    """Services of one test, each `python -m <module>` with its own env and log file under `folder`."""
+
+    folder: Path
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str, **overrides: str) -> subprocess.Popen:
+        env = {**os.environ, **self.env, **overrides}
+        log = open(self.log_path(name), "ab")
+        proc = subprocess.Popen([sys.executable, "-m", spec(name).module], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def log_path(self, name: str) -> Path:
+        return self.folder / f"{name}.log"
+
+    def log(self, name: str) -> str:
+        try:
+            return self.log_path(name).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def metrics(self, name: str) -> dict:
+        try:
+            return json.loads((Path(self.env["ARBEES_STATE_DIR"]) / "metrics" / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def counter(self, name: str, key: str) -> int:
+        return int(self.metrics(name).get("counters", {}).get(key, 0))
+
+    def alive(self, name: str) -> bool:
+        return self.procs[name].poll() is None
+
+    def stop(self, name: str, timeout: float = 10.0) -> int | None:
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(5)
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop(name)
+
+    def dump(self) -> str:
+        """Every service's log tail, for failure messages."""
+        return "\n".join(f"--- {n} (exit {p.poll()}) ---\n" + "\n".join(self.log(n).splitlines()[-25:])
+                         for n, p in self.procs.items())
+
+
+def pipeline_env(mode_zmq: bool, redis_url: str, database_url: str, folder: Path) -> dict[str, str]:
+    """Env for a whole pipeline on free ports, with one known mispricing injected 4 s after the Kalshi stream
+    starts (and no other), so a run has exactly one arbitrage to find."""
+    ports = {n: free_port() for n in ("kalshi", "poly", "shard", "exec")}
+    ep = {k: f"tcp://127.0.0.1:{p}" for k, p in ports.items()}
+    state = folder / ".arbees"
+    state.mkdir(parents=True, exist_ok=True)
+    return {
+        "ZMQ_ENABLED": "true" if mode_zmq else "false",
+        "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+        "ARBEES_HOME": str(folder), "ARBEES_STATE_DIR": str(state),
+        "SIM_SEED": "11", "SIM_GAMES": "3", "SIM_RATE": "200", "SIM_MISPRICE_EVERY_S": "0",
+        "SIM_MISPRICE_AT_S": "4", "SIM_MISPRICE_CENTS": "12", "SIM_MISPRICE_DURATION_MS": "800",
+        "SIM_MISPRICE_VENUE": "kalshi",
+        "GAME_COOLDOWN_MS": "60000", "MIN_EDGE_PCT": "0.5", "HEARTBEAT_INTERVAL_SECS": "0.2",
+        "LOG_SAMPLE_PER_SEC": "50", "DISCOVERY_INTERVAL_S": "30",
+        "ZMQ_SUB_ENDPOINTS": f"{ep['kalshi']},{ep['poly']}",
+        "ZMQ_PRICE_ENDPOINTS": f"{ep['kalshi']},{ep['poly']}",
+        "ZMQ_SUB_ENDPOINT": ep["shard"],
+        "ZMQ_KALSHI_ENDPOINT": ep["kalshi"], "ZMQ_POLYMARKET_ENDPOINT": ep["poly"],
+        "ZMQ_GAME_SHARD_ENDPOINT": ep["shard"], "ZMQ_EXECUTION_ENDPOINT": ep["exec"],
+        "_PORT_kalshi_monitor": str(ports["kalshi"]), "_PORT_polymarket_monitor": str(ports["poly"]),
+        "_PORT_game_shard": str(ports["shard"]), "_PORT_execution_service": str(ports["exec"]),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def wait_for(condition, timeout: float, what: str, stack: ProcessStack | None = None, interval: float = 0.1):
+    """Poll until truthy; on timeout fail with `what` and the services' logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not reached within {timeout}s: {what}\n{stack.dump() if stack else ''}")
+
+
+def start_pipeline(stack: ProcessStack, zmq_mode: bool, timeout: float = 60.0) -> None:
+    """Start every service in dependency order and wait until each is ready to take traffic."""
+    port = lambda name: stack.env[f"_PORT_{name}"]  # noqa: E731
+    stack.start("market_discovery")
+    wait_for(lambda: "Discovery: mapped" in stack.log("market_discovery"), timeout, "discovery mapped games", stack)
+    stack.start("execution_service", ZMQ_PUB_PORT=port("execution_service"))
+    stack.start("game_shard", ZMQ_PUB_PORT=port("game_shard"))
+    stack.start("zmq_listener")
+    wait_for(lambda: "Loaded market mapping" in stack.log("game_shard"), timeout, "game_shard mapping", stack)
+    wait_for(lambda: "Idempotency:" in stack.log("execution_service"), timeout, "execution_service ready", stack)
+    if zmq_mode:
+        wait_for(lambda: "ZMQ publisher initialized" in stack.log("game_shard"), timeout, "game_shard publisher", stack)
+    stack.start("polymarket_monitor", ZMQ_PUB_PORT=port("polymarket_monitor"))
+    stack.start("kalshi_monitor", ZMQ_PUB_PORT=port("kalshi_monitor"))

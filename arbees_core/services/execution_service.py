@@ -1,0 +1,248 @@
+"""execution_service: signals -> IOC paper orders on both legs -> `paper_trades`, results on ZMQ PUB :5560.
+
+Every leg is filled against the latest book this service sees for that contract (never "filled at the limit"),
+up to the size at or better than the limit; the rest is cancelled (IOC). A signal is executed at most once:
+its id is checked against everything executed before (spool + `executed_signals`), the trades are appended to a
+durable local spool before the signal is acknowledged, and a background writer moves them into PostgreSQL,
+so a database outage or a `kill -9` loses nothing and a redelivery trades nothing twice.
+Run: `python -m arbees_core.services.execution_service`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arbees_core.config import ConfigError, Env, state_dir
+from arbees_core.messages import Leg, PriceUpdate, TradeResult, TradingSignal
+from arbees_core.services.execution_support import BookCache, KillSwitch, PriceFeedThread, prepare_store
+from arbees_core.services.runner import Service
+from arbees_core.services.runner import main as run_main
+from arbees_core.store.spool import SpoolRecord, TradeSpool
+from arbees_core.store.trades import TradeWriter
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.strategy.fill import FillOutcome, ioc_fill
+from arbees_core.strategy.risk import Exposure, RiskLimits
+from arbees_core.telemetry.logs import RateLimiter, fmt_ms
+from arbees_core.topics import (
+    EXECUTION_GROUP,
+    EXECUTION_SERVICE,
+    EXECUTION_SERVICE_PORT,
+    GAME_SHARD_PORT,
+    KALSHI_MONITOR_PORT,
+    POLYMARKET_MONITOR_PORT,
+    Family,
+    result_topic,
+    tcp_endpoint,
+)
+from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, make_publisher, make_subscriber
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """signal_endpoints: ZMQ_SUB_ENDPOINT (game_shard's publisher; a comma list is accepted);
+    price_endpoints: ZMQ_PRICE_ENDPOINTS (the monitors, for the books fills are made against);
+    port / endpoint: ZMQ_PUB_PORT / ZMQ_PUB_ENDPOINT for trade results; database_url: DATABASE_URL (required);
+    spool_path: SPOOL_PATH; spool_fsync: SPOOL_FSYNC (fsync each append: survives power loss, costs latency);
+    signal_max_age_ms: SIGNAL_MAX_AGE_MS (older signals are rejected as expired, not traded);
+    kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on)."""
+
+    signal_endpoints: list[str]
+    price_endpoints: list[str]
+    port: int
+    endpoint: str
+    database_url: str
+    spool_path: Path
+    spool_fsync: bool
+    signal_max_age_ms: float
+    kill_switch_file: Path
+    fees: FeeSchedule
+    risk: RiskLimits
+    log_sample_per_s: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> "ExecutionConfig":
+        if not env.bool("PAPER_TRADING", True):
+            raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
+        database_url = env.str("DATABASE_URL")
+        if not database_url:
+            raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
+        prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
+        return cls(
+            signal_endpoints=env.list("ZMQ_SUB_ENDPOINT", [tcp_endpoint("127.0.0.1", GAME_SHARD_PORT)]),
+            price_endpoints=env.list("ZMQ_PRICE_ENDPOINTS", prices),
+            port=env.int("ZMQ_PUB_PORT", EXECUTION_SERVICE_PORT, minimum=0),
+            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
+            database_url=database_url,
+            spool_path=Path(env.str("SPOOL_PATH") or state_dir() / "spool" / "execution_service.jsonl"),
+            spool_fsync=env.bool("SPOOL_FSYNC", False),
+            signal_max_age_ms=env.float("SIGNAL_MAX_AGE_MS", 5000.0, minimum=1.0),
+            kill_switch_file=Path(env.str("KILL_SWITCH_FILE") or state_dir() / "kill_switch"),
+            fees=FeeSchedule.from_env(env),
+            risk=RiskLimits.from_env(env),
+            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
+        )
+
+
+class ExecutionService(Service):
+    name = EXECUTION_SERVICE
+
+    def __init__(self, settings: TransportSettings, cfg: ExecutionConfig, heartbeat_interval_s: float = 1.0) -> None:
+        super().__init__(settings, heartbeat_interval_s)
+        self.cfg = cfg
+        self.books = BookCache()
+        self.exposure = Exposure(cfg.risk)
+        self.kill_switch = KillSwitch(cfg.kill_switch_file, settings.redis_url)
+        self.spool = TradeSpool(cfg.spool_path, fsync=cfg.spool_fsync)
+        self.writer = TradeWriter(cfg.database_url, self.spool)
+        self.executed: set[str] = set()
+        self._limiter = RateLimiter(cfg.log_sample_per_s)
+        self.outbox: Outbox | None = None
+
+    @classmethod
+    def from_env(cls, env: Env) -> "ExecutionService":
+        return cls(TransportSettings.from_env(env), ExecutionConfig.from_env(env),
+                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+
+    def extra_snapshot(self) -> dict[str, Any]:
+        return {"writer": self.writer.stats(), "exposure_usd": round(self.exposure.total_usd, 4),
+                "kill_switch": self.kill_switch.active, "books": len(self.books)}
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.announce_mode()
+        self.executed = prepare_store(self.cfg.database_url, self.spool, self.log)
+        self.writer.start()
+        self.kill_switch.start()
+        publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
+        if self.settings.zmq_enabled:
+            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
+                          getattr(publisher, "endpoint", ""))
+        self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        inbox, price_thread = self._open_inputs()
+        try:
+            while not stop.is_set():
+                items = inbox.receive(self.settings.block_ms)
+                if items:
+                    self.handle_batch(items, inbox)
+                self.tick()
+        finally:
+            if price_thread is not None:
+                price_thread.close()
+            inbox.subscriber.close()
+            self.kill_switch.close()
+            self.writer.close(timeout_s=5.0)
+            publisher.close()
+
+    def _open_inputs(self) -> tuple[Inbox, PriceFeedThread | None]:
+        """ZMQ: one SUB socket for signals and prices (in arrival order). Redis: signals through the consumer
+        group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
+        prices = [Family.PRICES_KALSHI, Family.PRICES_POLY]
+        if self.settings.zmq_enabled:
+            endpoints = self.cfg.signal_endpoints + [e for e in self.cfg.price_endpoints if e not in self.cfg.signal_endpoints]
+            sub = make_subscriber(self.settings, [Family.SIGNALS, *prices], endpoints)
+            return Inbox(sub, self.metrics, self.name), None
+        sub = make_subscriber(self.settings, [Family.SIGNALS], [], group=EXECUTION_GROUP, consumer=self.instance)
+        price_sub = make_subscriber(self.settings, prices, [], last_value=True)
+        thread = PriceFeedThread(Inbox(price_sub, self.metrics, f"{self.name}-prices"), self.books, self.settings.block_ms)
+        thread.start()
+        return Inbox(sub, self.metrics, self.name), thread
+
+    # -- hot path ----------------------------------------------------------------------------------------------
+
+    def handle_batch(self, items: list[Received], inbox: Inbox) -> None:
+        done: list[Received] = []
+        for item in items:
+            msg = item.msg
+            if isinstance(msg, PriceUpdate):
+                self.books.update(msg)
+            elif isinstance(msg, TradingSignal):
+                self.on_signal(msg, item.recv_ns)
+                done.append(item)
+        inbox.ack(done)  # only after the trades are in the durable spool
+
+    def on_signal(self, sig: TradingSignal, recv_ns: int) -> None:
+        via = "ZMQ" if self.settings.zmq_enabled else "Redis"
+        signal_ns = recv_ns - sig.ts_pub_ns
+        self.metrics.inc("signals_rx")
+        self.metrics.latency.record_ns("signal", signal_ns)
+        loud = self._limiter.allow("signal")
+        if loud:
+            self.log.info("Received signal via %s: %s", via, sig.signal_id)
+            self.log.info("Signal latency: %s", fmt_ms(signal_ns))
+        if sig.signal_id in self.executed:
+            self.metrics.inc("signals_duplicate")
+            self.log.info("Duplicate signal %s ignored: already executed", sig.signal_id)
+            return
+        outcomes = self.execute_legs(sig, loud)
+        fill_ns = time.time_ns()
+        results = [self.make_result(sig, i, leg, out, recv_ns, fill_ns) for i, (leg, out) in enumerate(zip(sig.legs, outcomes))]
+        record = SpoolRecord(signal_id=sig.signal_id, game_id=sig.game_id, transport=self.settings.mode,
+                             executed_ns=fill_ns, results=results)
+        self.spool.append(record)
+        self.executed.add(sig.signal_id)
+        self.writer.submit(record)
+        self.finish(sig, results, recv_ns, fill_ns, loud)
+
+    def execute_legs(self, sig: TradingSignal, loud: bool) -> list[FillOutcome]:
+        """Fill both legs, or reject both with the reason (kill switch, expiry, exposure)."""
+        reason = self.rejection_reason(sig)
+        if reason:
+            self.metrics.inc("signals_rejected")
+            self.log.warning("Signal %s rejected: %s", sig.signal_id, reason)
+            return [FillOutcome("rejected", 0.0, None, 0.0, reason) for _ in sig.legs]
+        outcomes = []
+        for leg in sig.legs:
+            if loud:
+                self.log.info("Placing IOC order (%s): buy %s x%g @ %gc on %s", sig.signal_id, leg.side, leg.qty,
+                              leg.limit_price, leg.ticker)
+            out = ioc_fill(leg, self.books.get(leg.venue, leg.ticker), self.cfg.fees)
+            if out.filled_qty > 0 and out.avg_price is not None:
+                self.exposure.add_fill(out.filled_qty, out.avg_price, out.fees_cents)
+            outcomes.append(out)
+        return outcomes
+
+    def rejection_reason(self, sig: TradingSignal) -> str:
+        if self.kill_switch.active:
+            return f"kill switch on ({self.kill_switch.source})"
+        age_ms = (time.time_ns() - sig.ts_detect_ns) / 1e6
+        if age_ms > self.cfg.signal_max_age_ms:
+            return f"expired: signal is {age_ms:.0f}ms old, SIGNAL_MAX_AGE_MS={self.cfg.signal_max_age_ms:g}"
+        return self.exposure.would_exceed(sig) or ""
+
+    def make_result(self, sig: TradingSignal, index: int, leg: Leg, out: FillOutcome, recv_ns: int,
+                    fill_ns: int) -> TradeResult:
+        return TradeResult(
+            src="", seq=0, order_id=f"{sig.signal_id}-{index}", signal_id=sig.signal_id, game_id=sig.game_id, leg=index,
+            venue=leg.venue, ticker=leg.ticker, side=leg.side, status=out.status,  # type: ignore[arg-type]
+            limit_price=leg.limit_price, qty=leg.qty, filled_qty=out.filled_qty, avg_price=out.avg_price,
+            fees_cents=out.fees_cents, reason=out.reason, transport=self.settings.mode, ts_origin_ns=sig.ts_origin_ns,
+            ts_fill_ns=fill_ns, price_latency_ms=sig.price_latency_ms, signal_latency_ms=(recv_ns - sig.ts_pub_ns) / 1e6,
+            execution_latency_ms=(fill_ns - recv_ns) / 1e6, latency_ms=(fill_ns - sig.ts_origin_ns) / 1e6,
+        )
+
+    def finish(self, sig: TradingSignal, results: list[TradeResult], recv_ns: int, fill_ns: int, loud: bool) -> None:
+        assert self.outbox is not None
+        self.outbox.publish_many([(result_topic(r.order_id), r) for r in results])
+        self.metrics.inc("signals_executed")
+        self.metrics.inc("legs_filled", sum(1 for r in results if r.status in ("filled", "partial")))
+        self.metrics.latency.record_ns("execution", fill_ns - recv_ns)
+        self.metrics.latency.record_ns("end_to_end", fill_ns - sig.ts_origin_ns)
+        if loud:
+            for r in results:
+                self.log.info("IOC order %s placed: %s %s (filled: %g/%g)", sig.signal_id, r.order_id, r.status,
+                              r.filled_qty, r.qty)
+            self.log.info("Execution latency: %s", fmt_ms(fill_ns - recv_ns))
+            self.log.info("End-to-end latency: %s", fmt_ms(fill_ns - sig.ts_origin_ns))
+
+
+def main() -> int:
+    return run_main(ExecutionService)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

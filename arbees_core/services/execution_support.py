@@ -1,0 +1,124 @@
+"""The parts of execution_service that are not the hot path: books, kill switch, Redis-mode price reader, store.
+
+Kept apart so `execution_service.py` reads as the plan's Phase 3: receive signal, place IOC orders, record trades.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import redis
+
+from arbees_core.messages import PriceUpdate
+from arbees_core.store.spool import TradeSpool
+from arbees_core.topics import KILL_SWITCH_KEY
+from arbees_core.transport import Inbox
+from arbees_core.transport.redis import make_client
+
+log = logging.getLogger("execution_service")
+
+#: How often the kill switch sources are read, seconds (off the hot path, in a thread).
+KILL_SWITCH_POLL_S = 0.25
+_ON_WORDS = frozenset({"1", "on", "true", "halt", "stop", "enable", "enabled"})
+
+
+class BookCache:
+    """The latest top of book per (venue, ticker), as execution sees it. Dict assignment is atomic under the
+    GIL, so the Redis-mode reader thread and the main thread share it without a lock."""
+
+    def __init__(self) -> None:
+        self._books: dict[tuple[str, str], PriceUpdate] = {}
+
+    def update(self, upd: PriceUpdate) -> None:
+        self._books[(upd.venue, upd.ticker)] = upd
+
+    def get(self, venue: str, ticker: str) -> PriceUpdate | None:
+        return self._books.get((venue, ticker))
+
+    def __len__(self) -> int:
+        return len(self._books)
+
+
+class KillSwitch(threading.Thread):
+    """Halts new orders while `KILL_SWITCH_FILE` exists or Redis `arbees:kill_switch` is on. Polled in a thread,
+    so a slow or absent Redis never delays a signal; a file works when Redis is down."""
+
+    def __init__(self, path: Path, redis_url: str) -> None:
+        super().__init__(name="kill-switch", daemon=True)
+        self.path = path
+        self._redis_url = redis_url
+        self._stop = threading.Event()
+        self._client: redis.Redis | None = None
+        self.active = False
+        self.source = ""
+
+    def read_once(self) -> None:
+        source = ""
+        if self.path.exists():
+            source = f"file {self.path}"
+        else:
+            try:
+                self._client = self._client or make_client(self._redis_url)
+                value = self._client.get(KILL_SWITCH_KEY)
+                if value is not None and value.decode(errors="replace").strip().lower() in _ON_WORDS:
+                    source = f"Redis key {KILL_SWITCH_KEY}"
+            except (redis.RedisError, OSError):
+                self._client = None
+                source = self.source if self.source.startswith("Redis") else ""  # keep the last known state
+        if bool(source) != self.active:
+            log.warning("Kill switch %s%s", "ON: new orders are rejected" if source else "OFF: trading resumed",
+                        f" ({source})" if source else "")
+        self.active, self.source = bool(source), source
+
+    def run(self) -> None:
+        while not self._stop.wait(KILL_SWITCH_POLL_S):
+            self.read_once()
+
+    def start(self) -> None:
+        self.read_once()
+        super().start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._client is not None:
+            self._client.close()
+
+
+class PriceFeedThread(threading.Thread):
+    """Redis mode: reads the price streams into the book cache while the main thread blocks on signals."""
+
+    def __init__(self, inbox: Inbox, books: BookCache, block_ms: int) -> None:
+        super().__init__(name="price-feed", daemon=True)
+        self.inbox, self.books, self.block_ms = inbox, books, block_ms
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            for item in self.inbox.receive(self.block_ms):
+                if isinstance(item.msg, PriceUpdate):
+                    self.books.update(item.msg)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.join(timeout=2)
+        self.inbox.subscriber.close()
+
+
+def prepare_store(database_url: str, spool: TradeSpool, logger: logging.Logger) -> set[str]:
+    """Run migrations and return every signal id already executed (database + spool), so idempotency survives
+    a restart. With PostgreSQL away, the spool's ids are used and the writer catches up later."""
+    from arbees_core.store.db import StoreUnavailable, connect
+    from arbees_core.store.schema import migrate
+    from arbees_core.store.trades import executed_signal_ids
+
+    executed = spool.signal_ids()
+    try:
+        with connect(database_url, retries=10, log=logger) as conn:
+            migrate(conn)
+            executed |= executed_signal_ids(conn)
+    except StoreUnavailable as e:
+        logger.error("PostgreSQL unavailable at start (%s): trades are spooled to %s until it is back", e, spool.path)
+    logger.info("Idempotency: %d signals already executed", len(executed))
+    return executed

@@ -1,0 +1,107 @@
+"""market_discovery: finds each venue's sports markets, pairs the same game across venues, stores the mapping.
+
+The mapping (`market_mappings` in PostgreSQL) names, per game and team, the Kalshi ticker and the Polymarket
+token that pay on the same outcome; game_shard compares exactly those contracts and signals name them, so nothing
+downstream re-resolves markets from team names (the original's failure). Markets that match nothing are kept in
+`unmatched_markets` for the operator. Long-running: it re-discovers every `DISCOVERY_INTERVAL_S`.
+Run: `python -m arbees_core.services.market_discovery`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+from arbees_core.config import ConfigError, Env
+from arbees_core.services.runner import Service
+from arbees_core.services.runner import main as run_main
+from arbees_core.store.db import StoreUnavailable, connect
+from arbees_core.store.mappings import save_mappings
+from arbees_core.store.schema import migrate
+from arbees_core.strategy.matching import match_markets
+from arbees_core.topics import KALSHI, MARKET_DISCOVERY, POLYMARKET
+from arbees_core.transport import TransportSettings
+from arbees_core.venues.listing import GameMapping, MarketListing
+from arbees_core.venues.sim import SimConfig, SimVenue
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """database_url: DATABASE_URL (required); interval_s: DISCOVERY_INTERVAL_S; shard_id: SHARD_ID assigned to
+    every game (one shard today); sources: KALSHI_SOURCE / POLYMARKET_SOURCE (`sim`)."""
+
+    database_url: str
+    interval_s: float
+    shard_id: str
+    sim: SimConfig
+
+    @classmethod
+    def from_env(cls, env: Env) -> "DiscoveryConfig":
+        url = env.str("DATABASE_URL")
+        if not url:
+            raise ConfigError("DATABASE_URL is not set: market_discovery stores the mapping in PostgreSQL")
+        for var in ("KALSHI_SOURCE", "POLYMARKET_SOURCE"):
+            if (env.str(var, "sim") or "sim") != "sim":
+                raise ConfigError(f"{var}={env.str(var)!r}: this build discovers simulated markets only ('sim')")
+        return cls(url, env.float("DISCOVERY_INTERVAL_S", 60.0, minimum=1.0), env.str("SHARD_ID", "shard-1"),
+                   SimConfig.from_env(env))
+
+
+def discover(cfg: DiscoveryConfig) -> tuple[list[GameMapping], list[MarketListing]]:
+    """One discovery pass: list both venues, match, assign the shard."""
+    kalshi = SimVenue(KALSHI, cfg.sim).listings()
+    poly = SimVenue(POLYMARKET, cfg.sim).listings()
+    games, unmatched = match_markets(kalshi, poly)
+    return [replace(g, shard_id=cfg.shard_id) for g in games], unmatched
+
+
+class MarketDiscovery(Service):
+    name = MARKET_DISCOVERY
+
+    def __init__(self, settings: TransportSettings, cfg: DiscoveryConfig, heartbeat_interval_s: float = 1.0) -> None:
+        super().__init__(settings, heartbeat_interval_s)
+        self.cfg = cfg
+        self.last: dict[str, Any] = {}
+
+    @classmethod
+    def from_env(cls, env: Env) -> "MarketDiscovery":
+        return cls(TransportSettings.from_env(env), DiscoveryConfig.from_env(env),
+                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+
+    def extra_snapshot(self) -> dict[str, Any]:
+        return {"discovery": self.last}
+
+    def run(self, stop: threading.Event) -> None:
+        migrated = False
+        while not stop.is_set():
+            try:
+                with connect(self.cfg.database_url, retries=3, log=self.log) as conn:
+                    if not migrated:
+                        migrate(conn)
+                        migrated = True
+                    games, unmatched = discover(self.cfg)
+                    save_mappings(conn, games, unmatched)
+                self.last = {"games": len(games), "unmatched": len(unmatched)}
+                self.metrics.inc("discovery_runs")
+                self.log.info("Discovery: mapped %d games (%d contracts); %d markets unmatched", len(games),
+                              sum(len(g.pairs) * 2 for g in games), len(unmatched))
+                wait = self.cfg.interval_s
+            except StoreUnavailable as e:
+                self.metrics.inc("discovery_errors")
+                self.log.error("Discovery cannot store the mapping: %s; retrying in 5s", e)
+                wait = 5.0
+            end = stop.wait(0)  # tick heartbeats while waiting
+            remaining = wait
+            while remaining > 0 and not end:
+                self.tick()
+                end = stop.wait(min(0.5, remaining))
+                remaining -= 0.5
+
+
+def main() -> int:
+    return run_main(MarketDiscovery)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

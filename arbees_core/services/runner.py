@@ -1,0 +1,181 @@
+"""One lifecycle for every service: config -> open -> loop -> close in reverse order on SIGTERM.
+
+A service subclasses `Service`, builds itself in `from_env()`, and runs its loop in `run(stop)`, calling
+`tick()` once per iteration for heartbeats and metrics. `main()` turns configuration mistakes and unreachable
+peers into one actionable log line and an exit code (2 configuration, 1 runtime failure, 0 clean stop),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import queue
+import secrets
+import signal
+import threading
+import time
+from typing import Any, ClassVar
+
+import orjson
+import redis
+
+from arbees_core.config import ConfigError, Env, load_dotenv_into_environ, state_dir
+from arbees_core.messages import Heartbeat
+from arbees_core.telemetry.logs import setup_logging
+from arbees_core.telemetry.metrics import Metrics, write_snapshot
+from arbees_core.topics import HEALTH_KEY_PREFIX, heartbeat_topic
+from arbees_core.transport import Outbox, TransportError, TransportSettings
+from arbees_core.transport.redis import connect_redis, make_client
+
+
+class HealthReporter(threading.Thread):
+    """Writes each metrics snapshot to `.arbees/metrics/<service>.json` and to Redis `arbees:health:<service>`
+    (TTL = 3 heartbeats), off the hot path. Redis being away only costs the key, logged once."""
+
+    def __init__(self, service: str, redis_url: str, interval_s: float) -> None:
+        super().__init__(name=f"{service}-health", daemon=True)
+        self.service = service
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=2)
+        self._redis_url = redis_url
+        self._ttl_ms = max(1000, int(interval_s * 3000))
+        self._client: redis.Redis | None = None
+        self._redis_down = False
+        self._folder = state_dir() / "metrics"
+
+    def submit(self, snap: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(snap)
+        except queue.Full:
+            pass  # the next snapshot supersedes this one
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self.join(timeout=3)
+
+    def run(self) -> None:
+        log = logging.getLogger(self.service)
+        while True:
+            snap = self._queue.get()
+            if snap is None:
+                return
+            try:
+                write_snapshot(self._folder, self.service, snap)
+            except OSError as e:
+                log.warning("Cannot write metrics snapshot to %s: %s", self._folder, e)
+            self._to_redis(snap, log)
+
+    def _to_redis(self, snap: dict[str, Any], log: logging.Logger) -> None:
+        try:
+            if self._client is None:
+                self._client = make_client(self._redis_url)
+            body = orjson.dumps({k: v for k, v in snap.items() if k != "latency"} | {
+                "latency": {hop: {k: v for k, v in s.items() if k != "hdr"} for hop, s in snap["latency"].items()}})
+            self._client.set(HEALTH_KEY_PREFIX + self.service, body, px=self._ttl_ms)
+            if self._redis_down:
+                log.info("Health reporting to Redis resumed")
+            self._redis_down = False
+        except (redis.RedisError, OSError) as e:
+            if not self._redis_down:
+                log.warning("Health reporting to Redis paused (%s); metrics file still written", type(e).__name__)
+            self._redis_down = True
+
+
+class Service(abc.ABC):
+    """Base of every arbees service process."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: TransportSettings, heartbeat_interval_s: float = 1.0) -> None:
+        self.settings = settings
+        self.instance = f"{self.name}.{os.getpid()}.{secrets.token_hex(2)}"
+        self.log = logging.getLogger(self.name)
+        self.metrics = Metrics(self.name, self.instance)
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.heartbeat_outbox: Outbox | None = None
+        self._reporter = HealthReporter(self.name, settings.redis_url, heartbeat_interval_s)
+        self._next_tick = 0.0
+        self._hb_seq_state = "running"
+
+    @classmethod
+    @abc.abstractmethod
+    def from_env(cls, env: Env) -> "Service": ...
+
+    @abc.abstractmethod
+    def run(self, stop: threading.Event) -> None: ...
+
+    def announce_mode(self) -> None:
+        """The plan's start lines: `ZMQ mode enabled`, or `Connected to Redis (Redis mode)` after a real PING."""
+        if self.settings.zmq_enabled:
+            self.log.info("ZMQ mode enabled (wire %s)", self.settings.wire)
+        else:
+            client = connect_redis(self.settings.redis_url, "Connected to Redis (Redis mode)", retries=20)
+            client.close()
+
+    def start_reporting(self) -> None:
+        self._reporter.start()
+
+    def stop_reporting(self) -> None:
+        self._reporter.submit(self.snapshot("stopped"))
+        self._reporter.close()
+
+    def extra_snapshot(self) -> dict[str, Any]:
+        """Service-specific fields for the metrics snapshot (override)."""
+        return {}
+
+    def feed_live_ns(self) -> int:
+        """Monitors: when the venue feed was last known intact (override)."""
+        return 0
+
+    def snapshot(self, state: str = "running") -> dict[str, Any]:
+        return self.metrics.snapshot({"state": state, "mode": self.settings.mode, **self.extra_snapshot()})
+
+    def tick(self) -> bool:
+        """Heartbeat and metrics when due; cheap otherwise. Returns True when a heartbeat went out."""
+        now = time.monotonic()
+        if now < self._next_tick:
+            return False
+        self._next_tick = now + self.heartbeat_interval_s
+        snap = self.snapshot()
+        self._reporter.submit(snap)
+        if self.heartbeat_outbox is not None:
+            hb = Heartbeat(src="", seq=0, service=self.name, started_ns=self.metrics.started_ns,
+                           feed_live_ns=self.feed_live_ns(), counters=dict(self.metrics.counters))
+            self.heartbeat_outbox.publish(heartbeat_topic(self.name), hb)
+        return True
+
+
+def main(service_cls: type[Service]) -> int:
+    """Run a service until SIGTERM/SIGINT; returns the process exit code."""
+    load_dotenv_into_environ()
+    log = setup_logging(service_cls.name)
+    try:
+        service = service_cls.from_env(Env())
+    except ConfigError as e:
+        log.error("Cannot start %s: configuration error: %s", service_cls.name, e)
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("Received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    started = time.monotonic()
+    service.start_reporting()
+    try:
+        service.run(stop)
+    except (TransportError, ConfigError) as e:
+        log.error("Cannot run %s: %s", service_cls.name, e)
+        return 2 if isinstance(e, ConfigError) else 1
+    except redis.ConnectionError as e:
+        log.error("Cannot run %s: %s (check REDIS_URL)", service_cls.name, e)
+        return 1
+    finally:
+        service.stop_reporting()
+    c = service.metrics.counters
+    log.info("Stopped %s after %.1fs: rx=%d tx=%d rejected=%d lost=%d", service_cls.name,
+             time.monotonic() - started, c.get("rx", 0), c.get("tx", 0), c.get("rx_rejected", 0), c.get("lost", 0))
+    return 0

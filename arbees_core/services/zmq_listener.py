@@ -1,0 +1,149 @@
+"""zmq_listener: mirrors the ZMQ hot path into Redis streams for everything off the hot path.
+
+SUB to every publisher (monitors, game_shard, execution_service) -> pipelined XADD into `prices:kalshi`,
+`prices:poly`, `signals:trades`, `trades:results`, `heartbeats` (MAXLEN ~). It only consumes ZMQ and only writes
+Redis, so it can never re-publish into a channel it consumes (the original doubled every signal that way).
+While Redis is away it buffers up to `MIRROR_BUFFER_MAX` frames, counts what it drops, and catches up.
+In Redis mode the services write the streams themselves; the listener idles (alive, reporting health) instead of
+exiting, which under `restart: unless-stopped` became a restart loop in the original.
+Run: `python -m arbees_core.services.zmq_listener`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from arbees_core.config import Env
+from arbees_core.messages import encode_json
+from arbees_core.services.runner import Service
+from arbees_core.services.runner import main as run_main
+from arbees_core.telemetry.logs import RateLimiter
+from arbees_core.topics import (
+    EXECUTION_SERVICE_PORT,
+    GAME_SHARD_PORT,
+    KALSHI_MONITOR_PORT,
+    POLYMARKET_MONITOR_PORT,
+    ZMQ_LISTENER,
+    Family,
+    stream_for_topic,
+    tcp_endpoint,
+)
+from arbees_core.transport import Inbox, Received, TransportSettings
+from arbees_core.transport.redis import RedisStreamPublisher, connect_redis
+from arbees_core.transport.zmq import ZmqSubscriber
+
+#: Endpoint variables (the original's names) and their local defaults.
+ENDPOINT_VARS = {
+    "ZMQ_KALSHI_ENDPOINT": tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT),
+    "ZMQ_POLYMARKET_ENDPOINT": tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT),
+    "ZMQ_GAME_SHARD_ENDPOINT": tcp_endpoint("127.0.0.1", GAME_SHARD_PORT),
+    "ZMQ_EXECUTION_ENDPOINT": tcp_endpoint("127.0.0.1", EXECUTION_SERVICE_PORT),
+}
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """endpoints: ZMQ_LISTENER_ENDPOINTS (comma list) or the four ZMQ_*_ENDPOINT variables; buffer_max:
+    MIRROR_BUFFER_MAX frames kept while Redis is away; log_per_s: MIRROR_LOG_PER_SEC `Mirrored` lines per stream."""
+
+    endpoints: list[str]
+    buffer_max: int
+    log_per_s: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> "ListenerConfig":
+        endpoints = env.list("ZMQ_LISTENER_ENDPOINTS") or [env.str(k, v) or v for k, v in ENDPOINT_VARS.items()]
+        return cls(endpoints=endpoints, buffer_max=env.int("MIRROR_BUFFER_MAX", 200_000, minimum=100),
+                   log_per_s=env.float("MIRROR_LOG_PER_SEC", 2.0, minimum=0.0))
+
+
+class ZmqListener(Service):
+    name = ZMQ_LISTENER
+
+    def __init__(self, settings: TransportSettings, cfg: ListenerConfig, heartbeat_interval_s: float = 1.0) -> None:
+        super().__init__(settings, heartbeat_interval_s)
+        self.cfg = cfg
+        self.mirror: RedisStreamPublisher | None = None
+        self._limiter = RateLimiter(cfg.log_per_s)
+        self._since_line: dict[str, int] = {}
+
+    @classmethod
+    def from_env(cls, env: Env) -> "ZmqListener":
+        return cls(TransportSettings.from_env(env), ListenerConfig.from_env(env),
+                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+
+    def extra_snapshot(self) -> dict[str, Any]:
+        if self.mirror is None:
+            return {"mirroring": False}
+        return {"mirroring": True, "backlog": self.mirror.backlog, "dropped": self.mirror.dropped,
+                "written": self.mirror.written, "redis_available": self.mirror.available, "endpoints": self.cfg.endpoints}
+
+    def run(self, stop: threading.Event) -> None:
+        if not self.settings.zmq_enabled:
+            self.log.info("ZMQ_ENABLED=false (Redis mode): the services write the Redis streams themselves; "
+                          "zmq_listener has nothing to mirror and stays idle")
+            while not stop.wait(0.2):
+                self.tick()
+            return
+        self.announce_mode()
+        try:
+            connect_redis(self.settings.redis_url, "Connected to Redis").close()
+        except redis.ConnectionError as e:
+            self.log.error("%s; mirroring will buffer until Redis answers", e)
+        self.mirror = RedisStreamPublisher(self.settings, self.cfg.buffer_max, what="mirroring")
+        families = list(Family)
+        sub = ZmqSubscriber(self.settings, self.cfg.endpoints, [f.value for f in families])
+        inbox = Inbox(sub, self.metrics, self.name)
+        try:
+            while not stop.is_set():
+                items = inbox.receive(self.settings.block_ms)
+                if items:
+                    self.mirror_items(items)
+                elif self.mirror.backlog:
+                    self.mirror.flush()
+                self.tick()
+        finally:
+            sub.close()
+            self.mirror.close()
+
+    def mirror_items(self, items: list[Received]) -> None:
+        assert self.mirror is not None
+        frames = [(r.topic, self._json_payload(r)) for r in items]
+        dropped_before = self.mirror.dropped
+        self.mirror.send_many(frames)
+        self.metrics.inc("mirror_dropped", self.mirror.dropped - dropped_before)
+        self.metrics.gauges["backlog"] = self.mirror.backlog
+        self.metrics.inc("mirrored", len(frames))
+        now_ns = time.time_ns()
+        for r in items:
+            self.metrics.latency.record_ns("mirror", now_ns - r.msg.ts_pub_ns)
+        self._log_mirrored(items)
+
+    def _json_payload(self, r: Received) -> bytes:
+        payload = r.delivery.payload
+        return payload if payload[:1] == b"{" else encode_json(r.msg)  # streams hold JSON whatever the ZMQ wire
+
+    def _log_mirrored(self, items: list[Received]) -> None:
+        last_by_stream: dict[str, str] = {}
+        for r in items:
+            stream = stream_for_topic(r.topic) or "?"
+            self._since_line[stream] = self._since_line.get(stream, 0) + 1
+            last_by_stream[stream] = r.topic
+        for stream, topic in last_by_stream.items():
+            if self._limiter.allow(stream):
+                count = self._since_line.pop(stream, 0)
+                extra = f" (+{count - 1} more since last line)" if count > 1 else ""
+                self.log.info("Mirrored %s to %s%s", topic, stream, extra)
+
+
+def main() -> int:
+    return run_main(ZmqListener)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

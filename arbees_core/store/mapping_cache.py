@@ -1,0 +1,84 @@
+"""The cross-venue mapping as services see it: loaded from PostgreSQL in the background, never on the hot path.
+
+Discovery writes `market_mappings`; monitors (for game ids) and game_shard (for pairs to compare) read it.
+Refreshes run in a short-lived thread, so a slow or absent database never stalls a price loop; until the first
+load succeeds the cache retries every few seconds, then every `refresh_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from arbees_core.venues.listing import GameMapping, OutcomePair
+
+_RETRY_EMPTY_S = 2.0
+
+
+class MappingCache:
+    """ticker -> (game_id, outcome) and the list of games, refreshed from PostgreSQL."""
+
+    def __init__(self, database_url: str, log: logging.Logger, refresh_s: float = 30.0, shard_id: str | None = None) -> None:
+        self.database_url = database_url
+        self.log = log
+        self.refresh_s = refresh_s
+        self.shard_id = shard_id
+        self.games: list[GameMapping] = []
+        self._by_ticker: dict[tuple[str, str], tuple[str, str]] = {}
+        self._pairs: dict[tuple[str, str], tuple[GameMapping, OutcomePair]] = {}
+        self._next = 0.0
+        self._thread: threading.Thread | None = None
+        self._failing = False
+        self.version = 0
+
+    def lookup(self, venue: str, ticker: str) -> tuple[str, str] | None:
+        return self._by_ticker.get((venue, ticker))
+
+    def pair_of(self, venue: str, ticker: str) -> tuple[GameMapping, OutcomePair] | None:
+        """The game and outcome pair a contract belongs to, or None when discovery has not mapped it."""
+        return self._pairs.get((venue, ticker))
+
+    def maybe_refresh(self) -> None:
+        """Start a background refresh when one is due and none is running."""
+        now = time.monotonic()
+        if now < self._next or (self._thread is not None and self._thread.is_alive()) or not self.database_url:
+            return
+        self._next = now + (self.refresh_s if self.games else _RETRY_EMPTY_S)
+        self._thread = threading.Thread(target=self.refresh, name="mapping-refresh", daemon=True)
+        self._thread.start()
+
+    def refresh(self) -> bool:
+        """Load the mapping now (blocking). False when the database is unreachable (logged once per outage)."""
+        if not self.database_url:
+            return False
+        from arbees_core.store.db import connect
+        from arbees_core.store.mappings import load_mappings
+
+        try:
+            with connect(self.database_url, retries=0) as conn:
+                games = load_mappings(conn, self.shard_id)
+        except Exception as e:  # noqa: BLE001 - any database failure leaves the previous mapping in place
+            if not self._failing:
+                self.log.warning("Cannot load the market mapping from PostgreSQL (%s); keeping %d games",
+                                 type(e).__name__, len(self.games))
+            self._failing = True
+            return False
+        self._install(games)
+        return True
+
+    def _install(self, games: list[GameMapping]) -> None:
+        by_ticker: dict[tuple[str, str], tuple[str, str]] = {}
+        pairs: dict[tuple[str, str], tuple[GameMapping, OutcomePair]] = {}
+        for game in games:
+            for pair in game.pairs:
+                by_ticker[("kalshi", pair.kalshi_ticker)] = (game.game_id, pair.outcome)
+                by_ticker[("polymarket", pair.poly_token)] = (game.game_id, pair.outcome)
+                pairs[("kalshi", pair.kalshi_ticker)] = (game, pair)
+                pairs[("polymarket", pair.poly_token)] = (game, pair)
+        changed = len(games) != len(self.games) or self._failing
+        self._by_ticker, self._pairs, self.games = by_ticker, pairs, games
+        self._failing = False
+        self.version += 1
+        if changed:
+            self.log.info("Loaded market mapping: %d games, %d contracts", len(games), len(by_ticker))

@@ -1,0 +1,113 @@
+"""Every name on the wire, in one place: ZMQ topics, Redis streams, ports and service names.
+
+The plan (`zmq-testing-plan.md`) and ARCHITECTURE.md are the contract for these names; operators grep for them,
+so no other module spells a topic, stream or port inline.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+KALSHI: Final = "kalshi"
+POLYMARKET: Final = "polymarket"
+VENUES: Final = (KALSHI, POLYMARKET)
+
+#: The short venue name used inside topics and streams (`prices.poly.<asset>`, `prices:poly`).
+VENUE_TOPIC_NAME: Final = {KALSHI: "kalshi", POLYMARKET: "poly"}
+
+
+class Family(str, enum.Enum):
+    """A topic family: one message type, one Redis stream, one sequence counter per publisher."""
+
+    PRICES_KALSHI = "prices.kalshi."
+    PRICES_POLY = "prices.poly."
+    SIGNALS = "signals.trade."
+    RESULTS = "trades.result."
+    HEARTBEAT = "heartbeat."
+
+
+#: Redis stream per family: the mirror target in ZMQ mode and the transport itself in Redis mode.
+STREAMS: Final[dict[Family, str]] = {
+    Family.PRICES_KALSHI: "prices:kalshi",
+    Family.PRICES_POLY: "prices:poly",
+    Family.SIGNALS: "signals:trades",
+    Family.RESULTS: "trades:results",
+    Family.HEARTBEAT: "heartbeats",
+}
+STREAM_FAMILY: Final[dict[str, Family]] = {stream: fam for fam, stream in STREAMS.items()}
+
+#: Families whose entries a late joiner needs at once (last value per topic), as in the ZMQ guide's clone pattern.
+LAST_VALUE_FAMILIES: Final = (Family.PRICES_KALSHI, Family.PRICES_POLY)
+
+# Ports of the plan (5555, 5556, 5558) plus the execution results publisher (5560, as the original's @HEAD).
+KALSHI_MONITOR_PORT: Final = 5555
+POLYMARKET_MONITOR_PORT: Final = 5556
+GAME_SHARD_PORT: Final = 5558
+EXECUTION_SERVICE_PORT: Final = 5560
+
+# Service names exactly as the plan names them.
+KALSHI_MONITOR: Final = "kalshi_monitor"
+POLYMARKET_MONITOR: Final = "polymarket_monitor"
+GAME_SHARD: Final = "game_shard"
+EXECUTION_SERVICE: Final = "execution_service"
+ZMQ_LISTENER: Final = "zmq_listener"
+MARKET_DISCOVERY: Final = "market_discovery"
+
+#: Consumer group through which execution_service reads `signals:trades` in Redis mode (at-least-once).
+EXECUTION_GROUP: Final = "execution_service"
+
+#: Redis keys outside the streams.
+HEALTH_KEY_PREFIX: Final = "arbees:health:"
+KILL_SWITCH_KEY: Final = "arbees:kill_switch"
+
+
+def price_family(venue: str) -> Family:
+    """The price family of a venue (`kalshi` or `polymarket`)."""
+    if venue == KALSHI:
+        return Family.PRICES_KALSHI
+    if venue == POLYMARKET:
+        return Family.PRICES_POLY
+    raise ValueError(f"unknown venue: expected one of {VENUES}, was {venue!r}")
+
+
+def price_topic(venue: str, ticker: str) -> str:
+    """`prices.kalshi.<ticker>` or `prices.poly.<asset_id>`."""
+    return price_family(venue).value + ticker
+
+
+def signal_topic(signal_id: str) -> str:
+    """`signals.trade.<signal_id>`."""
+    return Family.SIGNALS.value + signal_id
+
+
+def result_topic(order_id: str) -> str:
+    """`trades.result.<order_id>`."""
+    return Family.RESULTS.value + order_id
+
+
+def heartbeat_topic(service: str) -> str:
+    """`heartbeat.<service>`."""
+    return Family.HEARTBEAT.value + service
+
+
+_FAMILIES_BY_LENGTH = sorted(Family, key=lambda f: -len(f.value))
+
+
+def family_of(topic: str) -> Family | None:
+    """The family a topic belongs to, or None for a topic outside the contract."""
+    for fam in _FAMILIES_BY_LENGTH:
+        if topic.startswith(fam.value):
+            return fam
+    return None
+
+
+def stream_for_topic(topic: str) -> str | None:
+    """The Redis stream a topic is mirrored to (`prices.kalshi.X` -> `prices:kalshi`)."""
+    fam = family_of(topic)
+    return STREAMS[fam] if fam is not None else None
+
+
+def tcp_endpoint(host: str, port: int) -> str:
+    """`tcp://host:port`, the form the plan's `ZMQ_SUB_ENDPOINTS` uses."""
+    return f"tcp://{host}:{port}"

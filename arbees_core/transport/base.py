@@ -1,0 +1,116 @@
+"""One publisher/subscriber interface over two transports (ZMQ PUB/SUB and Redis streams).
+
+Transports move bytes: `(topic, payload)` frames. Sequence numbers, schema checks and last-value replay live in
+`outbox.py` / `inbox.py`, once for both transports, so ZMQ mode and Redis mode behave the same to a service.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Final
+
+from arbees_core.config import Env
+
+# Socket options, named in one place (pyzmq guide habits: linger set, HWM explicit, heartbeats on).
+ZMQ_LINGER_MS: Final = 0
+ZMQ_RECONNECT_IVL_MS: Final = 100
+ZMQ_RECONNECT_IVL_MAX_MS: Final = 2000
+ZMQ_HEARTBEAT_IVL_MS: Final = 1000
+ZMQ_HEARTBEAT_TIMEOUT_MS: Final = 3000
+#: Most frames drained from a socket in one receive call, so one busy publisher cannot starve the loop.
+MAX_BATCH: Final = 2000
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """What every service needs to reach its peers.
+
+    zmq_enabled: ZMQ_ENABLED (default false: Redis mode, the plan's default and rollback target).
+    redis_url: REDIS_URL. wire: ARBEES_WIRE (json | msgpack; ZMQ payloads only, streams always hold JSON).
+    bind_host: ZMQ_BIND_HOST, where publishers bind (127.0.0.1 locally; 0.0.0.0 inside compose's network).
+    sndhwm / rcvhwm: ZMQ_SNDHWM / ZMQ_RCVHWM in messages per peer (libzmq default 1000; loss past it is
+    counted through sequence gaps). stream_maxlen: REDIS_STREAM_MAXLEN, approximate trim of every stream.
+    block_ms: longest a receive call blocks, so loops can run timers.
+    """
+
+    zmq_enabled: bool = False
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    wire: str = "json"
+    bind_host: str = "127.0.0.1"
+    sndhwm: int = 10_000
+    rcvhwm: int = 10_000
+    stream_maxlen: int = 10_000
+    block_ms: int = 100
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> "TransportSettings":
+        env = env or Env()
+        wire = env.str("ARBEES_WIRE", "json").lower() or "json"
+        if wire not in ("json", "msgpack"):
+            from arbees_core.config import ConfigError
+
+            raise ConfigError(f"ARBEES_WIRE: expected json or msgpack, was {wire!r}")
+        return cls(
+            zmq_enabled=env.bool("ZMQ_ENABLED", False),
+            redis_url=env.str("REDIS_URL", cls.redis_url) or cls.redis_url,
+            wire=wire,
+            bind_host=env.str("ZMQ_BIND_HOST", cls.bind_host) or cls.bind_host,
+            sndhwm=env.int("ZMQ_SNDHWM", cls.sndhwm, minimum=0),
+            rcvhwm=env.int("ZMQ_RCVHWM", cls.rcvhwm, minimum=0),
+            stream_maxlen=env.int("REDIS_STREAM_MAXLEN", cls.stream_maxlen, minimum=100),
+            block_ms=env.int("TRANSPORT_BLOCK_MS", cls.block_ms, minimum=1),
+        )
+
+    @property
+    def mode(self) -> str:
+        """`zmq` or `redis`, as stored in `paper_trades.transport`."""
+        return "zmq" if self.zmq_enabled else "redis"
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One frame as received. `error` is set (and payload empty) for frames the transport could not split;
+    `replay` marks last-value entries read at (re)start; `token` is what `ack()` needs (Redis entry id)."""
+
+    topic: str
+    payload: bytes
+    recv_ns: int
+    token: object = None
+    replay: bool = False
+    error: str = ""
+
+
+class Publisher(abc.ABC):
+    """Sends `(topic, payload)` frames."""
+
+    @abc.abstractmethod
+    def send(self, topic: str, payload: bytes) -> None: ...
+
+    def send_many(self, frames: list[tuple[str, bytes]]) -> None:
+        for topic, payload in frames:
+            self.send(topic, payload)
+
+    def new_subscriptions(self) -> list[str]:
+        """Topic prefixes that a subscriber just (re)subscribed to (ZMQ XPUB); [] where not applicable."""
+        return []
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Subscriber(abc.ABC):
+    """Receives frames, blocking at most `timeout_ms`."""
+
+    @abc.abstractmethod
+    def receive(self, timeout_ms: int) -> list[Delivery]: ...
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        """Confirm durable handling (Redis consumer groups); a no-op for ZMQ."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class TransportError(RuntimeError):
+    """A transport could not be set up; the message says what to change."""

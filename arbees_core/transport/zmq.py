@@ -1,0 +1,191 @@
+"""ZeroMQ PUB/SUB, the hot path of ZMQ mode.
+
+Publishers bind an XPUB socket (a PUB that also tells us when a subscriber subscribes, so the outbox can replay
+the last value of every market to a late joiner, the ZMQ guide's clone pattern). Subscribers connect a SUB
+socket to every endpoint; libzmq reconnects by itself, and a socket monitor logs real connection state:
+`ZMQ subscriber connected to <endpoint>` is logged when the TCP connection is up, not when `connect()` was
+called, so the line is evidence and not intent.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from arbees_core.transport.base import (
+    MAX_BATCH,
+    ZMQ_HEARTBEAT_IVL_MS,
+    ZMQ_HEARTBEAT_TIMEOUT_MS,
+    ZMQ_LINGER_MS,
+    ZMQ_RECONNECT_IVL_MAX_MS,
+    ZMQ_RECONNECT_IVL_MS,
+    Delivery,
+    Publisher,
+    Subscriber,
+    TransportError,
+    TransportSettings,
+)
+
+log = logging.getLogger("arbees.transport.zmq")
+
+_MONITOR_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+
+
+def _common_options(sock: zmq.Socket) -> None:
+    sock.setsockopt(zmq.LINGER, ZMQ_LINGER_MS)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, ZMQ_HEARTBEAT_IVL_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, ZMQ_HEARTBEAT_TIMEOUT_MS)
+    sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+
+
+def bind_endpoint(settings: TransportSettings, port: int, override: str = "") -> str:
+    """`ZMQ_PUB_ENDPOINT` when given (e.g. `ipc:///tmp/kalshi.ipc`), else `tcp://<bind_host>:<port>`."""
+    return override or f"tcp://{settings.bind_host}:{port}"
+
+
+class ZmqPublisher(Publisher):
+    """An XPUB socket bound to one endpoint."""
+
+    def __init__(self, settings: TransportSettings, endpoint: str, ctx: zmq.Context | None = None) -> None:
+        self._ctx = ctx or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.XPUB)
+        _common_options(self._sock)
+        self._sock.setsockopt(zmq.SNDHWM, settings.sndhwm)
+        self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        try:
+            self._sock.bind(endpoint)
+        except zmq.ZMQError as e:
+            self._sock.close(0)
+            hint = " (address already in use: is another instance running? `arbees status`)" if e.errno == errno.EADDRINUSE else ""
+            raise TransportError(f"Cannot bind ZMQ publisher to {endpoint}: {e.strerror}{hint}") from None
+        self.endpoint = endpoint
+        self._closed = False
+
+    @property
+    def port(self) -> int | None:
+        last = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return int(last.rsplit(":", 1)[1]) if last.startswith("tcp://") else None
+
+    def send(self, topic: str, payload: bytes) -> None:
+        self._sock.send_multipart((topic.encode(), payload), copy=True)
+
+    def send_many(self, frames: list[tuple[str, bytes]]) -> None:
+        send = self._sock.send_multipart
+        for topic, payload in frames:
+            send((topic.encode(), payload), copy=True)
+
+    def new_subscriptions(self) -> list[str]:
+        prefixes: list[str] = []
+        while True:
+            try:
+                frame = self._sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return prefixes
+            if frame[:1] == b"\x01":
+                prefixes.append(frame[1:].decode(errors="replace"))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.close(ZMQ_LINGER_MS)
+
+
+class ZmqSubscriber(Subscriber):
+    """A SUB socket connected to several publishers, with prefix filters and connection-state logging."""
+
+    def __init__(
+        self,
+        settings: TransportSettings,
+        endpoints: list[str],
+        prefixes: list[str],
+        ctx: zmq.Context | None = None,
+        name: str = "ZMQ subscriber",
+    ) -> None:
+        if not endpoints:
+            raise TransportError("ZMQ subscriber needs at least one endpoint (check ZMQ_SUB_ENDPOINTS)")
+        self._ctx = ctx or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._closed = False
+        _common_options(self._sock)
+        self._sock.setsockopt(zmq.RCVHWM, settings.rcvhwm)
+        self._sock.setsockopt(zmq.RECONNECT_IVL, ZMQ_RECONNECT_IVL_MS)
+        self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, ZMQ_RECONNECT_IVL_MAX_MS)
+        self._monitor = self._sock.get_monitor_socket(_MONITOR_EVENTS)
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self.name = name
+        self.endpoints = list(endpoints)
+        self.connected: set[str] = set()
+        self.retries: dict[str, int] = {}
+        for prefix in prefixes:
+            self._sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        for endpoint in endpoints:
+            try:
+                self._sock.connect(endpoint)
+            except zmq.ZMQError as e:
+                self.close()
+                raise TransportError(f"Cannot connect {name} to {endpoint!r}: {e.strerror}") from None
+            log.info("%s connecting to %s (topics %s)", name, endpoint, ", ".join(prefixes) or "all")
+
+    def receive(self, timeout_ms: int) -> list[Delivery]:
+        events = dict(self._poller.poll(timeout_ms))
+        if self._monitor in events:
+            self._drain_monitor()
+        if self._sock not in events:
+            return []
+        return self._drain()
+
+    def _drain(self) -> list[Delivery]:
+        out: list[Delivery] = []
+        recv = self._sock.recv_multipart
+        now = time.time_ns
+        for _ in range(MAX_BATCH):
+            try:
+                frames = recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            ts = now()
+            if len(frames) != 2:
+                out.append(Delivery("", b"", ts, error=f"frame_count:{len(frames)}"))
+                continue
+            try:
+                topic = frames[0].decode()
+            except UnicodeDecodeError:
+                out.append(Delivery("", b"", ts, error="topic_not_utf8"))
+                continue
+            out.append(Delivery(topic, frames[1], ts))
+        return out
+
+    def _drain_monitor(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            endpoint = event.get("endpoint", b"")
+            endpoint = endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+            kind = event["event"]
+            if kind == zmq.EVENT_CONNECTED:
+                self.connected.add(endpoint)
+                log.info("%s connected to %s", self.name, endpoint)
+            elif kind == zmq.EVENT_DISCONNECTED:
+                self.connected.discard(endpoint)
+                log.warning("%s lost connection to %s; reconnecting", self.name, endpoint)
+            elif kind == zmq.EVENT_CONNECT_RETRIED:
+                self.retries[endpoint] = self.retries.get(endpoint, 0) + 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self._monitor.close(0)
+        self._sock.close(ZMQ_LINGER_MS)

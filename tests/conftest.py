@@ -1,0 +1,117 @@
+"""Shared fixtures: real Redis and real PostgreSQL.
+
+`REDIS_URL` / `DATABASE_URL` point at running servers (our machines and CI have them); when unset, the embedded
+servers from Python packages are started once per session, so a bare machine runs the same tests.
+Each test gets its own Redis database (flushed) and its own PostgreSQL database (created and dropped).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+
+
+def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not reached within {timeout}s: {what or condition} (last value: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port()).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+_redis_dbs = itertools.cycle(range(1, 16))
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    """A Redis URL on a numbered database of its own, flushed before and after the test."""
+    parts = urlsplit(redis_server_url)
+    db = next(_redis_dbs)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=False)
+    yield client
+    client.close()
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{dbname}", parts.query, parts.fragment))
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A PostgreSQL URL of a database created for this test and dropped after it."""
+    name = f"arbees_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_dbname(postgres_server_url, name)
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated `.arbees/` for the test (logs, spool, metrics)."""
+    folder = tmp_path / ".arbees"
+    folder.mkdir()
+    monkeypatch.setenv("ARBEES_STATE_DIR", str(folder))
+    monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
+    return folder

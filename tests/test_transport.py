@@ -1,0 +1,188 @@
+"""Both transports through the same Outbox/Inbox: delivery, last-value replay, gap counting, bad frames, groups."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import pytest
+import zmq
+
+from arbees_core.messages import PriceUpdate, TradingSignal, encode
+from arbees_core.telemetry.metrics import Metrics
+from arbees_core.topics import Family, price_topic, signal_topic
+from arbees_core.transport import Inbox, Outbox, TransportSettings, make_publisher, make_subscriber
+from arbees_core.transport.redis import RedisStreamPublisher, RedisStreamSubscriber
+from arbees_core.transport.zmq import ZmqPublisher, ZmqSubscriber
+from tests.conftest import eventually
+from tests.test_messages import _make_price, _make_signal
+
+
+def _collect(inbox: Inbox, n: int, timeout: float = 10.0) -> list:
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        got += inbox.receive(50)
+    return got
+
+
+@pytest.fixture
+def zmq_pair():
+    settings = TransportSettings(zmq_enabled=True)
+    pub = ZmqPublisher(settings, "tcp://127.0.0.1:*")
+    endpoint = f"tcp://127.0.0.1:{pub.port}"
+    made: list = [pub]
+
+    def subscriber(families: list[Family]) -> ZmqSubscriber:
+        sub = ZmqSubscriber(settings, [endpoint], [f.value for f in families])
+        made.append(sub)
+        return sub
+
+    yield pub, subscriber
+    for sock in made:
+        sock.close()
+
+
+
+def test_zmq_subscriber_receives_prices_with_seq_and_publish_time(zmq_pair) -> None:
+    pub, subscriber = zmq_pair
+    metrics = Metrics("t", "t")
+    outbox = Outbox(pub, "kalshi_monitor.1.aa", "json", metrics)
+    inbox = Inbox(subscriber([Family.PRICES_KALSHI]), metrics)
+    # slow joiner: publish until the subscription is live, then count from there
+    eventually(lambda: (outbox.publish(price_topic("kalshi", "T0"), _make_price(ticker="T0")), inbox.receive(50))[1],
+               what="subscription live")
+    for i in range(1, 6):
+        outbox.publish(price_topic("kalshi", f"T{i}"), _make_price(ticker=f"T{i}"))
+    got = _collect(inbox, 5)
+    tickers = [g.msg.ticker for g in got if g.msg.ticker != "T0"]
+    assert tickers == ["T1", "T2", "T3", "T4", "T5"]
+    seqs = [g.msg.seq for g in got]
+    assert seqs == sorted(seqs) and all(g.msg.ts_pub_ns > 0 for g in got)
+    assert metrics.counters.get("lost", 0) == 0
+
+
+def test_late_joiner_gets_every_market_current_book_at_once(zmq_pair) -> None:
+    pub, subscriber = zmq_pair
+    metrics = Metrics("t", "t")
+    outbox = Outbox(pub, "kalshi_monitor.1.aa", "json", metrics)
+    for i in range(3):  # published before anyone listens: lost to plain PUB/SUB
+        outbox.publish(price_topic("kalshi", f"M{i}"), _make_price(ticker=f"M{i}", yes_bid=40.0 + i, yes_ask=50.0))
+    inbox = Inbox(subscriber([Family.PRICES_KALSHI]), metrics)
+    got: list = []
+    deadline = time.monotonic() + 10
+    while len({g.msg.ticker for g in got}) < 3 and time.monotonic() < deadline:
+        outbox.serve_late_joiners()
+        got += inbox.receive(50)
+    assert {g.msg.ticker: g.msg.yes_bid for g in got} == {"M0": 40.0, "M1": 41.0, "M2": 42.0}
+    assert all(g.msg.snapshot for g in got)
+
+
+def test_sequence_gap_is_counted_as_lost_messages(zmq_pair) -> None:
+    pub, subscriber = zmq_pair
+    metrics = Metrics("t", "t")
+    inbox = Inbox(subscriber([Family.PRICES_KALSHI]), metrics)
+    topic = price_topic("kalshi", "G")
+    eventually(lambda: (pub.send(topic, encode(_make_price(ticker="G", seq=1))), inbox.receive(50))[1])
+    pub.send(topic, encode(_make_price(ticker="G", seq=2)))
+    pub.send(topic, encode(_make_price(ticker="G", seq=6)))  # 3, 4, 5 never arrive
+    _collect(inbox, 2)
+    assert metrics.counters["lost"] == 3 and metrics.counters["gaps"] == 1
+
+
+def test_bad_frames_are_counted_per_reason_and_do_not_block_the_next_good_one(zmq_pair) -> None:
+    pub, subscriber = zmq_pair
+    metrics = Metrics("t", "t")
+    sub = subscriber([Family.PRICES_KALSHI])
+    inbox = Inbox(sub, metrics)
+    topic = price_topic("kalshi", "B")
+    eventually(lambda: (pub.send(topic, encode(_make_price(ticker="B"))), inbox.receive(50))[1])
+    raw_sock = pub._sock
+    raw_sock.send_multipart([topic.encode(), b"{not json"])
+    raw_sock.send_multipart([topic.encode(), b'{"v": 99}'])
+    raw_sock.send_multipart([topic.encode(), b"a", b"b"])  # wrong frame count
+    raw_sock.send_multipart([topic.encode(), encode(_make_price(ticker="B", yes_bid=-3.0))])
+    raw_sock.send_multipart([topic.encode(), encode(_make_price(ticker="B", seq=99, yes_bid=44.0))])
+    got = _collect(inbox, 1)
+    assert [g.msg.yes_bid for g in got] == [44.0]
+    c = metrics.counters
+    assert (c["rx_rejected.malformed"], c["rx_rejected.unknown_version"], c["rx_rejected.bad_value"]) == (2, 1, 1)
+
+
+def test_zmq_subscriber_logs_real_connection_state(zmq_pair, caplog) -> None:
+    pub, subscriber = zmq_pair
+    caplog.set_level("INFO")
+    sub = subscriber([Family.PRICES_KALSHI])
+    eventually(lambda: (sub.receive(50), sub.connected)[1], what="monitor saw the connection")
+    assert f"ZMQ subscriber connected to tcp://127.0.0.1:{pub.port}" in caplog.text
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    settings = TransportSettings(zmq_enabled=True)
+    first = ZmqPublisher(settings, "tcp://127.0.0.1:*")
+    try:
+        from arbees_core.transport import TransportError
+
+        with pytest.raises(TransportError, match="address already in use"):
+            ZmqPublisher(settings, f"tcp://127.0.0.1:{first.port}")
+    finally:
+        first.close()
+
+
+def test_redis_mode_delivers_through_streams_with_plan_entry_shape(redis_url: str, redis_client) -> None:
+    settings = TransportSettings(zmq_enabled=False, redis_url=redis_url)
+    metrics = Metrics("t", "t")
+    sub = make_subscriber(settings, [Family.PRICES_KALSHI], [])
+    inbox = Inbox(sub, metrics)
+    inbox.receive(10)  # start position = the stream's end
+    outbox = Outbox(make_publisher(settings, 0), "kalshi_monitor.1.aa", "json", metrics)
+    outbox.publish(price_topic("kalshi", "R1"), _make_price(ticker="R1"))
+    got = _collect(inbox, 1)
+    assert [g.msg.ticker for g in got] == ["R1"]
+    entry_id, fields = redis_client.xrevrange("prices:kalshi", "+", "-", count=1)[0]
+    assert fields[b"topic"] == b"prices.kalshi.R1"
+    data = msgspec.json.decode(fields[b"data"])
+    assert data["ticker"] == "R1" and data["yes_ask"] == 47.0 and data["yes_bid"] == 45.0
+    sub.close()
+
+
+def test_redis_late_joiner_reads_last_value_per_market(redis_url: str) -> None:
+    settings = TransportSettings(zmq_enabled=False, redis_url=redis_url)
+    metrics = Metrics("t", "t")
+    outbox = Outbox(make_publisher(settings, 0), "kalshi_monitor.1.aa", "json", metrics)
+    for bid in (40.0, 41.0):
+        for t in ("A", "B"):
+            outbox.publish(price_topic("kalshi", t), _make_price(ticker=t, yes_bid=bid))
+    sub = make_subscriber(settings, [Family.PRICES_KALSHI], [], last_value=True)
+    got = Inbox(sub, metrics).receive(10)
+    assert sorted((g.msg.ticker, g.msg.yes_bid, g.replay) for g in got) == [("A", 41.0, True), ("B", 41.0, True)]
+    sub.close()
+
+
+def test_redis_consumer_group_redelivers_unacked_signal_after_restart(redis_url: str) -> None:
+    settings = TransportSettings(zmq_enabled=False, redis_url=redis_url)
+    metrics = Metrics("t", "t")
+    first = RedisStreamSubscriber(settings, ["signals:trades"], group="execution_service", consumer="c1")
+    first.receive(10)  # creates the group at the stream's end
+    Outbox(make_publisher(settings, 0), "game_shard.1", "json").publish(signal_topic("arb-1"), _make_signal(signal_id="arb-1"))
+    got = _collect(Inbox(first, metrics), 1)
+    assert got[0].msg.signal_id == "arb-1"
+    first.close()  # "crash" before ack
+    again = RedisStreamSubscriber(settings, ["signals:trades"], group="execution_service", consumer="c1")
+    inbox = Inbox(again, metrics)
+    redelivered = _collect(inbox, 1)
+    assert [r.msg.signal_id for r in redelivered] == ["arb-1"]
+    inbox.ack(redelivered)
+    again.close()
+    third = RedisStreamSubscriber(settings, ["signals:trades"], group="execution_service", consumer="c1")
+    assert _collect(Inbox(third, metrics), 1, timeout=0.5) == []
+    third.close()
+
+
+def test_redis_outage_is_survived_by_publisher_buffer(redis_url: str) -> None:
+    dead = TransportSettings(zmq_enabled=False, redis_url="redis://127.0.0.1:1/0")
+    pub = RedisStreamPublisher(dead, buffer_max=3)
+    for i in range(5):
+        pub.send(price_topic("kalshi", f"X{i}"), b"{}")
+    assert pub.backlog == 3 and pub.dropped == 2 and not pub.available
+    pub._client.close()
