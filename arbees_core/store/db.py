@@ -1,0 +1,66 @@
+"""Opening PostgreSQL connections: bounded retries, a short connect timeout, and DSNs that are safe to log.
+
+Services start in any order (compose, `arbees up`), so the database may still be booting when a service starts;
+a few retries with backoff hide that. When the retries are spent the caller gets one `StoreUnavailable` with the
+reason and a DSN without its password, never a raw driver traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import psycopg
+
+from arbees_core.config import REDACTED, redact_value
+
+#: Seconds libpq waits for the TCP connection and the startup handshake; short, so an absent server is noticed.
+CONNECT_TIMEOUT_S = 3
+#: Longest single wait between attempts, whatever the backoff says.
+MAX_DELAY_S = 5.0
+
+_KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+class StoreUnavailable(Exception):
+    """PostgreSQL could not be reached after the allowed retries (the message names the redacted DSN and why)."""
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password masked, in URL (`postgresql://u:pw@h/db`) or key=value (`password=pw`) form."""
+    masked = redact_value("DATABASE_URL", dsn)
+    return _KV_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, masked)
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of a driver error: libpq messages are multi-line and repeat per address tried."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def connect(dsn: str, *, retries: int = 5, delay_s: float = 0.5, autocommit: bool = True,
+            log: logging.Logger | None = None) -> psycopg.Connection:
+    """Connect, trying `retries + 1` times with doubling waits on connection errors.
+
+    Raises `StoreUnavailable` when every attempt failed. Use as `with connect(url) as conn:` (psycopg closes the
+    connection at the end of the block, committing or rolling back an open transaction).
+    """
+    if not dsn:
+        raise StoreUnavailable("no database URL configured (DATABASE_URL is empty)")
+    wait = delay_s
+    last: BaseException | None = None
+    for attempt in range(retries + 1):
+        try:
+            conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.OperationalError as e:
+            last = e
+            if attempt < retries:
+                time.sleep(wait)
+                wait = min(wait * 2, MAX_DELAY_S)
+            continue
+        if log is not None:
+            log.info("Connected to PostgreSQL (%s)", redact_dsn(dsn))
+        return conn
+    reason = _reason(last) if last is not None else "unknown error"
+    raise StoreUnavailable(f"cannot connect to {redact_dsn(dsn)} after {retries + 1} attempt(s): {reason}")

@@ -1,0 +1,158 @@
+"""The PostgreSQL schema, applied by whichever service starts first.
+
+Several services (discovery, execution) migrate at start and may do so at the same moment, so `migrate()` holds a
+transaction-scoped advisory lock: the second caller waits, then finds everything applied. Each migration runs once
+and is recorded in `schema_migrations`. TimescaleDB is used when the server offers it (paper_trades becomes a
+hypertable on `created_at`); a plain PostgreSQL, as on developer machines and CI, simply skips that step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+import psycopg
+
+log = logging.getLogger("arbees.store.schema")
+
+#: Arbitrary constant identifying "arbees schema migration" among advisory locks of the database.
+MIGRATION_LOCK_KEY: Final = 0x4152_4245_4553  # "ARBEES"
+TIMESCALE_MIGRATION: Final = "0002_timescale_paper_trades"
+
+_SCHEMA_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+_BASE_TABLES = """
+CREATE TABLE IF NOT EXISTS paper_trades (
+    order_id text NOT NULL,
+    signal_id text NOT NULL,
+    leg integer NOT NULL,
+    game_id text NOT NULL,
+    venue text NOT NULL,
+    ticker text NOT NULL,
+    side text NOT NULL CHECK (side IN ('yes', 'no')),
+    action text NOT NULL DEFAULT 'buy',
+    limit_price double precision NOT NULL,
+    qty double precision NOT NULL,
+    filled_qty double precision NOT NULL,
+    avg_price double precision,
+    fees_cents double precision NOT NULL DEFAULT 0,
+    status text NOT NULL CHECK (status IN ('filled', 'partial', 'cancelled', 'rejected')),
+    reason text NOT NULL DEFAULT '',
+    transport text NOT NULL DEFAULT '',
+    edge_pct double precision,
+    edge_cents double precision,
+    latency_ms double precision NOT NULL DEFAULT 0,
+    price_latency_ms double precision NOT NULL DEFAULT 0,
+    signal_latency_ms double precision NOT NULL DEFAULT 0,
+    execution_latency_ms double precision NOT NULL DEFAULT 0,
+    ts_origin_ns bigint NOT NULL DEFAULT 0,
+    ts_fill_ns bigint NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (order_id, created_at)
+);
+CREATE INDEX IF NOT EXISTS paper_trades_signal_id_idx ON paper_trades (signal_id);
+CREATE INDEX IF NOT EXISTS paper_trades_created_at_idx ON paper_trades (created_at DESC);
+
+CREATE TABLE IF NOT EXISTS executed_signals (
+    signal_id text PRIMARY KEY,
+    game_id text NOT NULL DEFAULT '',
+    transport text NOT NULL DEFAULT '',
+    executed_at timestamptz NOT NULL,
+    legs integer NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS executed_signals_executed_at_idx ON executed_signals (executed_at DESC);
+
+CREATE TABLE IF NOT EXISTS market_mappings (
+    game_id text NOT NULL,
+    outcome text NOT NULL,
+    league text NOT NULL DEFAULT '',
+    start_date date,
+    away text NOT NULL DEFAULT '',
+    home text NOT NULL DEFAULT '',
+    kalshi_ticker text NOT NULL,
+    poly_token text NOT NULL,
+    shard_id text NOT NULL DEFAULT 'shard-1',
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (game_id, outcome)
+);
+CREATE INDEX IF NOT EXISTS market_mappings_shard_idx ON market_mappings (shard_id);
+
+CREATE TABLE IF NOT EXISTS unmatched_markets (
+    venue text NOT NULL,
+    ticker text NOT NULL,
+    event_id text NOT NULL DEFAULT '',
+    title text NOT NULL DEFAULT '',
+    outcome text NOT NULL DEFAULT '',
+    league text NOT NULL DEFAULT '',
+    start_date text NOT NULL DEFAULT '',
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (venue, ticker)
+);
+"""
+
+
+def _base_tables(conn: psycopg.Connection) -> bool:
+    conn.execute(_BASE_TABLES)
+    return True
+
+
+def _timescale(conn: psycopg.Connection) -> bool:
+    """Make paper_trades a hypertable when TimescaleDB can be loaded; False (not recorded) when it cannot, so a
+    server that gains the extension later is converted on the next start."""
+    available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    if not available:
+        return False
+    try:
+        with conn.transaction():  # a savepoint: a failure here must not undo the base tables
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            conn.execute("SELECT create_hypertable('paper_trades', 'created_at', if_not_exists => TRUE, "
+                         "migrate_data => TRUE)")
+    except psycopg.Error as e:
+        log.warning("TimescaleDB is installed but could not be enabled (%s); paper_trades stays a plain table",
+                    str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        return False
+    return True
+
+
+#: (name, step) in order; a step returns False when it did nothing and should be tried again next time.
+MIGRATIONS: Final[list[tuple[str, Callable[[psycopg.Connection], bool]]]] = [
+    ("0001_base_tables", _base_tables),
+    (TIMESCALE_MIGRATION, _timescale),
+]
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply the migrations not applied yet; return their names (empty when the schema is current).
+
+    All of it is one transaction under `pg_advisory_xact_lock`, so concurrent callers serialise and a failure
+    leaves the database as it was.
+    """
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute(_SCHEMA_MIGRATIONS)
+        done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        for name, step in MIGRATIONS:
+            if name in done or not step(conn):
+                continue
+            conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (%s, now()) "
+                         "ON CONFLICT (name) DO NOTHING", (name,))
+            applied.append(name)
+    if applied:
+        log.info("Applied schema migrations: %s", ", ".join(applied))
+    return applied
+
+
+def timescale_enabled(conn: psycopg.Connection) -> bool:
+    """Whether paper_trades is a TimescaleDB hypertable in this database."""
+    has_ext = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    if not has_ext:
+        return False
+    row = conn.execute("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'paper_trades'"
+                       ).fetchone()
+    return row is not None

@@ -1,0 +1,296 @@
+"""Executed signals and paper trades in PostgreSQL, and the background writer that gets them there.
+
+The spool (`store.spool`) is the queue of truth: execution appends a record there, then `TradeWriter.submit()`
+only wakes the writer thread, which drains `spool.pending()` into PostgreSQL in batches and advances the
+spool's committed offset. The insert is idempotent per signal id (`executed_signals` gates `paper_trades` in
+the same transaction), so a record replayed after a crash or an outage never duplicates trades.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+
+from arbees_core.store.db import StoreUnavailable, connect
+from arbees_core.store.schema import migrate
+from arbees_core.store.spool import SpoolRecord, TradeSpool
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Compact the spool once this many committed bytes precede nothing pending.
+COMPACT_BYTES = 1 << 20
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 2.0
+#: Errors that say "this record cannot be stored" rather than "the database is away": the record is set aside.
+_POISON = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
+
+_INSERT_SIGNALS = """
+INSERT INTO executed_signals (signal_id, game_id, transport, executed_at, legs)
+SELECT s, g, t, to_timestamp(e::double precision / 1e9), l
+  FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::int[]) AS u(s, g, t, e, l)
+ON CONFLICT (signal_id) DO NOTHING
+RETURNING signal_id"""
+
+_TRADE_COLUMNS = ("order_id", "signal_id", "leg", "game_id", "venue", "ticker", "side", "limit_price", "qty",
+                  "filled_qty", "avg_price", "fees_cents", "status", "reason", "transport", "latency_ms",
+                  "price_latency_ms", "signal_latency_ms", "execution_latency_ms", "ts_origin_ns", "ts_fill_ns",
+                  "created_at")
+_INSERT_TRADE = (f"INSERT INTO paper_trades ({', '.join(_TRADE_COLUMNS)}) "
+                 f"VALUES ({', '.join(['%s'] * len(_TRADE_COLUMNS))}) "
+                 "ON CONFLICT (order_id, created_at) DO NOTHING")
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Exact (microsecond) UTC datetime of epoch nanoseconds, the same instant `to_timestamp(ns/1e9)` gives."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def _trade_row(record: SpoolRecord, index: int) -> tuple[Any, ...]:
+    r = record.results[index]
+    fill_ns = r.ts_fill_ns or record.executed_ns
+    return (r.order_id, r.signal_id or record.signal_id, r.leg, r.game_id or record.game_id, r.venue, r.ticker,
+            r.side, r.limit_price, r.qty, r.filled_qty, r.avg_price, r.fees_cents, r.status, r.reason,
+            r.transport or record.transport, r.latency_ms, r.price_latency_ms, r.signal_latency_ms,
+            r.execution_latency_ms, r.ts_origin_ns, fill_ns, ns_to_datetime(fill_ns))
+
+
+def insert_records(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
+    """Store executed signals and their trades in one transaction; return the paper_trades rows inserted.
+
+    A signal already in `executed_signals` is skipped entirely, so replaying a record never duplicates trades.
+    """
+    first: dict[str, SpoolRecord] = {}
+    for rec in records:
+        first.setdefault(rec.signal_id, rec)
+    if not first:
+        return 0
+    recs = list(first.values())
+    with conn.transaction():
+        new = {row[0] for row in conn.execute(_INSERT_SIGNALS, (
+            [r.signal_id for r in recs], [r.game_id for r in recs], [r.transport for r in recs],
+            [r.executed_ns for r in recs], [len(r.results) for r in recs])).fetchall()}
+        rows = [_trade_row(r, i) for r in recs if r.signal_id in new for i in range(len(r.results))]
+        if not rows:
+            return 0
+        with conn.cursor() as cur:
+            cur.executemany(_INSERT_TRADE, rows)
+            return max(cur.rowcount, 0)
+
+
+def executed_signal_ids(conn: psycopg.Connection, since_hours: float = 48) -> set[str]:
+    """Signal ids executed within the last `since_hours` (loaded at start so a redelivery is not re-traded)."""
+    rows = conn.execute("SELECT signal_id FROM executed_signals WHERE executed_at >= now() - make_interval(secs => %s)",
+                        (float(since_hours) * 3600.0,)).fetchall()
+    return {row[0] for row in rows}
+
+
+def trades_for_signal(conn: psycopg.Connection, signal_id: str) -> list[dict[str, Any]]:
+    """Every paper_trades row of one signal, by leg, as dicts keyed by column name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM paper_trades WHERE signal_id = %s ORDER BY leg, created_at",
+                           (signal_id,)).fetchall()
+
+
+def _short(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+class TradeWriter:
+    """Moves spooled records into PostgreSQL on a daemon thread, surviving database outages.
+
+    An outage is logged once when it starts (error) and once when the backlog is flushed (info); in between the
+    writer retries with exponential backoff capped at 2 s. Records that the database rejects as invalid (data or
+    integrity errors, not connection errors) are set aside in `<spool>.rejected` so they cannot block the rest.
+    """
+
+    def __init__(self, database_url: str, spool: TradeSpool, batch_max: int = 200,
+                 log: logging.Logger | None = None) -> None:
+        self.database_url = database_url
+        self.spool = spool
+        self.batch_max = max(1, batch_max)
+        self.log = log or logging.getLogger("arbees.store.trades")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+        self._inserted = 0
+        self._batches = 0
+        self._errors = 0
+        self._rejected = 0
+        self._pending = 0
+        self._outage = False
+        self._flushed_in_outage = 0
+
+    # -- public ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread; it first replays whatever the spool holds uncommitted."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="trade-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: SpoolRecord | None = None, offset: int | None = None) -> None:
+        """Tell the writer there is new work. The record must already be in the spool (the writer reads it from
+        there); the arguments are accepted for callers' clarity and ignored. Never blocks, never raises."""
+        self._wake.set()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush what can be flushed within `timeout_s`, then stop the thread (what remains stays spooled)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(max(0.0, timeout_s))
+        if thread.is_alive():
+            self._abort.set()
+            thread.join(BACKOFF_MAX_S + 5.0)
+        self._thread = None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for heartbeats: rows inserted, records pending, batches, errors, rejected, outage."""
+        with self._lock:
+            return {"inserted": self._inserted, "pending": self._pending, "batches": self._batches,
+                    "errors": self._errors, "rejected": self._rejected, "outage": self._outage}
+
+    # -- thread ------------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = BACKOFF_START_S
+        try:
+            while not self._abort.is_set():
+                self._wake.clear()
+                try:
+                    more = self._flush_batch()
+                except Exception as e:  # noqa: BLE001 - any failure: keep the records spooled and retry
+                    self._on_failure(e)
+                    self._abort.wait(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+                backoff = BACKOFF_START_S
+                if more:
+                    continue
+                if self._stop.is_set():
+                    return
+                self._wake.wait(1.0)  # poll too: a record appended without submit() is still picked up
+        finally:
+            self._disconnect()
+
+    def _flush_batch(self) -> bool:
+        """Store the next batch of pending records; True when more remain after it."""
+        pending = self.spool.pending()
+        with self._lock:
+            self._pending = len(pending)
+        if not pending:
+            self._on_drained()
+            return False
+        batch = pending[: self.batch_max]
+        conn = self._connection()
+        records = [rec for _, rec in batch]
+        try:
+            inserted = insert_records(conn, records)
+        except _POISON:
+            inserted = self._insert_one_by_one(conn, records)
+        except Exception:
+            self._disconnect()
+            raise
+        self.spool.mark_committed(batch[-1][0])
+        with self._lock:
+            self._inserted += inserted
+            self._batches += 1
+            self._pending = len(pending) - len(batch)
+            if self._outage:
+                self._flushed_in_outage += sum(len(r.results) for r in records)
+        return len(pending) > len(batch)
+
+    def _insert_one_by_one(self, conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
+        """Isolate the record(s) the database refuses; store the others."""
+        inserted = 0
+        for rec in records:
+            try:
+                inserted += insert_records(conn, [rec])
+            except _POISON as e:
+                self._reject(rec, e)
+        return inserted
+
+    def _reject(self, record: SpoolRecord, error: BaseException) -> None:
+        path = Path(str(self.spool.path) + ".rejected")
+        with open(path, "ab") as f:
+            f.write(msgspec.json.encode(record) + b"\n")
+        with self._lock:
+            self._rejected += 1
+        self.log.error("Signal %s cannot be stored in paper_trades (%s); set aside in %s", record.signal_id,
+                       _short(error), path)
+
+    def _on_failure(self, error: BaseException) -> None:
+        with self._lock:
+            self._errors += 1
+            starting = not self._outage
+            self._outage = True
+            if starting:
+                self._flushed_in_outage = 0
+        if starting:
+            trades = sum(len(rec.results) for _, rec in self._safe_pending())
+            reason = str(error) if isinstance(error, StoreUnavailable) else _short(error)
+            self.log.error("PostgreSQL unavailable: %s; %d trades spooled to %s", reason, trades, self.spool.path)
+
+    def _on_drained(self) -> None:
+        """Nothing pending: end an outage (one info line) and compact the spool when it has grown."""
+        with self._lock:
+            ended, flushed = self._outage, self._flushed_in_outage
+            self._outage = False
+            self._flushed_in_outage = 0
+        if ended:
+            self.log.info("PostgreSQL back: flushed %d spooled trades", flushed)
+        if self.spool.committed_offset > COMPACT_BYTES:
+            try:
+                self.spool.compact()
+            except OSError as e:
+                self.log.warning("Spool compaction failed (%s); will retry later", e)
+
+    def _safe_pending(self) -> list[tuple[int, SpoolRecord]]:
+        try:
+            return self.spool.pending()
+        except OSError:
+            return []
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            conn = connect(self.database_url, retries=0)
+            try:
+                migrate(conn)  # the tables may not exist yet if PostgreSQL was away when the service started
+            except Exception:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
+                pass
+
+
+def wait_flushed(writer: TradeWriter, timeout_s: float = 10.0) -> bool:
+    """Whether the writer's spool has nothing pending within `timeout_s` (tests and shutdown helpers)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not writer.spool.pending():
+            return True
+        writer.submit()
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,198 @@
+"""Kalshi WebSocket v2 `orderbook_delta` channel: wire JSON in, local books, top-of-book changes out.
+
+Envelope: `{"type", "sid", "seq", "msg"}`. `orderbook_snapshot` carries the whole book of one market (bids only,
+on YES and NO); `orderbook_delta` carries a **signed change** of the resting size at one level. `seq` rises by
+one per subscription (`sid`); a gap means deltas were lost, so every book of that subscription is invalid until a
+fresh snapshot (`resync_needed` tells the client which sids to resubscribe).
+
+Units: Kalshi is moving from integer cents and integer counts to fixed-point strings (`yes_dollars_fp`,
+`no_dollars_fp`, `price_dollars`, `delta_fp`; integer counts were retired 2026-02-19, sub-penny prices follow).
+The fixed-point fields are read first; the legacy integer fields only when they are absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from arbees_core.telemetry.logs import RateLimiter
+from arbees_core.venues.book import BookChange, KalshiBook
+
+log = logging.getLogger("kalshi")
+
+#: Envelope types that carry nothing for the books (command replies, other channels).
+_IGNORED = frozenset({"subscribed", "unsubscribed", "ok", "list_subscriptions", "ticker", "ticker_v2", "trade",
+                      "fill", "market_lifecycle_v2", "market_positions", "heartbeat"})
+
+
+class KalshiFormatError(ValueError):
+    """A frame that is not a valid Kalshi message; the reason names what is wrong."""
+
+
+def subscribe_command(cmd_id: int, tickers: list[str], channels: tuple[str, ...] = ("orderbook_delta",)) -> bytes:
+    """The `subscribe` command for these markets (the orderbook channel takes `market_tickers`, not ids)."""
+    return orjson.dumps({"id": cmd_id, "cmd": "subscribe",
+                         "params": {"channels": list(channels), "market_tickers": list(tickers)}})
+
+
+def _cents(dollars: Any) -> float:
+    """A fixed-point dollar string ("0.4800") as cents (48.0), rounded to a hundredth of a cent."""
+    return round(float(dollars) * 100.0, 4)
+
+
+def _levels(msg: dict[str, Any], side: str) -> list[tuple[float, float]]:
+    """One side of a snapshot as [(price cents, contracts)], fixed-point fields first."""
+    fp = msg.get(f"{side}_dollars_fp")
+    if fp is not None:
+        return [(_cents(p), float(q)) for p, q in fp]
+    dollars = msg.get(f"{side}_dollars")
+    if dollars is not None:
+        return [(_cents(p), float(q)) for p, q in dollars]
+    return [(float(p), float(q)) for p, q in msg.get(side) or []]
+
+
+def _delta(msg: dict[str, Any]) -> tuple[str, float, float]:
+    side = msg.get("side")
+    if side not in ("yes", "no"):
+        raise KalshiFormatError(f"delta side {side!r} is not yes/no")
+    if msg.get("price_dollars") is not None:
+        price = _cents(msg["price_dollars"])
+    elif msg.get("price") is not None:
+        price = float(msg["price"])
+    else:
+        raise KalshiFormatError("delta without price_dollars or price")
+    if msg.get("delta_fp") is not None:
+        change = float(msg["delta_fp"])
+    elif msg.get("delta") is not None:
+        change = float(msg["delta"])
+    else:
+        raise KalshiFormatError("delta without delta_fp or delta")
+    return side, price, change
+
+
+def _event_ns(msg: dict[str, Any], fallback: int) -> int:
+    """The venue's event time: `ts` as ISO 8601 or Unix seconds/ms; the receive time when absent."""
+    ts = msg.get("ts")
+    try:
+        if isinstance(ts, str):
+            return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1e9)
+        if isinstance(ts, (int, float)):
+            return int(ts * 1e6) * 1000 if ts > 1e11 else int(ts * 1e9)
+    except (ValueError, OverflowError):
+        pass
+    return fallback
+
+
+class KalshiFeed:
+    """Books of every subscribed market, fed with raw frames; returns the markets whose top of book changed."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, KalshiBook] = {}
+        self._sid_of: dict[str, int] = {}
+        self._last_seq: dict[int, int] = {}
+        self.resync_needed: set[int] = set()
+        self.gaps = 0
+        self.errors: dict[str, int] = {}
+        self.messages = 0
+        self.deltas_before_snapshot = 0
+        self._limiter = RateLimiter(1.0)
+
+    # -- public -------------------------------------------------------------------------------------------------
+
+    def handle(self, raw: bytes | str, recv_ns: int | None = None) -> list[BookChange]:
+        """Apply one frame. Malformed frames are counted and logged (rate-limited), never raised."""
+        recv_ns = recv_ns or time.time_ns()
+        self.messages += 1
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            self._error("malformed", f"not JSON ({e.msg})")
+            return []
+        try:
+            return self._dispatch(frame, recv_ns)
+        except (KalshiFormatError, KeyError, TypeError, ValueError, IndexError) as e:
+            self._error("bad_message", f"{type(e).__name__}: {e}")
+            return []
+
+    def stats(self) -> dict[str, Any]:
+        return {"messages": self.messages, "markets": len(self.books), "gaps": self.gaps,
+                "resync_needed": sorted(self.resync_needed), "errors": dict(self.errors),
+                "deltas_before_snapshot": self.deltas_before_snapshot}
+
+    def take_resync(self) -> set[int]:
+        """The subscriptions to resubscribe (gap seen), cleared on return."""
+        sids, self.resync_needed = self.resync_needed, set()
+        return sids
+
+    # -- internals ----------------------------------------------------------------------------------------------
+
+    def _dispatch(self, frame: Any, recv_ns: int) -> list[BookChange]:
+        if not isinstance(frame, dict):
+            raise KalshiFormatError(f"frame is a {type(frame).__name__}, not an object")
+        kind = frame.get("type")
+        if kind == "orderbook_snapshot":
+            return self._snapshot(frame, recv_ns)
+        if kind == "orderbook_delta":
+            return self._delta(frame, recv_ns)
+        if kind == "error":
+            msg = frame.get("msg") or {}
+            self._error("venue_error", f"code {msg.get('code')}: {msg.get('msg')}")
+            return []
+        if kind in _IGNORED:
+            return []
+        raise KalshiFormatError(f"unknown message type {kind!r}")
+
+    def _check_seq(self, frame: dict[str, Any]) -> bool:
+        """False when this frame follows a gap on its subscription (its books are then invalid)."""
+        sid, seq = frame.get("sid"), frame.get("seq")
+        if not isinstance(sid, int) or not isinstance(seq, int):
+            return True
+        last = self._last_seq.get(sid)
+        self._last_seq[sid] = seq
+        if last is None or seq == last + 1:
+            return True
+        self.gaps += 1
+        self.resync_needed.add(sid)
+        if self._limiter.allow("gap"):
+            log.warning("Kalshi sequence gap on sid %s: expected %s, got %s; books invalid until a fresh snapshot",
+                        sid, last + 1, seq)
+        for ticker, book_sid in self._sid_of.items():
+            if book_sid == sid:
+                self.books[ticker].ready = False
+        return False
+
+    def _snapshot(self, frame: dict[str, Any], recv_ns: int) -> list[BookChange]:
+        msg = frame["msg"]
+        ticker = msg["market_ticker"]
+        self._check_seq(frame)  # a snapshot is a fresh start whatever came before
+        book = self.books.setdefault(ticker, KalshiBook())
+        book.apply_snapshot(_levels(msg, "yes"), _levels(msg, "no"))
+        if isinstance(frame.get("sid"), int):
+            self._sid_of[ticker] = frame["sid"]
+        return [BookChange(ticker, book.top(), int(frame.get("seq") or 0), _event_ns(msg, recv_ns))]
+
+    def _delta(self, frame: dict[str, Any], recv_ns: int) -> list[BookChange]:
+        msg = frame["msg"]
+        ticker = msg["market_ticker"]
+        side, price, change = _delta(msg)
+        in_order = self._check_seq(frame)
+        book = self.books.get(ticker)
+        if book is None or not book.ready or not in_order:
+            self.deltas_before_snapshot += book is None or not book.ready
+            return []
+        before = book.top()
+        book.apply_delta(side, price, change)
+        top = book.top()
+        if top == before:
+            return []
+        return [BookChange(ticker, top, int(frame.get("seq") or 0), _event_ns(msg, recv_ns))]
+
+    def _error(self, reason: str, detail: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+        if self._limiter.allow(reason):
+            held = self._limiter.take_suppressed(reason)
+            log.error("Kalshi frame rejected (%s): %s%s", reason, detail, f" (+{held} more)" if held else "")

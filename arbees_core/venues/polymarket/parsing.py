@@ -1,0 +1,151 @@
+"""Polymarket CLOB market channel: wire JSON in, one local book per outcome token, top-of-book changes out.
+
+Events (`event_type`): `book` is a full snapshot of one token (`bids`/`asks` as `{price, size}` strings; an older
+doc names them `buys`/`sells`, both are accepted, and best levels are found by max/min, never by list order);
+`price_change` carries `price_changes[]`, each the **new absolute size** at one level of one token (0 removes the
+level). The server may send several events as one JSON array. `last_trade_price`, `tick_size_change` and the
+custom-feature events change no book; text `PING`/`PONG` keep-alives are skipped.
+Prices arrive in dollars (".48") and are kept in cents (48.0).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from arbees_core.telemetry.logs import RateLimiter
+from arbees_core.venues.book import BinaryBook, BookChange
+
+log = logging.getLogger("polymarket")
+
+_NO_BOOK_CHANGE = frozenset({"last_trade_price", "tick_size_change", "best_bid_ask", "new_market", "market_resolved"})
+_KEEPALIVE = frozenset({b"PING", b"PONG", "PING", "PONG"})
+
+
+class PolymarketFormatError(ValueError):
+    """A frame that is not a valid market-channel event."""
+
+
+def subscribe_command(asset_ids: list[str], custom_features: bool = False) -> bytes:
+    """The market-channel subscription for these outcome tokens (token ids, not condition ids)."""
+    body: dict[str, Any] = {"assets_ids": list(asset_ids), "type": "market"}
+    if custom_features:
+        body["custom_feature_enabled"] = True
+    return orjson.dumps(body)
+
+
+def _cents(dollars: Any) -> float:
+    return round(float(dollars) * 100.0, 4)
+
+
+def _levels(levels: Any) -> list[tuple[float, float]]:
+    if not isinstance(levels, list):
+        raise PolymarketFormatError("book levels are not a list")
+    return [(_cents(lv["price"]), float(lv["size"])) for lv in levels]
+
+
+def _event_ns(event: dict[str, Any], fallback: int) -> int:
+    """`timestamp` is Unix milliseconds as a string."""
+    try:
+        return int(float(event["timestamp"]) * 1e6)
+    except (KeyError, TypeError, ValueError):
+        return fallback
+
+
+class PolymarketFeed:
+    """Books of every subscribed token; returns the tokens whose top of book changed."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, BinaryBook] = {}
+        self.errors: dict[str, int] = {}
+        self.messages = 0
+        self.updates_before_snapshot = 0
+        self.gaps = 0  # the market channel has no sequence numbers; kept for the common feed stats
+        self.resync_needed: set[str] = set()
+        self._limiter = RateLimiter(1.0)
+
+    def handle(self, raw: bytes | str, recv_ns: int | None = None) -> list[BookChange]:
+        """Apply one frame (an event or an array of events). Malformed ones are counted and logged, never raised."""
+        recv_ns = recv_ns or time.time_ns()
+        self.messages += 1
+        if raw in _KEEPALIVE or (isinstance(raw, (bytes, str)) and raw.strip() in _KEEPALIVE):
+            return []
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            self._error("malformed", f"not JSON ({e.msg})")
+            return []
+        events = frame if isinstance(frame, list) else [frame]
+        changed: dict[str, BookChange] = {}
+        for event in events:
+            try:
+                for change in self._event(event, recv_ns):
+                    changed[change.ticker] = change  # the last top of a token in this frame wins
+            except (PolymarketFormatError, KeyError, TypeError, ValueError) as e:
+                self._error("bad_message", f"{type(e).__name__}: {e}")
+        return list(changed.values())
+
+    def stats(self) -> dict[str, Any]:
+        return {"messages": self.messages, "markets": len(self.books), "errors": dict(self.errors),
+                "updates_before_snapshot": self.updates_before_snapshot,
+                "resync_needed": sorted(self.resync_needed)}
+
+    def take_resync(self) -> set[str]:
+        """Tokens that got updates before any snapshot (ask the server for their book), cleared on return."""
+        tokens, self.resync_needed = self.resync_needed, set()
+        return tokens
+
+    # -- internals ----------------------------------------------------------------------------------------------
+
+    def _event(self, event: Any, recv_ns: int) -> list[BookChange]:
+        if not isinstance(event, dict):
+            raise PolymarketFormatError(f"event is a {type(event).__name__}, not an object")
+        kind = event.get("event_type")
+        if kind == "book":
+            return self._book(event, recv_ns)
+        if kind == "price_change":
+            return self._price_change(event, recv_ns)
+        if kind in _NO_BOOK_CHANGE:
+            return []
+        raise PolymarketFormatError(f"unknown event_type {kind!r}")
+
+    def _book(self, event: dict[str, Any], recv_ns: int) -> list[BookChange]:
+        token = str(event["asset_id"])
+        bids = _levels(event["bids"] if "bids" in event else event.get("buys", []))
+        asks = _levels(event["asks"] if "asks" in event else event.get("sells", []))
+        book = self.books.setdefault(token, BinaryBook())
+        book.apply_snapshot(bids, asks)
+        return [BookChange(token, book.top(), 0, _event_ns(event, recv_ns))]
+
+    def _price_change(self, event: dict[str, Any], recv_ns: int) -> list[BookChange]:
+        changes = event.get("price_changes")
+        if not isinstance(changes, list):
+            raise PolymarketFormatError("price_change without price_changes[]")
+        parsed = [(str(c["asset_id"]), str(c["side"]).upper(), _cents(c["price"]), float(c["size"])) for c in changes]
+        if any(side not in ("BUY", "SELL") for _, side, _, _ in parsed):
+            raise PolymarketFormatError("price_change side is not BUY/SELL")
+        before: dict[str, Any] = {}
+        for token, side, price, size in parsed:
+            book = self.books.get(token)
+            if book is None or not book.ready:
+                self.updates_before_snapshot += 1
+                self.resync_needed.add(token)
+                continue
+            before.setdefault(token, book.top())
+            book.set_level(side, price, size)
+        ts = _event_ns(event, recv_ns)
+        out = []
+        for token, old in before.items():
+            top = self.books[token].top()
+            if top != old:
+                out.append(BookChange(token, top, 0, ts))
+        return out
+
+    def _error(self, reason: str, detail: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+        if self._limiter.allow(reason):
+            held = self._limiter.take_suppressed(reason)
+            log.error("Polymarket frame rejected (%s): %s%s", reason, detail, f" (+{held} more)" if held else "")

@@ -1,0 +1,137 @@
+"""The simulated venues: what the validation relies on them for.
+
+Separate processes agree on prices (same seed, same wall clock), normal traffic is never an arbitrage after fees,
+an injected mispricing is an arbitrage on exactly one game for exactly its window, every listing matches across
+venues, and everything the simulator emits parses with the production venue parsers without an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from arbees_core.config import Env
+from arbees_core.messages import PriceUpdate
+from arbees_core.strategy.arb import ArbConfig, find_arbs
+from arbees_core.strategy.matching import match_markets
+from arbees_core.venues.book import TopOfBook
+from arbees_core.venues.kalshi.parsing import KalshiFeed
+from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.sim import SimConfig, SimVenue
+
+T0 = 1_795_600_000.0  # a fixed wall clock, so the test does not depend on when it runs
+
+
+def _update(venue: str, ticker: str, top: TopOfBook) -> PriceUpdate:
+    return PriceUpdate(src="t", seq=1, ts_origin_ns=1, venue=venue, ticker=ticker, game_id="g", outcome="X",  # type: ignore[arg-type]
+                       yes_bid=top.yes_bid, yes_bid_size=top.yes_bid_size, yes_ask=top.yes_ask,
+                       yes_ask_size=top.yes_ask_size, no_bid=top.no_bid, no_bid_size=top.no_bid_size,
+                       no_ask=top.no_ask, no_ask_size=top.no_ask_size)
+
+
+class _Pair:
+    """Both simulated venues fed into the production parsers, stepped on a controlled clock."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        self.k, self.p = SimVenue("kalshi", cfg), SimVenue("polymarket", cfg)
+        self.kf, self.pf = KalshiFeed(), PolymarketFeed()
+        self.games, self.unmatched = match_markets(self.k.listings(), self.p.listings())
+        for raw in self.k.snapshots():
+            self.kf.handle(raw, 1)
+        for raw in self.p.snapshots():
+            self.pf.handle(raw, 1)
+
+    def step(self, wall: float, elapsed: float, skew: float = 0.0) -> None:
+        for _ in range(len(self.k.games)):
+            for raw in self.k.step(wall, elapsed):
+                self.kf.handle(raw, 1)
+            for raw in self.p.step(wall + skew, elapsed + skew):
+                self.pf.handle(raw, 1)
+
+    def arbs(self) -> dict[str, float]:
+        """game_id -> best edge % of any arbitrage (fees included, no minimum edge)."""
+        cfg = ArbConfig(min_edge_pct=0.0)
+        found: dict[str, float] = {}
+        for g in self.games:
+            for pair in g.pairs:
+                k = _update("kalshi", pair.kalshi_ticker, self.kf.books[pair.kalshi_ticker].top())
+                p = _update("polymarket", pair.poly_token, self.pf.books[pair.poly_token].top())
+                for opp in find_arbs(g.game_id, pair.outcome, k, p, cfg, 1, 1, 1):
+                    found[g.game_id] = max(found.get(g.game_id, 0.0), opp.edge_pct)
+        return found
+
+
+def test_same_seed_same_markets_in_separate_instances() -> None:
+    cfg = SimConfig(seed=3, games=5, start_date="2026-11-25")
+    a, b = SimVenue("polymarket", cfg), SimVenue("polymarket", cfg)
+    assert a.listings() == b.listings()
+    assert [m.ticker for m in a.markets] != [m.ticker for m in SimVenue("polymarket", SimConfig(seed=4, games=5)).markets]
+    assert a.games[0].fair_home(T0) == b.games[0].fair_home(T0)
+
+
+def test_every_listing_matches_across_venues() -> None:
+    for seed in range(6):
+        pair = _Pair(SimConfig(seed=seed, games=12, start_date="2026-11-25"))
+        assert len(pair.games) == 12 and pair.unmatched == []
+        assert all(len(token.poly_token) == 77 for g in pair.games for token in g.pairs)
+
+
+def test_normal_traffic_is_never_an_arbitrage() -> None:
+    pair = _Pair(SimConfig(seed=11, games=4, mispricing_every_s=0, start_date="2026-11-25"))
+    for i in range(600):  # ten minutes of fair-value path, the venues 50 ms apart
+        pair.step(T0 + i, float(i), skew=0.05)
+        assert pair.arbs() == {}, i
+    for g in pair.games:
+        for p in g.pairs:
+            k, q = pair.kf.books[p.kalshi_ticker].top(), pair.pf.books[p.poly_token].top()
+            assert not k.crossed and not q.crossed
+    assert pair.kf.errors == {} and pair.pf.errors == {} and pair.kf.gaps == 0
+
+
+def test_injected_mispricing_is_one_arbitrage_for_its_window_only() -> None:
+    cfg = SimConfig(seed=11, games=3, mispricing_every_s=0, mispricing_at_s=(4.0,), mispricing_cents=12,
+                    mispricing_duration_ms=800, start_date="2026-11-25")
+    pair = _Pair(cfg)
+    pair.step(T0 + 3.9, 3.9)
+    assert pair.arbs() == {}
+    pair.step(T0 + 4.1, 4.1)
+    found = pair.arbs()
+    g0 = pair.k.games[0]  # the first injection hits the simulator's first game, and only it
+    assert list(found) == [f"{g0.league}-{g0.day}-{g0.away.code}-{g0.home.code}"]
+    assert 4.0 < max(found.values()) < 12.0  # 12c gross minus the spread and both venues' fees
+    pair.step(T0 + 4.9, 4.9)
+    assert pair.arbs() == {}
+    assert pair.k.injections == 1 and pair.p.injections == 0
+
+
+def test_periodic_injections_rotate_through_games() -> None:
+    venue = SimVenue("kalshi", SimConfig(seed=1, games=3, mispricing_every_s=10, mispricing_duration_ms=500))
+    assert [venue.injected_game(t) for t in (5.0, 10.1, 10.6, 20.2, 30.3, 40.4)] == [None, 0, None, 1, 2, 0]
+    assert SimVenue("polymarket", venue.cfg).injected_game(10.1) is None  # only the mispriced venue is wrong
+
+
+def test_stream_emits_snapshots_then_updates_at_the_configured_rate() -> None:
+    venue = SimVenue("polymarket", SimConfig(seed=2, games=2, rate_per_s=200))
+
+    async def collect() -> list[bytes]:
+        stop, out = asyncio.Event(), []
+        async for raw in venue.stream(stop):
+            out.append(raw)
+            if len(out) >= 40:
+                stop.set()
+        return out
+
+    frames = asyncio.run(collect())
+    first = orjson.loads(frames[0])
+    assert isinstance(first, list) and {e["event_type"] for e in first} == {"book"} and len(first) == 4
+    assert all(orjson.loads(f)["event_type"] == "price_change" for f in frames[1:])
+    feed = PolymarketFeed()
+    assert sum(len(feed.handle(f, 1)) for f in frames) >= 4 and feed.errors == {}
+
+
+def test_config_from_env_reads_the_plan_style_names() -> None:
+    cfg = SimConfig.from_env(Env({"SIM_SEED": "11", "SIM_GAMES": "3", "SIM_RATE": "200", "SIM_MISPRICE_AT_S": "4,9.5",
+                                  "SIM_MISPRICE_VENUE": "poly", "SIM_DATE": "2026-12-01"}))
+    assert (cfg.seed, cfg.games, cfg.rate_per_s, cfg.mispricing_at_s, cfg.mispricing_venue, cfg.start_date) == \
+        (11, 3, 200.0, (4.0, 9.5), "polymarket", "2026-12-01")
