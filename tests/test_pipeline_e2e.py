@@ -84,6 +84,9 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
     with psycopg.connect(database_url) as conn:
         plan_rows = conn.execute(PLAN_PHASE3_SQL).fetchall()
     assert {r[0] for r in plan_rows} == {f"{sig.signal_id}-0", f"{sig.signal_id}-1"}
+    with psycopg.connect(database_url) as conn:
+        edges = conn.execute("SELECT DISTINCT edge_pct, edge_cents FROM paper_trades").fetchall()
+    assert edges == [(pytest.approx(sig.edge_pct), pytest.approx(sig.edge_cents))]
     wait_for(lambda: client.xlen("trades:results") >= 2, 15, "results stream", stack)
 
     # the log lines the plan greps for, with its wording

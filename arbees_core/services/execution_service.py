@@ -182,7 +182,8 @@ class ExecutionService(Service):
         fill_ns = time.time_ns()
         results = [self.make_result(sig, i, leg, out, recv_ns, fill_ns) for i, (leg, out) in enumerate(zip(sig.legs, outcomes))]
         record = SpoolRecord(signal_id=sig.signal_id, game_id=sig.game_id, transport=self.settings.mode,
-                             executed_ns=fill_ns, results=results)
+                             executed_ns=fill_ns, results=results, edge_pct=sig.edge_pct,
+                             edge_cents=sig.edge_cents)
         self.spool.append(record)
         self.executed.add(sig.signal_id)
         self.writer.submit(record)

@@ -36,6 +36,8 @@ class SpoolRecord(msgspec.Struct):
     transport: str
     executed_ns: int
     results: list[TradeResult]
+    edge_pct: float | None = None
+    edge_cents: float | None = None
 
 
 _encoder = msgspec.json.Encoder()

@@ -41,7 +41,7 @@ RETURNING signal_id"""
 _TRADE_COLUMNS = ("order_id", "signal_id", "leg", "game_id", "venue", "ticker", "side", "limit_price", "qty",
                   "filled_qty", "avg_price", "fees_cents", "status", "reason", "transport", "latency_ms",
                   "price_latency_ms", "signal_latency_ms", "execution_latency_ms", "ts_origin_ns", "ts_fill_ns",
-                  "created_at")
+                  "edge_pct", "edge_cents", "created_at")
 _INSERT_TRADE = (f"INSERT INTO paper_trades ({', '.join(_TRADE_COLUMNS)}) "
                  f"VALUES ({', '.join(['%s'] * len(_TRADE_COLUMNS))}) "
                  "ON CONFLICT (order_id, created_at) DO NOTHING")
@@ -58,7 +58,8 @@ def _trade_row(record: SpoolRecord, index: int) -> tuple[Any, ...]:
     return (r.order_id, r.signal_id or record.signal_id, r.leg, r.game_id or record.game_id, r.venue, r.ticker,
             r.side, r.limit_price, r.qty, r.filled_qty, r.avg_price, r.fees_cents, r.status, r.reason,
             r.transport or record.transport, r.latency_ms, r.price_latency_ms, r.signal_latency_ms,
-            r.execution_latency_ms, r.ts_origin_ns, fill_ns, ns_to_datetime(fill_ns))
+            r.execution_latency_ms, r.ts_origin_ns, fill_ns, record.edge_pct, record.edge_cents,
+            ns_to_datetime(fill_ns))
 
 
 def insert_records(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
