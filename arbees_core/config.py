@@ -17,7 +17,7 @@ from typing import Final
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 _SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|PASS|TOKEN|PEM|PRIVATE|CREDENTIAL)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<pre>://[^:/@\s]+:)(?P<pw>[^@\s]+)(?P<post>@)")
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<post>@)")
 REDACTED: Final = "***"
 
 

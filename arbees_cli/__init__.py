@@ -1,0 +1,1 @@
+"""The arbees operator CLI: a thin Typer layer over `arbees_core` (runtimes, playbooks, decisions)."""

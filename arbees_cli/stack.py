@@ -1,0 +1,170 @@
+"""Stack commands: up, down, restart, status, logs, env, service run. Same commands for both runtimes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_duration, print_json
+from arbees_core.registry import SERVICES, spec
+from arbees_core.runtime.base import Runtime, RuntimeError_, ServiceStatus
+from arbees_core.runtime.select import select_runtime
+
+RuntimeOpt = typer.Option("auto", "--runtime", "-r", help="local (processes + embedded servers), compose "
+                          "(Docker), or auto: compose when its project is up, local otherwise.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
+
+
+def get_runtime(kind: str, as_json: bool = False) -> Runtime:
+    try:
+        return select_runtime(kind)
+    except RuntimeError_ as e:
+        fail(str(e), as_json=as_json)
+
+
+def _names(services: list[str] | None, as_json: bool) -> list[str]:
+    try:
+        return [spec(s).name for s in services or []]
+    except KeyError as e:
+        fail(str(e.args[0]), as_json=as_json)
+
+
+def status_table(rows: list[ServiceStatus], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("service", "state", "pid/container", "ports", "started", "restarts", "last exit", "health"):
+        table.add_column(col)
+    colour = {"running": "green", "restarting": "yellow", "exited": "red", "stopped": "dim", "missing": "dim"}
+    for s in rows:
+        table.add_row(s.name, f"[{colour.get(s.state, 'white')}]{s.state}[/]", str(s.pid or s.container or "-"),
+                      ",".join(map(str, s.ports)) or "-", s.started_at[11:19] if s.started_at else "-",
+                      str(s.restarts), "-" if s.exit_code is None else str(s.exit_code), s.health or "-")
+    return table
+
+
+def _report(rt: Runtime, rows: list[ServiceStatus], as_json: bool, title: str) -> None:
+    if as_json:
+        print_json({"runtime": rt.kind, "up": rt.is_up(), "services": [r.to_dict() for r in rows],
+                    **({"urls": rt.urls()} if hasattr(rt, "urls") else {})})
+    else:
+        console.print(status_table(rows, title))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(services: Optional[list[str]] = typer.Argument(None, help="Services to start (default: all)."),
+           runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """Start the stack, or the named services. Local runtime: a supervisor process starts every service
+        (and an embedded Redis and PostgreSQL when REDIS_URL / DATABASE_URL are unset) and keeps running after
+        this command returns. A second `up` finds the running stack and starts only what is missing."""
+        rt = get_runtime(runtime, as_json)
+        names = _names(services, as_json)
+        was_up = rt.is_up()
+        try:
+            with console.status("starting the stack…" if not was_up else "starting services…"):
+                rows = rt.up(names or None)
+        except RuntimeError_ as e:
+            fail(str(e), code=EXIT_FAIL, as_json=as_json)
+        _report(rt, rows, as_json, f"{rt.kind} stack {'already running' if was_up else 'started'}")
+
+    @app.command()
+    def down(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """Stop every service (SIGTERM, then SIGKILL after 10 s) and the embedded servers."""
+        rt = get_runtime(runtime, as_json)
+        was_up = rt.is_up()
+        with console.status("stopping…"):
+            rt.down()
+        if as_json:
+            print_json({"runtime": rt.kind, "was_up": was_up, "up": rt.is_up()})
+        else:
+            console.print(f"{rt.kind} stack {'stopped' if was_up else 'was not running'}")
+
+    @app.command()
+    def restart(services: Optional[list[str]] = typer.Argument(None, help="Services to restart (default: all)."),
+                runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """Restart services with the current `.env` (environment rebuilt: a changed ZMQ_ENABLED takes effect)."""
+        rt = get_runtime(runtime, as_json)
+        names = _names(services, as_json)
+        try:
+            with console.status("restarting…"):
+                rows = rt.restart(names or None)
+        except RuntimeError_ as e:
+            fail(str(e), code=EXIT_FAIL, as_json=as_json)
+        _report(rt, rows, as_json, "restarted")
+
+    @app.command()
+    def status(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """Every service's state, pid or container, ports, start time, restart count, last exit code, health.
+        Exit code 0 when every service runs, 1 otherwise."""
+        rt = get_runtime(runtime, as_json)
+        rows = rt.status()
+        _report(rt, rows, as_json, f"{rt.kind} stack ({'up' if rt.is_up() else 'down'})")
+        if not rt.is_up() or any(r.state != "running" for r in rows):
+            raise typer.Exit(EXIT_FAIL)
+
+    @app.command()
+    def logs(service: str = typer.Argument(..., help="Service name (plan spelling; - and _ both work)."),
+             since: Optional[str] = typer.Option(None, "--since", help="Only lines newer than this (5m, 1h)."),
+             tail: Optional[int] = typer.Option(None, "--tail", "-n", help="Only the last N lines."),
+             follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
+             runtime: str = RuntimeOpt) -> None:
+        """A service's log (the plan's `docker logs <service>`), greppable as the plan does."""
+        rt = get_runtime(runtime)
+        name = _names([service], False)[0]
+        sys.stdout.write(rt.logs(name, parse_duration(since) if since else None, tail))
+        sys.stdout.flush()
+        if follow:
+            try:
+                for line in rt.follow(name):
+                    sys.stdout.write(line + "\n")
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                pass
+
+    @app.command("env")
+    def env_cmd(service: str = typer.Argument(..., help="Service name."), runtime: str = RuntimeOpt,
+                as_json: bool = JsonOpt) -> None:
+        """The environment the running service actually has (the plan's `docker exec <svc> env`), secrets
+        redacted. Only arbees settings are shown unless --json."""
+        rt = get_runtime(runtime, as_json)
+        name = _names([service], as_json)[0]
+        try:
+            env = rt.env(name)
+        except RuntimeError_ as e:
+            fail(str(e), code=EXIT_FAIL, as_json=as_json)
+        if as_json:
+            print_json({"service": name, "env": env})
+            return
+        relevant = [k for k in sorted(env) if k.startswith(("ZMQ_", "REDIS_", "DATABASE_", "SIM_", "ARBEES_", "MIN_",
+                                                            "MAX_", "GAME_", "KALSHI_", "POLYMARKET_", "SIGNAL_"))]
+        for key in relevant:
+            console.print(f"{key}={env[key]}", highlight=False, markup=False)
+
+    service_app = typer.Typer(help="Run one service in the foreground (what the runtimes start).")
+
+    @service_app.command("run")
+    def service_run(name: str = typer.Argument(..., help="One of: " + ", ".join(s.name for s in SERVICES))) -> None:
+        """Run the service in this process, configured by env and `.env`, until SIGTERM / Ctrl-C."""
+        try:
+            module = spec(name).module
+        except KeyError as e:
+            fail(str(e.args[0]))
+        os.execv(sys.executable, [sys.executable, "-m", module])
+
+    @service_app.command("list")
+    def service_list(as_json: bool = JsonOpt) -> None:
+        """Every service of the registry: name, module, port, dependencies."""
+        if as_json:
+            print_json([{"name": s.name, "module": s.module, "port": s.port, "depends_on": list(s.depends_on),
+                         "env": list(s.env)} for s in SERVICES])
+            return
+        table = Table("service", "module", "port", "depends on", "what it does")
+        for s in SERVICES:
+            table.add_row(s.name, s.module, str(s.port or "-"), ", ".join(s.depends_on) or "-", s.description)
+        console.print(table)
+
+    app.add_typer(service_app, name="service")
+    _ = EXIT_ERROR

@@ -1,0 +1,255 @@
+"""The local runtime as the CLI sees it: finds, starts, asks and stops the supervisor (`runtime/supervisor.py`).
+
+Nothing here holds the stack in memory: every answer comes from `.arbees/stack.json`, the live processes and the
+log files, so `arbees status` in a new shell sees the stack an earlier `arbees up` started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from arbees_core.config import project_root, redact_env, state_dir
+from arbees_core.registry import SERVICES, spec
+from arbees_core.runtime.base import RuntimeError_, ServiceStatus
+from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
+
+_LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
+#: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
+UP_TIMEOUT_S, SETTLE_S = 60.0, 1.5
+
+
+def _alive(pid: int | None, marker: str = "") -> bool:
+    """A live process with this pid (and, when given, `marker` in its command line: pids get reused)."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return not marker or marker in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+class LocalRuntime:
+    """Services as supervised local processes, with embedded Redis/PostgreSQL unless URLs are configured."""
+
+    kind = "local"
+
+    def __init__(self, root: Path | None = None, state: Path | None = None) -> None:
+        self.root = (root or project_root()).resolve()
+        self.state = state or (state_dir() if root is None else self.root / ".arbees")
+        self.stack_file = self.state / STACK_FILE
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def read_stack(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.stack_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def supervisor_pid(self) -> int | None:
+        pid = self.read_stack().get("supervisor_pid")
+        return pid if _alive(pid, "arbees_core.runtime.supervisor") else None
+
+    def is_up(self) -> bool:
+        return self.supervisor_pid() is not None
+
+    def status(self) -> list[ServiceStatus]:
+        stack = self.read_stack()
+        up = self.is_up()
+        out = []
+        for s in SERVICES:
+            view = stack.get("services", {}).get(s.name, {})
+            pid = view.get("pid")
+            state = view.get("state", "missing") if up else ("stopped" if view else "missing")
+            if up and state == "running" and not _alive(pid):
+                state = "exited"
+            out.append(ServiceStatus(
+                name=s.name, state=state, pid=pid if state == "running" else None, started_at=view.get("started_at", ""),
+                restarts=int(view.get("restarts", 0)), exit_code=view.get("exit_code"),
+                ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state)))
+        return out
+
+    def _health(self, name: str, state: str) -> str:
+        """healthy when the service wrote a metrics snapshot within 5 s; starting before its first one."""
+        if state != "running":
+            return ""
+        path = self.state / "metrics" / f"{name}.json"
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            return "starting"
+        return "healthy" if age < 5.0 else "unhealthy"
+
+    def urls(self) -> dict[str, str]:
+        return dict(self.read_stack().get("urls", {}))
+
+    def log_path(self, service: str) -> Path:
+        return self.state / "logs" / f"{spec(service).name}.log"
+
+    def logs(self, service: str, since_s: float | None = None, tail: int | None = None) -> str:
+        try:
+            lines = self.log_path(service).read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        if since_s is not None:
+            cutoff = (datetime.now(timezone.utc) - timedelta(seconds=since_s)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+            keep, last_ts = [], ""
+            for line in lines:
+                m = _LOG_TS.match(line)
+                last_ts = m.group(1) if m else last_ts  # a traceback line belongs to the record above it
+                if last_ts >= cutoff:
+                    keep.append(line)
+            lines = keep
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def follow(self, service: str, poll_s: float = 0.2) -> Iterator[str]:
+        """Lines appended to the service's log from now on (like `docker logs -f`), until the caller stops."""
+        path = self.log_path(service)
+        pos = path.stat().st_size if path.exists() else 0
+        buf = ""
+        while True:
+            try:
+                with path.open("r", errors="replace") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                    pos = f.tell()
+            except FileNotFoundError:
+                chunk = ""
+            if chunk:
+                buf += chunk
+                *lines, buf = buf.split("\n")
+                yield from lines
+            else:
+                time.sleep(poll_s)
+
+    def env(self, service: str) -> dict[str, str]:
+        """The running process's environment, secrets redacted (the plan's `docker exec <svc> env`)."""
+        st = next(s for s in self.status() if s.name == spec(service).name)
+        if st.pid is None:
+            raise RuntimeError_(f"{st.name} is not running ({st.state}); start it with `arbees up {st.name}`")
+        try:
+            return redact_env(psutil.Process(st.pid).environ())
+        except (psutil.NoSuchProcess, psutil.AccessDenied) as e:
+            raise RuntimeError_(f"cannot read the environment of {st.name} (pid {st.pid}): {e}") from e
+
+    # -- acting ------------------------------------------------------------------------------------------------
+
+    def up(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
+        """Start the stack (or the named services of a running one) and wait until they run."""
+        names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
+        if self.is_up():
+            self.request("start", names)
+        else:
+            self._spawn_supervisor(names)
+        return self.wait_running(names, timeout_s)
+
+    def _spawn_supervisor(self, names: list[str]) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "logs").mkdir(exist_ok=True)
+        self.stack_file.unlink(missing_ok=True)
+        env = {**os.environ, "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state)}
+        with open(self.state / "logs" / "supervisor.log", "ab") as out:
+            subprocess.Popen([sys.executable, "-m", "arbees_core.runtime.supervisor", "--services", ",".join(names)],
+                             env=env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+
+    def wait_running(self, names: list[str], timeout_s: float) -> list[ServiceStatus]:
+        """Until every named service has run for SETTLE_S; a failed start raises with its last log lines."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stack = self.read_stack()
+            if stack.get("status") == "failed":
+                raise RuntimeError_(f"the stack did not start: {stack.get('error')}")
+            if stack.get("status") in ("running",) and not self.is_up():
+                raise RuntimeError_("the supervisor died; see " + str(self.state / "logs" / "supervisor.log"))
+            views = stack.get("services", {})
+            crashed = [n for n in names if views.get(n, {}).get("restarts", 0) > 0
+                       and views.get(n, {}).get("state") != "running"]
+            if crashed:
+                name = crashed[0]
+                raise RuntimeError_(f"{name} exited at start with code {views[name].get('exit_code')}; "
+                                    f"last log lines:\n{self.logs(name, tail=15)}")
+            if stack.get("status") == "running" and all(self._settled(views.get(n, {})) for n in names):
+                return self.status()
+            time.sleep(0.1)
+        raise RuntimeError_(f"not every service was running within {timeout_s:.0f}s: "
+                            + ", ".join(f"{s.name}={s.state}" for s in self.status() if s.name in names))
+
+    @staticmethod
+    def _settled(view: dict[str, Any]) -> bool:
+        if view.get("state") != "running" or not _alive(view.get("pid")):
+            return False
+        try:
+            started = datetime.fromisoformat(view["started_at"])
+        except (KeyError, ValueError):
+            return False
+        return (datetime.now(timezone.utc) - started).total_seconds() >= SETTLE_S
+
+    def request(self, action: str, services: list[str], timeout_s: float = 60.0) -> None:
+        """Ask the running supervisor to start/restart/stop services and wait for its answer."""
+        if not self.is_up():
+            raise RuntimeError_("the local stack is not running; start it with `arbees up`")
+        control = self.state / "control"
+        control.mkdir(parents=True, exist_ok=True)
+        rid = f"{time.time_ns()}-{uuid.uuid4().hex[:6]}"
+        tmp = control / f"{rid}.tmp"
+        tmp.write_text(json.dumps({"action": action, "services": services}))
+        os.replace(tmp, control / f"{rid}.request.json")
+        done = control / f"{rid}.done.json"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if done.exists():
+                answer = json.loads(done.read_text())
+                done.unlink(missing_ok=True)
+                if not answer.get("ok"):
+                    raise RuntimeError_(answer.get("error") or f"{action} failed")
+                return
+            if not self.is_up():
+                raise RuntimeError_("the supervisor stopped while handling the request")
+            time.sleep(0.05)
+        raise RuntimeError_(f"the supervisor did not answer {action} within {timeout_s:.0f}s")
+
+    def restart(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
+        """Stop and start with the current `.env` (the environment is rebuilt, never reused)."""
+        names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
+        self.request("restart", names)
+        return self.wait_running(names, timeout_s)
+
+    def stop(self, services: list[str]) -> None:
+        self.request("stop", [spec(n).name for n in services])
+
+    def down(self, timeout_s: float = 2 * STOP_GRACE_S + 15) -> None:
+        """Stop every service and the embedded servers; kill what is left after the grace period."""
+        stack = self.read_stack()
+        pid = self.supervisor_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.1)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        for view in stack.get("services", {}).values():  # anything the supervisor could not stop
+            if _alive(view.get("pid")):
+                os.killpg(view["pid"], signal.SIGKILL)
+        redis_pid = stack.get("embedded", {}).get("redis", {}).get("pid")
+        if _alive(redis_pid, "redis-server"):
+            os.kill(redis_pid, signal.SIGKILL)

@@ -1,0 +1,35 @@
+"""Which runtime a CLI command talks to: `--runtime local|compose|auto`.
+
+auto = compose when a Docker engine answers and this project's containers exist, local otherwise; so an
+operator with the compose stack up and one with the embedded stack type the same commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arbees_core.runtime.base import Runtime, RuntimeError_
+
+RUNTIMES = ("auto", "local", "compose")
+
+
+def select_runtime(kind: str = "auto", root: Path | None = None) -> Runtime:
+    """The runtime named by `kind`; `auto` prefers a running compose project, then the local runtime."""
+    from arbees_core.runtime.local import LocalRuntime
+
+    if kind not in RUNTIMES:
+        raise RuntimeError_(f"unknown runtime {kind!r}: expected one of {', '.join(RUNTIMES)}")
+    if kind == "local":
+        return LocalRuntime(root)
+    try:
+        from arbees_core.runtime.compose import ComposeRuntime, engine_available
+    except ImportError as e:
+        if kind == "compose":
+            raise RuntimeError_(f"the compose runtime needs the 'docker' package: pip install docker ({e})") from e
+        return LocalRuntime(root)
+    if kind == "compose":
+        return ComposeRuntime(root) if root else ComposeRuntime()
+    if not engine_available():
+        return LocalRuntime(root)
+    compose = ComposeRuntime(root) if root else ComposeRuntime()
+    return compose if compose.is_up() else LocalRuntime(root)

