@@ -53,6 +53,7 @@ class LocalRuntime:
         self.root = (root or project_root()).resolve()
         self.state = state or (state_dir() if root is None else self.root / ".arbees")
         self.stack_file = self.state / STACK_FILE
+        self._procs: dict[int, psutil.Process] = {}
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -95,6 +96,26 @@ class LocalRuntime:
         except OSError:
             return "starting"
         return "healthy" if age < 5.0 else "unhealthy"
+
+    def metrics(self, service: str) -> dict[str, Any]:
+        """The service's latest metrics snapshot (counters, gauges, per-hop HDR latency), {} before the first."""
+        try:
+            return json.loads((self.state / "metrics" / f"{spec(service).name}.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def resources(self, service: str) -> dict[str, float]:
+        """Resident memory (MB) and CPU (% of one core since the last call) of the running service."""
+        st = next(s for s in self.status() if s.name == spec(service).name)
+        if st.pid is None:
+            return {}
+        try:
+            proc = self._procs.get(st.pid) or psutil.Process(st.pid)
+            self._procs[st.pid] = proc
+            with proc.oneshot():
+                return {"rss_mb": round(proc.memory_info().rss / 2**20, 2), "cpu_pct": proc.cpu_percent(None)}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return {}
 
     def urls(self) -> dict[str, str]:
         return dict(self.read_stack().get("urls", {}))
