@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from arbees_cli import stack
+from arbees_cli import stack, validate
 
 app = typer.Typer(
     name="arbees",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stack.register(app)
+validate.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,199 @@
+"""Validation commands: phase 1..5, rollback, validate. Each runs a playbook, shows live progress, prints the
+checks (criterion, pass/fail, evidence), stores the result under `.arbees/runs/` and exits 0 pass / 1 fail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.table import Table
+
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, console, fail, parse_duration, print_json
+from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
+from arbees_core.config import project_root
+from arbees_core.runtime.base import Runtime
+from arbees_core.validation.playbook import (
+    Collect,
+    PlaybookError,
+    RunContext,
+    load_playbook,
+    playbook_path,
+    run_playbook,
+)
+from arbees_core.validation.results import RunResult, new_run_dir, save_result
+
+
+@contextmanager
+def live_progress(enabled: bool) -> Iterator[Callable[[str, float | None], None]]:
+    """A Rich progress line (spinner, step, bar, elapsed) on stderr; silent with --json."""
+    if not enabled:
+        yield lambda text, fraction: None
+        return
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress:
+        task = progress.add_task("starting", total=1.0)
+
+        def update(text: str, fraction: float | None) -> None:
+            progress.update(task, description=text, **({"completed": fraction} if fraction is not None else {}))
+
+        yield update
+
+
+def checks_table(result: RunResult | dict[str, Any], title: str) -> Table:
+    data = result.to_dict() if isinstance(result, RunResult) else result
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("criterion", overflow="fold", ratio=2)
+    table.add_column("result", no_wrap=True)
+    table.add_column("evidence", overflow="fold", ratio=3)
+    for c in data["checks"]:
+        mark = "[green]PASS[/]" if c["passed"] else ("[red]FAIL[/]" if c.get("critical", True) else "[yellow]WARN[/]")
+        table.add_row(escape(c["name"]), mark, escape(c["evidence"]))
+    return table
+
+
+def _latency_collector(options: dict[str, float]) -> Callable[[RunContext, Collect], dict[str, Any]]:
+    def collect(ctx: RunContext, step: Collect) -> dict[str, Any]:
+        from arbees_core.validation.latency import collect_windows, summarize
+
+        opts = {**step.options, **{k: v for k, v in options.items() if v is not None}}
+        data = collect_windows(ctx.runtime, ctx.root, windows=int(opts.get("windows", 6)),
+                               window_s=float(opts.get("window_seconds", 600)),
+                               warmup_s=float(opts.get("warmup_seconds", 10)), progress=ctx.progress)
+        summary = summarize(data)
+        data["summary"] = summary
+        _latency_checks(ctx.result, data, summary)
+        return data
+
+    return collect
+
+
+def _latency_checks(result: RunResult, data: dict[str, Any], summary: dict[str, Any]) -> None:
+    windows = data.get("windows", [])
+    valid = [w for w in windows if w.get("valid", True)]
+    result.add("every window measured", len(valid) == len(windows) and bool(windows),
+               f"{len(valid)}/{len(windows)} windows valid"
+               + "".join(f"; window {w['index']}: {w.get('reason', '')}" for w in windows if not w.get("valid", True)))
+    for mode in ("zmq", "redis"):
+        hops = summary.get(mode, {})
+        e2e = hops.get("end_to_end", {})
+        result.add(f"{mode}: end-to-end latency measured", bool(e2e.get("count")),
+                   "; ".join(f"{hop} p50 {v.get('p50_ms')}ms p95 {v.get('p95_ms')}ms p99 {v.get('p99_ms')}ms "
+                             f"(n={v.get('count')})" for hop, v in hops.items()) or "no samples")
+    z, r = summary.get("zmq", {}).get("end_to_end", {}), summary.get("redis", {}).get("end_to_end", {})
+    if z.get("p50_ms") is not None and r.get("p50_ms") is not None:
+        result.add("ZMQ end-to-end p50 below Redis (the plan's comparison; `arbees decide` gives the CI)",
+                   z["p50_ms"] < r["p50_ms"], f"zmq {z['p50_ms']}ms vs redis {r['p50_ms']}ms", critical=False)
+
+
+def _soak_collector(folder: Path, options: dict[str, float | None]) -> Callable[[RunContext, Collect], dict[str, Any]]:
+    def collect(ctx: RunContext, step: Collect) -> dict[str, Any]:
+        from arbees_core.validation.soak import run_soak
+
+        opts = {**step.options, **{k: v for k, v in options.items() if v is not None}}
+        data = run_soak(ctx.runtime, folder, float(opts.get("duration_seconds", 172800)),
+                        float(opts.get("interval_seconds", 300)), progress=ctx.progress)
+        samples = data.get("samples", [])
+        restarts = _restart_deltas(samples)
+        ctx.result.add("no service crashes during the soak", not restarts and bool(samples),
+                       f"{len(samples)} samples over {samples[-1]['t_s'] if samples else 0:.0f}s; restarts: "
+                       + (", ".join(f"{k}+{v}" for k, v in restarts.items()) or "none"))
+        zerr = sum(s.get("zmq_error_lines", 0) for s in samples)
+        ctx.result.add("no ZMQ connection errors", zerr == 0, f"{zerr} zmq error lines")
+        rates = [s.get("mirrored_per_s", 0.0) for s in samples]
+        ctx.result.add("messages mirrored in every interval", bool(rates) and min(rates) > 0,
+                       "mirrored/s per sample: " + ", ".join(f"{x:.1f}" for x in rates[:12]),
+                       critical=False)
+        return data
+
+    return collect
+
+
+def _restart_deltas(samples: list[dict[str, Any]]) -> dict[str, int]:
+    if len(samples) < 1:
+        return {}
+    first, last = samples[0]["services"], samples[-1]["services"]
+    return {n: last[n]["restarts"] - first.get(n, {}).get("restarts", 0) for n in last
+            if last[n]["restarts"] - first.get(n, {}).get("restarts", 0) > 0}
+
+
+def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
+                       collectors: dict[str, Any] | None = None, folder: Path | None = None,
+                       playbooks: Path | None = None) -> RunResult:
+    """Load, run, store and print one playbook; returns the result (the caller decides the exit code)."""
+    try:
+        book = load_playbook(playbook_path(name, playbooks))
+    except PlaybookError as e:
+        fail(str(e), as_json=as_json)
+    folder = folder or new_run_dir(kind)
+    result = RunResult(command=kind.replace("phase", "phase ") if kind.startswith("phase") else kind)
+    with live_progress(not as_json) as progress:
+        ctx = RunContext(runtime, project_root(), result, progress, collectors or {})
+        run_playbook(book, ctx)
+    result.finish()
+    result.data["playbook"] = book.path
+    result.data["run_dir"] = str(folder)
+    save_result(result, folder)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console.print(checks_table(result, f"{book.title}: {'PASS' if result.passed else 'FAIL'} "
+                                           f"({result.duration_s:.1f}s)"))
+        console.print(f"[dim]stored in {folder / 'result.json'}[/]")
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def phase(number: int = typer.Argument(..., min=1, max=5, help="Phase of the plan, 1-5."),
+              runtime: str = RuntimeOpt, as_json: bool = JsonOpt,
+              windows: Optional[int] = typer.Option(None, "--windows", help="Phase 4: number of A/B windows."),
+              window_seconds: Optional[str] = typer.Option(None, "--window-seconds",
+                                                           help="Phase 4: length of each window (e.g. 600, 10m)."),
+              warmup: Optional[str] = typer.Option(None, "--warmup", help="Phase 4: warm-up after each mode switch."),
+              duration: Optional[str] = typer.Option(None, "--duration", help="Phase 5: soak length (default 48h)."),
+              interval: Optional[str] = typer.Option(None, "--interval", help="Phase 5: sampling interval (5m)."),
+              resume: Optional[Path] = typer.Option(None, "--resume", help="Phase 5: continue an interrupted soak "
+                                                    "in this run folder.")) -> None:
+        """Run one phase of the plan: act, check its success criteria, print the evidence.
+
+        1: ZMQ infrastructure (monitors publish, zmq_listener mirrors into prices:kalshi / prices:poly).
+        2: game_shard subscribes over ZMQ and publishes signals. 3: execution_service trades them into
+        paper_trades. 4: latency per hop in ZMQ and Redis mode, interleaved windows. 5: soak (resumable).
+        Exit code 0 when every critical criterion holds, 1 otherwise."""
+        rt = get_runtime(runtime, as_json)
+        collectors: dict[str, Any] = {}
+        folder = None
+        if number == 4:
+            collectors["latency"] = _latency_collector({
+                "windows": windows, "window_seconds": parse_duration(window_seconds) if window_seconds else None,
+                "warmup_seconds": parse_duration(warmup) if warmup else None})
+        if number == 5:
+            folder = resume if resume else new_run_dir("phase5")
+            collectors["soak"] = _soak_collector(folder, {
+                "duration_seconds": parse_duration(duration) if duration else None,
+                "interval_seconds": parse_duration(interval) if interval else None})
+        result = run_named_playbook(f"phase{number}", f"phase{number}", rt, as_json, collectors, folder)
+        raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+
+    @app.command()
+    def rollback(undo: bool = typer.Option(False, "--undo", help="Go back to ZMQ mode instead."),
+                 runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """The plan's rollback: ZMQ_ENABLED=false in .env, restart every service with it, verify Redis mode
+        (the log line, prices flowing through the streams) and print how long it took."""
+        rt = get_runtime(runtime, as_json)
+        if not rt.is_up():
+            fail("the stack is not running: nothing to roll back (start it with `arbees up`)", as_json=as_json)
+        result = run_named_playbook("rollback-undo" if undo else "rollback", "rollback", rt, as_json)
+        if not as_json:
+            took = result.data.get("timings", {}).get("restart_s")
+            console.print(f"{'undo ' if undo else ''}rollback {'done' if result.passed else 'FAILED'} in "
+                          f"{result.duration_s:.1f}s (restart {took}s)")
+        raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+
+    _ = EXIT_ERROR
