@@ -12,7 +12,8 @@ from arbees_core import topics
 #: Settings every pipeline service reads.
 COMMON_ENV: tuple[str, ...] = (
     "ZMQ_ENABLED", "REDIS_URL", "ARBEES_WIRE", "ZMQ_BIND_HOST", "ZMQ_SNDHWM", "ZMQ_RCVHWM", "REDIS_STREAM_MAXLEN",
-    "HEARTBEAT_INTERVAL_SECS", "LOG_LEVEL", "LOG_SAMPLE_PER_SEC",
+    "HEARTBEAT_INTERVAL_SECS", "LOG_LEVEL", "LOG_SAMPLE_PER_SEC", "TRANSPORT_BLOCK_MS", "ARBEES_HOME",
+    "ARBEES_STATE_DIR", "ARBEES_ENV_FILE",
 )
 SIM_ENV: tuple[str, ...] = (
     "SIM_SEED", "SIM_GAMES", "SIM_RATE", "SIM_MISPRICE_EVERY_S", "SIM_MISPRICE_AT_S", "SIM_MISPRICE_CENTS",
@@ -61,13 +62,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(topics.GAME_SHARD, "arbees_core.services.game_shard", topics.GAME_SHARD_PORT,
                 ("ZMQ_SUB_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL", "SHARD_ID", "MIN_EDGE_PCT",
                  "MAX_PRICE_AGE_MS", "GAME_COOLDOWN_MS", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE",
-                 "POLYMARKET_TAKER_FEE_RATE"),
+                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
                 depends_on=(topics.MARKET_DISCOVERY, topics.KALSHI_MONITOR, topics.POLYMARKET_MONITOR),
                 description="cross-venue arbitrage -> signals.trade.<id>"),
     ServiceSpec(topics.EXECUTION_SERVICE, "arbees_core.services.execution_service", topics.EXECUTION_SERVICE_PORT,
                 ("ZMQ_SUB_ENDPOINT", "ZMQ_PRICE_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL",
                  "SPOOL_PATH", "SPOOL_FSYNC", "SIGNAL_MAX_AGE_MS", "KILL_SWITCH_FILE", "PAPER_TRADING",
-                 "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE", "POLYMARKET_TAKER_FEE_RATE"),
+                 "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE", "POLYMARKET_TAKER_FEE_RATE",
+                 "FEE_RATES_AS_OF"),
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),
 )
 

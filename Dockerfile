@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+# One image for every Python service of arbees (and the operator's shell, `orchestrator`).
+#
+#   docker build -t arbees .
+#   docker run --rm -e ARBEES_SERVICE=kalshi_monitor arbees     # any module of arbees_core/services
+#
+# docker-compose.yml sets ARBEES_SERVICE per service; the default CMD runs
+# `python -m arbees_core.services.$ARBEES_SERVICE` as PID 1 (exec), so SIGTERM from `docker stop` reaches the
+# service's own graceful stop (close sockets, flush the trade spool) instead of a shell.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---- build stage: wheels for the project and its dependencies (a compiler only here, for platforms where a
+# dependency such as hdrhistogram has no binary wheel, e.g. some arm64 hosts).
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN pip wheel --wheel-dir /wheels .
+
+# ---- runtime stage
+FROM ${PYTHON_IMAGE}
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    ARBEES_HOME=/app \
+    ARBEES_STATE_DIR=/app/.arbees
+# netcat-openbsd: the plan's `docker exec zmq_listener nc -zv kalshi_monitor 5555`;
+# redis-tools / postgresql-client: `redis-cli XLEN prices:kalshi`, `psql` from any service container.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends netcat-openbsd redis-tools postgresql-client \
+ && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 arbees \
+ && useradd --system --uid 10001 --gid arbees --home-dir /app --no-create-home --shell /usr/sbin/nologin arbees
+COPY --from=build /wheels /wheels
+RUN pip install --no-index --find-links /wheels arbees && rm -rf /wheels
+WORKDIR /app
+# State (metrics snapshots, the execution spool, kill switch) lives under /app/.arbees, owned by the service
+# user; compose mounts a named volume on .arbees/spool so a recreated execution_service keeps unflushed trades.
+RUN mkdir -p /app/.arbees/metrics /app/.arbees/spool /app/.arbees/logs && chown -R arbees:arbees /app
+USER arbees:arbees
+# ZMQ PUB ports of the plan: kalshi_monitor 5555, polymarket_monitor 5556, game_shard 5558, execution_service 5560.
+EXPOSE 5555 5556 5558 5560
+ENV ARBEES_SERVICE=""
+CMD ["sh", "-c", "exec python -m \"arbees_core.services.${ARBEES_SERVICE:?set ARBEES_SERVICE to a service module, e.g. kalshi_monitor}\""]

@@ -1,0 +1,360 @@
+"""The compose runtime: `docker-compose.yml`'s stack, read through the Docker SDK, changed through `docker compose`.
+
+Reads (status, env, logs, follow) go to the Docker Engine API through the `docker` SDK, finding containers by the
+labels compose puts on them (`com.docker.compose.project=<project>`, `com.docker.compose.service=<key>`), so they
+work whoever started the stack (`arbees up`, or an operator's `docker compose up` as in the plan). Actions (up,
+down, restart) shell out to `docker compose -f <file> -p <project> --profile full ...`, so the compose file stays
+the single description of the stack.
+
+Restart means RECREATE: `restart()` runs `up -d --force-recreate <services>`, never `docker compose restart`.
+A restarted container keeps the environment it was created with, so the plan's rollback
+(`echo ZMQ_ENABLED=false >> .env; docker-compose --profile full restart`) left every service in ZMQ mode; only a
+recreated container reads the current `.env`.
+
+Service names: the registry's (plan) names (`kalshi_monitor`, `market_discovery`) or compose keys
+(`market-discovery`); `-` and `_` are interchangeable. Other services of the compose file (`redis`,
+`timescaledb`, `orchestrator`, `vpn`) are addressed by their compose key.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from arbees_core.config import ConfigError, Env, project_root
+from arbees_core.registry import SERVICES, ServiceSpec
+from arbees_core.runtime.base import RuntimeError_, ServiceStatus
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+
+#: Profiles the pipeline runs under (`docker compose --profile full ...`, as in the plan).
+DEFAULT_PROFILES: tuple[str, ...] = ("full",)
+#: Every profile of docker-compose.yml; `down` names them all so optional services (vpn) go down too.
+ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
+
+#: Docker container state -> ServiceStatus.state.
+_STATES = {"running": "running", "restarting": "restarting", "exited": "exited", "dead": "exited",
+           "created": "stopped", "paused": "stopped", "removing": "stopped"}
+
+_COMPOSE_TIMEOUT_S = 1800.0
+_SDK_TIMEOUT_S = 30
+
+
+def _engine_error(e: BaseException, where: str = "") -> RuntimeError_:
+    at = f" at {where}" if where else ""
+    return RuntimeError_(
+        f"Docker engine not reachable{at} ({type(e).__name__}: {e}). Start Docker (or set DOCKER_HOST), "
+        "or use the local runtime (`--runtime local`).")
+
+
+def engine_available(client: Any = None, timeout: float = 2.0) -> bool:
+    """Whether a Docker engine answers `GET /_ping` within `timeout` seconds. False on any error, never raises.
+
+    client: a `docker.DockerClient`; None builds one from the environment (DOCKER_HOST, the default socket).
+    """
+    own = None
+    try:
+        import docker
+
+        if client is None:
+            client = own = docker.from_env(timeout=max(1, int(timeout)))
+        api = client.api
+        old = api.timeout
+        api.timeout = min(old, timeout) if old else timeout
+        try:
+            return bool(client.ping())
+        finally:
+            api.timeout = old
+    except Exception:  # noqa: BLE001 - "is there an engine?" has only a yes/no answer
+        return False
+    finally:
+        if own is not None:
+            own.close()
+
+
+class ComposeRuntime:
+    """Runtime for the docker-compose stack (kind `compose`); see the module docstring."""
+
+    kind = "compose"
+
+    def __init__(self, root: Path | str | None = None, compose_file: Path | str | Sequence[Path | str] | None = None,
+                 project: str = "arbees", client: Any = None, profiles: Sequence[str] = DEFAULT_PROFILES,
+                 services: Sequence[ServiceSpec] = SERVICES) -> None:
+        """root: project root (where `.env` is; default `project_root()`); compose_file: the compose file, or
+        several (e.g. with docker-compose.vpn.yml), relative to root (default `docker-compose.yml`);
+        project: compose project name (`-p`, the `com.docker.compose.project` label); client: a
+        `docker.DockerClient` (default `docker.from_env()`, made on first use)."""
+        self.root = Path(root) if root is not None else project_root()
+        files = compose_file if compose_file is not None else "docker-compose.yml"
+        if isinstance(files, (str, Path)):
+            files = [files]
+        self.compose_files = [p if Path(p).is_absolute() else self.root / p for p in map(Path, files)]
+        self.project = project
+        self.profiles = tuple(profiles)
+        self.specs = tuple(services)
+        self._client = client
+
+    # ---- names
+
+    def compose_key(self, service: str) -> str:
+        """The compose service key of a registry name or compose key (`market_discovery` -> `market-discovery`)."""
+        norm = service.replace("-", "_")
+        for s in self.specs:
+            if norm in (s.name, s.compose_key.replace("-", "_")):
+                return s.compose_key
+        return service
+
+    def _name_of(self, key: str) -> str:
+        """The name ServiceStatus uses: the registry name for pipeline services, else the compose key."""
+        for s in self.specs:
+            if s.compose_key == key:
+                return s.name
+        return key
+
+    # ---- engine access
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import docker
+
+                self._client = docker.from_env(timeout=_SDK_TIMEOUT_S)
+            except Exception as e:  # noqa: BLE001 - DockerException, missing socket, bad DOCKER_HOST
+                raise _engine_error(e, os.environ.get("DOCKER_HOST", "")) from e
+        return self._client
+
+    def _base_url(self) -> str:
+        try:
+            return str(self._client.api.base_url) if self._client is not None else ""
+        except AttributeError:
+            return ""
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one SDK call; engine failures become RuntimeError_ with what to do."""
+        import docker.errors
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound as e:
+            raise RuntimeError_(f"container vanished while reading it ({e.explanation or e})") from e
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise _engine_error(e, self._base_url()) from e
+
+    def _containers(self, key: str | None = None) -> list[Any]:
+        """Containers of the project (optionally of one compose service), one-off `compose run` ones excluded,
+        running ones first, then the most recently created."""
+        labels = [f"{PROJECT_LABEL}={self.project}"]
+        if key is not None:
+            labels.append(f"{SERVICE_LABEL}={key}")
+        found = self._call(self.client.containers.list, all=True, filters={"label": labels}, ignore_removed=True)
+        found = [c for c in found if (c.labels or {}).get(ONEOFF_LABEL, "False") != "True"]
+        found.sort(key=lambda c: str(c.attrs.get("Created", "")), reverse=True)
+        found.sort(key=lambda c: (c.attrs.get("State") or {}).get("Status") != "running")
+        return found
+
+    def _container(self, service: str) -> Any:
+        key = self.compose_key(service)
+        found = self._containers(key)
+        if not found:
+            raise RuntimeError_(
+                f"no container for service {service!r} (compose service {key!r}) in project {self.project!r}: "
+                f"start it with `arbees up {service}` or `docker compose --profile full up -d {key}`")
+        return found[0]
+
+    # ---- Runtime protocol: reads
+
+    def is_up(self) -> bool:
+        """True when the engine answers and at least one container of the project exists (in any state)."""
+        try:
+            if not engine_available(self.client):
+                return False
+            return bool(self._containers())
+        except RuntimeError_:
+            return False
+
+    def status(self) -> list[ServiceStatus]:
+        """Every registry service (state `missing` when it has no container), then any other service of the
+        project that has a container (redis, timescaledb, orchestrator, vpn), named by compose key.
+
+        state: running | restarting | exited (also `dead`) | stopped (created, paused, removing; see detail);
+        health: the container healthcheck's; restarts: the engine's RestartCount (restarts by the restart
+        policy since the container was created; recreating resets it); ports: the ZMQ PUB port, only when the
+        container runs in ZMQ mode (its env); detail: OOM kill, engine error, last failing healthcheck line."""
+        by_key: dict[str, Any] = {}
+        for c in self._containers():
+            key = (c.labels or {}).get(SERVICE_LABEL, "")
+            by_key.setdefault(key, c)  # first = preferred (running, newest)
+        out: list[ServiceStatus] = []
+        for s in self.specs:
+            c = by_key.pop(s.compose_key, None)
+            out.append(self._status_of(s.name, c, s) if c is not None else
+                       ServiceStatus(name=s.name, state="missing",
+                                     detail=f"no container for compose service {s.compose_key!r}"))
+        for key in sorted(by_key):
+            out.append(self._status_of(self._name_of(key), by_key[key], None))
+        return out
+
+    def _status_of(self, name: str, container: Any, spec: ServiceSpec | None) -> ServiceStatus:
+        attrs = container.attrs
+        st = attrs.get("State", {}) or {}
+        raw = st.get("Status", "")
+        state = _STATES.get(raw, raw or "stopped")
+        health = ((st.get("Health") or {}).get("Status") or "") if st.get("Health") else ""
+        details: list[str] = []
+        if raw in ("created", "paused", "removing", "dead"):
+            details.append(raw)
+        if st.get("OOMKilled"):
+            details.append("OOM-killed")
+        if st.get("Error"):
+            details.append(str(st["Error"]))
+        if health == "unhealthy":
+            log = (st.get("Health") or {}).get("Log") or []
+            if log:
+                last = (log[-1].get("Output") or "").strip().splitlines()
+                if last:
+                    details.append(f"healthcheck: {last[-1][:200]}")
+        ports: list[int] = []
+        if spec is not None and spec.port:
+            env = _env_dict(attrs)
+            try:
+                zmq_mode = Env(env).bool("ZMQ_ENABLED", False)
+            except ConfigError:
+                zmq_mode = False
+            if zmq_mode:  # the PUB port is bound in ZMQ mode only
+                raw = env.get("ZMQ_PUB_PORT", "").strip()
+                ports = [int(raw)] if raw.isdigit() else [spec.port]
+        exit_code = st.get("ExitCode")
+        return ServiceStatus(
+            name=name,
+            state=state,
+            pid=None,
+            container=(attrs.get("Name") or container.name or "").lstrip("/"),
+            started_at=st.get("StartedAt", "") or "",
+            restarts=int(attrs.get("RestartCount") or 0),
+            exit_code=None if state == "running" or exit_code is None else int(exit_code),
+            ports=ports,
+            health=health,
+            detail="; ".join(details),
+        )
+
+    def env(self, service: str) -> dict[str, str]:
+        """The container's environment (`docker exec <c> env`, from its config: image ENV, env_file, environment).
+        Values are not redacted; show them through `arbees_core.config.redact_env`."""
+        return _env_dict(self._container(service).attrs)
+
+    def logs(self, service: str, since_s: float | None = None, tail: int | None = None) -> str:
+        """The container's log (stdout and stderr interleaved, as `docker logs`): the last `since_s` seconds
+        (like `docker logs --since 5m`) and/or the last `tail` lines; everything when both are None."""
+        c = self._container(service)
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True}
+        if since_s is not None:
+            kwargs["since"] = max(time.time() - float(since_s), 0.000001)
+        if tail is not None:
+            kwargs["tail"] = max(int(tail), 0)
+        data = self._call(c.logs, **kwargs)
+        return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
+
+    def follow(self, service: str, tail: int | str = "all", since_s: float | None = None) -> Iterator[str]:
+        """Log lines as they come (`docker logs -f`), without line endings; ends when the container stops."""
+        c = self._container(service)
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "stream": True, "follow": True, "tail": tail}
+        if since_s is not None:
+            kwargs["since"] = max(time.time() - float(since_s), 0.000001)
+        chunks = self._call(c.logs, **kwargs)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
+        try:
+            for chunk in chunks:
+                pending += decoder.decode(chunk)
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    yield line.rstrip("\r")
+        except Exception as e:  # noqa: BLE001 - the engine went away mid-stream
+            import docker.errors
+            import requests
+
+            if isinstance(e, (docker.errors.DockerException, requests.exceptions.RequestException)):
+                raise _engine_error(e, self._base_url()) from e
+            raise
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield pending.rstrip("\r")
+
+    # ---- Runtime protocol: actions (docker compose CLI)
+
+    def compose_command(self, *args: str, profiles: Sequence[str] | None = None) -> list[str]:
+        """The full `docker compose` command line for `args` (also what `arbees` prints for the operator)."""
+        cmd = self._compose_exe() + ["-p", self.project, "--project-directory", str(self.root)]
+        for f in self.compose_files:
+            cmd += ["-f", str(f)]
+        for p in self.profiles if profiles is None else profiles:
+            cmd += ["--profile", p]
+        return cmd + list(args)
+
+    def _compose_exe(self) -> list[str]:
+        docker_cli = shutil.which("docker")
+        if docker_cli:
+            probe = subprocess.run([docker_cli, "compose", "version"], capture_output=True, text=True, timeout=30)
+            if probe.returncode == 0:
+                return [docker_cli, "compose"]
+        standalone = shutil.which("docker-compose")
+        if standalone:
+            probe = subprocess.run([standalone, "version", "--short"], capture_output=True, text=True, timeout=30)
+            if probe.returncode == 0 and not probe.stdout.strip().startswith("1."):
+                return [standalone]
+        if not docker_cli:
+            raise RuntimeError_("`docker` CLI not found on PATH: install Docker (with the compose plugin), "
+                                "or use the local runtime (`--runtime local`)")
+        raise RuntimeError_("`docker compose` (Compose v2) is not available: install the docker-compose-plugin "
+                            "(Compose v1 `docker-compose` is not supported), or use `--runtime local`")
+
+    def _run(self, *args: str, profiles: Sequence[str] | None = None) -> None:
+        missing = [str(f) for f in self.compose_files if not f.exists()]
+        if missing:
+            raise RuntimeError_(f"compose file not found: {', '.join(missing)}")
+        cmd = self.compose_command(*args, profiles=profiles)
+        try:
+            done = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=_COMPOSE_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeError_(f"`{' '.join(cmd)}` did not finish within {_COMPOSE_TIMEOUT_S:.0f}s") from e
+        if done.returncode != 0:
+            tail = "\n".join((done.stderr or done.stdout or "").strip().splitlines()[-15:])
+            raise RuntimeError_(f"`{' '.join(cmd)}` failed (exit {done.returncode}):\n{tail}")
+
+    def up(self, services: list[str] | None = None) -> list[ServiceStatus]:
+        """`docker compose --profile full up -d [services]` (builds the image when missing); returns status()."""
+        self._run("up", "-d", *[self.compose_key(s) for s in services or []])
+        return self.status()
+
+    def down(self) -> None:
+        """`docker compose down --remove-orphans` over every profile. Volumes (database, Redis, the execution
+        spool) are kept: nothing recorded is lost."""
+        self._run("down", "--remove-orphans", profiles=ALL_PROFILES)
+
+    def restart(self, services: list[str] | None = None) -> list[ServiceStatus]:
+        """Recreate the services with the current `.env`: `up -d --force-recreate <services>` (default: every
+        registry service; redis and timescaledb are recreated only if their own config changed).
+        Not `docker compose restart`, which keeps each container's old environment (the original's rollback
+        stayed in ZMQ mode that way)."""
+        keys = [self.compose_key(s) for s in services] if services else [s.compose_key for s in self.specs]
+        self._run("up", "-d", "--force-recreate", *keys)
+        return self.status()
+
+
+def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in (attrs.get("Config") or {}).get("Env") or []:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+

@@ -1,0 +1,75 @@
+"""`arbees phase 1..3` and `arbees rollback [--undo]` against a real local stack, as an operator runs them.
+
+Each command acts, checks the plan's success criteria, prints one JSON object with the common shape
+(command, passed, started_at, duration_s, checks[name, passed, evidence]) and stores it under .arbees/runs/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arbees_core.runtime.local import LocalRuntime
+from tests.test_local_runtime import free_port_block
+
+pytestmark = pytest.mark.e2e
+
+
+def arbees(root: Path, *args: str) -> tuple[int, dict]:
+    env = {**os.environ, "ARBEES_HOME": str(root)}
+    env.pop("ARBEES_STATE_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "arbees_cli.main", *args, "--json"], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=240)
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError(f"not JSON (exit {proc.returncode}): {proc.stdout}\n{proc.stderr}") from None
+
+
+@pytest.fixture
+def project(tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    (tmp_path / ".env").write_text("SIM_RATE=100\nSIM_GAMES=2\nSIM_MISPRICE_EVERY_S=3\nGAME_COOLDOWN_MS=1000\n"
+                                   "HEARTBEAT_INTERVAL_SECS=0.2\n")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block()))
+    yield tmp_path
+    LocalRuntime(tmp_path).down()
+
+
+def _failed(result: dict) -> list[dict]:
+    return [c for c in result["checks"] if not c["passed"] and c.get("critical", True)]
+
+
+def test_phases_1_to_3_then_rollback_and_undo(project: Path) -> None:
+    for n in (1, 2, 3):
+        code, result = arbees(project, "phase", str(n), "--runtime", "local")
+        assert code == 0 and result["passed"], _failed(result)
+        assert result["command"] == f"phase {n}" and result["duration_s"] > 0 and result["started_at"]
+        assert all({"name", "passed", "evidence"} <= set(c) for c in result["checks"])
+        assert Path(result["data"]["run_dir"], "result.json").exists()
+
+    names = {c["name"]: c for c in result["checks"]}
+    assert "filled_qty=" in names["trades in paper_trades (the plan's query), latency_ms filled"]["evidence"]
+
+    code, rolled = arbees(project, "rollback", "--runtime", "local")
+    assert code == 0 and rolled["passed"], _failed(rolled)
+    assert rolled["data"]["timings"]["restart_s"] > 0
+    assert "ZMQ_ENABLED=false" in (project / ".env").read_text()
+    assert LocalRuntime(project).env("game_shard")["ZMQ_ENABLED"] == "false"
+
+    code, undone = arbees(project, "rollback", "--undo", "--runtime", "local")
+    assert code == 0 and undone["passed"], _failed(undone)
+    assert LocalRuntime(project).env("game_shard")["ZMQ_ENABLED"] == "true"
+    assert (project / ".env").read_text().count("ZMQ_ENABLED=") == 1  # one definition, never appended twice
+
+
+def test_rollback_without_a_stack_is_a_clear_error(project: Path) -> None:
+    code, result = arbees(project, "rollback", "--runtime", "local")
+    assert code == 3 and "not running" in result["error"]
