@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_duration, print_json
+from arbees_core.config import redact_env
 from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_, ServiceStatus
 from arbees_core.runtime.select import select_runtime
@@ -132,7 +133,7 @@ def register(app: typer.Typer) -> None:
         rt = get_runtime(runtime, as_json)
         name = _names([service], as_json)[0]
         try:
-            env = rt.env(name)
+            env = redact_env(rt.env(name))
         except RuntimeError_ as e:
             fail(str(e), code=EXIT_FAIL, as_json=as_json)
         if as_json:

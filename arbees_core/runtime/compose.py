@@ -290,6 +290,44 @@ class ComposeRuntime:
         if pending:
             yield pending.rstrip("\r")
 
+    def metrics(self, service: str) -> dict[str, Any]:
+        """The service's latest metrics snapshot, read inside its container (`/app/.arbees/metrics/<svc>.json`)."""
+        import json
+
+        name = self._name_of(self.compose_key(service))
+        try:
+            code, out = self._call(self._container(service).exec_run,
+                                   ["cat", f"/app/.arbees/metrics/{name}.json"], demux=False)
+        except RuntimeError_:
+            return {}
+        if code != 0:
+            return {}
+        try:
+            return json.loads(out)
+        except ValueError:
+            return {}
+
+    def resources(self, service: str) -> dict[str, float]:
+        """Memory (MB) and CPU (% of one core) of the container, from one `docker stats` sample."""
+        try:
+            stats = self._call(self._container(service).stats, stream=False)
+        except RuntimeError_:
+            return {}
+        mem = stats.get("memory_stats", {}).get("usage", 0) / 2**20
+        cpu, pre = stats.get("cpu_stats", {}), stats.get("precpu_stats", {})
+        d_cpu = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get("total_usage", 0)
+        d_sys = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+        cores = cpu.get("online_cpus") or 1
+        return {"rss_mb": round(mem, 2), "cpu_pct": round(d_cpu / d_sys * cores * 100, 1) if d_sys > 0 else 0.0}
+
+    def urls(self) -> dict[str, str]:
+        """Redis and PostgreSQL as the compose file publishes them on the host's loopback."""
+        import os
+
+        return {"REDIS_URL": f"redis://127.0.0.1:{os.environ.get('ARBEES_REDIS_HOST_PORT', '6379')}/0",
+                "DATABASE_URL": "postgresql://arbees:arbees@127.0.0.1:"
+                                f"{os.environ.get('ARBEES_POSTGRES_HOST_PORT', '5432')}/arbees"}
+
     # ---- Runtime protocol: actions (docker compose CLI)
 
     def compose_command(self, *args: str, profiles: Sequence[str] | None = None) -> list[str]:
