@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from arbees_cli import stack, validate
+from arbees_cli import judge, stack, validate
 
 app = typer.Typer(
     name="arbees",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 stack.register(app)
 validate.register(app)
+judge.register(app)
 
 
 def main() -> None:
