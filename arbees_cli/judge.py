@@ -81,6 +81,8 @@ def run_decide(phase4: dict[str, Any] | None, phase5: dict[str, Any] | None, ove
 
 
 def register(app: typer.Typer) -> None:
+    register_report(app)
+
     @app.command()
     def decide(threshold: Optional[list[str]] = typer.Option(None, "--threshold", "-t",
                                                              help="Override a threshold, KEY=VALUE (repeatable), "
@@ -132,6 +134,7 @@ def register(app: typer.Typer) -> None:
                  keep: bool = typer.Option(False, "--keep", help="Leave the stack running at the end."),
                  windows: Optional[int] = typer.Option(None, "--windows"),
                  window_seconds: Optional[str] = typer.Option(None, "--window-seconds"),
+                 warmup: Optional[str] = typer.Option(None, "--warmup", help="Phase 4 warm-up after a mode switch."),
                  duration: Optional[str] = typer.Option(None, "--duration", help="Soak length."),
                  interval: Optional[str] = typer.Option(None, "--interval", help="Soak sampling interval."),
                  runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
@@ -148,6 +151,7 @@ def register(app: typer.Typer) -> None:
         opts = dict(QUICK) if quick else {}
         opts.update({k: v for k, v in {
             "windows": windows, "window_seconds": parse_duration(window_seconds) if window_seconds else None,
+            "warmup_seconds": parse_duration(warmup) if warmup else None,
             "duration_seconds": parse_duration(duration) if duration else None,
             "interval_seconds": parse_duration(interval) if interval else None}.items() if v is not None})
         t0, started = time.monotonic(), utc_now_iso()
@@ -203,6 +207,27 @@ def register(app: typer.Typer) -> None:
         if not all(p["passed"] for p in phases):
             raise typer.Exit(EXIT_FAIL)
         raise typer.Exit(decision.exit_code)
+
+
+def register_report(app: typer.Typer) -> None:
+    @app.command()
+    def report(out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md, report.html and the "
+                                                 "PNGs (default .arbees/reports/<timestamp>/)."),
+               as_json: bool = JsonOpt) -> None:
+        """A Markdown and an HTML report of the latest runs: phase checks with evidence, latency CDFs and
+        histograms per hop and mode (phase 4), the soak's time series (phase 5) and the decision table."""
+        from arbees_core.validation.decide import decide as judge, load_thresholds
+        from arbees_core.validation.report import build_report
+
+        p4, p5 = latest_result("phase4"), latest_result("phase5")
+        decision = judge(p4, p5, load_thresholds()) if (p4 or p5) else None
+        with console.status("building the report…"):
+            made = build_report(out=out, decision=decision)
+        if as_json:
+            print_json(made)
+        else:
+            console.print(f"report: {made['markdown']}\n        {made['html']}\n"
+                          f"plots: {', '.join(made['images']) or 'none (no phase 4/5 results)'}")
 
 
 def _quiet(name: str, rt: Any, collectors: dict[str, Any], folder: Path) -> Any:

@@ -73,3 +73,14 @@ def test_phases_1_to_3_then_rollback_and_undo(project: Path) -> None:
 def test_rollback_without_a_stack_is_a_clear_error(project: Path) -> None:
     code, result = arbees(project, "rollback", "--runtime", "local")
     assert code == 3 and "not running" in result["error"]
+
+
+def test_validate_runs_every_phase_then_decides(project: Path) -> None:
+    code, out = arbees(project, "validate", "--quick", "--windows", "2", "--window-seconds", "4", "--warmup", "2",
+                       "--duration", "6s", "--interval", "2s", "--runtime", "local")
+    assert [c["name"] for c in out["checks"]] == ["phase 1", "phase 2", "phase 3", "phase 4", "phase 5", "decision"]
+    assert all(c["passed"] for c in out["checks"][:5]), out["checks"]
+    assert out["decision"] in ("GO", "DEBUG", "NO-GO") and out["rows"]
+    assert code == {"GO": 0, "DEBUG": 2, "NO-GO": 1}[out["decision"]]
+    assert not LocalRuntime(project).is_up()  # validate started the stack, so it stopped it
+    assert "SIM_MISPRICE_EVERY_S=3" in (project / ".env").read_text()  # --quick keeps the operator's own settings
