@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from arbees_core.runtime.local import LocalRuntime
-from tests.test_local_runtime import free_port_block
+from tests.conftest import free_port_block
 
 pytestmark = pytest.mark.e2e
 

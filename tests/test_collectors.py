@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from arbees_core.telemetry.metrics import decode_histogram
 from arbees_core.validation.latency import (collect_windows, new_histogram, subtract, summarize, window_counters,
                                             window_problems)
 from arbees_core.validation.soak import read_samples, run_soak
-from tests.conftest import eventually
+from tests.conftest import eventually, free_port_block
 
 DOTENV = ("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
           "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\n")
@@ -34,24 +33,8 @@ SERVICE_NAMES = {"market_discovery", "zmq_listener", "kalshi_monitor", "polymark
                  "execution_service"}
 
 
-def free_port_block(n: int = 4) -> int:
-    """A base port with `n` free consecutive ports (ARBEES_PORT_BASE), so tests never collide with 5555."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65535 and all(_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no free port block")
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 # -- subtract (no stack) ---------------------------------------------------------------------------------------

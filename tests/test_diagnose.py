@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,29 +25,13 @@ from arbees_core.validation.diagnose import (
     normalize_target,
 )
 from arbees_core.validation.results import RunResult
-from tests.conftest import eventually
+from tests.conftest import eventually, free_port_block
 
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks" / "diagnose"
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
-def free_port_block(n: int = 8) -> int:
-    """A base with `n` free consecutive ports: the stack uses base..base+3, the wrong-endpoint fault base+7."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65535 and all(_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no free port block")
 
 
 # -- playbooks (no stack) ------------------------------------------------------------------------------------------

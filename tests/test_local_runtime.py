@@ -21,29 +21,13 @@ import pytest
 
 from arbees_core.runtime.base import RuntimeError_
 from arbees_core.runtime.local import LocalRuntime
-from tests.conftest import eventually
+from tests.conftest import eventually, free_port_block
 
 pytestmark = pytest.mark.e2e
 
 
-def free_port_block(n: int = 4) -> int:
-    """A base port with `n` free consecutive ports (ARBEES_PORT_BASE), so tests never collide with 5555."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65535 and all(_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no free port block")
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:

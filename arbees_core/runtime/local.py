@@ -28,7 +28,7 @@ from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
-UP_TIMEOUT_S, SETTLE_S = 60.0, 1.5
+UP_TIMEOUT_S, SETTLE_S, SETTLE_MAX_S = 60.0, 1.0, 20.0
 
 
 def _alive(pid: int | None, marker: str = "") -> bool:
@@ -193,7 +193,7 @@ class LocalRuntime:
                              start_new_session=True)
 
     def wait_running(self, names: list[str], timeout_s: float) -> list[ServiceStatus]:
-        """Until every named service has run for SETTLE_S; a failed start raises with its last log lines."""
+        """Until every named service is past its start (see _settled); a failed start raises with its last log lines."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             stack = self.read_stack()
@@ -208,21 +208,26 @@ class LocalRuntime:
                 name = crashed[0]
                 raise RuntimeError_(f"{name} exited at start with code {views[name].get('exit_code')}; "
                                     f"last log lines:\n{self.logs(name, tail=15)}")
-            if stack.get("status") == "running" and all(self._settled(views.get(n, {})) for n in names):
+            if stack.get("status") == "running" and all(self._settled(n, views.get(n, {})) for n in names):
                 return self.status()
             time.sleep(0.1)
         raise RuntimeError_(f"not every service was running within {timeout_s:.0f}s: "
                             + ", ".join(f"{s.name}={s.state}" for s in self.status() if s.name in names))
 
-    @staticmethod
-    def _settled(view: dict[str, Any]) -> bool:
+    def _settled(self, name: str, view: dict[str, Any]) -> bool:
+        """Running, and past its start: it wrote a metrics snapshot from this very process (configuration is
+        read before the first snapshot, so a service that dies of a bad setting never gets here), or it has
+        run for SETTLE_MAX_S (a slow machine) without dying."""
         if view.get("state") != "running" or not _alive(view.get("pid")):
             return False
         try:
             started = datetime.fromisoformat(view["started_at"])
         except (KeyError, ValueError):
             return False
-        return (datetime.now(timezone.utc) - started).total_seconds() >= SETTLE_S
+        age = (datetime.now(timezone.utc) - started).total_seconds()
+        if age < SETTLE_S:
+            return False
+        return self.metrics(name).get("pid") == view.get("pid") or age >= SETTLE_MAX_S
 
     def request(self, action: str, services: list[str], timeout_s: float = 60.0) -> None:
         """Ask the running supervisor to start/restart/stop services and wait for its answer."""
