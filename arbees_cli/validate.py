@@ -66,11 +66,47 @@ def _latency_collector(options: dict[str, float]) -> Callable[[RunContext, Colle
                                window_s=float(opts.get("window_seconds", 600)),
                                warmup_s=float(opts.get("warmup_seconds", 10)), progress=ctx.progress)
         summary = summarize(data)
+        add_confidence_intervals(data, summary)
         data["summary"] = summary
         _latency_checks(ctx.result, data, summary)
         return data
 
     return collect
+
+
+def add_confidence_intervals(data: dict[str, Any], summary: dict[str, Any], n_boot: int = 400) -> None:
+    """Per mode and hop, 95% bootstrap CIs of p50/p95/p99 (ms) over the valid windows, resampling windows and
+    then values, so an operator sees how far one run's percentiles can be trusted."""
+    from arbees_core.validation.stats import bootstrap_percentile_ci
+
+    for mode, hops in summary.items():
+        for hop, stats in hops.items():
+            hists = [w["hops"][hop]["hdr"] for w in data.get("windows", []) if w.get("mode") == mode
+                     and w.get("valid", True) and w.get("hops", {}).get(hop, {}).get("count")]
+            if not hists:
+                continue
+            stats["ci_ms"] = {}
+            for q in (50, 95, 99):
+                ci = bootstrap_percentile_ci(hists, q, n_boot=n_boot, seed=q)
+                stats["ci_ms"][f"p{q}"] = [round(ci.lo / 1000, 3), round(ci.hi / 1000, 3)]
+
+
+def latency_table(summary: dict[str, Any]) -> Table:
+    """Phase 4's figures: p50/p95/p99 per hop and mode with their 95% CIs."""
+    table = Table(title="Phase 4: latency per hop (ms, 95% CI)", title_justify="left")
+    for col in ("hop", "mode", "n", "windows", "p50", "p95", "p99", "max"):
+        table.add_column(col, justify="right" if col not in ("hop", "mode") else "left")
+    hops = sorted({h for m in summary.values() for h in m})
+    for hop in hops:
+        for mode in ("zmq", "redis"):
+            v = summary.get(mode, {}).get(hop)
+            if not v:
+                continue
+            ci = v.get("ci_ms", {})
+            cell = lambda q: f"{v.get(f'{q}_ms')} [{ci[q][0]}, {ci[q][1]}]" if q in ci else str(v.get(f"{q}_ms"))  # noqa: E731
+            table.add_row(hop, mode, str(v.get("count")), str(v.get("windows", "")), cell("p50"), cell("p95"),
+                          cell("p99"), str(v.get("max_ms")))
+    return table
 
 
 def _latency_checks(result: RunResult, data: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -144,6 +180,8 @@ def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
     else:
         console.print(checks_table(result, f"{book.title}: {'PASS' if result.passed else 'FAIL'} "
                                            f"({result.duration_s:.1f}s)"))
+        if result.data.get("summary"):
+            console.print(latency_table(result.data["summary"]))
         console.print(f"[dim]stored in {folder / 'result.json'}[/]")
     return result
 
