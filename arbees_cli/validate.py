@@ -17,14 +17,8 @@ from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, console, fail, p
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.config import project_root
 from arbees_core.runtime.base import Runtime
-from arbees_core.validation.playbook import (
-    Collect,
-    PlaybookError,
-    RunContext,
-    load_playbook,
-    playbook_path,
-    run_playbook,
-)
+from arbees_core.validation.playbook import Collect, PlaybookError, load_playbook, playbook_path
+from arbees_core.validation.steps import RunContext, run_playbook
 from arbees_core.validation.results import RunResult, new_run_dir, save_result
 
 
