@@ -1,0 +1,40 @@
+"""Every command explains itself: `--help` works and says something for each command and sub-command."""
+
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner
+from typer.main import get_command
+
+from arbees_cli.main import app
+
+runner = CliRunner()
+
+
+def _commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in getattr(group, "commands", {}).items():
+        path = (*prefix, name)
+        out.append(path)
+        out += _commands(cmd, path)
+    return out
+
+
+def test_every_command_has_help_text() -> None:
+    root = get_command(app)
+    paths = _commands(root)
+    assert {("up",), ("down",), ("status",), ("phase",), ("rollback",), ("decide",), ("diagnose",), ("validate",),
+            ("report",), ("service", "run")} <= set(paths)
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        cmd = root
+        for part in path:
+            cmd = cmd.commands[part]  # type: ignore[attr-defined]
+        assert (cmd.help or "").strip(), f"arbees {' '.join(path)} has no help text"
+
+
+def test_no_arguments_prints_usage() -> None:
+    result = runner.invoke(app, [])
+    assert "Usage" in result.output
+    assert isinstance(app, typer.Typer)
