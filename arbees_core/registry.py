@@ -15,6 +15,16 @@ COMMON_ENV: tuple[str, ...] = (
     "HEARTBEAT_INTERVAL_SECS", "LOG_LEVEL", "LOG_SAMPLE_PER_SEC", "TRANSPORT_BLOCK_MS", "ARBEES_HOME",
     "ARBEES_STATE_DIR", "ARBEES_ENV_FILE",
 )
+#: Live venue adapters (KALSHI_SOURCE / POLYMARKET_SOURCE = live) and the stale-feed detector.
+KALSHI_LIVE_ENV: tuple[str, ...] = (
+    "KALSHI_ENV", "KALSHI_WS_URL", "KALSHI_REST_URL", "KALSHI_API_KEY_ID", "KALSHI_PRIVATE_KEY_PATH",
+    "KALSHI_PRIVATE_KEY", "KALSHI_PROXY", "KALSHI_SERIES", "KALSHI_REST_MIN_INTERVAL_MS", "KALSHI_REST_MAX_RETRIES",
+)
+POLYMARKET_LIVE_ENV: tuple[str, ...] = (
+    "POLYMARKET_WS_URL", "POLYMARKET_GAMMA_URL", "POLYMARKET_GEOBLOCK_URL", "POLYMARKET_PROXY", "POLYMARKET_PING_S",
+    "POLYMARKET_LEAGUES", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+)
+FEED_ENV: tuple[str, ...] = ("VENUE_BACKOFF_MIN_S", "VENUE_BACKOFF_MAX_S", "STALE_FEED_S")
 SIM_ENV: tuple[str, ...] = (
     "SIM_SEED", "SIM_GAMES", "SIM_RATE", "SIM_MISPRICE_EVERY_S", "SIM_MISPRICE_AT_S", "SIM_MISPRICE_CENTS",
     "SIM_MISPRICE_DURATION_MS", "SIM_MISPRICE_VENUE", "SIM_DATE",
@@ -47,17 +57,20 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(topics.MARKET_DISCOVERY, "arbees_core.services.market_discovery", None,
-                ("DATABASE_URL", "DISCOVERY_INTERVAL_S", "SHARD_ID", "KALSHI_SOURCE", "POLYMARKET_SOURCE", *SIM_ENV),
+                ("DATABASE_URL", "DISCOVERY_INTERVAL_S", "DISCOVERY_RETRY_S", "SHARD_ID", "KALSHI_SOURCE",
+                 "POLYMARKET_SOURCE", *SIM_ENV, *KALSHI_LIVE_ENV, *POLYMARKET_LIVE_ENV),
                 compose_name="market-discovery", description="finds both venues' markets, stores the game mapping"),
     ServiceSpec(topics.ZMQ_LISTENER, "arbees_core.services.zmq_listener", None,
                 ("ZMQ_KALSHI_ENDPOINT", "ZMQ_POLYMARKET_ENDPOINT", "ZMQ_GAME_SHARD_ENDPOINT", "ZMQ_EXECUTION_ENDPOINT",
                  "ZMQ_LISTENER_ENDPOINTS", "MIRROR_BUFFER_MAX", "MIRROR_LOG_PER_SEC"),
                 description="mirrors the ZMQ hot path into Redis streams"),
     ServiceSpec(topics.KALSHI_MONITOR, "arbees_core.services.kalshi_monitor", topics.KALSHI_MONITOR_PORT,
-                ("ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "KALSHI_SOURCE", "DATABASE_URL", *SIM_ENV),
+                ("ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "KALSHI_SOURCE", "DATABASE_URL", *SIM_ENV, *KALSHI_LIVE_ENV,
+                 *FEED_ENV),
                 depends_on=(topics.MARKET_DISCOVERY,), description="Kalshi books -> prices.kalshi.<ticker>"),
     ServiceSpec(topics.POLYMARKET_MONITOR, "arbees_core.services.polymarket_monitor", topics.POLYMARKET_MONITOR_PORT,
-                ("ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "POLYMARKET_SOURCE", "DATABASE_URL", *SIM_ENV),
+                ("ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "POLYMARKET_SOURCE", "DATABASE_URL", *SIM_ENV,
+                 *POLYMARKET_LIVE_ENV, *FEED_ENV),
                 depends_on=(topics.MARKET_DISCOVERY,), description="Polymarket books -> prices.poly.<asset>"),
     ServiceSpec(topics.GAME_SHARD, "arbees_core.services.game_shard", topics.GAME_SHARD_PORT,
                 ("ZMQ_SUB_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL", "SHARD_ID", "MIN_EDGE_PCT",

@@ -4,6 +4,11 @@ The mapping (`market_mappings` in PostgreSQL) names, per game and team, the Kals
 token that pay on the same outcome; game_shard compares exactly those contracts and signals name them, so nothing
 downstream re-resolves markets from team names (the original's failure). Markets that match nothing are kept in
 `unmatched_markets` for the operator. Long-running: it re-discovers every `DISCOVERY_INTERVAL_S`.
+
+Where listings come from follows each venue's monitor source: `sim` -> the simulator's listings, `live` -> Kalshi
+REST (`/markets` of the game series) and Polymarket Gamma (moneyline events), `replay:<file>` -> the listings
+stored beside the recording (`<file>.listings.json`), else the simulator's. A venue that cannot be reached leaves
+the stored mapping as it was (logged; retried after `DISCOVERY_RETRY_S`).
 Run: `python -m arbees_core.services.market_discovery`.
 """
 
@@ -23,35 +28,70 @@ from arbees_core.strategy.matching import match_markets
 from arbees_core.topics import KALSHI, MARKET_DISCOVERY, POLYMARKET
 from arbees_core.transport import TransportSettings
 from arbees_core.venues.listing import GameMapping, MarketListing
+from arbees_core.venues.live import SourceSpec, VenueError, parse_source
+from arbees_core.venues.replay import load_listings
 from arbees_core.venues.sim import SimConfig, SimVenue
 
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
     """database_url: DATABASE_URL (required); interval_s: DISCOVERY_INTERVAL_S; shard_id: SHARD_ID assigned to
-    every game (one shard today); sources: KALSHI_SOURCE / POLYMARKET_SOURCE (`sim`)."""
+    every game (one shard today); kalshi_source / poly_source: KALSHI_SOURCE / POLYMARKET_SOURCE (`sim` |
+    `live` | `replay:<file>[@<speed>x]`); kalshi_rest / gamma: the live discovery settings (KalshiRestConfig,
+    GammaConfig) when that venue is live; retry_s: DISCOVERY_RETRY_S (30) after a venue failure."""
 
     database_url: str
     interval_s: float
     shard_id: str
     sim: SimConfig
+    kalshi_source: SourceSpec = SourceSpec()
+    poly_source: SourceSpec = SourceSpec()
+    kalshi_rest: Any = None
+    gamma: Any = None
+    retry_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Env) -> "DiscoveryConfig":
         url = env.str("DATABASE_URL")
         if not url:
             raise ConfigError("DATABASE_URL is not set: market_discovery stores the mapping in PostgreSQL")
-        for var in ("KALSHI_SOURCE", "POLYMARKET_SOURCE"):
-            if (env.str(var, "sim") or "sim") != "sim":
-                raise ConfigError(f"{var}={env.str(var)!r}: this build discovers simulated markets only ('sim')")
+        kalshi = parse_source(env.str("KALSHI_SOURCE", "sim"), "KALSHI_SOURCE")
+        poly = parse_source(env.str("POLYMARKET_SOURCE", "sim"), "POLYMARKET_SOURCE")
+        rest = gamma = None
+        if kalshi.kind == "live":
+            from arbees_core.venues.kalshi.rest import KalshiRestConfig
+
+            rest = KalshiRestConfig.from_env(env)
+        if poly.kind == "live":
+            from arbees_core.venues.polymarket.gamma import GammaConfig
+
+            gamma = GammaConfig.from_env(env)
         return cls(url, env.float("DISCOVERY_INTERVAL_S", 60.0, minimum=1.0), env.str("SHARD_ID", "shard-1"),
-                   SimConfig.from_env(env))
+                   SimConfig.from_env(env), kalshi, poly, rest, gamma,
+                   env.float("DISCOVERY_RETRY_S", 30.0, minimum=1.0))
+
+
+def venue_listings(venue: str, source: SourceSpec, cfg: DiscoveryConfig) -> list[MarketListing]:
+    """One venue's listings from where its monitor's prices come from. Raises VenueError when a live venue fails."""
+    if source.kind == "live":
+        if venue == KALSHI:
+            from arbees_core.venues.kalshi.rest import discover_markets as kalshi_markets
+
+            return kalshi_markets(cfg.kalshi_rest)
+        from arbees_core.venues.polymarket.gamma import discover_markets as gamma_markets
+
+        return gamma_markets(cfg.gamma)
+    if source.kind == "replay":
+        stored = load_listings(source.path)
+        if stored is not None:
+            return [x for x in stored if x.venue == venue]
+    return SimVenue(venue, cfg.sim).listings()
 
 
 def discover(cfg: DiscoveryConfig) -> tuple[list[GameMapping], list[MarketListing]]:
     """One discovery pass: list both venues, match, assign the shard."""
-    kalshi = SimVenue(KALSHI, cfg.sim).listings()
-    poly = SimVenue(POLYMARKET, cfg.sim).listings()
+    kalshi = venue_listings(KALSHI, cfg.kalshi_source, cfg)
+    poly = venue_listings(POLYMARKET, cfg.poly_source, cfg)
     games, unmatched = match_markets(kalshi, poly)
     return [replace(g, shard_id=cfg.shard_id) for g in games], unmatched
 
@@ -74,6 +114,12 @@ class MarketDiscovery(Service):
 
     def run(self, stop: threading.Event) -> None:
         migrated = False
+        self.log.info("Discovery sources: kalshi %s, polymarket %s", self.cfg.kalshi_source.describe(),
+                      self.cfg.poly_source.describe())
+        if self.cfg.gamma is not None and self.cfg.gamma.geoblock_url:
+            from arbees_core.venues.polymarket.gamma import check_geoblock
+
+            check_geoblock(self.cfg.gamma.geoblock_url, self.cfg.gamma.proxy, self.log)
         while not stop.is_set():
             try:
                 with connect(self.cfg.database_url, retries=3, log=self.log) as conn:
@@ -91,6 +137,11 @@ class MarketDiscovery(Service):
                 self.metrics.inc("discovery_errors")
                 self.log.error("Discovery cannot store the mapping: %s; retrying in 5s", e)
                 wait = 5.0
+            except VenueError as e:
+                self.metrics.inc("discovery_errors")
+                self.log.error("Discovery cannot list a venue: %s; keeping the stored mapping, retrying in %gs", e,
+                               self.cfg.retry_s)
+                wait = self.cfg.retry_s
             end = stop.wait(0)  # tick heartbeats while waiting
             remaining = wait
             while remaining > 0 and not end:

@@ -2,8 +2,14 @@
 
 A monitor never forwards a venue message as a quote. It applies every message to a local book per market (the
 original read Kalshi deltas as snapshots and published them as 0/1 quotes) and publishes a `PriceUpdate` only when
-a market's top of book changed. The venue source is chosen by `<VENUE>_SOURCE` (`sim` by default); live venue
-adapters plug in behind the same source interface.
+a market's top of book changed. The venue source is chosen by `<VENUE>_SOURCE`: `sim` (default), `live` (the
+venue adapter, subscribed to the discovery mapping's contracts and following it), or `replay:<file>[@<speed>x]`.
+
+Staleness: `feed_live_ns` (sent in heartbeats; game_shard trades a price only while it or the feed's liveness is
+recent) advances only when a frame arrives while the source is connected, so a disconnected feed's prices age
+out. A market with no top-of-book change for `STALE_FEED_S` while its feed is connected (a subscription that died
+silently), or whose book became invalid (sequence gap), gets one cleared quote (no prices) so its last price
+cannot be traded, one log line, and counts in the `stale_markets` gauge until it updates again.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from arbees_core.config import ConfigError, Env
@@ -22,11 +29,15 @@ from arbees_core.store.mapping_cache import MappingCache
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.topics import price_topic
 from arbees_core.transport import Outbox, TransportSettings, make_publisher
-from arbees_core.venues.book import BookChange
+from arbees_core.venues.book import BookChange, TopOfBook
+from arbees_core.venues.live import SourceSpec, live_config_from_env, make_live_source, parse_source, safe_url
+from arbees_core.venues.replay import ReplaySource
 from arbees_core.venues.sim import SimConfig, SimVenue
 
 #: How often the monitor's housekeeping runs (heartbeat, late joiners, mapping refresh), seconds.
 HOUSEKEEPING_S = 0.02
+#: How often markets are checked for staleness, seconds.
+STALE_CHECK_S = 1.0
 
 
 class VenueFeed(Protocol):
@@ -44,8 +55,10 @@ class VenueSource(Protocol):
 @dataclass(frozen=True)
 class MonitorConfig:
     """Monitor settings. port: ZMQ_PUB_PORT; endpoint: ZMQ_PUB_ENDPOINT (overrides bind host/port, e.g. ipc://);
-    source: <VENUE>_SOURCE (`sim`); database_url: DATABASE_URL, for game ids from the discovery mapping
-    (optional: without it Kalshi ids come from the ticker and Polymarket ids stay empty)."""
+    source: <VENUE>_SOURCE (`sim` | `live` | `replay:<file>[@<speed>x]`); database_url: DATABASE_URL, for game ids
+    from the discovery mapping (optional for sim/replay: without it Kalshi ids come from the ticker and Polymarket
+    ids stay empty; a live source subscribes to the mapping's contracts); live: the live adapter's settings (see
+    the venue's `*LiveConfig`); stale_feed_s: STALE_FEED_S (30; 0 = off)."""
 
     port: int
     endpoint: str
@@ -53,6 +66,12 @@ class MonitorConfig:
     database_url: str
     sim: SimConfig
     log_sample_per_s: float
+    live: Any = None
+    stale_feed_s: float = 30.0
+
+    @property
+    def source_spec(self) -> SourceSpec:
+        return parse_source(self.source, "source")
 
 
 class MonitorService(Service):
@@ -70,21 +89,33 @@ class MonitorService(Service):
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self._feed_live_ns = 0
         self.outbox: Outbox | None = None
+        self.source: VenueSource | None = None
+        self._last_change_ns: dict[str, int] = {}  # ticker -> last top-of-book change (or tracking start)
+        self._published: set[str] = set()
+        self._stale: set[str] = set()
+        self._gaps_seen = 0
+        self._next_stale_check = 0.0
 
     @classmethod
     def config_from_env(cls, env: Env) -> MonitorConfig:
-        source = env.str(cls.source_env, "sim") or "sim"
-        if source != "sim":
-            raise ConfigError(
-                f"{cls.source_env}={source!r}: this build has the simulated venue only ('sim'); "
-                "live and replay sources come with the live-venue adapters")
+        spec = parse_source(env.str(cls.source_env, "sim"), cls.source_env)
+        live = None
+        if spec.kind == "live":
+            live = live_config_from_env(cls.venue, env)
+            if not env.str("DATABASE_URL"):
+                raise ConfigError(f"{cls.source_env}=live subscribes to the discovery mapping's markets: set "
+                                  "DATABASE_URL (and run market_discovery with the live source)")
+        elif spec.kind == "replay" and not Path(spec.path).is_file():
+            raise ConfigError(f"{cls.source_env}={spec.describe()!r}: no recording at {spec.path!r}")
         return MonitorConfig(
             port=env.int("ZMQ_PUB_PORT", cls.default_port, minimum=0),
             endpoint=env.str("ZMQ_PUB_ENDPOINT"),
-            source=source,
+            source=spec.describe(),
             database_url=env.str("DATABASE_URL"),
             sim=SimConfig.from_env(env),
             log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
+            live=live,
+            stale_feed_s=env.float("STALE_FEED_S", 30.0, minimum=0.0),
         )
 
     @classmethod
@@ -96,7 +127,21 @@ class MonitorService(Service):
         raise NotImplementedError
 
     def make_source(self) -> VenueSource:
+        spec = self.cfg.source_spec
+        if spec.kind == "replay":
+            return ReplaySource(spec.path, spec.speed)
+        if spec.kind == "live":
+            return make_live_source(self.venue, self.cfg.live, self.live_tickers, self.feed)
         return SimVenue(self.venue, self.cfg.sim)
+
+    def live_tickers(self) -> list[str]:
+        """The contracts of this venue in the discovery mapping (the live source subscribes to exactly these);
+        markets that join are tracked for staleness from now."""
+        tickers = [t for game in self.mapping.games for t in game.tickers(self.venue)]
+        now = time.time_ns()
+        for ticker in tickers:
+            self._last_change_ns.setdefault(ticker, now)
+        return tickers
 
     def game_of(self, ticker: str) -> tuple[str, str]:
         """(game_id, outcome) of a market: the discovery mapping first, then the venue's own fallback."""
@@ -109,7 +154,9 @@ class MonitorService(Service):
         return self._feed_live_ns
 
     def extra_snapshot(self) -> dict[str, Any]:
-        return {"venue": self.venue, "source": self.cfg.source, "feed": getattr(self.feed, "stats", lambda: {})()}
+        connection = getattr(self.source, "stats", None)
+        return {"venue": self.venue, "source": self.cfg.source, "feed": getattr(self.feed, "stats", lambda: {})(),
+                "connection": connection() if callable(connection) else {}, "stale_markets": sorted(self._stale)}
 
     # -- run --------------------------------------------------------------------------------------------------
 
@@ -128,13 +175,23 @@ class MonitorService(Service):
             publisher.close()
 
     def describe_source(self) -> str:
+        spec = self.cfg.source_spec
+        if spec.kind == "replay":
+            return f"recording {spec.path} at {'maximum speed' if spec.speed <= 0 else f'{spec.speed:g}x'}"
+        if spec.kind == "live":
+            live = self.cfg.live
+            url = getattr(live, "ws_url", "")
+            proxy = getattr(live, "proxy", "")
+            return (f"live {safe_url(url)}{f' via proxy {safe_url(proxy)}' if proxy else ''}, markets of the "
+                    f"discovery mapping, stale after {self.cfg.stale_feed_s:g}s")
         s = self.cfg.sim
         return (f"seed {s.seed}, {s.games} games, {s.rate_per_s:g} msg/s, mispricing every {s.mispricing_every_s:g}s"
                 f" at {list(s.mispricing_at_s)} of {s.mispricing_cents:g}c on {s.mispricing_venue}")
 
     async def _run_async(self, stop: threading.Event) -> None:
         done = asyncio.Event()
-        reader = asyncio.create_task(self._read(self.make_source(), done))
+        self.source = self.make_source()
+        reader = asyncio.create_task(self._read(self.source, done))
         try:
             while not stop.is_set() and not reader.done():
                 self.housekeeping()
@@ -151,18 +208,85 @@ class MonitorService(Service):
         self.outbox.serve_late_joiners()
         self.tick()
         self.mapping.maybe_refresh()
+        now = time.monotonic()
+        if now >= self._next_stale_check:
+            self._next_stale_check = now + STALE_CHECK_S
+            self.check_stale(time.time_ns())
+            self.note_connection()
+
+    def note_connection(self) -> None:
+        """Connection state as gauges (`venue_connected` 1/0, `venue_reconnects`, `venue_auth_failures`)."""
+        self.metrics.gauges["venue_connected"] = 1 if self.source_connected() else 0
+        for name in ("reconnects", "auth_failures", "resubscribes"):
+            value = getattr(self.source, name, None)
+            if isinstance(value, int):
+                self.metrics.gauges[f"venue_{name}"] = value
+
+    def source_connected(self) -> bool:
+        """Whether the venue connection is up (a simulator always is; a finished replay is not)."""
+        return bool(getattr(self.source, "connected", True))
 
     async def _read(self, source: VenueSource, done: asyncio.Event) -> None:
         async for raw in source.stream(done):
             recv_ns = time.time_ns()
-            self._feed_live_ns = recv_ns
+            if getattr(source, "connected", True):
+                self._feed_live_ns = recv_ns
             self.metrics.inc("venue_rx")
             changes = self.feed.handle(raw, recv_ns)
             if changes:
                 self.publish_changes(changes, recv_ns)
+            gaps = getattr(self.feed, "gaps", 0)
+            if gaps != self._gaps_seen:
+                self._gaps_seen = gaps
+                self.metrics.gauges["venue_gaps"] = gaps
+                self.clear_invalid_books(recv_ns)
+
+    # -- staleness ----------------------------------------------------------------------------------------------
+
+    def check_stale(self, now_ns: int) -> None:
+        """Markets with no top-of-book change for STALE_FEED_S while the feed is connected: clear their quote once."""
+        limit_ns = self.cfg.stale_feed_s * 1e9
+        if limit_ns <= 0 or not self.source_connected():
+            return
+        since = max(getattr(self.source, "connected_since_ns", 0), 0)
+        newly = [t for t, last in self._last_change_ns.items()
+                 if t not in self._stale and now_ns - max(last, since) > limit_ns]
+        for ticker in newly:
+            self._stale.add(ticker)
+            self.metrics.inc("stale_events")
+            if self._limiter.allow("stale"):
+                self.log.warning("Stale market %s: no update for %.0fs while the %s feed is connected; its last "
+                                 "price is withdrawn until it updates", ticker, self.cfg.stale_feed_s, self.venue)
+        self.publish_cleared(newly, now_ns)
+        self.metrics.gauges["stale_markets"] = len(self._stale)
+
+    def clear_invalid_books(self, recv_ns: int) -> None:
+        """After a sequence gap the feed marks books invalid until a fresh snapshot: withdraw their last quotes."""
+        books = getattr(self.feed, "books", {})
+        invalid = [t for t in self._published if t in books and not books[t].ready]
+        if invalid:
+            self.log.warning("%d %s markets withdrawn until their fresh snapshot (sequence gap)", len(invalid),
+                             self.venue)
+            self.publish_cleared(invalid, recv_ns)
+
+    def publish_cleared(self, tickers: list[str], now_ns: int) -> None:
+        """One quote without prices per market: game_shard then has nothing of it to trade."""
+        tickers = [t for t in tickers if t in self._published]
+        if tickers and self.outbox is not None:
+            self._published.difference_update(tickers)
+            items = [(price_topic(self.venue, t), self.to_update(BookChange(t, TopOfBook(), 0, now_ns), now_ns))
+                     for t in tickers]
+            self.outbox.publish_many(items)
+            self.metrics.inc("quotes_withdrawn", len(items))
 
     def publish_changes(self, changes: list[BookChange], recv_ns: int) -> None:
         assert self.outbox is not None
+        for c in changes:
+            self._last_change_ns[c.ticker] = recv_ns
+            self._published.add(c.ticker)
+            if c.ticker in self._stale:
+                self._stale.discard(c.ticker)
+                self.metrics.gauges["stale_markets"] = len(self._stale)
         items = [(price_topic(self.venue, c.ticker), self.to_update(c, recv_ns)) for c in changes]
         self.outbox.publish_many(items)
         self.metrics.inc("prices_published", len(items))

@@ -1,0 +1,204 @@
+"""Kalshi WebSocket v2 market data: a signed connection subscribed to `orderbook_delta` for the mapped markets.
+
+The connection is signed even for public channels (timestamp + `GET` + `/trade-api/ws/v2`); Kalshi pings every
+10 s and websockets answers. One `subscribe` command per batch of tickers; the server answers `subscribed` with
+the subscription id (`sid`), then an `orderbook_snapshot` per market and `orderbook_delta`s, `seq` rising by one
+per sid. When the feed reports a gap (`resync()` returns sids), the sid is unsubscribed and its markets
+subscribed again, which brings fresh snapshots. Error code 9 ("authentication required") is an auth failure.
+
+Hosts (`KALSHI_ENV`): prod `wss://external-api-ws.kalshi.com/trade-api/ws/v2`, demo
+`wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2`; `KALSHI_WS_URL` overrides (tests, the legacy
+`api.elections.kalshi.com` host).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import orjson
+from websockets.asyncio.client import ClientConnection
+
+from arbees_core.config import ConfigError, Env
+from arbees_core.telemetry.logs import RateLimiter
+from arbees_core.venues.kalshi.auth import KalshiSigner
+from arbees_core.venues.kalshi.parsing import KalshiFeed, subscribe_command
+from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
+from arbees_core.venues.live import TICKER_CHECK_S as _TICKER_CHECK_S
+
+WS_URLS: Final = {"prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+                  "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"}
+REST_URLS: Final = {"prod": "https://external-api.kalshi.com/trade-api/v2",
+                    "demo": "https://external-api.demo.kalshi.co/trade-api/v2"}
+#: Markets per subscribe command (keeps one command's reply and snapshot burst bounded).
+SUBSCRIBE_BATCH: Final = 200
+#: Kalshi error codes: 9 = authentication required.
+AUTH_REQUIRED: Final = 9
+
+
+def kalshi_env(env: Env) -> str:
+    name = (env.str("KALSHI_ENV", "prod") or "prod").lower()
+    if name not in WS_URLS:
+        raise ConfigError(f"KALSHI_ENV={name!r}: expected prod or demo")
+    return name
+
+
+@dataclass(frozen=True)
+class KalshiLiveConfig:
+    """ws_url: KALSHI_WS_URL, else by KALSHI_ENV (prod | demo); signer: KALSHI_API_KEY_ID + KALSHI_PRIVATE_KEY_PATH
+    or KALSHI_PRIVATE_KEY; backoff: VENUE_BACKOFF_MIN_S / VENUE_BACKOFF_MAX_S; proxy: KALSHI_PROXY (none by
+    default: Kalshi is reached directly)."""
+
+    ws_url: str
+    signer: KalshiSigner
+    backoff: Backoff
+    proxy: str = ""
+
+    @classmethod
+    def from_env(cls, env: Env) -> "KalshiLiveConfig":
+        return cls(env.str("KALSHI_WS_URL") or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
+                   Backoff.from_env(env), env.str("KALSHI_PROXY"))
+
+
+def forget_connection(feed: KalshiFeed) -> None:
+    """Make `feed` ready for a new connection: sids and their sequence numbers restart with it, and every book
+    waits for its fresh snapshot (deltas of the old connection must not be applied to it)."""
+    feed._last_seq.clear()  # noqa: SLF001 - KalshiFeed has no public reset yet
+    feed._sid_of.clear()  # noqa: SLF001
+    feed.resync_needed.clear()
+    for book in feed.books.values():
+        book.ready = False
+
+
+class KalshiLiveSource(LiveSource):
+    """Raw frames of Kalshi's `orderbook_delta` channel for `tickers` (a list, or a callable returning the
+    current list: subscriptions follow it). `resync` returns the sids whose books lost deltas (the feed's
+    `take_resync`); `on_connect` runs before each new connection's first frame (the feed forgets the previous
+    connection's sequence numbers, which restart with new sids)."""
+
+    venue = "kalshi"
+    label = "Kalshi WebSocket"
+
+    def __init__(self, cfg: KalshiLiveConfig, tickers: Tickers, resync: Callable[[], set[int]] | None = None,
+                 on_connect: Callable[[], None] | None = None) -> None:
+        super().__init__(cfg.ws_url, tickers, Backoff(cfg.backoff.min_s, cfg.backoff.max_s), cfg.proxy or None)
+        self.cfg = cfg
+        self.resync = resync
+        self.on_connect = on_connect
+        self.resubscribes = 0
+        self.venue_errors = 0
+        self._ids = itertools.count(1)
+        self._pending: dict[int, list[str]] = {}  # command id -> tickers of a subscribe awaiting its sid
+        self._sids: dict[int, list[str]] = {}  # sid -> tickers
+        self._subscribed: set[str] = set()
+        self._next_ticker_check = 0.0
+        self._limiter = RateLimiter(1.0)
+
+    def handshake_headers(self) -> dict[str, str]:
+        return self.cfg.signer.headers("GET", urlsplit(self.url).path or "/")
+
+    def stats(self) -> dict[str, Any]:
+        return super().stats() | {"resubscribes": self.resubscribes, "subscriptions": len(self._sids),
+                                  "markets_subscribed": len(self._subscribed), "venue_errors": self.venue_errors}
+
+    # -- hooks ---------------------------------------------------------------------------------------------------
+
+    async def on_open(self, ws: ClientConnection) -> None:
+        self._pending.clear()
+        self._sids.clear()
+        self._subscribed.clear()
+        if self.on_connect is not None:
+            self.on_connect()
+        if self.resync is not None:
+            self.resync()  # gaps of the previous connection are void: everything is subscribed afresh
+        await self._subscribe(ws, tickers_of(self.tickers))
+        self._next_ticker_check = _now() + _TICKER_CHECK_S
+
+    async def on_idle(self, ws: ClientConnection) -> None:
+        if self.resync is not None:
+            sids = self.resync()
+            if sids:
+                await self._resubscribe(ws, sids)
+        if _now() >= self._next_ticker_check:
+            self._next_ticker_check = _now() + _TICKER_CHECK_S
+            await self._follow_tickers(ws)
+
+    def inspect(self, raw: bytes) -> bool:
+        if b'"subscribed"' not in raw and b'"error"' not in raw:
+            return True
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return True  # the feed counts it as malformed
+        if not isinstance(frame, dict):
+            return True
+        msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
+        if frame.get("type") == "subscribed" and isinstance(msg.get("sid"), int):
+            tickers = self._pending.pop(frame.get("id"), None)  # type: ignore[arg-type]
+            if tickers is not None:
+                self._sids[msg["sid"]] = tickers
+        elif frame.get("type") == "error":
+            self.venue_errors += 1
+            if msg.get("code") == AUTH_REQUIRED:
+                raise AuthFailed(f"Kalshi error {AUTH_REQUIRED}: {msg.get('msg') or 'authentication required'}")
+            if self._limiter.allow("error"):
+                self.log.error("Kalshi rejected command %s: code %s: %s", frame.get("id"), msg.get("code"),
+                               msg.get("msg"))
+        return True
+
+    # -- subscriptions -------------------------------------------------------------------------------------------
+
+    async def _subscribe(self, ws: ClientConnection, tickers: list[str]) -> None:
+        for i in range(0, len(tickers), SUBSCRIBE_BATCH):
+            batch = tickers[i:i + SUBSCRIBE_BATCH]
+            cmd_id = next(self._ids)
+            self._pending[cmd_id] = batch
+            self._subscribed.update(batch)
+            await ws.send(subscribe_command(cmd_id, batch).decode())
+        if tickers:
+            self.log.info("Kalshi: subscribed orderbook_delta for %d markets", len(tickers))
+
+    async def _unsubscribe(self, ws: ClientConnection, sids: list[int]) -> list[str]:
+        """Unsubscribe `sids`; returns their tickers."""
+        tickers = [t for sid in sids for t in self._sids.pop(sid, [])]
+        if sids:
+            command = {"id": next(self._ids), "cmd": "unsubscribe", "params": {"sids": sids}}
+            await ws.send(orjson.dumps(command).decode())
+        self._subscribed.difference_update(tickers)
+        return tickers
+
+    async def _resubscribe(self, ws: ClientConnection, sids: set[int]) -> None:
+        """A gap on `sids`: drop them and subscribe their markets again (fresh snapshots, new sids)."""
+        known = [s for s in sids if s in self._sids]
+        tickers = await self._unsubscribe(ws, sorted(known))
+        if not tickers:  # a sid we never saw acknowledged: resubscribe everything to be sure
+            tickers = tickers_of(self.tickers)
+            await self._unsubscribe(ws, sorted(self._sids))
+        self.resubscribes += 1
+        self.log.warning("Kalshi: resubscribing %d markets of sid %s for a fresh snapshot after a sequence gap",
+                         len(tickers), sorted(sids))
+        wanted = set(tickers_of(self.tickers))
+        await self._subscribe(ws, [t for t in tickers if t in wanted])
+
+    async def _follow_tickers(self, ws: ClientConnection) -> None:
+        """Subscribe markets that joined the wanted list; drop subscriptions holding markets that left it."""
+        wanted = tickers_of(self.tickers)
+        wanted_set = set(wanted)
+        gone = self._subscribed - wanted_set
+        if gone:
+            stale = sorted(sid for sid, ts in self._sids.items() if gone & set(ts))
+            keep = [t for t in await self._unsubscribe(ws, stale) if t in wanted_set]
+            self._subscribed -= gone
+            self.log.info("Kalshi: %d markets left the mapping; unsubscribed %d subscriptions", len(gone), len(stale))
+            await self._subscribe(ws, keep)
+        added = [t for t in wanted if t not in self._subscribed]
+        if added:
+            await self._subscribe(ws, added)
+
+
+def _now() -> float:
+    return time.monotonic()

@@ -1,0 +1,351 @@
+"""What both live venue adapters share: source selection, the reconnecting WebSocket loop, backoff, proxies.
+
+A live source is an async iterator of raw venue frames, like the simulator and the replay file, so the monitor
+runs the same parser and books on all three. `LiveSource.stream()` owns the connection: connect (through a proxy
+when configured), subscribe, read, answer the venue's needs between frames (resubscribe after a sequence gap,
+follow the mapping's tickers, keep-alive), and on any disconnect wait a jittered exponential backoff and start
+again. Authentication failures (HTTP 401/403 on the handshake, or the venue's own "auth required" error) are one
+clear error line and the same backoff, never a crash loop.
+
+Connection state is an attribute (`state`, `connected`, `connected_since_ns`) and a `stats()` dict for the
+monitor's metrics, and every transition is one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from arbees_core.config import ConfigError, Env, redact_value
+
+# -- connection constants (one place) ------------------------------------------------------------------------------
+
+#: How long a blocking receive waits before the loop does its housekeeping (resync, tickers, keep-alive), seconds.
+RECV_POLL_S: Final = 0.25
+#: How often the subscribed tickers are compared with the wanted ones, seconds.
+TICKER_CHECK_S: Final = 1.0
+#: WebSocket handshake timeout and protocol ping (answers to the venue's pings are automatic), seconds.
+OPEN_TIMEOUT_S: Final = 10.0
+WS_PING_INTERVAL_S: Final = 20.0
+WS_PING_TIMEOUT_S: Final = 20.0
+#: Largest frame accepted (a full book snapshot of many markets fits easily), bytes.
+MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+#: A connection that stayed up this long resets the backoff to its minimum, seconds.
+STABLE_AFTER_S: Final = 10.0
+
+DISCONNECTED: Final = "disconnected"
+CONNECTING: Final = "connecting"
+CONNECTED: Final = "connected"
+AUTH_FAILED: Final = "auth_failed"
+STOPPED: Final = "stopped"
+
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+Tickers = Sequence[str] | Callable[[], Iterable[str]]
+
+
+class VenueError(RuntimeError):
+    """A venue API could not be used (unreachable, rejected the request, answered nonsense); the message says why."""
+
+
+class AuthFailed(VenueError):
+    """The venue rejected our credentials."""
+
+
+# -- source selection ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """`<VENUE>_SOURCE`: `sim` (default), `live`, or `replay:<file>[@<speed>x]` (speed 1 by default; `0x` or
+    `maxx`/`max` = as fast as possible)."""
+
+    kind: str = "sim"
+    path: str = ""
+    speed: float = 1.0
+
+    def describe(self) -> str:
+        if self.kind == "replay":
+            return f"replay:{self.path}@{'max' if self.speed <= 0 else f'{self.speed:g}x'}"
+        return self.kind
+
+
+def parse_source(text: str, var: str) -> SourceSpec:
+    """Parse a `<VENUE>_SOURCE` value; a ConfigError names the variable and the accepted forms."""
+    value = (text or "sim").strip()
+    if value in ("sim", "live"):
+        return SourceSpec(value)
+    if value.startswith("replay:") and len(value) > len("replay:"):
+        body = value[len("replay:"):]
+        head, sep, tail = body.rpartition("@")
+        rate = tail.lower()
+        rate = "max" if rate in ("max", "maxx") else rate.removesuffix("x")
+        if sep and head and (rate == "max" or _is_number(rate)):
+            speed = 0.0 if rate == "max" else float(rate)
+            if speed < 0:
+                raise ConfigError(f"{var}={value!r}: the replay speed cannot be negative")
+            return SourceSpec("replay", head, speed)
+        return SourceSpec("replay", body, 1.0)
+    raise ConfigError(f"{var}={value!r}: expected sim, live, or replay:<file>[@<speed>x]")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# -- backoff and proxies -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits uniform(min, min(max, min * 2**n)) seconds.
+    min_s: VENUE_BACKOFF_MIN_S (0.5); max_s: VENUE_BACKOFF_MAX_S (30)."""
+
+    min_s: float = 0.5
+    max_s: float = 30.0
+    attempt: int = 0
+
+    @classmethod
+    def from_env(cls, env: Env) -> "Backoff":
+        lo = env.float("VENUE_BACKOFF_MIN_S", 0.5, minimum=0.0)
+        return cls(lo, max(lo, env.float("VENUE_BACKOFF_MAX_S", 30.0, minimum=0.0)))
+
+    def next_delay(self) -> float:
+        cap = min(self.max_s, self.min_s * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return random.uniform(self.min_s, cap) if cap > self.min_s else cap
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def proxy_for(url: str, explicit: str = "", environ: dict[str, str] | None = None) -> str | None:
+    """The proxy to reach `url` through: `explicit` when given, else HTTPS_PROXY / ALL_PROXY (either case) from the
+    environment; None for loopback hosts and hosts in NO_PROXY. http(s):// and socks5:// proxies are supported."""
+    env = os.environ if environ is None else environ
+    host = (urlsplit(url).hostname or "").lower()
+    if host in _LOOPBACK:
+        return None
+    proxy = explicit or next((env[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+                              if env.get(k)), "")
+    if not proxy:
+        return None
+    no_proxy = [h.strip().lower().lstrip(".") for h in (env.get("NO_PROXY") or env.get("no_proxy") or "").split(",")]
+    if "*" in no_proxy or any(h and (host == h or host.endswith("." + h)) for h in no_proxy):
+        return None
+    return proxy
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for a log line (a password inside it is masked)."""
+    return redact_value("URL", url)
+
+
+def tickers_of(source: Tickers) -> list[str]:
+    """The current wanted tickers, de-duplicated, in a stable order."""
+    items = source() if callable(source) else source
+    return list(dict.fromkeys(str(t) for t in items if t))
+
+
+# -- the reconnecting loop -----------------------------------------------------------------------------------------
+
+
+class LiveSource:
+    """Base of the venues' live sources. Subclasses set `venue`/`label` and implement the hooks:
+    `handshake_headers()`, `on_open(ws)` (subscribe), `on_idle(ws)` (between frames: resync, tickers,
+    keep-alive) and `inspect(raw)` (True = hand the frame to the monitor; may raise AuthFailed)."""
+
+    venue: str = ""
+    label: str = ""
+
+    def __init__(self, url: str, tickers: Tickers, backoff: Backoff | None = None, proxy: str | None = None,
+                 log: logging.Logger | None = None) -> None:
+        self.url = url
+        self.tickers = tickers
+        self.backoff = backoff or Backoff()
+        self.proxy = proxy
+        self.log = log or logging.getLogger(self.venue or "venue")
+        self.state = DISCONNECTED
+        self.connected_since_ns = 0
+        self.last_message_ns = 0
+        self.connects = 0
+        self.reconnects = 0
+        self.disconnects = 0
+        self.auth_failures = 0
+        self.messages = 0
+        self.last_error = ""
+        self._auth_reported = False
+        self.state_changed: asyncio.Event | None = None  # created per stream (needs a running loop)
+
+    # -- hooks ---------------------------------------------------------------------------------------------------
+
+    def handshake_headers(self) -> dict[str, str]:
+        return {}
+
+    async def on_open(self, ws: ClientConnection) -> None:
+        """Called once per connection, before the first frame is read (subscribe here)."""
+
+    async def on_idle(self, ws: ClientConnection) -> None:
+        """Called after every frame and at least every RECV_POLL_S seconds while connected."""
+
+    def inspect(self, raw: bytes) -> bool:
+        """Whether `raw` goes to the monitor; raise AuthFailed for the venue's authentication errors."""
+        return True
+
+    # -- state ---------------------------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.state == CONNECTED
+
+    def stats(self) -> dict[str, Any]:
+        return {"state": self.state, "url": safe_url(self.url), "connects": self.connects,
+                "reconnects": self.reconnects, "disconnects": self.disconnects, "auth_failures": self.auth_failures,
+                "messages": self.messages, "last_error": self.last_error,
+                "proxy": safe_url(self.proxy) if self.proxy else ""}
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        if self.state_changed is not None:
+            self.state_changed.set()
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+
+    async def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+        """Raw frames for as long as `stop` is unset, across reconnects."""
+        stop = stop or asyncio.Event()
+        self.state_changed = asyncio.Event()
+        try:
+            while not stop.is_set():
+                async for raw in self._one_connection(stop):
+                    yield raw
+                if stop.is_set():
+                    break
+                delay = self.backoff.next_delay()
+                if self.state != AUTH_FAILED:
+                    self.log.warning("%s disconnected (%s); reconnecting in %.1fs (attempt %d)", self.label,
+                                     self.last_error or "closed", delay, self.backoff.attempt)
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
+        finally:
+            self._set_state(STOPPED)
+
+    async def _one_connection(self, stop: asyncio.Event) -> AsyncIterator[bytes]:
+        self._set_state(CONNECTING)
+        opened_at = 0.0
+        try:
+            async with connect(self.url, additional_headers=self.handshake_headers(), proxy=self.proxy,
+                               open_timeout=OPEN_TIMEOUT_S, ping_interval=WS_PING_INTERVAL_S,
+                               ping_timeout=WS_PING_TIMEOUT_S, max_size=MAX_FRAME_BYTES, close_timeout=2) as ws:
+                opened_at = time.monotonic()
+                self._opened()
+                await self.on_open(ws)
+                while not stop.is_set():
+                    try:
+                        async with asyncio.timeout(RECV_POLL_S):
+                            raw = await ws.recv()
+                    except TimeoutError:
+                        await self.on_idle(ws)
+                        continue
+                    data = raw.encode() if isinstance(raw, str) else raw
+                    self.last_message_ns = time.time_ns()
+                    self.messages += 1
+                    try:
+                        wanted = self.inspect(data)
+                    except AuthFailed as e:
+                        await ws.close(1000, "authentication failed")
+                        self._auth_failed(str(e))
+                        return
+                    if wanted:
+                        if self._auth_reported:
+                            self.log.info("%s authentication accepted again", self.label)
+                            self._auth_reported = False
+                        yield data
+                    await self.on_idle(ws)
+        except InvalidStatus as e:
+            status = e.response.status_code
+            if status in (401, 403):
+                self._auth_failed(f"HTTP {status} on the WebSocket handshake")
+            else:
+                self.last_error = f"handshake rejected: HTTP {status}"
+        except InvalidURI as e:
+            raise ConfigError(f"{self.label} URL {safe_url(self.url)!r} is not a WebSocket URL: {e}") from None
+        except ConnectionClosed as e:
+            self.last_error = f"connection closed: code {e.rcvd.code if e.rcvd else 1006}"
+        except (OSError, TimeoutError, InvalidHandshake, EOFError) as e:
+            self.last_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        finally:
+            if self.state == CONNECTED:
+                self.disconnects += 1
+                self._set_state(DISCONNECTED)
+            elif self.state == CONNECTING:
+                self._set_state(DISCONNECTED)
+            if opened_at and time.monotonic() - opened_at >= STABLE_AFTER_S:
+                self.backoff.reset()
+
+    def _opened(self) -> None:
+        self.connects += 1
+        if self.connects > 1:
+            self.reconnects += 1
+        self.connected_since_ns = time.time_ns()
+        self._set_state(CONNECTED)
+        self.last_error = ""
+        self.log.info("%s connected to %s%s (connection %d, %d reconnects)", self.label, safe_url(self.url),
+                      f" via proxy {safe_url(self.proxy)}" if self.proxy else "", self.connects, self.reconnects)
+
+    def _auth_failed(self, why: str) -> None:
+        """One clear error line per run of failures; the loop then backs off as for any disconnect."""
+        self.auth_failures += 1
+        self.last_error = f"authentication failed: {why}"
+        if self.state == CONNECTED:
+            self.disconnects += 1
+        self._set_state(AUTH_FAILED)
+        if not self._auth_reported:
+            self.log.error("%s authentication failed (%s): check the API key id and private key for this "
+                           "environment; retrying with backoff", self.label, why)
+            self._auth_reported = True
+
+
+# -- per-venue wiring (imports are late: the venue modules import this one) -----------------------------------------
+
+
+def live_config_from_env(venue: str, env: Env) -> Any:
+    """The live adapter's configuration for `venue`; ConfigError when credentials or URLs are missing/wrong."""
+    if venue == "kalshi":
+        from arbees_core.venues.kalshi.ws import KalshiLiveConfig
+
+        return KalshiLiveConfig.from_env(env)
+    if venue == "polymarket":
+        from arbees_core.venues.polymarket.ws import PolymarketLiveConfig
+
+        return PolymarketLiveConfig.from_env(env)
+    raise ConfigError(f"no live adapter for venue {venue!r}")
+
+
+def make_live_source(venue: str, cfg: Any, tickers: Tickers, feed: Any) -> LiveSource:
+    """The live source of `venue`, coupled to its feed: the feed's `take_resync()` drives resubscription."""
+    if venue == "kalshi":
+        from arbees_core.venues.kalshi.ws import KalshiLiveSource, forget_connection
+
+        return KalshiLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=lambda: forget_connection(feed))
+    if venue == "polymarket":
+        from arbees_core.venues.polymarket.ws import PolymarketLiveSource
+
+        return PolymarketLiveSource(cfg, tickers, resync=feed.take_resync)
+    raise ConfigError(f"no live adapter for venue {venue!r}")

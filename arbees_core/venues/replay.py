@@ -1,0 +1,143 @@
+"""Record a venue's raw frames with receive times, and replay them into a monitor at 1x or N x speed.
+
+A recording is gzip-compressed JSON lines, one per frame: `{"t_ns": <receive time, ns since the epoch>,
+"venue": "kalshi"|"polymarket", "raw": "<frame text>"}`. The listings the recording's markets came from can be
+stored beside it (`<file>.listings.json`), so discovery in replay mode maps the same markets.
+
+`ReplaySource(path, speed)` yields the frames with the recorded gaps divided by `speed` (0 = as fast as
+possible), so a validation run can be repeated on the same traffic and produces the same prices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from arbees_core.venues.listing import MarketListing
+
+
+class FrameSource(Protocol):
+    def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]: ...
+
+
+@dataclass
+class RecordStats:
+    """What a recording holds: frames, bytes of frame text, seconds recorded."""
+
+    frames: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    path: str = ""
+
+
+def listings_path(path: str | Path) -> Path:
+    return Path(f"{path}.listings.json")
+
+
+def save_listings(path: str | Path, listings: list[MarketListing]) -> Path:
+    """Store the listings beside a recording (raw venue fields dropped)."""
+    out = listings_path(path)
+    rows = [{k: v for k, v in asdict(x).items() if k != "raw"} for x in listings]
+    out.write_text(json.dumps(rows, indent=1))
+    return out
+
+
+def load_listings(path: str | Path) -> list[MarketListing] | None:
+    """The listings stored beside a recording, or None when there are none."""
+    try:
+        rows = json.loads(listings_path(path).read_text())
+    except FileNotFoundError:
+        return None
+    return [MarketListing(**row) for row in rows]
+
+
+async def record(source: FrameSource, path: str | Path, duration_s: float, venue: str = "",
+                 stop: asyncio.Event | None = None,
+                 on_frame: Callable[[bytes, int, RecordStats], None] | None = None) -> RecordStats:
+    """Write `source`'s frames to `path` for `duration_s` seconds (or until `stop`); returns what was written.
+    `on_frame(raw, recv_ns, stats)` is called after each frame (progress display, a feed that asks to resync)."""
+    stop = stop or asyncio.Event()
+    stats = RecordStats(path=str(path))
+    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(duration_s, stop.set)
+    try:
+        with gzip.open(path, "wt", encoding="utf-8") as out:
+            async for raw in source.stream(stop):
+                recv_ns = time.time_ns()
+                text = raw.decode("utf-8", errors="replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+                out.write(json.dumps({"t_ns": recv_ns, "venue": venue, "raw": text}, separators=(",", ":")) + "\n")
+                stats.frames += 1
+                stats.bytes += len(text)
+                if on_frame is not None:
+                    on_frame(raw, recv_ns, stats)
+                if stop.is_set():
+                    break
+    finally:
+        timer.cancel()
+        stats.seconds = time.monotonic() - started
+    return stats
+
+
+def read_recording(path: str | Path) -> Iterator[tuple[int, str, bytes]]:
+    """(t_ns, venue, raw frame) of every line of a recording, in order."""
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row: dict[str, Any] = json.loads(line)
+                yield int(row["t_ns"]), str(row.get("venue") or ""), str(row["raw"]).encode()
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: not a recording line ({type(e).__name__}: {e})") from None
+
+
+class ReplaySource:
+    """A recording played back as a venue source: the same frames, the recorded gaps divided by `speed`.
+    With `hold`, the stream stays open (silent, `connected` False) after the last frame until `stop`."""
+
+    def __init__(self, path: str | Path, speed: float = 1.0, hold: bool = True) -> None:
+        if speed < 0:
+            raise ValueError("replay speed cannot be negative")
+        self.path = Path(path)
+        self.speed = speed
+        self.hold = hold
+        self.frames = 0
+        self.connected = True
+        if not self.path.exists():
+            raise FileNotFoundError(f"no recording at {self.path}")
+
+    def stats(self) -> dict[str, Any]:
+        return {"state": "replaying" if self.connected else "finished", "path": str(self.path),
+                "speed": self.speed or "max", "frames": self.frames}
+
+    async def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+        stop = stop or asyncio.Event()
+        start_wall = time.monotonic()
+        first_ns: int | None = None
+        for t_ns, _venue, raw in read_recording(self.path):
+            if stop.is_set():
+                break
+            first_ns = t_ns if first_ns is None else first_ns
+            if self.speed > 0:
+                due = start_wall + (t_ns - first_ns) / 1e9 / self.speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                        break
+                    except TimeoutError:
+                        pass
+            elif self.frames % 256 == 0:
+                await asyncio.sleep(0)  # as fast as possible, but let the monitor's housekeeping run
+            self.frames += 1
+            yield raw
+        self.connected = False
+        if self.hold:
+            await stop.wait()  # a finished replay is a silent feed: its prices age out, the monitor keeps running

@@ -1,0 +1,195 @@
+"""Record then replay: the same frames, the same published prices, at the recorded pace or faster; and the monitor's
+source selection, staleness and feed liveness with the new sources."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from arbees_core.config import ConfigError, Env
+from arbees_core.services.kalshi_monitor import KalshiMonitor
+from arbees_core.services.market_discovery import DiscoveryConfig, discover
+from arbees_core.services.polymarket_monitor import PolymarketMonitor
+from arbees_core.venues.book import BookChange
+from arbees_core.venues.kalshi.parsing import KalshiFeed
+from arbees_core.venues.live import SourceSpec, parse_source
+from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.replay import ReplaySource, read_recording, record, save_listings
+from arbees_core.venues.sim import SimConfig, SimVenue
+
+
+class ListSource:
+    """A source of given frames with given gaps (seconds before each)."""
+
+    def __init__(self, frames: list[tuple[float, bytes]]) -> None:
+        self.frames = frames
+
+    async def stream(self, stop: asyncio.Event | None = None):
+        for gap, raw in self.frames:
+            await asyncio.sleep(gap)
+            yield raw
+        if stop is not None:
+            await stop.wait()
+
+
+def tops(feed_cls: type, frames: list[bytes]) -> list[BookChange]:
+    feed = feed_cls()
+    return [(c.ticker, c.top, c.venue_seq) for raw in frames for c in feed.handle(raw, 1)]
+
+
+async def replayed(path: Path, speed: float) -> list[bytes]:
+    stop = asyncio.Event()
+    out: list[bytes] = []
+    source = ReplaySource(path, speed)
+
+    async def read() -> None:
+        async for raw in source.stream(stop):
+            out.append(raw)
+
+    task = asyncio.create_task(read())
+    while source.connected:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    return out
+
+
+@pytest.mark.parametrize(("venue", "feed_cls"), [("kalshi", KalshiFeed), ("polymarket", PolymarketFeed)])
+def test_record_then_replay_reproduces_the_published_prices(tmp_path: Path, venue: str, feed_cls: type) -> None:
+    sim = SimVenue(venue, SimConfig(seed=3, games=2, rate_per_s=400.0, mispricing_at_s=(0.2,),
+                                    mispricing_duration_ms=300.0, start_date="2026-11-24"))
+    original: list[bytes] = []
+    path = tmp_path / f"{venue}.jsonl.gz"
+    stats = asyncio.run(record(sim, path, 1.0, venue, on_frame=lambda raw, t, s: original.append(raw)))
+    assert stats.frames == len(original) > 50
+    rows = [json.loads(line) for line in gzip.open(path, "rt")]
+    assert set(rows[0]) == {"t_ns", "venue", "raw"} and rows[0]["venue"] == venue
+    assert all(a["t_ns"] <= b["t_ns"] for a, b in zip(rows, rows[1:]))
+    again = asyncio.run(replayed(path, 0))
+    assert again == original
+    assert tops(feed_cls, again) == tops(feed_cls, original) and len(tops(feed_cls, original)) > 20
+
+
+def test_replay_keeps_the_recorded_pace_divided_by_speed(tmp_path: Path) -> None:
+    frames = [(0.0, b'{"a":1}'), (0.3, b'{"a":2}'), (0.3, b'{"a":3}')]
+    path = tmp_path / "paced.jsonl.gz"
+    asyncio.run(record(ListSource(frames), path, 2.0, "kalshi", stop=None))
+    recorded = [t for t, _, _ in read_recording(path)]
+    span = (recorded[-1] - recorded[0]) / 1e9
+    assert span >= 0.55
+    for speed, low, high in ((1.0, 0.9, 3.0), (4.0, 0.2, 0.75)):
+        started = time.monotonic()
+        assert asyncio.run(replayed(path, speed)) == [raw for _, raw in frames]
+        took = time.monotonic() - started
+        assert span / speed * low <= took <= span / speed * high + 0.3, (speed, took)
+
+
+def test_source_selection_parses_sim_live_and_replay(tmp_path: Path) -> None:
+    assert parse_source("", "KALSHI_SOURCE") == SourceSpec("sim")
+    assert parse_source("replay:/data/k.jsonl.gz@10x", "KALSHI_SOURCE") == SourceSpec("replay", "/data/k.jsonl.gz", 10.0)
+    assert parse_source("replay:k.gz@max", "X").speed == 0.0
+    with pytest.raises(ConfigError, match="KALSHI_SOURCE"):
+        parse_source("websocket", "KALSHI_SOURCE")
+    with pytest.raises(ConfigError, match="no recording"):
+        KalshiMonitor.config_from_env(Env({"KALSHI_SOURCE": f"replay:{tmp_path}/missing.gz"}))
+    with pytest.raises(ConfigError, match="KALSHI_API_KEY_ID"):
+        KalshiMonitor.config_from_env(Env({"KALSHI_SOURCE": "live", "DATABASE_URL": "postgresql://x/y"}))
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        PolymarketMonitor.config_from_env(Env({"POLYMARKET_SOURCE": "live"}))
+    live = PolymarketMonitor.config_from_env(Env({"POLYMARKET_SOURCE": "live", "DATABASE_URL": "postgresql://x/y",
+                                                  "POLYMARKET_WS_URL": "ws://127.0.0.1:1/ws/market"}))
+    assert live.source == "live" and live.live.ws_url == "ws://127.0.0.1:1/ws/market" and live.stale_feed_s == 30.0
+
+
+def test_discovery_in_replay_mode_uses_the_listings_stored_beside_the_recording(tmp_path: Path) -> None:
+    cfg = SimConfig(seed=5, games=3, start_date="2026-11-24")
+    path = tmp_path / "k.jsonl.gz"
+    path.write_bytes(gzip.compress(b""))
+    save_listings(path, SimVenue("kalshi", cfg).listings()[:2])  # one game only
+    env = Env({"DATABASE_URL": "postgresql://x/y", "KALSHI_SOURCE": f"replay:{path}", "SIM_SEED": "5",
+               "SIM_GAMES": "3", "SIM_DATE": "2026-11-24"})
+    games, unmatched = discover(DiscoveryConfig.from_env(env))
+    assert len(games) == 1 and len([x for x in unmatched if x.venue == "polymarket"]) == 4
+
+
+def test_monitor_feed_liveness_stops_when_the_replay_ends_and_quiet_markets_are_withdrawn(tmp_path: Path) -> None:
+    """A finished replay is a silent, disconnected feed: feed_live_ns stops; a market that stops updating while the
+    feed is connected gets one cleared quote and counts in `stale_markets`."""
+    sim = SimVenue("kalshi", SimConfig(seed=3, games=1, rate_per_s=200.0, start_date="2026-11-24"))
+    frames = sim.snapshots() + [raw for _ in range(20) for raw in sim.step()]
+    path = tmp_path / "k.jsonl.gz"
+    asyncio.run(record(ListSource([(0.0, f) for f in frames]), path, 0.5, "kalshi"))
+    monitor = KalshiMonitor.__new__(KalshiMonitor)
+    cfg = KalshiMonitor.config_from_env(Env({"KALSHI_SOURCE": f"replay:{path}@max", "STALE_FEED_S": "0.2"}))
+    published: list[tuple[str, object]] = []
+
+    class Outbox:
+        def publish_many(self, items: list) -> None:
+            published.extend(items)
+
+        def serve_late_joiners(self) -> None:
+            pass
+
+    from arbees_core.transport import TransportSettings
+
+    KalshiMonitor.__init__(monitor, TransportSettings.from_env(Env({})), cfg)
+    monitor.outbox = Outbox()  # type: ignore[assignment]
+
+    async def run() -> tuple[int, int]:
+        done = asyncio.Event()
+        monitor.source = monitor.make_source()
+        reader = asyncio.create_task(monitor._read(monitor.source, done))
+        while monitor.source.connected:
+            await asyncio.sleep(0.01)
+        live_at_end = monitor.feed_live_ns()
+        await asyncio.sleep(0.05)
+        live_later = monitor.feed_live_ns()
+        done.set()
+        await asyncio.wait_for(reader, 5)
+        return live_at_end, live_later
+
+    live_at_end, live_later = asyncio.run(run())
+    assert live_at_end > 0 and live_later == live_at_end
+    assert len(published) > 2
+    monitor.source.connected = True  # as if the feed were still up, 1 s later: both markets are quiet
+    monitor.check_stale(time.time_ns() + 1_000_000_000)
+    cleared = [u for _, u in published if u.yes_bid is None and u.yes_ask is None]
+    assert len(cleared) == 2 and monitor.metrics.gauges["stale_markets"] == 2
+    monitor.check_stale(time.time_ns() + 2_000_000_000)
+    assert len([u for _, u in published if u.yes_bid is None]) == 2  # once per market, not every check
+
+
+def test_cli_record_and_markets(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from arbees_cli.main import app
+    from arbees_core.store.db import connect
+    from arbees_core.store.mappings import save_mappings
+    from arbees_core.store.schema import migrate
+    from arbees_core.strategy.matching import match_markets
+
+    monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
+    monkeypatch.setenv("SIM_RATE", "300")
+    out = tmp_path / "k.jsonl.gz"
+    result = CliRunner().invoke(app, ["record", "--venue", "kalshi", "--duration", "1s", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "recorded" in result.output and len(list(read_recording(out))) > 10
+    assert Path(f"{out}.listings.json").exists()
+
+    cfg = SimConfig(seed=2, games=2, start_date="2026-11-24")
+    games, unmatched = match_markets(SimVenue("kalshi", cfg).listings(), SimVenue("polymarket", cfg).listings()[:2])
+    with connect(database_url) as conn:
+        migrate(conn)
+        save_mappings(conn, games, unmatched)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = CliRunner().invoke(app, ["markets", "--json", "--unmatched"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert len(body["games"]) == 1 and len(body["unmatched"]) == 2
+    table = CliRunner().invoke(app, ["markets", "--unmatched"])
+    assert table.exit_code == 0 and "1 games mapped" in table.output and "2 markets unmatched" in table.output
