@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from arbees_cli import judge, stack, validate
+from arbees_cli import bench, chaos, judge, stack, validate
+from arbees_cli import venues as venue_commands
 
 app = typer.Typer(
     name="arbees",
@@ -17,6 +18,9 @@ app = typer.Typer(
 stack.register(app)
 validate.register(app)
 judge.register(app)
+bench.register(app)
+venue_commands.register(app)
+chaos.register(app)
 
 
 def main() -> None:

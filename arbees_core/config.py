@@ -17,6 +17,7 @@ from typing import Final
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 _SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|PASS|TOKEN|PEM|PRIVATE|CREDENTIAL)", re.IGNORECASE)
+_ENDPOINT = re.compile(r"^(tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.*-]+):\d{1,5}|ipc://\S+|inproc://\S+)$")
 _URL_PASSWORD = re.compile(r"(?P<pre>://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<post>@)")
 REDACTED: Final = "***"
 
@@ -133,6 +134,24 @@ class Env:
         if raw is None or not raw.strip():
             return list(default or [])
         return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def endpoints(self, name: str, default: list[str] | None = None) -> list[str]:
+        """A comma list of ZMQ endpoints, checked at start: a typo (`tcp//host:5555`, a missing port) is one
+        configuration error naming the variable, not a libzmq `Invalid argument` from deep in a socket call."""
+        values = self.list(name, default)
+        for value in values:
+            check_endpoint(name, value)
+        return values
+
+
+def check_endpoint(name: str, value: str) -> str:
+    """`value` when it is a ZMQ endpoint (tcp://host:port, ipc://path, inproc://name); else a ConfigError."""
+    m = _ENDPOINT.match(value)
+    port_ok = not value.startswith("tcp://") or (m is not None and 0 < int(value.rsplit(":", 1)[1]) < 65536)
+    if m is None or not port_ok:
+        raise ConfigError(f"{name}: {value!r} is not a ZMQ endpoint (expected tcp://host:port, ipc://path or "
+                          "inproc://name)")
+    return value
 
 
 def is_secret_name(name: str) -> bool:

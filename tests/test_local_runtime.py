@@ -137,6 +137,8 @@ def test_a_service_that_exits_at_start_shows_its_last_log_lines(project: Path) -
         LocalRuntime(project).up(["market_discovery", "game_shard"])
     assert "game_shard exited at start with code 2" in str(err.value)
     assert "MIN_EDGE_PCT" in str(err.value)
+    row = {s.name: s for s in LocalRuntime(project).status()}["game_shard"]
+    assert (row.state, row.exit_code, row.restarts) == ("exited", 2, 0)  # a config error is not restarted in a loop
 
 
 def test_embedded_servers_start_with_the_stack_and_stop_with_it(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

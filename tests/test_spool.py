@@ -82,7 +82,7 @@ def test_torn_last_line_is_skipped_and_the_others_kept(tmp_path: Path, caplog: p
     assert [r.signal_id for _, r in reopened.pending()] == ["a", "b", "d"]
 
 
-def test_compact_keeps_pending_only(tmp_path: Path) -> None:
+def test_compact_keeps_pending_and_the_last_committed_record(tmp_path: Path) -> None:
     path = tmp_path / "spool.jsonl"
     spool = TradeSpool(path)
     offsets = [spool.append(make_record(f"s{i}")) for i in range(5)]
@@ -90,9 +90,9 @@ def test_compact_keeps_pending_only(tmp_path: Path) -> None:
     size_before = path.stat().st_size
     spool.compact()
     assert path.stat().st_size < size_before
-    assert spool.committed_offset == 0
+    assert spool.committed_offset == offsets[2] - offsets[1]  # the last committed record: the sequence seed
     assert [r.signal_id for _, r in spool.pending()] == ["s3", "s4"]
-    assert spool.signal_ids() == {"s3", "s4"}
+    assert spool.signal_ids() == {"s2", "s3", "s4"}
     end = spool.append(make_record("s5"))  # appends go to the new file
     assert end == path.stat().st_size
     spool.close()
@@ -111,7 +111,7 @@ def test_stale_committed_offset_after_compaction_means_replay(tmp_path: Path) ->
     spool.close()
     (tmp_path / "spool.jsonl.committed").write_text(stale)
     reopened = TradeSpool(path)
-    assert [r.signal_id for _, r in reopened.pending()] == ["s1", "s2"]
+    assert [r.signal_id for _, r in reopened.pending()] == ["s0", "s1", "s2"]  # replaying s0 is harmless
 
 
 _WRITER = """

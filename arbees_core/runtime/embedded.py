@@ -8,6 +8,7 @@ in that folder. Both are used only when `REDIS_URL` / `DATABASE_URL` are unset.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -95,9 +96,29 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@/postgres?host={self.folder}"
 
     def stop(self) -> None:
+        """Stop the cluster, including one restarted behind pgserver's back (`arbees chaos postgres-outage`
+        restarts it with pg_ctl; pgserver only stops the postmaster it started itself, so that one leaked)."""
         if self._server is not None:
             self._server.cleanup()  # type: ignore[attr-defined]
             self._server = None
+        try:
+            pid = int((self.folder / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return
+        pg_ctl(self.folder, "-w", "-m", "fast", "stop")
+
+
+def pg_ctl(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run pgserver's `pg_ctl -D folder ...` as the cluster's owner (pgserver runs it as its own user under root)."""
+    import pwd
+
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    owner = pwd.getpwuid(folder.stat().st_uid).pw_name
+    kwargs = {"user": owner} if os.geteuid() == 0 and owner != "root" else {}
+    return subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(folder), *args], timeout=60,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, **kwargs)
 
 
 def _wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen, what: str) -> None:

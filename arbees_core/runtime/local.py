@@ -202,8 +202,8 @@ class LocalRuntime:
             if stack.get("status") in ("running",) and not self.is_up():
                 raise RuntimeError_("the supervisor died; see " + str(self.state / "logs" / "supervisor.log"))
             views = stack.get("services", {})
-            crashed = [n for n in names if views.get(n, {}).get("restarts", 0) > 0
-                       and views.get(n, {}).get("state") != "running"]
+            crashed = [n for n in names if views.get(n, {}).get("state") == "exited" or
+                       (views.get(n, {}).get("restarts", 0) > 0 and views.get(n, {}).get("state") != "running")]
             if crashed:
                 name = crashed[0]
                 raise RuntimeError_(f"{name} exited at start with code {views[name].get('exit_code')}; "

@@ -45,6 +45,8 @@ STOP_GRACE_S = 10.0
 #: Restart backoff: first delay, cap, and the uptime after which a service counts as healthy again.
 BACKOFF_FIRST_S, BACKOFF_MAX_S, BACKOFF_RESET_S = 0.5, 30.0, 60.0
 POLL_S = 0.1
+#: A service's exit code for a configuration error (runner.py): restarting it would only repeat the error.
+EXIT_CONFIG = 2
 
 
 def now_iso() -> str:
@@ -165,7 +167,9 @@ class Supervisor:
         env = self.base_env()
         redis_url, database_url = env.str("REDIS_URL"), env.str("DATABASE_URL")
         if not redis_url:
-            server = EmbeddedRedis(self.state / "redis", free_port()).start()
+            taken = {c.port for c in self.children.values() if c.port is not None}
+            port = next(p for p in iter(free_port, None) if p not in taken)  # never a publisher's port
+            server = EmbeddedRedis(self.state / "redis", port).start()
             self._servers.append(server)
             redis_url = server.url
             self.embedded["redis"] = {"pid": server.process.pid if server.process else None, "url": redis_url}
@@ -232,6 +236,11 @@ class Supervisor:
             if child.wanted and proc is not None and child.state == "running" and proc.poll() is not None:
                 child.exit_code = proc.returncode
                 uptime = now - child.started_mono
+                if child.exit_code == EXIT_CONFIG:
+                    child.state, child.wanted, self._dirty = "exited", False, True
+                    log.error("%s exited with code 2 (configuration error) after %.1fs; not restarted: fix .env, "
+                              "then `arbees restart %s`", child.spec.name, uptime, child.spec.name)
+                    continue
                 if uptime > BACKOFF_RESET_S:
                     child.backoff_s = BACKOFF_FIRST_S
                 child.state = "restarting"

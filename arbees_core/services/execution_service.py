@@ -72,8 +72,8 @@ class ExecutionConfig:
             raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
         prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
         return cls(
-            signal_endpoints=env.list("ZMQ_SUB_ENDPOINT", [tcp_endpoint("127.0.0.1", GAME_SHARD_PORT)]),
-            price_endpoints=env.list("ZMQ_PRICE_ENDPOINTS", prices),
+            signal_endpoints=env.endpoints("ZMQ_SUB_ENDPOINT", [tcp_endpoint("127.0.0.1", GAME_SHARD_PORT)]),
+            price_endpoints=env.endpoints("ZMQ_PRICE_ENDPOINTS", prices),
             port=env.int("ZMQ_PUB_PORT", EXECUTION_SERVICE_PORT, minimum=0),
             endpoint=env.str("ZMQ_PUB_ENDPOINT"),
             database_url=database_url,
@@ -115,7 +115,7 @@ class ExecutionService(Service):
 
     def run(self, stop: threading.Event) -> None:
         self.announce_mode()
-        self.executed = prepare_store(self.cfg.database_url, self.spool, self.log)
+        self.executed, last_signal_seq = prepare_store(self.cfg.database_url, self.spool, self.log)
         self.writer.start()
         self.kill_switch.start()
         publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
@@ -124,6 +124,8 @@ class ExecutionService(Service):
                           getattr(publisher, "endpoint", ""))
         self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
         inbox, price_thread = self._open_inputs()
+        for src, seq in last_signal_seq.items():  # signals game_shard sent while we were down count as lost
+            inbox.seed_sequence(src, Family.SIGNALS, seq)
         try:
             while not stop.is_set():
                 items = inbox.receive(self.settings.block_ms)
@@ -145,12 +147,15 @@ class ExecutionService(Service):
         if self.settings.zmq_enabled:
             endpoints = self.cfg.signal_endpoints + [e for e in self.cfg.price_endpoints if e not in self.cfg.signal_endpoints]
             sub = make_subscriber(self.settings, [Family.SIGNALS, *prices], endpoints)
-            return Inbox(sub, self.metrics, self.name), None
-        sub = make_subscriber(self.settings, [Family.SIGNALS], [], group=EXECUTION_GROUP, consumer=self.instance)
+            return Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)), None
+        # the consumer name is stable across restarts: a restarted instance reads the signals its predecessor
+        # received but had not acknowledged (in flight at a kill -9) before new ones; with a per-process name
+        # they stayed pending under a dead consumer and were never executed
+        sub = make_subscriber(self.settings, [Family.SIGNALS], [], group=EXECUTION_GROUP, consumer=self.name)
         price_sub = make_subscriber(self.settings, prices, [], last_value=True)
         thread = PriceFeedThread(Inbox(price_sub, self.metrics, f"{self.name}-prices"), self.books, self.settings.block_ms)
         thread.start()
-        return Inbox(sub, self.metrics, self.name), thread
+        return Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)), thread
 
     # -- hot path ----------------------------------------------------------------------------------------------
 
@@ -183,7 +188,7 @@ class ExecutionService(Service):
         results = [self.make_result(sig, i, leg, out, recv_ns, fill_ns) for i, (leg, out) in enumerate(zip(sig.legs, outcomes))]
         record = SpoolRecord(signal_id=sig.signal_id, game_id=sig.game_id, transport=self.settings.mode,
                              executed_ns=fill_ns, results=results, edge_pct=sig.edge_pct,
-                             edge_cents=sig.edge_cents)
+                             edge_cents=sig.edge_cents, signal_src=sig.src, signal_seq=sig.seq)
         self.spool.append(record)
         self.executed.add(sig.signal_id)
         self.writer.submit(record)

@@ -106,19 +106,26 @@ class PriceFeedThread(threading.Thread):
         self.inbox.subscriber.close()
 
 
-def prepare_store(database_url: str, spool: TradeSpool, logger: logging.Logger) -> set[str]:
+#: Connection attempts at start (~3.5 s of backoff): with PostgreSQL away the spool carries the trades, so a
+#: restart during an outage trades again within seconds instead of blocking for half a minute.
+START_DB_RETRIES = 3
+
+
+def prepare_store(database_url: str, spool: TradeSpool, logger: logging.Logger) -> tuple[set[str], dict[str, int]]:
     """Run migrations and return every signal id already executed (database + spool), so idempotency survives
-    a restart. With PostgreSQL away, the spool's ids are used and the writer catches up later."""
+    a restart, and the last signal sequence number handled per game_shard instance (from the spool), so signals
+    published while this service was down are counted as lost. With PostgreSQL away, the spool's ids are used
+    and the writer catches up later."""
     from arbees_core.store.db import StoreUnavailable, connect
     from arbees_core.store.schema import migrate
     from arbees_core.store.trades import executed_signal_ids
 
-    executed = spool.signal_ids()
+    executed, last_seq = spool.scan()
     try:
-        with connect(database_url, retries=10, log=logger) as conn:
+        with connect(database_url, retries=START_DB_RETRIES, log=logger) as conn:
             migrate(conn)
             executed |= executed_signal_ids(conn)
     except StoreUnavailable as e:
         logger.error("PostgreSQL unavailable at start (%s): trades are spooled to %s until it is back", e, spool.path)
     logger.info("Idempotency: %d signals already executed", len(executed))
-    return executed
+    return executed, last_seq

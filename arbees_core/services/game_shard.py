@@ -55,7 +55,7 @@ class GameShardConfig:
     def from_env(cls, env: Env) -> "GameShardConfig":
         default_subs = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
         return cls(
-            sub_endpoints=env.list("ZMQ_SUB_ENDPOINTS", default_subs),
+            sub_endpoints=env.endpoints("ZMQ_SUB_ENDPOINTS", default_subs),
             port=env.int("ZMQ_PUB_PORT", GAME_SHARD_PORT, minimum=0),
             endpoint=env.str("ZMQ_PUB_ENDPOINT"),
             database_url=env.str("DATABASE_URL"),

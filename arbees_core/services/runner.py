@@ -68,8 +68,8 @@ class HealthReporter(threading.Thread):
 
     def _to_redis(self, snap: dict[str, Any], log: logging.Logger) -> None:
         try:
-            if self._client is None:
-                self._client = make_client(self._redis_url)
+            if self._client is None:  # a short timeout: a hung Redis must not hold back the metrics file
+                self._client = make_client(self._redis_url, socket_timeout_s=1.0)
             body = orjson.dumps({k: v for k, v in snap.items() if k != "latency"} | {
                 "latency": {hop: {k: v for k, v in s.items() if k != "hdr"} for hop, s in snap["latency"].items()}})
             self._client.set(HEALTH_KEY_PREFIX + self.service, body, px=self._ttl_ms)

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from arbees_core.config import Env
+from arbees_core.config import Env, check_endpoint
 from arbees_core.messages import encode_json
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
@@ -57,7 +57,8 @@ class ListenerConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "ListenerConfig":
-        endpoints = env.list("ZMQ_LISTENER_ENDPOINTS") or [env.str(k, v) or v for k, v in ENDPOINT_VARS.items()]
+        endpoints = env.endpoints("ZMQ_LISTENER_ENDPOINTS") or [
+            check_endpoint(k, env.str(k, v) or v) for k, v in ENDPOINT_VARS.items()]
         return cls(endpoints=endpoints, buffer_max=env.int("MIRROR_BUFFER_MAX", 200_000, minimum=100),
                    log_per_s=env.float("MIRROR_LOG_PER_SEC", 2.0, minimum=0.0))
 

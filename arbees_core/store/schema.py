@@ -106,6 +106,7 @@ def _timescale(conn: psycopg.Connection) -> bool:
     server that gains the extension later is converted on the next start."""
     available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if not available:
+        _note_no_timescale()
         return False
     try:
         with conn.transaction():  # a savepoint: a failure here must not undo the base tables
@@ -117,6 +118,18 @@ def _timescale(conn: psycopg.Connection) -> bool:
                     str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         return False
     return True
+
+
+_timescale_absent_logged = False
+
+
+def _note_no_timescale() -> None:
+    """One info line per process: absent TimescaleDB is tolerated, and the operator should know why."""
+    global _timescale_absent_logged
+    if not _timescale_absent_logged:
+        _timescale_absent_logged = True
+        log.info("TimescaleDB is not available on this PostgreSQL server; paper_trades is a plain table "
+                 "(install the timescaledb extension to make it a hypertable)")
 
 
 #: (name, step) in order; a step returns False when it did nothing and should be tried again next time.

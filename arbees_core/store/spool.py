@@ -11,6 +11,11 @@ when the spool is next opened. The committed offset (end of the last record stor
 sidecar `<path>.committed`, replaced atomically, together with the spool file's inode: after a compaction the
 old offset is then recognised as stale. Any doubt about the offset resolves to "replay from the start", which is
 safe because inserts are idempotent.
+
+Each record also names the signal's publisher instance and sequence number (`signal_src`, `signal_seq`), so a
+restarted execution_service knows the last signal it handled and counts signals published while it was down as
+lost (sequence gap) instead of missing them silently. Compaction therefore keeps the newest record (already
+committed, so it is not replayed).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class SpoolRecord(msgspec.Struct):
     results: list[TradeResult]
     edge_pct: float | None = None
     edge_cents: float | None = None
+    signal_src: str = ""
+    signal_seq: int = 0
 
 
 _encoder = msgspec.json.Encoder()
@@ -46,6 +53,8 @@ _decoder = msgspec.json.Decoder(SpoolRecord)
 
 class _IdOnly(msgspec.Struct):
     signal_id: str
+    signal_src: str = ""
+    signal_seq: int = 0
 
 
 _id_decoder = msgspec.json.Decoder(_IdOnly)
@@ -97,7 +106,8 @@ class TradeSpool:
             self._store_committed(offset)
 
     def compact(self) -> None:
-        """Rewrite the file with only the uncommitted records and reset the committed offset to 0.
+        """Rewrite the file with the last committed record (the sequence seed, see the module docstring) and the
+        uncommitted ones; the committed offset becomes the end of that kept record.
 
         The new file is written beside the old one and renamed over it, so a crash at any point leaves either
         the old file (with its offset) or the new one (whose inode no longer matches the old offset: replayed).
@@ -107,21 +117,26 @@ class TradeSpool:
                 return
             size = os.fstat(self._fd).st_size
             with open(self.path, "rb") as f:
-                f.seek(min(self._committed, size))
+                committed = min(self._committed, size)
+                back = min(committed, 1 << 16)
+                f.seek(committed - back)
+                head = f.read(back)
                 rest = f.read()
             rest = rest[: rest.rfind(b"\n") + 1]  # a torn tail is not worth keeping
+            start = head.rfind(b"\n", 0, len(head) - 1) + 1 if head.endswith(b"\n") else len(head)
+            last = head[start:] if start > 0 or back == committed else b""  # a record longer than 64 KiB: dropped
             tmp = self.path.with_name(self.path.name + ".compact")
             with open(tmp, "wb") as f:
-                f.write(rest)
+                f.write(last + rest)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
             self._fsync_dir()
             os.close(self._fd)
             self._fd = self._open()
-            self._committed = 0
+            self._committed = len(last)
             self._warned.clear()
-            self._store_committed(0)
+            self._store_committed(len(last))
             log.debug("Compacted spool %s: %d bytes kept", self.path, len(rest))
 
     # -- reading -----------------------------------------------------------------------------------------------
@@ -140,14 +155,22 @@ class TradeSpool:
 
     def signal_ids(self) -> set[str]:
         """Every signal id in the spool, committed or not (idempotency across restarts)."""
+        return self.scan()[0]
+
+    def scan(self) -> tuple[set[str], dict[str, int]]:
+        """Every signal id in the spool, and the highest signal sequence number per publisher instance."""
         with self._lock:
             ids: set[str] = set()
+            last_seq: dict[str, int] = {}
             for _, line in self._lines(0):
                 try:
-                    ids.add(_id_decoder.decode(line).signal_id)
+                    rec = _id_decoder.decode(line)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
-            return ids
+                ids.add(rec.signal_id)
+                if rec.signal_src:
+                    last_seq[rec.signal_src] = max(rec.signal_seq, last_seq.get(rec.signal_src, 0))
+            return ids, last_seq
 
     @property
     def committed_offset(self) -> int:

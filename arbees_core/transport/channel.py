@@ -7,6 +7,11 @@ reconnecting subscriber has every book at once instead of waiting for the next c
 Inbox: decodes every frame against the contract, counts rejects per reason with one rate-limited log line, and
 counts sequence gaps per publisher and family as lost messages (the ZMQ guide's answer to slow joiners and HWM
 drops: make loss visible, never silent). A gap check restarts when a publisher restarts (its `src` changes).
+A restarted subscriber can be seeded with the last sequence it handled before (`seed_sequence`), so messages
+published while it was down are counted as lost too (execution_service seeds signals from its spool).
+
+A rejected frame is acknowledged (Redis consumer groups): it can never decode, and leaving it pending would make
+every restart read and reject it again.
 """
 
 from __future__ import annotations
@@ -98,10 +103,14 @@ class Received:
 class Inbox:
     """Decodes deliveries from one subscriber; counts rejects, gaps and duplicates in `metrics`."""
 
-    def __init__(self, subscriber: Subscriber, metrics: Metrics, name: str = "inbox", log_per_s: float = 1.0) -> None:
+    def __init__(self, subscriber: Subscriber, metrics: Metrics, name: str = "inbox", log_per_s: float = 1.0,
+                 head_loss: tuple[Family, ...] = ()) -> None:
+        """head_loss: families where the first message of a publisher not seen (nor seeded) before counts the
+        messages before it as lost (seq 1 is its first): for signals, which no one may miss unnoticed."""
         self.subscriber = subscriber
         self.metrics = metrics
         self.name = name
+        self.head_loss = head_loss
         self._last_seq: dict[tuple[str, Family], int] = {}
         self._limiter = RateLimiter(log_per_s)
 
@@ -116,9 +125,14 @@ class Inbox:
     def ack(self, items: list[Received] | list[Delivery]) -> None:
         self.subscriber.ack([i.delivery if isinstance(i, Received) else i for i in items])
 
+    def seed_sequence(self, src: str, family: Family, seq: int) -> None:
+        """The last `seq` of `src`/`family` handled before a restart: a later gap from it counts as lost."""
+        key = (src, family)
+        self._last_seq[key] = max(seq, self._last_seq.get(key, 0))
+
     def _accept(self, d: Delivery) -> Received | None:
-        if d.error:
-            self._reject(d, "malformed", d.error)
+        if d.error:  # the transport could not split the frame: the reason is the error's kind (frame_count, ...)
+            self._reject(d, d.error.split(":", 1)[0], d.error)
             return None
         try:
             msg = decode(d.topic, d.payload)
@@ -137,6 +151,8 @@ class Inbox:
             held = self._limiter.take_suppressed(reason)
             more = f" (+{held} more since last line)" if held else ""
             log.error("Rejected frame on %r at %s: %s: %s%s", d.topic[:80], self.name, reason, detail[:200], more)
+        if d.token is not None:
+            self.subscriber.ack([d])
 
     def _check_sequence(self, topic: str, msg: Message) -> None:
         fam = family_of(topic)
@@ -144,7 +160,9 @@ class Inbox:
         last = self._last_seq.get(key)
         self._last_seq[key] = max(msg.seq, last or 0)
         if last is None:
-            return
+            if fam not in self.head_loss or msg.seq <= 1:
+                return
+            last = 0
         if msg.seq > last + 1:
             lost = msg.seq - last - 1
             self.metrics.inc("lost", lost)

@@ -25,6 +25,9 @@ log = logging.getLogger("arbees.transport.redis")
 _BACKOFF_START_S = 0.2
 _BACKOFF_MAX_S = 5.0
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Longest a write (pipelined XADD) waits for a hung Redis. Writes never block server-side, so a second is
+#: plenty; a longer wait stalled zmq_listener's receive loop (its SUB queue then overflowed) while Redis hung.
+WRITE_TIMEOUT_S = 1.0
 
 
 def redis_location(url: str) -> str:
@@ -35,11 +38,11 @@ def redis_location(url: str) -> str:
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
 
 
-def make_client(url: str, block_ms: int = 100) -> redis.Redis:
+def make_client(url: str, block_ms: int = 100, socket_timeout_s: float | None = None) -> redis.Redis:
     """A client whose socket timeout outlasts a blocking read, so a hung server is detected, not waited on."""
     return redis.Redis.from_url(
-        url, decode_responses=False, socket_timeout=block_ms / 1000 + 5.0, socket_connect_timeout=2.0,
-        health_check_interval=0,
+        url, decode_responses=False, socket_timeout=socket_timeout_s or block_ms / 1000 + 5.0,
+        socket_connect_timeout=2.0, health_check_interval=0,
     )
 
 
@@ -102,7 +105,7 @@ class RedisStreamPublisher(Publisher):
 
     def __init__(self, settings: TransportSettings, buffer_max: int = 100_000, client: redis.Redis | None = None,
                  what: str = "publishing") -> None:
-        self._client = client or make_client(settings.redis_url, settings.block_ms)
+        self._client = client or make_client(settings.redis_url, settings.block_ms, WRITE_TIMEOUT_S)
         self._maxlen = settings.stream_maxlen
         self._buffer: collections.deque[tuple[str, bytes]] = collections.deque()
         self._buffer_max = buffer_max

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 
@@ -53,20 +54,29 @@ def p_mirrored(ctx: Context, params: dict[str, Any]) -> Outcome:
     evidence = [f"{listener} counter mirrored={ctx.counter(listener, 'mirrored')}"]
     faults, details = [], {}
     rx = re.compile(r"Mirrored (\S+) to (\S+)")
+    min_window_s = float(params.get("min_window_s", 10.0))
     for pub in _names(params, "publishers"):
         if not ctx.running(pub):
             evidence.append(f"{pub} not running ({ctx.state_text(pub)})")
             continue
         start = ctx.window_start(listener, pub)
         hits = [h for h in ctx.grep(listener, rx, since=start) if h[1].group(1).startswith(MIRROR_TOPICS[pub])]
-        streams = sorted({h[1].group(2) for h in hits})
-        details[pub] = {"lines": len(hits), "streams": streams}
-        evidence.append(f"{pub}: {len(hits)} 'Mirrored' lines ({', '.join(streams) or 'none'}) "
-                        f"in the {ctx.window_text(start)}")
-        if not hits:
-            enabled, raw = ctx.zmq_enabled(pub)
-            why = f": {pub} has ZMQ_ENABLED={raw}" if enabled is False else ""
-            faults.append(f"{listener} mirrored nothing from {pub} in the {ctx.window_text(start)}{why}")
+        window_s = (datetime.now(timezone.utc) - start).total_seconds()
+        details[pub] = {"lines": len(hits), "streams": sorted({h[1].group(2) for h in hits}), "window_s": window_s}
+        if hits:
+            evidence.append(f"{pub}: {len(hits)} 'Mirrored' lines ({', '.join(details[pub]['streams'])}) "
+                            f"in the {ctx.window_text(start)}")
+            continue
+        enabled, raw = ctx.zmq_enabled(pub)
+        if enabled is not False and window_s < min_window_s:
+            # "Mirrored" lines are sampled, and execution_service publishes little besides heartbeats: a few
+            # seconds after a restart prove nothing either way
+            evidence.append(f"{pub}: no 'Mirrored' line yet, only {window_s:.0f}s since it or {listener} "
+                            f"(re)started (need {min_window_s:g}s to judge)")
+            continue
+        why = f": {pub} has ZMQ_ENABLED={raw}" if enabled is False else ""
+        evidence.append(f"{pub}: 0 'Mirrored' lines in the {ctx.window_text(start)}")
+        faults.append(f"{listener} mirrored nothing from {pub} in the {ctx.window_text(start)}{why}")
     return _finish(evidence, faults, details)
 
 

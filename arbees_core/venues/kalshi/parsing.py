@@ -139,7 +139,7 @@ class KalshiFeed:
         if kind == "orderbook_delta":
             return self._delta(frame, recv_ns)
         if kind == "error":
-            msg = frame.get("msg") or {}
+            msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
             self._error("venue_error", f"code {msg.get('code')}: {msg.get('msg')}")
             return []
         if kind in _IGNORED:

@@ -1,0 +1,23 @@
+"""`arbees bench`: raw ZMQ/Redis limits, the pipeline's hops in both modes, throughput, ratios and targets."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from arbees_cli.stack import JsonOpt
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def bench(quick: bool = typer.Option(False, "--quick", help="About two minutes instead of ~15 (full: 30 s windows and steps)."),
+              rate: float = typer.Option(2000.0, "--rate", help="msg/s of the latency runs (targets are at 2000)."),
+              duration: Optional[float] = typer.Option(None, "--duration", help="Seconds measured per latency run "
+                                                       "and held per throughput step (default 30; quick 6/3)."),
+              as_json: bool = JsonOpt) -> None:
+        """Benchmark the hot path: per-hop and end-to-end latency and throughput, ZMQ against Redis (exit 1 when a
+        target is missed). Uses REDIS_URL / DATABASE_URL, or embedded servers when unset."""
+        from benchmarks.cli import run_and_report
+
+        raise typer.Exit(run_and_report(quick, as_json, rate, duration))

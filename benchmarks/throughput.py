@@ -1,0 +1,208 @@
+"""Throughput: the highest price-update rate held for N seconds with zero sequence gaps, stepping the rate up.
+
+Paths: monitor -> game_shard (ZMQ and Redis mode) and ZMQ -> zmq_listener -> Redis streams (the mirror).
+The monitors are replaced by a replay publisher: the simulator's own price updates (real tickers, so game_shard
+maps and evaluates every one) built once, then published through the production `Outbox` (sequence numbers,
+`ts_pub_ns`, JSON) at a fixed rate. A live simulator could not be the load: building its venue messages costs
+~90 us per Kalshi update in Python, so the monitors saturate a core long before the hop does.
+A step is held when the receiver counted no sequence gap, received everything that was sent, kept up (98 % counted
+within a second of the last send) and the publisher kept the rate. Each step also yields the receiving service's latency histogram at that rate.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arbees_core.runtime.processes import ProcessStack, wait_for
+from benchmarks.common import HopRow, row_from_histogram, window_histogram
+from benchmarks.pipeline import SIM_GAMES, bench_env, reset_streams
+
+#: path -> (service that receives, its received counter, its latency histogram)
+PATHS = {"monitor->game_shard": ("game_shard", "prices_rx", "price"),
+         "mirror": ("zmq_listener", "mirrored", "mirror")}
+TICK_S = 0.001
+#: A held rate is one the receiver keeps up with: within this long after the last send it has counted 98 % of
+#: what was sent (a backlog that only drains afterwards would, over a longer hold, overflow the HWM or MAXLEN).
+KEEP_UP_GRACE_S = 1.0
+
+Progress = Callable[[float], None]
+
+
+@dataclass
+class Step:
+    rate: float
+    sent: int
+    received: int
+    lost: int
+    achieved_rate: float
+    held: bool
+    row: HopRow | None = None
+
+
+@dataclass
+class ThroughputResult:
+    path: str
+    mode: str
+    max_rate: float
+    lost: int
+    steps: list[Step] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "mode": self.mode, "max_rate": self.max_rate, "lost": self.lost}
+
+
+def build_updates(seed: int, games: int, per_venue: int = 3000) -> list[Any]:
+    """The simulator's top-of-book changes as price updates, both venues interleaved."""
+    from arbees_core.messages import PriceUpdate
+    from arbees_core.venues.kalshi.parsing import KalshiFeed
+    from arbees_core.venues.polymarket.parsing import PolymarketFeed
+    from arbees_core.venues.sim import SimConfig, SimVenue
+
+    by_venue: list[list[PriceUpdate]] = []
+    for venue, feed in (("kalshi", KalshiFeed()), ("polymarket", PolymarketFeed())):
+        sim = SimVenue(venue, SimConfig(seed=seed, games=games, mispricing_every_s=0))
+        out: list[PriceUpdate] = []
+        for raw in sim.burst(per_venue * 5):
+            for c in feed.handle(raw, time.time_ns()):
+                t = c.top
+                out.append(PriceUpdate(src="", seq=0, ts_origin_ns=time.time_ns(), venue=venue, ticker=c.ticker,
+                                       game_id="", outcome="", yes_bid=t.yes_bid, yes_bid_size=t.yes_bid_size,
+                                       yes_ask=t.yes_ask, yes_ask_size=t.yes_ask_size, no_bid=t.no_bid,
+                                       no_bid_size=t.no_bid_size, no_ask=t.no_ask, no_ask_size=t.no_ask_size))
+        by_venue.append(out[:per_venue])
+    return [u for pair in zip(*by_venue) for u in pair]
+
+
+def _generator(env: dict[str, str], rate: float, hold_s: float, out: Any) -> None:
+    """Child process: publish price updates at `rate`/s for `hold_s` through the monitors' Outbox."""
+    import os
+
+    os.environ.update(env)
+    from arbees_core.topics import price_topic
+    from arbees_core.transport import Outbox, TransportSettings, make_publisher
+
+    settings = TransportSettings.from_env()
+    updates = build_updates(int(env["SIM_SEED"]), int(env["SIM_GAMES"]))
+    outboxes: dict[str, Outbox] = {}
+    for venue, port in (("kalshi", env["_PORT_kalshi_monitor"]), ("polymarket", env["_PORT_polymarket_monitor"])):
+        pub = make_publisher(settings, int(port))
+        deadline = time.monotonic() + 20
+        while settings.zmq_enabled and not pub.new_subscriptions() and time.monotonic() < deadline:
+            time.sleep(0.01)  # wait for the subscriber: no slow-joiner loss counted against the hop
+        outboxes[venue] = Outbox(pub, f"bench_replay.{venue}.{os.getpid()}", settings.wire)
+    items = [(u.venue, price_topic(u.venue, u.ticker), u) for u in updates]
+    out.put({"ready": True})
+    sent, n = 0, len(items)
+    total = int(rate * hold_s)
+    t0 = time.perf_counter()
+    while sent < total:
+        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+        if due <= sent:
+            time.sleep(TICK_S / 2)
+            continue
+        batch = {"kalshi": [], "polymarket": []}
+        for i in range(sent, min(due, sent + 2000)):
+            venue, topic, upd = items[i % n]
+            batch[venue].append((topic, upd))
+            sent += 1
+        for venue, b in batch.items():
+            outboxes[venue].publish_many(b)
+    elapsed = time.perf_counter() - t0
+    time.sleep(0.5)
+    for ob in outboxes.values():
+        ob.publisher.close()
+    out.put({"sent": sent, "elapsed": elapsed})
+
+
+def _counter(stack: ProcessStack, service: str, name: str) -> int:
+    return stack.counter(service, name)
+
+
+def run_step(stack: ProcessStack, path: str, rate: float, hold_s: float, progress: Progress | None) -> Step:
+    service, rx_name, hist_name = PATHS[path]
+    before = stack.metrics(service)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    gen = ctx.Process(target=_generator, args=(stack.env, rate, hold_s, out), daemon=True)
+    gen.start()
+    try:
+        out.get(timeout=60)  # ready
+        deadline = time.monotonic() + hold_s
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.25, left))
+            if progress is not None:
+                progress(min(0.25, left))
+        done = out.get(timeout=hold_s + 60)
+    finally:
+        gen.join(10)
+        if gen.is_alive():
+            gen.terminate()
+    sent = int(done["sent"])
+    start_rx = int(before.get("counters", {}).get(rx_name, 0))
+    time.sleep(KEEP_UP_GRACE_S)
+    kept_up = _counter(stack, service, rx_name) - start_rx >= 0.98 * sent
+    _wait_drained(stack, service, rx_name, start_rx + sent)
+    after = stack.metrics(service)
+    c0, c1 = before.get("counters", {}), after.get("counters", {})
+    received = int(c1.get(rx_name, 0)) - start_rx
+    gaps = int(c1.get("lost", 0)) - int(c0.get("lost", 0)) + int(c1.get("mirror_dropped", 0)) - int(c0.get("mirror_dropped", 0))
+    lost = gaps + max(0, sent - received)
+    achieved = sent / max(1e-9, float(done["elapsed"]))
+    hist = window_histogram(before.get("latency", {}).get(hist_name, {}).get("hdr"),
+                            after.get("latency", {}).get(hist_name, {}).get("hdr"))
+    row = row_from_histogram(f"{hist_name}@replay", stack.env["ZMQ_ENABLED"] == "true" and "zmq" or "redis", rate,
+                             hist, lost)
+    return Step(rate, sent, received, lost, achieved, lost == 0 and kept_up and achieved >= 0.95 * rate, row)
+
+
+def _wait_drained(stack: ProcessStack, service: str, rx_name: str, target: int, timeout_s: float = 15.0) -> None:
+    """Until the receiver has counted `target` (or stopped counting for 2 s), so a backlog is not called loss."""
+    deadline = time.monotonic() + timeout_s
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_rx = _counter(stack, service, rx_name)
+        if now_rx >= target:
+            time.sleep(0.6)  # one more heartbeat, so the snapshot's histogram covers the tail too
+            return
+        if now_rx != last:
+            last, still_since = now_rx, time.monotonic()
+        elif time.monotonic() - still_since > 2.0:
+            return
+        time.sleep(0.1)
+
+
+def run_throughput(path: str, zmq_mode: bool, rates: list[float], hold_s: float, redis_url: str,
+                   database_url: str, folder: Path, progress: Progress | None = None) -> ThroughputResult:
+    """Step through `rates` (ascending) until one is not held; the result is the last rate held."""
+    mode = "zmq" if zmq_mode else "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    reset_streams(redis_url)
+    env = bench_env(zmq_mode, 1000.0, redis_url, database_url, folder)
+    env["SIM_GAMES"] = str(SIM_GAMES)
+    stack = ProcessStack(folder, env)
+    service, _, _ = PATHS[path]
+    result = ThroughputResult(path, mode, 0.0, 0)
+    try:
+        stack.start("market_discovery")
+        wait_for(lambda: "Discovery: mapped" in stack.log("market_discovery"), 60, "discovery mapped games", stack)
+        if service == "game_shard":
+            stack.start("game_shard", ZMQ_PUB_PORT=env["_PORT_game_shard"])
+            wait_for(lambda: "Loaded market mapping" in stack.log("game_shard"), 60, "game_shard mapping", stack)
+        else:
+            stack.start("zmq_listener")
+        wait_for(lambda: stack.metrics(service), 30, f"{service} metrics", stack)
+        for rate in rates:
+            step = run_step(stack, path, rate, hold_s, progress)
+            result.steps.append(step)
+            if not step.held:
+                result.lost = step.lost
+                break
+            result.max_rate = rate
+    finally:
+        stack.stop_all()
+    return result

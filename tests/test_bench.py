@@ -1,0 +1,76 @@
+"""The benchmark harness: a tiny run produces every row and the issue's JSON shape, and loss is counted.
+
+No assertion here is about a wall-clock figure: those belong in benchmarks/RESULTS.md, not in a test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import SeqTracker, new_histogram, window_histogram
+from benchmarks.raw import RawSpec, run_raw
+from benchmarks.suite import BenchConfig, run_suite
+
+EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("price", "zmq"), ("price", "redis"), ("signal", "zmq"),
+                 ("signal", "redis"), ("mirror", "zmq"), ("end_to_end", "zmq"), ("end_to_end", "redis"),
+                 ("price@replay", "zmq"), ("price@replay", "redis"), ("mirror@replay", "zmq")}
+
+
+def test_seq_tracker_counts_skipped_sequence_numbers_and_a_missing_tail() -> None:
+    seqs = SeqTracker()
+    for seq in (1, 2, 5, 6, 6, 9):
+        seqs.see(seq)
+    assert seqs.lost == 4  # 3, 4, 7, 8
+    assert seqs.finish(sent=12) == 7  # and 10, 11, 12 never arrived
+
+
+def test_window_histogram_holds_only_what_was_recorded_between_two_snapshots() -> None:
+    hist = new_histogram()
+    for v in (100, 100, 200):
+        hist.record_value(v)
+    start = hist.encode().decode("ascii")
+    for v in (5000, 5000, 7000):
+        hist.record_value(v)
+    window = window_histogram(start, hist.encode().decode("ascii"))
+    assert window is not None and window.get_total_count() == 3
+    assert window.get_min_value() >= 4990
+
+
+def test_raw_zmq_hop_counts_drops_of_a_slow_subscriber_behind_a_tiny_hwm() -> None:
+    row = run_raw(RawSpec("zmq", rate=2000, duration_s=1.0, hwm=1, slow_us=3000, warmup_s=0.0))
+    assert row.lost > 0
+    assert row.count > 0
+
+
+def test_raw_hop_without_pressure_loses_nothing(redis_url: str) -> None:
+    row = run_raw(RawSpec("redis", rate=500, duration_s=0.5, redis_url=redis_url, warmup_s=0.0))
+    assert row.lost == 0 and row.count == 250
+
+
+@pytest.mark.e2e
+def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
+        tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    cfg = BenchConfig(rate=400, duration_s=1.5, warmup_s=0.2, hold_s=1.0, rates=(500.0,), raw_s=0.5, folder=tmp_path)
+    result = run_suite(cfg)
+    data = json.loads(json.dumps(result.to_json()))
+
+    assert set(data) == {"machine", "rows", "throughput", "ratios", "targets"}
+    assert {"cpu", "cores", "python", "pyzmq", "libzmq", "redis"} <= set(data["machine"])
+    for row in data["rows"]:
+        assert set(row) == {"hop", "mode", "rate", "p50_us", "p95_us", "p99_us", "max_us", "lost"}
+    produced = {(r["hop"], r["mode"]) for r in data["rows"]}
+    assert EXPECTED_ROWS <= produced
+    for hop, mode in EXPECTED_ROWS:
+        row = next(r for r in data["rows"] if (r["hop"], r["mode"]) == (hop, mode))
+        assert row["p50_us"] is not None and row["p50_us"] <= row["p99_us"] <= row["max_us"], row
+    assert {(t["path"], t["mode"]) for t in data["throughput"]} == {
+        ("monitor->game_shard", "zmq"), ("monitor->game_shard", "redis"), ("mirror", "zmq")}
+    for t in data["throughput"]:
+        assert set(t) == {"path", "mode", "max_rate", "lost"}
+    assert {"zmq_hop_over_raw_p50", "zmq_over_redis_p50"} <= set(data["ratios"])
+    assert data["targets"] and all(set(t) == {"name", "target", "actual", "met"} for t in data["targets"])

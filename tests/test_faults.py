@@ -1,0 +1,224 @@
+"""Faults injected into the real running stack (local runtime, real processes, embedded Redis and PostgreSQL that
+the test may stop): each chaos scenario must pass, and what an operator sees (CLI, logs) must be clear and safe.
+
+One stack serves the module (starting it is the expensive part); every scenario leaves it healthy for the next.
+The embedded servers are used (REDIS_URL / DATABASE_URL unset) so the outage tests never touch shared servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from arbees_core.runtime.local import LocalRuntime
+from arbees_core.validation.chaos import run_chaos
+from arbees_core.validation.results import RunResult
+from tests.test_local_runtime import free_port_block
+
+pytestmark = pytest.mark.e2e
+
+_restarted_postmasters: list[int] = []
+FAKE_KALSHI_KEY = "FAKEKALSHIPRIVATEKEY-9f3a1c"
+FAKE_POLY_KEY = "FAKEPOLYAPIKEY-77d0e2"
+FAST = {"outage_s": 6.0, "flow_timeout_s": 30.0}
+PG_OUTAGE = {**FAST, "outage_s": 10.0}  # long enough for the kill -9 and the restart inside it
+
+_DOTENV = f"""ZMQ_ENABLED=true
+SIM_RATE=100
+SIM_GAMES=2
+SIM_MISPRICE_EVERY_S=1
+SIM_MISPRICE_DURATION_MS=300
+GAME_COOLDOWN_MS=500
+HEARTBEAT_INTERVAL_SECS=0.2
+DISCOVERY_INTERVAL_S=30
+KALSHI_PRIVATE_KEY={FAKE_KALSHI_KEY}
+POLYMARKET_API_KEY={FAKE_POLY_KEY}
+"""
+
+
+def _cli(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ARBEES_HOME": str(root), "COLUMNS": "200"}
+    env.pop("ARBEES_STATE_DIR", None)
+    return subprocess.run([sys.executable, "-m", "arbees_cli.main", *args], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalRuntime]:
+    # not under pytest's tmp root: pytest re-chmods that to 0700 at every session start, and the embedded
+    # PostgreSQL runs as its own user (when tests run as root), so it could no longer reach its data folder
+    root = Path(tempfile.mkdtemp(prefix="arbees-chaos-"))
+    root.chmod(0o755)
+    (root / ".env").write_text(_DOTENV)
+    saved = {k: os.environ.get(k) for k in ("REDIS_URL", "DATABASE_URL", "ARBEES_PORT_BASE", "ARBEES_HOME",
+                                            "ARBEES_STATE_DIR")}
+    for key in ("REDIS_URL", "DATABASE_URL", "ARBEES_STATE_DIR"):
+        os.environ.pop(key, None)
+    os.environ["ARBEES_PORT_BASE"] = str(free_port_block())
+    os.environ["ARBEES_HOME"] = str(root)
+    rt = LocalRuntime(root)
+    try:
+        rt.up(timeout_s=120)
+        yield rt
+    finally:
+        rt.down()
+        leaked = [p for p in _restarted_postmasters if _alive(p)]
+        shutil.rmtree(root, ignore_errors=True)
+        assert not leaked, f"postmaster {leaked} still running after down"
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _assert_passed(result: RunResult) -> None:
+    failed = [f"{c.name}: {c.evidence}" for c in result.checks if c.critical and not c.passed]
+    assert result.passed, "\n".join(failed)
+
+
+def test_embedded_servers_are_the_ones_the_outages_stop(stack: LocalRuntime) -> None:
+    embedded = stack.read_stack()["embedded"]
+    assert embedded["redis"]["pid"] and embedded["postgres"]["folder"]  # never the shared 6379 / 5432
+
+
+@pytest.mark.parametrize("service", ["kalshi_monitor", "game_shard", "execution_service"])
+def test_kill_9_mid_stream_restarts_counts_and_reconnects(stack: LocalRuntime, service: str) -> None:
+    result = run_chaos(stack, stack.root, f"kill-{service}", **FAST)
+    _assert_passed(result)
+    names = [c.name for c in result.checks]
+    assert f"{service} restarted after kill -9 and the restart counted" in names
+    if service == "execution_service":
+        assert any("no paper trade lost or duplicated" in n for n in names)
+    assert next(s for s in stack.status() if s.name == service).restarts >= 1  # visible in `status`
+
+
+def test_redis_outage_in_zmq_mode_keeps_the_hot_path_trading(stack: LocalRuntime) -> None:
+    _assert_passed(run_chaos(stack, stack.root, "redis-outage", **FAST))
+
+
+def test_postgres_outage_spools_and_flushes_without_loss_or_duplicates(stack: LocalRuntime) -> None:
+    _assert_passed(run_chaos(stack, stack.root, "postgres-outage", **PG_OUTAGE))
+
+
+def test_down_stops_the_postgres_the_outage_restarted(stack: LocalRuntime) -> None:
+    pid = int((stack.state / "pg" / "postmaster.pid").read_text().split()[0])  # the pg_ctl-restarted postmaster
+    assert _alive(pid)
+    stack.stop(["market_discovery"])  # nothing else changes; the check runs at module teardown (below)
+    stack.up(["market_discovery"])
+    _restarted_postmasters.append(pid)
+
+
+def test_bad_input_is_rejected_per_reason_and_the_next_message_processed(stack: LocalRuntime) -> None:
+    result = run_chaos(stack, stack.root, "bad-input", **FAST)
+    _assert_passed(result)
+    reasons = " ".join(c.evidence for c in result.checks)
+    for reason in ("malformed", "frame_count", "unknown_version", "bad_value", "oversized"):
+        assert reason in reasons
+
+
+def test_overflowed_subscriber_reports_its_loss_as_lost(stack: LocalRuntime) -> None:
+    _assert_passed(run_chaos(stack, stack.root, "slow-joiner", **FAST))
+
+
+def test_cli_chaos_json_stores_the_run_and_never_shows_secrets(stack: LocalRuntime) -> None:
+    done = _cli(stack.root, "chaos", "kill-zmq_listener", "--runtime", "local", "--json", "--flow-timeout", "30s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert data["command"] == "chaos kill-zmq_listener" and data["passed"] is True
+    assert Path(data["data"]["run_dir"]).name.endswith("-chaos-kill-zmq_listener")
+    assert (Path(data["data"]["run_dir"]) / "result.json").exists()
+    unknown = _cli(stack.root, "chaos", "no-such-fault", "--runtime", "local", "--json")
+    assert unknown.returncode == 3 and "unknown scenario" in json.loads(unknown.stdout)["error"]
+    outputs = [done.stdout, done.stderr]
+    for args in (("env", "kalshi_monitor", "--json"), ("env", "execution_service"), ("status", "--json")):
+        shown = _cli(stack.root, *args)
+        outputs += [shown.stdout, shown.stderr]
+    assert '"KALSHI_PRIVATE_KEY": "***"' in outputs[2]
+    logs = [p.read_text(errors="replace") for p in (stack.state / "logs").glob("*.log")]
+    runs = [p.read_text() for p in (stack.state / "runs").rglob("*.json")]
+    for text in outputs + logs + runs + [json.dumps(stack.read_stack())]:
+        assert FAKE_KALSHI_KEY not in text and FAKE_POLY_KEY not in text
+
+
+def test_chaos_without_a_running_stack_could_not_run(tmp_path: Path) -> None:
+    """Nothing to inject into: exit 3 with the line that says what to do."""
+    out = _cli(tmp_path, "chaos", "redis-outage", "--runtime", "local")
+    assert out.returncode == 3 and "not running" in out.stderr
+
+
+# -- configuration mistakes: one actionable line, no traceback --------------------------------------------------
+
+
+def _run_service(module: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    full = {**os.environ, "ARBEES_HOME": str(tmp_path), "ARBEES_STATE_DIR": str(tmp_path / ".arbees"), **env}
+    return subprocess.run([sys.executable, "-m", module], env=full, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_bad_endpoint_is_one_configuration_error(tmp_path: Path, redis_url: str, database_url: str) -> None:
+    done = _run_service("arbees_core.services.game_shard", {"ZMQ_ENABLED": "true", "REDIS_URL": redis_url,
+                        "DATABASE_URL": database_url, "ZMQ_SUB_ENDPOINTS": "tcp//127.0.0.1:5555"}, tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert "configuration error: ZMQ_SUB_ENDPOINTS: 'tcp//127.0.0.1:5555' is not a ZMQ endpoint" in out
+    assert "Traceback" not in out
+
+
+def test_port_clash_is_one_line_naming_the_port(tmp_path: Path, redis_url: str, database_url: str) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        done = _run_service("arbees_core.services.game_shard", {
+            "ZMQ_ENABLED": "true", "REDIS_URL": redis_url, "DATABASE_URL": database_url, "ZMQ_PUB_PORT": str(port)},
+            tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert f"Cannot bind ZMQ publisher to tcp://127.0.0.1:{port}: Address already in use" in out
+    assert "Traceback" not in out
+
+
+def test_timescaledb_absent_is_one_clear_line(tmp_path: Path, database_url: str, caplog) -> None:
+    import psycopg
+
+    from arbees_core.store import schema
+
+    caplog.set_level("INFO")
+    schema._timescale_absent_logged = False
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        if available:
+            pytest.skip("this PostgreSQL has TimescaleDB")
+        schema.migrate(conn)
+        schema.migrate(conn)
+    lines = [r.getMessage() for r in caplog.records if "TimescaleDB" in r.getMessage()]
+    assert len(lines) == 1 and "plain table" in lines[0]
+
+
+def test_live_venue_without_credentials_is_one_configuration_error(tmp_path: Path) -> None:
+    done = _run_service("arbees_core.services.kalshi_monitor", {"KALSHI_SOURCE": "live", "ZMQ_ENABLED": "true",
+                                                                "KALSHI_API_KEY_ID": ""}, tmp_path)
+    out = done.stdout + done.stderr
+    if "sim' only" in out or "simulated venue only" in out:
+        pytest.skip("this build has no live Kalshi source yet")
+    assert done.returncode == 2, out
+    assert "configuration error: KALSHI_API_KEY_ID" in out and out.strip().count("\n") <= 1
+    assert "Traceback" not in out
