@@ -13,7 +13,7 @@ import typer
 
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, console, fail, parse_duration, print_json
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
-from arbees_cli.validate import checks_table
+from arbees_cli.phases import checks_table
 from arbees_core.config import project_root
 from arbees_core.validation.chaos import ChaosUnavailable, run_chaos, scenario_names
 from arbees_core.validation.results import new_run_dir, save_result

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from arbees_cli import bench, chaos, judge, stack, validate
+import typer
+from rich.markup import escape
+
+from arbees_cli import bench, chaos, decide, diagnose, phases, report, stack
 from arbees_cli import venues as venue_commands
+from arbees_cli.output import EXIT_ERROR, err_console
+from arbees_core.runtime.base import RuntimeError_
 
 app = typer.Typer(
     name="arbees",
@@ -13,18 +18,43 @@ app = typer.Typer(
          "Exit codes: 0 pass/GO, 1 fail/NO-GO, 2 inconclusive/DEBUG, 3 could not run.",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_enable=False,
+    pretty_exceptions_enable=False,  # never print locals: they may hold credentials
 )
+_state = {"debug": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error.")) -> None:
+    """Run the arbees pipeline and validate its ZeroMQ hot path."""
+    _state["debug"] = debug
+
+
 stack.register(app)
-validate.register(app)
-judge.register(app)
+phases.register(app)
+decide.register(app)
+diagnose.register(app)
+report.register(app)
 bench.register(app)
 venue_commands.register(app)
 chaos.register(app)
 
 
 def main() -> None:
-    app()
+    """The `arbees` entry point: an unexpected error is one red line and exit code 3, not a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the one place that turns a bug or an environment problem into a line
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        if isinstance(e, RuntimeError_):  # an operator-facing failure: its message already says what to do
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_ERROR)
+        err_console.print(f"[bold red]error:[/] {escape(type(e).__name__)}: {escape(str(e))} "
+                          "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

@@ -38,3 +38,16 @@ def test_no_arguments_prints_usage() -> None:
     result = runner.invoke(app, [])
     assert "Usage" in result.output
     assert isinstance(app, typer.Typer)
+
+
+def test_an_environment_failure_is_one_line_and_exit_code_3(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCKER_HOST": "tcp://127.0.0.1:1", "ARBEES_HOME": str(tmp_path), "COLUMNS": "300"}
+    proc = subprocess.run([sys.executable, "-m", "arbees_cli.main", "status", "--runtime", "compose"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("error: Docker engine not reachable at tcp://127.0.0.1:1")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

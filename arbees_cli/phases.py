@@ -1,8 +1,9 @@
-"""Validation commands: phase 1..5, rollback, validate. Each runs a playbook, shows live progress, prints the
+"""Phase commands: phase 1..5, rollback, validate. Each runs a playbook, shows live progress, prints the
 checks (criterion, pass/fail, evidence), stores the result under `.arbees/runs/` and exits 0 pass / 1 fail."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,11 +16,11 @@ from rich.table import Table
 
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, console, fail, parse_duration, print_json
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
-from arbees_core.config import project_root
-from arbees_core.runtime.base import Runtime
+from arbees_core.config import project_root, read_dotenv, write_dotenv_value
+from arbees_core.runtime.base import Runtime, RuntimeError_
 from arbees_core.validation.playbook import Collect, PlaybookError, load_playbook, playbook_path
 from arbees_core.validation.steps import RunContext, run_playbook
-from arbees_core.validation.results import RunResult, new_run_dir, save_result
+from arbees_core.validation.results import RunResult, latest_result, new_run_dir, runs_dir, save_result, utc_now_iso
 
 
 @contextmanager
@@ -180,6 +181,14 @@ def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
     return result
 
 
+#: Simulator and strategy settings `validate --quick` writes to `.env` when they are not set there: a mispricing
+#: every second (rotating over the games) so a 20 s window has enough end-to-end samples to judge.
+QUICK_ENV = {"SIM_MISPRICE_EVERY_S": "1", "SIM_MISPRICE_DURATION_MS": "300", "GAME_COOLDOWN_MS": "500",
+             "SIM_RATE": "100"}
+QUICK = {"windows": 4, "window_seconds": 20.0, "warmup_seconds": 5.0, "duration_seconds": 120.0,
+         "interval_seconds": 15.0}
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def phase(number: int = typer.Argument(..., min=1, max=5, help="Phase of the plan, 1-5."),
@@ -228,4 +237,95 @@ def register(app: typer.Typer) -> None:
                           f"{result.duration_s:.1f}s (restart {took}s)")
         raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
 
+    @app.command()
+    def validate(quick: bool = typer.Option(False, "--quick", help="Phase 4 as 4 x 20 s windows and a 2 min soak "
+                                            "instead of hours; a mispricing every second so there is data."),
+                 keep: bool = typer.Option(False, "--keep", help="Leave the stack running at the end."),
+                 windows: Optional[int] = typer.Option(None, "--windows"),
+                 window_seconds: Optional[str] = typer.Option(None, "--window-seconds"),
+                 warmup: Optional[str] = typer.Option(None, "--warmup", help="Phase 4 warm-up after a mode switch."),
+                 duration: Optional[str] = typer.Option(None, "--duration", help="Soak length."),
+                 interval: Optional[str] = typer.Option(None, "--interval", help="Soak sampling interval."),
+                 runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """The whole plan on the running (or a fresh embedded) stack: phases 1-5, then decide. Exit code: the
+        decision's (0 GO, 2 DEBUG, 1 NO-GO), or 1 when a phase failed."""
+        rt = get_runtime(runtime, as_json)
+        root = project_root()
+        started_here = not rt.is_up()
+        if quick:
+            current = read_dotenv(root / ".env")
+            for key, value in QUICK_ENV.items():
+                if key not in current:
+                    write_dotenv_value(key, value, root / ".env")
+        opts = dict(QUICK) if quick else {}
+        opts.update({k: v for k, v in {
+            "windows": windows, "window_seconds": parse_duration(window_seconds) if window_seconds else None,
+            "warmup_seconds": parse_duration(warmup) if warmup else None,
+            "duration_seconds": parse_duration(duration) if duration else None,
+            "interval_seconds": parse_duration(interval) if interval else None}.items() if v is not None})
+        t0, started = time.monotonic(), utc_now_iso()
+        phases: list[dict[str, Any]] = []
+        try:
+            if started_here:
+                with console.status("starting the stack…"):
+                    rt.up()
+            for n in (1, 2, 3, 4, 5):
+                collectors: dict[str, Any] = {}
+                folder = new_run_dir(f"phase{n}")
+                if n == 4:
+                    collectors["latency"] = _latency_collector(opts)
+                if n == 5:
+                    collectors["soak"] = _soak_collector(folder, opts)
+                if not as_json:
+                    console.rule(f"phase {n}")
+                if as_json:
+                    result = _quiet(f"phase{n}", rt, collectors, folder)
+                else:
+                    result = run_named_playbook(f"phase{n}", f"phase{n}", rt, False, collectors, folder)
+                phases.append({"phase": n, "passed": result.passed, "duration_s": result.duration_s,
+                               "run_dir": str(folder)})
+            if not as_json:
+                console.rule("decision")
+            from arbees_core.validation.decide import decide as judge, load_thresholds
+
+            decision = judge(latest_result("phase4"), latest_result("phase5"), load_thresholds())
+        except RuntimeError_ as e:
+            fail(str(e), code=EXIT_FAIL, as_json=as_json)
+        finally:
+            if started_here and not keep:
+                rt.down()
+        summary = {"command": "validate", "passed": all(p["passed"] for p in phases) and decision.decision == "GO",
+                   "started_at": started, "duration_s": round(time.monotonic() - t0, 3),
+                   "checks": [{"name": f"phase {p['phase']}", "passed": p["passed"],
+                               "evidence": f"{p['duration_s']:.1f}s, {p['run_dir']}"} for p in phases]
+                   + [{"name": "decision", "passed": decision.decision == "GO", "evidence": decision.decision}],
+                   "decision": decision.decision, "rows": [r.to_dict() for r in decision.rows], "quick": quick}
+        folder = new_run_dir("validate")
+        save_result(summary, folder)
+        if as_json:
+            print_json(summary)
+        else:
+            from arbees_cli.decide import decision_table
+
+            console.print(decision_table(decision))
+            table = Table(title="arbees validate", title_justify="left")
+            for col in ("step", "result", "evidence"):
+                table.add_column(col)
+            for c in summary["checks"]:
+                table.add_row(c["name"], "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]", escape(c["evidence"]))
+            console.print(table)
+            console.print(f"[bold]{decision.decision}[/] in {summary['duration_s']:.0f}s; results in {runs_dir()}")
+        if not all(p["passed"] for p in phases):
+            raise typer.Exit(EXIT_FAIL)
+        raise typer.Exit(decision.exit_code)
+
     _ = EXIT_ERROR
+
+
+def _quiet(name: str, rt: Any, collectors: dict[str, Any], folder: Path) -> Any:
+    """A phase for `validate --json`: no per-phase output, only the stored result."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return run_named_playbook(name, name, rt, True, collectors, folder)
