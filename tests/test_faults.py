@@ -138,6 +138,14 @@ def test_overflowed_subscriber_reports_its_loss_as_lost(stack: LocalRuntime) -> 
     _assert_passed(run_chaos(stack, stack.root, "slow-joiner", **FAST))
 
 
+def test_a_venue_sequence_gap_withdraws_quotes_and_resubscribes(stack: LocalRuntime) -> None:
+    env_before = (stack.root / ".env").read_text()
+    result = run_chaos(stack, stack.root, "feed-gap", **FAST)
+    _assert_passed(result)
+    assert (stack.root / ".env").read_text() == env_before  # the operator's settings are restored
+    assert "SIM_FAULT_GAP_AT_S" not in stack.env("kalshi_monitor")
+
+
 def test_cli_chaos_json_stores_the_run_and_never_shows_secrets(stack: LocalRuntime) -> None:
     done = _cli(stack.root, "chaos", "kill-zmq_listener", "--runtime", "local", "--json", "--flow-timeout", "30s")
     assert done.returncode == 0, done.stdout + done.stderr

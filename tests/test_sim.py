@@ -135,3 +135,28 @@ def test_config_from_env_reads_the_plan_style_names() -> None:
                                   "SIM_MISPRICE_VENUE": "poly", "SIM_DATE": "2026-12-01"}))
     assert (cfg.seed, cfg.games, cfg.rate_per_s, cfg.mispricing_at_s, cfg.mispricing_venue, cfg.start_date) == \
         (11, 3, 200.0, (4.0, 9.5), "polymarket", "2026-12-01")
+
+
+def test_an_injected_sequence_gap_is_detected_and_healed_by_fresh_snapshots() -> None:
+    feed = KalshiFeed()
+    venue = SimVenue("kalshi", SimConfig(seed=2, games=2, rate_per_s=200, fault_gap_at_s=(0.05,)),
+                     resync=feed.take_resync)
+
+    async def run() -> int:
+        stop, n = asyncio.Event(), 0
+        async for raw in venue.stream(stop):
+            feed.handle(raw, 1)
+            n += 1
+            if venue.resubscribes and n > 60:
+                stop.set()
+        return n
+
+    asyncio.run(run())
+    assert venue.gaps_injected == 1 and feed.gaps == 1  # the lost delta is seen as a gap, once
+    assert venue.resubscribes == 1  # the feed asked, the venue sent every book again
+    assert all(book.ready for book in feed.books.values()) and feed.errors == {}
+
+
+def test_gap_fault_setting_is_read_from_env() -> None:
+    assert SimConfig.from_env(Env({"SIM_FAULT_GAP_AT_S": "5,2"})).fault_gap_at_s == (2.0, 5.0)
+    assert SimVenue("polymarket", SimConfig(fault_gap_at_s=(1.0,)))._gaps_due == []  # Kalshi only has seq

@@ -132,7 +132,7 @@ class MonitorService(Service):
             return ReplaySource(spec.path, spec.speed)
         if spec.kind == "live":
             return make_live_source(self.venue, self.cfg.live, self.live_tickers, self.feed)
-        return SimVenue(self.venue, self.cfg.sim)
+        return SimVenue(self.venue, self.cfg.sim, resync=getattr(self.feed, "take_resync", None))
 
     def live_tickers(self) -> list[str]:
         """The contracts of this venue in the discovery mapping (the live source subscribes to exactly these);

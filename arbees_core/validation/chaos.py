@@ -7,7 +7,8 @@ returns the RunResult that `arbees chaos` prints and stores; `ChaosUnavailable` 
 Scenarios (`SCENARIOS`): `kill-<service>` for each service (SIGKILL mid-stream: restarted and counted,
 subscribers reconnect, flow resumes; for execution_service the paper-trade ledger stays exact), `redis-outage`,
 `postgres-outage` (embedded servers only), `bad-input` (malformed frames on the real sockets/streams, each counted
-per reason), `hwm` (alias `slow-joiner`: a stalled subscriber's losses appear as `lost`, never hidden).
+per reason), `hwm` (alias `slow-joiner`: a stalled subscriber's losses appear as `lost`, never hidden),
+`feed-gap` (a venue sequence gap: quotes withdrawn, fresh snapshots, flow resumes).
 Options (all scenarios accept and ignore the others): outage_s (default 30), flow_timeout_s (default 45).
 """
 
@@ -222,6 +223,51 @@ def postgres_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) ->
                critical=False)
 
 
+def feed_gap(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
+    """A Kalshi sequence gap (one delta lost on the venue link, injected through the simulated venue): the monitor
+    sees it, withdraws the quotes of the books it can no longer trust, resubscribes for fresh snapshots, and
+    prices flow again from those. `.env` and kalshi_monitor are restored afterwards."""
+    from arbees_core.config import write_dotenv_value
+
+    probe = StackProbe(runtime)
+    flow_s = float(opts.get("flow_timeout_s", 45))
+    svc = "kalshi_monitor"
+    if probe.row(svc).state != "running":
+        raise ChaosUnavailable(f"{svc} is not running; start it with `arbees up {svc}`")
+    source = runtime.env(svc).get("KALSHI_SOURCE", "sim") or "sim"
+    if source != "sim":
+        raise ChaosUnavailable(f"feed-gap drops a delta inside the simulated venue; {svc} runs KALSHI_SOURCE={source}")
+    env_file = root / ".env"
+    saved = env_file.read_text() if env_file.exists() else None
+    t0_wall = time.time()
+    write_dotenv_value("SIM_FAULT_GAP_AT_S", "3", env_file)
+    try:
+        runtime.restart([svc])
+        pid = probe.row(svc).pid
+
+        def gauge(name: str) -> int:
+            return int(probe.metrics(svc, pid).get("gauges", {}).get(name, 0))
+
+        gaps = eventually(lambda: gauge("venue_gaps"), flow_s)
+        result.add("the lost delta is detected as a sequence gap", bool(gaps), f"{svc} venue_gaps={gaps}")
+        withdrawn = eventually(lambda: probe.counter(svc, "quotes_withdrawn", pid), 10)
+        line = next((ln for ln in probe.logs_since(svc, t0_wall).splitlines() if "until their fresh snapshot" in ln), "")
+        result.add("quotes of the invalid books withdrawn, so game_shard cannot trade them", bool(withdrawn),
+                   f"quotes_withdrawn={withdrawn}; {line.strip()[:160] or 'no withdrawal line in the log'}")
+        resubscribed = eventually(lambda: gauge("venue_resubscribes"), flow_s)
+        result.add("fresh snapshots requested (resubscribe)", bool(resubscribed), f"venue_resubscribes={resubscribed}")
+        after = probe.counter(svc, "prices_published", pid)
+        more = eventually(lambda: probe.counter(svc, "prices_published", pid) > after + 5, flow_s)
+        result.add("prices flow again from the fresh books", bool(more),
+                   f"prices_published {after} -> {probe.counter(svc, 'prices_published', pid)}")
+    finally:
+        if saved is None:
+            env_file.unlink(missing_ok=True)
+        else:
+            env_file.write_text(saved)
+        runtime.restart([svc])
+
+
 # -- registry ------------------------------------------------------------------------------------------------------
 
 SCENARIOS: dict[str, Scenario] = {
@@ -230,6 +276,7 @@ SCENARIOS: dict[str, Scenario] = {
     "postgres-outage": postgres_outage,
     "bad-input": bad_input,
     "hwm": hwm,
+    "feed-gap": feed_gap,
 }
 ALIASES = {"slow-joiner": "hwm"}
 

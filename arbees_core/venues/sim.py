@@ -24,7 +24,7 @@ import hashlib
 import math
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Final
@@ -62,7 +62,8 @@ class SimConfig:
     mispricing_every_s: SIM_MISPRICE_EVERY_S (0 = none periodic); mispricing_at_s: SIM_MISPRICE_AT_S (comma list of
     seconds after the stream starts); mispricing_cents: SIM_MISPRICE_CENTS; mispricing_duration_ms:
     SIM_MISPRICE_DURATION_MS; mispricing_venue: SIM_MISPRICE_VENUE (the venue whose price is wrong);
-    start_date: SIM_DATE (ISO, default today US/Eastern)."""
+    start_date: SIM_DATE (ISO, default today US/Eastern); fault_gap_at_s: SIM_FAULT_GAP_AT_S (fault injection:
+    seconds after the stream starts at which the Kalshi feed drops one delta, a sequence gap; empty = never)."""
 
     seed: int = 7
     games: int = 4
@@ -73,6 +74,7 @@ class SimConfig:
     mispricing_duration_ms: float = 1000.0
     mispricing_venue: str = KALSHI
     start_date: str = field(default_factory=_eastern_today)
+    fault_gap_at_s: tuple[float, ...] = ()
 
     @classmethod
     def from_env(cls, env: Env) -> "SimConfig":
@@ -96,7 +98,15 @@ class SimConfig:
                    mispricing_every_s=env.float("SIM_MISPRICE_EVERY_S", 30.0, minimum=0.0), mispricing_at_s=at,
                    mispricing_cents=env.float("SIM_MISPRICE_CENTS", 12.0, minimum=0.0),
                    mispricing_duration_ms=env.float("SIM_MISPRICE_DURATION_MS", 1000.0, minimum=1.0),
-                   mispricing_venue=venue, start_date=start)
+                   mispricing_venue=venue, start_date=start,
+                   fault_gap_at_s=tuple(sorted(_seconds(env, "SIM_FAULT_GAP_AT_S"))))
+
+
+def _seconds(env: Env, name: str) -> list[float]:
+    try:
+        return [float(x) for x in env.list(name, [])]
+    except ValueError as e:
+        raise ConfigError(f"{name} must be a comma list of seconds: {e}") from e
 
 
 # -- games --------------------------------------------------------------------------------------------------------
@@ -196,7 +206,9 @@ class _Market:
 class SimVenue:
     """One simulated venue. `listings()` is what its discovery API returns; `stream()` its market-data feed."""
 
-    def __init__(self, venue: str, cfg: SimConfig) -> None:
+    def __init__(self, venue: str, cfg: SimConfig, resync: Callable[[], set] | None = None) -> None:
+        """`resync`: the feed's `take_resync`; when it names lost state, the venue sends fresh snapshots, as a
+        real venue does on a resubscribe (counted in `resubscribes`)."""
         if venue not in (KALSHI, POLYMARKET):
             raise ValueError(f"unknown venue {venue!r}")
         self.venue = venue
@@ -209,6 +221,10 @@ class SimVenue:
                 ticker = game.kalshi_ticker(team) if venue == KALSHI else poly_token_id(cfg.seed, game, team)
                 self.markets.append(_Market(ticker, game, team))
         self._seq = 0
+        self._resync = resync
+        self._gaps_due = list(cfg.fault_gap_at_s) if venue == KALSHI else []
+        self.resubscribes = 0
+        self.gaps_injected = 0
         self._t0 = time.monotonic()
         self._cursor = 0
         self.injections = 0
@@ -273,6 +289,20 @@ class SimVenue:
         return out
 
     # wire format ------------------------------------------------------------------------------------------------
+
+    def resnapshot(self) -> list[bytes]:
+        """Every market's current book again (what a resubscribe returns), continuing the sequence."""
+        self.resubscribes += 1
+        if self.venue == KALSHI:
+            return [self._kalshi_snapshot(m) for m in self.markets]
+        return [orjson.dumps([self._poly_book(m) for m in self.markets])]
+
+    def _maybe_drop_one(self, elapsed_s: float) -> None:
+        """Fault injection (SIM_FAULT_GAP_AT_S): lose one Kalshi delta's sequence number, as a lossy link would."""
+        if self._gaps_due and elapsed_s >= self._gaps_due[0]:
+            self._gaps_due.pop(0)
+            self._seq += 1
+            self.gaps_injected += 1
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -397,5 +427,9 @@ class SimVenue:
                 await asyncio.sleep(min(due - now, 0.05))
                 continue
             due = max(due + interval, now - 1.0)  # behind by more than a second: do not try to catch up
+            if self._resync is not None and self._resync():
+                for raw in self.resnapshot():
+                    yield raw
+            self._maybe_drop_one(now - self._t0)
             for raw in self.step():
                 yield raw
