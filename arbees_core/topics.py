@@ -7,6 +7,7 @@ so no other module spells a topic, stream or port inline.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Final
 
 KALSHI: Final = "kalshi"
@@ -94,8 +95,10 @@ def heartbeat_topic(service: str) -> str:
 _FAMILIES_BY_LENGTH = sorted(Family, key=lambda f: -len(f.value))
 
 
+@functools.lru_cache(maxsize=65536)
 def family_of(topic: str) -> Family | None:
-    """The family a topic belongs to, or None for a topic outside the contract."""
+    """The family a topic belongs to, or None for a topic outside the contract. Cached: it runs two or three
+    times per message on every hot path, and the set of topics (one per market) is small and stable."""
     for fam in _FAMILIES_BY_LENGTH:
         if topic.startswith(fam.value):
             return fam

@@ -24,6 +24,7 @@ import hashlib
 import math
 import random
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -201,6 +202,10 @@ class _Market:
     game: SimGame
     team: Team
     levels: Levels = field(default_factory=dict)
+    market_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.market_id = _digest("mid", self.ticker).hex()[:32]
 
 
 class SimVenue:
@@ -220,6 +225,10 @@ class SimVenue:
             for team in (game.away, game.home):
                 ticker = game.kalshi_ticker(team) if venue == KALSHI else poly_token_id(cfg.seed, game, team)
                 self.markets.append(_Market(ticker, game, team))
+        self._by_game: dict[int, list[_Market]] = {g.index: [m for m in self.markets if m.game is g] for g in self.games}
+        self._last_home: dict[int, int] = {}
+        self._condition = {g.index: poly_condition_id(cfg.seed, g) for g in self.games}
+        self._ts_second, self._ts_prefix = -1, ""
         self._seq = 0
         self._resync = resync
         self._gaps_due = list(cfg.fault_gap_at_s) if venue == KALSHI else []
@@ -265,12 +274,15 @@ class SimVenue:
 
     def fair_cents(self, game: SimGame, team: Team, wall_s: float, elapsed_s: float) -> int:
         """The whole-cent fair value this venue quotes for `team` winning."""
-        home = game.fair_home(wall_s)
-        if self.injected_game(elapsed_s) == game.index:
-            home -= self.cfg.mispricing_cents
-        home = min(97.0, max(3.0, home))
-        cents = int(math.floor(home + 0.5))
+        cents = self.home_cents(game, wall_s, self.injected_game(elapsed_s))
         return cents if team is game.home else 100 - cents
+
+    def home_cents(self, game: SimGame, wall_s: float, injected: int | None) -> int:
+        """The home team's whole-cent fair value on this venue, shifted while the game is mispriced here."""
+        home = game.fair_home(wall_s)
+        if injected == game.index:
+            home -= self.cfg.mispricing_cents
+        return int(math.floor(min(97.0, max(3.0, home)) + 0.5))
 
     def _size(self) -> float:
         return float(self._rng.randrange(20, 500, 5))
@@ -313,13 +325,25 @@ class SimVenue:
             return [[_dollars(p, 4), f"{q:.2f}"] for (s, p), q in sorted(m.levels.items()) if s == name]
 
         return orjson.dumps({"type": "orderbook_snapshot", "sid": 1, "seq": self._next_seq(), "msg": {
-            "market_ticker": m.ticker, "market_id": _digest("mid", m.ticker).hex()[:32],
+            "market_ticker": m.ticker, "market_id": m.market_id,
             "yes_dollars_fp": side("yes"), "no_dollars_fp": side("no")}})
 
+    def _book_hash(self, m: _Market) -> str:
+        """A 40-hex-digit book hash that changes with every update (the venue's is a digest of the book)."""
+        return f"{zlib.crc32(m.ticker.encode()):08x}{self._next_seq():032x}"
+
+    def _iso_now(self) -> str:
+        """UTC ISO 8601 with microseconds, the date-time part formatted once per second."""
+        now = time.time()
+        second = int(now)
+        if second != self._ts_second:
+            self._ts_second, self._ts_prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._ts_prefix}.{int((now - second) * 1e6):06d}Z"
+
     def _kalshi_delta(self, m: _Market, side: str, price: int, change: float) -> bytes:
-        ts = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        ts = self._iso_now()
         return orjson.dumps({"type": "orderbook_delta", "sid": 1, "seq": self._next_seq(), "msg": {
-            "market_ticker": m.ticker, "market_id": _digest("mid", m.ticker).hex()[:32],
+            "market_ticker": m.ticker, "market_id": m.market_id,
             "price_dollars": _dollars(price, 4), "delta_fp": f"{change:.2f}", "side": side, "ts": ts}})
 
     @staticmethod
@@ -329,9 +353,9 @@ class SimVenue:
         return [{"price": _dollars(p, 2), "size": f"{q:g}"} for p, q in levels]
 
     def _poly_book(self, m: _Market) -> dict:
-        return {"event_type": "book", "asset_id": m.ticker, "market": poly_condition_id(self.cfg.seed, m.game),
+        return {"event_type": "book", "asset_id": m.ticker, "market": self._condition[m.game.index],
                 "bids": self._poly_levels(m, "BUY"), "asks": self._poly_levels(m, "SELL"),
-                "timestamp": str(time.time_ns() // 1_000_000), "hash": _digest("h", m.ticker, self._next_seq()).hex()[:40]}
+                "timestamp": str(time.time_ns() // 1_000_000), "hash": self._book_hash(m)}
 
     def _poly_change(self, game: SimGame, changes: list[tuple[_Market, str, int, float]]) -> bytes:
         items = []
@@ -339,10 +363,10 @@ class SimVenue:
             bids = [p for (s, p) in m.levels if s == "BUY"]
             asks = [p for (s, p) in m.levels if s == "SELL"]
             items.append({"asset_id": m.ticker, "price": _dollars(price, 2), "size": f"{size:g}", "side": side,
-                          "hash": _digest("h", m.ticker, self._next_seq()).hex()[:40],
+                          "hash": self._book_hash(m),
                           "best_bid": _dollars(max(bids), 2) if bids else "0",
                           "best_ask": _dollars(min(asks), 2) if asks else "1"})
-        return orjson.dumps({"event_type": "price_change", "market": poly_condition_id(self.cfg.seed, game),
+        return orjson.dumps({"event_type": "price_change", "market": self._condition[game.index],
                              "timestamp": str(time.time_ns() // 1_000_000), "price_changes": items})
 
     # stepping ---------------------------------------------------------------------------------------------------
@@ -358,21 +382,26 @@ class SimVenue:
         return [orjson.dumps([self._poly_book(m) for m in self.markets])]
 
     def step_game(self, game: SimGame, wall_s: float, elapsed_s: float) -> list[bytes]:
-        """Bring one game's books to the fair value now; when nothing moved, jitter one level's size."""
-        markets = [m for m in self.markets if m.game is game]
+        """Bring one game's books to the fair value now; when nothing moved, jitter one level's size.
+        The books are only rebuilt when the whole-cent fair value changed (most steps it has not): the simulator
+        shares the machine with the pipeline it feeds, so its cost per update is kept low."""
+        markets = self._by_game[game.index]
         removals: list[tuple[_Market, str, int, float, float]] = []  # (market, side, price, old, new)
         additions: list[tuple[_Market, str, int, float, float]] = []
-        for m in markets:
-            want = self.desired(m, self.fair_cents(game, m.team, wall_s, elapsed_s))
-            for key in m.levels.keys() - want.keys():
-                removals.append((m, key[0], key[1], m.levels[key], 0.0))
-            for key in want.keys() - m.levels.keys():
-                additions.append((m, key[0], key[1], 0.0, want[key]))
+        home = self.home_cents(game, wall_s, self.injected_game(elapsed_s))
+        if self._last_home.get(game.index) != home:
+            self._last_home[game.index] = home
+            for m in markets:
+                want = self.desired(m, home if m.team is game.home else 100 - home)
+                for key in m.levels.keys() - want.keys():
+                    removals.append((m, key[0], key[1], m.levels[key], 0.0))
+                for key in want.keys() - m.levels.keys():
+                    additions.append((m, key[0], key[1], 0.0, want[key]))
         if not removals and not additions:
             m = markets[self._rng.randrange(len(markets))]
             if not m.levels:
                 return []
-            key = self._rng.choice(sorted(m.levels))
+            key = self._rng.choice(list(m.levels))
             new = max(5.0, m.levels[key] + self._rng.choice((-1, 1)) * float(self._rng.randrange(5, 60, 5)))
             additions.append((m, key[0], key[1], m.levels[key], new))
         out: list[bytes] = []
