@@ -11,6 +11,7 @@ Run: `python -m arbees_core.services.zmq_listener`.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -49,18 +50,28 @@ ENDPOINT_VARS = {
 @dataclass(frozen=True)
 class ListenerConfig:
     """endpoints: ZMQ_LISTENER_ENDPOINTS (comma list) or the four ZMQ_*_ENDPOINT variables; buffer_max:
-    MIRROR_BUFFER_MAX frames kept while Redis is away; log_per_s: MIRROR_LOG_PER_SEC `Mirrored` lines per stream."""
+    MIRROR_BUFFER_MAX frames kept while Redis is away; log_per_s: MIRROR_LOG_PER_SEC `Mirrored` lines per stream;
+    flush_ms / batch_max: MIRROR_FLUSH_MS (5) / MIRROR_BATCH_MAX (512): frames are written in one pipelined XADD batch
+    when the oldest has waited flush_ms or batch_max are pending (one Redis round trip per batch, not per frame);
+    nice: MIRROR_NICE (10), the listener's CPU niceness: it is off the hot path, and on a small machine the
+    scheduler should give the monitors, game_shard and execution_service the cores first."""
 
     endpoints: list[str]
     buffer_max: int
     log_per_s: float
+    flush_ms: float = 5.0
+    batch_max: int = 512
+    nice: int = 10
 
     @classmethod
     def from_env(cls, env: Env) -> "ListenerConfig":
         endpoints = env.endpoints("ZMQ_LISTENER_ENDPOINTS") or [
             check_endpoint(k, env.str(k, v) or v) for k, v in ENDPOINT_VARS.items()]
         return cls(endpoints=endpoints, buffer_max=env.int("MIRROR_BUFFER_MAX", 200_000, minimum=100),
-                   log_per_s=env.float("MIRROR_LOG_PER_SEC", 2.0, minimum=0.0))
+                   log_per_s=env.float("MIRROR_LOG_PER_SEC", 2.0, minimum=0.0),
+                   flush_ms=env.float("MIRROR_FLUSH_MS", 5.0, minimum=0.0),
+                   batch_max=env.int("MIRROR_BATCH_MAX", 512, minimum=1),
+                   nice=env.int("MIRROR_NICE", 10, minimum=0))
 
 
 class ZmqListener(Service):
@@ -97,20 +108,42 @@ class ZmqListener(Service):
         except redis.ConnectionError as e:
             self.log.error("%s; mirroring will buffer until Redis answers", e)
         self.mirror = RedisStreamPublisher(self.settings, self.cfg.buffer_max, what="mirroring")
+        self._lower_priority()
         families = list(Family)
         sub = ZmqSubscriber(self.settings, self.cfg.endpoints, [f.value for f in families])
         inbox = Inbox(sub, self.metrics, self.name)
+        pending: list[Received] = []
+        oldest = 0.0
+        flush_s = self.cfg.flush_ms / 1000.0
         try:
             while not stop.is_set():
-                items = inbox.receive(self.settings.block_ms)
+                wait_ms = self.settings.block_ms if not pending else \
+                    max(0, int((oldest + flush_s - time.monotonic()) * 1000))
+                items = inbox.receive(wait_ms)
                 if items:
-                    self.mirror_items(items)
-                elif self.mirror.backlog:
+                    if not pending:
+                        oldest = time.monotonic()
+                    pending += items
+                if pending and (len(pending) >= self.cfg.batch_max or time.monotonic() - oldest >= flush_s):
+                    self.mirror_items(pending)
+                    pending = []
+                elif not pending and self.mirror.backlog:
                     self.mirror.flush()
                 self.tick()
+            if pending:
+                self.mirror_items(pending)
         finally:
             sub.close()
             self.mirror.close()
+
+    def _lower_priority(self) -> None:
+        if self.cfg.nice > 0:
+            try:
+                os.nice(self.cfg.nice)
+                self.log.info("Mirroring at CPU niceness +%d (MIRROR_NICE): the hot path gets the cores first",
+                              self.cfg.nice)
+            except OSError as e:
+                self.log.warning("Cannot lower the listener's CPU priority: %s", e)
 
     def mirror_items(self, items: list[Received]) -> None:
         assert self.mirror is not None
