@@ -227,19 +227,36 @@ class MonitorService(Service):
         return bool(getattr(self.source, "connected", True))
 
     async def _read(self, source: VenueSource, done: asyncio.Event) -> None:
-        async for raw in source.stream(done):
+        """Apply every frame to the books; publish each changed market's top once per read. A source that
+        delivers reads (`stream_batches`: the frames that arrived together) gets one publish per market per
+        read, so a burst of deltas moving one book is one price update, not one per delta."""
+        batches = getattr(source, "stream_batches", None)
+        stream = batches(done) if batches is not None else source.stream(done)
+        async for item in stream:
+            frames = item if isinstance(item, list) else [item]
             recv_ns = time.time_ns()
             if getattr(source, "connected", True):
                 self._feed_live_ns = recv_ns
-            self.metrics.inc("venue_rx")
-            changes = self.feed.handle(raw, recv_ns)
-            if changes:
-                self.publish_changes(changes, recv_ns)
-            gaps = getattr(self.feed, "gaps", 0)
-            if gaps != self._gaps_seen:
-                self._gaps_seen = gaps
-                self.metrics.gauges["venue_gaps"] = gaps
-                self.clear_invalid_books(recv_ns)
+            self.metrics.inc("venue_rx", len(frames))
+            changed: dict[str, BookChange] = {}
+            for raw in frames:
+                for change in self.feed.handle(raw, recv_ns):
+                    changed[change.ticker] = change
+                if self._check_gaps(recv_ns):  # a book that lost deltas is not published from this read either
+                    books = getattr(self.feed, "books", {})
+                    changed = {t: c for t, c in changed.items() if t not in books or books[t].ready}
+            if changed:
+                self.publish_changes(list(changed.values()), recv_ns)
+
+    def _check_gaps(self, recv_ns: int) -> bool:
+        """True when the feed saw a new sequence gap (its books are withdrawn until their fresh snapshot)."""
+        gaps = getattr(self.feed, "gaps", 0)
+        if gaps == self._gaps_seen:
+            return False
+        self._gaps_seen = gaps
+        self.metrics.gauges["venue_gaps"] = gaps
+        self.clear_invalid_books(recv_ns)
+        return True
 
     # -- staleness ----------------------------------------------------------------------------------------------
 

@@ -444,10 +444,17 @@ class SimVenue:
         return out
 
     async def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]:
-        """Snapshots, then updates at `rate_per_s` until `stop` is set. Injection times count from here."""
+        """Snapshots, then updates at `rate_per_s` until `stop` is set, one frame at a time."""
+        async for batch in self.stream_batches(stop):
+            for raw in batch:
+                yield raw
+
+    async def stream_batches(self, stop: asyncio.Event | None = None) -> AsyncIterator[list[bytes]]:
+        """The frames of each step together, as they would arrive in one read from the venue's socket, so a
+        monitor publishes each market's top of book once per read instead of once per delta (a moving book
+        is a burst of deltas). Injection times count from the start of this stream."""
         self._t0 = time.monotonic()
-        for raw in self.snapshots():
-            yield raw
+        yield self.snapshots()
         interval = 1.0 / self.cfg.rate_per_s
         due = time.monotonic()
         while stop is None or not stop.is_set():
@@ -456,9 +463,10 @@ class SimVenue:
                 await asyncio.sleep(min(due - now, 0.05))
                 continue
             due = max(due + interval, now - 1.0)  # behind by more than a second: do not try to catch up
+            batch: list[bytes] = []
             if self._resync is not None and self._resync():
-                for raw in self.resnapshot():
-                    yield raw
+                batch += self.resnapshot()
             self._maybe_drop_one(now - self._t0)
-            for raw in self.step():
-                yield raw
+            batch += self.step()
+            if batch:
+                yield batch
