@@ -230,3 +230,16 @@ def test_live_venue_without_credentials_is_one_configuration_error(tmp_path: Pat
     assert done.returncode == 2, out
     assert "configuration error: KALSHI_API_KEY_ID" in out and out.strip().count("\n") <= 1
     assert "Traceback" not in out
+
+
+def test_redis_mode_waits_out_a_redis_outage_without_a_crash_loop(stack: LocalRuntime) -> None:
+    """Last in the module: it switches the shared stack to Redis mode, where Redis *is* the hot path."""
+    env_file = stack.root / ".env"
+    env_file.write_text(env_file.read_text().replace("ZMQ_ENABLED=true", "ZMQ_ENABLED=false"))
+    stack.restart()
+    assert stack.env("game_shard")["ZMQ_ENABLED"] == "false"
+    result = run_chaos(stack, stack.root, "redis-outage", **FAST)
+    _assert_passed(result)
+    names = [c.name for c in result.checks]
+    assert "services wait for Redis and reconnect with backoff" in names
+    assert "no crash loop: no service restarted during the outage" in names

@@ -159,6 +159,7 @@ def redis_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> No
             max_backlog = max(max_backlog, int(probe.field("zmq_listener", "backlog") or 0))
             time.sleep(0.5)
         rows1, exec1 = trade_rows(db), probe.counter("execution_service", "signals_executed")
+        prices1 = probe.counter("game_shard", "prices_rx")
     if zmq_mode:
         result.add("hot path keeps trading while Redis is down (paper_trades grows)", rows1 > rows0 and exec1 > exec0,
                    f"paper_trades {rows0} -> {rows1}, signals executed {exec0} -> {exec1} during {outage_s:g}s")
@@ -173,10 +174,11 @@ def redis_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> No
         result.add("zmq_listener logs the outage and its end", logged and "unavailable" in
                    probe.logs_since("zmq_listener", t0_wall), "`Redis at ... unavailable` / `back after` lines")
     else:
-        resumed = eventually(lambda: probe.counter("game_shard", "prices_rx") > 0 and all(
+        resumed = eventually(lambda: probe.counter("game_shard", "prices_rx") > prices1 + 5 and all(
             "back after" in probe.logs_since(s, t0_wall) for s in ("game_shard",)), 60)
         result.add("services wait for Redis and reconnect with backoff", bool(resumed),
-                   "game_shard logged `Redis at ... back after` and receives prices again")
+                   f"game_shard logged `Redis at ... back after`; prices received {prices1} at the end of the "
+                   f"outage -> {probe.counter('game_shard', 'prices_rx')}")
         time.sleep(2.0)
     after = probe.restarts()
     crashed = {n: after[n] - before.get(n, 0) for n in after if after[n] != before.get(n, 0)}
