@@ -11,12 +11,12 @@ from typing import Optional
 
 import typer
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, console, fail, parse_duration, print_json
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, console, fail, parse_duration
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
-from arbees_cli.phases import checks_table
+from arbees_cli.phases import store_and_show
 from arbees_core.config import project_root
 from arbees_core.validation.chaos import ChaosUnavailable, run_chaos, scenario_names
-from arbees_core.validation.results import new_run_dir, save_result
+from arbees_core.validation.results import new_run_dir
 
 
 def register(app: typer.Typer) -> None:
@@ -39,15 +39,8 @@ def register(app: typer.Typer) -> None:
                 result = run_chaos(rt, project_root(), scenario, **opts)
         except ChaosUnavailable as e:
             fail(f"cannot run chaos {scenario}: {e}", code=EXIT_ERROR, as_json=as_json)
-        folder = new_run_dir(f"chaos-{scenario}")
-        result.data["run_dir"] = str(folder)
-        save_result(result, folder)
-        if as_json:
-            print_json(result.to_dict())
-        else:
-            console.print(checks_table(result, f"chaos {scenario}: {'PASS' if result.passed else 'FAIL'} "
-                                               f"({result.duration_s:.1f}s)"))
-            console.print(f"[dim]stored in {folder / 'result.json'}[/]")
+        store_and_show(result, new_run_dir(f"chaos-{scenario}"), as_json,
+                       f"chaos {scenario}: {'PASS' if result.passed else 'FAIL'} ({result.duration_s:.1f}s)")
         raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from arbees_cli.output import EXIT_FAIL, EXIT_PASS, console, fail, parse_duration, print_json
-from arbees_cli.phases import checks_table
+from arbees_cli.output import EXIT_FAIL, EXIT_PASS, console, fail, parse_duration
+from arbees_cli.phases import store_and_show
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.runtime.base import RuntimeError_
-from arbees_core.validation.results import new_run_dir, save_result
+from arbees_core.validation.results import new_run_dir
 
 
 def register(app: typer.Typer) -> None:
@@ -28,13 +28,9 @@ def register(app: typer.Typer) -> None:
         except (ValueError, PlaybookError, RuntimeError_) as e:
             fail(str(e), as_json=as_json)
         result.finish()
-        folder = new_run_dir(f"diagnose-{target.replace('_', '-')}")
-        result.data["run_dir"] = str(folder)
-        save_result(result, folder)
-        if as_json:
-            print_json(result.to_dict())
-        else:
-            console.print(checks_table(result, f"{result.command}: {'no fault found' if result.passed else 'FAULT'}"))
+        store_and_show(result, new_run_dir(f"diagnose-{target.replace('_', '-')}"), as_json,
+                       f"{result.command}: {'no fault found' if result.passed else 'FAULT'}")
+        if not as_json:
             for f in result.data.get("findings", []):
                 console.print(f"[red]fault[/] ({escape(f['probe'])}): {escape(f['fault'])}\n  [bold]fix:[/] "
                               f"{escape(f['fix'])}")

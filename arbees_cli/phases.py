@@ -40,6 +40,20 @@ def live_progress(enabled: bool) -> Iterator[Callable[[str, float | None], None]
         yield update
 
 
+def store_and_show(result: RunResult, folder: Path, as_json: bool, title: str) -> None:
+    """Every check-running command ends the same way: the result stored in its run folder, then printed as one
+    JSON object or as the checks table with the folder named."""
+    result.data["run_dir"] = str(folder)
+    save_result(result, folder)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(checks_table(result, title))
+    if result.data.get("summary"):
+        console.print(latency_table(result.data["summary"]))
+    console.print(f"[dim]stored in {folder / 'result.json'}[/]")
+
+
 def checks_table(result: RunResult | dict[str, Any], title: str) -> Table:
     data = result.to_dict() if isinstance(result, RunResult) else result
     table = Table(title=title, title_justify="left", show_lines=False)
@@ -168,16 +182,8 @@ def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
         run_playbook(book, ctx)
     result.finish()
     result.data["playbook"] = book.path
-    result.data["run_dir"] = str(folder)
-    save_result(result, folder)
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        console.print(checks_table(result, f"{book.title}: {'PASS' if result.passed else 'FAIL'} "
-                                           f"({result.duration_s:.1f}s)"))
-        if result.data.get("summary"):
-            console.print(latency_table(result.data["summary"]))
-        console.print(f"[dim]stored in {folder / 'result.json'}[/]")
+    store_and_show(result, folder, as_json,
+                   f"{book.title}: {'PASS' if result.passed else 'FAIL'} ({result.duration_s:.1f}s)")
     return result
 
 
