@@ -15,20 +15,17 @@ from arbees_core.topics import (
     ZMQ_LISTENER,
 )
 from arbees_core.validation.diagnose.context import Context, HOP_SOURCES, MIRROR_TOPICS, MONITOR_VENUE
-from arbees_core.validation.diagnose.probes import Outcome, _finish, _names, _skip, probe
+from arbees_core.validation.diagnose.probes import (Outcome, _each_running, _finish, _names, _none_running, _skip,
+                                                    probe)
 
 
 @probe("publishing")
 def p_publishing(ctx: Context, params: dict[str, Any]) -> Outcome:
     """The plan's `docker logs kalshi_monitor | grep -i publish` (and "is its venue feed connected"): each monitor
     logged `Published prices...` lines in the window and its venue feed delivers messages."""
-    evidence, faults, skipped = [], [], 0
+    evidence, faults = [], []
     names = _names(params, "publishers")
-    for pub in names:
-        if not ctx.running(pub):
-            evidence.append(f"{pub} not running ({ctx.state_text(pub)})")
-            skipped += 1
-            continue
+    for pub in _each_running(ctx, names, evidence):
         start = ctx.window_start(pub)
         lines = ctx.grep(pub, r"Published (prices\.\S+) ", since=start)
         published, venue_rx = ctx.counter(pub, "prices_published"), ctx.counter(pub, "venue_rx")
@@ -41,7 +38,7 @@ def p_publishing(ctx: Context, params: dict[str, Any]) -> Outcome:
             else:
                 faults.append(f"{pub} published no prices in the {ctx.window_text(start)} "
                               f"(prices_published={published}, venue_rx={venue_rx})")
-    return _finish(evidence, faults, skipped_all=skipped == len(names))
+    return _finish(evidence, faults, skipped_all=_none_running(ctx, names))
 
 
 @probe("mirrored")
@@ -55,10 +52,7 @@ def p_mirrored(ctx: Context, params: dict[str, Any]) -> Outcome:
     faults, details = [], {}
     rx = re.compile(r"Mirrored (\S+) to (\S+)")
     min_window_s = float(params.get("min_window_s", 10.0))
-    for pub in _names(params, "publishers"):
-        if not ctx.running(pub):
-            evidence.append(f"{pub} not running ({ctx.state_text(pub)})")
-            continue
+    for pub in _each_running(ctx, _names(params, "publishers"), evidence):
         start = ctx.window_start(listener, pub)
         hits = [h for h in ctx.grep(listener, rx, since=start) if h[1].group(1).startswith(MIRROR_TOPICS[pub])]
         window_s = (datetime.now(timezone.utc) - start).total_seconds()
@@ -207,13 +201,9 @@ def p_mode(ctx: Context, params: dict[str, Any]) -> Outcome:
     """The plan's `docker logs game_shard | grep -i "mode"`: "ZMQ mode enabled" vs "Connected to Redis (Redis
     mode)" in each service's current log, confirmed by its metrics snapshot's `mode`."""
     expect = str(params.get("expect", "zmq"))
-    evidence, faults, skipped, details = [], [], 0, {}
+    evidence, faults, details = [], [], {}
     names = _names(params)
-    for name in names:
-        if not ctx.running(name):
-            evidence.append(f"{name} not running ({ctx.state_text(name)})")
-            skipped += 1
-            continue
+    for name in _each_running(ctx, names, evidence):
         zmq_line = ctx.grep(name, r"ZMQ mode enabled")
         redis_line = ctx.grep(name, r"\(Redis mode\)")
         snap_mode = ctx.metrics(name).get("mode")
@@ -228,20 +218,16 @@ def p_mode(ctx: Context, params: dict[str, Any]) -> Outcome:
             _, raw = ctx.zmq_enabled(name)
             faults.append(f"{name} runs in {mode.upper() if mode == 'zmq' else 'Redis'} mode, not {expect.upper()}: "
                           f"its log says {said} (ZMQ_ENABLED={raw or '?'})")
-    return _finish(evidence, faults, details, skipped_all=skipped == len(names))
+    return _finish(evidence, faults, details, skipped_all=_none_running(ctx, names))
 
 
 @probe("payload_size")
 def p_payload_size(ctx: Context, params: dict[str, Any]) -> Outcome:
     """The plan's `docker logs kalshi_monitor | grep "payload.*bytes"`: every payload below `max_bytes` (10 KB)."""
     limit = int(params.get("max_bytes", 10240))
-    evidence, faults, skipped, details = [], [], 0, {}
+    evidence, faults, details = [], [], {}
     names = _names(params, "publishers")
-    for pub in names:
-        if not ctx.running(pub):
-            evidence.append(f"{pub} not running ({ctx.state_text(pub)})")
-            skipped += 1
-            continue
+    for pub in _each_running(ctx, names, evidence):
         start = ctx.window_start(pub)
         sizes = [int(m.group(1)) for _, m, _ in ctx.grep(pub, r"payload (\d+) bytes", since=start)]
         if not sizes:
@@ -254,7 +240,7 @@ def p_payload_size(ctx: Context, params: dict[str, Any]) -> Outcome:
                         f"bytes (limit {limit})")
         if max(sizes) >= limit:
             faults.append(f"{pub} publishes payloads up to {max(sizes)} bytes, above the plan's {limit} bytes")
-    return _finish(evidence, faults, details, skipped_all=skipped == len(names))
+    return _finish(evidence, faults, details, skipped_all=_none_running(ctx, names))
 
 
 @probe("cpu")

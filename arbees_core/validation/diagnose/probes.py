@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,20 @@ def probe(pid: str) -> Callable[[ProbeFn], ProbeFn]:
 
 def _names(params: dict[str, Any], key: str = "services", default: list[str] | None = None) -> list[str]:
     return [spec(n).name for n in (params.get(key) or default or [])]
+
+
+def _each_running(ctx: Context, names: list[str], evidence: list[str]) -> Iterator[str]:
+    """The named services that run, in order; each stopped one gets its evidence line instead (the probe has
+    nothing to test there: `services_running` is the probe that blames it)."""
+    for name in names:
+        if ctx.running(name):
+            yield name
+        else:
+            evidence.append(f"{name} not running ({ctx.state_text(name)})")
+
+
+def _none_running(ctx: Context, names: list[str]) -> bool:
+    return not any(ctx.running(n) for n in names)
 
 
 def _skip(text: str) -> Outcome:
@@ -98,13 +112,9 @@ def p_zmq_enabled(ctx: Context, params: dict[str, Any]) -> Outcome:
 def p_port_reachable(ctx: Context, params: dict[str, Any]) -> Outcome:
     """The plan's `nc -zv kalshi_monitor 5555`: a TCP connect to each running publisher's port, timed."""
     timeout = float(params.get("timeout_s", 1.0))
-    evidence, faults, skipped, details = [], [], 0, {}
+    evidence, faults, details = [], [], {}
     names = _names(params, "publishers")
-    for pub in names:
-        if not ctx.running(pub):
-            evidence.append(f"{pub} not running ({ctx.state_text(pub)})")
-            skipped += 1
-            continue
+    for pub in _each_running(ctx, names, evidence):
         b = ctx.bind(pub)
         if b.port is None:
             evidence.append(f"{pub} binds {b.endpoint or 'no TCP port'} ({b.source}): no TCP port to test")
@@ -123,7 +133,7 @@ def p_port_reachable(ctx: Context, params: dict[str, Any]) -> Outcome:
             why = (f": {pub} has ZMQ_ENABLED={raw} and binds no ZMQ port" if enabled is False
                    else f" ({e.strerror or e})")
             faults.append(f"{pub} port {b.port} is not reachable at {host}:{b.port}{why}")
-    return _finish(evidence, faults, details, skipped_all=skipped == len(names))
+    return _finish(evidence, faults, details, skipped_all=_none_running(ctx, names))
 
 
 def _subscriber_endpoints(ctx: Context, sub: str) -> list[tuple[str, list[str], list[str], bool]]:
