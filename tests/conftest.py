@@ -56,6 +56,27 @@ def _port_free(port: int) -> bool:
             return False
 
 
+@pytest.fixture
+def local_project(tmp_path: Path, redis_url: str, database_url: str,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Path]]:
+    """Factory of a project folder for a real local stack: `.env` as given, the test's Redis and PostgreSQL, a
+    block of ports of its own (ARBEES_PORT_BASE), its own state folder. Its stack is stopped at teardown."""
+    from arbees_core.runtime.local import LocalRuntime
+
+    def make(dotenv: str) -> Path:
+        (tmp_path / ".env").write_text(dotenv)
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block()))
+        monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
+        monkeypatch.delenv("ARBEES_STATE_DIR", raising=False)
+        monkeypatch.delenv("ZMQ_ENABLED", raising=False)  # `.env` decides the mode
+        return tmp_path
+
+    yield make
+    LocalRuntime(tmp_path).down()
+
+
 @pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("REDIS_URL")

@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from arbees_core.runtime.local import LocalRuntime
-from tests.conftest import free_port_block
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +32,9 @@ def arbees(root: Path, *args: str) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / ".env").write_text("SIM_RATE=100\nSIM_GAMES=2\nSIM_MISPRICE_EVERY_S=3\nGAME_COOLDOWN_MS=1000\n"
-                                   "HEARTBEAT_INTERVAL_SECS=0.2\n")
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block()))
-    yield tmp_path
-    LocalRuntime(tmp_path).down()
+def project(local_project: Callable[[str], Path]) -> Path:
+    return local_project("SIM_RATE=100\nSIM_GAMES=2\nSIM_MISPRICE_EVERY_S=3\nGAME_COOLDOWN_MS=1000\n"
+                         "HEARTBEAT_INTERVAL_SECS=0.2\n")
 
 
 def _failed(result: dict) -> list[dict]:

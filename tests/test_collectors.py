@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from arbees_core.telemetry.metrics import decode_histogram
 from arbees_core.validation.latency import (collect_windows, new_histogram, subtract, summarize, window_counters,
                                             window_problems)
 from arbees_core.validation.soak import read_samples, run_soak
-from tests.conftest import eventually, free_port_block
+from tests.conftest import eventually
 
 DOTENV = ("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
           "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\n")
@@ -134,16 +134,8 @@ def test_dotenv_is_restored_when_a_window_fails(tmp_path: Path, dotenv: str) -> 
 # -- against a running stack -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def project(tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / ".env").write_text(DOTENV)
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block()))
-    monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
-    monkeypatch.delenv("ARBEES_STATE_DIR", raising=False)
-    monkeypatch.delenv("ZMQ_ENABLED", raising=False)
-    yield tmp_path
-    LocalRuntime(tmp_path).down()
+def project(local_project: Callable[[str], Path]) -> Path:
+    return local_project(DOTENV)
 
 
 @pytest.fixture

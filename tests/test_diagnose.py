@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from arbees_core.validation.diagnose import (
     normalize_target,
 )
 from arbees_core.validation.results import RunResult
-from tests.conftest import eventually, free_port_block
+from tests.conftest import eventually
 
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks" / "diagnose"
 
@@ -67,17 +67,9 @@ def test_an_unknown_probe_id_names_the_file_and_the_id(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / ".env").write_text(
-        "ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
-        "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\n")
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block()))
-    monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
-    monkeypatch.delenv("ARBEES_STATE_DIR", raising=False)
-    yield tmp_path
-    LocalRuntime(tmp_path).down()
+def project(local_project: Callable[[str], Path]) -> Path:
+    return local_project("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
+                         "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\n")
 
 
 def _unset(env_file: Path, key: str) -> None:

@@ -23,7 +23,7 @@ import pytest
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.validation.chaos import run_chaos
 from arbees_core.validation.results import RunResult
-from tests.test_local_runtime import free_port_block
+from tests.conftest import free_port_block
 
 pytestmark = pytest.mark.e2e
 

@@ -32,6 +32,7 @@ from arbees_core.venues.kalshi.parsing import KalshiFeed
 from arbees_core.venues.kalshi.rest import KalshiRestConfig, discover_markets, retry_after_s
 from arbees_core.venues.kalshi.ws import KalshiLiveConfig, KalshiLiveSource, forget_connection
 from arbees_core.venues.live import AUTH_FAILED, CONNECTED, Backoff, make_live_source
+from tests.venue_support import drive, eventually
 
 TICKER = "KXNBAGAME-26NOV24MIABOS-BOS"
 WS_PATH = "/trade-api/ws/v2"
@@ -106,13 +107,6 @@ class FakeKalshi:
         return [(c, cmd) for c, cmd in self.commands if cmd["cmd"] == "subscribe"]
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {what}")
-        await asyncio.sleep(0.01)
-
 
 async def run_client(server: FakeKalshi, signer: KalshiSigner, until: Callable[[KalshiLiveSource, KalshiFeed], object],
                      tickers: Any = (TICKER,), timeout: float = 10.0) -> tuple[KalshiLiveSource, KalshiFeed, list[BookChange]]:
@@ -123,20 +117,7 @@ async def run_client(server: FakeKalshi, signer: KalshiSigner, until: Callable[[
         feed = KalshiFeed()
         source = make_live_source("kalshi", cfg, list(tickers) if not callable(tickers) else tickers, feed)
         assert isinstance(source, KalshiLiveSource)
-        changes: list[BookChange] = []
-        stop = asyncio.Event()
-
-        async def read() -> None:
-            async for raw in source.stream(stop):
-                changes.extend(feed.handle(raw, time.time_ns()))
-
-        reader = asyncio.create_task(read())
-        try:
-            await eventually(lambda: until(source, feed) or reader.done(), timeout, "the scripted outcome")
-        finally:
-            stop.set()
-            await asyncio.wait_for(reader, 5)
-        return source, feed, changes
+        return source, feed, await drive(source, feed, until, timeout)
 
 
 def test_signature_is_rsa_pss_over_timestamp_method_and_path_without_query(keys: Any) -> None:

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -21,7 +21,7 @@ import pytest
 
 from arbees_core.runtime.base import RuntimeError_
 from arbees_core.runtime.local import LocalRuntime
-from tests.conftest import eventually, free_port_block
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -38,16 +38,9 @@ def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def project(tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / ".env").write_text("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\n"
-                                   "DISCOVERY_INTERVAL_S=30\n")
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block()))
-    monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
-    monkeypatch.delenv("ARBEES_STATE_DIR", raising=False)
-    yield tmp_path
-    LocalRuntime(tmp_path).down()
+def project(local_project: Callable[[str], Path]) -> Path:
+    return local_project("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\n"
+                         "DISCOVERY_INTERVAL_S=30\n")
 
 
 def _pids(rt: LocalRuntime) -> dict[str, int | None]:

@@ -27,6 +27,7 @@ from arbees_core.venues.live import Backoff, make_live_source, proxy_for
 from arbees_core.venues.polymarket.gamma import GammaConfig, check_geoblock, discover_markets, json_list
 from arbees_core.venues.polymarket.parsing import PolymarketFeed
 from arbees_core.venues.polymarket.ws import PolymarketLiveConfig, PolymarketLiveSource
+from tests.venue_support import drive, eventually
 
 LAL = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 BOS = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
@@ -73,13 +74,6 @@ class FakeClob:
             pass
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {what}")
-        await asyncio.sleep(0.01)
-
 
 async def run_client(server: FakeClob, until: Callable[[PolymarketLiveSource, PolymarketFeed], object],
                      tickers: tuple[str, ...] = (LAL, BOS), ping_s: float = 10.0
@@ -90,20 +84,7 @@ async def run_client(server: FakeClob, until: Callable[[PolymarketLiveSource, Po
         feed = PolymarketFeed()
         source = make_live_source("polymarket", cfg, list(tickers), feed)
         assert isinstance(source, PolymarketLiveSource)
-        changes: list[BookChange] = []
-        stop = asyncio.Event()
-
-        async def read() -> None:
-            async for raw in source.stream(stop):
-                changes.extend(feed.handle(raw, time.time_ns()))
-
-        reader = asyncio.create_task(read())
-        try:
-            await eventually(lambda: until(source, feed) or reader.done(), 10.0, "the scripted outcome")
-        finally:
-            stop.set()
-            await asyncio.wait_for(reader, 5)
-        return source, feed, changes
+        return source, feed, await drive(source, feed, until, 10.0)
 
 
 def test_book_then_multi_asset_price_change_with_absolute_sizes() -> None:

@@ -1,0 +1,38 @@
+"""What the live-venue tests share: an async `eventually`, and driving a live source into its feed the way the
+monitor does until a scripted outcome holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from arbees_core.venues.book import BookChange
+
+
+async def eventually(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s: {what}")
+        await asyncio.sleep(0.01)
+
+
+async def drive(source: Any, feed: Any, until: Callable[[Any, Any], object], timeout: float) -> list[BookChange]:
+    """Run the monitor-side loop (source -> feed) until `until(source, feed)` holds or the source ends; the
+    top-of-book changes the feed produced on the way."""
+    changes: list[BookChange] = []
+    stop = asyncio.Event()
+
+    async def read() -> None:
+        async for raw in source.stream(stop):
+            changes.extend(feed.handle(raw, time.time_ns()))
+
+    reader = asyncio.create_task(read())
+    try:
+        await eventually(lambda: until(source, feed) or reader.done(), timeout, "the scripted outcome")
+    finally:
+        stop.set()
+        await asyncio.wait_for(reader, 5)
+    return changes
