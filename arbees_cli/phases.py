@@ -160,11 +160,12 @@ def _soak_collector(folder: Path, options: dict[str, float | None]) -> Callable[
 
 
 def _restart_deltas(samples: list[dict[str, Any]]) -> dict[str, int]:
-    if len(samples) < 1:
+    """Restarts per service between the first and the last soak sample (only the services that restarted)."""
+    if not samples:
         return {}
-    first, last = samples[0]["services"], samples[-1]["services"]
-    return {n: last[n]["restarts"] - first.get(n, {}).get("restarts", 0) for n in last
-            if last[n]["restarts"] - first.get(n, {}).get("restarts", 0) > 0}
+    first = samples[0]["services"]
+    deltas = {n: s["restarts"] - first.get(n, {}).get("restarts", 0) for n, s in samples[-1]["services"].items()}
+    return {n: d for n, d in deltas.items() if d > 0}
 
 
 def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,

@@ -63,8 +63,9 @@ class LocalRuntime:
         except (OSError, ValueError):
             return {}
 
-    def supervisor_pid(self) -> int | None:
-        pid = self.read_stack().get("supervisor_pid")
+    def supervisor_pid(self, stack: dict[str, Any] | None = None) -> int | None:
+        """The live supervisor's pid, from `stack` (already read) or the state file."""
+        pid = (self.read_stack() if stack is None else stack).get("supervisor_pid")
         return pid if _alive(pid, "arbees_core.runtime.supervisor") else None
 
     def is_up(self) -> bool:
@@ -72,7 +73,7 @@ class LocalRuntime:
 
     def status(self) -> list[ServiceStatus]:
         stack = self.read_stack()
-        up = self.is_up()
+        up = self.supervisor_pid(stack) is not None
         out = []
         for s in SERVICES:
             view = stack.get("services", {}).get(s.name, {})
@@ -199,7 +200,7 @@ class LocalRuntime:
             stack = self.read_stack()
             if stack.get("status") == "failed":
                 raise RuntimeError_(f"the stack did not start: {stack.get('error')}")
-            if stack.get("status") in ("running",) and not self.is_up():
+            if stack.get("status") == "running" and self.supervisor_pid(stack) is None:
                 raise RuntimeError_("the supervisor died; see " + str(self.state / "logs" / "supervisor.log"))
             views = stack.get("services", {})
             crashed = [n for n in names if views.get(n, {}).get("state") == "exited" or
