@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import pytest
 import redis
 
 from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from arbees_core.runtime.embedded import free_port_block as embedded_free_port_block
 
 
 def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
@@ -38,22 +38,7 @@ def eventually(condition: Callable[[], object], timeout: float = 20.0, interval:
 def free_port_block(n: int = 8) -> int:
     """A base port with `n` free consecutive ports, for ARBEES_PORT_BASE: a test's stack never collides with the
     plan's 5555-5560 or with another test (the stack uses base..base+3; probes may plant faults above that)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65535 and all(_port_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no free block of ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+    return embedded_free_port_block(n)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arbees_core.registry import spec
-from arbees_core.runtime.embedded import free_port
+from arbees_core.runtime.embedded import free_port_block
 
 
 @dataclass
@@ -80,7 +80,8 @@ class ProcessStack:
 def pipeline_env(mode_zmq: bool, redis_url: str, database_url: str, folder: Path) -> dict[str, str]:
     """Env for a whole pipeline on free ports, with one known mispricing injected 4 s after the Kalshi stream
     starts (and no other), so a run has exactly one arbitrage to find."""
-    ports = {n: free_port() for n in ("kalshi", "poly", "shard", "exec")}
+    base = free_port_block(4)
+    ports = {n: base + i for i, n in enumerate(("kalshi", "poly", "shard", "exec"))}
     ep = {k: f"tcp://127.0.0.1:{p}" for k, p in ports.items()}
     state = folder / ".arbees"
     state.mkdir(parents=True, exist_ok=True)
