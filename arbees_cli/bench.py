@@ -15,9 +15,12 @@ def register(app: typer.Typer) -> None:
               rate: float = typer.Option(2000.0, "--rate", help="msg/s of the latency runs (targets are at 2000)."),
               duration: Optional[float] = typer.Option(None, "--duration", help="Seconds measured per latency run "
                                                        "and held per throughput step (default 30; quick 6/3)."),
+              rt_priority: int = typer.Option(10, "--rt-priority", help="Also measure raw hops and the pipeline "
+                                              "with ARBEES_RT_PRIORITY=N (SCHED_FIFO for the hot path; rows <hop>@rt) "
+                                              "when this process may use it; 0 skips."),
               as_json: bool = JsonOpt) -> None:
         """Benchmark the hot path: per-hop and end-to-end latency and throughput, ZMQ against Redis (exit 1 when a
         target is missed). Uses REDIS_URL / DATABASE_URL, or embedded servers when unset."""
         from benchmarks.cli import run_and_report
 
-        raise typer.Exit(run_and_report(quick, as_json, rate, duration))
+        raise typer.Exit(run_and_report(quick, as_json, rate, duration, rt_priority=rt_priority))

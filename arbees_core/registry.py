@@ -13,7 +13,7 @@ from arbees_core import topics
 COMMON_ENV: tuple[str, ...] = (
     "ZMQ_ENABLED", "REDIS_URL", "ARBEES_WIRE", "ZMQ_BIND_HOST", "ZMQ_SNDHWM", "ZMQ_RCVHWM", "REDIS_STREAM_MAXLEN",
     "HEARTBEAT_INTERVAL_SECS", "LOG_LEVEL", "LOG_SAMPLE_PER_SEC", "TRANSPORT_BLOCK_MS", "ARBEES_HOME",
-    "ARBEES_STATE_DIR", "ARBEES_ENV_FILE",
+    "ARBEES_STATE_DIR", "ARBEES_ENV_FILE", "ARBEES_RT_PRIORITY",
 )
 #: Live venue adapters (KALSHI_SOURCE / POLYMARKET_SOURCE = live) and the stale-feed detector.
 KALSHI_LIVE_ENV: tuple[str, ...] = (

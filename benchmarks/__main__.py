@@ -16,8 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=None,
                    help="seconds measured per latency run and held per throughput step (default 30, quick 6/3)")
     p.add_argument("--markdown", default="", help="also write the hop table as Markdown to this file")
+    p.add_argument("--rt-priority", type=int, default=10,
+                   help="also measure raw hops and the pipeline with ARBEES_RT_PRIORITY=N (SCHED_FIFO for the hot "
+                        "path; rows <hop>@rt) when this process may use it; 0 skips (default 10)")
     a = p.parse_args(argv)
-    return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown)
+    return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown, a.rt_priority)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ from benchmarks.report import tables
 from benchmarks.suite import BenchConfig, BenchResult, run_suite
 
 
-def make_config(quick: bool, rate: float, duration: float | None) -> BenchConfig:
+def make_config(quick: bool, rate: float, duration: float | None, rt_priority: int = 10) -> BenchConfig:
     if quick:
-        return BenchConfig.quick(rate, duration)
+        return BenchConfig.quick(rate, duration, rt_priority)
     if duration is None:
-        return BenchConfig(rate=rate)
-    return BenchConfig(rate=rate, duration_s=duration, hold_s=duration, raw_s=min(duration, 10.0))
+        return BenchConfig(rate=rate, rt_priority=rt_priority)
+    return BenchConfig(rate=rate, duration_s=duration, hold_s=duration, raw_s=min(duration, 10.0),
+                       rt_priority=rt_priority)
 
 
 def run_with_progress(cfg: BenchConfig) -> BenchResult:
@@ -46,9 +47,10 @@ def run_with_progress(cfg: BenchConfig) -> BenchResult:
     return result
 
 
-def run_and_report(quick: bool, as_json: bool, rate: float, duration: float | None, markdown: str = "") -> int:
+def run_and_report(quick: bool, as_json: bool, rate: float, duration: float | None, markdown: str = "",
+                   rt_priority: int = 10) -> int:
     """Exit code 0 when every target is met, 1 otherwise (the figures are printed either way)."""
-    result = run_with_progress(make_config(quick, rate, duration))
+    result = run_with_progress(make_config(quick, rate, duration, rt_priority))
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:

@@ -72,13 +72,17 @@ def reset_streams(redis_url: str) -> None:
 
 def run_pipeline(zmq_mode: bool, rate: float, duration_s: float, warmup_s: float, redis_url: str,
                  database_url: str, folder: Path, progress: Progress | None = None,
-                 without: tuple[str, ...] = ()) -> PipelineRun:
+                 without: tuple[str, ...] = (), rt_priority: int = 0) -> PipelineRun:
     """Start the whole pipeline, let it warm up, measure for `duration_s`, stop it; `without` names services
-    to stop right after start (to measure what they cost the others)."""
+    to stop right after start (to measure what they cost the others). rt_priority > 0 runs it with
+    ARBEES_RT_PRIORITY (its rows are named `<hop>@rt`, without the per-stage split)."""
     mode = "zmq" if zmq_mode else "redis"
+    suffix = "@rt" if rt_priority > 0 else ""
     folder.mkdir(parents=True, exist_ok=True)
     reset_streams(redis_url)
-    stack = ProcessStack(folder, bench_env(zmq_mode, rate, redis_url, database_url, folder))
+    env = bench_env(zmq_mode, rate, redis_url, database_url, folder)
+    env["ARBEES_RT_PRIORITY"] = str(max(0, rt_priority))  # explicit: never inherited from the caller's env
+    stack = ProcessStack(folder, env)
     names = ("game_shard", "execution_service", "zmq_listener")
     try:
         start_pipeline(stack, zmq_mode)
@@ -100,8 +104,9 @@ def run_pipeline(zmq_mode: bool, rate: float, duration_s: float, warmup_s: float
             continue
         hist = window_histogram(_hdr(start[service], hist_name), _hdr(end[service], hist_name))
         lost = _delta(start, end, service, "lost") + (_delta(start, end, service, "mirror_dropped") if hop == "mirror" else 0)
-        run.rows.append(row_from_histogram(hop, mode, measured_rate, hist, lost))
-    run.rows += stage_rows(redis_url, mode, measured_rate, window)
+        run.rows.append(row_from_histogram(hop + suffix, mode, measured_rate, hist, lost))
+    if not suffix:
+        run.rows += stage_rows(redis_url, mode, measured_rate, window)
     run.counters = {n: end[n].get("counters", {}) for n in names}
     return run
 

@@ -33,6 +33,7 @@ def machine_info(srv: "Servers | None" = None) -> dict[str, Any]:
     except OSError:
         pass
     info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+                            "kernel": platform.release(),
                             "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "platform": platform.platform(),
                             "load_avg_1m": round(os.getloadavg()[0], 2)}
     if srv is not None:
@@ -69,6 +70,14 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
         "end_to_end_zmq_over_redis_p50": _div(_p(result, "end_to_end", "zmq"), _p(result, "end_to_end", "redis")),
         "raw_zmq_over_redis_p50": _div(_p(result, "raw", "zmq"), _p(result, "raw", "redis")),
     }
+    if result.row("price@rt", "zmq") is not None:  # the same ratios in the real-time configuration
+        out |= {
+            "rt_zmq_hop_over_raw_p50": _div(_p(result, "price@rt", "zmq"), _p(result, "raw", "zmq")),
+            "rt_zmq_over_redis_p50": _div(_p(result, "price@rt", "zmq"), _p(result, "price@rt", "redis")),
+            "rt_signal_zmq_over_redis_p50": _div(_p(result, "signal@rt", "zmq"), _p(result, "signal@rt", "redis")),
+            "rt_end_to_end_zmq_over_redis_p50": _div(_p(result, "end_to_end@rt", "zmq"),
+                                                     _p(result, "end_to_end@rt", "redis")),
+        }
     return out
 
 
@@ -76,22 +85,36 @@ def _target(name: str, target: str, actual: float | None, met: bool | None) -> d
     return {"name": name, "target": target, "actual": actual, "met": bool(met) if actual is not None else False}
 
 
-def targets(result: "BenchResult") -> list[dict[str, Any]]:
-    r = result.ratios
-    tp = {(t.path, t.mode): t.max_rate for t in result.throughput}
-    hop_p99 = _p(result, "price", "zmq", "p99_us")
-    e2e50, e2e99 = _p(result, "end_to_end", "zmq"), _p(result, "end_to_end", "zmq", "p99_us")
-    out = [
-        _target("pipeline ZMQ hop p50 / raw pyzmq p50", f"<= {HOP_OVER_RAW_MAX}", r["zmq_hop_over_raw_p50"],
-                r["zmq_hop_over_raw_p50"] is not None and r["zmq_hop_over_raw_p50"] <= HOP_OVER_RAW_MAX),
-        _target("pipeline ZMQ hop p99 (us)", f"<= {HOP_P99_MAX_US}", hop_p99, hop_p99 is not None and hop_p99 <= HOP_P99_MAX_US),
-        _target("end-to-end p50, ZMQ mode (us)", f"<= {E2E_P50_MAX_US}", e2e50, e2e50 is not None and e2e50 <= E2E_P50_MAX_US),
-        _target("end-to-end p99, ZMQ mode (us)", f"<= {E2E_P99_MAX_US}", e2e99, e2e99 is not None and e2e99 <= E2E_P99_MAX_US),
-        _target("ZMQ / Redis p50, price hop", f"<= {ZMQ_OVER_REDIS_MAX}", r["zmq_over_redis_p50"],
-                r["zmq_over_redis_p50"] is not None and r["zmq_over_redis_p50"] <= ZMQ_OVER_REDIS_MAX),
-        _target("ZMQ / Redis p50, signal hop", f"<= {ZMQ_OVER_REDIS_MAX}", r["signal_zmq_over_redis_p50"],
-                r["signal_zmq_over_redis_p50"] is not None and r["signal_zmq_over_redis_p50"] <= ZMQ_OVER_REDIS_MAX),
+def _latency_targets(result: "BenchResult", rt: bool) -> list[dict[str, Any]]:
+    """The latency targets for one scheduling configuration (default, or ARBEES_RT_PRIORITY: rows `<hop>@rt`)."""
+    r, sfx, pre = result.ratios, "@rt" if rt else "", "rt_" if rt else ""
+    label = f" [ARBEES_RT_PRIORITY={result.machine.get('rt_priority')}]" if rt else ""
+    hop_ratio, price_ratio, signal_ratio = (r.get(f"{pre}zmq_hop_over_raw_p50"), r.get(f"{pre}zmq_over_redis_p50"),
+                                            r.get(f"{pre}signal_zmq_over_redis_p50"))
+    hop_p99 = _p(result, "price" + sfx, "zmq", "p99_us")
+    e2e50, e2e99 = _p(result, "end_to_end" + sfx, "zmq"), _p(result, "end_to_end" + sfx, "zmq", "p99_us")
+    return [
+        _target("pipeline ZMQ hop p50 / raw pyzmq p50" + label, f"<= {HOP_OVER_RAW_MAX}", hop_ratio,
+                hop_ratio is not None and hop_ratio <= HOP_OVER_RAW_MAX),
+        _target("pipeline ZMQ hop p99 (us)" + label, f"<= {HOP_P99_MAX_US}", hop_p99,
+                hop_p99 is not None and hop_p99 <= HOP_P99_MAX_US),
+        _target("end-to-end p50, ZMQ mode (us)" + label, f"<= {E2E_P50_MAX_US}", e2e50,
+                e2e50 is not None and e2e50 <= E2E_P50_MAX_US),
+        _target("end-to-end p99, ZMQ mode (us)" + label, f"<= {E2E_P99_MAX_US}", e2e99,
+                e2e99 is not None and e2e99 <= E2E_P99_MAX_US),
+        _target("ZMQ / Redis p50, price hop" + label, f"<= {ZMQ_OVER_REDIS_MAX}", price_ratio,
+                price_ratio is not None and price_ratio <= ZMQ_OVER_REDIS_MAX),
+        _target("ZMQ / Redis p50, signal hop" + label, f"<= {ZMQ_OVER_REDIS_MAX}", signal_ratio,
+                signal_ratio is not None and signal_ratio <= ZMQ_OVER_REDIS_MAX),
     ]
+
+
+def targets(result: "BenchResult") -> list[dict[str, Any]]:
+    """ARCHITECTURE.md's figures, for default scheduling and (when measured) the real-time configuration."""
+    tp = {(t.path, t.mode): t.max_rate for t in result.throughput}
+    out = _latency_targets(result, rt=False)
+    if result.row("price@rt", "zmq") is not None:
+        out += _latency_targets(result, rt=True)
     for path in ("monitor->game_shard", "mirror"):
         rate = tp.get((path, "zmq"))
         out.append(_target(f"sustained {path}, ZMQ, 0 lost (msg/s)", f">= {THROUGHPUT_MIN}", rate,
@@ -130,8 +153,9 @@ def tables(result: "BenchResult") -> Group:
         tg.add_row(t["name"], t["target"], actual, "[green]yes[/]" if t["met"] else "[red]no[/]")
     m = result.machine
     machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
-               f"{m.get('libzmq')}, Redis {m.get('redis')}, load {m.get('load_avg_1m')}")
-    return Group(machine, hops, tp, rt, tg)
+               f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, load {m.get('load_avg_1m')}, "
+               f"real-time rows: {'ARBEES_RT_PRIORITY=' + str(m['rt_priority']) if m.get('rt_priority') else 'no'}")
+    return Group(machine, hops, tp, rt, tg, *[f"note: {n}" for n in result.notes])
 
 
 def markdown_table(result: "BenchResult") -> str:

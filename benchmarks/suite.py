@@ -34,17 +34,27 @@ class BenchConfig:
     rates: tuple[float, ...] = FULL_RATES
     raw_s: float = 10.0
     folder: Path | None = None
+    rt_priority: int = 10
+
+    def rt_enabled(self) -> bool:
+        """Whether the real-time configuration (ARBEES_RT_PRIORITY) is measured too: asked for and permitted."""
+        from arbees_core.services.sched import rt_permitted
+
+        return self.rt_priority > 0 and rt_permitted(self.rt_priority)
 
     @classmethod
-    def quick(cls, rate: float = 2000.0, duration_s: float | None = None) -> "BenchConfig":
-        """About a minute and a half: short windows, two throughput steps."""
+    def quick(cls, rate: float = 2000.0, duration_s: float | None = None, rt_priority: int = 10) -> "BenchConfig":
+        """About two minutes: short windows, two throughput steps."""
         d = duration_s or 6.0
-        return cls(rate=rate, duration_s=d, warmup_s=1.0, hold_s=min(d, 3.0), rates=QUICK_RATES, raw_s=min(d, 4.0))
+        return cls(rate=rate, duration_s=d, warmup_s=1.0, hold_s=min(d, 3.0), rates=QUICK_RATES, raw_s=min(d, 4.0),
+                   rt_priority=rt_priority)
 
     def phases(self) -> list[tuple[str, float]]:
         """(name, planned seconds) of every phase, for the progress display."""
         out = [(f"raw {m}", self.raw_s) for m in ("zmq", "redis")]
         out += [(f"pipeline {m}", self.duration_s) for m in ("zmq", "redis")]
+        if self.rt_enabled():
+            out += [(f"pipeline {m} rt", self.duration_s) for m in ("zmq", "redis")]
         out += [(f"throughput {p} {'zmq' if z else 'redis'}", self.hold_s * len(self.rates)) for p, z in THROUGHPUT_PATHS]
         return out
 
@@ -64,7 +74,7 @@ class BenchResult:
     def to_json(self) -> dict[str, Any]:
         """The issue's shape: machine, rows, throughput, ratios, targets."""
         return {"machine": self.machine, "rows": [r.to_json() for r in self.rows],
-                "throughput": [t.to_json() for t in self.throughput], "ratios": self.ratios, "targets": self.targets}
+                "throughput": [t.to_json() for t in self.throughput], "ratios": self.ratios, "targets": self.targets, "notes": self.notes}
 
 
 #: A phase reports progress as (phase name, seconds advanced); None starts the phase.
@@ -94,6 +104,11 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
             run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
                                folder / name.replace(" ", "-"), tick(name))
             result.rows += run.rows
+        if cfg.rt_enabled():
+            result.rows += run_realtime(cfg, srv.redis_url, srv.database_url, folder, tick)
+        elif cfg.rt_priority > 0:
+            result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
+                                "not use SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)")
         for path, zmq_mode in THROUGHPUT_PATHS:
             name = f"throughput {path} {'zmq' if zmq_mode else 'redis'}"
             tp = run_throughput(path, zmq_mode, list(cfg.rates), cfg.hold_s, srv.redis_url, srv.database_url,
@@ -102,6 +117,22 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
             first = tp.steps[0].row if tp.steps else None
             if first is not None:  # the hop at the first (lowest) step's rate, replayed without the simulator
                 result.rows.append(first)
+        result.machine["rt_priority"] = cfg.rt_priority if cfg.rt_enabled() else 0
         result.ratios = ratios(result)
         result.targets = targets(result)
     return result
+
+
+def run_realtime(cfg: BenchConfig, redis_url: str, database_url: str, folder: Path,
+                 tick: Callable[[str], Callable[[float], None] | None]) -> list[HopRow]:
+    """The pipeline again with ARBEES_RT_PRIORITY (rows `price@rt`, ...): the configuration the README
+    recommends for latency. Its ratios are taken against the same raw rows as the default run: bare pyzmq
+    between two processes both under SCHED_FIFO measured slower here (p50 159 vs 86 us), so the default raw hop
+    is the machine's limit and the stricter reference."""
+    rows: list[HopRow] = []
+    for zmq_mode in (True, False):
+        name = f"pipeline {'zmq' if zmq_mode else 'redis'} rt"
+        run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, redis_url, database_url,
+                           folder / name.replace(" ", "-"), tick(name), rt_priority=cfg.rt_priority)
+        rows += run.rows
+    return rows

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from arbees_core.services.sched import rt_permitted
 from benchmarks.common import SeqTracker, new_histogram, window_histogram
 from benchmarks.raw import RawSpec, run_raw
 from benchmarks.suite import BenchConfig, run_suite
@@ -59,7 +60,7 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     result = run_suite(cfg)
     data = json.loads(json.dumps(result.to_json()))
 
-    assert set(data) == {"machine", "rows", "throughput", "ratios", "targets"}
+    assert set(data) == {"machine", "rows", "throughput", "ratios", "targets", "notes"}
     assert {"cpu", "cores", "python", "pyzmq", "libzmq", "redis"} <= set(data["machine"])
     for row in data["rows"]:
         assert set(row) == {"hop", "mode", "rate", "p50_us", "p95_us", "p99_us", "max_us", "lost"}
@@ -74,3 +75,15 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
         assert set(t) == {"path", "mode", "max_rate", "lost"}
     assert {"zmq_hop_over_raw_p50", "zmq_over_redis_p50"} <= set(data["ratios"])
     assert data["targets"] and all(set(t) == {"name", "target", "actual", "met"} for t in data["targets"])
+
+    # The real-time configuration (ARBEES_RT_PRIORITY, default 10) is measured when this process may use it,
+    # and said to be skipped otherwise.
+    rt_rows = {(h + "@rt", m) for h, m in EXPECTED_ROWS if h in ("price", "signal", "end_to_end", "mirror")}
+    if rt_permitted(cfg.rt_priority):
+        assert rt_rows <= produced
+        assert data["machine"]["rt_priority"] == cfg.rt_priority
+        assert {"rt_zmq_hop_over_raw_p50", "rt_zmq_over_redis_p50", "rt_signal_zmq_over_redis_p50"} <= set(data["ratios"])
+        assert sum("[ARBEES_RT_PRIORITY=" in t["name"] for t in data["targets"]) == 6
+    else:
+        assert not rt_rows & produced
+        assert any("real-time rows" in n and "skipped" in n for n in data["notes"])

@@ -26,11 +26,13 @@ class ProcessStack:
     folder: Path
     env: dict[str, str]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: A command every service runs under (e.g. `setpriv ...` or `taskset -c 1`); empty = run directly.
+    wrapper: tuple[str, ...] = ()
 
     def start(self, name: str, **overrides: str) -> subprocess.Popen:
         env = {**os.environ, **self.env, **overrides}
         log = open(self.log_path(name), "ab")
-        proc = subprocess.Popen([sys.executable, "-m", spec(name).module], env=env, stdout=log,
+        proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", spec(name).module], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
         self.procs[name] = proc
         return proc

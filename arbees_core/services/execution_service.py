@@ -89,6 +89,7 @@ class ExecutionConfig:
 
 class ExecutionService(Service):
     name = EXECUTION_SERVICE
+    rt_scope = "process"
 
     def __init__(self, settings: TransportSettings, cfg: ExecutionConfig, heartbeat_interval_s: float = 1.0) -> None:
         super().__init__(settings, heartbeat_interval_s)

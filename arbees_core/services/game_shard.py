@@ -67,6 +67,7 @@ class GameShardConfig:
 
 class GameShard(Service):
     name = GAME_SHARD
+    rt_scope = "process"
 
     def __init__(self, settings: TransportSettings, cfg: GameShardConfig, heartbeat_interval_s: float = 1.0) -> None:
         super().__init__(settings, heartbeat_interval_s)

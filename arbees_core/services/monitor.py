@@ -79,6 +79,7 @@ class MonitorService(Service):
 
     venue: ClassVar[str]
     default_port: ClassVar[int]
+    rt_scope = "zmq_io"  # ARBEES_RT_PRIORITY: the I/O threads that send prices, not the parsing thread
     source_env: ClassVar[str]
 
     def __init__(self, settings: TransportSettings, cfg: MonitorConfig, heartbeat_interval_s: float = 0.5) -> None:

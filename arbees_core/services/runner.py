@@ -23,6 +23,7 @@ import redis
 
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ, state_dir
 from arbees_core.messages import Heartbeat
+from arbees_core.services.sched import Scope, apply_rt, rt_priority
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
 from arbees_core.topics import HEALTH_KEY_PREFIX, heartbeat_topic
@@ -86,6 +87,8 @@ class Service(abc.ABC):
     """Base of every arbees service process."""
 
     name: ClassVar[str]
+    #: Which threads ARBEES_RT_PRIORITY puts under SCHED_FIFO (see services/sched.py).
+    rt_scope: ClassVar[Scope] = "none"
 
     def __init__(self, settings: TransportSettings, heartbeat_interval_s: float = 1.0) -> None:
         self.settings = settings
@@ -152,6 +155,7 @@ def main(service_cls: type[Service]) -> int:
     log = setup_logging(service_cls.name)
     try:
         service = service_cls.from_env(Env())
+        priority = rt_priority(Env())
     except ConfigError as e:
         log.error("Cannot start %s: configuration error: %s", service_cls.name, e)
         return 2
@@ -164,7 +168,8 @@ def main(service_cls: type[Service]) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     started = time.monotonic()
-    service.start_reporting()
+    service.start_reporting()  # the reporter thread keeps normal scheduling: it starts before apply_rt
+    apply_rt(service.rt_scope, priority, log)
     try:
         service.run(stop)
     except (TransportError, ConfigError) as e:

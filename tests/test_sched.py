@@ -1,0 +1,102 @@
+"""ARBEES_RT_PRIORITY: the hot path's receiving threads under SCHED_FIFO when the OS allows it, one clear
+warning and normal scheduling when it does not, and never for the services off the hot path.
+
+Real service processes; the policy is read back from /proc. Whether this machine allows real-time scheduling
+decides which of the two behaviours a test can see: a root process may, and `setpriv` takes the capability
+away for the other case.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arbees_core.config import ConfigError, Env
+from arbees_core.runtime.processes import ProcessStack, pipeline_env
+from arbees_core.services.sched import rt_permitted, rt_priority
+from tests.conftest import eventually
+
+PRIORITY = 7
+pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="Linux scheduling policies only")
+
+
+def thread_policies(pid: int) -> dict[str, tuple[int, int]]:
+    """{"<thread name>/<tid>": (policy, priority)} of every thread of a process."""
+    out: dict[str, tuple[int, int]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            out[f"{name}/{tid}"] = (os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
+        except OSError:
+            continue
+    return out
+
+
+def test_rt_priority_is_off_by_default_and_rejects_what_sched_fifo_cannot_take() -> None:
+    assert rt_priority(Env({})) == 0
+    assert rt_priority(Env({"ARBEES_RT_PRIORITY": "10"})) == 10
+    for bad in ("99", "-1", "high"):
+        with pytest.raises(ConfigError, match="ARBEES_RT_PRIORITY"):
+            rt_priority(Env({"ARBEES_RT_PRIORITY": bad}))
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[ProcessStack]:
+    env = pipeline_env(True, redis_url, database_url, tmp_path) | {"ARBEES_RT_PRIORITY": str(PRIORITY)}
+    s = ProcessStack(tmp_path, env)
+    yield s
+    s.stop_all()
+
+
+def _running(stack: ProcessStack, name: str) -> int:
+    eventually(lambda: stack.metrics(name).get("state") == "running", 30, what=f"{name} running\n{stack.log(name)}")
+    return stack.procs[name].pid
+
+
+@pytest.mark.skipif(not rt_permitted(PRIORITY), reason="this process may not use SCHED_FIFO")
+def test_with_permission_game_shard_receives_under_sched_fifo_and_a_monitor_only_sends_from_it(
+        stack: ProcessStack) -> None:
+    for name in ("game_shard", "kalshi_monitor", "zmq_listener"):
+        stack.start(name)
+    shard = thread_policies(_running(stack, "game_shard"))
+    main = next(v for k, v in shard.items() if k.endswith(f"/{stack.procs['game_shard'].pid}"))
+    assert main == (os.SCHED_FIFO, PRIORITY), shard  # the receive loop
+    assert all(v == (os.SCHED_FIFO, PRIORITY) for k, v in shard.items() if k.startswith("ZMQbg/IO")), shard
+    assert (os.SCHED_OTHER, 0) in shard.values(), shard  # the health reporter, started before, stays normal
+
+    monitor = thread_policies(_running(stack, "kalshi_monitor"))
+    main = next(v for k, v in monitor.items() if k.endswith(f"/{stack.procs['kalshi_monitor'].pid}"))
+    assert main == (os.SCHED_OTHER, 0), monitor  # the parsing thread is not allowed to hog a core
+    io = [v for k, v in monitor.items() if k.startswith("ZMQbg/IO")]
+    assert io and all(v == (os.SCHED_FIFO, PRIORITY) for v in io), monitor
+
+    listener = thread_policies(_running(stack, "zmq_listener"))  # off the hot path: never real-time
+    assert all(policy != os.SCHED_FIFO for policy, _ in listener.values()), listener
+    assert "Real-time scheduling: SCHED_FIFO priority 7" in stack.log("game_shard")
+
+
+def _unprivileged_wrapper() -> tuple[str, ...]:
+    """How to start a service that may not use SCHED_FIFO: as it is when this process may not either; as root,
+    under setpriv without CAP_SYS_NICE (and prlimit with an rtprio limit of 0)."""
+    if not rt_permitted(PRIORITY):
+        return ()
+    setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
+    if setpriv is None or (prlimit is None and resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0):
+        pytest.skip("this process may use SCHED_FIFO, and no setpriv/prlimit here to take that away")
+    limit = (prlimit, "--rtprio=0") if prlimit else ()
+    return (setpriv, "--bounding-set=-sys_nice", "--inh-caps=-sys_nice", *limit)
+
+
+def test_without_permission_a_service_warns_once_and_runs_with_normal_scheduling(stack: ProcessStack) -> None:
+    stack.wrapper = _unprivileged_wrapper()
+    stack.start("game_shard")
+    pid = _running(stack, "game_shard")
+    assert all(policy == os.SCHED_OTHER for policy, _ in thread_policies(pid).values())
+    log = stack.log("game_shard")
+    assert log.count("asked for real-time scheduling, but this process may not use it") == 1, log
+    assert "Real-time scheduling: SCHED_FIFO" not in log
