@@ -123,6 +123,15 @@ class KalshiFeed:
                 "resync_needed": sorted(self.resync_needed), "errors": dict(self.errors),
                 "deltas_before_snapshot": self.deltas_before_snapshot}
 
+    def forget_connection(self) -> None:
+        """Make the feed ready for a new connection: sids and their sequence numbers restart with it, and every
+        book waits for its fresh snapshot (deltas of the old connection must not be applied to it)."""
+        self._last_seq.clear()
+        self._sid_of.clear()
+        self.resync_needed.clear()
+        for book in self.books.values():
+            book.ready = False
+
     def take_resync(self) -> set[int]:
         """The subscriptions to resubscribe (gap seen), cleared on return."""
         sids, self.resync_needed = self.resync_needed, set()
@@ -147,13 +156,15 @@ class KalshiFeed:
         raise KalshiFormatError(f"unknown message type {kind!r}")
 
     def _check_seq(self, frame: dict[str, Any]) -> bool:
-        """False when this frame follows a gap on its subscription (its books are then invalid)."""
+        """False when this frame follows a gap on its subscription (its books are then invalid). Sequence numbers
+        start at 1 with each subscription, so seq 1 starts its sid afresh: after a reconnect the new connection
+        reuses sid numbers, and a recording that spans one must not replay as a gap."""
         sid, seq = frame.get("sid"), frame.get("seq")
         if not isinstance(sid, int) or not isinstance(seq, int):
             return True
         last = self._last_seq.get(sid)
         self._last_seq[sid] = seq
-        if last is None or seq == last + 1:
+        if last is None or seq == last + 1 or seq == 1:
             return True
         self.gaps += 1
         self.resync_needed.add(sid)

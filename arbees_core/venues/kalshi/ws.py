@@ -65,13 +65,8 @@ class KalshiLiveConfig:
 
 
 def forget_connection(feed: KalshiFeed) -> None:
-    """Make `feed` ready for a new connection: sids and their sequence numbers restart with it, and every book
-    waits for its fresh snapshot (deltas of the old connection must not be applied to it)."""
-    feed._last_seq.clear()  # noqa: SLF001 - KalshiFeed has no public reset yet
-    feed._sid_of.clear()  # noqa: SLF001
-    feed.resync_needed.clear()
-    for book in feed.books.values():
-        book.ready = False
+    """Make `feed` ready for a new connection (see `KalshiFeed.forget_connection`)."""
+    feed.forget_connection()
 
 
 class KalshiLiveSource(LiveSource):
