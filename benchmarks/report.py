@@ -93,20 +93,14 @@ def _latency_targets(result: "BenchResult", rt: bool) -> list[dict[str, Any]]:
                                             r.get(f"{pre}signal_zmq_over_redis_p50"))
     hop_p99 = _p(result, "price" + sfx, "zmq", "p99_us")
     e2e50, e2e99 = _p(result, "end_to_end" + sfx, "zmq"), _p(result, "end_to_end" + sfx, "zmq", "p99_us")
-    return [
-        _target("pipeline ZMQ hop p50 / raw pyzmq p50" + label, f"<= {HOP_OVER_RAW_MAX}", hop_ratio,
-                hop_ratio is not None and hop_ratio <= HOP_OVER_RAW_MAX),
-        _target("pipeline ZMQ hop p99 (us)" + label, f"<= {HOP_P99_MAX_US}", hop_p99,
-                hop_p99 is not None and hop_p99 <= HOP_P99_MAX_US),
-        _target("end-to-end p50, ZMQ mode (us)" + label, f"<= {E2E_P50_MAX_US}", e2e50,
-                e2e50 is not None and e2e50 <= E2E_P50_MAX_US),
-        _target("end-to-end p99, ZMQ mode (us)" + label, f"<= {E2E_P99_MAX_US}", e2e99,
-                e2e99 is not None and e2e99 <= E2E_P99_MAX_US),
-        _target("ZMQ / Redis p50, price hop" + label, f"<= {ZMQ_OVER_REDIS_MAX}", price_ratio,
-                price_ratio is not None and price_ratio <= ZMQ_OVER_REDIS_MAX),
-        _target("ZMQ / Redis p50, signal hop" + label, f"<= {ZMQ_OVER_REDIS_MAX}", signal_ratio,
-                signal_ratio is not None and signal_ratio <= ZMQ_OVER_REDIS_MAX),
-    ]
+    wanted = (("pipeline ZMQ hop p50 / raw pyzmq p50", HOP_OVER_RAW_MAX, hop_ratio),
+              ("pipeline ZMQ hop p99 (us)", HOP_P99_MAX_US, hop_p99),
+              ("end-to-end p50, ZMQ mode (us)", E2E_P50_MAX_US, e2e50),
+              ("end-to-end p99, ZMQ mode (us)", E2E_P99_MAX_US, e2e99),
+              ("ZMQ / Redis p50, price hop", ZMQ_OVER_REDIS_MAX, price_ratio),
+              ("ZMQ / Redis p50, signal hop", ZMQ_OVER_REDIS_MAX, signal_ratio))
+    return [_target(name + label, f"<= {limit}", actual, actual is not None and actual <= limit)
+            for name, limit, actual in wanted]
 
 
 def targets(result: "BenchResult") -> list[dict[str, Any]]:
