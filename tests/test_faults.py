@@ -243,3 +243,35 @@ def test_redis_mode_waits_out_a_redis_outage_without_a_crash_loop(stack: LocalRu
     names = [c.name for c in result.checks]
     assert "services wait for Redis and reconnect with backoff" in names
     assert "no crash loop: no service restarted during the outage" in names
+
+
+def test_chaos_all_runs_every_scenario_in_order_and_reports_an_unavailable_one_as_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chaos all` composes the scenarios tested one by one above: every check prefixed with its scenario, a
+    scenario that cannot run here is an advisory `skipped` line, and one failed check fails the whole run."""
+    from arbees_core.validation import chaos
+
+    ran: list[str] = []
+
+    def ok(runtime: object, root: Path, result: RunResult, **opts: object) -> None:
+        ran.append("ok")
+        result.add("flow resumed", True, f"opts {sorted(opts)}")
+
+    def unavailable(runtime: object, root: Path, result: RunResult, **opts: object) -> None:
+        ran.append("unavailable")
+        raise chaos.ChaosUnavailable("needs the embedded Redis")
+
+    def broken(runtime: object, root: Path, result: RunResult, **opts: object) -> None:
+        ran.append("broken")
+        result.add("no trade lost", False, "2 signals without their legs")
+
+    monkeypatch.setattr(chaos, "SCENARIOS", {"kill-a": ok, "redis-outage": unavailable})
+    result = run_chaos(None, tmp_path, "all", outage_s=1.0)
+    assert ran == ["ok", "unavailable"] and result.passed
+    assert [(c.name, c.passed, c.critical) for c in result.checks] == [
+        ("kill-a: flow resumed", True, True), ("redis-outage: skipped", True, False)]
+    assert result.data["scenarios"] == {"kill-a": True}
+
+    monkeypatch.setattr(chaos, "SCENARIOS", {"kill-a": ok, "bad-input": broken})
+    failed = run_chaos(None, tmp_path, "all")
+    assert not failed.passed and failed.data["scenarios"] == {"kill-a": True, "bad-input": False}
