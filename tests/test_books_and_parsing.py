@@ -79,6 +79,28 @@ def test_kalshi_session_snapshot_then_deltas() -> None:
     assert feed.gaps == 0 and feed.errors == {}
 
 
+def test_kalshi_one_read_of_a_burst_is_one_change_with_the_final_top_and_last_seq() -> None:
+    """A monitor publishes each market's top once per read: the read's frames give one change per market whose
+    top differs from before the read, the same top the frames give one by one."""
+    frames = _frames("kalshi/orderbook_session.jsonl")
+    one_by_one = KalshiFeed()
+    final = [c for f in frames for c in one_by_one.handle(f, 1)][-1]
+    read = KalshiFeed().handle_many(frames, 1)
+    assert len(read) == 1 and read[0].top == final.top == one_by_one.books[BOS].top()
+    assert read[0].venue_seq == 4  # the book as of the read's last frame (seq 4 moved a deeper level only)
+
+    feed = KalshiFeed()
+    feed.handle_many(frames[:2], 1)  # the snapshot: yes bid 58 (40 contracts)
+    back = orjson.loads(frames[2])
+    back["seq"], back["msg"]["delta"], back["msg"]["delta_fp"] = 3, 40, "40.00"
+    assert feed.handle_many([frames[2], orjson.dumps(back)], 1) == []  # moved and moved back: nothing to publish
+
+    gap = KalshiFeed()
+    gap.handle_many(frames[:2], 1)
+    assert gap.handle_many([frames[2], frames[4]], 1) == []  # seq 4 after 2: the book is void, not quoted
+    assert gap.gaps == 1 and gap.take_resync() == {2}
+
+
 def test_kalshi_fixed_point_fields_win_over_legacy() -> None:
     feed = KalshiFeed()
     frame = {"type": "orderbook_snapshot", "sid": 1, "seq": 1, "msg": {
@@ -150,6 +172,15 @@ def test_polymarket_session_book_then_absolute_changes() -> None:
     top = out[3][0].top  # two changes of one token in one frame: one update with the final top
     assert len(out[3]) == 1 and (top.yes_ask, top.yes_ask_size, top.no_bid) == (51.0, 40.0, 49.0)
     assert feed.errors == {}
+
+
+def test_polymarket_one_read_is_one_change_per_token_with_the_final_top() -> None:
+    frames = _frames("polymarket/market_session.jsonl")
+    one_by_one = PolymarketFeed()
+    tops = {c.ticker: c for f in frames for c in one_by_one.handle(f, 1)}
+    read = PolymarketFeed().handle_many(frames, 1)
+    assert {c.ticker: c.top for c in read} == {t: c.top for t, c in tops.items()}
+    assert len(read) == len({c.ticker for c in read})
 
 
 def test_polymarket_accepts_buys_sells_and_keepalives() -> None:

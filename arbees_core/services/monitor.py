@@ -45,6 +45,10 @@ class VenueFeed(Protocol):
 
     def handle(self, raw: bytes, recv_ns: int) -> list[BookChange]: ...
 
+    def handle_many(self, frames: list[bytes], recv_ns: int) -> list[BookChange]:
+        """The frames of one read: each market whose top moved, once."""
+        ...
+
 
 class VenueSource(Protocol):
     """Where raw venue messages come from (simulator, replay file, live WebSocket)."""
@@ -239,15 +243,12 @@ class MonitorService(Service):
             if getattr(source, "connected", True):
                 self._feed_live_ns = recv_ns
             self.metrics.inc("venue_rx", len(frames))
-            changed: dict[str, BookChange] = {}
-            for raw in frames:
-                for change in self.feed.handle(raw, recv_ns):
-                    changed[change.ticker] = change
-                if self._check_gaps(recv_ns):  # a book that lost deltas is not published from this read either
-                    books = getattr(self.feed, "books", {})
-                    changed = {t: c for t, c in changed.items() if t not in books or books[t].ready}
+            changed = self.feed.handle_many(frames, recv_ns)  # books whose top moved, once each
+            if self._check_gaps(recv_ns):  # a book that lost deltas is not published from this read either
+                books = getattr(self.feed, "books", {})
+                changed = [c for c in changed if c.ticker not in books or books[c.ticker].ready]
             if changed:
-                self.publish_changes(list(changed.values()), recv_ns)
+                self.publish_changes(changed, recv_ns)
 
     def _check_gaps(self, recv_ns: int) -> bool:
         """True when the feed saw a new sequence gap (its books are withdrawn until their fresh snapshot)."""

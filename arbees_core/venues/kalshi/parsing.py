@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from arbees_core.telemetry.logs import RateLimiter
-from arbees_core.venues.book import BookChange, KalshiBook
+from arbees_core.venues.book import BookChange, KalshiBook, TopOfBook
 
 log = logging.getLogger("kalshi")
 
@@ -105,18 +105,36 @@ class KalshiFeed:
 
     def handle(self, raw: bytes | str, recv_ns: int | None = None) -> list[BookChange]:
         """Apply one frame. Malformed frames are counted and logged (rate-limited), never raised."""
+        return self.handle_many([raw], recv_ns)
+
+    def handle_many(self, frames: list[bytes] | list[str], recv_ns: int | None = None) -> list[BookChange]:
+        """Apply the frames of one read; return each market whose top of book differs from before the read, once,
+        with its last frame's seq and time (a snapshot is always returned). A burst of deltas moving one book
+        (a 12-cent move is ~30 deltas) costs one top-of-book computation instead of two per delta."""
         recv_ns = recv_ns or time.time_ns()
-        self.messages += 1
-        try:
-            frame = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            self._error("malformed", f"not JSON ({e.msg})")
-            return []
-        try:
-            return self._dispatch(frame, recv_ns)
-        except (KalshiFormatError, KeyError, TypeError, ValueError, IndexError) as e:
-            self._error("bad_message", f"{type(e).__name__}: {e}")
-            return []
+        before: dict[str, TopOfBook | None] = {}  # top before this read; None: report whatever it is now
+        last: dict[str, tuple[int, dict[str, Any]]] = {}  # seq and msg of each market's last frame
+        for raw in frames:
+            self.messages += 1
+            try:
+                frame = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                self._error("malformed", f"not JSON ({e.msg})")
+                continue
+            try:
+                self._dispatch(frame, before, last)
+            except (KalshiFormatError, KeyError, TypeError, ValueError, IndexError) as e:
+                self._error("bad_message", f"{type(e).__name__}: {e}")
+        out: list[BookChange] = []
+        for ticker, old in before.items():
+            book = self.books[ticker]
+            if not book.ready:  # a gap later in the read voided it
+                continue
+            top = book.top()
+            if old is None or top != old:
+                seq, msg = last[ticker]
+                out.append(BookChange(ticker, top, seq, _event_ns(msg, recv_ns)))
+        return out
 
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages, "markets": len(self.books), "gaps": self.gaps,
@@ -139,21 +157,20 @@ class KalshiFeed:
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _dispatch(self, frame: Any, recv_ns: int) -> list[BookChange]:
+    def _dispatch(self, frame: Any, before: dict[str, TopOfBook | None],
+                  last: dict[str, tuple[int, dict[str, Any]]]) -> None:
         if not isinstance(frame, dict):
             raise KalshiFormatError(f"frame is a {type(frame).__name__}, not an object")
         kind = frame.get("type")
         if kind == "orderbook_snapshot":
-            return self._snapshot(frame, recv_ns)
-        if kind == "orderbook_delta":
-            return self._delta(frame, recv_ns)
-        if kind == "error":
+            self._snapshot(frame, before, last)
+        elif kind == "orderbook_delta":
+            self._delta(frame, before, last)
+        elif kind == "error":
             msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
             self._error("venue_error", f"code {msg.get('code')}: {msg.get('msg')}")
-            return []
-        if kind in _IGNORED:
-            return []
-        raise KalshiFormatError(f"unknown message type {kind!r}")
+        elif kind not in _IGNORED:
+            raise KalshiFormatError(f"unknown message type {kind!r}")
 
     def _check_seq(self, frame: dict[str, Any]) -> bool:
         """False when this frame follows a gap on its subscription (its books are then invalid). Sequence numbers
@@ -176,17 +193,21 @@ class KalshiFeed:
                 self.books[ticker].ready = False
         return False
 
-    def _snapshot(self, frame: dict[str, Any], recv_ns: int) -> list[BookChange]:
+    def _snapshot(self, frame: dict[str, Any], before: dict[str, TopOfBook | None],
+                  last: dict[str, tuple[int, dict[str, Any]]]) -> None:
         msg = frame["msg"]
         ticker = msg["market_ticker"]
+        yes, no = _levels(msg, "yes"), _levels(msg, "no")
         self._check_seq(frame)  # a snapshot is a fresh start whatever came before
         book = self.books.setdefault(ticker, KalshiBook())
-        book.apply_snapshot(_levels(msg, "yes"), _levels(msg, "no"))
+        book.apply_snapshot(yes, no)
         if isinstance(frame.get("sid"), int):
             self._sid_of[ticker] = frame["sid"]
-        return [BookChange(ticker, book.top(), int(frame.get("seq") or 0), _event_ns(msg, recv_ns))]
+        before[ticker] = None
+        last[ticker] = (int(frame.get("seq") or 0), msg)
 
-    def _delta(self, frame: dict[str, Any], recv_ns: int) -> list[BookChange]:
+    def _delta(self, frame: dict[str, Any], before: dict[str, TopOfBook | None],
+               last: dict[str, tuple[int, dict[str, Any]]]) -> None:
         msg = frame["msg"]
         ticker = msg["market_ticker"]
         side, price, change = _delta(msg)
@@ -194,13 +215,11 @@ class KalshiFeed:
         book = self.books.get(ticker)
         if book is None or not book.ready or not in_order:
             self.deltas_before_snapshot += book is None or not book.ready
-            return []
-        before = book.top()
+            return
+        if ticker not in before:
+            before[ticker] = book.top()
         book.apply_delta(side, price, change)
-        top = book.top()
-        if top == before:
-            return []
-        return [BookChange(ticker, top, int(frame.get("seq") or 0), _event_ns(msg, recv_ns))]
+        last[ticker] = (int(frame.get("seq") or 0), msg)
 
     def _error(self, reason: str, detail: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from arbees_core.telemetry.logs import RateLimiter
-from arbees_core.venues.book import BinaryBook, BookChange
+from arbees_core.venues.book import BinaryBook, BookChange, TopOfBook
 
 log = logging.getLogger("polymarket")
 
@@ -69,24 +69,34 @@ class PolymarketFeed:
 
     def handle(self, raw: bytes | str, recv_ns: int | None = None) -> list[BookChange]:
         """Apply one frame (an event or an array of events). Malformed ones are counted and logged, never raised."""
+        return self.handle_many([raw], recv_ns)
+
+    def handle_many(self, frames: list[bytes] | list[str], recv_ns: int | None = None) -> list[BookChange]:
+        """Apply the frames of one read; return each token whose top of book differs from before the read, once,
+        with its last event's time (a `book` snapshot is always returned)."""
         recv_ns = recv_ns or time.time_ns()
-        self.messages += 1
-        if raw in _KEEPALIVE or (isinstance(raw, (bytes, str)) and raw.strip() in _KEEPALIVE):
-            return []
-        try:
-            frame = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            self._error("malformed", f"not JSON ({e.msg})")
-            return []
-        events = frame if isinstance(frame, list) else [frame]
-        changed: dict[str, BookChange] = {}
-        for event in events:
+        before: dict[str, TopOfBook | None] = {}  # top before this read; None: report whatever it is now
+        last: dict[str, dict[str, Any]] = {}  # each token's last event
+        for raw in frames:
+            self.messages += 1
+            if raw in _KEEPALIVE or (isinstance(raw, (bytes, str)) and raw.strip() in _KEEPALIVE):
+                continue
             try:
-                for change in self._event(event, recv_ns):
-                    changed[change.ticker] = change  # the last top of a token in this frame wins
-            except (PolymarketFormatError, KeyError, TypeError, ValueError) as e:
-                self._error("bad_message", f"{type(e).__name__}: {e}")
-        return list(changed.values())
+                frame = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                self._error("malformed", f"not JSON ({e.msg})")
+                continue
+            for event in frame if isinstance(frame, list) else [frame]:
+                try:
+                    self._event(event, before, last)
+                except (PolymarketFormatError, KeyError, TypeError, ValueError) as e:
+                    self._error("bad_message", f"{type(e).__name__}: {e}")
+        out: list[BookChange] = []
+        for token, old in before.items():
+            top = self.books[token].top()
+            if old is None or top != old:
+                out.append(BookChange(token, top, 0, _event_ns(last[token], recv_ns)))
+        return out
 
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages, "markets": len(self.books), "errors": dict(self.errors),
@@ -100,49 +110,44 @@ class PolymarketFeed:
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _event(self, event: Any, recv_ns: int) -> list[BookChange]:
+    def _event(self, event: Any, before: dict[str, TopOfBook | None], last: dict[str, dict[str, Any]]) -> None:
         if not isinstance(event, dict):
             raise PolymarketFormatError(f"event is a {type(event).__name__}, not an object")
         kind = event.get("event_type")
         if kind == "book":
-            return self._book(event, recv_ns)
-        if kind == "price_change":
-            return self._price_change(event, recv_ns)
-        if kind in _NO_BOOK_CHANGE:
-            return []
-        raise PolymarketFormatError(f"unknown event_type {kind!r}")
+            self._book(event, before, last)
+        elif kind == "price_change":
+            self._price_change(event, before, last)
+        elif kind not in _NO_BOOK_CHANGE:
+            raise PolymarketFormatError(f"unknown event_type {kind!r}")
 
-    def _book(self, event: dict[str, Any], recv_ns: int) -> list[BookChange]:
+    def _book(self, event: dict[str, Any], before: dict[str, TopOfBook | None],
+              last: dict[str, dict[str, Any]]) -> None:
         token = str(event["asset_id"])
         bids = _levels(event["bids"] if "bids" in event else event.get("buys", []))
         asks = _levels(event["asks"] if "asks" in event else event.get("sells", []))
-        book = self.books.setdefault(token, BinaryBook())
-        book.apply_snapshot(bids, asks)
-        return [BookChange(token, book.top(), 0, _event_ns(event, recv_ns))]
+        self.books.setdefault(token, BinaryBook()).apply_snapshot(bids, asks)
+        before[token] = None
+        last[token] = event
 
-    def _price_change(self, event: dict[str, Any], recv_ns: int) -> list[BookChange]:
+    def _price_change(self, event: dict[str, Any], before: dict[str, TopOfBook | None],
+                      last: dict[str, dict[str, Any]]) -> None:
         changes = event.get("price_changes")
         if not isinstance(changes, list):
             raise PolymarketFormatError("price_change without price_changes[]")
         parsed = [(str(c["asset_id"]), str(c["side"]).upper(), _cents(c["price"]), float(c["size"])) for c in changes]
         if any(side not in ("BUY", "SELL") for _, side, _, _ in parsed):
             raise PolymarketFormatError("price_change side is not BUY/SELL")
-        before: dict[str, Any] = {}
         for token, side, price, size in parsed:
             book = self.books.get(token)
             if book is None or not book.ready:
                 self.updates_before_snapshot += 1
                 self.resync_needed.add(token)
                 continue
-            before.setdefault(token, book.top())
+            if token not in before:
+                before[token] = book.top()
             book.set_level(side, price, size)
-        ts = _event_ns(event, recv_ns)
-        out = []
-        for token, old in before.items():
-            top = self.books[token].top()
-            if top != old:
-                out.append(BookChange(token, top, 0, ts))
-        return out
+            last[token] = event
 
     def _error(self, reason: str, detail: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
