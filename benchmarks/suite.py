@@ -72,9 +72,10 @@ class BenchResult:
         return next((r for r in self.rows if r.hop == hop and r.mode == mode), None)
 
     def to_json(self) -> dict[str, Any]:
-        """The issue's shape: machine, rows, throughput, ratios, targets."""
+        """The issue's shape (machine, rows, throughput, ratios, targets), plus notes on what was skipped."""
         return {"machine": self.machine, "rows": [r.to_json() for r in self.rows],
-                "throughput": [t.to_json() for t in self.throughput], "ratios": self.ratios, "targets": self.targets, "notes": self.notes}
+                "throughput": [t.to_json() for t in self.throughput], "ratios": self.ratios,
+                "targets": self.targets, "notes": self.notes}
 
 
 #: A phase reports progress as (phase name, seconds advanced); None starts the phase.

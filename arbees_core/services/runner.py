@@ -169,7 +169,8 @@ def main(service_cls: type[Service]) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     started = time.monotonic()
     service.start_reporting()  # the reporter thread keeps normal scheduling: it starts before apply_rt
-    apply_rt(service.rt_scope, priority, log)
+    scope = service.rt_scope if service.settings.zmq_enabled or service.rt_scope != "zmq_io" else "none"
+    apply_rt(scope, priority, log)  # a Redis-mode monitor has no ZMQ I/O threads: nothing to raise
     try:
         service.run(stop)
     except (TransportError, ConfigError) as e:
