@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from arbees_core.telemetry.logs import RateLimiter
-from arbees_core.venues.book import BookChange, KalshiBook, TopOfBook
+from arbees_core.venues.book import BookChange, KalshiBook, ReadChanges
 
 log = logging.getLogger("kalshi")
 
@@ -112,8 +112,7 @@ class KalshiFeed:
         with its last frame's seq and time (a snapshot is always returned). A burst of deltas moving one book
         (a 12-cent move is ~30 deltas) costs one top-of-book computation instead of two per delta."""
         recv_ns = recv_ns or time.time_ns()
-        before: dict[str, TopOfBook | None] = {}  # top before this read; None: report whatever it is now
-        last: dict[str, tuple[int, dict[str, Any]]] = {}  # seq and msg of each market's last frame
+        read = ReadChanges()
         for raw in frames:
             self.messages += 1
             try:
@@ -122,19 +121,10 @@ class KalshiFeed:
                 self._error("malformed", f"not JSON ({e.msg})")
                 continue
             try:
-                self._dispatch(frame, before, last)
+                self._dispatch(frame, read)
             except (KalshiFormatError, KeyError, TypeError, ValueError, IndexError) as e:
                 self._error("bad_message", f"{type(e).__name__}: {e}")
-        out: list[BookChange] = []
-        for ticker, old in before.items():
-            book = self.books[ticker]
-            if not book.ready:  # a gap later in the read voided it
-                continue
-            top = book.top()
-            if old is None or top != old:
-                seq, msg = last[ticker]
-                out.append(BookChange(ticker, top, seq, _event_ns(msg, recv_ns)))
-        return out
+        return read.changes(self.books, lambda msg: _event_ns(msg, recv_ns))
 
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages, "markets": len(self.books), "gaps": self.gaps,
@@ -157,15 +147,14 @@ class KalshiFeed:
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _dispatch(self, frame: Any, before: dict[str, TopOfBook | None],
-                  last: dict[str, tuple[int, dict[str, Any]]]) -> None:
+    def _dispatch(self, frame: Any, read: ReadChanges) -> None:
         if not isinstance(frame, dict):
             raise KalshiFormatError(f"frame is a {type(frame).__name__}, not an object")
         kind = frame.get("type")
         if kind == "orderbook_snapshot":
-            self._snapshot(frame, before, last)
+            self._snapshot(frame, read)
         elif kind == "orderbook_delta":
-            self._delta(frame, before, last)
+            self._delta(frame, read)
         elif kind == "error":
             msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
             self._error("venue_error", f"code {msg.get('code')}: {msg.get('msg')}")
@@ -193,8 +182,7 @@ class KalshiFeed:
                 self.books[ticker].ready = False
         return False
 
-    def _snapshot(self, frame: dict[str, Any], before: dict[str, TopOfBook | None],
-                  last: dict[str, tuple[int, dict[str, Any]]]) -> None:
+    def _snapshot(self, frame: dict[str, Any], read: ReadChanges) -> None:
         msg = frame["msg"]
         ticker = msg["market_ticker"]
         yes, no = _levels(msg, "yes"), _levels(msg, "no")
@@ -203,11 +191,9 @@ class KalshiFeed:
         book.apply_snapshot(yes, no)
         if isinstance(frame.get("sid"), int):
             self._sid_of[ticker] = frame["sid"]
-        before[ticker] = None
-        last[ticker] = (int(frame.get("seq") or 0), msg)
+        read.snapshot(ticker, int(frame.get("seq") or 0), msg)
 
-    def _delta(self, frame: dict[str, Any], before: dict[str, TopOfBook | None],
-               last: dict[str, tuple[int, dict[str, Any]]]) -> None:
+    def _delta(self, frame: dict[str, Any], read: ReadChanges) -> None:
         msg = frame["msg"]
         ticker = msg["market_ticker"]
         side, price, change = _delta(msg)
@@ -216,10 +202,8 @@ class KalshiFeed:
         if book is None or not book.ready or not in_order:
             self.deltas_before_snapshot += book is None or not book.ready
             return
-        if ticker not in before:
-            before[ticker] = book.top()
+        read.changing(ticker, book, int(frame.get("seq") or 0), msg)
         book.apply_delta(side, price, change)
-        last[ticker] = (int(frame.get("seq") or 0), msg)
 
     def _error(self, reason: str, detail: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from arbees_core.telemetry.logs import RateLimiter
-from arbees_core.venues.book import BinaryBook, BookChange, TopOfBook
+from arbees_core.venues.book import BinaryBook, BookChange, ReadChanges
 
 log = logging.getLogger("polymarket")
 
@@ -75,8 +75,7 @@ class PolymarketFeed:
         """Apply the frames of one read; return each token whose top of book differs from before the read, once,
         with its last event's time (a `book` snapshot is always returned)."""
         recv_ns = recv_ns or time.time_ns()
-        before: dict[str, TopOfBook | None] = {}  # top before this read; None: report whatever it is now
-        last: dict[str, dict[str, Any]] = {}  # each token's last event
+        read = ReadChanges()
         for raw in frames:
             self.messages += 1
             if raw in _KEEPALIVE or (isinstance(raw, (bytes, str)) and raw.strip() in _KEEPALIVE):
@@ -88,15 +87,10 @@ class PolymarketFeed:
                 continue
             for event in frame if isinstance(frame, list) else [frame]:
                 try:
-                    self._event(event, before, last)
+                    self._event(event, read)
                 except (PolymarketFormatError, KeyError, TypeError, ValueError) as e:
                     self._error("bad_message", f"{type(e).__name__}: {e}")
-        out: list[BookChange] = []
-        for token, old in before.items():
-            top = self.books[token].top()
-            if old is None or top != old:
-                out.append(BookChange(token, top, 0, _event_ns(last[token], recv_ns)))
-        return out
+        return read.changes(self.books, lambda event: _event_ns(event, recv_ns))
 
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages, "markets": len(self.books), "errors": dict(self.errors),
@@ -110,28 +104,25 @@ class PolymarketFeed:
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _event(self, event: Any, before: dict[str, TopOfBook | None], last: dict[str, dict[str, Any]]) -> None:
+    def _event(self, event: Any, read: ReadChanges) -> None:
         if not isinstance(event, dict):
             raise PolymarketFormatError(f"event is a {type(event).__name__}, not an object")
         kind = event.get("event_type")
         if kind == "book":
-            self._book(event, before, last)
+            self._book(event, read)
         elif kind == "price_change":
-            self._price_change(event, before, last)
+            self._price_change(event, read)
         elif kind not in _NO_BOOK_CHANGE:
             raise PolymarketFormatError(f"unknown event_type {kind!r}")
 
-    def _book(self, event: dict[str, Any], before: dict[str, TopOfBook | None],
-              last: dict[str, dict[str, Any]]) -> None:
+    def _book(self, event: dict[str, Any], read: ReadChanges) -> None:
         token = str(event["asset_id"])
         bids = _levels(event["bids"] if "bids" in event else event.get("buys", []))
         asks = _levels(event["asks"] if "asks" in event else event.get("sells", []))
         self.books.setdefault(token, BinaryBook()).apply_snapshot(bids, asks)
-        before[token] = None
-        last[token] = event
+        read.snapshot(token, 0, event)
 
-    def _price_change(self, event: dict[str, Any], before: dict[str, TopOfBook | None],
-                      last: dict[str, dict[str, Any]]) -> None:
+    def _price_change(self, event: dict[str, Any], read: ReadChanges) -> None:
         changes = event.get("price_changes")
         if not isinstance(changes, list):
             raise PolymarketFormatError("price_change without price_changes[]")
@@ -144,10 +135,8 @@ class PolymarketFeed:
                 self.updates_before_snapshot += 1
                 self.resync_needed.add(token)
                 continue
-            if token not in before:
-                before[token] = book.top()
+            read.changing(token, book, 0, event)
             book.set_level(side, price, size)
-            last[token] = event
 
     def _error(self, reason: str, detail: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
