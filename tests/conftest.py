@@ -19,8 +19,7 @@ import psycopg
 import pytest
 import redis
 
-from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from arbees_core.runtime.embedded import free_port_block as embedded_free_port_block
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_block
 
 
 def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
@@ -35,10 +34,8 @@ def eventually(condition: Callable[[], object], timeout: float = 20.0, interval:
     raise AssertionError(f"not reached within {timeout}s: {what or condition} (last value: {last!r})")
 
 
-def free_port_block(n: int = 8) -> int:
-    """A base port with `n` free consecutive ports, for ARBEES_PORT_BASE: a test's stack never collides with the
-    plan's 5555-5560 or with another test (the stack uses base..base+3; probes may plant faults above that)."""
-    return embedded_free_port_block(n)
+#: Ports a test's stack may use from ARBEES_PORT_BASE: the stack uses base..base+3, probes may plant faults above.
+STACK_PORTS = 8
 
 
 @pytest.fixture
@@ -52,7 +49,7 @@ def local_project(tmp_path: Path, redis_url: str, database_url: str,
         (tmp_path / ".env").write_text(dotenv)
         monkeypatch.setenv("REDIS_URL", redis_url)
         monkeypatch.setenv("DATABASE_URL", database_url)
-        monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block()))
+        monkeypatch.setenv("ARBEES_PORT_BASE", str(free_port_block(STACK_PORTS)))
         monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
         monkeypatch.delenv("ARBEES_STATE_DIR", raising=False)
         monkeypatch.delenv("ZMQ_ENABLED", raising=False)  # `.env` decides the mode

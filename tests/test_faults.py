@@ -20,10 +20,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from arbees_core.runtime.embedded import free_port_block
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.validation.chaos import run_chaos
 from arbees_core.validation.results import RunResult
-from tests.conftest import free_port_block
+from tests.conftest import STACK_PORTS
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +65,7 @@ def stack() -> Iterator[LocalRuntime]:
                                             "ARBEES_STATE_DIR")}
     for key in ("REDIS_URL", "DATABASE_URL", "ARBEES_STATE_DIR"):
         os.environ.pop(key, None)
-    os.environ["ARBEES_PORT_BASE"] = str(free_port_block())
+    os.environ["ARBEES_PORT_BASE"] = str(free_port_block(STACK_PORTS))
     os.environ["ARBEES_HOME"] = str(root)
     rt = LocalRuntime(root)
     try:

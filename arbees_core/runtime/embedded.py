@@ -33,10 +33,11 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing is bound to `host:port` right now (a bind succeeds)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
             return True
         except OSError:
             return False
@@ -55,7 +56,7 @@ def free_port_block(n: int = 1) -> int:
     rng = random.SystemRandom()
     for _ in range(200):
         base = rng.randrange(_LISTEN_PORTS_FROM, top)
-        if all(_port_free(base + i) for i in range(n)):
+        if all(port_free(base + i) for i in range(n)):
             return base
     raise EmbeddedServerError(f"no block of {n} free TCP ports between {_LISTEN_PORTS_FROM} and {top + n}")
 

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, spec
+from arbees_core.runtime.embedded import port_free
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.topics import tcp_endpoint
 
@@ -90,15 +90,6 @@ def port_holder(port: int) -> str:
     except Exception:  # noqa: BLE001 - best effort: the port is taken either way
         pass
     return "another process"
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
 
 
 def dependency_order(names: list[str]) -> list[str]:
