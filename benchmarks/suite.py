@@ -105,7 +105,8 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
             run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
                                folder / name.replace(" ", "-"), tick(name))
             result.rows += run.rows
-        if cfg.rt_enabled():
+        rt = cfg.rt_enabled()
+        if rt:
             result.rows += run_realtime(cfg, srv.redis_url, srv.database_url, folder, tick)
         elif cfg.rt_priority > 0:
             result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
@@ -118,7 +119,7 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
             first = tp.steps[0].row if tp.steps else None
             if first is not None:  # the hop at the first (lowest) step's rate, replayed without the simulator
                 result.rows.append(first)
-        result.machine["rt_priority"] = cfg.rt_priority if cfg.rt_enabled() else 0
+        result.machine["rt_priority"] = cfg.rt_priority if rt else 0
         result.ratios = ratios(result)
         result.targets = targets(result)
     return result

@@ -41,9 +41,7 @@ STALE_CHECK_S = 1.0
 
 
 class VenueFeed(Protocol):
-    """A venue's parser + books: raw wire message in, top-of-book changes out."""
-
-    def handle(self, raw: bytes, recv_ns: int) -> list[BookChange]: ...
+    """A venue's parser + books: the raw wire messages of one read in, top-of-book changes out."""
 
     def handle_many(self, frames: list[bytes], recv_ns: int) -> list[BookChange]:
         """The frames of one read: each market whose top moved, once."""
