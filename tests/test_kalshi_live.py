@@ -30,7 +30,7 @@ from arbees_core.venues.book import BookChange
 from arbees_core.venues.kalshi.auth import KalshiSigner, signed_path, verify
 from arbees_core.venues.kalshi.parsing import KalshiFeed
 from arbees_core.venues.kalshi.rest import KalshiRestConfig, discover_markets, retry_after_s
-from arbees_core.venues.kalshi.ws import KalshiLiveConfig, KalshiLiveSource, forget_connection
+from arbees_core.venues.kalshi.ws import KalshiLiveConfig, KalshiLiveSource
 from arbees_core.venues.live import AUTH_FAILED, CONNECTED, Backoff, make_live_source
 from tests.venue_support import drive, eventually
 
@@ -273,7 +273,7 @@ def test_subscriptions_follow_the_mapping(keys: Any) -> None:
 def test_forget_connection_voids_books_until_their_snapshot() -> None:
     feed = KalshiFeed()
     feed.handle(json.dumps(snapshot(1, 7)), 1)
-    forget_connection(feed)
+    feed.forget_connection()
     assert not feed.books[TICKER].ready
     assert feed.handle(json.dumps(delta(1, 1, "0.4600", "1.00")), 2) == [] and feed.gaps == 0
 

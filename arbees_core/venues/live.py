@@ -341,9 +341,9 @@ def live_config_from_env(venue: str, env: Env) -> Any:
 def make_live_source(venue: str, cfg: Any, tickers: Tickers, feed: Any) -> LiveSource:
     """The live source of `venue`, coupled to its feed: the feed's `take_resync()` drives resubscription."""
     if venue == "kalshi":
-        from arbees_core.venues.kalshi.ws import KalshiLiveSource, forget_connection
+        from arbees_core.venues.kalshi.ws import KalshiLiveSource
 
-        return KalshiLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=lambda: forget_connection(feed))
+        return KalshiLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=feed.forget_connection)
     if venue == "polymarket":
         from arbees_core.venues.polymarket.ws import PolymarketLiveSource
 

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from arbees_core.config import ConfigError, Env
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.kalshi.auth import KalshiSigner
-from arbees_core.venues.kalshi.parsing import KalshiFeed, subscribe_command
+from arbees_core.venues.kalshi.parsing import subscribe_command
 from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
 from arbees_core.venues.live import TICKER_CHECK_S as _TICKER_CHECK_S
 
@@ -62,11 +62,6 @@ class KalshiLiveConfig:
     def from_env(cls, env: Env) -> "KalshiLiveConfig":
         return cls(env.str("KALSHI_WS_URL") or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
                    Backoff.from_env(env), env.str("KALSHI_PROXY"))
-
-
-def forget_connection(feed: KalshiFeed) -> None:
-    """Make `feed` ready for a new connection (see `KalshiFeed.forget_connection`)."""
-    feed.forget_connection()
 
 
 class KalshiLiveSource(LiveSource):
