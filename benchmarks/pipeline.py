@@ -2,7 +2,11 @@
 
 Every service is started by `ProcessStack` (as the end-to-end tests do) with the simulated venues at a given
 price-update rate and a mispricing injected every `MISPRICE_EVERY_S` seconds (rotating over the games), so the
-run produces a steady stream of signals and paper fills. Latencies are the services' own HDR histograms
+run produces a steady stream of signals and paper fills. The venues' traffic is recorded once before the runs
+(`record_traffic`: the simulator's frames built ahead on a simulated clock) and each monitor replays it at 1x:
+the monitors parse, keep books and publish exactly as they would live, but building the venue's messages (the
+venue's work, ~15 us a step) does not share the two cores with the pipeline under test, and every configuration
+compared (ZMQ, Redis, real-time) gets the same traffic. Latencies are the services' own HDR histograms
 (`.arbees/metrics/<service>.json`), taken over a window after warm-up (end snapshot minus start snapshot):
 price (monitor -> game_shard), signal (game_shard -> execution_service), mirror (ZMQ -> Redis stream, ZMQ mode
 only) and end_to_end (venue message in -> paper fill). The `e2e/...` rows split each signal's end-to-end time
@@ -20,9 +24,12 @@ from typing import Any
 import msgspec
 import redis
 
+from arbees_core.config import Env
 from arbees_core.messages import TradeResult, TradingSignal
 from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.topics import STREAMS
+from arbees_core.venues.replay import record_sim
+from arbees_core.venues.sim import SimConfig, SimVenue
 from benchmarks.common import HopRow, new_histogram, row_from_histogram, window_histogram
 
 #: Top-of-book changes (= published price updates) per simulated venue update, measured on the simulator
@@ -35,6 +42,10 @@ SERVICE_HOPS = (("price", "game_shard", "price"), ("signal", "execution_service"
                 ("mirror", "zmq_listener", "mirror"), ("end_to_end", "execution_service", "end_to_end"))
 #: Stages of one signal's end-to-end time, in order.
 STAGES = ("e2e/monitor", "e2e/price_hop", "e2e/shard", "e2e/signal_hop", "e2e/execution")
+
+#: Recorded traffic beyond warm-up + window: the time from start to the first paper fill, with room to spare.
+TRAFFIC_MARGIN_S = 30.0
+MONITORS = ("kalshi_monitor", "polymarket_monitor")
 
 Progress = Callable[[float], None]
 
@@ -49,9 +60,14 @@ class PipelineRun:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def bench_env(zmq_mode: bool, rate: float, redis_url: str, database_url: str, folder: Path) -> dict[str, str]:
-    """pipeline_env with the simulator at `rate` price updates/s over both venues and a signal every 0.1 s."""
+def bench_env(zmq_mode: bool, rate: float, redis_url: str, database_url: str, folder: Path,
+              traffic: dict[str, Path] | None = None) -> dict[str, str]:
+    """pipeline_env with the simulator at `rate` price updates/s over both venues and a signal every 0.1 s;
+    with `traffic` (venue -> recording of that simulator), the monitors replay it instead of simulating."""
     env = pipeline_env(zmq_mode, redis_url, database_url, folder)
+    if traffic:
+        env.update({"KALSHI_SOURCE": f"replay:{traffic['kalshi']}@1x",
+                    "POLYMARKET_SOURCE": f"replay:{traffic['polymarket']}@1x"})
     env.update({
         "SIM_GAMES": str(SIM_GAMES), "SIM_RATE": f"{rate / (2 * UPDATES_PER_SIM_STEP):g}",
         "SIM_MISPRICE_AT_S": "", "SIM_MISPRICE_EVERY_S": f"{MISPRICE_EVERY_S:g}", "SIM_MISPRICE_DURATION_MS": "60",
@@ -59,6 +75,18 @@ def bench_env(zmq_mode: bool, rate: float, redis_url: str, database_url: str, fo
         "HEARTBEAT_INTERVAL_SECS": "0.5", "MIRROR_LOG_PER_SEC": "1",
     })
     return env
+
+
+def record_traffic(rate: float, seconds: float, folder: Path) -> dict[str, Path]:
+    """Both simulated venues' traffic at `rate` price updates/s for `seconds`, as replayable recordings (the
+    configuration `bench_env` gives the simulator, so discovery maps the same markets)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = SimConfig.from_env(Env(bench_env(True, rate, "", "", folder)))
+    out = {}
+    for venue in ("kalshi", "polymarket"):
+        out[venue] = folder / f"{venue}.jsonl.gz"
+        record_sim(SimVenue(venue, cfg), out[venue], seconds)
+    return out
 
 
 def reset_streams(redis_url: str) -> None:
@@ -72,15 +100,17 @@ def reset_streams(redis_url: str) -> None:
 
 def run_pipeline(zmq_mode: bool, rate: float, duration_s: float, warmup_s: float, redis_url: str,
                  database_url: str, folder: Path, progress: Progress | None = None,
-                 without: tuple[str, ...] = (), rt_priority: int = 0) -> PipelineRun:
+                 without: tuple[str, ...] = (), rt_priority: int = 0,
+                 traffic: dict[str, Path] | None = None) -> PipelineRun:
     """Start the whole pipeline, let it warm up, measure for `duration_s`, stop it; `without` names services
     to stop right after start (to measure what they cost the others). rt_priority > 0 runs it with
-    ARBEES_RT_PRIORITY (its rows are named `<hop>@rt`, without the per-stage split)."""
+    ARBEES_RT_PRIORITY (its rows are named `<hop>@rt`, without the per-stage split). `traffic`: recordings
+    (`record_traffic`) the monitors replay; without it they run the simulator live."""
     mode = "zmq" if zmq_mode else "redis"
     suffix = "@rt" if rt_priority > 0 else ""
     folder.mkdir(parents=True, exist_ok=True)
     reset_streams(redis_url)
-    env = bench_env(zmq_mode, rate, redis_url, database_url, folder)
+    env = bench_env(zmq_mode, rate, redis_url, database_url, folder, traffic)
     env["ARBEES_RT_PRIORITY"] = str(max(0, rt_priority))  # explicit: never inherited from the caller's env
     stack = ProcessStack(folder, env)
     names = ("game_shard", "execution_service", "zmq_listener")
@@ -94,6 +124,8 @@ def run_pipeline(zmq_mode: bool, rate: float, duration_s: float, warmup_s: float
         _sleep(duration_s, progress)
         end = {n: stack.metrics(n) for n in names}
         window = (_ts(start["game_shard"]), _ts(end["game_shard"]))
+        if traffic:
+            _check_still_replaying(stack)
     finally:
         stack.stop_all()
     run = PipelineRun(mode, rate)
@@ -109,6 +141,15 @@ def run_pipeline(zmq_mode: bool, rate: float, duration_s: float, warmup_s: float
         run.rows += stage_rows(redis_url, mode, measured_rate, window)
     run.counters = {n: end[n].get("counters", {}) for n in names}
     return run
+
+
+def _check_still_replaying(stack: ProcessStack) -> None:
+    """A recording that ran out inside the window would measure a silent feed: fail instead."""
+    for name in MONITORS:
+        state = (stack.metrics(name) or {}).get("connection", {}).get("state")
+        if state != "replaying":
+            raise RuntimeError(f"{name}'s recorded traffic ran out before the measured window ended (state "
+                               f"{state!r}): record more (TRAFFIC_MARGIN_S)")
 
 
 def stage_rows(redis_url: str, mode: str, rate: float, window: tuple[int, int]) -> list[HopRow]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import HopRow, servers
-from benchmarks.pipeline import run_pipeline
+from benchmarks.pipeline import TRAFFIC_MARGIN_S, record_traffic, run_pipeline
 from benchmarks.raw import RawSpec, run_raw
 from benchmarks.throughput import ThroughputResult, run_throughput
 
@@ -51,7 +51,7 @@ class BenchConfig:
 
     def phases(self) -> list[tuple[str, float]]:
         """(name, planned seconds) of every phase, for the progress display."""
-        out = [(f"raw {m}", self.raw_s) for m in ("zmq", "redis")]
+        out = [("record venue traffic", 1.0)] + [(f"raw {m}", self.raw_s) for m in ("zmq", "redis")]
         out += [(f"pipeline {m}", self.duration_s) for m in ("zmq", "redis")]
         if self.rt_enabled():
             out += [(f"pipeline {m} rt", self.duration_s) for m in ("zmq", "redis")]
@@ -95,6 +95,10 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     folder = cfg.folder or Path(tempfile.mkdtemp(prefix="arbees-bench-"))
     with servers(folder / "servers") as srv:
         result = BenchResult(machine_info(srv))
+        tick("record venue traffic")
+        traffic = record_traffic(cfg.rate, cfg.warmup_s + cfg.duration_s + TRAFFIC_MARGIN_S, folder / "traffic")
+        if progress:
+            progress("record venue traffic", 1.0)
         for mode in ("zmq", "redis"):
             tick(f"raw {mode}")
             result.rows.append(run_raw(RawSpec(mode, cfg.rate, cfg.raw_s, srv.redis_url, warmup_s=min(0.5, cfg.raw_s / 4))))
@@ -103,11 +107,11 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         for zmq_mode in (True, False):
             name = f"pipeline {'zmq' if zmq_mode else 'redis'}"
             run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
-                               folder / name.replace(" ", "-"), tick(name))
+                               folder / name.replace(" ", "-"), tick(name), traffic=traffic)
             result.rows += run.rows
         rt = cfg.rt_enabled()
         if rt:
-            result.rows += run_realtime(cfg, srv.redis_url, srv.database_url, folder, tick)
+            result.rows += run_realtime(cfg, srv.redis_url, srv.database_url, folder, tick, traffic)
         elif cfg.rt_priority > 0:
             result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
                                 "not use SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)")
@@ -126,7 +130,8 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
 
 
 def run_realtime(cfg: BenchConfig, redis_url: str, database_url: str, folder: Path,
-                 tick: Callable[[str], Callable[[float], None] | None]) -> list[HopRow]:
+                 tick: Callable[[str], Callable[[float], None] | None],
+                 traffic: dict[str, Path] | None = None) -> list[HopRow]:
     """The pipeline again with ARBEES_RT_PRIORITY (rows `price@rt`, ...): the configuration the README
     recommends for latency. Its ratios are taken against the same raw rows as the default run: bare pyzmq
     between two processes both under SCHED_FIFO measured slower here (p50 159 vs 86 us), so the default raw hop
@@ -135,6 +140,6 @@ def run_realtime(cfg: BenchConfig, redis_url: str, database_url: str, folder: Pa
     for zmq_mode in (True, False):
         name = f"pipeline {'zmq' if zmq_mode else 'redis'} rt"
         run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, redis_url, database_url,
-                           folder / name.replace(" ", "-"), tick(name), rt_priority=cfg.rt_priority)
+                           folder / name.replace(" ", "-"), tick(name), rt_priority=cfg.rt_priority, traffic=traffic)
         rows += run.rows
     return rows

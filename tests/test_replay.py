@@ -19,7 +19,8 @@ from arbees_core.venues.book import BookChange
 from arbees_core.venues.kalshi.parsing import KalshiFeed
 from arbees_core.venues.live import SourceSpec, parse_source
 from arbees_core.venues.polymarket.parsing import PolymarketFeed
-from arbees_core.venues.replay import ReplaySource, read_recording, record, save_listings
+from arbees_core.venues.replay import (ReplaySource, load_listings, read_reads, read_recording, record, record_sim,
+                                       save_listings)
 from arbees_core.venues.sim import SimConfig, SimVenue
 
 
@@ -91,6 +92,59 @@ def test_replay_keeps_the_recorded_pace_divided_by_speed(tmp_path: Path) -> None
         took[speed] = time.monotonic() - started
         assert took[speed] >= span / speed * 0.95, (speed, took)
     assert took[4.0] < took[1.0]
+
+
+@pytest.mark.parametrize(("venue", "feed_cls"), [("kalshi", KalshiFeed), ("polymarket", PolymarketFeed)])
+def test_a_prebuilt_simulator_recording_is_the_stream_the_simulator_sends(tmp_path: Path, venue: str,
+                                                                          feed_cls: type) -> None:
+    """record_sim builds the traffic ahead on a simulated clock (the benchmark's venue load): the same frames, one
+    read per step at the configured rate, the mispricing at its time, and the listings beside it."""
+    cfg = SimConfig(seed=5, games=2, rate_per_s=200.0, mispricing_at_s=(0.5,), mispricing_duration_ms=200.0,
+                    mispricing_venue=venue, start_date="2026-11-24")
+    path = tmp_path / f"{venue}.jsonl.gz"
+
+    stats = record_sim(SimVenue(venue, cfg), path, 2.0)
+
+    reads = list(read_reads(path))
+    steps = reads[1:]  # the first read is the subscription's snapshots
+    assert stats.frames == sum(len(frames) for _, frames in reads) and stats.seconds == pytest.approx(2.0)
+    assert len(steps) == 400  # every step sends something (a size jitter when the price did not move)
+    gaps = {round((b - a) / 1e9, 6) for (a, _), (b, _) in zip(steps, steps[1:])}
+    assert gaps == {0.005}  # one read per step, at the configured rate
+    assert [x.ticker for x in load_listings(path)] == [x.ticker for x in SimVenue(venue, cfg).listings()]
+    frames = [raw for _, batch in reads for raw in batch]
+    again = [raw for _, batch in SimVenue(venue, cfg).prebuilt(2.0, reads[0][0] / 1e9) for raw in batch]
+    assert frames == again  # deterministic: the same seed and clock build the same traffic
+    # the injected game's home contract is 12c cheaper on this venue from 0.5 s to 0.7 s
+    sim = SimVenue(venue, cfg)
+    game = sim.games[0]
+    home = next(m.ticker for m in sim.markets if m.game is game and m.team is game.home)
+    feed, asks = feed_cls(), []
+    for t_ns, batch in reads:
+        for raw in batch:
+            asks += [((t_ns - reads[0][0]) / 1e9, c.top.yes_ask) for c in feed.handle(raw, t_ns)
+                     if c.ticker == home and c.top.yes_ask is not None]
+    before = [ask for at, ask in asks if at < 0.5][-1]
+    during = [ask for at, ask in asks if 0.5 <= at < 0.7]
+    assert during and min(during) <= before - 10, (before, during)
+
+
+def test_replay_delivers_each_recorded_read_as_one_batch_and_the_frames_one_by_one(tmp_path: Path) -> None:
+    """Frames recorded with one receive time arrived in one read: `stream_batches` gives them together (the
+    monitor publishes each market once per read), `stream` one at a time, in the same order."""
+    path = tmp_path / "sim.jsonl.gz"
+    record_sim(SimVenue("kalshi", SimConfig(seed=2, games=3, rate_per_s=500.0, start_date="2026-11-24")), path, 0.4)
+    expected = [frames for _, frames in read_reads(path)]
+    assert any(len(frames) > 1 for frames in expected)  # the snapshot read at least
+
+    async def batches() -> list[list[bytes]]:
+        stop, out = asyncio.Event(), []
+        async for frames in ReplaySource(path, 0, hold=False).stream_batches(stop):
+            out.append(frames)
+        return out
+
+    assert asyncio.run(batches()) == expected
+    assert asyncio.run(replayed(path, 0)) == [raw for frames in expected for raw in frames]
 
 
 def test_a_recording_that_spans_a_kalshi_reconnect_replays_without_a_false_gap(tmp_path: Path) -> None:

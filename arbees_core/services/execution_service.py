@@ -48,7 +48,10 @@ class ExecutionConfig:
     port / endpoint: ZMQ_PUB_PORT / ZMQ_PUB_ENDPOINT for trade results; database_url: DATABASE_URL (required);
     spool_path: SPOOL_PATH; spool_fsync: SPOOL_FSYNC (fsync each append: survives power loss, costs latency);
     signal_max_age_ms: SIGNAL_MAX_AGE_MS (older signals are rejected as expired, not traded);
-    kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on)."""
+    kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on);
+    price_drain_ms: PRICE_DRAIN_MS (ZMQ mode, default 2, at most TRANSPORT_BLOCK_MS): how long queued prices may
+    wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
+    often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core."""
 
     signal_endpoints: list[str]
     price_endpoints: list[str]
@@ -62,6 +65,7 @@ class ExecutionConfig:
     fees: FeeSchedule
     risk: RiskLimits
     log_sample_per_s: float
+    price_drain_ms: float = 2.0
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionConfig":
@@ -84,6 +88,7 @@ class ExecutionConfig:
             fees=FeeSchedule.from_env(env),
             risk=RiskLimits.from_env(env),
             log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
+            price_drain_ms=env.float("PRICE_DRAIN_MS", 2.0, minimum=0.1),
         )
 
 
@@ -124,31 +129,39 @@ class ExecutionService(Service):
             self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
                           getattr(publisher, "endpoint", ""))
         self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
-        inbox, price_thread = self._open_inputs()
+        inbox, prices, price_thread = self._open_inputs()
         for src, seq in last_signal_seq.items():  # signals game_shard sent while we were down count as lost
             inbox.seed_sequence(src, Family.SIGNALS, seq)
+        wait_ms = self.settings.block_ms if prices is None else \
+            max(1, min(self.settings.block_ms, round(self.cfg.price_drain_ms)))
         try:
             while not stop.is_set():
-                items = inbox.receive(self.settings.block_ms)
+                items = inbox.receive(wait_ms)
+                if prices is not None:
+                    self.drain_prices(prices)  # before the signals: they are filled against the latest book
                 if items:
                     self.handle_batch(items, inbox)
                 self.tick()
         finally:
             if price_thread is not None:
                 price_thread.close()
+            if prices is not None:
+                prices.subscriber.close()
             inbox.subscriber.close()
             self.kill_switch.close()
             self.writer.close(timeout_s=5.0)
             publisher.close()
 
-    def _open_inputs(self) -> tuple[Inbox, PriceFeedThread | None]:
-        """ZMQ: one SUB socket for signals and prices (in arrival order). Redis: signals through the consumer
-        group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
+    def _open_inputs(self) -> tuple[Inbox, Inbox | None, PriceFeedThread | None]:
+        """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
+        prices, which it drains on every wake-up (`drain_prices`). Redis: signals through the consumer group on
+        this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
         prices = [Family.PRICES_KALSHI, Family.PRICES_POLY]
         if self.settings.zmq_enabled:
-            endpoints = self.cfg.signal_endpoints + [e for e in self.cfg.price_endpoints if e not in self.cfg.signal_endpoints]
-            sub = make_subscriber(self.settings, [Family.SIGNALS, *prices], endpoints)
-            return Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)), None
+            sub = make_subscriber(self.settings, [Family.SIGNALS], self.cfg.signal_endpoints)
+            price_sub = make_subscriber(self.settings, prices, self.cfg.price_endpoints)
+            return (Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)),
+                    Inbox(price_sub, self.metrics, f"{self.name}-prices"), None)
         # the consumer name is stable across restarts: a restarted instance reads the signals its predecessor
         # received but had not acknowledged (in flight at a kill -9) before new ones; with a per-process name
         # they stayed pending under a dead consumer and were never executed
@@ -156,9 +169,16 @@ class ExecutionService(Service):
         price_sub = make_subscriber(self.settings, prices, [], last_value=True)
         thread = PriceFeedThread(Inbox(price_sub, self.metrics, f"{self.name}-prices"), self.books, self.settings.block_ms)
         thread.start()
-        return Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)), thread
+        return Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)), None, thread
 
     # -- hot path ----------------------------------------------------------------------------------------------
+
+    def drain_prices(self, prices: Inbox) -> None:
+        """The prices queued on the price socket into the books, oldest first (ZMQ mode; up to MAX_BATCH a call,
+        thousands of times what a wake-up interval holds)."""
+        for item in prices.receive(0):
+            if isinstance(item.msg, PriceUpdate):
+                self.books.update(item.msg)
 
     def handle_batch(self, items: list[Received], inbox: Inbox) -> None:
         done: list[Received] = []

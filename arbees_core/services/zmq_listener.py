@@ -53,6 +53,7 @@ class ListenerConfig:
     MIRROR_BUFFER_MAX frames kept while Redis is away; log_per_s: MIRROR_LOG_PER_SEC `Mirrored` lines per stream;
     flush_ms / batch_max: MIRROR_FLUSH_MS (5) / MIRROR_BATCH_MAX (512): frames are written in one pipelined XADD batch
     when the oldest has waited flush_ms or batch_max are pending (one Redis round trip per batch, not per frame);
+    the listener sleeps out that window and then reads what queued, instead of waking up for every frame;
     nice: MIRROR_NICE (10), the listener's CPU niceness: it is off the hot path, and on a small machine the
     scheduler should give the monitors, game_shard and execution_service the cores first."""
 
@@ -117,9 +118,7 @@ class ZmqListener(Service):
         flush_s = self.cfg.flush_ms / 1000.0
         try:
             while not stop.is_set():
-                wait_ms = self.settings.block_ms if not pending else \
-                    max(0, int((oldest + flush_s - time.monotonic()) * 1000))
-                items = inbox.receive(wait_ms)
+                items = inbox.receive(0 if pending else self.settings.block_ms)
                 if items:
                     if not pending:
                         oldest = time.monotonic()
@@ -127,7 +126,9 @@ class ZmqListener(Service):
                 if pending and (len(pending) >= self.cfg.batch_max or time.monotonic() - oldest >= flush_s):
                     self.mirror_items(pending)
                     pending = []
-                elif not pending and self.mirror.backlog:
+                elif pending:  # sleep out the batch window instead of waking up for each frame
+                    stop.wait(max(0.0, oldest + flush_s - time.monotonic()))
+                elif self.mirror.backlog:
                     self.mirror.flush()
                 self.tick()
             if pending:

@@ -85,7 +85,9 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
                               ["missing_topic_field" if r == "frame_count" else r for r in _PRICE_REASONS])
     for service in consumers:
         want = dict(price_reasons)
-        if service != "game_shard":  # subscribed to signals too: one more bad_value and one malformed
+        # the bad signals go out on the monitor's port: zmq_listener hears every family there; execution_service
+        # takes signals from game_shard's port only in ZMQ mode, from signals:trades in Redis mode
+        if service == "zmq_listener" or (service == "execution_service" and not probe.zmq_mode):
             want["bad_value"] = want.get("bad_value", 0) + 1
             want["malformed"] = want.get("malformed", 0) + 1
 

@@ -5,21 +5,33 @@ A recording is gzip-compressed JSON lines, one per frame: `{"t_ns": <receive tim
 stored beside it (`<file>.listings.json`), so discovery in replay mode maps the same markets.
 
 `ReplaySource(path, speed)` yields the frames with the recorded gaps divided by `speed` (0 = as fast as
-possible), so a validation run can be repeated on the same traffic and produces the same prices.
+possible), so a validation run can be repeated on the same traffic and produces the same prices. Frames recorded
+with the same receive time arrived in one read and are replayed as one (`stream_batches`), so the monitor
+publishes each market once per read, as it did live.
+
+`record_sim` writes the simulator's traffic without waiting for it: built at once on a simulated clock, each
+step's frames one read. The benchmark replays it so that building venue messages (the venue's work) does not
+share the CPU with the pipeline under test, and every configuration it compares sees the same traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 from arbees_core.venues.listing import MarketListing
+
+if TYPE_CHECKING:
+    from arbees_core.venues.sim import SimVenue
 
 
 class FrameSource(Protocol):
@@ -85,17 +97,41 @@ async def record(source: FrameSource, path: str | Path, duration_s: float, venue
     return stats
 
 
+def record_sim(sim: SimVenue, path: str | Path, seconds: float, compresslevel: int = 1) -> RecordStats:
+    """Write `seconds` of `sim`'s traffic to `path` as fast as it can be built (`SimVenue.prebuilt`); the frames
+    of one step share their receive time, so a replay delivers them as one read. Listings go beside it."""
+    stats = RecordStats(path=str(path))
+    save_listings(path, sim.listings())
+    first = last = 0.0
+    with gzip.open(path, "wb", compresslevel=compresslevel) as out:
+        for wall_s, frames in sim.prebuilt(seconds):
+            t_ns = int(wall_s * 1e9)
+            first, last = first or wall_s, wall_s
+            for raw in frames:
+                out.write(orjson.dumps({"t_ns": t_ns, "venue": sim.venue, "raw": raw.decode()}) + b"\n")
+                stats.frames += 1
+                stats.bytes += len(raw)
+    stats.seconds = last - first
+    return stats
+
+
 def read_recording(path: str | Path) -> Iterator[tuple[int, str, bytes]]:
     """(t_ns, venue, raw frame) of every line of a recording, in order."""
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
+    with gzip.open(path, "rb") as lines:
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                row: dict[str, Any] = json.loads(line)
+                row: dict[str, Any] = orjson.loads(line)
                 yield int(row["t_ns"]), str(row.get("venue") or ""), str(row["raw"]).encode()
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}:{n}: not a recording line ({type(e).__name__}: {e})") from None
+
+
+def read_reads(path: str | Path) -> Iterator[tuple[int, list[bytes]]]:
+    """(t_ns, frames) of every read of a recording: consecutive frames with the same receive time together."""
+    for t_ns, group in itertools.groupby(read_recording(path), key=lambda row: row[0]):
+        yield t_ns, [raw for _, _, raw in group]
 
 
 class ReplaySource:
@@ -118,26 +154,28 @@ class ReplaySource:
                 "speed": self.speed or "max", "frames": self.frames}
 
     async def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+        """The frames one at a time."""
+        async for frames in self.stream_batches(stop):
+            for raw in frames:
+                yield raw
+
+    async def stream_batches(self, stop: asyncio.Event | None = None) -> AsyncIterator[list[bytes]]:
+        """The frames of each recorded read together, each read when it is due."""
         stop = stop or asyncio.Event()
         start_wall = time.monotonic()
         first_ns: int | None = None
-        for t_ns, _venue, raw in read_recording(self.path):
-            if stop.is_set():
-                break
+        for reads, (t_ns, frames) in enumerate(read_reads(self.path)):
             first_ns = t_ns if first_ns is None else first_ns
             if self.speed > 0:
                 due = start_wall + (t_ns - first_ns) / 1e9 / self.speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(stop.wait(), delay)
-                        break
-                    except TimeoutError:
-                        pass
-            elif self.frames % 256 == 0:
+                while (delay := due - time.monotonic()) > 0 and not stop.is_set():
+                    await asyncio.sleep(min(delay, 0.05))
+            elif reads % 256 == 0:
                 await asyncio.sleep(0)  # as fast as possible, but let the monitor's housekeeping run
-            self.frames += 1
-            yield raw
+            if stop.is_set():
+                break
+            self.frames += len(frames)
+            yield frames
         self.connected = False
         if self.hold:
             await stop.wait()  # a finished replay is a silent feed: its prices age out, the monitor keeps running

@@ -25,7 +25,7 @@ import math
 import random
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Final
@@ -237,6 +237,7 @@ class SimVenue:
         self._t0 = time.monotonic()
         self._cursor = 0
         self.injections = 0
+        self._clock_s: float | None = None  # the simulated wall clock while `prebuilt` runs; None = time.time()
 
     # -- discovery ------------------------------------------------------------------------------------------------
 
@@ -332,9 +333,13 @@ class SimVenue:
         """A 40-hex-digit book hash that changes with every update (the venue's is a digest of the book)."""
         return f"{zlib.crc32(m.ticker.encode()):08x}{self._next_seq():032x}"
 
+    def _now(self) -> float:
+        """Wall-clock seconds: the real clock, or the simulated one while a stream is built ahead (`prebuilt`)."""
+        return time.time() if self._clock_s is None else self._clock_s
+
     def _iso_now(self) -> str:
         """UTC ISO 8601 with microseconds, the date-time part formatted once per second."""
-        now = time.time()
+        now = self._now()
         second = int(now)
         if second != self._ts_second:
             self._ts_second, self._ts_prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
@@ -355,7 +360,7 @@ class SimVenue:
     def _poly_book(self, m: _Market) -> dict:
         return {"event_type": "book", "asset_id": m.ticker, "market": self._condition[m.game.index],
                 "bids": self._poly_levels(m, "BUY"), "asks": self._poly_levels(m, "SELL"),
-                "timestamp": str(time.time_ns() // 1_000_000), "hash": self._book_hash(m)}
+                "timestamp": str(int(self._now() * 1000)), "hash": self._book_hash(m)}
 
     def _poly_change(self, game: SimGame, changes: list[tuple[_Market, str, int, float]]) -> bytes:
         items = []
@@ -367,13 +372,13 @@ class SimVenue:
                           "best_bid": _dollars(max(bids), 2) if bids else "0",
                           "best_ask": _dollars(min(asks), 2) if asks else "1"})
         return orjson.dumps({"event_type": "price_change", "market": self._condition[game.index],
-                             "timestamp": str(time.time_ns() // 1_000_000), "price_changes": items})
+                             "timestamp": str(int(self._now() * 1000)), "price_changes": items})
 
     # stepping ---------------------------------------------------------------------------------------------------
 
     def snapshots(self) -> list[bytes]:
         """The messages a subscriber gets on subscribing: the acknowledgement and every market's full book."""
-        now, elapsed = time.time(), time.monotonic() - self._t0
+        now, elapsed = self._now(), (time.monotonic() - self._t0 if self._clock_s is None else 0.0)
         for m in self.markets:
             m.levels = self.desired(m, self.fair_cents(m.game, m.team, now, elapsed))
         if self.venue == KALSHI:
@@ -421,7 +426,7 @@ class SimVenue:
 
     def step(self, wall_s: float | None = None, elapsed_s: float | None = None) -> list[bytes]:
         """One update: the injected game first while its state changes, otherwise the games in turn."""
-        wall_s = time.time() if wall_s is None else wall_s
+        wall_s = self._now() if wall_s is None else wall_s
         elapsed_s = time.monotonic() - self._t0 if elapsed_s is None else elapsed_s
         injected = self.injected_game(elapsed_s)
         if injected is not None and injected != getattr(self, "_last_injected", None):
@@ -442,6 +447,25 @@ class SimVenue:
         for _ in range(n):
             out += self.step()
         return out
+
+    def prebuilt(self, seconds: float, start_wall_s: float | None = None) -> Iterator[tuple[float, list[bytes]]]:
+        """The stream of `seconds` built at once on a simulated clock: (wall time, the frames of one read), the
+        snapshots first, then one read per step at `rate_per_s`, mispricings at their times after the start.
+        What `stream_batches` would send, without paying for building it while it is sent: a benchmark records
+        this (`replay.record_sim`) and replays it, so the venue's cost does not share the CPU with the monitor."""
+        start = time.time() if start_wall_s is None else start_wall_s
+        interval = 1.0 / self.cfg.rate_per_s
+        try:
+            self._clock_s = start
+            yield start, self.snapshots()
+            for k in range(1, int(seconds * self.cfg.rate_per_s) + 1):
+                elapsed = k * interval
+                self._clock_s = start + elapsed
+                frames = self.step(self._clock_s, elapsed)
+                if frames:
+                    yield self._clock_s, frames
+        finally:
+            self._clock_s = None
 
     async def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]:
         """Snapshots, then updates at `rate_per_s` until `stop` is set, one frame at a time."""

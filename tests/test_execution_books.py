@@ -1,0 +1,94 @@
+"""execution_service fills each signal against the latest book it has seen.
+
+In ZMQ mode it does not wake up for every price: it reads its price socket whenever a signal arrives (before
+filling it) and otherwise every PRICE_DRAIN_MS. These tests run it as a process, with the test publishing prices
+(as kalshi_monitor) and signals (as game_shard) over real ZMQ sockets, and read the fills from `paper_trades`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from arbees_core.messages import Leg, PriceUpdate, TradingSignal
+from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
+from arbees_core.topics import price_topic, signal_topic
+from arbees_core.transport import Outbox, TransportSettings
+from arbees_core.transport.zmq import ZmqPublisher
+
+pytestmark = pytest.mark.e2e
+
+TICKER = "KXNBAGAME-26NOV25LALBOS-BOS"
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+
+
+def _price(size: float) -> PriceUpdate:
+    """Kalshi: YES BOS at 40c, `size` contracts."""
+    return PriceUpdate(src="", seq=0, ts_origin_ns=time.time_ns(), venue="kalshi", ticker=TICKER, game_id="g1",
+                       outcome="BOS", yes_bid=38.0, yes_bid_size=50.0, yes_ask=40.0, yes_ask_size=size)
+
+
+def _poly_price() -> PriceUpdate:
+    """Polymarket: NO of the BOS token at 55c, plenty of it."""
+    return PriceUpdate(src="", seq=0, ts_origin_ns=time.time_ns(), venue="polymarket", ticker=TOKEN, game_id="g1",
+                       outcome="BOS", no_ask=55.0, no_ask_size=500.0)
+
+
+def _signal(signal_id: str) -> TradingSignal:
+    now = time.time_ns()
+    return TradingSignal(src="", seq=0, ts_origin_ns=now, ts_detect_ns=now, signal_id=signal_id, game_id="g1",
+                         legs=[Leg(venue="kalshi", ticker=TICKER, side="yes", limit_price=40.0, qty=10.0),
+                               Leg(venue="polymarket", ticker=TOKEN, side="no", limit_price=55.0, qty=10.0)],
+                         qty=10.0, gross_edge_cents=5.0, edge_cents=3.0, edge_pct=3.0, cost_cents=97.0)
+
+
+def _fill(database_url: str, signal_id: str) -> tuple[str, float] | None:
+    """(status, filled_qty) of the signal's Kalshi leg, once it is in paper_trades."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status, filled_qty FROM paper_trades WHERE signal_id = %s AND leg = 0",
+                           (signal_id,)).fetchone()
+    return (row[0], float(row[1])) if row else None
+
+
+def _wait_subscribed(pub: ZmqPublisher, stack: ProcessStack) -> None:
+    wait_for(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}", stack)
+
+
+def test_zmq_fill_uses_the_price_that_arrived_just_before_the_signal(
+        tmp_path: Path, redis_url: str, database_url: str) -> None:
+    # Arrange: execution_service alone; the periodic price read is as rare as it can be (every 100 ms), so a
+    # price sent 40 ms before a signal is in the book only if the signal's arrival makes the service read prices
+    env = pipeline_env(True, redis_url, database_url, tmp_path)
+    env.update({"PRICE_DRAIN_MS": "100", "TRANSPORT_BLOCK_MS": "100"})
+    settings = TransportSettings(zmq_enabled=True)
+    kalshi = ZmqPublisher(settings, f"tcp://127.0.0.1:{env['_PORT_kalshi_monitor']}")
+    poly = ZmqPublisher(settings, f"tcp://127.0.0.1:{env['_PORT_polymarket_monitor']}")
+    shard = ZmqPublisher(settings, f"tcp://127.0.0.1:{env['_PORT_game_shard']}")
+    prices, signals = Outbox(kalshi, "test.kalshi", "json"), Outbox(shard, "test.shard", "json")
+    stack = ProcessStack(tmp_path, env)
+    try:
+        stack.start("execution_service", ZMQ_PUB_PORT=env["_PORT_execution_service"])
+        wait_for(lambda: "Idempotency:" in stack.log("execution_service"), 60, "execution_service ready", stack)
+        for pub in (kalshi, poly, shard):
+            _wait_subscribed(pub, stack)
+        Outbox(poly, "test.poly", "json").publish(price_topic("polymarket", TOKEN), _poly_price())
+
+        # Act: the size at the ask changes, and 40 ms later a signal buys 10 there; three times
+        fills = {}
+        for n, size in enumerate((7.0, 3.0, 5.0)):
+            prices.publish(price_topic("kalshi", TICKER), _price(size))
+            time.sleep(0.04)
+            signal_id = f"arb-books-{n}"
+            signals.publish(signal_topic(signal_id), _signal(signal_id))
+            fills[size] = wait_for(lambda: _fill(database_url, signal_id), 30, f"the fill of {signal_id}", stack)
+
+        # Assert: each fill took exactly the size the latest price showed, and the rest was cancelled (IOC)
+        assert fills == {7.0: ("partial", 7.0), 3.0: ("partial", 3.0), 5.0: ("partial", 5.0)}
+        assert stack.counter("execution_service", "lost") == 0
+    finally:
+        stack.stop_all()
+        for pub in (kalshi, poly, shard):
+            pub.close()
