@@ -15,7 +15,7 @@ from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_durati
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import VenueError
-from arbees_core.venues.replay import RecordStats, record, save_listings
+from arbees_core.venues.replay import RecordStats, read_recording, record, record_sim, save_listings
 
 VENUES = ("kalshi", "polymarket")
 
@@ -30,14 +30,9 @@ def _feed(venue: str) -> Any:
     return PolymarketFeed()
 
 
-def build_recording_source(venue: str, source: str, env: Env, feed: Any) -> tuple[Any, list[MarketListing]]:
-    """The source to record and the listings its markets come from (stored beside the recording).
-    live: every open game market the venue's discovery finds."""
-    if source == "sim":
-        from arbees_core.venues.sim import SimConfig, SimVenue
-
-        sim = SimVenue(venue, SimConfig.from_env(env))
-        return sim, sim.listings()
+def build_live_source(venue: str, env: Env, feed: Any) -> tuple[Any, list[MarketListing]]:
+    """The live venue source to record and the listings its markets come from (stored beside the recording):
+    every open game market the venue's discovery finds."""
     from arbees_core.venues.live import live_config_from_env, make_live_source
 
     if venue == "kalshi":
@@ -55,9 +50,18 @@ def build_recording_source(venue: str, source: str, env: Env, feed: Any) -> tupl
 
 def record_venue(venue: str, source: str, duration_s: float, out: str, env: Env,
                  on_frame: Any = None) -> tuple[RecordStats, dict[str, Any]]:
-    """Record `venue` for `duration_s` into `out` (+ `out.listings.json`); returns the stats and the feed's."""
+    """Record `venue` for `duration_s` into `out` (+ `out.listings.json`); returns the stats and the feed's.
+    The simulator's traffic is built ahead on a simulated clock (`record_sim`): ten minutes take seconds."""
     feed = _feed(venue)
-    src, listings = build_recording_source(venue, source, env, feed)
+    if source == "sim":
+        from arbees_core.venues.sim import SimConfig, SimVenue
+
+        sim = SimVenue(venue, SimConfig.from_env(env))
+        stats = record_sim(sim, out, duration_s)
+        for t_ns, _venue, raw in read_recording(out):
+            feed.handle(raw, t_ns)
+        return stats, {"feed": feed.stats(), "connection": {}, "listings": len(sim.listings())}
+    src, listings = build_live_source(venue, env, feed)
     save_listings(out, listings)
 
     def handle(raw: bytes, recv_ns: int, stats: RecordStats) -> None:
@@ -100,8 +104,9 @@ def register(app: typer.Typer) -> None:
     def record_cmd(venue: str = typer.Option(..., "--venue", help="kalshi or polymarket."),
                    duration: str = typer.Option("10m", "--duration", help="How long to record (30s, 10m, 1h)."),
                    out: str = typer.Option(..., "--out", help="Recording file (gzip JSON lines)."),
-                   source: str = typer.Option("sim", "--source", help="sim (the simulator) or live (the venue: "
-                                              "every open game market its discovery finds).")) -> None:
+                   source: str = typer.Option("sim", "--source", help="sim (the simulator's traffic, built ahead "
+                                              "at once: ten minutes take seconds) or live (the venue: every open "
+                                              "game market its discovery finds).")) -> None:
         """Record a venue's raw messages with receive timestamps, for `<VENUE>_SOURCE=replay:<file>`."""
         if venue not in VENUES:
             fail(f"--venue {venue!r}: expected kalshi or polymarket")
