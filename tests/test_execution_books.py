@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arbees_core.messages import Leg, PriceUpdate, TradingSignal
+from arbees_core.messages import Leg, PriceUpdate, TradingSignal, encode
 from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
 from arbees_core.topics import price_topic, signal_topic
 from arbees_core.transport import Outbox, TransportSettings
@@ -57,38 +57,76 @@ def _wait_subscribed(pub: ZmqPublisher, stack: ProcessStack) -> None:
     wait_for(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}", stack)
 
 
+class Venues:
+    """execution_service running alone, and the test in the monitors' and game_shard's place."""
+
+    def __init__(self, tmp_path: Path, redis_url: str, database_url: str) -> None:
+        # the periodic price read is as rare as it can be (every 100 ms), so a price sent 40 ms before a signal is
+        # in the book only if the signal's arrival makes the service read prices
+        self.env = pipeline_env(True, redis_url, database_url, tmp_path)
+        self.env.update({"PRICE_DRAIN_MS": "100", "TRANSPORT_BLOCK_MS": "100"})
+        settings = TransportSettings(zmq_enabled=True)
+        port = lambda name: f"tcp://127.0.0.1:{self.env[f'_PORT_{name}']}"  # noqa: E731
+        self.kalshi = ZmqPublisher(settings, port("kalshi_monitor"))
+        self.poly = ZmqPublisher(settings, port("polymarket_monitor"))
+        self.shard = ZmqPublisher(settings, port("game_shard"))
+        self.prices, self.signals = Outbox(self.kalshi, "test.kalshi", "json"), Outbox(self.shard, "test.shard", "json")
+        self.stack = ProcessStack(tmp_path, self.env)
+
+    def start(self) -> None:
+        self.stack.start("execution_service", ZMQ_PUB_PORT=self.env["_PORT_execution_service"])
+        wait_for(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
+                 self.stack)
+        for pub in (self.kalshi, self.poly, self.shard):
+            _wait_subscribed(pub, self.stack)
+        Outbox(self.poly, "test.poly", "json").publish(price_topic("polymarket", TOKEN), _poly_price())
+
+    def signal_after(self, signal_id: str, database_url: str) -> tuple[str, float]:
+        """A signal 40 ms after the last price; its Kalshi leg's fill."""
+        time.sleep(0.04)
+        self.signals.publish(signal_topic(signal_id), _signal(signal_id))
+        return wait_for(lambda: _fill(database_url, signal_id), 30, f"the fill of {signal_id}", self.stack)
+
+    def close(self) -> None:
+        self.stack.stop_all()
+        for pub in (self.kalshi, self.poly, self.shard):
+            pub.close()
+
+
 def test_zmq_fill_uses_the_price_that_arrived_just_before_the_signal(
         tmp_path: Path, redis_url: str, database_url: str) -> None:
-    # Arrange: execution_service alone; the periodic price read is as rare as it can be (every 100 ms), so a
-    # price sent 40 ms before a signal is in the book only if the signal's arrival makes the service read prices
-    env = pipeline_env(True, redis_url, database_url, tmp_path)
-    env.update({"PRICE_DRAIN_MS": "100", "TRANSPORT_BLOCK_MS": "100"})
-    settings = TransportSettings(zmq_enabled=True)
-    kalshi = ZmqPublisher(settings, f"tcp://127.0.0.1:{env['_PORT_kalshi_monitor']}")
-    poly = ZmqPublisher(settings, f"tcp://127.0.0.1:{env['_PORT_polymarket_monitor']}")
-    shard = ZmqPublisher(settings, f"tcp://127.0.0.1:{env['_PORT_game_shard']}")
-    prices, signals = Outbox(kalshi, "test.kalshi", "json"), Outbox(shard, "test.shard", "json")
-    stack = ProcessStack(tmp_path, env)
+    venues = Venues(tmp_path, redis_url, database_url)
     try:
-        stack.start("execution_service", ZMQ_PUB_PORT=env["_PORT_execution_service"])
-        wait_for(lambda: "Idempotency:" in stack.log("execution_service"), 60, "execution_service ready", stack)
-        for pub in (kalshi, poly, shard):
-            _wait_subscribed(pub, stack)
-        Outbox(poly, "test.poly", "json").publish(price_topic("polymarket", TOKEN), _poly_price())
+        venues.start()
 
         # Act: the size at the ask changes, and 40 ms later a signal buys 10 there; three times
         fills = {}
         for n, size in enumerate((7.0, 3.0, 5.0)):
-            prices.publish(price_topic("kalshi", TICKER), _price(size))
-            time.sleep(0.04)
-            signal_id = f"arb-books-{n}"
-            signals.publish(signal_topic(signal_id), _signal(signal_id))
-            fills[size] = wait_for(lambda: _fill(database_url, signal_id), 30, f"the fill of {signal_id}", stack)
+            venues.prices.publish(price_topic("kalshi", TICKER), _price(size))
+            fills[size] = venues.signal_after(f"arb-books-{n}", database_url)
 
         # Assert: each fill took exactly the size the latest price showed, and the rest was cancelled (IOC)
         assert fills == {7.0: ("partial", 7.0), 3.0: ("partial", 3.0), 5.0: ("partial", 5.0)}
-        assert stack.counter("execution_service", "lost") == 0
+        assert venues.stack.counter("execution_service", "lost") == 0
     finally:
-        stack.stop_all()
-        for pub in (kalshi, poly, shard):
-            pub.close()
+        venues.close()
+
+
+def test_a_bad_frame_after_the_latest_price_is_counted_and_the_fill_uses_the_last_good_one(
+        tmp_path: Path, redis_url: str, database_url: str) -> None:
+    venues = Venues(tmp_path, redis_url, database_url)
+    try:
+        venues.start()
+        topic = price_topic("kalshi", TICKER)
+
+        # Act: a good price (6 at the ask), then a bad frame for the same market, then the signal
+        venues.prices.publish(topic, _price(6.0))
+        venues.kalshi.send(topic, encode(_price(9.0)).replace(b'"yes_ask":40.0', b'"yes_ask":-40.0'))
+        fill = venues.signal_after("arb-books-bad", database_url)
+
+        # Assert: filled against the good price; the bad frame counted under its reason, not traded on
+        assert fill == ("partial", 6.0)
+        wait_for(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
+                 "the bad frame counted", venues.stack)
+    finally:
+        venues.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core.config import ConfigError, Env, state_dir
-from arbees_core.messages import Leg, PriceUpdate, TradeResult, TradingSignal
+from arbees_core.messages import DecodeError, Leg, PriceUpdate, TradeResult, TradingSignal, decode
 from arbees_core.services.execution_support import BookCache, KillSwitch, PriceFeedThread, prepare_store
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
@@ -35,10 +35,19 @@ from arbees_core.topics import (
     KALSHI_MONITOR_PORT,
     POLYMARKET_MONITOR_PORT,
     Family,
+    price_topic,
     result_topic,
     tcp_endpoint,
 )
-from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, make_publisher, make_subscriber
+from arbees_core.transport import (
+    Delivery,
+    Inbox,
+    Outbox,
+    Received,
+    TransportSettings,
+    make_publisher,
+    make_subscriber,
+)
 
 
 @dataclass(frozen=True)
@@ -137,10 +146,12 @@ class ExecutionService(Service):
         try:
             while not stop.is_set():
                 items = inbox.receive(wait_ms)
-                if prices is not None:
-                    self.drain_prices(prices)  # before the signals: they are filled against the latest book
+                queued = prices.subscriber.receive(0) if prices is not None else []  # as read, not yet decoded
                 if items:
+                    self.prime_books(items, queued)  # the legs' latest prices first: fills use the latest book
                     self.handle_batch(items, inbox)
+                if prices is not None:
+                    self.take_prices(prices, queued)  # then every queued price: decoded, checked, counted
                 self.tick()
         finally:
             if price_thread is not None:
@@ -154,8 +165,8 @@ class ExecutionService(Service):
 
     def _open_inputs(self) -> tuple[Inbox, Inbox | None, PriceFeedThread | None]:
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
-        prices, which it drains on every wake-up (`drain_prices`). Redis: signals through the consumer group on
-        this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
+        prices, which it reads on every wake-up (`prime_books`, `take_prices`). Redis: signals through the consumer
+        group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
         prices = [Family.PRICES_KALSHI, Family.PRICES_POLY]
         if self.settings.zmq_enabled:
             sub = make_subscriber(self.settings, [Family.SIGNALS], self.cfg.signal_endpoints)
@@ -173,10 +184,26 @@ class ExecutionService(Service):
 
     # -- hot path ----------------------------------------------------------------------------------------------
 
-    def drain_prices(self, prices: Inbox) -> None:
-        """The prices queued on the price socket into the books, oldest first (ZMQ mode; up to MAX_BATCH a call,
-        thousands of times what a wake-up interval holds)."""
-        for item in prices.receive(0):
+    def prime_books(self, items: list[Received], queued: list[Delivery]) -> None:
+        """ZMQ mode: the latest valid price of every leg the signals trade, from the prices queued at their arrival,
+        into the books before the fills, decoding only those (a signal waits for two decodes, not for all of the
+        ~PRICE_DRAIN_MS of prices; `take_prices` then handles every queued price as usual)."""
+        topics = {price_topic(leg.venue, leg.ticker) for i in items if isinstance(i.msg, TradingSignal)
+                  for leg in i.msg.legs}
+        for d in reversed(queued):
+            if d.topic not in topics or d.error:
+                continue
+            try:
+                msg = decode(d.topic, d.payload)
+            except DecodeError:
+                continue  # counted and logged when take_prices reaches it; an older one may still be valid
+            if isinstance(msg, PriceUpdate):
+                self.books.update(msg)
+                topics.discard(d.topic)
+
+    def take_prices(self, prices: Inbox, queued: list[Delivery]) -> None:
+        """ZMQ mode: queued prices into the books, oldest first, through the inbox (rejects and gaps counted)."""
+        for item in prices.accept(queued):
             if isinstance(item.msg, PriceUpdate):
                 self.books.update(item.msg)
 

@@ -115,8 +115,12 @@ class Inbox:
         self._limiter = RateLimiter(log_per_s)
 
     def receive(self, timeout_ms: int) -> list[Received]:
+        return self.accept(self.subscriber.receive(timeout_ms))
+
+    def accept(self, deliveries: list[Delivery]) -> list[Received]:
+        """Decode, check and count deliveries taken from the subscriber (`receive` does both steps at once)."""
         out: list[Received] = []
-        for d in self.subscriber.receive(timeout_ms):
+        for d in deliveries:
             received = self._accept(d)
             if received is not None:
                 out.append(received)
