@@ -102,8 +102,9 @@ def test_a_prebuilt_simulator_recording_is_the_stream_the_simulator_sends(tmp_pa
     cfg = SimConfig(seed=5, games=2, rate_per_s=200.0, mispricing_at_s=(0.5,), mispricing_duration_ms=200.0,
                     mispricing_venue=venue, start_date="2026-11-24")
     path = tmp_path / f"{venue}.jsonl.gz"
+    start = 1_795_000_000.0  # a fixed simulated clock, so the traffic can be built again below
 
-    stats = record_sim(SimVenue(venue, cfg), path, 2.0)
+    stats = record_sim(SimVenue(venue, cfg), path, 2.0, start_wall_s=start)
 
     reads = list(read_reads(path))
     steps = reads[1:]  # the first read is the subscription's snapshots
@@ -113,7 +114,7 @@ def test_a_prebuilt_simulator_recording_is_the_stream_the_simulator_sends(tmp_pa
     assert gaps == {0.005}  # one read per step, at the configured rate
     assert [x.ticker for x in load_listings(path)] == [x.ticker for x in SimVenue(venue, cfg).listings()]
     frames = [raw for _, batch in reads for raw in batch]
-    again = [raw for _, batch in SimVenue(venue, cfg).prebuilt(2.0, reads[0][0] / 1e9) for raw in batch]
+    again = [raw for _, batch in SimVenue(venue, cfg).prebuilt(2.0, start) for raw in batch]
     assert frames == again  # deterministic: the same seed and clock build the same traffic
     # the injected game's home contract is 12c cheaper on this venue from 0.5 s to 0.7 s
     sim = SimVenue(venue, cfg)

@@ -97,14 +97,16 @@ async def record(source: FrameSource, path: str | Path, duration_s: float, venue
     return stats
 
 
-def record_sim(sim: SimVenue, path: str | Path, seconds: float, compresslevel: int = 1) -> RecordStats:
-    """Write `seconds` of `sim`'s traffic to `path` as fast as it can be built (`SimVenue.prebuilt`); the frames
-    of one step share their receive time, so a replay delivers them as one read. Listings go beside it."""
+def record_sim(sim: SimVenue, path: str | Path, seconds: float, compresslevel: int = 1,
+               start_wall_s: float | None = None) -> RecordStats:
+    """Write `seconds` of `sim`'s traffic to `path` as fast as it can be built (`SimVenue.prebuilt`, from
+    `start_wall_s`, default now); the frames of one step share their receive time, so a replay delivers them as
+    one read. Listings go beside it."""
     stats = RecordStats(path=str(path))
     save_listings(path, sim.listings())
     first = last = 0.0
     with gzip.open(path, "wb", compresslevel=compresslevel) as out:
-        for wall_s, frames in sim.prebuilt(seconds):
+        for wall_s, frames in sim.prebuilt(seconds, start_wall_s):
             t_ns = int(wall_s * 1e9)
             first, last = first or wall_s, wall_s
             for raw in frames:
