@@ -8,6 +8,7 @@ filling it) and otherwise every PRICE_DRAIN_MS. These tests run it as a process,
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -63,6 +64,7 @@ class Venues:
     def __init__(self, tmp_path: Path, redis_url: str, database_url: str) -> None:
         # the periodic price read is as rare as it can be (every 100 ms), so a price sent 40 ms before a signal is
         # in the book only if the signal's arrival makes the service read prices
+        self.database_url = database_url
         self.env = pipeline_env(True, redis_url, database_url, tmp_path)
         self.env.update({"PRICE_DRAIN_MS": "100", "TRANSPORT_BLOCK_MS": "100"})
         settings = TransportSettings(zmq_enabled=True)
@@ -81,11 +83,11 @@ class Venues:
             _wait_subscribed(pub, self.stack)
         Outbox(self.poly, "test.poly", "json").publish(price_topic("polymarket", TOKEN), _poly_price())
 
-    def signal_after(self, signal_id: str, database_url: str) -> tuple[str, float]:
+    def signal_after(self, signal_id: str) -> tuple[str, float]:
         """A signal 40 ms after the last price; its Kalshi leg's fill."""
         time.sleep(0.04)
         self.signals.publish(signal_topic(signal_id), _signal(signal_id))
-        return wait_for(lambda: _fill(database_url, signal_id), 30, f"the fill of {signal_id}", self.stack)
+        return wait_for(lambda: _fill(self.database_url, signal_id), 30, f"the fill of {signal_id}", self.stack)
 
     def close(self) -> None:
         self.stack.stop_all()
@@ -93,40 +95,37 @@ class Venues:
             pub.close()
 
 
-def test_zmq_fill_uses_the_price_that_arrived_just_before_the_signal(
-        tmp_path: Path, redis_url: str, database_url: str) -> None:
-    venues = Venues(tmp_path, redis_url, database_url)
+@pytest.fixture
+def venues(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Venues]:
+    running = Venues(tmp_path, redis_url, database_url)
     try:
-        venues.start()
-
-        # Act: the size at the ask changes, and 40 ms later a signal buys 10 there; three times
-        fills = {}
-        for n, size in enumerate((7.0, 3.0, 5.0)):
-            venues.prices.publish(price_topic("kalshi", TICKER), _price(size))
-            fills[size] = venues.signal_after(f"arb-books-{n}", database_url)
-
-        # Assert: each fill took exactly the size the latest price showed, and the rest was cancelled (IOC)
-        assert fills == {7.0: ("partial", 7.0), 3.0: ("partial", 3.0), 5.0: ("partial", 5.0)}
-        assert venues.stack.counter("execution_service", "lost") == 0
+        running.start()
+        yield running
     finally:
-        venues.close()
+        running.close()
 
 
-def test_a_bad_frame_after_the_latest_price_is_counted_and_the_fill_uses_the_last_good_one(
-        tmp_path: Path, redis_url: str, database_url: str) -> None:
-    venues = Venues(tmp_path, redis_url, database_url)
-    try:
-        venues.start()
-        topic = price_topic("kalshi", TICKER)
+def test_zmq_fill_uses_the_price_that_arrived_just_before_the_signal(venues: Venues) -> None:
+    # Act: the size at the ask changes, and 40 ms later a signal buys 10 there; three times
+    fills = {}
+    for n, size in enumerate((7.0, 3.0, 5.0)):
+        venues.prices.publish(price_topic("kalshi", TICKER), _price(size))
+        fills[size] = venues.signal_after(f"arb-books-{n}")
 
-        # Act: a good price (6 at the ask), then a bad frame for the same market, then the signal
-        venues.prices.publish(topic, _price(6.0))
-        venues.kalshi.send(topic, encode(_price(9.0)).replace(b'"yes_ask":40.0', b'"yes_ask":-40.0'))
-        fill = venues.signal_after("arb-books-bad", database_url)
+    # Assert: each fill took exactly the size the latest price showed, and the rest was cancelled (IOC)
+    assert fills == {7.0: ("partial", 7.0), 3.0: ("partial", 3.0), 5.0: ("partial", 5.0)}
+    assert venues.stack.counter("execution_service", "lost") == 0
 
-        # Assert: filled against the good price; the bad frame counted under its reason, not traded on
-        assert fill == ("partial", 6.0)
-        wait_for(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
-                 "the bad frame counted", venues.stack)
-    finally:
-        venues.close()
+
+def test_a_bad_frame_after_the_latest_price_is_counted_and_the_fill_uses_the_last_good_one(venues: Venues) -> None:
+    topic = price_topic("kalshi", TICKER)
+
+    # Act: a good price (6 at the ask), then a bad frame for the same market, then the signal
+    venues.prices.publish(topic, _price(6.0))
+    venues.kalshi.send(topic, encode(_price(9.0)).replace(b'"yes_ask":40.0', b'"yes_ask":-40.0'))
+    fill = venues.signal_after("arb-books-bad")
+
+    # Assert: filled against the good price; the bad frame counted under its reason, not traded on
+    assert fill == ("partial", 6.0)
+    wait_for(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
+             "the bad frame counted", venues.stack)
