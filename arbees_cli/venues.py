@@ -15,7 +15,7 @@ from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_durati
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import VenueError
-from arbees_core.venues.replay import RecordStats, read_recording, record, record_sim, save_listings
+from arbees_core.venues.replay import RecordStats, record, record_sim, save_listings
 
 VENUES = ("kalshi", "polymarket")
 
@@ -53,22 +53,20 @@ def record_venue(venue: str, source: str, duration_s: float, out: str, env: Env,
     """Record `venue` for `duration_s` into `out` (+ `out.listings.json`); returns the stats and the feed's.
     The simulator's traffic is built ahead on a simulated clock (`record_sim`): ten minutes take seconds."""
     feed = _feed(venue)
-    if source == "sim":
-        from arbees_core.venues.sim import SimConfig, SimVenue
-
-        sim = SimVenue(venue, SimConfig.from_env(env))
-        stats = record_sim(sim, out, duration_s)
-        for t_ns, _venue, raw in read_recording(out):
-            feed.handle(raw, t_ns)
-        return stats, {"feed": feed.stats(), "connection": {}, "listings": len(sim.listings())}
-    src, listings = build_live_source(venue, env, feed)
-    save_listings(out, listings)
 
     def handle(raw: bytes, recv_ns: int, stats: RecordStats) -> None:
         feed.handle(raw, recv_ns)  # keeps books, so a Kalshi gap is resubscribed while recording
         if on_frame is not None:
             on_frame(stats, feed)
 
+    if source == "sim":
+        from arbees_core.venues.sim import SimConfig, SimVenue
+
+        sim = SimVenue(venue, SimConfig.from_env(env))
+        stats = record_sim(sim, out, duration_s, on_frame=handle)
+        return stats, {"feed": feed.stats(), "connection": {}, "listings": len(sim.listings())}
+    src, listings = build_live_source(venue, env, feed)
+    save_listings(out, listings)
     stats = asyncio.run(record(src, out, duration_s, venue, on_frame=handle))
     return stats, {"feed": feed.stats(), "connection": src.stats() if hasattr(src, "stats") else {},
                    "listings": len(listings)}

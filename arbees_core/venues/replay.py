@@ -98,10 +98,11 @@ async def record(source: FrameSource, path: str | Path, duration_s: float, venue
 
 
 def record_sim(sim: SimVenue, path: str | Path, seconds: float, compresslevel: int = 1,
-               start_wall_s: float | None = None) -> RecordStats:
+               start_wall_s: float | None = None,
+               on_frame: Callable[[bytes, int, RecordStats], None] | None = None) -> RecordStats:
     """Write `seconds` of `sim`'s traffic to `path` as fast as it can be built (`SimVenue.prebuilt`, from
     `start_wall_s`, default now); the frames of one step share their receive time, so a replay delivers them as
-    one read. Listings go beside it."""
+    one read. Listings go beside it. `on_frame(raw, t_ns, stats)` as in `record`."""
     stats = RecordStats(path=str(path))
     save_listings(path, sim.listings())
     first = last = 0.0
@@ -113,6 +114,8 @@ def record_sim(sim: SimVenue, path: str | Path, seconds: float, compresslevel: i
                 out.write(orjson.dumps({"t_ns": t_ns, "venue": sim.venue, "raw": raw.decode()}) + b"\n")
                 stats.frames += 1
                 stats.bytes += len(raw)
+                if on_frame is not None:
+                    on_frame(raw, t_ns, stats)
     stats.seconds = last - first
     return stats
 
