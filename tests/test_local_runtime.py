@@ -56,6 +56,9 @@ def test_up_survives_the_cli_and_status_logs_env_find_it(project: Path) -> None:
         "running")
     base = int(os.environ["ARBEES_PORT_BASE"])
     assert {s["name"]: s["ports"] for s in services}["kalshi_monitor"] == [base]
+    sessions = {os.getsid(s["pid"]) for s in services}  # the supervisor's: detached from the CLI, one for all
+    assert len(sessions) == 1 and os.getsid(0) not in sessions
+    assert all(os.getpgid(s["pid"]) == s["pid"] for s in services)
 
     status = _cli(project, "status", "--runtime", "local", "--json")  # a new process finds the stack
     assert status.returncode == 0 and json.loads(status.stdout)["up"] is True

@@ -100,3 +100,26 @@ def test_without_permission_a_service_warns_once_and_runs_with_normal_scheduling
     log = stack.log("game_shard")
     assert log.count("asked for real-time scheduling, but this process may not use it") == 1, log
     assert "Real-time scheduling: SCHED_FIFO" not in log
+
+
+def _autogroup(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/autogroup").read_text().split()[0]
+    except OSError:
+        return None
+
+
+def test_the_services_of_one_stack_share_its_session_each_in_a_process_group_of_its_own(
+        tmp_path: Path, redis_url: str, database_url: str) -> None:
+    """One session = one scheduling group (Linux autogroup): the services' threads compete as peers, so the
+    niceness and policies above mean what they say; own process groups keep a terminal's Ctrl-C off them."""
+    stack = ProcessStack(tmp_path, pipeline_env(True, redis_url, database_url, tmp_path))
+    try:
+        for name in ("game_shard", "zmq_listener"):
+            stack.start(name)
+        pids = [_running(stack, name) for name in ("game_shard", "zmq_listener")]
+        assert {os.getsid(pid) for pid in pids} == {os.getsid(0)}
+        assert [os.getpgid(pid) for pid in pids] == pids
+        assert len({_autogroup(pid) for pid in pids} | {_autogroup(os.getpid())}) == 1
+    finally:
+        stack.stop_all()

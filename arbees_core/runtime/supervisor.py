@@ -7,7 +7,7 @@ command (`status`, `logs`, `restart`, `down`) finds it again through `.arbees/st
   `DATABASE_URL` are not set, and checks that the configured ones answer before starting anything;
 * refuses to start a publisher whose port is taken, naming the port and the process holding it;
 * starts the services in dependency order, each `python -m <module>` with stdout/stderr in
-  `.arbees/logs/<service>.log`, re-reading `.env` at every (re)start so a changed `ZMQ_ENABLED` takes effect
+  `.arbees/logs/<service>.log`, all in the supervisor's session (one scheduling group, `SERVICE_SESSION`), re-reading `.env` at every (re)start so a changed `ZMQ_ENABLED` takes effect
   (the original's `docker compose restart` kept the old environment and broke its rollback);
 * restarts a service that exits on its own, with exponential backoff, and counts it;
 * on SIGTERM stops the services in reverse order (SIGTERM, then SIGKILL after a grace period) and the servers.
@@ -34,6 +34,7 @@ from typing import Any
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, spec
 from arbees_core.runtime.embedded import port_free
+from arbees_core.runtime.processes import SERVICE_SESSION
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.topics import tcp_endpoint
 
@@ -198,7 +199,8 @@ class Supervisor:
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{child.spec.name}.log", "ab")
         child.proc = subprocess.Popen([sys.executable, "-m", child.spec.module], env=self.child_env(child),
-                                      stdout=out, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True)
+                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      cwd=self.root, **SERVICE_SESSION)
         out.close()
         child.state, child.started_at, child.started_mono = "running", now_iso(), time.monotonic()
         self._dirty = True

@@ -4,10 +4,10 @@ Why. On a small machine the hot-path services are idle most of the time, yet wit
 waited about 0.2 ms at p50 and 1.5 ms at p99 between the monitor's send and game_shard's receive (2 vCPUs,
 2 000 prices/s, the simulated venues and the mirror busy on the same cores). A bare subscriber that did nothing
 but receive measured the same wait, so it is not game_shard's work: it is the time a woken thread waits for a
-core while another process finishes its time slice (Linux's EEVDF scheduler lets the running task run on; a
-shorter requested slice, niceness or SCHED_IDLE for the mirror did not change it, measured). With SCHED_FIFO the
-wakeup preempts at once: price hop p50 0.23 -> 0.13 ms and p99 1.5 -> 0.5-1.0 ms, signal hop p99 1.5 -> 0.23 ms
-(benchmarks/RESULTS.md).
+core while another process finishes its time slice (Linux's EEVDF scheduler lets the running task run on).
+Starting the services in one session (one scheduling group, `runtime.processes.SERVICE_SESSION`) took a tenth
+to a fifth off that; with SCHED_FIFO the wakeup preempts at once: price hop p50 0.23 -> 0.13 ms and p99
+1.5 -> 0.5-1.0 ms, signal hop p99 1.5 -> 0.23 ms (benchmarks/RESULTS.md).
 
 Who gets it (`rt_scope` of each service class):
 - `process` (game_shard, execution_service): the receive loop and every thread started after it (ZMQ I/O
