@@ -186,3 +186,25 @@ def test_redis_outage_is_survived_by_publisher_buffer(redis_url: str) -> None:
         pub.send(price_topic("kalshi", f"X{i}"), b"{}")
     assert pub.backlog == 3 and pub.dropped == 2 and not pub.available
     pub._client.close()
+
+
+@pytest.mark.parametrize("send_yield", ["true", "false"])
+def test_zmq_send_yield_is_a_setting_and_either_way_every_frame_arrives_in_order(send_yield: str) -> None:
+    from arbees_core.config import Env
+
+    settings = TransportSettings.from_env(Env({"ZMQ_ENABLED": "true", "ZMQ_SEND_YIELD": send_yield}))
+    assert settings.send_yield is (send_yield == "true") and TransportSettings().send_yield is True
+    pub = ZmqPublisher(settings, "tcp://127.0.0.1:*")
+    sub = ZmqSubscriber(settings, [f"tcp://127.0.0.1:{pub.port}"], [Family.PRICES_KALSHI.value])
+    try:
+        metrics = Metrics("t", "t")
+        outbox, inbox = Outbox(pub, "kalshi_monitor.1.yy", "json", metrics), Inbox(sub, metrics)
+        eventually(lambda: (outbox.publish(price_topic("kalshi", "T0"), _make_price(ticker="T0")), inbox.receive(50))[1],
+                   what="subscription live")
+        outbox.publish(price_topic("kalshi", "T1"), _make_price(ticker="T1"))  # send
+        outbox.publish_many([(price_topic("kalshi", f"T{i}"), _make_price(ticker=f"T{i}")) for i in (2, 3, 4)])
+        got = [g.msg.ticker for g in _collect(inbox, 4) if g.msg.ticker != "T0"]
+        assert got == ["T1", "T2", "T3", "T4"] and metrics.counters.get("lost", 0) == 0
+    finally:
+        sub.close()
+        pub.close()

@@ -10,6 +10,7 @@ called, so the line is evidence and not intent.
 from __future__ import annotations
 
 import errno
+import os
 import logging
 import time
 
@@ -64,6 +65,7 @@ class ZmqPublisher(Publisher):
             raise TransportError(f"Cannot bind ZMQ publisher to {endpoint}: {e.strerror}{hint}") from None
         self.endpoint = endpoint
         self._closed = False
+        self._yield = settings.send_yield and hasattr(os, "sched_yield")
 
     @property
     def port(self) -> int | None:
@@ -72,11 +74,15 @@ class ZmqPublisher(Publisher):
 
     def send(self, topic: str, payload: bytes) -> None:
         self._sock.send_multipart((topic.encode(), payload), copy=True)
+        if self._yield:
+            os.sched_yield()  # let the I/O thread this send woke send it now (TransportSettings.send_yield)
 
     def send_many(self, frames: list[tuple[str, bytes]]) -> None:
         send = self._sock.send_multipart
         for topic, payload in frames:
             send((topic.encode(), payload), copy=True)
+        if self._yield and frames:
+            os.sched_yield()
 
     def new_subscriptions(self) -> list[str]:
         prefixes: list[str] = []
