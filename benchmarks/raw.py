@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from hdrh.histogram import HdrHistogram
 
 from arbees_core.messages import PriceUpdate
 from arbees_core.runtime.embedded import free_port
@@ -153,6 +154,12 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
 
 def run_raw(spec: RawSpec) -> HopRow:
     """One raw hop between two fresh processes; the row's `lost` counts sequence gaps and a missing tail."""
+    hist, lost = measure_raw(spec)
+    return row_from_histogram("raw", spec.mode, spec.rate, hist, lost)
+
+
+def measure_raw(spec: RawSpec) -> tuple[HdrHistogram | None, int]:
+    """`run_raw`'s histogram (None when nothing arrived in the timed part) and lost count, for merging runs."""
     ctx = mp.get_context("spawn")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     stream = f"bench:raw:{uuid.uuid4().hex[:8]}"
@@ -178,5 +185,4 @@ def run_raw(spec: RawSpec) -> HopRow:
 
     hist = decode_histogram(r["hdr"]) if r["hdr"] else None
     sent = int(results.get("send", {}).get("sent", r["last"]))
-    lost = int(r["gaps"]) + max(0, sent - int(r["last"]))  # gaps, plus a tail the receiver never saw
-    return row_from_histogram("raw", spec.mode, spec.rate, hist, lost)
+    return hist, int(r["gaps"]) + max(0, sent - int(r["last"]))  # gaps, plus a tail the receiver never saw

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import HopRow, servers
+from hdrh.histogram import HdrHistogram
+
+from benchmarks.common import HopRow, new_histogram, row_from_histogram, servers
 from benchmarks.pipeline import TRAFFIC_MARGIN_S, record_traffic, run_pipeline
-from benchmarks.raw import RawSpec, run_raw
+from benchmarks.raw import RawSpec, measure_raw
 from benchmarks.throughput import ThroughputResult, run_throughput
 
 #: (path, zmq mode) of every throughput measurement.
@@ -51,10 +53,11 @@ class BenchConfig:
 
     def phases(self) -> list[tuple[str, float]]:
         """(name, planned seconds) of every phase, for the progress display."""
-        out = [("record venue traffic", 1.0)] + [(f"raw {m}", self.raw_s) for m in ("zmq", "redis")]
+        out = [("record venue traffic", 1.0)] + [(f"raw {m} (before)", self.raw_s) for m in ("zmq", "redis")]
         out += [(f"pipeline {m}", self.duration_s) for m in ("zmq", "redis")]
         if self.rt_enabled():
             out += [(f"pipeline {m} rt", self.duration_s) for m in ("zmq", "redis")]
+        out += [(f"raw {m} (after)", self.raw_s) for m in ("zmq", "redis")]
         out += [(f"throughput {p} {'zmq' if z else 'redis'}", self.hold_s * len(self.rates)) for p, z in THROUGHPUT_PATHS]
         return out
 
@@ -99,11 +102,7 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         traffic = record_traffic(cfg.rate, cfg.warmup_s + cfg.duration_s + TRAFFIC_MARGIN_S, folder / "traffic")
         if progress:
             progress("record venue traffic", 1.0)
-        for mode in ("zmq", "redis"):
-            tick(f"raw {mode}")
-            result.rows.append(run_raw(RawSpec(mode, cfg.rate, cfg.raw_s, srv.redis_url, warmup_s=min(0.5, cfg.raw_s / 4))))
-            if progress:
-                progress(f"raw {mode}", cfg.raw_s)
+        before = measure_raw_hops(cfg, srv.redis_url, progress, "before")
         for zmq_mode in (True, False):
             name = f"pipeline {'zmq' if zmq_mode else 'redis'}"
             run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
@@ -115,6 +114,10 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         elif cfg.rt_priority > 0:
             result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
                                 "not use SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)")
+        after = measure_raw_hops(cfg, srv.redis_url, progress, "after")
+        raw_rows = [merged_raw_row(mode, cfg.rate, before[mode], after[mode]) for mode in RAW_MODES]
+        result.rows[:0] = raw_rows
+        result.notes += [raw_drift_note(mode, before[mode], after[mode]) for mode in RAW_MODES]
         for path, zmq_mode in THROUGHPUT_PATHS:
             name = f"throughput {path} {'zmq' if zmq_mode else 'redis'}"
             tp = run_throughput(path, zmq_mode, list(cfg.rates), cfg.hold_s, srv.redis_url, srv.database_url,
@@ -127,6 +130,49 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         result.ratios = ratios(result)
         result.targets = targets(result)
     return result
+
+
+RAW_MODES = ("zmq", "redis")
+#: Raw p50s before and after the pipeline runs further apart than this (relative) make a note say so.
+RAW_DRIFT_WARN = 0.25
+RawRun = tuple[HdrHistogram | None, int]
+
+
+def measure_raw_hops(cfg: BenchConfig, redis_url: str, progress: Progress | None, when: str) -> dict[str, RawRun]:
+    """The raw hops once (`when`: before or after the pipeline runs). The suite measures them on both sides of the
+    latency runs and merges the two: one raw window measured while the host was busy (raw Redis p50 1 ms, five
+    times its usual figure, in one run) would otherwise skew every ratio of that run."""
+    out: dict[str, RawRun] = {}
+    for mode in RAW_MODES:
+        phase = f"raw {mode} ({when})"
+        if progress:
+            progress(phase, None)
+        out[mode] = measure_raw(RawSpec(mode, cfg.rate, cfg.raw_s, redis_url, warmup_s=min(0.5, cfg.raw_s / 4)))
+        if progress:
+            progress(phase, cfg.raw_s)
+    return out
+
+
+def merged_raw_row(mode: str, rate: float, before: RawRun, after: RawRun) -> HopRow:
+    """The `raw` row: both windows' samples in one histogram, both windows' losses."""
+    merged = new_histogram()
+    for hist, _ in (before, after):
+        if hist is not None:
+            merged.add(hist)
+    return row_from_histogram("raw", mode, rate, merged, before[1] + after[1])
+
+
+def raw_drift_note(mode: str, before: RawRun, after: RawRun) -> str:
+    """What the raw hop measured on each side of the pipeline runs, and a warning when the machine changed."""
+    p50 = [h.get_value_at_percentile(50) if h is not None and h.get_total_count() else None for h, _ in (before, after)]
+    text = f"raw {mode} hop p50 {_us(p50[0])} before the pipeline runs, {_us(p50[1])} after (the raw row merges both)"
+    if None not in p50 and abs(p50[1] - p50[0]) > RAW_DRIFT_WARN * min(p50):  # type: ignore[operator]
+        text += ": the machine's speed changed during the run, so its ratios to raw are less certain"
+    return text
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} us"
 
 
 def run_realtime(cfg: BenchConfig, redis_url: str, database_url: str, folder: Path,

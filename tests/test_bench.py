@@ -74,6 +74,13 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     for t in data["throughput"]:
         assert set(t) == {"path", "mode", "max_rate", "lost"}
     assert {"zmq_hop_over_raw_p50", "zmq_over_redis_p50"} <= set(data["ratios"])
+    # the raw hops are measured on both sides of the pipeline runs: one row each, merging both windows
+    assert [(r["hop"], r["mode"]) for r in data["rows"][:2]] == [("raw", "zmq"), ("raw", "redis")]
+    assert sum(r["hop"] == "raw" for r in data["rows"]) == 2
+    raw_counts = {r.mode: r.count for r in result.rows if r.hop == "raw"}
+    assert raw_counts["redis"] == 2 * int(cfg.rate * cfg.raw_s - cfg.rate * min(0.5, cfg.raw_s / 4))
+    assert sum(n.startswith(("raw zmq hop p50", "raw redis hop p50")) and "before" in n and "after" in n
+               for n in data["notes"]) == 2
     assert data["targets"] and all(set(t) == {"name", "target", "actual", "met"} for t in data["targets"])
 
     # The real-time configuration (ARBEES_RT_PRIORITY, default 10) is measured when this process may use it,
