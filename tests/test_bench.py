@@ -13,7 +13,7 @@ import pytest
 from arbees_core.services.sched import rt_permitted
 from benchmarks.common import SeqTracker, new_histogram, window_histogram
 from benchmarks.raw import RawSpec, run_raw
-from benchmarks.suite import BenchConfig, run_suite
+from benchmarks.suite import BenchConfig, merged_raw_row, raw_drift_note, run_suite
 
 EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("price", "zmq"), ("price", "redis"), ("signal", "zmq"),
                  ("signal", "redis"), ("mirror", "zmq"), ("end_to_end", "zmq"), ("end_to_end", "redis"),
@@ -94,3 +94,21 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     else:
         assert not rt_rows & produced
         assert any("real-time rows" in n and "skipped" in n for n in data["notes"])
+
+
+def _raw_window(*values_us: int) -> tuple:
+    hist = new_histogram()
+    for v in values_us:
+        hist.record_value(v)
+    return hist, 0
+
+
+def test_raw_windows_before_and_after_merge_into_one_row_and_a_moved_machine_is_said() -> None:
+    before, after = _raw_window(100, 100, 100), _raw_window(200, 200, 200)
+    row = merged_raw_row("zmq", 2000, before, (after[0], 2))
+    assert row.count == 6 and row.lost == 2 and row.p50_us is not None and 99 <= row.p50_us <= 201
+    assert "the machine's speed changed" in raw_drift_note("zmq", before, after)
+    steady = raw_drift_note("redis", _raw_window(100, 100), _raw_window(110, 110))
+    assert steady.startswith("raw redis hop p50 100 us before") and "110 us after" in steady
+    assert "changed" not in steady
+    assert "- after" in raw_drift_note("zmq", before, (None, 0))  # a window that timed nothing

@@ -7,8 +7,9 @@ command (`status`, `logs`, `restart`, `down`) finds it again through `.arbees/st
   `DATABASE_URL` are not set, and checks that the configured ones answer before starting anything;
 * refuses to start a publisher whose port is taken, naming the port and the process holding it;
 * starts the services in dependency order, each `python -m <module>` with stdout/stderr in
-  `.arbees/logs/<service>.log`, all in the supervisor's session (one scheduling group, `SERVICE_SESSION`), re-reading `.env` at every (re)start so a changed `ZMQ_ENABLED` takes effect
-  (the original's `docker compose restart` kept the old environment and broke its rollback);
+  `.arbees/logs/<service>.log`, all in the supervisor's session (one scheduling group, `SERVICE_SESSION`),
+  re-reading `.env` at every (re)start so a changed `ZMQ_ENABLED` takes effect (the original's
+  `docker compose restart` kept the old environment and broke its rollback);
 * restarts a service that exits on its own, with exponential backoff, and counts it;
 * on SIGTERM stops the services in reverse order (SIGTERM, then SIGKILL after a grace period) and the servers.
 

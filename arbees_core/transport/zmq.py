@@ -10,8 +10,8 @@ called, so the line is evidence and not intent.
 from __future__ import annotations
 
 import errno
-import os
 import logging
+import os
 import time
 
 import zmq
