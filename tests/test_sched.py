@@ -103,10 +103,14 @@ def test_without_permission_a_service_warns_once_and_runs_with_normal_scheduling
 
 
 def _autogroup(pid: int) -> str | None:
+    """The process's autogroup, or None for the kernel's default group: the file reads empty for a session that
+    never got an autogroup of its own (a container's init session, as on CI), and is absent without
+    CONFIG_SCHED_AUTOGROUP. Processes of one session always share whichever it is."""
     try:
-        return Path(f"/proc/{pid}/autogroup").read_text().split()[0]
+        fields = Path(f"/proc/{pid}/autogroup").read_text().split()
     except OSError:
         return None
+    return fields[0] if fields else None
 
 
 def test_the_services_of_one_stack_share_its_session_each_in_a_process_group_of_its_own(
