@@ -21,13 +21,16 @@ from benchmarks.throughput import ThroughputResult, run_throughput
 #: (path, zmq mode) of every throughput measurement.
 THROUGHPUT_PATHS = (("monitor->game_shard", True), ("monitor->game_shard", False), ("mirror", True))
 FULL_RATES = (2000.0, 5000.0, 10000.0, 20000.0, 30000.0, 40000.0)
-QUICK_RATES = (2000.0, 20000.0)
+RAW_MODES = ("zmq", "redis")
+#: --quick holds one step, the target rate (ARCHITECTURE.md: 20k updates/s with 0 lost).
+QUICK_RATES = (20000.0,)
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """rate: msg/s for the latency runs (the targets are stated at 2k); duration_s: measured window of each latency
-    run; hold_s: how long each throughput rate is held (the issue: 30 s); rates: throughput steps, ascending."""
+    run; hold_s: how long each throughput rate is held (the issue: 30 s); rates: throughput steps, ascending;
+    traffic_margin_s: venue traffic recorded beyond warm-up + window (start-up to the first fill, with room)."""
 
     rate: float = 2000.0
     duration_s: float = 30.0
@@ -37,6 +40,7 @@ class BenchConfig:
     raw_s: float = 10.0
     folder: Path | None = None
     rt_priority: int = 10
+    traffic_margin_s: float = TRAFFIC_MARGIN_S
 
     def rt_enabled(self) -> bool:
         """Whether the real-time configuration (ARBEES_RT_PRIORITY) is measured too: asked for and permitted."""
@@ -46,18 +50,19 @@ class BenchConfig:
 
     @classmethod
     def quick(cls, rate: float = 2000.0, duration_s: float | None = None, rt_priority: int = 10) -> "BenchConfig":
-        """About two minutes: short windows, two throughput steps."""
-        d = duration_s or 6.0
-        return cls(rate=rate, duration_s=d, warmup_s=1.0, hold_s=min(d, 3.0), rates=QUICK_RATES, raw_s=min(d, 4.0),
-                   rt_priority=rt_priority)
+        """About a minute: 3 s latency windows, 2 s raw windows, one throughput step (the target rate) held 2 s.
+        Every row, ratio and target of a full run, with wider error bars; a full run holds each step 30 s."""
+        d = duration_s or 3.0
+        return cls(rate=rate, duration_s=d, warmup_s=1.0, hold_s=min(d, 2.0), rates=QUICK_RATES, raw_s=min(d, 2.0),
+                   rt_priority=rt_priority, traffic_margin_s=15.0)
 
     def phases(self) -> list[tuple[str, float]]:
         """(name, planned seconds) of every phase, for the progress display."""
-        out = [("record venue traffic", 1.0)] + [(f"raw {m} (before)", self.raw_s) for m in ("zmq", "redis")]
+        out = [("record venue traffic", 1.0)] + [(f"raw {m} (before)", self.raw_s) for m in RAW_MODES]
         out += [(f"pipeline {m}", self.duration_s) for m in ("zmq", "redis")]
         if self.rt_enabled():
             out += [(f"pipeline {m} rt", self.duration_s) for m in ("zmq", "redis")]
-        out += [(f"raw {m} (after)", self.raw_s) for m in ("zmq", "redis")]
+        out += [(f"raw {m} (after)", self.raw_s) for m in RAW_MODES]
         out += [(f"throughput {p} {'zmq' if z else 'redis'}", self.hold_s * len(self.rates)) for p, z in THROUGHPUT_PATHS]
         return out
 
@@ -99,7 +104,7 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     with servers(folder / "servers") as srv:
         result = BenchResult(machine_info(srv))
         tick("record venue traffic")
-        traffic = record_traffic(cfg.rate, cfg.warmup_s + cfg.duration_s + TRAFFIC_MARGIN_S, folder / "traffic")
+        traffic = record_traffic(cfg.rate, cfg.warmup_s + cfg.duration_s + cfg.traffic_margin_s, folder / "traffic")
         if progress:
             progress("record venue traffic", 1.0)
         before = measure_raw_hops(cfg, srv.redis_url, progress, "before")
@@ -132,7 +137,6 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     return result
 
 
-RAW_MODES = ("zmq", "redis")
 #: Raw p50s before and after the pipeline runs further apart than this (relative) make a note say so.
 RAW_DRIFT_WARN = 0.25
 RawRun = tuple[HdrHistogram | None, int]

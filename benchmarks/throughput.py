@@ -11,6 +11,7 @@ within a second of the last send) and the publisher kept the rate. Each step als
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -56,8 +57,10 @@ class ThroughputResult:
         return {"path": self.path, "mode": self.mode, "max_rate": self.max_rate, "lost": self.lost}
 
 
+@functools.lru_cache(maxsize=2)
 def build_updates(seed: int, games: int, per_venue: int = 3000) -> list[Any]:
-    """The simulator's top-of-book changes as price updates, both venues interleaved."""
+    """The simulator's top-of-book changes as price updates, both venues interleaved. Built once per run (about a
+    second of simulation) and handed to every step's publisher, which only stamps and sends them."""
     from arbees_core.messages import PriceUpdate
     from arbees_core.venues.kalshi.parsing import KalshiFeed
     from arbees_core.venues.polymarket.parsing import PolymarketFeed
@@ -78,8 +81,10 @@ def build_updates(seed: int, games: int, per_venue: int = 3000) -> list[Any]:
     return [u for pair in zip(*by_venue) for u in pair]
 
 
-def _generator(env: dict[str, str], rate: float, hold_s: float, out: Any) -> None:
-    """Child process: publish price updates at `rate`/s for `hold_s` through the monitors' Outbox."""
+def _generator(env: dict[str, str], updates: list[Any], commands: Any, out: Any) -> None:
+    """Child process: bind the monitors' endpoints, then per command `(rate, hold_s)` publish `updates` (cycled,
+    continuing where the last step stopped, so sequence numbers run on) at `rate`/s for `hold_s` through the
+    monitors' Outbox; `None` ends it."""
     import os
 
     os.environ.update(env)
@@ -87,64 +92,83 @@ def _generator(env: dict[str, str], rate: float, hold_s: float, out: Any) -> Non
     from arbees_core.transport import Outbox, TransportSettings, make_publisher
 
     settings = TransportSettings.from_env()
-    updates = build_updates(int(env["SIM_SEED"]), int(env["SIM_GAMES"]))
     outboxes: dict[str, Outbox] = {}
     for venue, port in (("kalshi", env["_PORT_kalshi_monitor"]), ("polymarket", env["_PORT_polymarket_monitor"])):
-        pub = make_publisher(settings, int(port))
-        deadline = time.monotonic() + 20
-        while settings.zmq_enabled and not pub.new_subscriptions() and time.monotonic() < deadline:
-            time.sleep(0.01)  # wait for the subscriber: no slow-joiner loss counted against the hop
-        outboxes[venue] = Outbox(pub, f"bench_replay.{venue}.{os.getpid()}", settings.wire)
+        outboxes[venue] = Outbox(make_publisher(settings, int(port)), f"bench_replay.{venue}.{os.getpid()}",
+                                 settings.wire)
     items = [(u.venue, price_topic(u.venue, u.ticker), u) for u in updates]
-    out.put({"ready": True})
-    sent, n = 0, len(items)
-    total = int(rate * hold_s)
-    t0 = time.perf_counter()
-    while sent < total:
-        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
-        if due <= sent:
-            time.sleep(TICK_S / 2)
-            continue
-        batch = {"kalshi": [], "polymarket": []}
-        for i in range(sent, min(due, sent + 2000)):
-            venue, topic, upd = items[i % n]
-            batch[venue].append((topic, upd))
-            sent += 1
-        for venue, b in batch.items():
-            outboxes[venue].publish_many(b)
-    elapsed = time.perf_counter() - t0
-    time.sleep(0.5)
+    waiting = set(outboxes) if settings.zmq_enabled else set()
+    position, n = 0, len(items)
+    while (command := commands.get()) is not None:
+        rate, hold_s = command
+        deadline = time.monotonic() + 20
+        while waiting and time.monotonic() < deadline:  # no slow-joiner loss counted against the hop
+            waiting = {v for v in waiting if not outboxes[v].publisher.new_subscriptions()}
+            time.sleep(0.01)
+        out.put({"ready": True})
+        sent, total = 0, int(rate * hold_s)
+        t0 = time.perf_counter()
+        while sent < total:
+            due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+            if due <= sent:
+                time.sleep(TICK_S / 2)
+                continue
+            batch: dict[str, list[Any]] = {"kalshi": [], "polymarket": []}
+            for _ in range(min(due - sent, 2000)):
+                venue, topic, upd = items[position % n]
+                batch[venue].append((topic, upd))
+                position += 1
+                sent += 1
+            for venue, b in batch.items():
+                outboxes[venue].publish_many(b)
+        elapsed = time.perf_counter() - t0
+        out.put({"sent": sent, "elapsed": elapsed, "last_send": time.monotonic()})  # CLOCK_MONOTONIC: the parent's
     for ob in outboxes.values():
         ob.publisher.close()
-    out.put({"sent": sent, "elapsed": elapsed})
+
+
+class ReplayPublisher:
+    """The publisher process of one throughput run. Started before the receiving service, so the receiver
+    connects at its first attempt (not after a reconnect backoff), and kept for every step (one process start
+    and one connection per run, not per step)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        ctx = mp.get_context("spawn")
+        self.commands, self.out = ctx.Queue(), ctx.Queue()
+        updates = build_updates(int(env["SIM_SEED"]), int(env["SIM_GAMES"]))
+        self.proc = ctx.Process(target=_generator, args=(env, updates, self.commands, self.out), daemon=True)
+        self.proc.start()
+
+    def step(self, rate: float, hold_s: float, progress: Progress | None) -> dict[str, Any]:
+        """Publish at `rate` for `hold_s`; returns what was sent (`sent`, `elapsed`, `last_send`)."""
+        self.commands.put((rate, hold_s))
+        self.out.get(timeout=60)  # ready: every receiver subscribed
+        deadline = time.monotonic() + hold_s
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.25, left))
+            if progress is not None:
+                progress(min(0.25, left))
+        return self.out.get(timeout=hold_s + 60)
+
+    def close(self) -> None:
+        self.commands.put(None)
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.terminate()
 
 
 def _counter(stack: ProcessStack, service: str, name: str) -> int:
     return stack.counter(service, name)
 
 
-def run_step(stack: ProcessStack, path: str, rate: float, hold_s: float, progress: Progress | None) -> Step:
+def run_step(stack: ProcessStack, publisher: ReplayPublisher, path: str, rate: float, hold_s: float,
+             progress: Progress | None) -> Step:
     service, rx_name, hist_name = PATHS[path]
     before = stack.metrics(service)
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    gen = ctx.Process(target=_generator, args=(stack.env, rate, hold_s, out), daemon=True)
-    gen.start()
-    try:
-        out.get(timeout=60)  # ready
-        deadline = time.monotonic() + hold_s
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(0.25, left))
-            if progress is not None:
-                progress(min(0.25, left))
-        done = out.get(timeout=hold_s + 60)
-    finally:
-        gen.join(10)
-        if gen.is_alive():
-            gen.terminate()
+    done = publisher.step(rate, hold_s, progress)
     sent = int(done["sent"])
     start_rx = int(before.get("counters", {}).get(rx_name, 0))
-    time.sleep(KEEP_UP_GRACE_S)
+    time.sleep(max(0.0, float(done["last_send"]) + KEEP_UP_GRACE_S - time.monotonic()))
     kept_up = _counter(stack, service, rx_name) - start_rx >= 0.98 * sent
     _wait_drained(stack, service, rx_name, start_rx + sent)
     after = stack.metrics(service)
@@ -187,6 +211,7 @@ def run_throughput(path: str, zmq_mode: bool, rates: list[float], hold_s: float,
     stack = ProcessStack(folder, env)
     service, _, _ = PATHS[path]
     result = ThroughputResult(path, mode, 0.0, 0)
+    publisher = ReplayPublisher(env)  # binds the monitors' endpoints while discovery starts
     try:
         stack.start("market_discovery")
         wait_for(lambda: "Discovery: mapped" in stack.log("market_discovery"), 60, "discovery mapped games", stack)
@@ -197,12 +222,13 @@ def run_throughput(path: str, zmq_mode: bool, rates: list[float], hold_s: float,
             stack.start("zmq_listener")
         wait_for(lambda: stack.metrics(service), 30, f"{service} metrics", stack)
         for rate in rates:
-            step = run_step(stack, path, rate, hold_s, progress)
+            step = run_step(stack, publisher, path, rate, hold_s, progress)
             result.steps.append(step)
             if not step.held:
                 result.lost = step.lost
                 break
             result.max_rate = rate
     finally:
+        publisher.close()
         stack.stop_all()
     return result

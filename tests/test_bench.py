@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from arbees_core.services.sched import rt_permitted
-from benchmarks.common import SeqTracker, new_histogram, window_histogram
+from benchmarks.common import HopRow, SeqTracker, new_histogram, window_histogram
 from benchmarks.raw import RawSpec, run_raw
-from benchmarks.suite import BenchConfig, merged_raw_row, raw_drift_note, run_suite
+from benchmarks.report import THROUGHPUT_MIN, ratios
+from benchmarks.suite import BenchConfig, BenchResult, merged_raw_row, raw_drift_note, run_suite
 
 EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("price", "zmq"), ("price", "redis"), ("signal", "zmq"),
                  ("signal", "redis"), ("mirror", "zmq"), ("end_to_end", "zmq"), ("end_to_end", "redis"),
@@ -112,3 +113,21 @@ def test_raw_windows_before_and_after_merge_into_one_row_and_a_moved_machine_is_
     assert steady.startswith("raw redis hop p50 100 us before") and "110 us after" in steady
     assert "changed" not in steady
     assert "- after" in raw_drift_note("zmq", before, (None, 0))  # a window that timed nothing
+
+
+def test_quick_plans_about_a_minute_and_holds_the_target_rate() -> None:
+    """--quick is the issue's one-minute run: its planned windows leave room for start-up within a minute, and
+    its one throughput step is the rate the target names."""
+    quick = BenchConfig.quick()
+    assert sum(seconds for _, seconds in quick.phases()) <= 45
+    assert quick.rates == (THROUGHPUT_MIN,)
+    assert BenchConfig().rates[-1] > THROUGHPUT_MIN and BenchConfig().hold_s == 30
+
+
+def test_the_replayed_hop_is_a_ratio_to_raw_only_at_the_raw_hops_rate() -> None:
+    def result(replay_rate: float) -> BenchResult:
+        return BenchResult({}, rows=[HopRow("raw", "zmq", 2000, 100, 150, 200, 300, 0, 10),
+                                     HopRow("price@replay", "zmq", replay_rate, 120, 150, 200, 300, 0, 10)])
+
+    assert ratios(result(2000))["zmq_hop_replay_over_raw_p50"] == 1.2
+    assert ratios(result(20000))["zmq_hop_replay_over_raw_p50"] is None  # --quick replays at 20k/s only

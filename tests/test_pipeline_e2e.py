@@ -114,6 +114,11 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
     for name in stack.procs:
         assert stack.alive(name), stack.dump()
 
+    # every service stops on SIGTERM (`arbees down`, the plan's rollback), downstream last, with exit code 0
+    for name in reversed(list(stack.procs)):
+        assert stack.stop(name) == 0, f"{name}:\n{stack.log(name)[-3000:]}"
+        assert f"Stopped {name} after " in stack.log(name)
+
 
 def _redeliver(stack: ProcessStack, client: redis.Redis, sig: TradingSignal, zmq_mode: bool) -> None:
     if not zmq_mode:

@@ -276,3 +276,35 @@ def test_cli_record_and_markets(tmp_path: Path, database_url: str, monkeypatch: 
     assert len(body["games"]) == 1 and len(body["unmatched"]) == 2
     table = CliRunner().invoke(app, ["markets", "--unmatched"])
     assert table.exit_code == 0 and "1 games mapped" in table.output and "2 markets unmatched" in table.output
+
+
+def test_a_replay_behind_its_schedule_still_gives_the_loop_turns_and_stops_when_asked(tmp_path: Path) -> None:
+    """A monitor that cannot keep up with its recording must still run its housekeeping and honour a stop
+    (SIGTERM): before, a replay with every read overdue never suspended, and the monitor was killed."""
+    path = tmp_path / "dense.jsonl.gz"
+    base = time.time_ns()
+    with gzip.open(path, "wt") as out:  # 2 000 reads 10 us apart: all overdue after the first few
+        for i in range(2000):
+            out.write(json.dumps({"t_ns": base + i * 10_000, "venue": "kalshi", "raw": "{}"}) + "\n")
+
+    async def run() -> tuple[int, int]:
+        stop, reads, ticks = asyncio.Event(), 0, 0
+
+        async def housekeeping() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+                ticks += 1
+                if ticks == 5:
+                    stop.set()  # the stop request, as the monitor's housekeeping passes it on
+
+        keeper = asyncio.create_task(housekeeping())
+        async for _ in ReplaySource(path, 1.0).stream_batches(stop):
+            reads += 1
+            time.sleep(0.002)  # parsing slower than the recording's pace
+        await keeper
+        return reads, ticks
+
+    reads, ticks = asyncio.run(run())
+    assert ticks == 5
+    assert reads < 2000  # stopped mid-recording, not after replaying all of it

@@ -8,6 +8,7 @@ venues, and everything the simulator emits parses with the production venue pars
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 
@@ -160,3 +161,24 @@ def test_an_injected_sequence_gap_is_detected_and_healed_by_fresh_snapshots() ->
 def test_gap_fault_setting_is_read_from_env() -> None:
     assert SimConfig.from_env(Env({"SIM_FAULT_GAP_AT_S": "5,2"})).fault_gap_at_s == (2.0, 5.0)
     assert SimVenue("polymarket", SimConfig(fault_gap_at_s=(1.0,)))._gaps_due == []  # Kalshi only has seq
+
+
+def test_a_consumer_slower_than_the_rate_still_gives_the_loop_turns_and_can_stop_the_stream() -> None:
+    """Every step stays due when the monitor parses slower than the simulator's rate; the stream must still let
+    the loop run (heartbeats, the stop request) instead of spinning until the monitor is killed."""
+    venue = SimVenue("kalshi", SimConfig(seed=2, games=2, rate_per_s=100_000))
+    cap = 5000
+
+    async def run() -> tuple[int, bool]:
+        stop, steps = asyncio.Event(), 0
+        stopper = asyncio.get_running_loop().call_later(0.05, stop.set)
+        async for _ in venue.stream_batches(stop):
+            steps += 1
+            time.sleep(0.0005)  # slower than 100 000 steps/s
+            if steps >= cap:  # without loop turns the timer never fires: end the test instead of hanging
+                break
+        stopper.cancel()
+        return steps, stop.is_set()
+
+    steps, stopped = asyncio.run(run())
+    assert stopped and steps < cap

@@ -49,7 +49,7 @@ class KillSwitch(threading.Thread):
         super().__init__(name="kill-switch", daemon=True)
         self.path = path
         self._redis_url = redis_url
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not `_stop`: Thread.join() calls Thread._stop()
         self._client: redis.Redis | None = None
         self.active = False
         self.source = ""
@@ -73,7 +73,7 @@ class KillSwitch(threading.Thread):
         self.active, self.source = bool(source), source
 
     def run(self) -> None:
-        while not self._stop.wait(KILL_SWITCH_POLL_S):
+        while not self._halt.wait(KILL_SWITCH_POLL_S):
             self.read_once()
 
     def start(self) -> None:
@@ -81,7 +81,7 @@ class KillSwitch(threading.Thread):
         super().start()
 
     def close(self) -> None:
-        self._stop.set()
+        self._halt.set()
         if self._client is not None:
             self._client.close()
 
@@ -92,16 +92,16 @@ class PriceFeedThread(threading.Thread):
     def __init__(self, inbox: Inbox, books: BookCache, block_ms: int) -> None:
         super().__init__(name="price-feed", daemon=True)
         self.inbox, self.books, self.block_ms = inbox, books, block_ms
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not `_stop`: Thread.join() calls Thread._stop()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             for item in self.inbox.receive(self.block_ms):
                 if isinstance(item.msg, PriceUpdate):
                     self.books.update(item.msg)
 
     def close(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=2)
         self.inbox.subscriber.close()
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from arbees_core.venues.listing import MarketListing
+from arbees_core.venues.pacing import LoopTurns
 
 if TYPE_CHECKING:
     from arbees_core.venues.sim import SimVenue
@@ -169,14 +170,15 @@ class ReplaySource:
         stop = stop or asyncio.Event()
         start_wall = time.monotonic()
         first_ns: int | None = None
-        for reads, (t_ns, frames) in enumerate(read_reads(self.path)):
+        turns = LoopTurns()  # behind schedule, or as fast as possible: the monitor's housekeeping and stop still run
+        for t_ns, frames in read_reads(self.path):
             first_ns = t_ns if first_ns is None else first_ns
             if self.speed > 0:
                 due = start_wall + (t_ns - first_ns) / 1e9 / self.speed
                 while (delay := due - time.monotonic()) > 0 and not stop.is_set():
                     await asyncio.sleep(min(delay, 0.05))
-            elif reads % 256 == 0:
-                await asyncio.sleep(0)  # as fast as possible, but let the monitor's housekeeping run
+                    turns.suspended()
+            await turns.take()
             if stop.is_set():
                 break
             self.frames += len(frames)

@@ -35,6 +35,7 @@ import orjson
 from arbees_core.config import ConfigError, Env
 from arbees_core.strategy.matching import TEAMS, Team, parse_kalshi_ticker, team_code
 from arbees_core.venues.listing import MarketListing
+from arbees_core.venues.pacing import LoopTurns
 
 KALSHI: Final = "kalshi"
 POLYMARKET: Final = "polymarket"
@@ -481,11 +482,15 @@ class SimVenue:
         yield self.snapshots()
         interval = 1.0 / self.cfg.rate_per_s
         due = time.monotonic()
+        turns = LoopTurns()  # a consumer slower than the rate keeps every step due: still let the loop run
         while stop is None or not stop.is_set():
             now = time.monotonic()
             if now < due:
                 await asyncio.sleep(min(due - now, 0.05))
+                turns.suspended()
                 continue
+            if await turns.take(now):
+                continue  # the stop may have come in meanwhile
             due = max(due + interval, now - 1.0)  # behind by more than a second: do not try to catch up
             batch: list[bytes] = []
             if self._resync is not None and self._resync():
