@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,11 @@ import pytest
 
 from arbees_core.config import ConfigError, Env
 from arbees_core.runtime.processes import ProcessStack, pipeline_env
+from arbees_core.services.execution_support import BookCache, PriceFeedThread
 from arbees_core.services.sched import rt_permitted, rt_priority
+from arbees_core.telemetry.metrics import Metrics
+from arbees_core.topics import Family
+from arbees_core.transport import Inbox, TransportSettings, make_subscriber
 from tests.conftest import eventually
 
 PRIORITY = 7
@@ -127,3 +132,26 @@ def test_the_services_of_one_stack_share_its_session_each_in_a_process_group_of_
         assert len({_autogroup(pid) for pid in pids} | {_autogroup(os.getpid())}) == 1
     finally:
         stack.stop_all()
+
+
+@pytest.mark.skipif(not rt_permitted(PRIORITY), reason="this process may not use SCHED_FIFO")
+def test_redis_mode_book_cache_thread_leaves_sched_fifo_so_the_monitors_keep_their_cpu(redis_url: str) -> None:
+    """Redis mode's execution_service reads every price on a thread of its own; started from the real-time loop it
+    inherited SCHED_FIFO and took the monitors' CPU (game_shard got 1 650 of 2 000 prices/s in the benchmark)."""
+    settings = TransportSettings.from_env(Env({"ZMQ_ENABLED": "false", "REDIS_URL": redis_url}))
+    policies: dict[str, int] = {}
+
+    def realtime_loop() -> None:  # stands in for the service's receive loop under ARBEES_RT_PRIORITY
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PRIORITY))
+        sub = make_subscriber(settings, [Family.PRICES_KALSHI], [], last_value=True)
+        feed = PriceFeedThread(Inbox(sub, Metrics("execution_service", "test")), BookCache(), 50)
+        feed.start()
+        eventually(lambda: feed.native_id is not None and os.sched_getscheduler(feed.native_id) == os.SCHED_OTHER,
+                   10, what="the price-feed thread under SCHED_OTHER")
+        policies["loop"], policies["feed"] = os.sched_getscheduler(0), os.sched_getscheduler(feed.native_id)
+        feed.close()
+
+    loop = threading.Thread(target=realtime_loop)
+    loop.start()
+    loop.join(30)
+    assert policies == {"loop": os.SCHED_FIFO, "feed": os.SCHED_OTHER}

@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 
 from arbees_core.messages import PriceUpdate
+from arbees_core.services.sched import normal_scheduling
 from arbees_core.store.spool import TradeSpool
 from arbees_core.topics import KILL_SWITCH_KEY
 from arbees_core.transport import Inbox
@@ -95,6 +96,7 @@ class PriceFeedThread(threading.Thread):
         self._halt = threading.Event()  # not `_stop`: Thread.join() calls Thread._stop()
 
     def run(self) -> None:
+        normal_scheduling()  # reads every price: under SCHED_FIFO it took the monitors' CPU (ARBEES_RT_PRIORITY)
         while not self._halt.is_set():
             for item in self.inbox.receive(self.block_ms):
                 if isinstance(item.msg, PriceUpdate):

@@ -11,7 +11,9 @@ to a fifth off that; with SCHED_FIFO the wakeup preempts at once: price hop p50 
 
 Who gets it (`rt_scope` of each service class):
 - `process` (game_shard, execution_service): the receive loop and every thread started after it (ZMQ I/O
-  threads, the trade writer); not the health reporter, which starts before. (Running the I/O threads one
+  threads, the trade writer); not the health reporter, which starts before, nor Redis mode's book-cache thread
+  in execution_service, which reads every price: under FIFO it took the monitors' CPU and they fell behind
+  (game_shard got 1 650 of 2 000 prices/s), so it returns to normal scheduling (`normal_scheduling`). (Running the I/O threads one
   priority above the loop, so that a sent signal need not wait for the loop to block, measured no different.)
 - `zmq_io` (the monitors): only libzmq's I/O threads, which carry the published prices out. The main thread
   parses venue data; under FIFO a venue burst could take a core from everything else.
@@ -81,4 +83,13 @@ def apply_rt(scope: Scope, priority: int, log: logging.Logger) -> bool:
     ctx.set(zmq.THREAD_PRIORITY, priority)
     log.info("Real-time scheduling: SCHED_FIFO priority %d for the ZMQ I/O threads that send prices (%s)",
              priority, RT_ENV)
+    return True
+
+
+def normal_scheduling() -> bool:
+    """Put the calling thread back under SCHED_OTHER if it inherited SCHED_FIFO; returns whether it changed.
+    For threads a real-time service starts that are not its hot path (Redis mode's book cache)."""
+    if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) != os.SCHED_FIFO:
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     return True
