@@ -51,7 +51,8 @@ class BenchConfig:
     @classmethod
     def quick(cls, rate: float = 2000.0, duration_s: float | None = None, rt_priority: int = 10) -> "BenchConfig":
         """About a minute: 3 s latency windows, 2 s raw windows, one throughput step (the target rate) held 2 s.
-        Every row, ratio and target of a full run, with wider error bars; a full run holds each step 30 s."""
+        Every row and target of a full run, with wider error bars (its replayed hop is at 20k/s, so it has no ratio
+        to the raw hop at 2k/s); a full run holds each step 30 s."""
         d = duration_s or 3.0
         return cls(rate=rate, duration_s=d, warmup_s=1.0, hold_s=min(d, 2.0), rates=QUICK_RATES, raw_s=min(d, 2.0),
                    rt_priority=rt_priority, traffic_margin_s=15.0)
