@@ -10,7 +10,8 @@ from benchmarks.cli import run_and_report
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="about a minute: 3 s latency windows, one throughput step (20k/s) held 2 s")
+    p.add_argument("--quick", action="store_true",
+                   help="about a minute: 3 s latency windows, one throughput step (20k/s) held 2 s")
     p.add_argument("--json", action="store_true", help="print one JSON object (rows, throughput, ratios, targets)")
     p.add_argument("--rate", type=float, default=2000.0, help="msg/s of the latency runs (default 2000)")
     p.add_argument("--duration", type=float, default=None,

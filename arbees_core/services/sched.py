@@ -13,8 +13,9 @@ Who gets it (`rt_scope` of each service class):
 - `process` (game_shard, execution_service): the receive loop and every thread started after it (ZMQ I/O
   threads, the trade writer); not the health reporter, which starts before, nor Redis mode's book-cache thread
   in execution_service, which reads every price: under FIFO it took the monitors' CPU and they fell behind
-  (game_shard got 1 650 of 2 000 prices/s), so it returns to normal scheduling (`normal_scheduling`). (Running the I/O threads one
-  priority above the loop, so that a sent signal need not wait for the loop to block, measured no different.)
+  (game_shard got 1 650 of 2 000 prices/s), so it returns to normal scheduling (`normal_scheduling`).
+  (Running the I/O threads one priority above the loop, so that a sent signal need not wait for the loop to
+  block, measured no different.)
 - `zmq_io` (the monitors): only libzmq's I/O threads, which carry the published prices out. The main thread
   parses venue data; under FIFO a venue burst could take a core from everything else.
 - `none` (zmq_listener, market_discovery): off the hot path.
