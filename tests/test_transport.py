@@ -208,3 +208,41 @@ def test_zmq_send_yield_is_a_setting_and_either_way_every_frame_arrives_in_order
     finally:
         sub.close()
         pub.close()
+
+
+def test_hot_path_subscriber_subscribes_by_topic_class_so_each_publisher_writes_to_it_first() -> None:
+    """game_shard (prices) and execution_service (signals) subscribe by topic class, e.g. `prices.`, which an XPUB
+    matches, and so writes to, before the mirror's and the book feed's per-family `prices.kalshi.` (libzmq walks
+    its subscription trie from the root); the hot-path receiver still gets only the families it asked for."""
+    from arbees_core.transport.zmq import first_in_line_prefixes
+
+    assert first_in_line_prefixes(["prices.kalshi.", "prices.poly.", "heartbeat."]) == ["heartbeat.", "prices."]
+    assert first_in_line_prefixes([Family.SIGNALS.value]) == ["signals."]
+    assert first_in_line_prefixes(["", "prices.kalshi."]) == [""]
+    settings = TransportSettings(zmq_enabled=True)
+    pub = ZmqPublisher(settings, "tcp://127.0.0.1:*")
+    endpoint = f"tcp://127.0.0.1:{pub.port}"
+    hot = make_subscriber(settings, [Family.PRICES_KALSHI], [endpoint], hot_path=True)
+    mirror = make_subscriber(settings, [Family.PRICES_KALSHI, Family.PRICES_POLY], [endpoint])
+    try:
+        seen: list[str] = []
+        eventually(lambda: (seen.extend(pub.new_subscriptions()), len(seen) >= 3)[1], what="both subscriptions")
+        assert sorted(seen) == ["prices.", "prices.kalshi.", "prices.poly."]
+        metrics = Metrics("t", "t")
+        outbox = Outbox(pub, "kalshi_monitor.1.hp", "json", metrics)
+        hot_inbox, mirror_inbox = Inbox(hot, metrics), Inbox(mirror, Metrics("m", "m"))
+        eventually(lambda: (outbox.publish(price_topic("kalshi", "T0"), _make_price(ticker="T0")),
+                            hot_inbox.receive(50))[1], what="subscription live")
+        for i in range(1, 4):  # polymarket's prices pass the `prices.` subscription and are dropped on receipt
+            outbox.publish(price_topic("polymarket", f"P{i}"), _make_price(venue="polymarket", ticker=f"P{i}"))
+            outbox.publish(price_topic("kalshi", f"T{i}"), _make_price(ticker=f"T{i}"))
+        got = [g for g in _collect(hot_inbox, 3) if g.msg.ticker != "T0"]
+        assert [g.topic for g in got] == [price_topic("kalshi", f"T{i}") for i in range(1, 4)]
+        assert metrics.counters.get("lost", 0) == 0 and metrics.counters.get("rx_rejected", 0) == 0
+        mirrored: set[str] = set()
+        eventually(lambda: (mirrored.update(g.msg.ticker for g in mirror_inbox.receive(50)),
+                            mirrored >= {"P1", "P2", "P3", "T1", "T2", "T3"})[1], what="the mirror gets both venues")
+    finally:
+        hot.close()
+        mirror.close()
+        pub.close()

@@ -169,7 +169,7 @@ class ExecutionService(Service):
         group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
         prices = [Family.PRICES_KALSHI, Family.PRICES_POLY]
         if self.settings.zmq_enabled:
-            sub = make_subscriber(self.settings, [Family.SIGNALS], self.cfg.signal_endpoints)
+            sub = make_subscriber(self.settings, [Family.SIGNALS], self.cfg.signal_endpoints, hot_path=True)
             price_sub = make_subscriber(self.settings, prices, self.cfg.price_endpoints)
             return (Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)),
                     Inbox(price_sub, self.metrics, f"{self.name}-prices"), None)

@@ -99,7 +99,7 @@ class GameShard(Service):
                           getattr(publisher, "endpoint", ""))
         self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
         families = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.HEARTBEAT]
-        subscriber = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True)
+        subscriber = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True, hot_path=True)
         inbox = Inbox(subscriber, self.metrics, self.name)
         self.log.info("Arbitrage settings: MIN_EDGE_PCT=%g%%, MAX_PRICE_AGE_MS=%g, GAME_COOLDOWN_MS=%g, fees %s",
                       self.cfg.arb.min_edge_pct, self.cfg.arb.max_price_age_ms, self.cfg.arb.cooldown_ms,

@@ -32,12 +32,16 @@ def make_subscriber(
     consumer: str = "",
     last_value: bool = False,
     name: str = "ZMQ subscriber",
+    hot_path: bool = False,
 ) -> Subscriber:
-    """A SUB socket on `zmq_endpoints` filtered to `families` (ZMQ mode), or a stream reader (Redis mode)."""
+    """A SUB socket on `zmq_endpoints` filtered to `families` (ZMQ mode), or a stream reader (Redis mode).
+    hot_path: this subscriber is the hot path's receiver of these families; in ZMQ mode each publisher then writes
+    to it before its other subscribers (`zmq.first_in_line_prefixes`). No effect in Redis mode."""
     if settings.zmq_enabled:
         from arbees_core.transport.zmq import ZmqSubscriber
 
-        return ZmqSubscriber(settings, zmq_endpoints, [f.value for f in families], name=name)
+        return ZmqSubscriber(settings, zmq_endpoints, [f.value for f in families], name=name,
+                             first_in_line=hot_path)
     from arbees_core.transport.redis import RedisStreamSubscriber
 
     return RedisStreamSubscriber(

@@ -280,7 +280,9 @@ class Takeover:
 def take_over_port(probe: StackProbe, service: str, expect: dict[str, int], sndhwm: int = 1000,
                    timeout_s: float = 20.0) -> Iterator[Takeover]:
     """Stop `service`, bind its port, wait until `expect` (topic prefix -> subscriber count) have subscribed,
-    yield; then close and start the service again. Every subscriber's real SUB socket is what receives."""
+    yield; then close and start the service again. Every subscriber's real SUB socket is what receives. A
+    subscription to a shorter prefix that covers the expected one counts (game_shard subscribes by topic class,
+    `prices.`: `transport.zmq.first_in_line_prefixes`)."""
     port = next((p for p in probe.row(service).ports), None)
     if port is None:
         raise ChaosUnavailable(f"{service} has no port to take over (is the stack in ZMQ mode and running?)")
@@ -294,13 +296,16 @@ def take_over_port(probe: StackProbe, service: str, expect: dict[str, int], sndh
         _bind_retry(sock, f"tcp://127.0.0.1:{port}")
         seen: dict[str, int] = {}
         deadline = time.monotonic() + timeout_s
-        while any(seen.get(k, 0) < n for k, n in expect.items()) and time.monotonic() < deadline:
+        def covering(topic_prefix: str) -> int:
+            return sum(n for prefix, n in seen.items() if topic_prefix.startswith(prefix))
+
+        while any(covering(k) < n for k, n in expect.items()) and time.monotonic() < deadline:
             if sock.poll(200):
                 frame = sock.recv()
                 if frame[:1] == b"\x01":
                     prefix = frame[1:].decode(errors="replace")
                     seen[prefix] = seen.get(prefix, 0) + 1
-        missing = {k: n - seen.get(k, 0) for k, n in expect.items() if seen.get(k, 0) < n}
+        missing = {k: n - covering(k) for k, n in expect.items() if covering(k) < n}
         if missing:
             raise ChaosUnavailable(f"subscribers did not reconnect to port {port} within {timeout_s:.0f}s: {missing}")
         yield Takeover(sock, f"chaos.{os.getpid()}.{time.time_ns() % 100000}")
