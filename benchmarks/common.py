@@ -12,7 +12,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from arbees_core.messages import PriceUpdate
+from arbees_core.messages import Leg, PriceRef, PriceUpdate, TradingSignal
 from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from arbees_core.telemetry.metrics import decode_histogram
 
@@ -89,6 +89,19 @@ class SeqTracker:
         """Lost including a missing tail (messages after the last one seen), given how many were sent."""
         tail = max(0, first_seq + sent - 1 - (self.last if self.last is not None else first_seq - 1))
         return self.lost + tail
+
+
+def sample_signal() -> TradingSignal:
+    """The signal hop's payload: a two-leg arbitrage naming its two input prices (~900 bytes of JSON once stamped)."""
+    legs = [Leg(venue="kalshi", ticker="KXNBAGAME-26NOV24MIABOS-BOS", side="yes", limit_price=40.0, qty=10.0,
+                fee_cents=1.2),
+            Leg(venue="polymarket", ticker="71321045679252212594626385532706912750332728571942532289631379312455583992563",
+                side="no", limit_price=52.0, qty=10.0, fee_cents=0.0)]
+    inputs = [PriceRef(venue=leg.venue, ticker=leg.ticker, src=f"{leg.venue}_monitor.1.abcd", seq=1,
+                       ts_origin_ns=1, ts_pub_ns=2, ts_recv_ns=3) for leg in legs]
+    return TradingSignal(src="bench.1.abcd", seq=0, ts_origin_ns=0, ts_detect_ns=0, signal_id="arb-00ff00ff00ff00ff",
+                         game_id="NBA-2026-11-24-MIA-BOS", legs=legs, qty=10.0, gross_edge_cents=8.0, edge_cents=6.8,
+                         edge_pct=7.2, cost_cents=93.2, price_latency_ms=0.1, inputs=inputs)
 
 
 def sample_update() -> PriceUpdate:

@@ -1,9 +1,9 @@
 """The machine's own limits: one bare pyzmq PUB/SUB hop and one bare Redis stream hop between two processes.
 
-Same payload as the pipeline (an encoded `PriceUpdate`, JSON), same rate, same stamping (`ts_pub_ns` =
-`time.time_ns()` just before the send, receive time stamped right after the frame arrives, before decoding),
-and the receiver decodes every payload with msgspec as the pipeline's Inbox does. What the pipeline adds on top
-of these numbers is the cost of arbees itself.
+Same payload as the pipeline (an encoded `PriceUpdate`, JSON; or a `TradingSignal` for the signal hop's
+reference), same rate, same stamping (`ts_pub_ns` = `time.time_ns()` just before the send, receive time stamped
+right after the frame arrives, before decoding), and the receiver decodes every payload with msgspec as the
+pipeline's Inbox does. What the pipeline adds on top of these numbers is the cost of arbees itself.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 from hdrh.histogram import HdrHistogram
 
-from arbees_core.messages import PriceUpdate
+from arbees_core.messages import PriceUpdate, TradingSignal
 from arbees_core.runtime.embedded import free_port
-from benchmarks.common import HopRow, SeqTracker, new_histogram, row_from_histogram, sample_update
+from benchmarks.common import HopRow, SeqTracker, new_histogram, row_from_histogram, sample_signal, sample_update
 
 TOPIC = b"prices.kalshi.KXNBAGAME-26NOV24MIABOS-BOS"
 END_TOPIC = b"end"
@@ -30,7 +30,8 @@ IDLE_TIMEOUT_S = 5.0
 @dataclass(frozen=True)
 class RawSpec:
     """One raw run. hwm: ZMQ SNDHWM/RCVHWM (messages; 0 = unlimited); slow_us: the receiver sleeps this long per
-    message (to force drops in tests); warmup_s: messages sent in the first warmup_s are not timed."""
+    message (to force drops in tests); warmup_s: messages sent in the first warmup_s are not timed; payload:
+    "price" (a PriceUpdate, the price hop's) or "signal" (a TradingSignal, the signal hop's)."""
 
     mode: str  # "zmq" | "redis"
     rate: float
@@ -39,6 +40,7 @@ class RawSpec:
     hwm: int = 10_000
     slow_us: int = 0
     warmup_s: float = 0.5
+    payload: str = "price"
 
 
 def _pace(rate: float, duration_s: float, send) -> int:
@@ -54,7 +56,7 @@ def _pace(rate: float, duration_s: float, send) -> int:
 
 
 def _sender(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -> None:
-    msg = sample_update()
+    msg: PriceUpdate | TradingSignal = sample_signal() if spec.payload == "signal" else sample_update()
     encode = msgspec.json.Encoder().encode
     if spec.mode == "zmq":
         import zmq
@@ -96,7 +98,7 @@ def _sender(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -> 
 
 
 def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -> None:
-    decode = msgspec.json.Decoder(PriceUpdate).decode
+    decode = msgspec.json.Decoder(TradingSignal if spec.payload == "signal" else PriceUpdate).decode
     hist, seqs = new_histogram(), SeqTracker()
     skip = int(spec.rate * spec.warmup_s)
     now = time.time_ns
@@ -152,10 +154,10 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
              "gaps": seqs.lost, "last": seqs.last or 0, "received": seqs.received})
 
 
-def run_raw(spec: RawSpec) -> HopRow:
+def run_raw(spec: RawSpec, hop: str = "raw") -> HopRow:
     """One raw hop between two fresh processes; the row's `lost` counts sequence gaps and a missing tail."""
     hist, lost = measure_raw(spec)
-    return row_from_histogram("raw", spec.mode, spec.rate, hist, lost)
+    return row_from_histogram(hop, spec.mode, spec.rate, hist, lost)
 
 
 def measure_raw(spec: RawSpec) -> tuple[HdrHistogram | None, int]:

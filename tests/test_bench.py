@@ -14,9 +14,9 @@ from arbees_core.services.sched import rt_permitted
 from benchmarks.common import HopRow, SeqTracker, new_histogram, window_histogram
 from benchmarks.raw import RawSpec, run_raw
 from benchmarks.report import THROUGHPUT_MIN, ratios
-from benchmarks.suite import BenchConfig, BenchResult, merged_raw_row, raw_drift_note, run_suite
+from benchmarks.suite import SIGNAL_RATE, BenchConfig, BenchResult, merged_raw_row, raw_drift_note, run_suite
 
-EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("price", "zmq"), ("price", "redis"), ("signal", "zmq"),
+EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("raw@signal", "zmq"), ("raw@signal", "redis"), ("price", "zmq"), ("price", "redis"), ("signal", "zmq"),
                  ("signal", "redis"), ("mirror", "zmq"), ("end_to_end", "zmq"), ("end_to_end", "redis"),
                  ("price@replay", "zmq"), ("price@replay", "redis"), ("mirror@replay", "zmq")}
 
@@ -52,6 +52,14 @@ def test_raw_hop_without_pressure_loses_nothing(redis_url: str) -> None:
     assert row.lost == 0 and row.count == 250
 
 
+@pytest.mark.parametrize("mode", ["zmq", "redis"])
+def test_raw_hop_with_the_signal_payload_carries_signals_at_a_low_rate(mode: str, redis_url: str) -> None:
+    """`raw@signal`: the receiver decodes TradingSignals (a price decoder would reject them) at the signal's rate."""
+    row = run_raw(RawSpec(mode, rate=40, duration_s=0.5, redis_url=redis_url, warmup_s=0.0, payload="signal"),
+                  "raw@signal")
+    assert (row.hop, row.rate, row.count, row.lost) == ("raw@signal", 40, 20, 0)
+
+
 @pytest.mark.e2e
 def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
         tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,6 +86,11 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     # the raw hops are measured on both sides of the pipeline runs: one row each, merging both windows
     assert [(r["hop"], r["mode"]) for r in data["rows"][:2]] == [("raw", "zmq"), ("raw", "redis")]
     assert sum(r["hop"] == "raw" for r in data["rows"]) == 2
+    # the signal hop's own reference: the raw hops at its rate (one signal per MISPRICE_EVERY_S) and payload
+    signal_raw = [r for r in data["rows"] if r["hop"] == "raw@signal"]
+    assert [r["mode"] for r in signal_raw] == ["zmq", "redis"] and all(r["rate"] == SIGNAL_RATE for r in signal_raw)
+    assert {"signal_zmq_over_raw_p50", "signal_redis_over_raw_p50", "raw_zmq_over_redis_p50_at_signal_rate"} <= set(
+        data["ratios"]) and data["ratios"]["signal_zmq_over_raw_p50"] is not None
     raw_counts = {r.mode: r.count for r in result.rows if r.hop == "raw"}
     assert raw_counts["redis"] == 2 * int(cfg.rate * cfg.raw_s - cfg.rate * min(0.5, cfg.raw_s / 4))
     assert sum(n.startswith(("raw zmq hop p50", "raw redis hop p50")) and "before" in n and "after" in n
