@@ -92,11 +92,11 @@ class SeqTracker:
 
 
 def sample_signal() -> TradingSignal:
-    """The signal hop's payload: a two-leg arbitrage naming its two input prices (~900 bytes of JSON once stamped)."""
+    """The signal hop's payload: a two-leg arbitrage naming its two input prices (~950 bytes of JSON once stamped)."""
+    token = "71321045679252212594626385532706912750332728571942532289631379312455583992563"  # a Polymarket asset id
     legs = [Leg(venue="kalshi", ticker="KXNBAGAME-26NOV24MIABOS-BOS", side="yes", limit_price=40.0, qty=10.0,
                 fee_cents=1.2),
-            Leg(venue="polymarket", ticker="71321045679252212594626385532706912750332728571942532289631379312455583992563",
-                side="no", limit_price=52.0, qty=10.0, fee_cents=0.0)]
+            Leg(venue="polymarket", ticker=token, side="no", limit_price=52.0, qty=10.0, fee_cents=0.0)]
     inputs = [PriceRef(venue=leg.venue, ticker=leg.ticker, src=f"{leg.venue}_monitor.1.abcd", seq=1,
                        ts_origin_ns=1, ts_pub_ns=2, ts_recv_ns=3) for leg in legs]
     return TradingSignal(src="bench.1.abcd", seq=0, ts_origin_ns=0, ts_detect_ns=0, signal_id="arb-00ff00ff00ff00ff",

@@ -81,7 +81,8 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
         # the signal hop against the raw hops at its own rate and payload (`raw@signal`, 10 msg/s)
         "signal_zmq_over_raw_p50": _div(_p(result, "signal", "zmq"), _p(result, "raw@signal", "zmq")),
         "signal_redis_over_raw_p50": _div(_p(result, "signal", "redis"), _p(result, "raw@signal", "redis")),
-        "raw_zmq_over_redis_p50_at_signal_rate": _div(_p(result, "raw@signal", "zmq"), _p(result, "raw@signal", "redis")),
+        "raw_zmq_over_redis_p50_at_signal_rate": _div(_p(result, "raw@signal", "zmq"),
+                                                      _p(result, "raw@signal", "redis")),
     }
     if result.row("price@rt", "zmq") is not None:  # the same ratios in the real-time configuration
         out |= {

@@ -16,9 +16,9 @@ from benchmarks.raw import RawSpec, run_raw
 from benchmarks.report import THROUGHPUT_MIN, ratios
 from benchmarks.suite import SIGNAL_RATE, BenchConfig, BenchResult, merged_raw_row, raw_drift_note, run_suite
 
-EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("raw@signal", "zmq"), ("raw@signal", "redis"), ("price", "zmq"), ("price", "redis"), ("signal", "zmq"),
-                 ("signal", "redis"), ("mirror", "zmq"), ("end_to_end", "zmq"), ("end_to_end", "redis"),
-                 ("price@replay", "zmq"), ("price@replay", "redis"), ("mirror@replay", "zmq")}
+EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("raw@signal", "zmq"), ("raw@signal", "redis"), ("price", "zmq"),
+                 ("price", "redis"), ("signal", "zmq"), ("signal", "redis"), ("mirror", "zmq"), ("end_to_end", "zmq"),
+                 ("end_to_end", "redis"), ("price@replay", "zmq"), ("price@replay", "redis"), ("mirror@replay", "zmq")}
 
 
 def test_seq_tracker_counts_skipped_sequence_numbers_and_a_missing_tail() -> None:
