@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,15 @@ class SeqTracker:
         """Lost including a missing tail (messages after the last one seen), given how many were sent."""
         tail = max(0, first_seq + sent - 1 - (self.last if self.last is not None else first_seq - 1))
         return self.lost + tail
+
+
+def sleep_reporting(seconds: float, progress: Callable[[float], None] | None) -> None:
+    """Sleep `seconds`, reporting each quarter second slept to `progress` (the progress bars of long phases)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(0.25, left))
+        if progress is not None:
+            progress(min(0.25, left))
 
 
 def sample_signal() -> TradingSignal:

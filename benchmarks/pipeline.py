@@ -30,7 +30,7 @@ from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipe
 from arbees_core.topics import STREAMS
 from arbees_core.venues.replay import record_sim
 from arbees_core.venues.sim import SimConfig, SimVenue
-from benchmarks.common import HopRow, new_histogram, row_from_histogram, window_histogram
+from benchmarks.common import HopRow, new_histogram, row_from_histogram, sleep_reporting, window_histogram
 
 #: Top-of-book changes (= published price updates) per simulated venue update, measured on the simulator
 #: (about one in four book updates moves the top of book). SIM_RATE per venue = rate / (2 x this).
@@ -119,9 +119,9 @@ def run_pipeline(zmq_mode: bool, rate: float, duration_s: float, warmup_s: float
         for name in without:
             stack.stop(name)
         wait_for(lambda: stack.counter("execution_service", "signals_executed") > 0, 60, "a first paper fill", stack)
-        _sleep(warmup_s, None)
+        sleep_reporting(warmup_s, None)
         start = {n: stack.metrics(n) for n in names}
-        _sleep(duration_s, progress)
+        sleep_reporting(duration_s, progress)
         end = {n: stack.metrics(n) for n in names}
         window = (_ts(start["game_shard"]), _ts(end["game_shard"]))
         if traffic:
@@ -192,14 +192,6 @@ def _read(client: redis.Redis, stream: str, kind: type) -> list[Any]:
         except (msgspec.DecodeError, KeyError):
             continue
     return out
-
-
-def _sleep(seconds: float, progress: Progress | None) -> None:
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(0.25, left))
-        if progress is not None:
-            progress(min(0.25, left))
 
 
 def _ts(snap: dict[str, Any]) -> int:

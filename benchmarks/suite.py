@@ -107,10 +107,9 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     folder = cfg.folder or Path(tempfile.mkdtemp(prefix="arbees-bench-"))
     with servers(folder / "servers") as srv:
         result = BenchResult(machine_info(srv))
-        tick("record venue traffic")
-        traffic = record_traffic(cfg.rate, cfg.warmup_s + cfg.duration_s + cfg.traffic_margin_s, folder / "traffic")
-        if progress:
-            progress("record venue traffic", 1.0)
+        seconds = cfg.warmup_s + cfg.duration_s + cfg.traffic_margin_s
+        traffic = _phase(progress, "record venue traffic", 1.0,
+                         lambda: record_traffic(cfg.rate, seconds, folder / "traffic"))
         before = measure_raw_hops(cfg, srv.redis_url, progress, "before")
         signal_raw = measure_signal_rate_hops(cfg, srv.redis_url, progress)
         for zmq_mode in (True, False):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core.runtime.processes import ProcessStack, wait_for
-from benchmarks.common import HopRow, row_from_histogram, window_histogram
+from benchmarks.common import HopRow, row_from_histogram, sleep_reporting, window_histogram
 from benchmarks.pipeline import SIM_GAMES, bench_env, reset_streams
 
 #: path -> (service that receives, its received counter, its latency histogram)
@@ -144,11 +144,7 @@ class ReplayPublisher:
         """Publish at `rate` for `hold_s`; returns what was sent (`sent`, `elapsed`, `last_send`)."""
         self.commands.put((rate, hold_s))
         self.out.get(timeout=60)  # ready: every receiver subscribed
-        deadline = time.monotonic() + hold_s
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(0.25, left))
-            if progress is not None:
-                progress(min(0.25, left))
+        sleep_reporting(hold_s, progress)
         return self.out.get(timeout=hold_s + 60)
 
     def close(self) -> None:
