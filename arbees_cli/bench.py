@@ -20,9 +20,11 @@ def register(app: typer.Typer) -> None:
               rt_priority: int = typer.Option(10, "--rt-priority", help="Also measure raw hops and the pipeline "
                                               "with ARBEES_RT_PRIORITY=N (SCHED_FIFO for the hot path; rows <hop>@rt) "
                                               "when this process may use it; 0 skips."),
+              spin_us: int = typer.Option(2000, "--spin-us", help="Also measure ZMQ mode with ZMQ_SPIN_US=N "
+                                          "(game_shard busy-polls N us after each price; rows <hop>@spin); 0 skips."),
               as_json: bool = JsonOpt) -> None:
         """Benchmark the hot path: per-hop and end-to-end latency and throughput, ZMQ against Redis (exit 1 when a
         target is missed). Uses REDIS_URL / DATABASE_URL, or embedded servers when unset."""
         from benchmarks.cli import run_and_report
 
-        raise typer.Exit(run_and_report(quick, as_json, rate, duration, rt_priority=rt_priority))
+        raise typer.Exit(run_and_report(quick, as_json, rate, duration, rt_priority=rt_priority, spin_us=spin_us))

@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rt-priority", type=int, default=10,
                    help="also measure raw hops and the pipeline with ARBEES_RT_PRIORITY=N (SCHED_FIFO for the hot "
                         "path; rows <hop>@rt) when this process may use it; 0 skips (default 10)")
+    p.add_argument("--spin-us", type=int, default=2000,
+                   help="also measure ZMQ mode with ZMQ_SPIN_US=N (game_shard busy-polls N us after each price; "
+                        "rows <hop>@spin); 0 skips (default 2000)")
     a = p.parse_args(argv)
-    return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown, a.rt_priority)
+    return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown, a.rt_priority, a.spin_us)
 
 
 if __name__ == "__main__":

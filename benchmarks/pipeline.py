@@ -101,17 +101,19 @@ def reset_streams(redis_url: str) -> None:
 def run_pipeline(zmq_mode: bool, rate: float, duration_s: float, warmup_s: float, redis_url: str,
                  database_url: str, folder: Path, progress: Progress | None = None,
                  without: tuple[str, ...] = (), rt_priority: int = 0,
-                 traffic: dict[str, Path] | None = None) -> PipelineRun:
+                 traffic: dict[str, Path] | None = None, spin_us: int = 0) -> PipelineRun:
     """Start the whole pipeline, let it warm up, measure for `duration_s`, stop it; `without` names services
     to stop right after start (to measure what they cost the others). rt_priority > 0 runs it with
-    ARBEES_RT_PRIORITY (its rows are named `<hop>@rt`, without the per-stage split). `traffic`: recordings
-    (`record_traffic`) the monitors replay; without it they run the simulator live."""
+    ARBEES_RT_PRIORITY (its rows are named `<hop>@rt`, without the per-stage split); spin_us > 0 with ZMQ_SPIN_US
+    (rows `<hop>@spin`). `traffic`: recordings (`record_traffic`) the monitors replay; without it they run the
+    simulator live."""
     mode = "zmq" if zmq_mode else "redis"
-    suffix = "@rt" if rt_priority > 0 else ""
+    suffix = "@rt" if rt_priority > 0 else "@spin" if spin_us > 0 else ""
     folder.mkdir(parents=True, exist_ok=True)
     reset_streams(redis_url)
     env = bench_env(zmq_mode, rate, redis_url, database_url, folder, traffic)
     env["ARBEES_RT_PRIORITY"] = str(max(0, rt_priority))  # explicit: never inherited from the caller's env
+    env["ZMQ_SPIN_US"] = str(max(0, spin_us))
     stack = ProcessStack(folder, env)
     names = ("game_shard", "execution_service", "zmq_listener")
     try:

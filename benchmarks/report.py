@@ -20,6 +20,9 @@ E2E_P50_MAX_US = 1500
 E2E_P99_MAX_US = 5000
 ZMQ_OVER_REDIS_MAX = 0.5
 THROUGHPUT_MIN = 20000
+#: The configurations besides the default: (row suffix, ratio prefix, suffix of the Redis rows to compare with).
+#: ZMQ_SPIN_US does nothing in Redis mode, so the spinning ZMQ rows compare with the default Redis rows.
+CONFIGS = (("@rt", "rt_", "@rt"), ("@spin", "spin_", ""))
 
 
 def machine_info(srv: "Servers | None" = None) -> dict[str, Any]:
@@ -84,13 +87,17 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
         "raw_zmq_over_redis_p50_at_signal_rate": _div(_p(result, "raw@signal", "zmq"),
                                                       _p(result, "raw@signal", "redis")),
     }
-    if result.row("price@rt", "zmq") is not None:  # the same ratios in the real-time configuration
+    for sfx, pre, redis_sfx in CONFIGS:  # the same ratios in each other configuration measured
+        if result.row("price" + sfx, "zmq") is None:
+            continue
         out |= {
-            "rt_zmq_hop_over_raw_p50": _div(_p(result, "price@rt", "zmq"), _p(result, "raw", "zmq")),
-            "rt_zmq_over_redis_p50": _div(_p(result, "price@rt", "zmq"), _p(result, "price@rt", "redis")),
-            "rt_signal_zmq_over_redis_p50": _div(_p(result, "signal@rt", "zmq"), _p(result, "signal@rt", "redis")),
-            "rt_end_to_end_zmq_over_redis_p50": _div(_p(result, "end_to_end@rt", "zmq"),
-                                                     _p(result, "end_to_end@rt", "redis")),
+            f"{pre}zmq_hop_over_raw_p50": _div(_p(result, "price" + sfx, "zmq"), _p(result, "raw", "zmq")),
+            f"{pre}zmq_over_redis_p50": _div(_p(result, "price" + sfx, "zmq"),
+                                             _p(result, "price" + redis_sfx, "redis")),
+            f"{pre}signal_zmq_over_redis_p50": _div(_p(result, "signal" + sfx, "zmq"),
+                                                    _p(result, "signal" + redis_sfx, "redis")),
+            f"{pre}end_to_end_zmq_over_redis_p50": _div(_p(result, "end_to_end" + sfx, "zmq"),
+                                                        _p(result, "end_to_end" + redis_sfx, "redis")),
         }
     return out
 
@@ -99,10 +106,10 @@ def _target(name: str, target: str, actual: float | None, met: bool | None) -> d
     return {"name": name, "target": target, "actual": actual, "met": bool(met) if actual is not None else False}
 
 
-def _latency_targets(result: "BenchResult", rt: bool) -> list[dict[str, Any]]:
-    """The latency targets for one scheduling configuration (default, or ARBEES_RT_PRIORITY: rows `<hop>@rt`)."""
-    r, sfx, pre = result.ratios, "@rt" if rt else "", "rt_" if rt else ""
-    label = f" [ARBEES_RT_PRIORITY={result.machine.get('rt_priority')}]" if rt else ""
+def _latency_targets(result: "BenchResult", sfx: str = "", pre: str = "", label: str = "") -> list[dict[str, Any]]:
+    """The latency targets for one configuration: default (rows `<hop>`), ARBEES_RT_PRIORITY (`<hop>@rt`) or
+    ZMQ_SPIN_US (`<hop>@spin`); `pre` names its ratios, `label` tags its targets."""
+    r = result.ratios
     hop_ratio, price_ratio, signal_ratio = (r.get(f"{pre}zmq_hop_over_raw_p50"), r.get(f"{pre}zmq_over_redis_p50"),
                                             r.get(f"{pre}signal_zmq_over_redis_p50"))
     hop_p99 = _p(result, "price" + sfx, "zmq", "p99_us")
@@ -117,12 +124,20 @@ def _latency_targets(result: "BenchResult", rt: bool) -> list[dict[str, Any]]:
             for name, limit, actual in wanted]
 
 
+def config_label(result: "BenchResult", sfx: str) -> str:
+    """How the targets of a configuration are tagged: ` [ARBEES_RT_PRIORITY=10]`, ` [ZMQ_SPIN_US=2000]`."""
+    m = result.machine
+    labels = {"@rt": f" [ARBEES_RT_PRIORITY={m.get('rt_priority')}]", "@spin": f" [ZMQ_SPIN_US={m.get('spin_us')}]"}
+    return labels.get(sfx, "")
+
+
 def targets(result: "BenchResult") -> list[dict[str, Any]]:
-    """ARCHITECTURE.md's figures, for default scheduling and (when measured) the real-time configuration."""
+    """ARCHITECTURE.md's figures, for default settings and each other configuration measured (CONFIGS)."""
     tp = {(t.path, t.mode): t.max_rate for t in result.throughput}
-    out = _latency_targets(result, rt=False)
-    if result.row("price@rt", "zmq") is not None:
-        out += _latency_targets(result, rt=True)
+    out = _latency_targets(result)
+    for sfx, pre, _ in CONFIGS:
+        if result.row("price" + sfx, "zmq") is not None:
+            out += _latency_targets(result, sfx, pre, config_label(result, sfx))
     for path in ("monitor->game_shard", "mirror"):
         rate = tp.get((path, "zmq"))
         out.append(_target(f"sustained {path}, ZMQ, 0 lost (msg/s)", f">= {THROUGHPUT_MIN}", rate,
@@ -162,7 +177,8 @@ def tables(result: "BenchResult") -> Group:
     m = result.machine
     machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
                f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, load {m.get('load_avg_1m')}, "
-               f"real-time rows: {'ARBEES_RT_PRIORITY=' + str(m['rt_priority']) if m.get('rt_priority') else 'no'}")
+               f"real-time rows: {'ARBEES_RT_PRIORITY=' + str(m['rt_priority']) if m.get('rt_priority') else 'no'}, "
+               f"spin rows: {'ZMQ_SPIN_US=' + str(m['spin_us']) if m.get('spin_us') else 'no'}")
     return Group(machine, hops, tp, rt, tg, *[f"note: {n}" for n in result.notes])
 
 

@@ -32,7 +32,8 @@ SIGNAL_RATE = 1.0 / MISPRICE_EVERY_S
 class BenchConfig:
     """rate: msg/s for the latency runs (the targets are stated at 2k); duration_s: measured window of each latency
     run; hold_s: how long each throughput rate is held (the issue: 30 s); rates: throughput steps, ascending;
-    traffic_margin_s: venue traffic recorded beyond warm-up + window (start-up to the first fill, with room)."""
+    traffic_margin_s: venue traffic recorded beyond warm-up + window (start-up to the first fill, with room);
+    spin_us: also measure ZMQ mode with ZMQ_SPIN_US=spin_us (rows `<hop>@spin`; 0 skips)."""
 
     rate: float = 2000.0
     duration_s: float = 30.0
@@ -43,6 +44,7 @@ class BenchConfig:
     folder: Path | None = None
     rt_priority: int = 10
     traffic_margin_s: float = TRAFFIC_MARGIN_S
+    spin_us: int = 2000
 
     def rt_enabled(self) -> bool:
         """Whether the real-time configuration (ARBEES_RT_PRIORITY) is measured too: asked for and permitted."""
@@ -51,19 +53,22 @@ class BenchConfig:
         return self.rt_priority > 0 and rt_permitted(self.rt_priority)
 
     @classmethod
-    def quick(cls, rate: float = 2000.0, duration_s: float | None = None, rt_priority: int = 10) -> "BenchConfig":
+    def quick(cls, rate: float = 2000.0, duration_s: float | None = None, rt_priority: int = 10,
+              spin_us: int = 2000) -> "BenchConfig":
         """About a minute: 3 s latency windows, 2 s raw windows, one throughput step (the target rate) held 2 s.
         Every row and target of a full run, with wider error bars (its replayed hop is at 20k/s, so it has no ratio
         to the raw hop at 2k/s); a full run holds each step 30 s."""
         d = duration_s or 3.0
         return cls(rate=rate, duration_s=d, warmup_s=1.0, hold_s=min(d, 2.0), rates=QUICK_RATES, raw_s=min(d, 2.0),
-                   rt_priority=rt_priority, traffic_margin_s=15.0)
+                   rt_priority=rt_priority, traffic_margin_s=15.0, spin_us=spin_us)
 
     def phases(self) -> list[tuple[str, float]]:
         """(name, planned seconds) of every phase, for the progress display."""
         out = [("record venue traffic", 1.0)] + [(f"raw {m} (before)", self.raw_s) for m in RAW_MODES]
         out += [(f"raw {m} at the signal rate", self.raw_s) for m in RAW_MODES]
         out += [(f"pipeline {m}", self.duration_s) for m in ("zmq", "redis")]
+        if self.spin_us > 0:
+            out.append(("pipeline zmq spin", self.duration_s))
         if self.rt_enabled():
             out += [(f"pipeline {m} rt", self.duration_s) for m in ("zmq", "redis")]
         out += [(f"raw {m} (after)", self.raw_s) for m in RAW_MODES]
@@ -117,6 +122,11 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
             run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
                                folder / name.replace(" ", "-"), tick(name), traffic=traffic)
             result.rows += run.rows
+        if cfg.spin_us > 0:  # Redis mode does not spin: its default rows are this configuration's reference
+            run = run_pipeline(True, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
+                               folder / "pipeline-zmq-spin", tick("pipeline zmq spin"), traffic=traffic,
+                               spin_us=cfg.spin_us)
+            result.rows += run.rows
         rt = cfg.rt_enabled()
         if rt:
             result.rows += run_realtime(cfg, srv.redis_url, srv.database_url, folder, tick, traffic)
@@ -136,6 +146,7 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
             if first is not None:  # the hop at the first (lowest) step's rate, replayed without the simulator
                 result.rows.append(first)
         result.machine["rt_priority"] = cfg.rt_priority if rt else 0
+        result.machine["spin_us"] = cfg.spin_us
         result.ratios = ratios(result)
         result.targets = targets(result)
     return result

@@ -109,6 +109,16 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
         assert not rt_rows & produced
         assert any("real-time rows" in n and "skipped" in n for n in data["notes"])
 
+    # ZMQ_SPIN_US (default 2000): ZMQ mode once more with game_shard busy-polling; Redis mode does not spin, so
+    # its ratios are taken against the default Redis rows
+    spin_rows = {(h + "@spin", "zmq") for h in ("price", "signal", "end_to_end", "mirror")}
+    assert spin_rows <= produced and not {(h, "redis") for h, _ in spin_rows} & produced
+    assert data["machine"]["spin_us"] == cfg.spin_us == 2000
+    spin_row = next(r for r in result.rows if (r.hop, r.mode) == ("price@spin", "zmq"))
+    assert data["ratios"]["spin_zmq_over_redis_p50"] == round(
+        spin_row.p50_us / next(r.p50_us for r in result.rows if (r.hop, r.mode) == ("price", "redis")), 3)
+    assert sum("[ZMQ_SPIN_US=2000]" in t["name"] for t in data["targets"]) == 6
+
 
 def _raw_window(*values_us: int) -> tuple:
     hist = new_histogram()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import msgspec
 import pytest
 
 from arbees_core.messages import encode
+from arbees_core.services.sched import rt_permitted
 from arbees_core.telemetry.metrics import Metrics
 from arbees_core.topics import Family, price_topic, signal_topic
 from arbees_core.transport import Inbox, Outbox, TransportSettings, make_publisher, make_subscriber
@@ -246,3 +249,65 @@ def test_hot_path_subscriber_subscribes_by_topic_class_so_each_publisher_writes_
         hot.close()
         mirror.close()
         pub.close()
+
+
+def test_zmq_spin_us_busy_polls_only_game_shards_price_socket_and_loses_nothing() -> None:
+    """ZMQ_SPIN_US: after a delivery the subscriber asked to spin (game_shard's prices) keeps polling for that long,
+    counting the CPU it took (`spin_cpu_ns`, which the CPU probe subtracts), and blocks as before once the window
+    has passed; every frame still arrives, in order. Off by default; other hot-path subscribers never spin."""
+    from arbees_core.config import ConfigError, Env
+
+    settings = TransportSettings.from_env(Env({"ZMQ_ENABLED": "true", "ZMQ_SPIN_US": "20000"}))
+    assert settings.spin_us == 20000 and TransportSettings().spin_us == 0
+    with pytest.raises(ConfigError, match="ZMQ_SPIN_US"):
+        TransportSettings.from_env(Env({"ZMQ_SPIN_US": "-1"}))
+    pub = ZmqPublisher(settings, "tcp://127.0.0.1:*")
+    endpoint = f"tcp://127.0.0.1:{pub.port}"
+    prices = make_subscriber(settings, [Family.PRICES_KALSHI], [endpoint], hot_path=True, spin=True)
+    signals = make_subscriber(settings, [Family.SIGNALS], [endpoint], hot_path=True)
+    try:
+        assert isinstance(prices, ZmqSubscriber) and prices.spin_us == 20000
+        assert isinstance(signals, ZmqSubscriber) and signals.spin_us == 0
+        metrics = Metrics("t", "t")
+        outbox, inbox = Outbox(pub, "kalshi_monitor.1.sp", "json", metrics), Inbox(prices, metrics)
+        eventually(lambda: (outbox.publish(price_topic("kalshi", "T0"), _make_price(ticker="T0")), inbox.receive(50))[1],
+                   what="subscription live")
+
+        def publish() -> None:  # 1 ms apart: each next price arrives inside the 20 ms window
+            for i in range(1, 51):
+                outbox.publish(price_topic("kalshi", f"T{i}"), _make_price(ticker=f"T{i}"))
+                time.sleep(0.001)
+
+        sender = threading.Thread(target=publish)
+        sender.start()
+        got = [g.msg.ticker for g in _collect(inbox, 50) if g.msg.ticker != "T0"]
+        sender.join()
+        got += [g.msg.ticker for g in _collect(inbox, 50 - len(got), timeout=2) if g.msg.ticker != "T0"]
+        assert got == [f"T{i}" for i in range(1, 51)] and metrics.counters.get("lost", 0) == 0
+        assert prices.spin_cpu_ns > 0
+        time.sleep(0.05)  # a quiet spell longer than the window: the next receive blocks without polling
+        polled = prices.spin_cpu_ns
+        assert inbox.receive(20) == [] and prices.spin_cpu_ns == polled
+    finally:
+        prices.close()
+        signals.close()
+        pub.close()
+
+
+@pytest.mark.skipif(not rt_permitted(10), reason="this process may not use SCHED_FIFO")
+def test_a_real_time_thread_never_spins(caplog: pytest.LogCaptureFixture) -> None:
+    """Under ARBEES_RT_PRIORITY a thread's sched_yield yields only to real-time threads: a spinning game_shard would
+    hold its core against everything else, so ZMQ_SPIN_US is ignored there, with a warning."""
+    from arbees_core.transport.zmq import spin_window_ns
+
+    window: dict[str, int] = {}
+
+    def under_fifo() -> None:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # this thread only
+        window["fifo"] = spin_window_ns(2000, "game_shard prices")
+
+    thread = threading.Thread(target=under_fifo)
+    thread.start()
+    thread.join()
+    assert window["fifo"] == 0 and "ZMQ_SPIN_US=2000 ignored" in caplog.text
+    assert spin_window_ns(2000, "game_shard prices") == 2_000_000 and spin_window_ns(0, "x") == 0

@@ -31,7 +31,15 @@ from arbees_core.topics import (
     signal_topic,
     tcp_endpoint,
 )
-from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, make_publisher, make_subscriber
+from arbees_core.transport import (
+    Inbox,
+    Outbox,
+    Received,
+    Subscriber,
+    TransportSettings,
+    make_publisher,
+    make_subscriber,
+)
 
 #: Window over which the best edge seen is kept, for `arbees diagnose game-shard` ("max edge in the last 10 min").
 EDGE_WINDOW_S = 600
@@ -80,6 +88,8 @@ class GameShard(Service):
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self._edge_by_minute: dict[int, float] = {}
         self.outbox: Outbox | None = None
+        self._prices: Subscriber | None = None
+        self._spin_mark = (0, 0)
 
     @classmethod
     def from_env(cls, env: Env) -> "GameShard":
@@ -89,7 +99,18 @@ class GameShard(Service):
     def extra_snapshot(self) -> dict[str, Any]:
         return {"min_edge_pct": self.cfg.arb.min_edge_pct, "max_edge_pct_10min": self.max_edge_pct(),
                 "games_mapped": len(self.mapping.games), "markets_seen": len(self.books),
-                "sub_endpoints": self.cfg.sub_endpoints}
+                "sub_endpoints": self.cfg.sub_endpoints, **self.spin_snapshot()}
+
+    def spin_snapshot(self) -> dict[str, Any]:
+        """With ZMQ_SPIN_US: the share of a core that busy-polling for prices took since the previous snapshot.
+        A CPU reading subtracts it (`arbees diagnose latency`, the plan's < 50 % CPU check): it is waiting, not load."""
+        spin_us = getattr(self._prices, "spin_us", 0)
+        if not spin_us:
+            return {}
+        now, cpu = time.monotonic_ns(), self._prices.spin_cpu_ns  # type: ignore[union-attr]
+        (then, before), self._spin_mark = self._spin_mark, (now, cpu)
+        pct = round((cpu - before) / (now - then) * 100, 1) if then and now > then else None
+        return {"spin": {"window_us": spin_us, "cpu_pct": pct, "cpu_s": round(cpu / 1e9, 3)}}
 
     def run(self, stop: threading.Event) -> None:
         self.announce_mode()
@@ -99,7 +120,8 @@ class GameShard(Service):
                           getattr(publisher, "endpoint", ""))
         self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
         families = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.HEARTBEAT]
-        subscriber = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True, hot_path=True)
+        subscriber = self._prices = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True,
+                                                    hot_path=True, spin=True)
         inbox = Inbox(subscriber, self.metrics, self.name)
         self.log.info("Arbitrage settings: MIN_EDGE_PCT=%g%%, MAX_PRICE_AGE_MS=%g, GAME_COOLDOWN_MS=%g, fees %s",
                       self.cfg.arb.min_edge_pct, self.cfg.arb.max_price_age_ms, self.cfg.arb.cooldown_ms,

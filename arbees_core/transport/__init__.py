@@ -33,15 +33,18 @@ def make_subscriber(
     last_value: bool = False,
     name: str = "ZMQ subscriber",
     hot_path: bool = False,
+    spin: bool = False,
 ) -> Subscriber:
     """A SUB socket on `zmq_endpoints` filtered to `families` (ZMQ mode), or a stream reader (Redis mode).
     hot_path: this subscriber is the hot path's receiver of these families; in ZMQ mode each publisher then writes
-    to it before its other subscribers (`zmq.first_in_line_prefixes`). No effect in Redis mode."""
+    to it before its other subscribers (`zmq.first_in_line_prefixes`). spin: it busy-polls for `settings.spin_us`
+    after each delivery (ZMQ_SPIN_US; game_shard's prices, which come every few hundred us in play). Neither has
+    an effect in Redis mode."""
     if settings.zmq_enabled:
         from arbees_core.transport.zmq import ZmqSubscriber
 
         return ZmqSubscriber(settings, zmq_endpoints, [f.value for f in families], name=name,
-                             first_in_line=hot_path)
+                             first_in_line=hot_path, spin_us=settings.spin_us if spin else 0)
     from arbees_core.transport.redis import RedisStreamSubscriber
 
     return RedisStreamSubscriber(

