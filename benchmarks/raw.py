@@ -31,7 +31,8 @@ IDLE_TIMEOUT_S = 5.0
 class RawSpec:
     """One raw run. hwm: ZMQ SNDHWM/RCVHWM (messages; 0 = unlimited); slow_us: the receiver sleeps this long per
     message (to force drops in tests); warmup_s: messages sent in the first warmup_s are not timed; payload:
-    "price" (a PriceUpdate, the price hop's) or "signal" (a TradingSignal, the signal hop's)."""
+    "price" (a PriceUpdate, the price hop's) or "signal" (a TradingSignal, the signal hop's); spin: the ZMQ
+    receiver polls (yielding the CPU between polls) instead of blocking, as game_shard does with ZMQ_SPIN_US."""
 
     mode: str  # "zmq" | "redis"
     rate: float
@@ -41,6 +42,7 @@ class RawSpec:
     slow_us: int = 0
     warmup_s: float = 0.5
     payload: str = "price"
+    spin: bool = False
 
 
 def _pace(rate: float, duration_s: float, send) -> int:
@@ -122,7 +124,8 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(endpoint)
         ready.set()
-        while sock.poll(int(IDLE_TIMEOUT_S * 1000)):
+        wait = _spin_wait if spec.spin else (lambda s, timeout_ms: s.poll(timeout_ms))
+        while wait(sock, int(IDLE_TIMEOUT_S * 1000)):
             topic, payload = sock.recv_multipart()
             recv_ns = now()
             if topic == END_TOPIC:
@@ -152,6 +155,21 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
         client.close()
     out.put({"hdr": hist.encode().decode("ascii") if hist.get_total_count() else "",
              "gaps": seqs.lost, "last": seqs.last or 0, "received": seqs.received})
+
+
+def _spin_wait(sock: Any, timeout_ms: int) -> bool:
+    """Poll `sock` until a frame is queued (True) or `timeout_ms` passed (False), yielding between polls: the
+    receive loop of `transport.zmq.ZmqSubscriber._spin`, without arbees around it."""
+    import os
+
+    import zmq
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if time.monotonic() >= deadline:
+            return False
+        os.sched_yield()
+    return True
 
 
 def run_raw(spec: RawSpec, hop: str = "raw") -> HopRow:

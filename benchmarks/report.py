@@ -99,6 +99,8 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
             f"{pre}end_to_end_zmq_over_redis_p50": _div(_p(result, "end_to_end" + sfx, "zmq"),
                                                         _p(result, "end_to_end" + redis_sfx, "redis")),
         }
+    if result.row("raw@spin", "zmq") is not None:  # the spinning hop against bare pyzmq with a polling receiver
+        out["spin_zmq_hop_over_raw_spin_p50"] = _div(_p(result, "price@spin", "zmq"), _p(result, "raw@spin", "zmq"))
     return out
 
 

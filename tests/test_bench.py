@@ -118,6 +118,8 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     assert data["ratios"]["spin_zmq_over_redis_p50"] == round(
         spin_row.p50_us / next(r.p50_us for r in result.rows if (r.hop, r.mode) == ("price", "redis")), 3)
     assert sum("[ZMQ_SPIN_US=2000]" in t["name"] for t in data["targets"]) == 6
+    # and their own reference: bare pyzmq whose receiver polls the same way
+    assert ("raw@spin", "zmq") in produced and data["ratios"]["spin_zmq_hop_over_raw_spin_p50"] is not None
 
 
 def _raw_window(*values_us: int) -> tuple:
