@@ -124,8 +124,14 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(endpoint)
         ready.set()
-        wait = _spin_wait if spec.spin else (lambda s, timeout_ms: s.poll(timeout_ms))
-        while wait(sock, int(IDLE_TIMEOUT_S * 1000)):
+        from arbees_core.transport.zmq import poll_spinning  # the polling loop game_shard runs, on a bare socket
+
+        def wait() -> bool:
+            if spec.spin:
+                return poll_spinning(sock, time.monotonic_ns() + int(IDLE_TIMEOUT_S * 1e9))
+            return bool(sock.poll(int(IDLE_TIMEOUT_S * 1000)))
+
+        while wait():
             topic, payload = sock.recv_multipart()
             recv_ns = now()
             if topic == END_TOPIC:
@@ -155,21 +161,6 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
         client.close()
     out.put({"hdr": hist.encode().decode("ascii") if hist.get_total_count() else "",
              "gaps": seqs.lost, "last": seqs.last or 0, "received": seqs.received})
-
-
-def _spin_wait(sock: Any, timeout_ms: int) -> bool:
-    """Poll `sock` until a frame is queued (True) or `timeout_ms` passed (False), yielding between polls: the
-    receive loop of `transport.zmq.ZmqSubscriber._spin`, without arbees around it."""
-    import os
-
-    import zmq
-
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-        if time.monotonic() >= deadline:
-            return False
-        os.sched_yield()
-    return True
 
 
 def run_raw(spec: RawSpec, hop: str = "raw") -> HopRow:

@@ -136,6 +136,17 @@ def spin_window_ns(spin_us: int, name: str) -> int:
     return spin_us * 1000
 
 
+def poll_spinning(sock: zmq.Socket, deadline_ns: int) -> bool:
+    """Poll `sock` until a frame is queued (True) or `time.monotonic_ns()` reaches `deadline_ns` (False), calling
+    `sched_yield` between polls so that any other runnable thread on this core goes first."""
+    events, ev, pollin, clock, yield_cpu = sock.getsockopt, zmq.EVENTS, zmq.POLLIN, time.monotonic_ns, os.sched_yield
+    while not events(ev) & pollin:
+        if clock() >= deadline_ns:
+            return False
+        yield_cpu()
+    return True
+
+
 class ZmqSubscriber(Subscriber):
     """A SUB socket connected to several publishers, with prefix filters and connection-state logging.
 
@@ -217,24 +228,17 @@ class ZmqSubscriber(Subscriber):
         """Poll the socket until a frame is queued (True) or the spin window since the last delivery, or
         `timeout_ms`, has passed (False: block as usual). The caller's blocking poll wakes up twice per price
         (libzmq's I/O thread reads the TCP socket, then signals this thread); polling skips the second wake-up,
-        which on the 2-vCPU VMs here is most of a hop: bare pyzmq at 2 000 msg/s, 114 -> 57 us p50 with a
-        polling receiver; in the pipeline, price hop p50 148-167 -> 112-127 us (same-run A/B, benchmarks/RESULTS.md).
+        which on the 2-vCPU VMs here is half of a bare hop: bare pyzmq at 2 000 msg/s, 114 -> 57 us p50 with a
+        polling receiver; in the pipeline, price hop p50 148-185 -> 112-128 us (same-run A/B, benchmarks/RESULTS.md).
         Each poll is followed by `sched_yield`, so any other runnable thread on this core goes first: without it
         the tails doubled (the monitors and the mirror waited for the spinner's time slice to end)."""
-        clock = time.monotonic_ns
-        start = clock()
+        start = time.monotonic_ns()
         deadline = min(self._last_rx_ns + self._spin_ns, start + timeout_ms * 1_000_000)
         if start >= deadline:
             return False
         cpu = time.thread_time_ns()
-        events, ev, pollin, yield_cpu = self._sock.getsockopt, zmq.EVENTS, zmq.POLLIN, os.sched_yield
         try:
-            while True:
-                if events(ev) & pollin:
-                    return True
-                if clock() >= deadline:
-                    return False
-                yield_cpu()
+            return poll_spinning(self._sock, deadline)
         finally:
             self.spin_cpu_ns += time.thread_time_ns() - cpu
 
