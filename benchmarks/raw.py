@@ -123,8 +123,9 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(endpoint)
-        ready.set()
         from arbees_core.transport.zmq import poll_spinning  # the polling loop game_shard runs, on a bare socket
+
+        ready.set()
 
         def wait() -> bool:
             if spec.spin:
