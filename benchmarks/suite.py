@@ -62,6 +62,11 @@ class BenchConfig:
         return cls(rate=rate, duration_s=d, warmup_s=1.0, hold_s=min(d, 2.0), rates=QUICK_RATES, raw_s=min(d, 2.0),
                    rt_priority=rt_priority, traffic_margin_s=15.0, spin_us=spin_us)
 
+    def raw_spec(self, mode: str, redis_url: str, rate: float | None = None, **options: Any) -> RawSpec:
+        """A raw hop over this config's raw window (its first quarter, at most 0.5 s, untimed), at `rate` (default
+        the latency runs' rate); `options`: RawSpec's payload / spin."""
+        return RawSpec(mode, rate or self.rate, self.raw_s, redis_url, warmup_s=min(0.5, self.raw_s / 4), **options)
+
     def phases(self) -> list[tuple[str, float]]:
         """(name, planned seconds) of every phase, for the progress display."""
         out = [("record venue traffic", 1.0)] + [(f"raw {m} (before)", self.raw_s) for m in RAW_MODES]
@@ -121,19 +126,24 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         other_raw = measure_signal_rate_hops(cfg, srv.redis_url, progress)
         if cfg.spin_us > 0:
             other_raw.append(measure_polling_raw_hop(cfg, srv.redis_url, progress))
+
+        def pipeline(zmq_mode: bool, tag: str = "", **settings: int) -> list[HopRow]:
+            """One pipeline run as one progress phase (`pipeline zmq`, `pipeline redis rt`, ...): its hop rows."""
+            name = f"pipeline {'zmq' if zmq_mode else 'redis'}" + (f" {tag}" if tag else "")
+            return run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
+                                folder / name.replace(" ", "-"), tick(name), traffic=traffic, **settings).rows
+
         for zmq_mode in (True, False):
-            name = f"pipeline {'zmq' if zmq_mode else 'redis'}"
-            run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
-                               folder / name.replace(" ", "-"), tick(name), traffic=traffic)
-            result.rows += run.rows
+            result.rows += pipeline(zmq_mode)
         if cfg.spin_us > 0:  # Redis mode does not spin: its default rows are this configuration's reference
-            run = run_pipeline(True, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
-                               folder / "pipeline-zmq-spin", tick("pipeline zmq spin"), traffic=traffic,
-                               spin_us=cfg.spin_us)
-            result.rows += run.rows
+            result.rows += pipeline(True, "spin", spin_us=cfg.spin_us)
         rt = cfg.rt_enabled()
         if rt:
-            result.rows += run_realtime(cfg, srv.redis_url, srv.database_url, folder, tick, traffic)
+            # ARBEES_RT_PRIORITY (rows `price@rt`, ...), the configuration the README recommends for latency. Its
+            # ratios use the same raw rows as the default run: bare pyzmq between two processes both under
+            # SCHED_FIFO measured slower here (p50 159 vs 86 us), so the default raw hop is the stricter reference.
+            for zmq_mode in (True, False):
+                result.rows += pipeline(zmq_mode, "rt", rt_priority=cfg.rt_priority)
         elif cfg.rt_priority > 0:
             result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
                                 "not use SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)")
@@ -165,8 +175,8 @@ def measure_raw_hops(cfg: BenchConfig, redis_url: str, progress: Progress | None
     """The raw hops once (`when`: before or after the pipeline runs). The suite measures them on both sides of the
     latency runs and merges the two: one raw window measured while the host was busy (raw Redis p50 1 ms, five
     times its usual figure, in one run) would otherwise skew every ratio of that run."""
-    spec = lambda mode: RawSpec(mode, cfg.rate, cfg.raw_s, redis_url, warmup_s=min(0.5, cfg.raw_s / 4))  # noqa: E731
-    return {mode: _phase(progress, f"raw {mode} ({when})", cfg.raw_s, lambda: measure_raw(spec(mode)))
+    return {mode: _phase(progress, f"raw {mode} ({when})", cfg.raw_s,
+                         lambda: measure_raw(cfg.raw_spec(mode, redis_url)))
             for mode in RAW_MODES}
 
 
@@ -176,8 +186,7 @@ def measure_signal_rate_hops(cfg: BenchConfig, redis_url: str, progress: Progres
     A signal comes every 0.1 s, so its receiver is idle when it arrives; on the 2-vCPU VMs here bare pyzmq took
     385 us p50 at 10 msg/s against 64-71 us at 2 000 msg/s (an idle vCPU has to be woken). Against the raw hop at
     2k/s the signal hop looks slow; against this one it is measured at the same rate, as the issue asks."""
-    spec = lambda mode: RawSpec(mode, SIGNAL_RATE, cfg.raw_s, redis_url, warmup_s=min(0.5, cfg.raw_s / 4),  # noqa: E731
-                                payload="signal")
+    spec = lambda mode: cfg.raw_spec(mode, redis_url, SIGNAL_RATE, payload="signal")  # noqa: E731
     return [_phase(progress, f"raw {mode} at the signal rate", cfg.raw_s, lambda: run_raw(spec(mode), "raw@signal"))
             for mode in RAW_MODES]
 
@@ -186,7 +195,7 @@ def measure_polling_raw_hop(cfg: BenchConfig, redis_url: str, progress: Progress
     """Bare pyzmq whose receiver polls instead of blocking (row `raw@spin`): the `@spin` rows' own reference.
     Their ratio to the blocking `raw` row is the issue's target; this one says how much of what the polling gains
     is the polling itself (bare pyzmq here: 114 -> 57 us p50 at 2 000 msg/s)."""
-    spec = RawSpec("zmq", cfg.rate, cfg.raw_s, redis_url, warmup_s=min(0.5, cfg.raw_s / 4), spin=True)
+    spec = cfg.raw_spec("zmq", redis_url, spin=True)
     return _phase(progress, "raw zmq, polling receiver", cfg.raw_s, lambda: run_raw(spec, "raw@spin"))
 
 
@@ -220,19 +229,3 @@ def raw_drift_note(mode: str, before: RawRun, after: RawRun) -> str:
 
 def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} us"
-
-
-def run_realtime(cfg: BenchConfig, redis_url: str, database_url: str, folder: Path,
-                 tick: Callable[[str], Callable[[float], None] | None],
-                 traffic: dict[str, Path] | None = None) -> list[HopRow]:
-    """The pipeline again with ARBEES_RT_PRIORITY (rows `price@rt`, ...): the configuration the README
-    recommends for latency. Its ratios are taken against the same raw rows as the default run: bare pyzmq
-    between two processes both under SCHED_FIFO measured slower here (p50 159 vs 86 us), so the default raw hop
-    is the machine's limit and the stricter reference."""
-    rows: list[HopRow] = []
-    for zmq_mode in (True, False):
-        name = f"pipeline {'zmq' if zmq_mode else 'redis'} rt"
-        run = run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, redis_url, database_url,
-                           folder / name.replace(" ", "-"), tick(name), rt_priority=cfg.rt_priority, traffic=traffic)
-        rows += run.rows
-    return rows
