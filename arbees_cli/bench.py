@@ -23,8 +23,11 @@ def register(app: typer.Typer) -> None:
               spin_us: int = typer.Option(2000, "--spin-us", help="Also measure ZMQ mode with ZMQ_SPIN_US=N "
                                           "(game_shard busy-polls N us after each price; rows <hop>@spin); 0 skips."),
               as_json: bool = JsonOpt) -> None:
-        """Benchmark the hot path: per-hop and end-to-end latency and throughput, ZMQ against Redis (exit 1 when a
-        target is missed). Uses REDIS_URL / DATABASE_URL, or embedded servers when unset."""
+        """Benchmark the hot path: per-hop and end-to-end latency and throughput, ZMQ against Redis, judged against
+        ARCHITECTURE.md's targets on 95 % confidence intervals. Exit 0 when every target is met, 1 when one is
+        missed, 2 when none is missed but some are inconclusive (too few samples, an interval across the limit, or
+        a machine whose own bare hop exceeds an absolute limit). Uses REDIS_URL / DATABASE_URL, or embedded servers
+        when unset."""
         from benchmarks.cli import run_and_report
 
         raise typer.Exit(run_and_report(quick, as_json, rate, duration, rt_priority=rt_priority, spin_us=spin_us))

@@ -1,4 +1,7 @@
-"""`python -m benchmarks [--quick] [--json] [--rate N] [--duration S]`: the whole benchmark, one report."""
+"""`python -m benchmarks [--quick] [--json] [--rate N] [--duration S]`: the whole benchmark, one report.
+
+Exit 0 when every target is met, 1 when one is missed, 2 when none is missed but some are inconclusive (too few
+samples, a 95 % confidence interval across the limit, or a machine whose own bare hop exceeds an absolute limit)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from benchmarks.cli import run_and_report
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="about a minute: 3 s latency windows, one throughput step (20k/s) held 2 s")
     p.add_argument("--json", action="store_true", help="print one JSON object (rows, throughput, ratios, targets)")

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.report import tables
 from benchmarks.suite import BenchConfig, BenchResult, run_suite
+from benchmarks.verdict import exit_code
 
 
 def make_config(quick: bool, rate: float, duration: float | None, rt_priority: int = 10,
@@ -50,7 +51,8 @@ def run_with_progress(cfg: BenchConfig) -> BenchResult:
 
 def run_and_report(quick: bool, as_json: bool, rate: float, duration: float | None, markdown: str = "",
                    rt_priority: int = 10, spin_us: int = 2000) -> int:
-    """Exit code 0 when every target is met, 1 otherwise (the figures are printed either way)."""
+    """Exit code 0 when every target is met, 1 when one is missed, 2 when none is missed but some are
+    inconclusive (benchmarks/verdict.py); the figures are printed either way."""
     result = run_with_progress(make_config(quick, rate, duration, rt_priority, spin_us))
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
@@ -60,4 +62,4 @@ def run_and_report(quick: bool, as_json: bool, rate: float, duration: float | No
         from benchmarks.report import markdown_table
 
         Path(markdown).write_text(markdown_table(result) + "\n\n```json\n" + json.dumps(result.to_json(), indent=2) + "\n```\n")
-    return 0 if all(t["met"] for t in result.targets) else 1
+    return exit_code(result.targets)

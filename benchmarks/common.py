@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ def new_histogram() -> HdrHistogram:
 
 @dataclass
 class HopRow:
-    """One row of the report: a hop's latency percentiles (microseconds) in one mode at one rate (msg/s)."""
+    """One row of the report: a hop's latency percentiles (microseconds) in one mode at one rate (msg/s).
+    `windows`: the histograms behind it (two for a raw row measured before and after the pipeline runs), from
+    which `benchmarks.verdict` draws its confidence intervals."""
 
     hop: str
     mode: str
@@ -38,21 +40,24 @@ class HopRow:
     max_us: float | None
     lost: int
     count: int = 0
+    windows: tuple[HdrHistogram, ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The issue's row shape (count is kept for the table only)."""
-        d = asdict(self)
-        d.pop("count")
-        return d
+        """The issue's row shape (count and windows are kept for the table and the verdicts only)."""
+        return {"hop": self.hop, "mode": self.mode, "rate": self.rate, "p50_us": self.p50_us, "p95_us": self.p95_us,
+                "p99_us": self.p99_us, "max_us": self.max_us, "lost": self.lost}
 
 
-def row_from_histogram(hop: str, mode: str, rate: float, hist: HdrHistogram | None, lost: int) -> HopRow:
-    """A row from a histogram; percentiles are None when it holds no samples (shown as '-')."""
+def row_from_histogram(hop: str, mode: str, rate: float, hist: HdrHistogram | None, lost: int,
+                       windows: tuple[HdrHistogram, ...] | None = None) -> HopRow:
+    """A row from a histogram; percentiles are None when it holds no samples (shown as '-'). `windows`: the
+    histograms `hist` merges, when it merges several (default: `hist` itself)."""
     if hist is None or not hist.get_total_count():
         return HopRow(hop, mode, round(rate, 1), None, None, None, None, lost, 0)
     pct = hist.get_percentile_to_value_dict([50, 95, 99])
+    kept = tuple(w for w in (windows if windows is not None else (hist,)) if w.get_total_count())
     return HopRow(hop, mode, round(rate, 1), pct[50], pct[95], pct[99], hist.get_max_value(), lost,
-                  hist.get_total_count())
+                  hist.get_total_count(), kept)
 
 
 def window_histogram(start_hdr: str | None, end_hdr: str | None) -> HdrHistogram | None:

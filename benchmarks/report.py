@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group
 from rich.table import Table
 
+from benchmarks.verdict import INCONCLUSIVE, MET, MISSED, Verdict, judge_at_least, judge_percentile, judge_ratio, summary
+
 if TYPE_CHECKING:
     from benchmarks.common import Servers
     from benchmarks.suite import BenchResult
@@ -23,6 +25,7 @@ THROUGHPUT_MIN = 20000
 #: The configurations besides the default: (row suffix, ratio prefix, suffix of the Redis rows to compare with).
 #: ZMQ_SPIN_US does nothing in Redis mode, so the spinning ZMQ rows compare with the default Redis rows.
 CONFIGS = (("@rt", "rt_", "@rt"), ("@spin", "spin_", ""))
+VERDICT_STYLE = {MET: "[green]met[/]", MISSED: "[red]missed[/]", INCONCLUSIVE: "[yellow]inconclusive[/]"}
 
 
 def machine_info(srv: "Servers | None" = None) -> dict[str, Any]:
@@ -104,26 +107,34 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
     return out
 
 
-def _target(name: str, target: str, actual: float | None, met: bool | None) -> dict[str, Any]:
-    return {"name": name, "target": target, "actual": actual, "met": bool(met) if actual is not None else False}
+def _target(name: str, target: str, actual: float | None, verdict: Verdict) -> dict[str, Any]:
+    """One target as --json prints it: the issue's fields (`met` is the verdict's: the whole interval within the
+    limit), plus the verdict, its interval, the values behind it and why (benchmarks/verdict.py)."""
+    return {"name": name, "target": target, "actual": actual, "met": verdict.met, "verdict": verdict.verdict,
+            "ci": list(verdict.ci) if verdict.ci else None, "n": verdict.n, "reason": verdict.reason}
 
 
-def _latency_targets(result: "BenchResult", sfx: str = "", pre: str = "", label: str = "") -> list[dict[str, Any]]:
+def _latency_targets(result: "BenchResult", sfx: str = "", pre: str = "", redis_sfx: str = "",
+                     label: str = "") -> list[dict[str, Any]]:
     """The latency targets for one configuration: default (rows `<hop>`), ARBEES_RT_PRIORITY (`<hop>@rt`) or
-    ZMQ_SPIN_US (`<hop>@spin`); `pre` names its ratios, `label` tags its targets."""
-    r = result.ratios
-    hop_ratio, price_ratio, signal_ratio = (r.get(f"{pre}zmq_hop_over_raw_p50"), r.get(f"{pre}zmq_over_redis_p50"),
-                                            r.get(f"{pre}signal_zmq_over_redis_p50"))
-    hop_p99 = _p(result, "price" + sfx, "zmq", "p99_us")
-    e2e50, e2e99 = _p(result, "end_to_end" + sfx, "zmq"), _p(result, "end_to_end" + sfx, "zmq", "p99_us")
-    wanted = (("pipeline ZMQ hop p50 / raw pyzmq p50", HOP_OVER_RAW_MAX, hop_ratio),
-              ("pipeline ZMQ hop p99 (us)", HOP_P99_MAX_US, hop_p99),
-              ("end-to-end p50, ZMQ mode (us)", E2E_P50_MAX_US, e2e50),
-              ("end-to-end p99, ZMQ mode (us)", E2E_P99_MAX_US, e2e99),
-              ("ZMQ / Redis p50, price hop", ZMQ_OVER_REDIS_MAX, price_ratio),
-              ("ZMQ / Redis p50, signal hop", ZMQ_OVER_REDIS_MAX, signal_ratio))
-    return [_target(name + label, f"<= {limit}", actual, actual is not None and actual <= limit)
-            for name, limit, actual in wanted]
+    ZMQ_SPIN_US (`<hop>@spin`); `pre` names its ratios, `redis_sfx` its Redis rows, `label` tags its targets."""
+    r, row = result.ratios, result.row
+    raw, price, e2e = row("raw", "zmq"), row("price" + sfx, "zmq"), row("end_to_end" + sfx, "zmq")
+    redis_price, signal, redis_signal = row("price" + redis_sfx, "redis"), row("signal" + sfx, "zmq"), row(
+        "signal" + redis_sfx, "redis")
+    wanted = (("pipeline ZMQ hop p50 / raw pyzmq p50", HOP_OVER_RAW_MAX, r.get(f"{pre}zmq_hop_over_raw_p50"),
+               judge_ratio(price, raw, HOP_OVER_RAW_MAX)),
+              ("pipeline ZMQ hop p99 (us)", HOP_P99_MAX_US, price and price.p99_us,
+               judge_percentile(price, 99, HOP_P99_MAX_US, machine=raw)),
+              ("end-to-end p50, ZMQ mode (us)", E2E_P50_MAX_US, e2e and e2e.p50_us,
+               judge_percentile(e2e, 50, E2E_P50_MAX_US)),
+              ("end-to-end p99, ZMQ mode (us)", E2E_P99_MAX_US, e2e and e2e.p99_us,
+               judge_percentile(e2e, 99, E2E_P99_MAX_US)),
+              ("ZMQ / Redis p50, price hop", ZMQ_OVER_REDIS_MAX, r.get(f"{pre}zmq_over_redis_p50"),
+               judge_ratio(price, redis_price, ZMQ_OVER_REDIS_MAX)),
+              ("ZMQ / Redis p50, signal hop", ZMQ_OVER_REDIS_MAX, r.get(f"{pre}signal_zmq_over_redis_p50"),
+               judge_ratio(signal, redis_signal, ZMQ_OVER_REDIS_MAX)))
+    return [_target(name + label, f"<= {limit}", actual, verdict) for name, limit, actual, verdict in wanted]
 
 
 def config_label(result: "BenchResult", sfx: str) -> str:
@@ -137,13 +148,13 @@ def targets(result: "BenchResult") -> list[dict[str, Any]]:
     """ARCHITECTURE.md's figures, for default settings and each other configuration measured (CONFIGS)."""
     tp = {(t.path, t.mode): t.max_rate for t in result.throughput}
     out = _latency_targets(result)
-    for sfx, pre, _ in CONFIGS:
+    for sfx, pre, redis_sfx in CONFIGS:
         if result.row("price" + sfx, "zmq") is not None:
-            out += _latency_targets(result, sfx, pre, config_label(result, sfx))
+            out += _latency_targets(result, sfx, pre, redis_sfx, config_label(result, sfx))
     for path in ("monitor->game_shard", "mirror"):
         rate = tp.get((path, "zmq"))
         out.append(_target(f"sustained {path}, ZMQ, 0 lost (msg/s)", f">= {THROUGHPUT_MIN}", rate,
-                           rate is not None and rate >= THROUGHPUT_MIN))
+                           judge_at_least(rate, THROUGHPUT_MIN, "rate held")))
     return out
 
 
@@ -170,12 +181,12 @@ def tables(result: "BenchResult") -> Group:
     rt.add_column("value", justify="right")
     for k, v in result.ratios.items():
         rt.add_row(k, "-" if v is None else f"{v:.2f}")
-    tg = Table(title="Targets (ARCHITECTURE.md)", title_justify="left")
-    for col in ("target", "wanted", "actual", "met"):
-        tg.add_column(col)
+    tg = Table(title=f"Targets (ARCHITECTURE.md): {summary(result.targets)}", title_justify="left")
+    for col in ("target", "wanted", "actual", "verdict", "why"):
+        tg.add_column(col, ratio=2 if col in ("target", "why") else None)
     for t in result.targets:
         actual = "-" if t["actual"] is None else f"{t['actual']:,.2f}"
-        tg.add_row(t["name"], t["target"], actual, "[green]yes[/]" if t["met"] else "[red]no[/]")
+        tg.add_row(t["name"], t["target"], actual, VERDICT_STYLE[t["verdict"]], t["reason"])
     m = result.machine
     machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
                f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, load {m.get('load_avg_1m')}, "

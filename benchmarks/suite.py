@@ -212,10 +212,10 @@ def _phase(progress: Progress | None, phase: str, seconds: float, measure: Calla
 def merged_raw_row(mode: str, rate: float, before: RawRun, after: RawRun) -> HopRow:
     """The `raw` row: both windows' samples in one histogram, both windows' losses."""
     merged = new_histogram()
-    for hist, _ in (before, after):
-        if hist is not None:
-            merged.add(hist)
-    return row_from_histogram("raw", mode, rate, merged, before[1] + after[1])
+    windows = tuple(hist for hist, _ in (before, after) if hist is not None)
+    for hist in windows:
+        merged.add(hist)
+    return row_from_histogram("raw", mode, rate, merged, before[1] + after[1], windows)
 
 
 def raw_drift_note(mode: str, before: RawRun, after: RawRun) -> str:

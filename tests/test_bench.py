@@ -95,7 +95,9 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     assert raw_counts["redis"] == 2 * int(cfg.rate * cfg.raw_s - cfg.rate * min(0.5, cfg.raw_s / 4))
     assert sum(n.startswith(("raw zmq hop p50", "raw redis hop p50")) and "before" in n and "after" in n
                for n in data["notes"]) == 2
-    assert data["targets"] and all(set(t) == {"name", "target", "actual", "met"} for t in data["targets"])
+    assert data["targets"] and all(set(t) == {"name", "target", "actual", "met", "verdict", "ci", "n", "reason"}
+                                   for t in data["targets"])
+    assert all(t["verdict"] in ("met", "missed", "inconclusive") and t["reason"] for t in data["targets"])
 
     # The real-time configuration (ARBEES_RT_PRIORITY, default 10) is measured when this process may use it,
     # and said to be skipped otherwise.

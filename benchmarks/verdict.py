@@ -1,0 +1,129 @@
+"""Three-valued verdicts for the benchmark's targets: met, missed, or inconclusive, each with its reason.
+
+Why. A figure from one run on a shared VM is a sample, and a bare "yes / no" against the limit hides how sure it
+is. Following the practice of canary analysis (Argo Rollouts' Successful / Inconclusive / Failed, Kayenta's minimum
+of about 50 data points; ../shared/research/venues-messaging-canary.md, A.4), a target is judged on its 95 %
+bootstrap confidence interval (`arbees_core.validation.stats`, the same two-level bootstrap `arbees decide` uses):
+
+- met: the whole interval is within the limit;
+- missed: the whole interval is beyond it, and the machine itself could have met it;
+- inconclusive: fewer than `MIN_SAMPLES` values, no values at all, an interval that spans the limit (for a ratio to
+  the raw hop this is what a machine whose speed moved between the raw windows before and after the pipeline runs
+  gives: the bootstrap resamples those windows), or an absolute latency limit that the bare pyzmq hop between
+  two processes, measured in the same run, already exceeds: that machine cannot show whether the pipeline meets it.
+
+The benchmark exits 0 when every target is met, 1 when one is missed, and 2 when none is missed but some are
+inconclusive (`exit_code`), the exit codes of every arbees verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from arbees_core.validation.stats import Interval, bootstrap_percentile_ci, bootstrap_ratio_ci
+from benchmarks.common import HopRow
+
+MET, MISSED, INCONCLUSIVE = "met", "missed", "inconclusive"
+#: Fewer values than this behind a figure make its target inconclusive (Kayenta's rule of thumb).
+MIN_SAMPLES = 50
+CONFIDENCE = 0.95
+#: Bootstrap replicates per target; the verdicts are deterministic (seeded).
+N_BOOT = 400
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one target was judged: `ci` is the 95 % interval of the figure (None where none applies), `n` the
+    values behind it (the smaller side, for a ratio), `reason` one line an operator can act on."""
+
+    verdict: str
+    ci: tuple[float, float] | None
+    n: int
+    reason: str
+
+    @property
+    def met(self) -> bool:
+        return self.verdict == MET
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2f}"
+
+
+def _interval(ci: Interval) -> str:
+    return f"[{_fmt(ci.lo)}, {_fmt(ci.hi)}]"
+
+
+def _too_few(rows: Iterable[HopRow | None]) -> Verdict | None:
+    """Inconclusive when a row is missing or holds fewer than MIN_SAMPLES values."""
+    rows = list(rows)
+    if any(r is None or not r.windows for r in rows):
+        return Verdict(INCONCLUSIVE, None, 0, "no samples")
+    n = min(r.count for r in rows)  # type: ignore[union-attr]
+    if n < MIN_SAMPLES:
+        return Verdict(INCONCLUSIVE, None, n, f"{n} samples, fewer than {MIN_SAMPLES}: run longer")
+    return None
+
+
+def _against(ci: Interval, limit: float, n: int) -> Verdict:
+    """The verdict of an interval against an upper limit."""
+    ci_pair = (round(ci.lo, 3), round(ci.hi, 3))
+    if ci.hi <= limit:
+        return Verdict(MET, ci_pair, n, f"95 % CI {_interval(ci)} within {_fmt(limit)}")
+    if ci.lo > limit:
+        return Verdict(MISSED, ci_pair, n, f"95 % CI {_interval(ci)} beyond {_fmt(limit)}")
+    return Verdict(INCONCLUSIVE, ci_pair, n, f"95 % CI {_interval(ci)} spans the limit {_fmt(limit)}")
+
+
+def judge_ratio(num: HopRow | None, den: HopRow | None, limit: float, q: float = 50) -> Verdict:
+    """The ratio num/den of the q-th percentiles against `limit`; each row's windows are resampled on their own,
+    so a reference measured in two windows that disagree widens the interval."""
+    few = _too_few((num, den))
+    if few is not None:
+        return few
+    ci = bootstrap_ratio_ci(num.windows, den.windows, q, n_boot=N_BOOT, conf=CONFIDENCE)  # type: ignore[union-attr]
+    return _against(ci, limit, min(num.count, den.count))  # type: ignore[union-attr]
+
+
+def judge_percentile(row: HopRow | None, q: float, limit: float, machine: HopRow | None = None) -> Verdict:
+    """The q-th percentile of `row` (us) against `limit`. `machine`: the bare hop of the same run; when even its
+    q-th percentile is surely above the limit, a miss says nothing about the pipeline, so it is inconclusive."""
+    few = _too_few((row,))
+    if few is not None:
+        return few
+    ci = bootstrap_percentile_ci(row.windows, q, n_boot=N_BOOT, conf=CONFIDENCE)  # type: ignore[union-attr]
+    verdict = _against(ci, limit, row.count)  # type: ignore[union-attr]
+    if verdict.met or machine is None or _too_few((machine,)) is not None:
+        return verdict
+    bare = bootstrap_percentile_ci(machine.windows, q, n_boot=N_BOOT, conf=CONFIDENCE)
+    if bare.lo > limit:
+        return Verdict(INCONCLUSIVE, verdict.ci, verdict.n,
+                       f"the bare {machine.mode} hop's own p{q:g} on this machine, same run, is {_fmt(bare.estimate)} us "
+                       f"{_interval(bare)}, beyond {_fmt(limit)}: this machine cannot show it (pipeline: "
+                       f"{_interval(ci)})")
+    return verdict
+
+
+def judge_at_least(actual: float | None, limit: float, what: str) -> Verdict:
+    """A figure with no sampling interval (the highest rate held) against a lower limit."""
+    if actual is None:
+        return Verdict(INCONCLUSIVE, None, 0, f"no {what} measured")
+    if actual >= limit:
+        return Verdict(MET, None, 0, f"{_fmt(actual)} >= {_fmt(limit)}")
+    return Verdict(MISSED, None, 0, f"{_fmt(actual)} < {_fmt(limit)}")
+
+
+def exit_code(targets: Iterable[dict[str, Any]]) -> int:
+    """0 when every target is met, 1 when any is missed, 2 when none is missed but some are inconclusive."""
+    verdicts = {t["verdict"] for t in targets}
+    if MISSED in verdicts:
+        return 1
+    return 2 if INCONCLUSIVE in verdicts else 0
+
+
+def summary(targets: list[dict[str, Any]]) -> str:
+    """`14 met, 3 missed, 3 inconclusive (exit 1)`."""
+    counts = {v: sum(t["verdict"] == v for t in targets) for v in (MET, MISSED, INCONCLUSIVE)}
+    return ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (exit {exit_code(targets)})"
