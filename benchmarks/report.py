@@ -43,8 +43,30 @@ CONFIGS = (Config("@rt", "rt_", "@rt", "raw"), Config("@spin", "spin_", "", "raw
 VERDICT_STYLE = {MET: "[green]met[/]", MISSED: "[red]missed[/]", INCONCLUSIVE: "[yellow]inconclusive[/]"}
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def idle_info() -> str | None:
+    """How an idle CPU waits, which sets what waking it costs: on the VMs here waking a halted vCPU was half of a bare
+    pyzmq hop (benchmarks/RESULTS.md, "2026-12-01, late"), so runs on hosts that differ in this differ in every
+    figure. `haltpoll/haltpoll, guest halt polling 0 ns`; None where the OS does not say."""
+    root = "/sys/devices/system/cpu/cpuidle/"
+    driver, governor = _read(root + "current_driver"), _read(root + "current_governor_ro") or _read(
+        root + "current_governor")
+    if driver is None:
+        return None
+    text = f"{driver}/{governor}"
+    halt_poll = _read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+    return text + (f", guest halt polling {halt_poll} ns" if halt_poll is not None else "")
+
+
 def machine_info(srv: "Servers | None" = None) -> dict[str, Any]:
-    """CPU, cores, load, Python, pyzmq/libzmq and Redis versions."""
+    """CPU, cores, load, how idle CPUs wait, Python, pyzmq/libzmq and Redis versions."""
     import zmq
 
     cpu = platform.processor() or ""
@@ -56,7 +78,7 @@ def machine_info(srv: "Servers | None" = None) -> dict[str, Any]:
     info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
                             "kernel": platform.release(),
                             "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "platform": platform.platform(),
-                            "load_avg_1m": round(os.getloadavg()[0], 2)}
+                            "load_avg_1m": round(os.getloadavg()[0], 2), "cpuidle": idle_info()}
     if srv is not None:
         import redis
 
@@ -202,7 +224,8 @@ def tables(result: "BenchResult") -> Group:
         tg.add_row(t["name"], t["target"], actual, VERDICT_STYLE[t["verdict"]], t["reason"])
     m = result.machine
     machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
-               f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, load {m.get('load_avg_1m')}, "
+               f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, idle CPUs: {m.get('cpuidle')}, "
+               f"load {m.get('load_avg_1m')}, "
                f"real-time rows: {'ARBEES_RT_PRIORITY=' + str(m['rt_priority']) if m.get('rt_priority') else 'no'}, "
                f"spin rows: {'ZMQ_SPIN_US=' + str(m['spin_us']) if m.get('spin_us') else 'no'}")
     return Group(machine, hops, tp, rt, tg, *[f"note: {n}" for n in result.notes])

@@ -13,7 +13,7 @@ import pytest
 from arbees_core.services.sched import rt_permitted
 from benchmarks.common import HopRow, SeqTracker, new_histogram, window_histogram
 from benchmarks.raw import RawSpec, run_raw
-from benchmarks.report import THROUGHPUT_MIN, ratios
+from benchmarks.report import THROUGHPUT_MIN, machine_info, ratios
 from benchmarks.suite import SIGNAL_RATE, BenchConfig, BenchResult, merged_raw_row, raw_drift_note, run_suite
 
 EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("raw@signal", "zmq"), ("raw@signal", "redis"), ("price", "zmq"),
@@ -70,7 +70,7 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     data = json.loads(json.dumps(result.to_json()))
 
     assert set(data) == {"machine", "rows", "throughput", "ratios", "targets", "notes"}
-    assert {"cpu", "cores", "python", "pyzmq", "libzmq", "redis"} <= set(data["machine"])
+    assert {"cpu", "cores", "python", "pyzmq", "libzmq", "redis", "cpuidle"} <= set(data["machine"])
     for row in data["rows"]:
         assert set(row) == {"hop", "mode", "rate", "p50_us", "p95_us", "p99_us", "max_us", "lost"}
     produced = {(r["hop"], r["mode"]) for r in data["rows"]}
@@ -158,3 +158,13 @@ def test_the_replayed_hop_is_a_ratio_to_raw_only_at_the_raw_hops_rate() -> None:
 
     assert ratios(result(2000))["zmq_hop_replay_over_raw_p50"] == 1.2
     assert ratios(result(20000))["zmq_hop_replay_over_raw_p50"] is None  # --quick replays at 20k/s only
+
+
+def test_the_machine_facts_say_how_idle_cpus_wait() -> None:
+    """Waking a halted vCPU was half of a bare hop on the VMs here: a run says how its machine's idle CPUs wait."""
+    driver = Path("/sys/devices/system/cpu/cpuidle/current_driver")
+    info = machine_info()["cpuidle"]
+    if driver.exists():
+        assert info is not None and info.startswith(driver.read_text().strip() + "/")
+    else:
+        assert info is None
