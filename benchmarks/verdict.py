@@ -10,7 +10,8 @@ bootstrap confidence interval (`arbees_core.validation.stats`, the same two-leve
 - inconclusive: fewer than `MIN_SAMPLES` values, no values at all, an interval that spans the limit (for a ratio to
   the raw hop this is what a machine whose speed moved between the raw windows before and after the pipeline runs
   gives: the bootstrap resamples those windows), or an absolute latency limit that the bare pyzmq hop between
-  two processes, measured in the same run, already exceeds: that machine cannot show whether the pipeline meets it.
+  two processes which receives the same way (`raw`, or `raw@spin` for a polling game_shard; `report.Config.bare`),
+  measured in the same run, already exceeds: that machine cannot show whether the pipeline meets it.
 
 The benchmark exits 0 when every target is met, 1 when one is missed, and 2 when none is missed but some are
 inconclusive (`exit_code`), the exit codes of every arbees verdict.
