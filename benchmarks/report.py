@@ -27,7 +27,7 @@ THROUGHPUT_MIN = 20000
 class Config(NamedTuple):
     """A configuration the benchmark measures: its row suffix, ratio prefix, the suffix of the Redis rows it is
     compared with, and its bare hop: the raw row with the same way of receiving, which says whether this machine
-    can show an absolute limit at all (benchmarks/verdict.py)."""
+    can show an absolute limit, or a ZMQ / Redis ratio of the price hop, at all (benchmarks/verdict.py)."""
 
     sfx: str
     pre: str
@@ -166,9 +166,11 @@ def _latency_targets(result: "BenchResult", config: Config = DEFAULT, label: str
               ("end-to-end p99, ZMQ mode (us)", E2E_P99_MAX_US, _p(result, "end_to_end" + sfx, "zmq", "p99_us"),
                judge_percentile(e2e, 99, E2E_P99_MAX_US)),
               ("ZMQ / Redis p50, price hop", ZMQ_OVER_REDIS_MAX, r.get(f"{pre}zmq_over_redis_p50"),
-               judge_ratio(price, redis_price, ZMQ_OVER_REDIS_MAX)),
+               judge_ratio(price, redis_price, ZMQ_OVER_REDIS_MAX,
+                           machine=(row(config.bare, "zmq"), row("raw", "redis")))),
               ("ZMQ / Redis p50, signal hop", ZMQ_OVER_REDIS_MAX, r.get(f"{pre}signal_zmq_over_redis_p50"),
-               judge_ratio(signal, redis_signal, ZMQ_OVER_REDIS_MAX)))
+               judge_ratio(signal, redis_signal, ZMQ_OVER_REDIS_MAX,
+                           machine=(row("raw@signal", "zmq"), row("raw@signal", "redis")))))
     return [_target(name + label, f"<= {limit}", actual, verdict) for name, limit, actual, verdict in wanted]
 
 
