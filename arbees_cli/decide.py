@@ -15,7 +15,7 @@ from arbees_cli.output import console, fail, print_json
 from arbees_cli.stack import JsonOpt
 from arbees_core.validation.results import latest_result, utc_now_iso
 
-_VERDICT_STYLE = {"GO": "green", "DEBUG": "yellow", "NO-GO": "red"}
+VERDICT_STYLE = {"GO": "green", "DEBUG": "yellow", "NO-GO": "red"}
 
 
 def _load(path: Optional[Path], kind: str, runs: Optional[Path]) -> dict[str, Any] | None:
@@ -34,7 +34,7 @@ def decision_table(decision: Any) -> Table:
         table.add_column(col, **kw)
     for row in decision.rows:
         d = row.to_dict()
-        style = _VERDICT_STYLE.get(d["verdict"], "white")
+        style = VERDICT_STYLE.get(d["verdict"], "white")
         crit = " (critical)" if d.get("critical") else ""
         table.add_row(escape(d["metric"] + crit), escape(str(d["target"])), escape(str(d["actual"])),
                       f"[{style}]{d['verdict']}[/]", escape(d["reason"]))
@@ -64,7 +64,7 @@ def run_decide(phase4: dict[str, Any] | None, phase5: dict[str, Any] | None, ove
         print_json(decision_json(decision, started, t0))
     else:
         console.print(decision_table(decision))
-        style = _VERDICT_STYLE.get(decision.decision, "white")
+        style = VERDICT_STYLE.get(decision.decision, "white")
         console.print(f"[bold {style}]{decision.decision}[/] (thresholds: {thresholds.source}"
                       + (f", overrides {thresholds.overrides}" if thresholds.overrides else "") + ")")
     return decision.exit_code

@@ -315,18 +315,30 @@ def register(app: typer.Typer) -> None:
             from arbees_cli.decide import decision_table
 
             console.print(decision_table(decision))
-            table = Table(title="arbees validate", title_justify="left")
-            for col in ("step", "result", "evidence"):
-                table.add_column(col)
-            for c in summary["checks"]:
-                table.add_row(c["name"], "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]", escape(c["evidence"]))
-            console.print(table)
+            console.print(validate_table(summary["checks"][:-1], decision))
             console.print(f"[bold]{decision.decision}[/] in {summary['duration_s']:.0f}s; results in {runs_dir()}")
         if not all(p["passed"] for p in phases):
             raise typer.Exit(EXIT_FAIL)
         raise typer.Exit(decision.exit_code)
 
     _ = EXIT_ERROR
+
+
+def validate_table(phase_checks: list[dict[str, Any]], decision: Any) -> Table:
+    """`arbees validate`'s summary: PASS / FAIL per phase, then the decision as the matrix gave it. The decision is
+    three-valued, so DEBUG (exit 2: inconclusive, e.g. a quick run's soak too short to prove memory stable) shows
+    as DEBUG, not as a failure."""
+    from arbees_cli.decide import VERDICT_STYLE
+
+    table = Table(title="arbees validate", title_justify="left")
+    for col in ("step", "result", "evidence"):
+        table.add_column(col)
+    for c in phase_checks:
+        table.add_row(c["name"], "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]", escape(c["evidence"]))
+    style = VERDICT_STYLE.get(decision.decision, "white")
+    why = ", ".join(decision.decided_by) or "every row GO"
+    table.add_row("decision", f"[{style}]{decision.decision}[/]", escape(f"exit {decision.exit_code}: {why}"))
+    return table
 
 
 def _quiet(name: str, rt: Any, collectors: dict[str, Any], folder: Path) -> Any:

@@ -331,3 +331,22 @@ def test_slope_and_coefficient_of_variation() -> None:
 
 if __name__ == "__main__":
     regenerate()
+
+
+def test_validate_shows_a_debug_decision_as_debug_not_as_a_failure() -> None:
+    """`arbees validate --quick` ends DEBUG (exit 2) because a 2-minute soak cannot prove memory stable: its summary
+    table says DEBUG and which rows decided it, as `decide` does, never a red FAIL."""
+    from rich.console import Console
+
+    from arbees_cli.phases import validate_table
+
+    decision = judge("memory-growth")
+    phases = [{"name": f"phase {n}", "passed": True, "evidence": f"{n}.0s"} for n in range(1, 6)]
+    console = Console(record=True, width=200, color_system="truecolor")
+    console.print(validate_table(phases, decision))
+    styled = console.export_text(styles=True, clear=False)
+    text = console.export_text()
+    line = next(ln for ln in text.splitlines() if "decision" in ln)
+    assert "DEBUG" in line and "FAIL" not in line and "exit 2: Memory growth (RSS slope)" in line
+    assert text.count("PASS") == 5
+    assert "\x1b[33mDEBUG" in styled  # in the same yellow as `arbees decide`
