@@ -99,8 +99,8 @@ def judge_ratio(num: HopRow | None, den: HopRow | None, limit: float, q: float =
     bare = bootstrap_ratio_ci(bare_num.windows, bare_den.windows, q, n_boot=N_BOOT,  # type: ignore[union-attr]
                               conf=CONFIDENCE)
     return _machine_cannot_show(verdict, bare, limit,
-                                f"the bare hops' {bare_num.mode} / {bare_den.mode} p{q:g} ratio ({bare_num.hop} / "
-                                f"{bare_den.hop})")
+                                f"the p{q:g} ratio of the bare hops {bare_num.hop} / {bare_den.hop} ({bare_num.mode} / "
+                                f"{bare_den.mode})")
 
 
 def judge_percentile(row: HopRow | None, q: float, limit: float, machine: HopRow | None = None) -> Verdict:
@@ -114,7 +114,7 @@ def judge_percentile(row: HopRow | None, q: float, limit: float, machine: HopRow
     if verdict.verdict != MISSED or machine is None or _too_few((machine,)) is not None:
         return verdict
     bare = bootstrap_percentile_ci(machine.windows, q, n_boot=N_BOOT, conf=CONFIDENCE)
-    return _machine_cannot_show(verdict, bare, limit, f"the bare {machine.mode} hop's own p{q:g} (us)")
+    return _machine_cannot_show(verdict, bare, limit, f"the p{q:g} of the bare hop {machine.hop} ({machine.mode}, us)")
 
 
 def _machine_cannot_show(verdict: Verdict, bare: Interval, limit: float, what: str) -> Verdict:

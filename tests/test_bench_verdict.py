@@ -53,7 +53,8 @@ def test_a_raw_reference_that_moved_across_the_limit_during_the_run_is_inconclus
 def test_a_p99_limit_the_bare_hop_itself_exceeds_on_this_machine_is_inconclusive_not_missed() -> None:
     price = row("price", "zmq", 150, tail_us=1300)
     noisy = judge_percentile(price, 99, 1000, machine=raw(100, 100, tail_us=2000))
-    assert noisy.verdict == INCONCLUSIVE and "bare zmq hop's own p99" in noisy.reason and "cannot show" in noisy.reason
+    assert noisy.verdict == INCONCLUSIVE and "cannot show" in noisy.reason
+    assert "p99 of the bare hop raw (zmq, us)" in noisy.reason
     assert judge_percentile(price, 99, 1000, machine=raw(100, 100, tail_us=300)).verdict == MISSED
     assert judge_percentile(row("price", "zmq", 150, tail_us=600), 99, 1000,
                             machine=raw(100, 100, tail_us=2000)).verdict == MET
@@ -109,6 +110,10 @@ def test_each_configuration_is_held_to_the_bare_hop_that_receives_the_same_way()
     p99 = {t["name"]: t for t in targets(result) if t["name"].startswith("pipeline ZMQ hop p99")}
     assert p99["pipeline ZMQ hop p99 (us)"]["verdict"] == INCONCLUSIVE
     assert p99["pipeline ZMQ hop p99 (us) [ZMQ_SPIN_US=2000]"]["verdict"] == MISSED
+    # and when the polling bare hop has the tail too, the reason names it
+    noisy = judge_percentile(row("price@spin", "zmq", 120, tail_us=1300), 99, 1000,
+                             machine=row_from_histogram("raw@spin", "zmq", 2000, hist(60, tail_us=2000), 0))
+    assert noisy.verdict == INCONCLUSIVE and "p99 of the bare hop raw@spin (zmq, us)" in noisy.reason
 
 
 def test_a_zmq_over_redis_limit_the_bare_transports_themselves_miss_on_this_machine_is_inconclusive() -> None:
@@ -127,7 +132,7 @@ def test_a_zmq_over_redis_limit_the_bare_transports_themselves_miss_on_this_mach
 
     close = run(200)["ZMQ / Redis p50, price hop"]
     assert close["verdict"] == INCONCLUSIVE and "cannot show" in close["reason"]
-    assert "bare hops' zmq / redis p50 ratio (raw / raw)" in close["reason"]
+    assert "p50 ratio of the bare hops raw / raw (zmq / redis)" in close["reason"]
     assert 0.6 < close["actual"] < 0.7 and close["ci"][0] > 0.5  # the pipeline's own figure and interval are kept
     assert run(330)["ZMQ / Redis p50, price hop"]["verdict"] == MISSED
     # the signal hop is held to the bare hops at its own rate (`raw@signal`); none measured: judged as it stands
