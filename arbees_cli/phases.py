@@ -301,10 +301,11 @@ def register(app: typer.Typer) -> None:
         finally:
             if started_here and not keep:
                 rt.down()
+        phase_checks = [{"name": f"phase {p['phase']}", "passed": p["passed"],
+                         "evidence": f"{p['duration_s']:.1f}s, {p['run_dir']}"} for p in phases]
         summary = {"command": "validate", "passed": all(p["passed"] for p in phases) and decision.decision == "GO",
                    "started_at": started, "duration_s": round(time.monotonic() - t0, 3),
-                   "checks": [{"name": f"phase {p['phase']}", "passed": p["passed"],
-                               "evidence": f"{p['duration_s']:.1f}s, {p['run_dir']}"} for p in phases]
+                   "checks": phase_checks
                    + [{"name": "decision", "passed": decision.decision == "GO", "evidence": decision.decision}],
                    "decision": decision.decision, "rows": [r.to_dict() for r in decision.rows], "quick": quick}
         folder = new_run_dir("validate")
@@ -315,7 +316,7 @@ def register(app: typer.Typer) -> None:
             from arbees_cli.decide import decision_table
 
             console.print(decision_table(decision))
-            console.print(validate_table(summary["checks"][:-1], decision))
+            console.print(validate_table(phase_checks, decision))
             console.print(f"[bold]{decision.decision}[/] in {summary['duration_s']:.0f}s; results in {runs_dir()}")
         if not all(p["passed"] for p in phases):
             raise typer.Exit(EXIT_FAIL)
