@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
         ARCHITECTURE.md's targets on 95 % confidence intervals. Exit 0 when every target is met, 1 when one is
         missed, 2 when none is missed but some are inconclusive (too few samples, an interval across the limit, or
         a machine whose own bare hops already miss the limit: a bare pyzmq p99 over 1 ms, or bare pyzmq / bare Redis
-        over 0.5). Uses REDIS_URL / DATABASE_URL, or embedded servers when unset."""
+        over 0.5). The exit code covers every configuration measured; the per-configuration table (and
+        `configurations` in --json) says which of them missed nothing. Uses REDIS_URL / DATABASE_URL, or embedded
+        servers when unset."""
         from benchmarks.cli import run_and_report
 
         raise typer.Exit(run_and_report(quick, as_json, rate, duration, rt_priority=rt_priority, spin_us=spin_us))

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from rich.console import Group
 from rich.table import Table
 
-from benchmarks.verdict import INCONCLUSIVE, MET, MISSED, Verdict, judge_at_least, judge_percentile, judge_ratio, summary
+from benchmarks.verdict import (INCONCLUSIVE, MET, MISSED, Verdict, by_config, judge_at_least, judge_percentile,
+                               judge_ratio, summary)
 
 if TYPE_CHECKING:
     from benchmarks.common import Servers
@@ -25,10 +26,12 @@ THROUGHPUT_MIN = 20000
 
 
 class Config(NamedTuple):
-    """A configuration the benchmark measures: its row suffix, ratio prefix, the suffix of the Redis rows it is
-    compared with, and its bare hop: the raw row with the same way of receiving, which says whether this machine
-    can show an absolute limit, or a ZMQ / Redis ratio of the price hop, at all (benchmarks/verdict.py)."""
+    """A configuration the benchmark measures: its name (each target's `config`), row suffix, ratio prefix, the
+    suffix of the Redis rows it is compared with, and its bare hop: the raw row with the same way of receiving,
+    which says whether this machine can show an absolute limit, or a ZMQ / Redis ratio of the price hop, at all
+    (benchmarks/verdict.py)."""
 
+    name: str
     sfx: str
     pre: str
     redis_sfx: str
@@ -37,9 +40,9 @@ class Config(NamedTuple):
 
 #: ZMQ_SPIN_US does nothing in Redis mode, so the spinning ZMQ rows compare with the default Redis rows; their bare
 #: hop is bare pyzmq with a polling receiver. Real-time rows keep the default bare hop (see suite.run_suite).
-DEFAULT = Config("", "", "", "raw")
+DEFAULT = Config("default", "", "", "", "raw")
 #: The configurations besides the default.
-CONFIGS = (Config("@rt", "rt_", "@rt", "raw"), Config("@spin", "spin_", "", "raw@spin"))
+CONFIGS = (Config("rt", "@rt", "rt_", "@rt", "raw"), Config("spin", "@spin", "spin_", "", "raw@spin"))
 VERDICT_STYLE = {MET: "[green]met[/]", MISSED: "[red]missed[/]", INCONCLUSIVE: "[yellow]inconclusive[/]"}
 
 
@@ -127,7 +130,7 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
         "raw_zmq_over_redis_p50_at_signal_rate": _div(_p(result, "raw@signal", "zmq"),
                                                       _p(result, "raw@signal", "redis")),
     }
-    for sfx, pre, redis_sfx, _ in CONFIGS:  # the same ratios in each other configuration measured
+    for _, sfx, pre, redis_sfx, _ in CONFIGS:  # the same ratios in each other configuration measured
         if result.row("price" + sfx, "zmq") is None:
             continue
         out |= {
@@ -144,11 +147,13 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
     return out
 
 
-def _target(name: str, target: str, actual: float | None, verdict: Verdict) -> dict[str, Any]:
+def _target(name: str, target: str, actual: float | None, verdict: Verdict, config: str) -> dict[str, Any]:
     """One target as --json prints it: the issue's fields (`met` is the verdict's: the whole interval within the
-    limit), plus the verdict, its interval, the values behind it and why (benchmarks/verdict.py)."""
+    limit), plus the verdict, its interval, the values behind it, why (benchmarks/verdict.py) and the
+    configuration it was measured in (`default`, `rt`, `spin`; the throughput steps run with default settings)."""
     return {"name": name, "target": target, "actual": actual, "met": verdict.met, "verdict": verdict.verdict,
-            "ci": list(verdict.ci) if verdict.ci else None, "n": verdict.n, "reason": verdict.reason}
+            "ci": list(verdict.ci) if verdict.ci else None, "n": verdict.n, "reason": verdict.reason,
+            "config": config}
 
 
 def _latency_targets(result: "BenchResult", config: Config = DEFAULT, label: str = "") -> list[dict[str, Any]]:
@@ -171,14 +176,27 @@ def _latency_targets(result: "BenchResult", config: Config = DEFAULT, label: str
               ("ZMQ / Redis p50, signal hop", ZMQ_OVER_REDIS_MAX, r.get(f"{pre}signal_zmq_over_redis_p50"),
                judge_ratio(signal, redis_signal, ZMQ_OVER_REDIS_MAX,
                            machine=(row("raw@signal", "zmq"), row("raw@signal", "redis")))))
-    return [_target(name + label, f"<= {limit}", actual, verdict) for name, limit, actual, verdict in wanted]
+    return [_target(name + label, f"<= {limit}", actual, verdict, config.name)
+            for name, limit, actual, verdict in wanted]
 
 
-def config_label(result: "BenchResult", sfx: str) -> str:
-    """How the targets of a configuration are tagged: ` [ARBEES_RT_PRIORITY=10]`, ` [ZMQ_SPIN_US=2000]`."""
+def config_settings(result: "BenchResult", name: str) -> str:
+    """What a configuration sets: `ARBEES_RT_PRIORITY=10`, `ZMQ_SPIN_US=2000`, or `default settings`."""
     m = result.machine
-    labels = {"@rt": f" [ARBEES_RT_PRIORITY={m.get('rt_priority')}]", "@spin": f" [ZMQ_SPIN_US={m.get('spin_us')}]"}
-    return labels.get(sfx, "")
+    return {"rt": f"ARBEES_RT_PRIORITY={m.get('rt_priority')}",
+            "spin": f"ZMQ_SPIN_US={m.get('spin_us')}"}.get(name, "default settings")
+
+
+def config_label(result: "BenchResult", config: Config) -> str:
+    """How the targets of a configuration other than the default are tagged: ` [ARBEES_RT_PRIORITY=10]`."""
+    return "" if config == DEFAULT else f" [{config_settings(result, config.name)}]"
+
+
+def configurations(result: "BenchResult") -> list[dict[str, Any]]:
+    """The targets' verdicts counted per configuration (`verdict.by_config`), with what each sets: which
+    configuration met everything this machine could show, whatever the run's exit code."""
+    return [{"config": name, "settings": config_settings(result, name)} | c
+            for name, c in by_config(result.targets).items()]
 
 
 def targets(result: "BenchResult") -> list[dict[str, Any]]:
@@ -187,11 +205,11 @@ def targets(result: "BenchResult") -> list[dict[str, Any]]:
     out = _latency_targets(result)
     for config in CONFIGS:
         if result.row("price" + config.sfx, "zmq") is not None:
-            out += _latency_targets(result, config, config_label(result, config.sfx))
+            out += _latency_targets(result, config, config_label(result, config))
     for path in ("monitor->game_shard", "mirror"):
         rate = tp.get((path, "zmq"))
         out.append(_target(f"sustained {path}, ZMQ, 0 lost (msg/s)", f">= {THROUGHPUT_MIN}", rate,
-                           judge_at_least(rate, THROUGHPUT_MIN, "rate held")))
+                           judge_at_least(rate, THROUGHPUT_MIN, "rate held"), DEFAULT.name))
     return out
 
 
@@ -224,19 +242,29 @@ def tables(result: "BenchResult") -> Group:
     for t in result.targets:
         actual = "-" if t["actual"] is None else f"{t['actual']:,.2f}"
         tg.add_row(t["name"], t["target"], actual, VERDICT_STYLE[t["verdict"]], t["reason"])
+    per = Table(title="Per configuration (throughput runs with default settings; the run's exit code covers them all)",
+                title_justify="left")
+    for col in ("configuration", MET, MISSED, INCONCLUSIVE, "exit"):
+        per.add_column(col, justify="left" if col == "configuration" else "right")
+    for c in result.configurations:
+        per.add_row(c["settings"], str(c[MET]), f"[red]{c[MISSED]}[/]" if c[MISSED] else "0", str(c[INCONCLUSIVE]),
+                    str(c["exit"]))
     m = result.machine
     machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
                f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, idle CPUs: {m.get('cpuidle')}, "
                f"load {m.get('load_avg_1m')}, "
                f"real-time rows: {'ARBEES_RT_PRIORITY=' + str(m['rt_priority']) if m.get('rt_priority') else 'no'}, "
                f"spin rows: {'ZMQ_SPIN_US=' + str(m['spin_us']) if m.get('spin_us') else 'no'}")
-    return Group(machine, hops, tp, rt, tg, *[f"note: {n}" for n in result.notes])
+    return Group(machine, hops, tp, rt, tg, per, *[f"note: {n}" for n in result.notes])
 
 
 def markdown_table(result: "BenchResult") -> str:
-    """The hop rows as a Markdown table (for RESULTS.md)."""
+    """The hop rows and the verdicts per configuration as Markdown tables (for RESULTS.md)."""
     lines = ["| hop | mode | rate/s | n | p50 us | p95 us | p99 us | max us | lost |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result.rows:
         lines.append(f"| {r.hop} | {r.mode} | {r.rate:,.0f} | {r.count:,} | {_us(r.p50_us)} | {_us(r.p95_us)} | "
                      f"{_us(r.p99_us)} | {_us(r.max_us)} | {r.lost} |")
+    lines += ["", "| configuration | met | missed | inconclusive | exit |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {c['settings']} | {c[MET]} | {c[MISSED]} | {c[INCONCLUSIVE]} | {c['exit']} |"
+              for c in result.configurations]
     return "\n".join(lines)

@@ -90,16 +90,18 @@ class BenchResult:
     throughput: list[ThroughputResult] = field(default_factory=list)
     ratios: dict[str, float | None] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
+    configurations: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def row(self, hop: str, mode: str) -> HopRow | None:
         return next((r for r in self.rows if r.hop == hop and r.mode == mode), None)
 
     def to_json(self) -> dict[str, Any]:
-        """The issue's shape (machine, rows, throughput, ratios, targets), plus notes on what was skipped."""
+        """The issue's shape (machine, rows, throughput, ratios, targets), plus the verdicts per configuration and
+        notes on what was skipped."""
         return {"machine": self.machine, "rows": [r.to_json() for r in self.rows],
                 "throughput": [t.to_json() for t in self.throughput], "ratios": self.ratios,
-                "targets": self.targets, "notes": self.notes}
+                "targets": self.targets, "configurations": self.configurations, "notes": self.notes}
 
 
 #: A phase reports progress as (phase name, seconds advanced); None starts the phase.
@@ -108,7 +110,7 @@ Progress = Callable[[str, float | None], None]
 
 def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
     """Run every measurement once, in order, and derive ratios and the target verdicts."""
-    from benchmarks.report import machine_info, ratios, targets
+    from benchmarks.report import configurations, machine_info, ratios, targets
 
     def tick(phase: str) -> Callable[[float], None] | None:
         if progress is None:
@@ -163,6 +165,7 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         result.machine["spin_us"] = cfg.spin_us
         result.ratios = ratios(result)
         result.targets = targets(result)
+        result.configurations = configurations(result)
     return result
 
 

@@ -69,7 +69,7 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     result = run_suite(cfg)
     data = json.loads(json.dumps(result.to_json()))
 
-    assert set(data) == {"machine", "rows", "throughput", "ratios", "targets", "notes"}
+    assert set(data) == {"machine", "rows", "throughput", "ratios", "targets", "configurations", "notes"}
     assert {"cpu", "cores", "python", "pyzmq", "libzmq", "redis", "cpuidle"} <= set(data["machine"])
     for row in data["rows"]:
         assert set(row) == {"hop", "mode", "rate", "p50_us", "p95_us", "p99_us", "max_us", "lost"}
@@ -95,8 +95,11 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
     assert raw_counts["redis"] == 2 * int(cfg.rate * cfg.raw_s - cfg.rate * min(0.5, cfg.raw_s / 4))
     assert sum(n.startswith(("raw zmq hop p50", "raw redis hop p50")) and "before" in n and "after" in n
                for n in data["notes"]) == 2
-    assert data["targets"] and all(set(t) == {"name", "target", "actual", "met", "verdict", "ci", "n", "reason"}
-                                   for t in data["targets"])
+    assert data["targets"] and all(
+        set(t) == {"name", "target", "actual", "met", "verdict", "ci", "n", "reason", "config"} for t in data["targets"])
+    # every configuration measured is counted on its own, and the counts add up to the run's targets
+    assert [c["config"] for c in data["configurations"]][0] == "default"
+    assert sum(c["met"] + c["missed"] + c["inconclusive"] for c in data["configurations"]) == len(data["targets"])
     assert all(t["verdict"] in ("met", "missed", "inconclusive") and t["reason"] for t in data["targets"])
 
     # The real-time configuration (ARBEES_RT_PRIORITY, default 10) is measured when this process may use it,

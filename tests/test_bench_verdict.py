@@ -7,7 +7,7 @@ from __future__ import annotations
 from hdrh.histogram import HdrHistogram
 
 from benchmarks.common import HopRow, new_histogram, row_from_histogram
-from benchmarks.report import ratios, targets
+from benchmarks.report import configurations, ratios, targets
 from benchmarks.suite import BenchResult, merged_raw_row
 from benchmarks.verdict import (INCONCLUSIVE, MET, MIN_SAMPLES, MISSED, exit_code, judge_at_least, judge_percentile,
                                 judge_ratio, summary)
@@ -138,3 +138,24 @@ def test_a_zmq_over_redis_limit_the_bare_transports_themselves_miss_on_this_mach
     # the signal hop is held to the bare hops at its own rate (`raw@signal`); none measured: judged as it stands
     assert judge_ratio(row("signal", "zmq", 300), row("signal", "redis", 450), 0.5,
                        machine=(None, row("raw@signal", "redis", 600))).verdict == MISSED
+
+
+def test_the_verdicts_are_also_counted_per_configuration_so_a_clean_one_shows_beside_a_missing_default() -> None:
+    """The run's exit code is 1 when any configuration misses; the operator still sees which one met everything
+    this machine could show: here the real-time run's tail is under 1 ms while the default run's is not."""
+    result = BenchResult({"rt_priority": 10, "spin_us": 0}, rows=[
+        raw(100, 100, tail_us=300), row("price", "zmq", 110, tail_us=1500), row("price", "redis", 400),
+        row("price@rt", "zmq", 100, tail_us=600), row("price@rt", "redis", 380),
+        row("signal", "zmq", 150), row("signal", "redis", 400), row("signal@rt", "zmq", 140),
+        row("signal@rt", "redis", 390), row("end_to_end", "zmq", 900), row("end_to_end@rt", "zmq", 800)])
+    result.ratios = ratios(result)
+    result.targets = targets(result)
+    per = {c["config"]: c for c in configurations(result)}
+
+    assert list(per) == ["default", "rt"]
+    assert per["default"]["settings"] == "default settings" and per["rt"]["settings"] == "ARBEES_RT_PRIORITY=10"
+    # default: the p99 is missed (1.5 ms over a bare tail of 0.3 ms); no throughput was measured: inconclusive
+    assert (per["default"]["missed"], per["default"]["exit"]) == (1, 1)
+    assert (per["rt"]["met"], per["rt"]["missed"], per["rt"]["inconclusive"], per["rt"]["exit"]) == (6, 0, 0, 0)
+    assert exit_code(result.targets) == 1
+    assert sum(c["met"] + c["missed"] + c["inconclusive"] for c in per.values()) == len(result.targets)
