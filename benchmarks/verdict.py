@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from arbees_core.validation.stats import Interval, bootstrap_percentile_ci, bootstrap_ratio_ci
+from arbees_core.validation.stats import BEYOND, WITHIN, Interval, bootstrap_percentile_ci, bootstrap_ratio_ci
 from benchmarks.common import HopRow
 
 MET, MISSED, INCONCLUSIVE = "met", "missed", "inconclusive"
@@ -74,10 +74,10 @@ def _too_few(rows: Iterable[HopRow | None]) -> Verdict | None:
 
 def _against(ci: Interval, limit: float, n: int) -> Verdict:
     """The verdict of an interval against an upper limit."""
-    ci_pair = (round(ci.lo, 3), round(ci.hi, 3))
-    if ci.hi <= limit:
+    ci_pair, side = (round(ci.lo, 3), round(ci.hi, 3)), ci.against(limit)
+    if side == WITHIN:
         return Verdict(MET, ci_pair, n, f"95 % CI {_interval(ci)} within {_fmt(limit)}")
-    if ci.lo > limit:
+    if side == BEYOND:
         return Verdict(MISSED, ci_pair, n, f"95 % CI {_interval(ci)} beyond {_fmt(limit)}")
     return Verdict(INCONCLUSIVE, ci_pair, n, f"95 % CI {_interval(ci)} spans the limit {_fmt(limit)}")
 
@@ -120,7 +120,7 @@ def judge_percentile(row: HopRow | None, q: float, limit: float, machine: HopRow
 def _machine_cannot_show(verdict: Verdict, ci: Interval, bare: Interval, limit: float, what: str) -> Verdict:
     """`verdict` (missed, on the pipeline's interval `ci`), made inconclusive when the same run's bare figure `bare`
     is surely beyond `limit` too."""
-    if bare.lo <= limit:
+    if bare.against(limit) != BEYOND:
         return verdict
     return Verdict(INCONCLUSIVE, verdict.ci, verdict.n,
                    f"{what} on this machine, same run, is {_fmt(bare.estimate)} {_interval(bare)}, beyond "

@@ -20,9 +20,9 @@ from hdrh.histogram import HdrHistogram
 
 from arbees_core.validation.decide import DEBUG, GO, NOGO, Decision, decide, load_thresholds, parse_overrides
 from arbees_core.validation.results import latest_result
-from arbees_core.validation.stats import (Buckets, bootstrap_percentile_ci, bootstrap_ratio_ci,
-                                          coefficient_of_variation, histogram_percentile, linear_fit,
-                                          linear_slope, merge_histograms, windows_percentile)
+from arbees_core.validation.stats import (BEYOND, SPANS, WITHIN, Buckets, Interval, bootstrap_percentile_ci,
+                                          bootstrap_ratio_ci, coefficient_of_variation, histogram_percentile,
+                                          linear_fit, linear_slope, merge_histograms, windows_percentile)
 
 RUNS = Path(__file__).parent / "data" / "runs"
 SERVICES = ("kalshi_monitor", "polymarket_monitor", "zmq_listener", "game_shard", "execution_service")
@@ -319,6 +319,19 @@ def test_capped_draws_widen_the_interval() -> None:
     full = bootstrap_percentile_ci(windows, 50, n_boot=400)
     capped = bootstrap_percentile_ci(windows, 50, n_boot=400, max_draws=100)
     assert capped.hi - capped.lo > full.hi - full.lo
+
+
+def test_an_interval_is_judged_whole_against_a_limit_and_only_the_edge_depends_on_strictness() -> None:
+    """One judgement under `arbees decide` (GO needs the CI strictly below the plan's limit) and the benchmark's
+    verdicts (ARCHITECTURE.md's targets are "<="): they differ only for an interval that ends on the limit."""
+    def ci(lo: float, hi: float) -> Interval:
+        return Interval((lo + hi) / 2, lo, hi, 0.95, 100)
+
+    assert ci(0.4, 0.45).against(0.5) == WITHIN == ci(0.4, 0.45).against(0.5, inclusive=False)
+    assert ci(0.55, 0.6).against(0.5) == BEYOND == ci(0.55, 0.6).against(0.5, inclusive=False)
+    assert ci(0.45, 0.55).against(0.5) == SPANS
+    assert ci(0.4, 0.5).against(0.5) == WITHIN and ci(0.4, 0.5).against(0.5, inclusive=False) == SPANS
+    assert ci(0.5, 0.6).against(0.5) == SPANS  # a lower end on the limit is not surely beyond it
 
 
 def test_slope_and_coefficient_of_variation() -> None:

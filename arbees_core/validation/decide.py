@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from arbees_core.validation.stats import (Buckets, LinearFit, bootstrap_percentile_ci, bootstrap_ratio_ci,
-                                          coefficient_of_variation, linear_fit, windows_percentile)
+from arbees_core.validation.stats import (BEYOND, WITHIN, Buckets, LinearFit, bootstrap_percentile_ci,
+                                          bootstrap_ratio_ci, coefficient_of_variation, linear_fit, windows_percentile)
 from arbees_core.validation.thresholds import Thresholds, load_thresholds, parse_overrides
 
 GO, DEBUG, NOGO = "GO", "DEBUG", "NO-GO"
@@ -158,9 +158,10 @@ def _compare_rows(zmq: list[Buckets], redis: list[Buckets], t: Thresholds) -> li
         ratio = bootstrap_ratio_ci(zmq, redis, q, t.bootstrap_n_boot, t.bootstrap_seed, t.bootstrap_confidence,
                                    paired=paired)
         z_ms, r_ms = windows_percentile(zmq, q) / 1000, windows_percentile(redis, q) / 1000
-        if ratio.hi < limit:
+        side = ratio.against(limit, inclusive=False)
+        if side == WITHIN:
             verdict, why = GO, f"CI entirely below {limit:g}: ZMQ significantly faster"
-        elif ratio.lo > limit:
+        elif side == BEYOND:
             verdict, why = NOGO, (f"CI entirely above {limit:g}: ZMQ significantly slower than Redis "
                                   "(plan rollback trigger: latency WORSE than Redis mode)")
         else:

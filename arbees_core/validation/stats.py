@@ -52,6 +52,10 @@ class Buckets:
         return cls(tuple(values), tuple(counts))
 
 
+#: Where an interval lies against a limit (`Interval.against`).
+WITHIN, BEYOND, SPANS = "within", "beyond", "spans"
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with its bootstrap confidence interval."""
@@ -64,6 +68,15 @@ class Interval:
 
     def as_list(self) -> list[float]:
         return [self.lo, self.hi]
+
+    def against(self, limit: float, inclusive: bool = True) -> str:
+        """Where the whole interval lies against an upper limit: `within` (hi <= limit, or < when not
+        `inclusive`), `beyond` (lo > limit) or `spans`. The one judgement under `arbees decide` (GO / NO-GO /
+        DEBUG, strict `<`) and the benchmark's verdicts (met / missed / inconclusive, `<=` as ARCHITECTURE.md
+        states its targets)."""
+        if self.hi < limit or (inclusive and self.hi == limit):
+            return WITHIN
+        return BEYOND if self.lo > limit else SPANS
 
 
 @dataclass(frozen=True)
