@@ -19,11 +19,13 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="about a minute: 3 s latency windows, one throughput step (20k/s) held 2 s")
-    p.add_argument("--json", action="store_true", help="print one JSON object (rows, throughput, ratios, targets, configurations)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (rows, throughput, ratios, targets, configurations)")
     p.add_argument("--rate", type=float, default=2000.0, help="msg/s of the latency runs (default 2000)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds measured per latency run and held per throughput step (default 30, quick 3/2)")
-    p.add_argument("--markdown", default="", help="also write the hop and per-configuration tables as Markdown to this file")
+    p.add_argument("--markdown", default="",
+                   help="also write the hop and per-configuration tables as Markdown to this file")
     p.add_argument("--rt-priority", type=int, default=10,
                    help="also measure raw hops and the pipeline with ARBEES_RT_PRIORITY=N (SCHED_FIFO for the hot "
                         "path; rows <hop>@rt) when this process may use it; 0 skips (default 10)")
