@@ -149,3 +149,27 @@ def test_embedded_servers_start_with_the_stack_and_stop_with_it(project: Path, m
     rt.down()
     assert not psutil.pid_exists(redis_pid) or psutil.Process(redis_pid).status() == psutil.STATUS_ZOMBIE
     assert not list((project / ".arbees" / "pg").glob("postmaster.pid"))
+
+
+def test_the_supervisor_writes_the_new_states_before_it_answers_a_request(tmp_path: Path) -> None:
+    """`arbees stop x` returns when the supervisor answers; an `arbees status` right after must read `stopped` with
+    the exit code, not the `running` of a state file written after the answer (it then read as `exited`: a process
+    gone while its state said running). Found as a flake of the diagnose test that stops execution_service."""
+    from arbees_core.registry import spec
+    from arbees_core.runtime.supervisor import STACK_FILE, Child, Supervisor
+
+    state = tmp_path / ".arbees"
+    sup = Supervisor(root=tmp_path, state=state, services=["execution_service"])
+    child = Child(spec("execution_service"), None, wanted=True, state="running")
+    child.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sup.children = {"execution_service": child}
+    control = state / "control"
+    control.mkdir(parents=True)
+    sup.write_state("running")
+    (control / "1-a.request.json").write_text(json.dumps({"action": "stop", "services": ["execution_service"]}))
+
+    sup.handle_requests()
+
+    assert json.loads((control / "1-a.done.json").read_text())["ok"] is True
+    view = json.loads((state / STACK_FILE).read_text())["services"]["execution_service"]
+    assert view["state"] == "stopped" and view["exit_code"] == -signal.SIGTERM and view["pid"] is None

@@ -257,6 +257,8 @@ class Supervisor:
             except (OSError, ValueError):
                 continue
             result = self.apply(req.get("action", ""), req.get("services") or [])
+            if self._dirty:  # the state file first: whoever reads the answer must then read the new states
+                self.write_state("running")
             done = req_path.with_name(req_path.name.replace(".request.json", ".done.json"))
             write_json_atomic(done, {"ok": result is None, "error": result or "", "at": now_iso()})
             req_path.unlink(missing_ok=True)
