@@ -253,8 +253,8 @@ def tables(result: "BenchResult") -> Group:
     machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
                f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, idle CPUs: {m.get('cpuidle')}, "
                f"load {m.get('load_avg_1m')}, "
-               f"real-time rows: {'ARBEES_RT_PRIORITY=' + str(m['rt_priority']) if m.get('rt_priority') else 'no'}, "
-               f"spin rows: {'ZMQ_SPIN_US=' + str(m['spin_us']) if m.get('spin_us') else 'no'}")
+               f"real-time rows: {config_settings(result, 'rt') if m.get('rt_priority') else 'no'}, "
+               f"spin rows: {config_settings(result, 'spin') if m.get('spin_us') else 'no'}")
     return Group(machine, hops, tp, rt, tg, per, *[f"note: {n}" for n in result.notes])
 
 
