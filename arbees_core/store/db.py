@@ -17,6 +17,9 @@ from arbees_core.config import REDACTED, redact_value
 
 #: Seconds libpq waits for the TCP connection and the startup handshake; short, so an absent server is noticed.
 CONNECT_TIMEOUT_S = 3
+#: Text always arrives as str: a server initialised without a locale (SQL_ASCII, e.g. a bare `initdb` in a
+#: container) would otherwise hand psycopg bytes for every text column, and no ticker would ever match.
+CLIENT_ENCODING = "utf8"
 #: Longest single wait between attempts, whatever the backoff says.
 MAX_DELAY_S = 5.0
 
@@ -52,7 +55,8 @@ def connect(dsn: str, *, retries: int = 5, delay_s: float = 0.5, autocommit: boo
     last: BaseException | None = None
     for attempt in range(retries + 1):
         try:
-            conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+            conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
+                                   client_encoding=CLIENT_ENCODING)
         except psycopg.OperationalError as e:
             last = e
             if attempt < retries:

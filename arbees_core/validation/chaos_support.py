@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import psycopg
 import zmq
 
 from arbees_core.messages import PriceUpdate, encode
 from arbees_core.registry import SERVICES
+from arbees_core.store.db import connect
 from arbees_core.topics import price_topic
 
 #: Services that subscribe to each publisher in ZMQ mode (who must reconnect after it restarts).
@@ -140,7 +140,7 @@ SELECT DISTINCT p.signal_id FROM paper_trades p
 
 
 def ledger(database_url: str) -> Ledger:
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+    with connect(database_url, retries=0) as conn:
         rows = conn.execute(_LEDGER_SQL).fetchall()
         orphans = [r[0] for r in conn.execute(_ORPHANS_SQL).fetchall()]
     wrong = [sid for sid, legs, n, distinct, top in rows if not (n == distinct == legs and top == legs - 1)]
@@ -148,12 +148,12 @@ def ledger(database_url: str) -> Ledger:
 
 
 def executed_ids(database_url: str) -> set[str]:
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+    with connect(database_url, retries=0) as conn:
         return {r[0] for r in conn.execute("SELECT signal_id FROM executed_signals").fetchall()}
 
 
 def trade_rows(database_url: str) -> int:
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+    with connect(database_url, retries=0) as conn:
         return int(conn.execute("SELECT count(*) FROM paper_trades").fetchone()[0])
 
 

@@ -261,17 +261,19 @@ def _counter(ctx: RunContext, step: Counter) -> None:
 def _sql(ctx: RunContext, step: Sql) -> None:
     import psycopg
 
+    from arbees_core.store.db import StoreUnavailable, connect
+
     url = ctx.runtime.urls().get("DATABASE_URL")
     if not url:
         raise RuntimeError_("the stack reports no DATABASE_URL (is it up?)")
 
     def query() -> tuple[list[str], list[tuple]]:
         try:
-            with psycopg.connect(url, connect_timeout=5) as conn:
+            with connect(url, retries=0, autocommit=False) as conn:
                 cur = conn.execute(step.query)  # type: ignore[arg-type]
                 cols = [c.name for c in cur.description or []]
                 return cols, cur.fetchall()
-        except psycopg.Error as e:
+        except (psycopg.Error, StoreUnavailable) as e:
             raise RuntimeError_(f"query failed: {e}") from e
 
     cols, rows = _poll(step.timeout, lambda: (lambda r: r if len(r[1]) >= step.min_rows else None)(query())) or query()
