@@ -218,7 +218,7 @@ class GameShard(Service):
         self.metrics.inc("signals_published")
         if self._limiter.allow("signal"):
             legs = " + ".join(f"buy {leg.side} {leg.venue} {leg.ticker} @{leg.limit_price:g}c" for leg in signal.legs)
-            self.log.info("Arbitrage detected in %s: %s x%g, edge %.2fc net (%.3f%%), gross %.2fc", signal.game_id,
+            self.log.info("Detected arbitrage in %s: %s x%g, edge %.2fc net (%.3f%%), gross %.2fc", signal.game_id,
                           legs, signal.qty, signal.edge_cents, signal.edge_pct, signal.gross_edge_cents)
             self.log.info("Published signal to %s: %s", "ZMQ" if self.settings.zmq_enabled else "Redis", topic)
 

@@ -144,7 +144,7 @@ def p_signals_published(ctx: Context, params: dict[str, Any]) -> Outcome:
         return _skip(f"{gs} is not running ({ctx.state_text(gs)})")
     start = ctx.window_start(gs)
     published = ctx.grep(gs, r"Published signal to (\S+): (\S+)", since=start)
-    arbs = ctx.grep(gs, r"Arbitrage detected in ", since=start)
+    arbs = ctx.grep(gs, r"Detected arbitrage in ", since=start)
     snap = ctx.metrics(gs)
     c = snap.get("counters", {})
     via = sorted({m.group(1) for _, m, _ in published})
