@@ -160,7 +160,7 @@ class GameShard(Service):
             latency_ns = recv_ns - upd.ts_pub_ns
             self.metrics.latency.record_ns("price", latency_ns)
             if self._limiter.allow("price"):
-                self.log.info("Price update %s %s yes %s/%s no %s/%s", upd.venue, upd.ticker, upd.yes_bid,
+                self.log.info("Received price update %s %s yes %s/%s no %s/%s", upd.venue, upd.ticker, upd.yes_bid,
                               upd.yes_ask, upd.no_bid, upd.no_ask)
                 self.log.info("Price latency: %s", fmt_ms(latency_ns))
 

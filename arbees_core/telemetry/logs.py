@@ -19,8 +19,11 @@ DATE_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"
 
 
 def setup_logging(service: str, level: str | None = None) -> logging.Logger:
-    """Configure the root logger once for a service process: UTC timestamps with ms, one line per record, stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Configure the root logger once for a service process: UTC timestamps with ms, one line per record, stdout.
+
+    stdout, not stderr: the plan reads every service through `docker logs <service> | grep ...`, and `docker logs`
+    replays a container's stderr on its own stderr, which a pipe never sees."""
+    handler = logging.StreamHandler(sys.stdout)
     formatter = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)

@@ -44,7 +44,7 @@ MIRROR_TOPICS: dict[str, tuple[str, ...]] = {
     GAME_SHARD: ("signals.trade.", "heartbeat.game_shard"),
     EXECUTION_SERVICE: ("trades.result.", "heartbeat.execution_service"),
 }
-#: The venue a monitor serves, as game_shard's `Price update <venue> ...` lines spell it.
+#: The venue a monitor serves, as game_shard's `Received price update <venue> ...` lines spell it.
 MONITOR_VENUE = {KALSHI_MONITOR: "kalshi", POLYMARKET_MONITOR: "polymarket"}
 
 #: What ZMQ_ENABLED=false means for each service (the fault's second half).
