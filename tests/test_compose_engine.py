@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.docker_support import ComposeProject, compose_project  # noqa: F401 - the fixture
+from tests.docker_support import ComposeProject
 
 pytestmark = pytest.mark.docker
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.docker_support import ComposeProject, build_vpn_standin, compose_project  # noqa: F401 - the fixture
+from tests.docker_support import ComposeProject, build_vpn_standin
 
 pytestmark = pytest.mark.docker
 
