@@ -41,9 +41,10 @@ def unavailable(reason: str) -> None:
 
 def run(cmd: list[str] | str, *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600,
         check: bool = False) -> subprocess.CompletedProcess[str]:
-    """A command (a list, or a shell line run by bash), its output captured as text."""
+    """A command (a list, or a shell line run by bash as an operator's shell would: a pipeline's status is its
+    last command's, so `... | grep x | wc -l` succeeds with 0), its output captured as text."""
     shell = isinstance(cmd, str)
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", cmd] if shell else cmd, cwd=cwd, env=env, text=True,
+    done = subprocess.run(["bash", "-c", cmd] if shell else cmd, cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=timeout)
     if check and done.returncode != 0:
         shown = cmd if shell else " ".join(cmd)
