@@ -19,7 +19,8 @@ import psycopg
 import pytest
 import redis
 
-from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_block
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from arbees_core.runtime.ports import free_port, free_port_block
 
 
 def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
