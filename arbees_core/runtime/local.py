@@ -27,7 +27,7 @@ from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, tcp_probe
 from arbees_core.runtime.embedded import EmbeddedPostgres
-from arbees_core.runtime.ports import port_holder
+from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
@@ -35,6 +35,8 @@ _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
 UP_TIMEOUT_S, SETTLE_S, SETTLE_MAX_S = 60.0, 1.0, 20.0
 #: How long `down` lets the supervisor stop the stack before it kills what is left (seconds).
 DOWN_TIMEOUT_S = 2 * STOP_GRACE_S + 15
+#: How long `down` waits, once every process of the stack has exited, for its ports to be free (seconds).
+PORTS_FREE_TIMEOUT_S = 10.0
 
 
 def _alive(pid: int | None, marker: str = "") -> bool:
@@ -58,6 +60,19 @@ def _wait_exited(pids: list[int], timeout_s: float, poll_s: float = 0.05) -> boo
             return False
         time.sleep(poll_s)
     return True
+
+
+def _wait_ports_free(ports: list[int], timeout_s: float, poll_s: float = 0.05) -> list[PortHolder]:
+    """Wait until every port of `ports` is free (`runtime.ports`); what still holds one after `timeout_s`.
+
+    Needed even once every process is reported exited: a multi-threaded process killed by a signal shows as a
+    zombie as soon as its main thread has exited, and its sockets close only when its last thread has."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = [h for h in map(port_holder, ports) if h is not None]
+        if not held or time.monotonic() >= deadline:
+            return held
+        time.sleep(poll_s)
 
 
 class LocalRuntime:
@@ -305,7 +320,7 @@ class LocalRuntime:
         if not _wait_exited([p.pid for p in leftovers], timeout_s):
             raise RuntimeError_("processes of the stack survived SIGKILL: "
                                 + ", ".join(str(p.pid) for p in leftovers if _alive(p.pid)))
-        held = [h for h in map(port_holder, stack_ports(stack)) if h is not None]
+        held = _wait_ports_free(stack_ports(stack), PORTS_FREE_TIMEOUT_S)
         if held:
             raise RuntimeError_("the stack stopped, but " + "; ".join(f"port {h.port} is held by {h}" for h in held))
 

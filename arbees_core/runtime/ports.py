@@ -109,7 +109,7 @@ def _command(pid: int) -> str:
     """The command line of `pid` (its name when the command line cannot be read), shortened for one line."""
     try:
         proc = psutil.Process(pid)
-        text = " ".join(proc.cmdline()) or proc.name()
+        text = " ".join(" ".join(proc.cmdline()).split()) or proc.name()  # one line, even for `python -c "..."`
     except psutil.Error:
         return ""
     return text if len(text) <= _COMMAND_CHARS else text[:_COMMAND_CHARS - 1] + "…"

@@ -267,6 +267,8 @@ class Supervisor:
 
     def apply(self, action: str, names: list[str]) -> str | None:
         """Start, restart or stop services; returns an error message or None."""
+        if self._stopping:
+            return "the stack is stopping"
         try:
             names = [spec(n).name for n in names] or list(self.children)
         except KeyError as e:
@@ -333,7 +335,7 @@ class Supervisor:
             self.write_state("failed", msg)
             self.stop_servers()
             return 1
-        self.apply("start", self.services)  # starts nothing when a SIGTERM came during the start (`spawn`)
+        self.apply("start", self.services)  # starts nothing when a SIGTERM came during the start
         self.write_state("running")
         while not self._stopping:
             self.reap()
