@@ -107,3 +107,21 @@ def test_an_address_that_is_not_ours_cannot_be_checked_and_is_not_free() -> None
     with pytest.raises(PortCheckError, match=f"cannot bind 192.0.2.1:{port}"):
         port_holder(port, "192.0.2.1")  # TEST-NET-1: no interface of this machine has it
     assert not port_free(port, "192.0.2.1")
+
+
+def test_compose_up_refuses_a_fixed_host_port_another_program_holds(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compose runtime asks the same check before `docker compose up`, for the Redis / PostgreSQL host ports an
+    operator fixed (unset, Docker picks a free one); a port its own running container holds is no clash."""
+    from arbees_core.runtime.compose import host_port_clash
+
+    for var in ("ARBEES_REDIS_HOST_PORT", "ARBEES_POSTGRES_HOST_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    port = free_port()
+    (tmp_path / ".env").write_text(f"ARBEES_REDIS_HOST_PORT={port}\n")
+    with listening_process(port) as holder:
+        clash = host_port_clash(tmp_path, running=set())
+        assert host_port_clash(tmp_path, running={"redis"}) == ""
+    assert clash.startswith(f"host port {port} of redis (ARBEES_REDIS_HOST_PORT) is already in use by pid "
+                            f"{holder.pid} ({sys.executable} -c import socket"), clash
+    assert clash.endswith("; stop it, or set ARBEES_REDIS_HOST_PORT to another port (unset: any free port)")
+    assert host_port_clash(tmp_path, running=set()) == ""
