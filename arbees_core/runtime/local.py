@@ -53,7 +53,7 @@ def _alive(pid: int | None, marker: str = "") -> bool:
 
 
 def _wait_exited(pids: list[int], timeout_s: float, poll_s: float = 0.05) -> bool:
-    """Whether every process of `pids` has exited (a zombie has: its sockets are closed) within `timeout_s`."""
+    """Whether every process of `pids` has exited (a zombie counts) within `timeout_s` seconds."""
     deadline = time.monotonic() + timeout_s
     while any(_alive(pid) for pid in pids):
         if time.monotonic() >= deadline:
@@ -320,13 +320,17 @@ class LocalRuntime:
         if not _wait_exited([p.pid for p in leftovers], timeout_s):
             raise RuntimeError_("processes of the stack survived SIGKILL: "
                                 + ", ".join(str(p.pid) for p in leftovers if _alive(p.pid)))
+        if pid is None and not leftovers:  # nothing of the stack ran: no port of it to wait for
+            return
         held = _wait_ports_free(stack_ports(stack), PORTS_FREE_TIMEOUT_S)
         if held:
             raise RuntimeError_("the stack stopped, but " + "; ".join(f"port {h.port} is held by {h}" for h in held))
 
     def stack_processes(self, stack: dict[str, Any] | None = None) -> list[psutil.Process]:
-        """Every live process of this stack: the supervisor and its session (it starts each service in its own
-        session, `SERVICE_SESSION`), and the embedded Redis (a session of its own)."""
+        """Every live process of this stack: the supervisor and every arbees process of its session (the services:
+        `SERVICE_SESSION` keeps them in it, each in a process group of its own), and the embedded Redis (which
+        has a session of its own). Found by session, so a service started after the state file was written is
+        found too."""
         stack = self.read_stack() if stack is None else stack
         sid = stack.get("supervisor_pid")
         found: list[psutil.Process] = []
@@ -339,7 +343,8 @@ class LocalRuntime:
                 continue
         redis_pid = stack.get("embedded", {}).get("redis", {}).get("pid")
         if _alive(redis_pid, "redis-server"):
-            found.append(psutil.Process(redis_pid))
+            with contextlib.suppress(psutil.Error):
+                found.append(psutil.Process(redis_pid))
         return found
 
     def _stop_leftover_postgres(self, stack: dict[str, Any]) -> None:

@@ -166,7 +166,7 @@ class Supervisor:
         self.urls = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
 
     def check_ports(self) -> None:
-        """Refuse a publisher port that its bind would be refused (`runtime.ports`), naming who holds it."""
+        """Refuse a publisher port whose bind would fail (`runtime.ports`), naming who holds it."""
         host = self.base_env().str("ZMQ_BIND_HOST", "127.0.0.1") or "127.0.0.1"
         for name in self.services:
             child = self.children[name]
