@@ -10,7 +10,6 @@ import errno
 import os
 import socket
 import sys
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -39,13 +38,13 @@ def _time_wait_on(port: int) -> bool:
                for c in psutil.net_connections("tcp"))
 
 
-@pytest.fixture
-def closed_connection_port() -> Iterator[int]:
+def _leave_closed_connection(reuse_address: bool) -> int:
     """A port whose only socket left is a closed connection in TIME-WAIT, as a publisher's port after `down`: the
-    server end closes first (the stopped publisher), so the TIME-WAIT entry has this port as its local end."""
+    server end closes first (the stopped publisher), so the TIME-WAIT entry has this port as its local end. Its
+    listener set SO_REUSEADDR as libzmq does, or not."""
     port = free_port()
     with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse_address))
         srv.bind(("127.0.0.1", port))
         srv.listen()
         with socket.create_connection(("127.0.0.1", port)) as client:
@@ -53,17 +52,25 @@ def closed_connection_port() -> Iterator[int]:
             conn.close()
             eventually(lambda: client.recv(1) == b"", 10, what="the server's FIN reached the client")
     eventually(lambda: _time_wait_on(port), 10, what=f"TIME-WAIT on port {port}")
-    yield port
+    return port
 
 
-def test_a_port_with_only_closed_connections_is_free_as_the_publisher_bind_finds_it(
-        closed_connection_port: int) -> None:
-    port = closed_connection_port
+def test_a_port_with_only_closed_connections_is_free_as_the_publisher_bind_finds_it() -> None:
+    port = _leave_closed_connection(reuse_address=True)
     with socket.socket() as plain, pytest.raises(OSError) as refused:  # the probe of issue 24: no SO_REUSEADDR
         plain.bind(("127.0.0.1", port))
     assert refused.value.errno == errno.EADDRINUSE
     assert port_holder(port) is None and port_free(port)
     assert _zmq_binds(port)
+
+
+def test_closed_connections_of_a_program_without_so_reuseaddr_still_hold_the_port() -> None:
+    """The kernel lets such TIME-WAIT entries block even a SO_REUSEADDR bind: refused too, and said so."""
+    port = _leave_closed_connection(reuse_address=False)
+    holder = port_holder(port)
+    assert not _zmq_binds(port)
+    assert holder is not None and holder.pid is None and holder.state == psutil.CONN_TIME_WAIT
+    assert "closed connections in TIME-WAIT of a program that bound without SO_REUSEADDR" in str(holder)
 
 
 def test_a_listener_holds_the_port_and_is_named_with_pid_and_command() -> None:

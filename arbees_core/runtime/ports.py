@@ -1,10 +1,11 @@
 """Is a TCP port free, and who holds it: the one check behind every "port in use" decision of arbees.
 
 The question is the one the real bind will face. libzmq binds a TCP endpoint with SO_REUSEADDR and then listens
-(so do redis-server and Docker's port proxy), and under SO_REUSEADDR a port whose only sockets are closed
-connections (TIME-WAIT, or FIN-WAIT left behind by a process that exited) binds at once, while a listener, or a
-socket bound without SO_REUSEADDR, makes the bind fail with EADDRINUSE. The probe here binds and listens the same
-way, so it answers "free" exactly when the service's bind would succeed. A probe without SO_REUSEADDR refused the
+(so do redis-server and Docker's port proxy). Under SO_REUSEADDR a port whose only sockets are the closed
+connections of an earlier publisher (TIME-WAIT, or FIN-WAIT after its process exited; they inherit its
+SO_REUSEADDR) binds at once, while a listener, or a socket opened without SO_REUSEADDR, makes the bind fail with
+EADDRINUSE. The probe here binds and listens the same way, so it answers "free" exactly when the service's bind
+would succeed. A probe without SO_REUSEADDR refused the
 port for about a minute after every `arbees down` (the kernel's TIME-WAIT) and blamed a process that did not exist.
 
 When the port is held, the holder is named as far as the OS tells (pid and command line, from the kernel's socket
@@ -37,9 +38,10 @@ class PortCheckError(OSError):
 
 @dataclass(frozen=True)
 class PortHolder:
-    """Who holds a port. pid/command are None/"" when the OS does not tell (another user's process, or a socket
-    bound without listening, which the kernel's socket table does not list). state: psutil's TCP state of the
-    holding socket (LISTEN for a server; e.g. ESTABLISHED for a connection whose local end is this port)."""
+    """Who holds a port. pid/command are None/"" when the OS does not tell (another user's process, a socket bound
+    without listening, which the kernel's socket table does not list, or closed connections). state: psutil's TCP
+    state of the holding socket (LISTEN for a server; e.g. ESTABLISHED for a connection whose local end is this
+    port; TIME_WAIT when only closed connections of a program that did not set SO_REUSEADDR are left)."""
 
     port: int
     pid: int | None = None
@@ -47,6 +49,9 @@ class PortHolder:
     state: str = ""
 
     def __str__(self) -> str:
+        if self.state == psutil.CONN_TIME_WAIT:
+            return ("closed connections in TIME-WAIT of a program that bound without SO_REUSEADDR (the kernel "
+                    "clears them within a minute)")
         who = (f"pid {self.pid} ({self.command})" if self.pid and self.command else
                f"pid {self.pid}" if self.pid else "a process the OS does not name (`ss -ltnp` as root may)")
         if self.state and self.state != psutil.CONN_LISTEN:
@@ -91,14 +96,13 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def find_holder(port: int) -> PortHolder:
-    """The process whose socket holds local TCP `port`: a listener first, then any other live socket (TIME-WAIT
-    ones belong to no process and never block a SO_REUSEADDR bind)."""
+    """The process whose socket holds local TCP `port`: a listener first, then any other live socket, and only
+    then TIME-WAIT entries (they belong to no process, and block a bind only when opened without SO_REUSEADDR)."""
     try:
-        conns = [c for c in psutil.net_connections("tcp")
-                 if c.laddr and c.laddr.port == port and c.status != psutil.CONN_TIME_WAIT]
+        conns = [c for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port]
     except psutil.Error:
         return PortHolder(port)
-    conns.sort(key=lambda c: (c.status != psutil.CONN_LISTEN, c.pid is None))
+    conns.sort(key=lambda c: (c.status == psutil.CONN_TIME_WAIT, c.status != psutil.CONN_LISTEN, c.pid is None))
     if not conns:
         return PortHolder(port)
     pid = conns[0].pid
@@ -139,7 +143,8 @@ def free_port_block(n: int = 1) -> int:
         base = rng.randrange(_LISTEN_PORTS_FROM, top)
         if all(port_free(base + i) for i in range(n)):
             return base
-    raise PortCheckError(errno.EADDRINUSE, f"no block of {n} free TCP ports between {_LISTEN_PORTS_FROM} and {top + n}")
+    raise PortCheckError(errno.EADDRINUSE,
+                         f"no block of {n} free TCP ports between {_LISTEN_PORTS_FROM} and {top + n}")
 
 
 def free_port() -> int:
