@@ -75,11 +75,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def down(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Stop every service (SIGTERM, then SIGKILL after 10 s) and the embedded servers."""
+        """Stop the stack for good: restarts first, then every service (SIGTERM, then SIGKILL after 10 s), then the
+        embedded servers. Returns when every process of the stack has exited and its ports are free, so an `up`
+        right after starts at once."""
         rt = get_runtime(runtime, as_json)
         was_up = rt.is_up()
-        with console.status("stopping…"):
-            rt.down()
+        try:
+            with console.status("stopping…"):
+                rt.down()
+        except RuntimeError_ as e:
+            fail(str(e), code=EXIT_FAIL, as_json=as_json)
         if as_json:
             print_json({"runtime": rt.kind, "was_up": was_up, "up": rt.is_up()})
         else:

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from arbees_core.runtime.embedded import free_port_block
+from arbees_core.runtime.ports import free_port_block
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.validation.chaos import run_chaos
 from arbees_core.validation.results import RunResult

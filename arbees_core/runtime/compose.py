@@ -27,9 +27,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from arbees_core.config import ConfigError, Env, project_root
+from arbees_core.config import ConfigError, Env, project_root, read_dotenv
 from arbees_core.registry import SERVICES, ServiceSpec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
+from arbees_core.runtime.ports import port_holder
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -44,6 +45,9 @@ ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
 #: Docker container state -> ServiceStatus.state.
 _STATES = {"running": "running", "restarting": "restarting", "exited": "exited", "dead": "exited",
            "created": "stopped", "paused": "stopped", "removing": "stopped"}
+
+#: Compose services published on a host port (127.0.0.1) -> the variable that fixes that port (unset: any free one).
+HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaledb": "ARBEES_POSTGRES_HOST_PORT"}
 
 _COMPOSE_TIMEOUT_S = 1800.0
 _SDK_TIMEOUT_S = 30
@@ -424,7 +428,13 @@ class ComposeRuntime:
 
     def up(self, services: list[str] | None = None, build: bool = False) -> list[ServiceStatus]:
         """`docker compose --profile full up -d [--build] [services]`; returns status(). Without `build` the image
-        is built only when missing; `build` rebuilds it first (after a code change)."""
+        is built only when missing; `build` rebuilds it first (after a code change). A fixed host port another
+        program holds is refused first, naming the holder (Docker's own error names no process)."""
+        running = {(c.labels or {}).get(SERVICE_LABEL, "") for c in self._containers()
+                   if (c.attrs.get("State") or {}).get("Status") == "running"}
+        clash = host_port_clash(self.root, running)
+        if clash:
+            raise RuntimeError_(clash)
         self._run("up", "-d", *(["--build"] if build else []), *[self.compose_key(s) for s in services or []])
         return self.status()
 
@@ -441,6 +451,23 @@ class ComposeRuntime:
         keys = [self.compose_key(s) for s in services] if services else [s.compose_key for s in self.specs]
         self._run("up", "-d", "--force-recreate", *keys)
         return self.status()
+
+
+def host_port_clash(root: Path, running: set[str]) -> str:
+    """Why `up` would fail on a host port fixed by HOST_PORT_VARS (environment, then `root/.env`, as compose reads
+    them) that is held (`runtime.ports`) while its service's container is not running (a running one holds its
+    port itself); "" when none would."""
+    env = Env({**read_dotenv(root / ".env"), **os.environ})
+    for key, var in HOST_PORT_VARS.items():
+        try:
+            port = env.int(var, 0, minimum=1)
+        except ConfigError as e:
+            return str(e)
+        holder = port_holder(port) if port and key not in running else None
+        if holder is not None:
+            return (f"host port {port} of {key} ({var}) is already in use by {holder}; stop it, or set {var} to "
+                    "another port (unset: any free port)")
+    return ""
 
 
 def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:
