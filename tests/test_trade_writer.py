@@ -110,6 +110,7 @@ def test_outage_during_operation_logs_once_and_recovers(database_url: str, state
                                                         caplog: pytest.LogCaptureFixture) -> None:
     log = logging.getLogger("test.writer2")
     caplog.set_level(logging.INFO, logger="test.writer2")
+    caplog.set_level(logging.INFO, logger="arbees.peers")
     spool = TradeSpool(state_dir / "spool.jsonl")
     writer = TradeWriter(database_url, spool, log=log)
     writer.start()
@@ -128,9 +129,11 @@ def test_outage_during_operation_logs_once_and_recovers(database_url: str, state
     assert writer.stats()["outage"] is False
     messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "test.writer2"]
     errors = [m for level, m in messages if level == logging.ERROR]
-    backs = [m for level, m in messages if m.startswith("PostgreSQL back: flushed")]
-    assert len(errors) == 1 and errors[0].startswith("PostgreSQL unavailable: ")
-    assert backs == ["PostgreSQL back: flushed 2 spooled trades"]
+    messages += [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "arbees.peers"]
+    errors = [m for level, m in messages if level == logging.ERROR]
+    backs = [m for level, m in messages if m.startswith("PostgreSQL back after")]
+    assert len(errors) == 1 and errors[0].startswith("PostgreSQL unavailable at ")
+    assert len(backs) == 1 and ("Flushed 2 spooled trades into PostgreSQL" in [m for _, m in messages])
 
 
 def test_executed_signal_ids(pg_conn: psycopg.Connection) -> None:

@@ -84,8 +84,15 @@ class LocalRuntime:
             out.append(ServiceStatus(
                 name=s.name, state=state, pid=pid if state == "running" else None, started_at=view.get("started_at", ""),
                 restarts=int(view.get("restarts", 0)), exit_code=view.get("exit_code"),
-                ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state)))
+                ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state),
+                detail=view.get("detail", "") if state != "running" else self._waiting_for(s.name)))
         return out
+
+    def _waiting_for(self, name: str) -> str:
+        """Why a running service cannot work yet: the peers its snapshot says are not usable, with the reason."""
+        peers = self.metrics(name).get("peers") or []
+        return "; ".join(f"{p.get('kind')} unavailable at {p.get('location')}: {p.get('reason', '')}"
+                         for p in peers if not p.get("usable", True))
 
     def _health(self, name: str, state: str) -> str:
         """healthy when the service wrote a metrics snapshot within 5 s; starting before its first one."""
@@ -203,7 +210,7 @@ class LocalRuntime:
             if stack.get("status") == "running" and self.supervisor_pid(stack) is None:
                 raise RuntimeError_("the supervisor died; see " + str(self.state / "logs" / "supervisor.log"))
             views = stack.get("services", {})
-            crashed = [n for n in names if views.get(n, {}).get("state") == "exited" or
+            crashed = [n for n in names if views.get(n, {}).get("state") in ("exited", "failed") or
                        (views.get(n, {}).get("restarts", 0) > 0 and views.get(n, {}).get("state") != "running")]
             if crashed:
                 name = crashed[0]
