@@ -61,6 +61,8 @@ def _report(rt: Runtime, rows: list[ServiceStatus], as_json: bool, title: str) -
 def register(app: typer.Typer) -> None:
     @app.command()
     def up(services: Optional[list[str]] = typer.Argument(None, help="Services to start (default: all)."),
+           build: bool = typer.Option(False, "--build", help="Compose: rebuild the image first (after a code "
+                                      "change); without it the image is built only when missing."),
            runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
         """Start the stack, or the named services. Local runtime: a supervisor process starts every service
         (and an embedded Redis and PostgreSQL when REDIS_URL / DATABASE_URL are unset) and keeps running after
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
         was_up = rt.is_up()
         try:
             with console.status("starting the stack…" if not was_up else "starting services…"):
-                rows = rt.up(names or None)
+                rows = rt.up(names or None, build=True) if build and rt.kind == "compose" else rt.up(names or None)
         except RuntimeError_ as e:
             fail(str(e), code=EXIT_FAIL, as_json=as_json)
         _report(rt, rows, as_json, f"{rt.kind} stack {'already running' if was_up else 'started'}")

@@ -151,3 +151,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ARBEES_STATE_DIR", str(folder))
     monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
     return folder
+
+
+# The compose stack on a real Docker engine, one per session, shared by every `docker`-marked test module.
+from tests.docker_support import compose_project  # noqa: E402,F401

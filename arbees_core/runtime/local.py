@@ -23,7 +23,7 @@ import psutil
 
 from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
-from arbees_core.runtime.base import RuntimeError_, ServiceStatus
+from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, tcp_probe
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
@@ -127,6 +127,10 @@ class LocalRuntime:
 
     def urls(self) -> dict[str, str]:
         return dict(self.read_stack().get("urls", {}))
+
+    def probe_port(self, service: str, port: int, timeout_s: float = 2.0) -> PortProbe:
+        """Local services bind on this machine: a direct TCP connect to 127.0.0.1."""
+        return tcp_probe("127.0.0.1", port, timeout_s)
 
     def log_path(self, service: str) -> Path:
         return self.state / "logs" / f"{spec(service).name}.log"
