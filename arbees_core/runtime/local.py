@@ -25,6 +25,7 @@ from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, tcp_probe
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
+from arbees_core.services.startup import peers_problem
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
@@ -90,9 +91,7 @@ class LocalRuntime:
 
     def _waiting_for(self, name: str) -> str:
         """Why a running service cannot work yet: the peers its snapshot says are not usable, with the reason."""
-        peers = self.metrics(name).get("peers") or []
-        return "; ".join(f"{p.get('kind')} unavailable at {p.get('location')}: {p.get('reason', '')}"
-                         for p in peers if not p.get("usable", True))
+        return peers_problem(self.metrics(name))
 
     def _health(self, name: str, state: str) -> str:
         """healthy when the service wrote a metrics snapshot within 5 s; starting before its first one."""

@@ -53,6 +53,28 @@ def recorded_config_error(state: Path, service: str, pid: int) -> str:
     return "configuration error: see its log"
 
 
+def peers_problem(snap: dict[str, Any]) -> str:
+    """The peers a metrics snapshot says are not usable, with the server's reason ("" when none)."""
+    return "; ".join(f"{p.get('kind')} unavailable at {p.get('location')}: {p.get('reason', '')}"
+                     for p in snap.get("peers") or [] if not p.get("usable", True))
+
+
+def health_problem(snap: dict[str, Any] | None, age_s: float, stale_s: float = 15.0) -> str:
+    """Why a service is not healthy, in one line, or "" when it is: what a healthcheck prints and a runtime shows.
+    `config_error: <the line>` for a configuration error (a runtime shows that service as failed), `waiting: Redis
+    unavailable at ...: <reason>` while a start waits for a peer, or a snapshot older than `stale_s` (seconds)."""
+    if snap is None:
+        return "no metrics snapshot yet"
+    state = snap.get("state") or "unknown"
+    if state == STATE_CONFIG_ERROR:
+        return f"{STATE_CONFIG_ERROR}: {snap.get('error', '')}"
+    if age_s > stale_s:
+        return f"state={state}, metrics snapshot {age_s:.0f}s old"
+    if state != "running":
+        return f"{state}: {peers_problem(snap)}" if peers_problem(snap) else state
+    return ""
+
+
 def on_config_error(service: str, error: ConfigError, stop: threading.Event, log: logging.Logger) -> int:
     """Log the one line, record it in the snapshot, hold until `stop` when asked to; returns EXIT_CONFIG."""
     hold = hold_on_config_error()
