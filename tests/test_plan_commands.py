@@ -34,8 +34,8 @@ class PlanCommand:
     wrap: str = ""  # `timeout N` for commands that never end, `tty` for `docker exec -it`
 
     def shell_line(self) -> str:
-        if self.wrap == "tty":
-            return f"script -qec {shlex.quote(self.command)} /dev/null"
+        if self.wrap == "tty":  # a terminal tall enough that psql shows its rows without a pager
+            return f"script -qec {shlex.quote('stty rows 200 cols 300; ' + self.command)} /dev/null"
         if self.wrap.startswith("timeout"):
             return f"{self.wrap} sh -c {shlex.quote(self.command)} || true"
         return self.command
@@ -198,10 +198,15 @@ def run_section(project: ComposeProject, commands: list[PlanCommand], attempts_s
             pytest.fail(f"the plan's command did not give the plan's output:\n$ {cmd.command}\n{last[0]}")
 
 
+FULL = ""  # no service named: the whole `--profile full` stack
+
+
 def start_from(project: ComposeProject, services: str, zmq: bool = True) -> None:
-    """The stack as a section of the plan finds it: `.env` in the mode, these services up (vpn: the stand-in)."""
+    """The stack as a section of the plan finds it: `.env` in the mode, these services up (vpn: the stand-in;
+    `FULL`: every service)."""
     project.set_env(ZMQ_ENABLED="true" if zmq else "false", ARBEES_VPN_IMAGE=build_vpn_standin())
-    done = project.sh(f"docker-compose up -d --wait {services}", timeout=600)
+    profile = "--profile full " if services == FULL else ""
+    done = project.sh(f"docker-compose {profile}up -d --wait {services}", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -222,22 +227,22 @@ def test_phase_3_commands(compose_project: ComposeProject) -> None:
 
 
 def test_phase_4_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full")
+    start_from(compose_project, FULL)
     run_section(compose_project, PHASE_4)
 
 
 def test_rollback_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full")
+    start_from(compose_project, FULL)
     run_section(compose_project, ROLLBACK)
 
 
 def test_phase_5_monitoring_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full", zmq=False)
+    start_from(compose_project, FULL, zmq=False)
     run_section(compose_project, PHASE_5)
 
 
 def test_troubleshooting_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full")
+    start_from(compose_project, FULL)
     run_section(compose_project, TROUBLESHOOTING)
 
 
