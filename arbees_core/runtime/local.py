@@ -25,7 +25,7 @@ from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, tcp_probe
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
-from arbees_core.services.startup import peers_problem
+from arbees_core.services.startup import STATE_CONFIG_ERROR, peers_problem
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
@@ -227,8 +227,8 @@ class LocalRuntime:
 
     def _settled(self, name: str, view: dict[str, Any]) -> bool:
         """Running, and past its start: it wrote a metrics snapshot from this very process (configuration is
-        read before the first snapshot, so a service that dies of a bad setting never gets here), or it has
-        run for SETTLE_MAX_S (a slow machine) without dying."""
+        read before the first running snapshot; one that dies of a bad setting writes state `config_error` just
+        before it exits, which does not count), or it has run for SETTLE_MAX_S (a slow machine) without dying."""
         if view.get("state") != "running" or not _alive(view.get("pid")):
             return False
         try:
@@ -238,7 +238,10 @@ class LocalRuntime:
         age = (datetime.now(timezone.utc) - started).total_seconds()
         if age < SETTLE_S:
             return False
-        return self.metrics(name).get("pid") == view.get("pid") or age >= SETTLE_MAX_S
+        snap = self.metrics(name)
+        if snap.get("state") == STATE_CONFIG_ERROR:  # written just before it exits with code 2: not settled
+            return False
+        return snap.get("pid") == view.get("pid") or age >= SETTLE_MAX_S
 
     def request(self, action: str, services: list[str], timeout_s: float = 60.0) -> None:
         """Ask the running supervisor to start/restart/stop services and wait for its answer."""
