@@ -75,7 +75,8 @@ class KillSwitch(threading.Thread):
                     source = f"Redis key {KILL_SWITCH_KEY}"
             except REDIS_ERRORS as e:
                 self._client = None
-                self._link.failed(e, "the kill switch keeps its last state (the file still works); retrying with backoff")
+                self._link.failed(e, "the kill switch keeps its last state (the file still works); retrying with "
+                                     "backoff")
                 source = self.source if self.source.startswith("Redis") else ""
         if bool(source) != self.active:
             log.warning("Kill switch %s%s", "ON: new orders are rejected" if source else "OFF: trading resumed",

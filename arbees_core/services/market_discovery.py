@@ -136,6 +136,7 @@ class MarketDiscovery(Service):
         or the store's backoff while PostgreSQL is not usable (one line per reason, through its peer)."""
         try:
             with connect(self.cfg.database_url, retries=0, log=None if self._migrated else self.log) as conn:
+                store.ok()
                 if not self._migrated:
                     migrate(conn)
                     self._migrated = True
@@ -150,7 +151,6 @@ class MarketDiscovery(Service):
             self.log.error("Discovery cannot list a venue: %s; keeping the stored mapping, retrying in %gs", e,
                            self.cfg.retry_s)
             return self.cfg.retry_s
-        store.ok()
         self.last = {"games": len(games), "unmatched": len(unmatched)}
         self.metrics.inc("discovery_runs")
         self.log.info("Discovery: mapped %d games (%d contracts); %d markets unmatched", len(games),

@@ -74,9 +74,9 @@ class HealthReporter(threading.Thread):
                 write_snapshot(self._folder, self.service, snap)
             except OSError as e:
                 log.warning("Cannot write metrics snapshot to %s: %s", self._folder, e)
-            self._to_redis(snap, log)
+            self._to_redis(snap)
 
-    def _to_redis(self, snap: dict[str, Any], log: logging.Logger) -> None:
+    def _to_redis(self, snap: dict[str, Any]) -> None:
         if not self._link.may_try():
             return
         try:

@@ -54,7 +54,8 @@ def make_client(url: str, block_ms: int = 100, socket_timeout_s: float | None = 
     )
 
 
-def connect_redis(url: str, link: PeerLink, what: str = "Connected to Redis", block_ms: int = 100) -> redis.Redis | None:
+def connect_redis(url: str, link: PeerLink, what: str = "Connected to Redis",
+                  block_ms: int = 100) -> redis.Redis | None:
     """One attempt: connect and ask INFO; log `<what> at host:port/db (Redis x.y.z)` and return the client. None when
     Redis is not usable: the reason goes to `link` (one line per reason), and the caller retries at its pace."""
     client = make_client(url, block_ms)
