@@ -172,12 +172,13 @@ def redis_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> No
                    f" dropped {probe.field('zmq_listener', 'dropped')} (counted, bounded by MIRROR_BUFFER_MAX)")
         logged = "back after" in probe.logs_since("zmq_listener", t0_wall)
         result.add("zmq_listener logs the outage and its end", logged and "unavailable" in
-                   probe.logs_since("zmq_listener", t0_wall), "`Redis at ... unavailable` / `back after` lines")
+                   probe.logs_since("zmq_listener", t0_wall),
+                   "`Redis unavailable at ...` / `Redis back after ...` lines")
     else:
         resumed = eventually(lambda: probe.counter("game_shard", "prices_rx") > prices1 + 5 and all(
             "back after" in probe.logs_since(s, t0_wall) for s in ("game_shard",)), 60)
         result.add("services wait for Redis and reconnect with backoff", bool(resumed),
-                   f"game_shard logged `Redis at ... back after`; prices received {prices1} at the end of the "
+                   f"game_shard logged `Redis back after ...`; prices received {prices1} at the end of the "
                    f"outage -> {probe.counter('game_shard', 'prices_rx')}")
         time.sleep(2.0)
     after = probe.restarts()
@@ -221,7 +222,8 @@ def postgres_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) ->
     result.add("nothing duplicated (each executed signal has exactly its legs, once)", book.consistent, book.text())
     logs = probe.logs_since("execution_service", t_stop_ns / 1e9)
     result.add("the outage is logged, and its end", "PostgreSQL unavailable" in logs and "PostgreSQL back" in logs,
-               "`PostgreSQL unavailable ... spooled` and `PostgreSQL back: flushed` in execution_service's log",
+               "`PostgreSQL unavailable at ...: <reason>; N trades spooled` and `PostgreSQL back after ...` in "
+               "execution_service's log",
                critical=False)
 
 
