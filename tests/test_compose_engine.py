@@ -200,3 +200,16 @@ def test_a_setting_that_cannot_heal_is_one_line_and_a_failed_service_not_a_crash
     finally:
         compose_project.set_env(MIN_EDGE_PCT="0.5")
         compose_project.compose("--profile", "full", "up", "-d", "--wait", "--force-recreate", "game_shard")
+
+
+@pytest.mark.parametrize("scenario", ["kill-game_shard", "kill-execution_service", "redis-outage", "postgres-outage",
+                                      "bad-input", "hwm", "feed-gap"])
+def test_chaos_scenarios_run_on_the_compose_stack(compose_project: ComposeProject, scenario: str) -> None:
+    """The same scenarios as on the local runtime, with the engine's own faults: `docker kill` (the restart
+    policy restarts), `docker pause` of arbees-redis, `docker stop` of arbees-timescaledb, and bad frames or a
+    burst from a container on arbees-network answering to kalshi_monitor's name."""
+    ensure_mode(compose_project, True)
+    done = compose_project.arbees("chaos", scenario, "--runtime", "compose", "--outage", "10s", "--flow-timeout",
+                                  "60s", "--json", timeout=900)
+    result = as_json(done)
+    assert done.returncode == 0 and result["passed"], failed_checks(result)

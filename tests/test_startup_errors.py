@@ -28,7 +28,8 @@ import psycopg
 import pytest
 import redis
 
-from arbees_core.runtime.embedded import EmbeddedPostgres, free_port, redis_server_binary
+from arbees_core.runtime.embedded import EmbeddedPostgres, redis_server_binary
+from arbees_core.runtime.ports import free_port
 from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
 from arbees_core.services.startup import CONFIG_ERROR_ENV
 from arbees_core.topics import HEALTH_KEY_PREFIX

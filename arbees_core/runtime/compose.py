@@ -443,6 +443,10 @@ class ComposeRuntime:
         spool) are kept: nothing recorded is lost."""
         self._run("down", "--remove-orphans", profiles=ALL_PROFILES)
 
+    def stop(self, services: list[str]) -> None:
+        """`docker compose stop <services>` (the containers stay, `up` starts them again)."""
+        self._run("stop", *[self.compose_key(s) for s in services])
+
     def restart(self, services: list[str] | None = None) -> list[ServiceStatus]:
         """Recreate the services with the current `.env`: `up -d --force-recreate <services>` (default: every
         registry service; redis and timescaledb are recreated only if their own config changed).
