@@ -2,16 +2,24 @@
 run against the compose stack on a real engine, each checked for the output the plan expects.
 
 Commands are copied from the plan character for character. Only what a shell needs to end is added around them:
-`-f` and `ping` run under `timeout` (they never end on their own) and `docker exec -it` gets a terminal from
-`script`. `docker-compose` is Compose v2's standalone spelling (a `docker compose` shim on PATH, as Docker Desktop
+`-f` and `ping` run under `timeout` (they never end on their own) and `docker exec -it` gets a terminal of its own
+(`in_terminal`). `docker-compose` is Compose v2's standalone spelling (a `docker compose` shim on PATH, as Docker Desktop
 installs). Each section brings the stack into the state that section of the plan starts from, so sections run in
 any order.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import re
+import select
 import shlex
+import struct
+import subprocess
+import termios
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,8 +45,6 @@ class PlanCommand:
     terminal: bool = False
 
     def shell_line(self) -> str:
-        if self.wrap == "tty":  # a terminal tall enough that psql shows its rows without a pager
-            return f"script -qec {shlex.quote('stty rows 200 cols 300; ' + self.command)} /dev/null"
         if self.wrap.startswith("timeout"):
             return f"{self.wrap} sh -c {shlex.quote(self.command)} || true"
         return self.command
@@ -191,7 +197,7 @@ def run_section(project: ComposeProject, commands: list[PlanCommand], attempts_s
         last: list[str] = [""]
 
         def holds(c: PlanCommand = cmd) -> bool:
-            done = project.sh(c.shell_line(), timeout=300)
+            done = in_terminal(project, c.command) if c.wrap == "tty" else project.sh(c.shell_line(), timeout=300)
             last[0] = f"exit {done.returncode}\nstdout: {done.stdout[-1500:]}\nstderr: {done.stderr[-1500:]}"
             seen = done.stdout + done.stderr if c.terminal else done.stdout
             return (done.returncode == 0 or c.wrap) and c.holds(seen)  # type: ignore[return-value]
@@ -200,6 +206,35 @@ def run_section(project: ComposeProject, commands: list[PlanCommand], attempts_s
             project.wait(cmd.command, holds, timeout=attempts_s)
         except AssertionError:
             pytest.fail(f"the plan's command did not give the plan's output:\n$ {cmd.command}\n{last[0]}")
+
+
+def in_terminal(project: ComposeProject, line: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """A command that wants a terminal (`docker exec -it`), run on a pseudo-terminal 200 x 300 as an operator's
+    window; a pager's prompt (psql pages when the container's terminal size arrives late) is answered with `q`."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 200, 300, 0, 0))
+    proc = subprocess.Popen(["bash", "-c", line], cwd=project.root, env=project.env, stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)
+    os.close(slave)
+    out, deadline = b"", time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed: the command ended
+                break
+            out += chunk
+            if b"--More--" in chunk or b"(END)" in chunk:
+                os.write(master, b"q")
+        elif proc.poll() is not None:
+            break
+    if proc.poll() is None:
+        proc.kill()
+    code = proc.wait()
+    os.close(master)
+    text = out.decode(errors="replace").replace("\r\n", "\n")
+    return subprocess.CompletedProcess(line, code, text, "")
 
 
 FULL = ""  # no service named: the whole `--profile full` stack
