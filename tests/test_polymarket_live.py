@@ -1,6 +1,6 @@
 """The Polymarket adapter against local servers speaking the CLOB market channel, Gamma and the geoblock endpoint.
 
-The WebSocket server expects `{"assets_ids": [...], "type": "market"}`, answers with `book` snapshots (prices and
+The WebSocket server expects `{"assets_ids": [...], "type": "market", "custom_feature_enabled": true}`, answers with `book` snapshots (prices and
 sizes as strings, several events in one array) and `price_change` events carrying several assets with absolute
 sizes, answers the client's text `PING` with `PONG`, and can drop the connection mid-stream. Gamma serves `/sports`
 and `/events` with `outcomes` / `clobTokenIds` encoded as JSON strings, as the real API does.
@@ -32,6 +32,8 @@ from tests.venue_support import drive, eventually
 LAL = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 BOS = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 CONDITION = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
+#: The subscription the adapter sends: the mapped tokens, with the custom features that bring `market_resolved`.
+SUBSCRIPTION = {"assets_ids": [LAL, BOS], "type": "market", "custom_feature_enabled": True}
 
 
 def book(asset: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> dict:
@@ -96,7 +98,7 @@ def test_book_then_multi_asset_price_change_with_absolute_sizes() -> None:
 
     server = FakeClob(script)
     source, feed, changes = asyncio.run(run_client(server, lambda s, f: f.messages >= 2))
-    assert server.subscriptions[0][1] == {"assets_ids": [LAL, BOS], "type": "market"}
+    assert server.subscriptions[0][1] == SUBSCRIPTION
     lal, bos = feed.books[LAL].top(), feed.books[BOS].top()
     assert (lal.yes_bid, lal.yes_bid_size, lal.yes_ask, lal.no_ask, lal.no_bid) == (44.0, 100.0, 47.0, 56.0, 53.0)
     assert (bos.yes_ask, bos.yes_ask_size, bos.no_bid) == (55.0, 15.0, 45.0)
@@ -125,8 +127,23 @@ def test_disconnect_reconnects_and_resubscribes() -> None:
                                                    f.books[LAL].top().yes_bid == 46.0))
     assert server.connections == 2 and source.reconnects == 1
     assert [conn for conn, _ in server.subscriptions] == [1, 2]
-    assert server.subscriptions[1][1] == {"assets_ids": [LAL, BOS], "type": "market"}
+    assert server.subscriptions[1][1] == SUBSCRIPTION
     assert changes[-1].top.yes_bid == 46.0
+
+
+def test_market_resolved_resolves_both_tokens_of_the_market() -> None:
+    async def script(srv: FakeClob, ws: ServerConnection, conn: int, msg: dict) -> None:
+        await ws.send(json.dumps([book(LAL, [(".44", "100")], [(".47", "80")]), book(BOS, [(".52", "90")], [(".55", "40")])]))
+        await ws.send(json.dumps({"event_type": "market_resolved", "id": "1031769", "market": CONDITION,
+                                  "assets_ids": [LAL, BOS], "winning_asset_id": BOS, "winning_outcome": "Celtics",
+                                  "timestamp": "1764000009000", "tags": ["sports"]}))
+
+    server = FakeClob(script)
+    _, feed, _ = asyncio.run(run_client(server, lambda s, f: f.resolutions))
+    assert server.subscriptions[0][1] == SUBSCRIPTION  # custom features on: market_resolved is one of them
+    assert {(r.ticker, r.result, r.ts_event_ns) for r in feed.take_resolutions()} == {
+        (LAL, "no", 1_764_000_009_000 * 10**6), (BOS, "yes", 1_764_000_009_000 * 10**6)}
+    assert feed.books == {} and feed.errors == {}
 
 
 def test_proxy_from_env_with_socks_and_loopback_bypass() -> None:

@@ -126,7 +126,8 @@ class PolymarketLiveSource(LiveSource):
         if not self._subscribed and operation == "subscribe":
             await ws.send(subscribe_command(tokens).decode())  # the first subscription of a connection
         else:
-            await ws.send(orjson.dumps({"assets_ids": tokens, "operation": operation}).decode())
+            await ws.send(orjson.dumps({"assets_ids": tokens, "operation": operation,
+                                        "custom_feature_enabled": True}).decode())  # market_resolved for them
 
     async def _follow_tickers(self, ws: ClientConnection) -> None:
         wanted = tickers_of(self.tickers)
