@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from msgspec.structs import replace as with_fields
+
 from arbees_core.messages import Leg, PriceUpdate
 from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
 
@@ -128,7 +130,7 @@ def joint_fill(legs: list[Leg], books: list[PriceUpdate | None], fees: FeeSchedu
         return JointOutcome(outs, 0.0, missed)
     outs = []
     for i, (leg, book) in enumerate(zip(legs, books)):
-        out = alone[i] if alone[i].filled_qty == hedged else ioc_fill(replace(leg, qty=hedged), book, fees)
+        out = alone[i] if alone[i].filled_qty == hedged else ioc_fill(with_fields(leg, qty=hedged), book, fees)
         note = alone[i].reason if i == limiting else f"hedged to {hedged:g} of {leg.qty:g} (joint fill): {why}"
         outs.append(sized_to(out, leg.qty, note))
     return JointOutcome(tuple(outs), hedged, None)

@@ -14,7 +14,9 @@ service reads the prices that arrived meanwhile there; a test moves a book). Uni
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from msgspec.structs import replace as with_fields
 
 from arbees_core.messages import Leg, PriceUpdate
 from arbees_core.strategy.fees import FeeSchedule
@@ -73,7 +75,7 @@ def sequential_fill(legs: list[Leg], book_of: BookOf, fees: FeeSchedule,
         outs[j] = cancelled(f"not sent (sequential): leg {i} filled nothing: {first.reason}")
         return SequentialOutcome((outs[0], outs[1]), i, None, 0.0, 0.0, i if could else None)
     between()
-    second = ioc_fill(replace(legs[j], qty=first.filled_qty), book_of(legs[j]), fees)
+    second = ioc_fill(with_fields(legs[j], qty=first.filled_qty), book_of(legs[j]), fees)
     outs[j] = sized_to(second, legs[j].qty, f"sized to leg {i}'s fill: {first.filled_qty:g} of {legs[j].qty:g}")
     short = first.filled_qty - second.filled_qty
     if short <= 0.0:

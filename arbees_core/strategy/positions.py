@@ -127,8 +127,9 @@ class PositionBook:
 
     @property
     def exposure_usd(self) -> float:
-        """Cost of every open leg (price x contracts + buy fees), dollars."""
-        return max(0.0, self._exposure_cents) / 100.0
+        """Cost of every open leg (price x contracts + buy fees), dollars (a running sum, rounded to a millionth of
+        a cent so that float noise never shows as exposure once everything has closed)."""
+        return max(0.0, round(self._exposure_cents, 6)) / 100.0
 
     def __contains__(self, pair_id: str) -> bool:
         return pair_id in self._pairs

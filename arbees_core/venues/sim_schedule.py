@@ -155,12 +155,17 @@ def _valid(league: str, day: str, away: Team, home: Team) -> bool:
     return True
 
 
+#: Generation g is dated g days after `start_date`, modulo this many days (70 years: Kalshi tickers carry a
+#: two-digit year). Tickers could only repeat after that many generations, 177 days at the default game length.
+_DATE_CYCLE_DAYS: Final = 70 * 365
+
+
 def make_games(cfg: SimConfig, generation: int = 0) -> list[SimGame]:
     """The seed's games of one generation: leagues in turn, two teams not yet playing that day, a base price and
-    two waves. Generation g is played g days after `start_date` (so every game has tickers of its own), with the
+    two waves. Generation g is dated g days after `start_date` (so every game has tickers of its own), with the
     random draws of (seed, g); generation 0 is the simulator's original fixed schedule."""
     rng = random.Random(cfg.seed if generation == 0 else f"{cfg.seed}:{generation}")
-    day = (date.fromisoformat(cfg.start_date) + timedelta(days=generation)).isoformat()
+    day = (date.fromisoformat(cfg.start_date) + timedelta(days=generation % _DATE_CYCLE_DAYS)).isoformat()
     busy: set[tuple[str, str]] = set()
     games: list[SimGame] = []
     while len(games) < cfg.games:
