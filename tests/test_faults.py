@@ -147,6 +147,19 @@ def test_a_venue_sequence_gap_withdraws_quotes_and_resubscribes(stack: LocalRunt
     assert "SIM_FAULT_GAP_AT_S" not in stack.env("kalshi_monitor")
 
 
+def test_a_book_moving_under_a_signal_leaves_no_naked_leg_and_trading_resumes(stack: LocalRuntime) -> None:
+    env_before = (stack.root / ".env").read_text()
+    result = run_chaos(stack, stack.root, "leg-miss", **FAST)
+    _assert_passed(result)
+    names = [c.name for c in result.checks]
+    assert names == ["a leg miss was provoked: the book moved between a signal and its fill",
+                     "no naked leg remains: both legs of every pair hold the same quantity",
+                     "each miss counted and logged once", "no paper trade lost or duplicated",
+                     "the next signals trade normally: both legs filled at the same size"]
+    assert (stack.root / ".env").read_text() == env_before
+    assert "SIM_LEG_MISS_AT_S" not in stack.env("kalshi_monitor")
+
+
 def test_cli_chaos_json_stores_the_run_and_never_shows_secrets(stack: LocalRuntime) -> None:
     done = _cli(stack.root, "chaos", "kill-zmq_listener", "--runtime", "local", "--json", "--flow-timeout", "30s")
     assert done.returncode == 0, done.stdout + done.stderr

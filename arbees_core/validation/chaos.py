@@ -8,7 +8,8 @@ Scenarios (`SCENARIOS`): `kill-<service>` for each service (SIGKILL mid-stream: 
 subscribers reconnect, flow resumes; for execution_service the paper-trade ledger stays exact), `redis-outage`,
 `postgres-outage` (embedded servers only), `bad-input` (malformed frames on the real sockets/streams, each counted
 per reason), `hwm` (alias `slow-joiner`: a stalled subscriber's losses appear as `lost`, never hidden),
-`feed-gap` (a venue sequence gap: quotes withdrawn, fresh snapshots, flow resumes).
+`feed-gap` (a venue sequence gap: quotes withdrawn, fresh snapshots, flow resumes), `leg-miss` (the book moves
+between a signal and its fill: no naked leg, the miss counted and logged once, trading resumes; `chaos_leg.py`).
 Options (all scenarios accept and ignore the others): outage_s (default 30), flow_timeout_s (default 45).
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core.validation.chaos_input import bad_input, hwm
+from arbees_core.validation.chaos_leg import leg_miss
 from arbees_core.validation.chaos_support import (
     SUBSCRIBERS,
     ChaosUnavailable,
@@ -279,6 +281,7 @@ SCENARIOS: dict[str, Scenario] = {
     "bad-input": bad_input,
     "hwm": hwm,
     "feed-gap": feed_gap,
+    "leg-miss": leg_miss,
 }
 ALIASES = {"slow-joiner": "hwm"}
 

@@ -89,6 +89,11 @@ class SimVenue(SimWire):
         self._cursor = 0
         self.injections = 0
 
+    def stats(self) -> dict[str, int]:
+        """What the simulator injected and resolved so far (a monitor's snapshot shows it as its `connection`)."""
+        return {"injections": self.injections, "leg_misses_injected": self.leg_misses_injected,
+                "resolutions": self.resolutions, "gaps_injected": self.gaps_injected, "resubscribes": self.resubscribes}
+
     # -- games ----------------------------------------------------------------------------------------------------
 
     def _open_game(self, game: SimGame) -> list[SimMarket]:
