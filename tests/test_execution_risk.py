@@ -80,6 +80,19 @@ class Desk:
         for outbox in self.outboxes.values():
             wait_for(lambda o=outbox: o.publisher.new_subscriptions(), 30, "execution_service subscribed", self.stack)
 
+    def start_again(self) -> None:
+        """Start the stopped execution_service again: a log of its own, its state from the store alone."""
+        self.stack.log_path("execution_service").rename(self.stack.log_path("execution_service").with_suffix(".1"))
+        self.stack.start("execution_service", ZMQ_PUB_PORT=self.env["_PORT_execution_service"])
+        wait_for(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
+                 self.stack)
+
+    def replay_to_late_joiners(self) -> bool:
+        """What a monitor does in its housekeeping (ZMQ mode): last values to a subscriber that (re)joined."""
+        for outbox in self.outboxes.values():
+            outbox.serve_late_joiners()
+        return True
+
     def send(self, publisher: str, topic: str, msg: Message) -> None:
         """Publish as `publisher` would: its ZMQ socket, or its Redis stream (stamped the same way)."""
         if self.zmq_mode:
@@ -176,3 +189,29 @@ def test_the_book_moving_under_a_signal_leaves_no_leg_and_settlement_frees_the_e
     desk.price(_kalshi("NYR", 40.0))
     again = desk.signal(_signal("arb-again", "NYR"))
     assert [(r[1], r[2]) for r in again] == [("filled", 50.0), ("filled", 50.0)]
+
+
+def test_a_restart_rebuilds_the_positions_once_and_settles_markets_that_resolved_while_it_was_down(desk: Desk) -> None:
+    kalshi, token = GAMES["BOS"]
+    desk.price(_poly("BOS"))
+    desk.price(_kalshi("BOS", 40.0))
+    assert [r[2] for r in desk.signal(_signal("arb-held", "BOS"))] == [50.0, 50.0]
+    held = wait_for(lambda: desk.positions().get("exposure_usd"), 10, "exposure reported", desk.stack)
+    wait_for(lambda: desk.stack.metrics("execution_service").get("writer", {}).get("pending") == 0, 20,
+             "the trades stored", desk.stack)
+    assert desk.stack.stop("execution_service") == 0
+
+    desk.resolve("kalshi", kalshi, "no")  # published while execution_service is down
+    desk.resolve("polymarket", token, "no")
+    desk.start_again()
+    log = desk.stack.log("execution_service")
+    assert f"Open positions: 1 pairs, exposure ${held:.2f}" in log  # rebuilt from PostgreSQL, once
+    wait_for(lambda: desk.replay_to_late_joiners() and desk.positions().get("open_pairs") == 0, 30,
+             "the positions settled from the resolutions heard again", desk.stack)
+    assert desk.positions()["exposure_usd"] == 0 and desk.metric("positions_settled") == 2
+    with psycopg.connect(desk.database_url) as conn:
+        wait_for(lambda: conn.execute("SELECT count(*) FROM positions WHERE close_reason = 'settled'").fetchone()[0]
+                 == 2, 20, "positions settled in PostgreSQL", desk.stack)
+        payout = conn.execute("SELECT sum(payout_cents) FROM positions").fetchone()[0]
+        assert payout == 5000.0  # BOS lost: the 50 NO held on Polymarket pay 100c each, the YES nothing
+        assert conn.execute("SELECT count(*) FROM paper_trades").fetchone()[0] == 2

@@ -162,6 +162,8 @@ class ExecutionService(Service):
         self.announce_mode()
         store = prepare_store(self.cfg.database_url, self.spool, self.log)
         self.executed, last_signal_seq = store.executed, store.last_seq
+        if store.positions is None:
+            self.writer.request_positions()  # loaded once PostgreSQL is back; nothing trades until then
         self.install_positions(store.positions)
         self.writer.start()
         self.kill_switch.start()
@@ -351,8 +353,6 @@ class ExecutionService(Service):
     def install_positions(self, legs: list[LegPosition] | None) -> None:
         """The open positions read from the store (None: not yet), then the resolutions heard meanwhile."""
         if legs is None:
-            if not self.positions_known:
-                self.writer.request_positions()
             return
         self.positions = PositionBook()
         self.positions.add(legs)
