@@ -29,10 +29,11 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     ARBEES_HOME=/app \
     ARBEES_STATE_DIR=/app/.arbees
-# netcat-openbsd: the plan's `docker exec zmq_listener nc -zv kalshi_monitor 5555`;
-# redis-tools / postgresql-client: `redis-cli XLEN prices:kalshi`, `psql` from any service container.
+# The plan's probes run inside the stack: netcat-openbsd for `docker exec zmq_listener nc -zv kalshi_monitor 5555`,
+# iputils-ping for `docker exec game_shard ping kalshi_monitor`, redis-tools / postgresql-client for
+# `redis-cli XLEN prices:kalshi` and `psql` from any service container.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends netcat-openbsd redis-tools postgresql-client \
+ && apt-get install -y --no-install-recommends netcat-openbsd iputils-ping redis-tools postgresql-client \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 arbees \
  && useradd --system --uid 10001 --gid arbees --home-dir /app --no-create-home --shell /usr/sbin/nologin arbees

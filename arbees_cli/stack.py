@@ -57,6 +57,8 @@ def _report(rt: Runtime, rows: list[ServiceStatus], as_json: bool, title: str) -
 def register(app: typer.Typer) -> None:
     @app.command()
     def up(services: Optional[list[str]] = typer.Argument(None, help="Services to start (default: all)."),
+           build: bool = typer.Option(False, "--build", help="Compose: rebuild the image first (after a code "
+                                      "change); without it the image is built only when missing."),
            runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
         """Start the stack, or the named services. Local runtime: a supervisor process starts every service
         (and an embedded Redis and PostgreSQL when REDIS_URL / DATABASE_URL are unset) and keeps running after
@@ -66,18 +68,23 @@ def register(app: typer.Typer) -> None:
         was_up = rt.is_up()
         try:
             with console.status("starting the stack…" if not was_up else "starting services…"):
-                rows = rt.up(names or None)
+                rows = rt.up(names or None, build=True) if build and rt.kind == "compose" else rt.up(names or None)
         except RuntimeError_ as e:
             fail(str(e), code=EXIT_FAIL, as_json=as_json)
         _report(rt, rows, as_json, f"{rt.kind} stack {'already running' if was_up else 'started'}")
 
     @app.command()
     def down(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Stop every service (SIGTERM, then SIGKILL after 10 s) and the embedded servers."""
+        """Stop the stack for good: restarts first, then every service (SIGTERM, then SIGKILL after 10 s), then the
+        embedded servers. Returns when every process of the stack has exited and its ports are free, so an `up`
+        right after starts at once."""
         rt = get_runtime(runtime, as_json)
         was_up = rt.is_up()
-        with console.status("stopping…"):
-            rt.down()
+        try:
+            with console.status("stopping…"):
+                rt.down()
+        except RuntimeError_ as e:
+            fail(str(e), code=EXIT_FAIL, as_json=as_json)
         if as_json:
             print_json({"runtime": rt.kind, "was_up": was_up, "up": rt.is_up()})
         else:

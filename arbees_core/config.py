@@ -163,7 +163,12 @@ def redact_value(name: str, value: str) -> str:
     """The value safe to show: secrets become `***`, passwords inside URLs are masked."""
     if is_secret_name(name) and value:
         return REDACTED
-    return _URL_PASSWORD.sub(lambda m: m.group("pre") + REDACTED + m.group("post"), value)
+    return mask_url_passwords(value)
+
+
+def mask_url_passwords(text: str) -> str:
+    """`text` with the password of every URL in it masked (`redis://:***@host`, `http://user:***@proxy`)."""
+    return _URL_PASSWORD.sub(lambda m: m.group("pre") + REDACTED + m.group("post"), text)
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -7,8 +7,11 @@ Each test gets its own Redis database (flushed) and its own PostgreSQL database 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +22,8 @@ import psycopg
 import pytest
 import redis
 
-from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_block
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from arbees_core.runtime.ports import free_port, free_port_block
 
 
 def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
@@ -32,6 +36,37 @@ def eventually(condition: Callable[[], object], timeout: float = 20.0, interval:
             return last
         time.sleep(interval)
     raise AssertionError(f"not reached within {timeout}s: {what or condition} (last value: {last!r})")
+
+
+def never(condition: Callable[[], object], duration: float = 3.0, interval: float = 0.05, what: str = "") -> None:
+    """Watch `condition` for `duration` seconds and fail at once, with `what` and the value, if it is ever truthy:
+    the counterpart of `eventually` for what must not happen (a process of the stack alive after `down`)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        value = condition()
+        assert not value, f"{what or condition}: {value!r}"
+        time.sleep(interval)
+
+
+#: A process that listens on 127.0.0.1:<argv[1]> (or the host in argv[2]) until killed; prints "ready" once it does.
+_LISTENER = ("import socket, sys, time\n"
+             "s = socket.socket()\n"
+             "s.bind((sys.argv[2] if len(sys.argv) > 2 else '127.0.0.1', int(sys.argv[1])))\n"
+             "s.listen()\n"
+             "print('ready', flush=True)\n"
+             "time.sleep(600)\n")
+
+
+@contextlib.contextmanager
+def listening_process(port: int, host: str = "127.0.0.1") -> Iterator[subprocess.Popen]:
+    """A real process of its own listening on `host:port` (another program holding a port), stopped on exit."""
+    proc = subprocess.Popen([sys.executable, "-c", _LISTENER, str(port), host], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", "the listener did not start"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 #: Ports a test's stack may use from ARBEES_PORT_BASE: the stack uses base..base+3, probes may plant faults above.
@@ -140,3 +175,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ARBEES_STATE_DIR", str(folder))
     monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
     return folder
+
+
+# The compose stack on a real Docker engine, one per session, shared by every `docker`-marked test module.
+from tests.docker_support import compose_project  # noqa: E402,F401

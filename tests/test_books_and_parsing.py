@@ -142,7 +142,7 @@ def test_kalshi_delta_before_any_snapshot_is_not_a_quote() -> None:
     (b'{"type":"orderbook_delta","sid":1,"seq":1,"msg":{"market_ticker":"X","side":"maybe","price":5,"delta":1}}',
      "bad_message"),
     (b'{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{}}', "bad_message"),
-    (b'{"type":"mystery"}', "bad_message"),
+    (b'{"type":"mystery"}', "unknown_type"),
     (b'[1,2]', "bad_message"),
     (b'{"id":3,"type":"error","msg":{"code":8,"msg":"Unknown channel name"}}', "venue_error"),
 ])

@@ -1,8 +1,9 @@
 """The Polymarket adapter against local servers speaking the CLOB market channel, Gamma and the geoblock endpoint.
 
-The WebSocket server expects `{"assets_ids": [...], "type": "market", "custom_feature_enabled": true}`, answers with `book` snapshots (prices and
-sizes as strings, several events in one array) and `price_change` events carrying several assets with absolute
-sizes, answers the client's text `PING` with `PONG`, and can drop the connection mid-stream. Gamma serves `/sports`
+The WebSocket server expects `{"assets_ids": [...], "type": "market", ...}` (with the custom features, which bring
+`market_resolved`), answers with `book` snapshots (prices and sizes as strings, several events in one array) and
+`price_change` events carrying several assets with absolute sizes, answers the client's text `PING` with `PONG`,
+and can drop the connection mid-stream. Gamma serves `/sports`
 and `/events` with `outcomes` / `clobTokenIds` encoded as JSON strings, as the real API does.
 """
 
@@ -33,7 +34,7 @@ LAL = "7132104567925221259462638553270691275033272857194253228963137931245558399
 BOS = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 CONDITION = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
 #: The subscription the adapter sends: the mapped tokens, with the custom features that bring `market_resolved`.
-SUBSCRIPTION = {"assets_ids": [LAL, BOS], "type": "market", "custom_feature_enabled": True}
+SUBSCRIPTION = {"assets_ids": [LAL, BOS], "type": "market", "initial_dump": True, "custom_feature_enabled": True}
 
 
 def book(asset: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> dict:
@@ -58,6 +59,7 @@ class FakeClob:
         self.script = script
         self.connections = 0
         self.pings = 0
+        self.answer_pings = True  # False: PINGs are read and never answered
         self.subscriptions: list[tuple[int, dict]] = []
 
     async def handler(self, ws: ServerConnection) -> None:
@@ -67,7 +69,8 @@ class FakeClob:
             async for text in ws:
                 if text == "PING":
                     self.pings += 1
-                    await ws.send("PONG")
+                    if self.answer_pings:
+                        await ws.send("PONG")
                     continue
                 msg = json.loads(text)
                 self.subscriptions.append((conn, msg))
@@ -78,11 +81,12 @@ class FakeClob:
 
 
 async def run_client(server: FakeClob, until: Callable[[PolymarketLiveSource, PolymarketFeed], object],
-                     tickers: tuple[str, ...] = (LAL, BOS), ping_s: float = 10.0
+                     tickers: tuple[str, ...] = (LAL, BOS), ping_s: float = 10.0, snapshot_timeout_s: float = 5.0
                      ) -> tuple[PolymarketLiveSource, PolymarketFeed, list[BookChange]]:
     async with serve(server.handler, "127.0.0.1", 0) as ws_server:
         port = ws_server.sockets[0].getsockname()[1]
-        cfg = PolymarketLiveConfig(f"ws://127.0.0.1:{port}/ws/market", "", ping_s, Backoff(0.01, 0.05), "")
+        cfg = PolymarketLiveConfig(f"ws://127.0.0.1:{port}/ws/market", "", ping_s, Backoff(0.01, 0.05), "",
+                                   snapshot_timeout_s)
         feed = PolymarketFeed()
         source = make_live_source("polymarket", cfg, list(tickers), feed)
         assert isinstance(source, PolymarketLiveSource)
@@ -144,6 +148,51 @@ def test_market_resolved_resolves_both_tokens_of_the_market() -> None:
     assert {(r.ticker, r.result, r.ts_event_ns) for r in feed.take_resolutions()} == {
         (LAL, "no", 1_764_000_009_000 * 10**6), (BOS, "yes", 1_764_000_009_000 * 10**6)}
     assert feed.books == {} and feed.errors == {}
+
+
+def test_a_book_missing_after_subscribing_is_resubscribed_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    async def script(srv: FakeClob, ws: ServerConnection, conn: int, msg: dict) -> None:
+        if msg.get("type") == "market":  # the server skips BOS's snapshot
+            await ws.send(json.dumps([book(LAL, [(".44", "100")], [(".47", "80")])]))
+        elif msg.get("operation") == "subscribe":
+            await ws.send(json.dumps([book(a, [(".52", "90")], [(".55", "40")]) for a in msg["assets_ids"]]))
+
+    server = FakeClob(script)
+    caplog.set_level(logging.INFO, logger="polymarket")
+    source, feed, _ = asyncio.run(run_client(server, lambda s, f: f.has_snapshot(BOS), snapshot_timeout_s=0.2))
+    assert [m for _, m in server.subscriptions] == [
+        SUBSCRIPTION,
+        {"assets_ids": [BOS], "operation": "unsubscribe", "custom_feature_enabled": True},
+        {"assets_ids": [BOS], "operation": "subscribe", "initial_dump": True, "custom_feature_enabled": True}]
+    assert source.snapshot_timeouts == 1 and source.stats()["snapshot_timeouts"] == 1
+    assert feed.books[BOS].top().yes_bid == 52.0 and feed.has_snapshot(LAL)
+    assert [r.levelname for r in caplog.records if "no book for" in r.getMessage()] == ["WARNING"]
+
+
+def test_legacy_price_change_is_counted_once_warned_and_its_book_fetched_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    legacy = {"event_type": "price_change", "asset_id": LAL, "market": CONDITION, "timestamp": "1764000000456",
+              "changes": [{"price": ".45", "side": "BUY", "size": "10"}]}
+
+    async def script(srv: FakeClob, ws: ServerConnection, conn: int, msg: dict) -> None:
+        if msg.get("type") == "market":
+            await ws.send(json.dumps([book(LAL, [(".44", "100")], [(".47", "80")])]))
+            for _ in range(3):
+                await ws.send(json.dumps(legacy))
+        elif msg.get("operation") == "subscribe":
+            await ws.send(json.dumps([book(LAL, [(".49", "20")], [(".51", "20")])]))
+
+    server = FakeClob(script)
+    caplog.set_level(logging.INFO, logger="polymarket")
+    source, feed, changes = asyncio.run(run_client(server, lambda s, f: f.books.get(LAL) and f.has_snapshot(LAL)
+                                                   and f.books[LAL].top().yes_bid == 49.0, tickers=(LAL,)))
+    assert feed.errors == {"legacy_price_change": 3} and feed.gaps == 1 and source.resubscribes == 1
+    assert {"assets_ids": [LAL], "operation": "subscribe", "initial_dump": True, "custom_feature_enabled": True} in [
+        m for _, m in server.subscriptions]
+    assert [c.top.yes_bid for c in changes] == [44.0, 49.0]  # nothing published from the book that missed updates
+    skipped = [r for r in caplog.records if "frame skipped" in r.getMessage()]
+    assert [r.levelname for r in skipped] == ["WARNING"] and "(legacy_price_change)" in skipped[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_proxy_from_env_with_socks_and_loopback_bypass() -> None:
@@ -237,13 +286,15 @@ def test_geoblock_blocked_is_logged_and_never_fatal(gamma_url: str, caplog: pyte
 
 
 class ConnectProxy:
-    """An HTTP CONNECT proxy (what a VPN container's HTTPS_PROXY is), counting tunnels."""
+    """An HTTP CONNECT proxy (what a VPN container's HTTPS_PROXY is), counting tunnels and keeping each request."""
 
     def __init__(self) -> None:
         self.tunnels: list[str] = []
+        self.requests: list[bytes] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
+        self.requests.append(head)
         target = head.split(b" ")[1].decode()
         self.tunnels.append(target)
         host, port = target.rsplit(":", 1)

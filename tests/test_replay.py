@@ -200,9 +200,10 @@ def test_discovery_in_replay_mode_uses_the_listings_stored_beside_the_recording(
     assert len(games) == 1 and len([x for x in unmatched if x.venue == "polymarket"]) == 4
 
 
-def test_monitor_feed_liveness_stops_when_the_replay_ends_and_quiet_markets_are_withdrawn(tmp_path: Path) -> None:
-    """A finished replay is a silent, disconnected feed: feed_live_ns stops; a market that stops updating while the
-    feed is connected gets one cleared quote and counts in `stale_markets`."""
+def test_monitor_feed_liveness_stops_when_the_replay_ends_and_its_markets_are_withdrawn(tmp_path: Path) -> None:
+    """A finished replay is a silent, disconnected feed: feed_live_ns stops; STALE_FEED_S after it stopped, each
+    market gets one cleared quote and counts in `stale_markets`; once the feed is intact again, the valid books are
+    published again."""
     sim = SimVenue("kalshi", SimConfig(seed=3, games=1, rate_per_s=200.0, start_date="2026-11-24"))
     frames = sim.snapshots() + [raw for _ in range(20) for raw in sim.step()]
     path = tmp_path / "k.jsonl.gz"
@@ -239,12 +240,21 @@ def test_monitor_feed_liveness_stops_when_the_replay_ends_and_quiet_markets_are_
     live_at_end, live_later = asyncio.run(run())
     assert live_at_end > 0 and live_later == live_at_end
     assert len(published) > 2
-    monitor.source.connected = True  # as if the feed were still up, 1 s later: both markets are quiet
-    monitor.check_stale(time.time_ns() + 1_000_000_000)
-    cleared = [u for _, u in published if u.yes_bid is None and u.yes_ask is None]
-    assert len(cleared) == 2 and monitor.metrics.gauges["stale_markets"] == 2
-    monitor.check_stale(time.time_ns() + 2_000_000_000)
-    assert len([u for _, u in published if u.yes_bid is None]) == 2  # once per market, not every check
+
+    def cleared() -> list:
+        return [u for _, u in published if u.yes_bid is None and u.yes_ask is None]
+
+    monitor.check_stale(live_at_end + 100_000_000)  # over for 0.1 s, STALE_FEED_S = 0.2: not yet
+    assert cleared() == []
+    monitor.check_stale(live_at_end + 1_000_000_000)
+    assert len(cleared()) == 2 and monitor.metrics.gauges["stale_markets"] == 2
+    monitor.check_stale(live_at_end + 2_000_000_000)
+    assert len(cleared()) == 2  # once per market, not every check
+    monitor.source.connected = True  # the feed intact again: both books are still valid, so published again
+    before = len(published)
+    monitor.check_stale(time.time_ns())
+    assert [u.yes_bid is not None for _, u in published[before:]] == [True, True]
+    assert monitor.metrics.gauges["stale_markets"] == 0
 
 
 def test_cli_record_and_markets(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,11 +4,14 @@ monitor does until a scripted outcome holds."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from arbees_core.venues.book import BookChange
+
+T = TypeVar("T")
 
 
 async def eventually(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
@@ -36,3 +39,20 @@ async def drive(source: Any, feed: Any, until: Callable[[Any, Any], object], tim
         stop.set()
         await asyncio.wait_for(reader, 5)
     return changes
+
+
+class LoopThread:
+    """An asyncio loop in a thread of its own: local venue servers that a test's subprocesses talk to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="venue-servers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()

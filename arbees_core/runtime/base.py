@@ -6,9 +6,54 @@ the CLI those views (status, logs, env) and the actions (up, down, restart), wha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol
+
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$")
+
+
+def parse_utc(text: str) -> datetime | None:
+    """An ISO timestamp (a log line's, a supervisor's, or Docker's nanosecond `StartedAt`) as aware UTC;
+    fractions beyond microseconds are dropped. None when `text` is empty or not a timestamp."""
+    if not text:
+        return None
+    m = _ISO.match(text.strip().replace("Z", "+00:00"))
+    if not m:
+        return None
+    try:
+        dt = datetime.fromisoformat(m.group(1) + (m.group(2) or "")[:7] + (m.group(3) or ""))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class PortProbe:
+    """The plan's `nc -zv <service> <port>` from the network's point of view.
+
+    ok: the TCP connection succeeded; evidence: what an operator would see (nc's line, or the error);
+    connect_ms: the connect time when measured directly (None when run through `docker exec`)."""
+
+    ok: bool
+    evidence: str
+    connect_ms: float | None = None
+
+
+def tcp_probe(host: str, port: int, timeout_s: float = 2.0) -> PortProbe:
+    """A TCP connect to host:port from this process, timed, with nc's wording."""
+    import socket
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            ms = (time.perf_counter() - t0) * 1000
+    except OSError as e:
+        return PortProbe(False, f"nc: connect to {host} port {port} (tcp) failed: {e.strerror or e}")
+    return PortProbe(True, f"Connection to {host} {port} port [tcp] succeeded! ({ms:.2f}ms)", round(ms, 3))
 
 
 class RuntimeError_(Exception):
@@ -37,6 +82,11 @@ class ServiceStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def started(self) -> datetime | None:
+        """When the current process (or container) started, while it runs; None otherwise."""
+        return parse_utc(self.started_at) if self.state == "running" else None
 
 
 class Runtime(Protocol):
@@ -72,4 +122,9 @@ class Runtime(Protocol):
 
     def urls(self) -> dict[str, str]:
         """REDIS_URL / DATABASE_URL this stack uses, as reachable from the operator's machine."""
+        ...
+
+    def probe_port(self, service: str, port: int, timeout_s: float = 2.0) -> PortProbe:
+        """Whether `service`'s port answers where its subscribers connect from (loopback locally; inside
+        arbees-network under compose, as the plan's `docker exec zmq_listener nc -zv kalshi_monitor 5555`)."""
         ...

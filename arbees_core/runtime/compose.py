@@ -27,13 +27,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from arbees_core.config import ConfigError, Env, project_root
+from arbees_core.config import ConfigError, Env, project_root, read_dotenv
 from arbees_core.registry import SERVICES, ServiceSpec
-from arbees_core.runtime.base import RuntimeError_, ServiceStatus
+from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
+from arbees_core.runtime.ports import port_holder
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
+WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 
 #: Profiles the pipeline runs under (`docker compose --profile full ...`, as in the plan).
 DEFAULT_PROFILES: tuple[str, ...] = ("full",)
@@ -43,6 +45,9 @@ ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
 #: Docker container state -> ServiceStatus.state.
 _STATES = {"running": "running", "restarting": "restarting", "exited": "exited", "dead": "exited",
            "created": "stopped", "paused": "stopped", "removing": "stopped"}
+
+#: Compose services published on a host port (127.0.0.1) -> the variable that fixes that port (unset: any free one).
+HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaledb": "ARBEES_POSTGRES_HOST_PORT"}
 
 _COMPOSE_TIMEOUT_S = 1800.0
 _SDK_TIMEOUT_S = 30
@@ -181,6 +186,17 @@ class ComposeRuntime:
             return bool(self._containers())
         except RuntimeError_:
             return False
+
+    def is_ours(self) -> bool:
+        """True when the project's containers were created from this checkout (compose's working-dir label is
+        this root): `--runtime auto` picks compose only then, never another checkout's stack on the same engine."""
+        try:
+            if not engine_available(self.client):
+                return False
+            dirs = {(c.labels or {}).get(WORKDIR_LABEL, "") for c in self._containers()}
+        except RuntimeError_:
+            return False
+        return any(d and Path(d).resolve() == self.root.resolve() for d in dirs)
 
     def status(self) -> list[ServiceStatus]:
         """Every registry service (state `missing` when it has no container), then any other service of the
@@ -321,12 +337,53 @@ class ComposeRuntime:
         return {"rss_mb": round(mem, 2), "cpu_pct": round(d_cpu / d_sys * cores * 100, 1) if d_sys > 0 else 0.0}
 
     def urls(self) -> dict[str, str]:
-        """Redis and PostgreSQL as the compose file publishes them on the host's loopback."""
-        import os
+        """Redis and PostgreSQL as reachable from this machine: the loopback ports compose published for them
+        (any free port unless ARBEES_REDIS_HOST_PORT / ARBEES_POSTGRES_HOST_PORT fix one); {} for a server whose
+        container is not running."""
+        out: dict[str, str] = {}
+        redis_port = self._published("redis", 6379)
+        if redis_port:
+            out["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        pg_port = self._published("timescaledb", 5432)
+        if pg_port:
+            out["DATABASE_URL"] = f"postgresql://arbees:arbees@127.0.0.1:{pg_port}/arbees"
+        return out
 
-        return {"REDIS_URL": f"redis://127.0.0.1:{os.environ.get('ARBEES_REDIS_HOST_PORT', '6379')}/0",
-                "DATABASE_URL": "postgresql://arbees:arbees@127.0.0.1:"
-                                f"{os.environ.get('ARBEES_POSTGRES_HOST_PORT', '5432')}/arbees"}
+    def _published(self, key: str, port: int) -> int | None:
+        """The host port the running container of compose service `key` publishes its `port` on."""
+        found = [c for c in self._containers(key) if (c.attrs.get("State") or {}).get("Status") == "running"]
+        if not found:
+            return None
+        bindings = ((found[0].attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp") or []
+        host_ports = [int(b["HostPort"]) for b in bindings if str(b.get("HostPort", "")).isdigit()]
+        return host_ports[0] if host_ports else None
+
+    def exec(self, service: str, cmd: Sequence[str], timeout_s: float = 30.0) -> tuple[int, str]:
+        """`docker exec <container> <cmd>`: exit code and output (stdout and stderr together), as the plan's
+        probes run them inside the stack's network."""
+        container = self._container(service)
+        result = self._call(container.exec_run, list(cmd), stdout=True, stderr=True, demux=False)
+        out = result.output.decode("utf-8", errors="replace") if isinstance(result.output, bytes) else str(result.output)
+        return int(result.exit_code if result.exit_code is not None else 1), out
+
+    def probe_port(self, service: str, port: int, timeout_s: float = 2.0, via: str = "zmq_listener") -> PortProbe:
+        """The plan's `docker exec zmq_listener nc -zv kalshi_monitor 5555`: whether `service`'s port answers
+        from inside arbees-network (container names resolve only there). Runs from `via`, or from any other
+        running container of the stack when `via` is not running."""
+        target = self._name_of(self.compose_key(service))
+        runner = self._probe_runner(via, exclude=target)
+        if runner is None:
+            return PortProbe(False, "no running container of the stack to probe from (is it up?)")
+        code, out = self.exec(runner, ["nc", "-zv", "-w", str(max(1, round(timeout_s))), target, str(port)])
+        line = next((ln.strip() for ln in reversed(out.splitlines()) if ln.strip()), f"nc exited {code}")
+        return PortProbe(code == 0, f"docker exec {runner} nc -zv {target} {port}: {line}")
+
+    def _probe_runner(self, preferred: str, exclude: str) -> str | None:
+        running = [st.name for st in self.status() if st.state == "running" and st.name != exclude]
+        if preferred in running:
+            return preferred
+        pipeline = [n for n in running if n in {s.name for s in self.specs}]
+        return (pipeline or running or [None])[0]
 
     # ---- Runtime protocol: actions (docker compose CLI)
 
@@ -369,9 +426,16 @@ class ComposeRuntime:
             tail = "\n".join((done.stderr or done.stdout or "").strip().splitlines()[-15:])
             raise RuntimeError_(f"`{' '.join(cmd)}` failed (exit {done.returncode}):\n{tail}")
 
-    def up(self, services: list[str] | None = None) -> list[ServiceStatus]:
-        """`docker compose --profile full up -d [services]` (builds the image when missing); returns status()."""
-        self._run("up", "-d", *[self.compose_key(s) for s in services or []])
+    def up(self, services: list[str] | None = None, build: bool = False) -> list[ServiceStatus]:
+        """`docker compose --profile full up -d [--build] [services]`; returns status(). Without `build` the image
+        is built only when missing; `build` rebuilds it first (after a code change). A fixed host port another
+        program holds is refused first, naming the holder (Docker's own error names no process)."""
+        running = {(c.labels or {}).get(SERVICE_LABEL, "") for c in self._containers()
+                   if (c.attrs.get("State") or {}).get("Status") == "running"}
+        clash = host_port_clash(self.root, running)
+        if clash:
+            raise RuntimeError_(clash)
+        self._run("up", "-d", *(["--build"] if build else []), *[self.compose_key(s) for s in services or []])
         return self.status()
 
     def down(self) -> None:
@@ -387,6 +451,23 @@ class ComposeRuntime:
         keys = [self.compose_key(s) for s in services] if services else [s.compose_key for s in self.specs]
         self._run("up", "-d", "--force-recreate", *keys)
         return self.status()
+
+
+def host_port_clash(root: Path, running: set[str]) -> str:
+    """Why `up` would fail on a host port fixed by HOST_PORT_VARS (environment, then `root/.env`, as compose reads
+    them) that is held (`runtime.ports`) while its service's container is not running (a running one holds its
+    port itself); "" when none would."""
+    env = Env({**read_dotenv(root / ".env"), **os.environ})
+    for key, var in HOST_PORT_VARS.items():
+        try:
+            port = env.int(var, 0, minimum=1)
+        except ConfigError as e:
+            return str(e)
+        holder = port_holder(port) if port and key not in running else None
+        if holder is not None:
+            return (f"host port {port} of {key} ({var}) is already in use by {holder}; stop it, or set {var} to "
+                    "another port (unset: any free port)")
+    return ""
 
 
 def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:

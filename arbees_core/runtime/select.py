@@ -1,7 +1,8 @@
 """Which runtime a CLI command talks to: `--runtime local|compose|auto`.
 
-auto = compose when a Docker engine answers and this project's containers exist, local otherwise; so an
-operator with the compose stack up and one with the embedded stack type the same commands.
+auto = compose when a Docker engine answers and this checkout's compose project has containers (created from
+this directory), local otherwise; so an operator with the compose stack up and one with the embedded stack type
+the same commands, and a local project is never taken for another checkout's containers on the same engine.
 """
 
 from __future__ import annotations
@@ -32,4 +33,4 @@ def select_runtime(kind: str = "auto", root: Path | None = None) -> Runtime:
     if not engine_available():
         return LocalRuntime(root)
     compose = ComposeRuntime(root) if root else ComposeRuntime()
-    return compose if compose.is_up() else LocalRuntime(root)
+    return compose if compose.is_ours() else LocalRuntime(root)

@@ -160,7 +160,7 @@ class GameShard(Service):
             latency_ns = recv_ns - upd.ts_pub_ns
             self.metrics.latency.record_ns("price", latency_ns)
             if self._limiter.allow("price"):
-                self.log.info("Price update %s %s yes %s/%s no %s/%s", upd.venue, upd.ticker, upd.yes_bid,
+                self.log.info("Received price update %s %s yes %s/%s no %s/%s", upd.venue, upd.ticker, upd.yes_bid,
                               upd.yes_ask, upd.no_bid, upd.no_ask)
                 self.log.info("Price latency: %s", fmt_ms(latency_ns))
 
@@ -218,7 +218,7 @@ class GameShard(Service):
         self.metrics.inc("signals_published")
         if self._limiter.allow("signal"):
             legs = " + ".join(f"buy {leg.side} {leg.venue} {leg.ticker} @{leg.limit_price:g}c" for leg in signal.legs)
-            self.log.info("Arbitrage detected in %s: %s x%g, edge %.2fc net (%.3f%%), gross %.2fc", signal.game_id,
+            self.log.info("Detected arbitrage in %s: %s x%g, edge %.2fc net (%.3f%%), gross %.2fc", signal.game_id,
                           legs, signal.qty, signal.edge_cents, signal.edge_pct, signal.gross_edge_cents)
             self.log.info("Published signal to %s: %s", "ZMQ" if self.settings.zmq_enabled else "Redis", topic)
 

@@ -6,10 +6,13 @@ a market's top of book changed. The venue source is chosen by `<VENUE>_SOURCE`: 
 venue adapter, subscribed to the discovery mapping's contracts and following it), or `replay:<file>[@<speed>x]`.
 
 Staleness: `feed_live_ns` (sent in heartbeats; game_shard trades a price only while it or the feed's liveness is
-recent) advances only when a frame arrives while the source is connected, so a disconnected feed's prices age
-out. A market with no top-of-book change for `STALE_FEED_S` while its feed is connected (a subscription that died
-silently), or whose book became invalid (sequence gap), gets one cleared quote (no prices) so its last price
-cannot be traded, one log line, and counts in the `stale_markets` gauge until it updates again.
+recent) is "now" while the feed is intact: the connection is open, its keep-alive arrived within its interval
+(venues/keepalive.py), and every published quote comes from a book of this connection that missed no update. So
+an unchanged book of a quiet market stays tradeable, and a silent, broken or disconnected feed's prices age out
+within the keep-alive interval. A book that became invalid (sequence gap, a new connection before its snapshot)
+gets one cleared quote (no prices) at once. A feed that has not been intact for `STALE_FEED_S` gets one cleared
+quote per market, one log line, and its markets count in the `stale_markets` gauge until the feed is intact again
+(then the markets whose books are still valid are published again). A quiet market is never cleared.
 """
 
 from __future__ import annotations
@@ -94,10 +97,10 @@ class MonitorService(Service):
         self._feed_live_ns = 0
         self.outbox: Outbox | None = None
         self.source: VenueSource | None = None
-        self._last_change_ns: dict[str, int] = {}  # ticker -> last top-of-book change (or tracking start)
         self._published: set[str] = set()
         self._stale: set[str] = set()
         self._gaps_seen = 0
+        self._connects_seen = 0
         self._next_stale_check = 0.0
 
     @classmethod
@@ -139,13 +142,8 @@ class MonitorService(Service):
         return SimVenue(self.venue, self.cfg.sim, resync=getattr(self.feed, "take_resync", None))
 
     def live_tickers(self) -> list[str]:
-        """The contracts of this venue in the discovery mapping (the live source subscribes to exactly these);
-        markets that join are tracked for staleness from now."""
-        tickers = [t for game in self.mapping.games for t in game.tickers(self.venue)]
-        now = time.time_ns()
-        for ticker in tickers:
-            self._last_change_ns.setdefault(ticker, now)
-        return tickers
+        """The contracts of this venue in the discovery mapping (the live source subscribes to exactly these)."""
+        return [t for game in self.mapping.games for t in game.tickers(self.venue)]
 
     def game_of(self, ticker: str) -> tuple[str, str]:
         """(game_id, outcome) of a market: the discovery mapping first, then the venue's own fallback."""
@@ -155,7 +153,28 @@ class MonitorService(Service):
         return ("", "")
 
     def feed_live_ns(self) -> int:
+        return self.note_liveness(time.time_ns())
+
+    def note_liveness(self, now_ns: int) -> int:
+        """When the feed was last known intact (ns since the epoch): `now_ns` when it is intact now."""
+        if self.source is not None and self.feed_intact(now_ns):
+            self._feed_live_ns = now_ns
         return self._feed_live_ns
+
+    def feed_intact(self, now_ns: int) -> bool:
+        """The source is connected with its keep-alive current (a live source's `intact`; a simulator always is, a
+        replay while it plays), and no published quote comes from an invalid book (withdrawn first)."""
+        self.sync_connection(now_ns)
+        intact = getattr(self.source, "intact", None)
+        return intact(now_ns) if callable(intact) else self.source_connected()
+
+    def sync_connection(self, now_ns: int) -> None:
+        """A new venue connection voids the books of the previous one until their snapshot: withdraw their quotes
+        before anything vouches for the feed again."""
+        connects = getattr(self.source, "connects", 0)
+        if connects != self._connects_seen:
+            self._connects_seen = connects
+            self.clear_invalid_books(now_ns, "new connection")
 
     def extra_snapshot(self) -> dict[str, Any]:
         connection = getattr(self.source, "stats", None)
@@ -187,7 +206,7 @@ class MonitorService(Service):
             url = getattr(live, "ws_url", "")
             proxy = getattr(live, "proxy", "")
             return (f"live {safe_url(url)}{f' via proxy {safe_url(proxy)}' if proxy else ''}, markets of the "
-                    f"discovery mapping, stale after {self.cfg.stale_feed_s:g}s")
+                    f"discovery mapping, prices withdrawn after {self.cfg.stale_feed_s:g}s without keep-alive")
         s = self.cfg.sim
         return (f"seed {s.seed}, {s.games} games, {s.rate_per_s:g} msg/s, mispricing every {s.mispricing_every_s:g}s"
                 f" at {list(s.mispricing_at_s)} of {s.mispricing_cents:g}c on {s.mispricing_venue}")
@@ -221,7 +240,7 @@ class MonitorService(Service):
     def note_connection(self) -> None:
         """Connection state as gauges (`venue_connected` 1/0, `venue_reconnects`, `venue_auth_failures`)."""
         self.metrics.gauges["venue_connected"] = 1 if self.source_connected() else 0
-        for name in ("reconnects", "auth_failures", "resubscribes"):
+        for name in ("reconnects", "auth_failures", "resubscribes", "keepalive_misses", "snapshot_timeouts"):
             value = getattr(self.source, name, None)
             if isinstance(value, int):
                 self.metrics.gauges[f"venue_{name}"] = value
@@ -239,8 +258,7 @@ class MonitorService(Service):
         async for item in stream:
             frames = item if isinstance(item, list) else [item]
             recv_ns = time.time_ns()
-            if getattr(source, "connected", True):
-                self._feed_live_ns = recv_ns
+            self.sync_connection(recv_ns)
             self.metrics.inc("venue_rx", len(frames))
             changed = self.feed.handle_many(frames, recv_ns)  # books whose top moved, once each
             if self._check_gaps(recv_ns):  # a book that lost deltas is not published from this read either
@@ -251,6 +269,7 @@ class MonitorService(Service):
             resolved = getattr(self.feed, "take_resolutions", list)()
             if resolved:
                 self.publish_resolutions(resolved, recv_ns)
+            self.note_liveness(recv_ns)
 
     def _check_gaps(self, recv_ns: int) -> bool:
         """True when the feed saw a new sequence gap (its books are withdrawn until their fresh snapshot)."""
@@ -259,36 +278,52 @@ class MonitorService(Service):
             return False
         self._gaps_seen = gaps
         self.metrics.gauges["venue_gaps"] = gaps
-        self.clear_invalid_books(recv_ns)
+        self.clear_invalid_books(recv_ns, "sequence gap")
         return True
 
     # -- staleness ----------------------------------------------------------------------------------------------
 
     def check_stale(self, now_ns: int) -> None:
-        """Markets with no top-of-book change for STALE_FEED_S while the feed is connected: clear their quote once."""
+        """A feed not intact for STALE_FEED_S (keep-alive lost, disconnected, replay over): withdraw every quote it
+        published, once. When it is intact again, publish the withdrawn markets whose books are still valid."""
         limit_ns = self.cfg.stale_feed_s * 1e9
-        if limit_ns <= 0 or not self.source_connected():
+        if limit_ns <= 0:
             return
-        since = max(getattr(self.source, "connected_since_ns", 0), 0)
-        newly = [t for t, last in self._last_change_ns.items()
-                 if t not in self._stale and now_ns - max(last, since) > limit_ns]
-        for ticker in newly:
-            self._stale.add(ticker)
-            self.metrics.inc("stale_events")
+        live_ns = self.note_liveness(now_ns)
+        if now_ns - live_ns <= limit_ns:
+            if self._stale:
+                self.republish(sorted(self._stale), now_ns)
+            return
+        newly = sorted(self._published)
+        if newly:
+            self._stale.update(newly)
+            self.metrics.inc("stale_events", len(newly))
             if self._limiter.allow("stale"):
-                self.log.warning("Stale market %s: no update for %.0fs while the %s feed is connected; its last "
-                                 "price is withdrawn until it updates", ticker, self.cfg.stale_feed_s, self.venue)
-        self.publish_cleared(newly, now_ns)
+                self.log.warning("Stale %s feed: not intact (keep-alive lost or disconnected) for over %.0fs; the "
+                                 "last prices of %d markets are withdrawn until it is intact again", self.venue,
+                                 self.cfg.stale_feed_s, len(newly))
+            self.publish_cleared(newly, now_ns)
         self.metrics.gauges["stale_markets"] = len(self._stale)
 
-    def clear_invalid_books(self, recv_ns: int) -> None:
-        """After a sequence gap the feed marks books invalid until a fresh snapshot: withdraw their last quotes."""
+    def republish(self, tickers: list[str], now_ns: int) -> None:
+        """The feed is intact again: the current top of every withdrawn market whose book is still valid."""
+        books = getattr(self.feed, "books", {})
+        valid = [BookChange(t, books[t].top(), 0, now_ns) for t in tickers if t in books and books[t].ready]
+        self._stale.clear()
+        self.metrics.gauges["stale_markets"] = 0
+        self.log.info("%s feed intact again; %d of %d withdrawn markets published from their books", self.venue,
+                      len(valid), len(tickers))
+        if valid:
+            self.publish_changes(valid, now_ns)
+
+    def clear_invalid_books(self, now_ns: int, why: str) -> None:
+        """Books the feed marked invalid until a fresh snapshot (a sequence gap, a new connection): withdraw their
+        last quotes."""
         books = getattr(self.feed, "books", {})
         invalid = [t for t in self._published if t in books and not books[t].ready]
         if invalid:
-            self.log.warning("%d %s markets withdrawn until their fresh snapshot (sequence gap)", len(invalid),
-                             self.venue)
-            self.publish_cleared(invalid, recv_ns)
+            self.log.warning("%d %s markets withdrawn until their fresh snapshot (%s)", len(invalid), self.venue, why)
+            self.publish_cleared(invalid, now_ns)
 
     def publish_cleared(self, tickers: list[str], now_ns: int) -> None:
         """One quote without prices per market: game_shard then has nothing of it to trade."""
@@ -303,7 +338,6 @@ class MonitorService(Service):
     def publish_changes(self, changes: list[BookChange], recv_ns: int) -> None:
         assert self.outbox is not None
         for c in changes:
-            self._last_change_ns[c.ticker] = recv_ns
             self._published.add(c.ticker)
             if c.ticker in self._stale:
                 self._stale.discard(c.ticker)
@@ -318,12 +352,11 @@ class MonitorService(Service):
 
     def publish_resolutions(self, resolved: list[Resolution], recv_ns: int) -> None:
         """Markets the venue says have resolved: their quotes withdrawn (nothing may trade them), then one
-        `MarketResolution` each (execution settles their positions); they leave staleness tracking for good."""
+        `MarketResolution` each (execution settles their positions); they are never republished."""
         assert self.outbox is not None
         tickers = [r.ticker for r in resolved]
         self.publish_cleared(tickers, recv_ns)
         for ticker in tickers:
-            self._last_change_ns.pop(ticker, None)
             self._stale.discard(ticker)
             self.outbox.forget(price_topic(self.venue, ticker))
         self.outbox.publish_many([(resolution_topic(self.venue, r.ticker), resolution_message(

@@ -9,11 +9,14 @@ never a traceback.
 from __future__ import annotations
 
 import abc
+import argparse
 import logging
 import os
 import queue
 import secrets
 import signal
+import sys
+import textwrap
 import threading
 import time
 from typing import Any, ClassVar
@@ -23,6 +26,7 @@ import redis
 
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ, state_dir
 from arbees_core.messages import Heartbeat
+from arbees_core.registry import COMMON_ENV, spec
 from arbees_core.services.sched import Scope, apply_rt, rt_priority
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
@@ -149,8 +153,28 @@ class Service(abc.ABC):
         return True
 
 
-def main(service_cls: type[Service]) -> int:
+def help_text(service_cls: type[Service]) -> tuple[str, str]:
+    """(what the service does, the settings it reads) for `--help`: its module's docstring and the registry."""
+    entry = spec(service_cls.name)
+    doc = (sys.modules[service_cls.__module__].__doc__ or entry.description).strip()
+    names = list(dict.fromkeys((*entry.env, *COMMON_ENV)))
+    settings = "\n".join(textwrap.wrap(", ".join(names), 100, initial_indent="  ", subsequent_indent="  "))
+    return doc, (f"settings it reads (environment, or .env in the working directory; the environment wins):\n"
+                 f"{settings}\n\nREADME.md gives their meaning and defaults.")
+
+
+def parse_args(service_cls: type[Service], argv: list[str]) -> None:
+    """A service takes no arguments (it is configured by its environment); `--help` prints what it does and the
+    settings it reads, then exits 0 without starting anything. Anything else is a usage error (exit 2)."""
+    doc, settings = help_text(service_cls)
+    parser = argparse.ArgumentParser(prog=f"python -m {spec(service_cls.name).module}", description=doc,
+                                     epilog=settings, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
+
+
+def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     """Run a service until SIGTERM/SIGINT; returns the process exit code."""
+    parse_args(service_cls, sys.argv[1:] if argv is None else argv)
     load_dotenv_into_environ()
     log = setup_logging(service_cls.name)
     try:

@@ -15,6 +15,7 @@ Options (all scenarios accept and ignore the others): outage_s (default 30), flo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -292,7 +293,8 @@ def scenario_names() -> list[str]:
 
 def run_chaos(runtime: Any, root: Path, scenario: str, **opts: Any) -> RunResult:
     """Run one scenario (or `all`, in registry order) and return its checks. Raises ChaosUnavailable when the
-    scenario cannot run at all; under `all` such a scenario is reported as skipped (advisory check)."""
+    scenario cannot run at all; under `all` such a scenario is an inconclusive check saying why it did not run,
+    so `all` on a stack that can host none of them is exit 3, and one that skipped some is never a pass."""
     name = ALIASES.get(scenario, scenario)
     if name != "all" and name not in SCENARIOS:
         raise ChaosUnavailable(f"unknown scenario {scenario!r}: expected one of {', '.join(scenario_names())}")
@@ -306,9 +308,9 @@ def run_chaos(runtime: Any, root: Path, scenario: str, **opts: Any) -> RunResult
         try:
             fn(runtime, root, sub, **opts)
         except ChaosUnavailable as e:
-            result.add(f"{key}: skipped", True, str(e), critical=False)
+            result.add_inconclusive(f"{key}: not run", str(e), critical=False)
             continue
-        for check in sub.checks:
-            result.add(f"{key}: {check.name}", check.passed, check.evidence, check.critical)
+        for check in sub.checks:  # an inconclusive check stays inconclusive, never a failure nor a pass
+            result.checks.append(dataclasses.replace(check, name=f"{key}: {check.name}"))
         result.data.setdefault("scenarios", {})[key] = sub.finish().passed
     return result.finish()

@@ -8,6 +8,7 @@ a REDIS_URL / DATABASE_URL the operator configured.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import zmq
 
 from arbees_core.messages import PriceUpdate, encode
 from arbees_core.registry import SERVICES
+from arbees_core.runtime.ports import find_holder
 from arbees_core.store.db import connect
 from arbees_core.topics import price_topic
 
@@ -293,7 +295,7 @@ def take_over_port(probe: StackProbe, service: str, expect: dict[str, int], sndh
     sock.setsockopt(zmq.SNDHWM, sndhwm)
     sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     try:
-        _bind_retry(sock, f"tcp://127.0.0.1:{port}")
+        _bind(sock, port)
         seen: dict[str, int] = {}
         deadline = time.monotonic() + timeout_s
         def covering(topic_prefix: str) -> int:
@@ -315,16 +317,14 @@ def take_over_port(probe: StackProbe, service: str, expect: dict[str, int], sndh
         probe.rt.up([service])
 
 
-def _bind_retry(sock: zmq.Socket, endpoint: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            sock.bind(endpoint)
-            return
-        except zmq.ZMQError:
-            if time.monotonic() > deadline:
-                raise ChaosUnavailable(f"cannot bind {endpoint} after stopping its publisher") from None
-            time.sleep(0.1)
+def _bind(sock: zmq.Socket, port: int) -> None:
+    """Bind the stopped publisher's port: at once, since `stop` returns when the publisher has exited and a port
+    left with closed connections only binds (SO_REUSEADDR); a refusal names who took the port meanwhile."""
+    try:
+        sock.bind(f"tcp://127.0.0.1:{port}")
+    except zmq.ZMQError as e:
+        held = f"held by {find_holder(port)}" if e.errno == errno.EADDRINUSE else e.strerror
+        raise ChaosUnavailable(f"cannot bind port {port} after stopping its publisher: {held}") from None
 
 
 def service_names() -> list[str]:

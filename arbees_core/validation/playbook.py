@@ -62,13 +62,16 @@ class Sleep(_Step, tag="sleep"):
 
 class WaitLog(_Step, tag="wait_log"):
     """A line of `service`'s log matching `pattern` (regex unless `literal`) appears within `timeout` seconds.
-    Only lines written since the playbook started count (`since: all` for the whole log)."""
+
+    since: `process` (default) counts the lines of the service's current process, however long it has run, so a
+    phase run on a stack that is already up in the right mode sees its start-up lines; `run` only lines written
+    since the playbook started; `all` the whole log, earlier processes included."""
 
     service: str
     pattern: str
     literal: bool = True
     timeout: float = 30.0
-    since: Literal["run", "all"] = "run"
+    since: Literal["process", "run", "all"] = "process"
 
 
 class NoErrors(_Step, tag="no_errors"):

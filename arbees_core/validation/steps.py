@@ -6,17 +6,17 @@ query rows, the env value). Steps never reach into a service: runtime, Redis, Po
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from arbees_core.config import read_dotenv, write_dotenv_value
-from arbees_core.registry import SERVICES, spec
+from arbees_core.registry import COMMON_ENV, SERVICES, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_
 from arbees_core.validation.playbook import (
     Collect,
@@ -87,6 +87,13 @@ class RunContext:
     def since_s(self) -> float:
         return time.time() - self.started + 1.0
 
+    def process_since_s(self, service: str) -> float:
+        """Seconds of log that belong to `service`'s current process (at least the run's own window)."""
+        st = next((s for s in self.runtime.status() if s.name == spec(service).name), None)
+        started = st.started if st else None
+        own = (datetime.now(timezone.utc) - started).total_seconds() + 1.0 if started else 0.0
+        return max(own, self.since_s())
+
 
 def run_playbook(book: Playbook, ctx: RunContext) -> RunResult:
     """Run every step in order. A failed wait does not stop the run (later checks still gather evidence),
@@ -98,7 +105,7 @@ def run_playbook(book: Playbook, ctx: RunContext) -> RunResult:
         try:
             _RUNNERS[type(step)](ctx, step)
         except RuntimeError_ as e:
-            ctx.result.add(label, False, f"could not run: {e}", step.critical)
+            ctx.result.add_inconclusive(label, f"could not run: {e}", step.critical)
             if isinstance(step, (Start, Restart, SetEnv)):
                 break
     ctx.progress("done", 1.0)
@@ -127,7 +134,7 @@ def _set_env(ctx: RunContext, step: SetEnv) -> None:
     stale = []
     if step.restart_running and ctx.runtime.is_up():
         for st in ctx.runtime.status():
-            if st.state == "running":
+            if st.state == "running" and _reads_any(st.name, step.values):
                 try:
                     env = ctx.runtime.env(st.name)
                 except RuntimeError_:
@@ -139,6 +146,12 @@ def _set_env(ctx: RunContext, step: SetEnv) -> None:
     ctx.result.add(step.name or "set .env", True,
                    ", ".join(f"{k}={v}" for k, v in step.values.items()) + f" in {env_file}"
                    + (f"; restarted {', '.join(stale)}" if stale else ""), step.critical)
+
+
+def _reads_any(service: str, keys: dict[str, str]) -> bool:
+    """Whether a pipeline service reads any of `keys` (Redis, PostgreSQL and other containers read none)."""
+    found = next((s for s in SERVICES if s.name == service), None)
+    return found is not None and any(k in COMMON_ENV or k in found.env for k in keys)
 
 
 def _start(ctx: RunContext, step: Start) -> None:
@@ -171,7 +184,9 @@ def _wait_log(ctx: RunContext, step: WaitLog) -> None:
     matcher = (lambda line: pattern in line) if step.literal else re.compile(pattern).search
 
     def find() -> str:
-        text = ctx.runtime.logs(step.service, None if step.since == "all" else ctx.since_s())
+        since = {"all": None, "run": ctx.since_s()}.get(step.since) if step.since != "process" else \
+            ctx.process_since_s(step.service)
+        text = ctx.runtime.logs(step.service, since)
         return next((line for line in text.splitlines() if matcher(line)), "")
 
     line = _poll(step.timeout, find)
@@ -197,10 +212,26 @@ def _stream_len(ctx: RunContext, step: StreamLen) -> None:
         client.xlen(step.stream)
     ok, evidence = n >= step.min, f"XLEN {step.stream} = {n} (need >= {step.min})"
     if ok and step.grows:
-        later = _poll(step.within, lambda: (lambda v: v if v > n else 0)(client.xlen(step.stream))) or n
-        ok = later > n
-        evidence += f"; grew to {later} within {step.within:g}s" if ok else f"; still {later} after {step.within:g}s"
+        # A stream at its MAXLEN cap keeps its length while entries flow: growth is a newer last entry id.
+        first = _last_id(client, step.stream)
+        later = _poll(step.within, lambda: (lambda v: v if v > first else None)(_last_id(client, step.stream)))
+        ok = later is not None
+        evidence += (f"; new entries within {step.within:g}s (last id {_id_text(first)} -> {_id_text(later)})" if ok
+                     else f"; no new entry after {step.within:g}s (last id {_id_text(first)})")
     ctx.result.add(step.name or f"{step.stream} has data", ok, evidence, step.critical)
+
+
+def _last_id(client: Any, stream: str) -> tuple[int, int]:
+    """The stream's newest entry id as (ms, seq), (0, 0) when empty."""
+    entries = client.xrevrange(stream, "+", "-", count=1)
+    if not entries:
+        return (0, 0)
+    ms, _, seq = entries[0][0].decode().partition("-")
+    return (int(ms), int(seq or 0))
+
+
+def _id_text(entry_id: tuple[int, int] | None) -> str:
+    return f"{entry_id[0]}-{entry_id[1]}" if entry_id else "-"
 
 
 def _stream_latest(ctx: RunContext, step: StreamLatest) -> None:
@@ -224,17 +255,11 @@ def _stream_latest(ctx: RunContext, step: StreamLatest) -> None:
 def _port_open(ctx: RunContext, step: PortOpen) -> None:
     port = ctx.port(step.service)
     name = spec(step.service).name
-    host = "127.0.0.1" if ctx.runtime.kind == "local" else name
-    probe = getattr(ctx.runtime, "probe_port", None)
-    if probe is not None:
-        ok, evidence = probe(name, port)
-    else:
-        try:
-            with socket.create_connection((host, int(port or 0)), timeout=2):
-                ok, evidence = True, f"Connection to {host} {port} port [tcp] succeeded!"
-        except OSError as e:
-            ok, evidence = False, f"nc: connect to {host} port {port} (tcp) failed: {e.strerror or e}"
-    ctx.result.add(step.name or f"{name} port {port} reachable", ok, evidence, step.critical)
+    if port is None:
+        ctx.result.add(step.name or f"{name} port reachable", False, f"{name} binds no ZMQ port", step.critical)
+        return
+    found = ctx.runtime.probe_port(name, port)
+    ctx.result.add(step.name or f"{name} port {port} reachable", found.ok, found.evidence, step.critical)
 
 
 def _env_equals(ctx: RunContext, step: EnvEquals) -> None:

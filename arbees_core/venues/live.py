@@ -8,12 +8,15 @@ again. Authentication failures (HTTP 401/403 on the handshake, or the venue's ow
 clear error line and the same backoff, never a crash loop.
 
 Connection state is an attribute (`state`, `connected`, `connected_since_ns`) and a `stats()` dict for the
-monitor's metrics, and every transition is one log line.
+monitor's metrics, and every transition is one log line. `intact(now)` says whether the connection is open and its
+keep-alive (venues/keepalive.py) arrived within its interval: what the monitor's feed liveness is built on, so a
+quiet market's book stays tradeable while its connection demonstrably works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -25,8 +28,10 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import Opcode
 
 from arbees_core.config import ConfigError, Env, redact_value
+from arbees_core.venues.keepalive import KeepAlive, WatchedConnection
 
 # -- connection constants (one place) ------------------------------------------------------------------------------
 
@@ -34,10 +39,12 @@ from arbees_core.config import ConfigError, Env, redact_value
 RECV_POLL_S: Final = 0.25
 #: How often the subscribed tickers are compared with the wanted ones, seconds.
 TICKER_CHECK_S: Final = 1.0
-#: WebSocket handshake timeout and protocol ping (answers to the venue's pings are automatic), seconds.
+#: WebSocket handshake timeout, and how long a protocol ping of ours may wait for its pong before the connection is
+#: dropped (answers to the venue's pings are automatic; we ping once per keep-alive interval), seconds.
 OPEN_TIMEOUT_S: Final = 10.0
-WS_PING_INTERVAL_S: Final = 20.0
 WS_PING_TIMEOUT_S: Final = 20.0
+#: The keep-alive interval of a venue that names none, seconds.
+DEFAULT_KEEPALIVE_S: Final = 20.0
 #: Largest frame accepted (a full book snapshot of many markets fits easily), bytes.
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 #: A connection that stayed up this long resets the backoff to its minimum, seconds.
@@ -167,13 +174,16 @@ def tickers_of(source: Tickers) -> list[str]:
 class LiveSource:
     """Base of the venues' live sources. Subclasses set `venue`/`label` and implement the hooks:
     `handshake_headers()`, `on_open(ws)` (subscribe), `on_idle(ws)` (between frames: resync, tickers,
-    keep-alive) and `inspect(raw)` (True = hand the frame to the monitor; may raise AuthFailed)."""
+    keep-alive), `inspect(raw)` (True = hand the frame to the monitor; may raise AuthFailed) and
+    `is_keepalive(raw)` (a text keep-alive answer). keepalive_s: the venue's keep-alive interval, seconds;
+    protocol_ping_s: how often we send a WebSocket Ping of our own (default: once per keep-alive interval)."""
 
     venue: str = ""
     label: str = ""
 
     def __init__(self, url: str, tickers: Tickers, backoff: Backoff | None = None, proxy: str | None = None,
-                 log: logging.Logger | None = None) -> None:
+                 log: logging.Logger | None = None, keepalive_s: float = DEFAULT_KEEPALIVE_S,
+                 protocol_ping_s: float | None = None) -> None:
         self.url = url
         self.tickers = tickers
         self.backoff = backoff or Backoff()
@@ -188,6 +198,8 @@ class LiveSource:
         self.auth_failures = 0
         self.messages = 0
         self.last_error = ""
+        self.keepalive = KeepAlive(keepalive_s, RECV_POLL_S)
+        self.protocol_ping_s = protocol_ping_s or keepalive_s
         self._auth_reported = False
         self.state_changed: asyncio.Event | None = None  # created per stream (needs a running loop)
 
@@ -206,17 +218,31 @@ class LiveSource:
         """Whether `raw` goes to the monitor; raise AuthFailed for the venue's authentication errors."""
         return True
 
+    def is_keepalive(self, raw: bytes) -> bool:
+        """Whether `raw` is the venue's text keep-alive answer (protocol pings and pongs are seen without it)."""
+        return False
+
     # -- state ---------------------------------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self.state == CONNECTED
 
+    def intact(self, now_ns: int) -> bool:
+        """Open, and its keep-alive (or any frame) arrived within the keep-alive interval."""
+        return self.state == CONNECTED and self.keepalive.fresh(now_ns)
+
+    @property
+    def keepalive_misses(self) -> int:
+        return self.keepalive.misses
+
     def stats(self) -> dict[str, Any]:
         return {"state": self.state, "url": safe_url(self.url), "connects": self.connects,
                 "reconnects": self.reconnects, "disconnects": self.disconnects, "auth_failures": self.auth_failures,
                 "messages": self.messages, "last_error": self.last_error,
-                "proxy": safe_url(self.proxy) if self.proxy else ""}
+                "proxy": safe_url(self.proxy) if self.proxy else "", "keepalive_s": self.keepalive.interval_s,
+                "keepalives": self.keepalive.received, "keepalive_misses": self.keepalive.misses,
+                "intact": self.intact(time.time_ns())}
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -249,9 +275,13 @@ class LiveSource:
     async def _one_connection(self, stop: asyncio.Event) -> AsyncIterator[bytes]:
         self._set_state(CONNECTING)
         opened_at = 0.0
+        headers = self.handshake_headers()
+        self.log.debug("%s handshake: GET %s%s", self.label, safe_url(self.url),
+                       f" with {len(headers)} signed headers (values not logged)" if headers else "")
         try:
-            async with connect(self.url, additional_headers=self.handshake_headers(), proxy=self.proxy,
-                               open_timeout=OPEN_TIMEOUT_S, ping_interval=WS_PING_INTERVAL_S,
+            async with connect(self.url, additional_headers=headers, proxy=self.proxy,
+                               create_connection=functools.partial(WatchedConnection, on_control=self._control),
+                               open_timeout=OPEN_TIMEOUT_S, ping_interval=self.protocol_ping_s,
                                ping_timeout=WS_PING_TIMEOUT_S, max_size=MAX_FRAME_BYTES, close_timeout=2) as ws:
                 opened_at = time.monotonic()
                 self._opened()
@@ -261,10 +291,11 @@ class LiveSource:
                         async with asyncio.timeout(RECV_POLL_S):
                             raw = await ws.recv()
                     except TimeoutError:
-                        await self.on_idle(ws)
+                        await self._idle(ws)
                         continue
                     data = raw.encode() if isinstance(raw, str) else raw
                     self.last_message_ns = time.time_ns()
+                    self.keepalive.alive(self.is_keepalive(data), self.last_message_ns)
                     self.messages += 1
                     try:
                         wanted = self.inspect(data)
@@ -277,7 +308,7 @@ class LiveSource:
                             self.log.info("%s authentication accepted again", self.label)
                             self._auth_reported = False
                         yield data
-                    await self.on_idle(ws)
+                    await self._idle(ws)
         except InvalidStatus as e:
             status = e.response.status_code
             if status in (401, 403):
@@ -299,11 +330,27 @@ class LiveSource:
             if opened_at and time.monotonic() - opened_at >= STABLE_AFTER_S:
                 self.backoff.reset()
 
+    async def _idle(self, ws: ClientConnection) -> None:
+        """Between frames: the venue's own housekeeping, then whether its keep-alive is overdue (one line each way)."""
+        await self.on_idle(ws)
+        change = self.keepalive.check(time.time_ns())
+        if change:
+            self.log.warning("%s keep-alive overdue: nothing from the venue for over %.1fs; the feed is not intact "
+                             "and its prices age out", self.label, self.keepalive.window_ns / 1e9)
+        elif change is False:
+            self.log.info("%s keep-alive back; the feed is intact again", self.label)
+
+    def _control(self, opcode: Opcode) -> None:
+        """A Ping or Pong frame from the venue (Kalshi's heartbeat, or the answer to our protocol ping)."""
+        self.keepalive.alive(True)
+
     def _opened(self) -> None:
         self.connects += 1
         if self.connects > 1:
             self.reconnects += 1
         self.connected_since_ns = time.time_ns()
+        self.keepalive.alive(False, self.connected_since_ns)
+        self.keepalive.overdue = False
         self._set_state(CONNECTED)
         self.last_error = ""
         self.log.info("%s connected to %s%s (connection %d, %d reconnects)", self.label, safe_url(self.url),
@@ -347,5 +394,6 @@ def make_live_source(venue: str, cfg: Any, tickers: Tickers, feed: Any) -> LiveS
     if venue == "polymarket":
         from arbees_core.venues.polymarket.ws import PolymarketLiveSource
 
-        return PolymarketLiveSource(cfg, tickers, resync=feed.take_resync)
+        return PolymarketLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=feed.forget_connection,
+                                    has_snapshot=feed.has_snapshot)
     raise ConfigError(f"no live adapter for venue {venue!r}")

@@ -10,7 +10,7 @@ from typing import Any
 
 
 from arbees_core.registry import spec
-from arbees_core.runtime.base import ServiceStatus
+from arbees_core.runtime.base import ServiceStatus, parse_utc
 from arbees_core.topics import (
     EXECUTION_SERVICE,
     GAME_SHARD,
@@ -44,7 +44,7 @@ MIRROR_TOPICS: dict[str, tuple[str, ...]] = {
     GAME_SHARD: ("signals.trade.", "heartbeat.game_shard"),
     EXECUTION_SERVICE: ("trades.result.", "heartbeat.execution_service"),
 }
-#: The venue a monitor serves, as game_shard's `Price update <venue> ...` lines spell it.
+#: The venue a monitor serves, as game_shard's `Received price update <venue> ...` lines spell it.
 MONITOR_VENUE = {KALSHI_MONITOR: "kalshi", POLYMARKET_MONITOR: "polymarket"}
 
 #: What ZMQ_ENABLED=false means for each service (the fault's second half).
@@ -63,22 +63,6 @@ HOP_SOURCES: dict[str, str] = {"price": GAME_SHARD, "signal": EXECUTION_SERVICE,
 
 
 # -- reading the stack ---------------------------------------------------------------------------------------------
-
-
-def _parse_ts(text: str) -> datetime | None:
-    """An ISO timestamp (log line or status), as aware UTC; fractions beyond microseconds are dropped."""
-    if not text:
-        return None
-    s = text.strip().replace("Z", "+00:00")
-    m = re.match(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$", s)
-    if not m:
-        return None
-    frac = (m.group(2) or "")[:7]
-    try:
-        dt = datetime.fromisoformat(m.group(1) + frac + (m.group(3) or ""))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _fmt_ts(dt: datetime | None) -> str:
@@ -128,7 +112,7 @@ class Context:
 
     def started(self, name: str) -> datetime | None:
         st = self.status(name)
-        return _parse_ts(st.started_at) if st and st.state == "running" else None
+        return st.started if st else None
 
     def window_start(self, *names: str) -> datetime:
         """The later of `now - since_s` and the current start of each named service."""
@@ -180,7 +164,7 @@ class Context:
             for line in text.splitlines():
                 m = _TS.match(line)
                 if m:
-                    last = _parse_ts(m.group(1))
+                    last = parse_utc(m.group(1))
                 out.append((last, line))
             if start is not None:
                 out = [(ts, ln) for ts, ln in out if ts is None or ts >= start - timedelta(milliseconds=5)]
@@ -249,12 +233,6 @@ class Context:
         if st is not None and st.ports:
             return Bind(int(st.ports[0]), "", "the runtime's status")
         return Bind(spec(pub).port, "", "the registry default")
-
-    def reach_host(self, pub: str) -> str:
-        """Host to test a publisher's port from here: loopback for the local runtime, else the service name."""
-        if getattr(self.rt, "kind", "") == "local":
-            return "127.0.0.1"
-        return spec(pub).compose_key
 
 
 def _endpoint_port(endpoint: str) -> int | None:

@@ -81,11 +81,11 @@ def p_prices_received(ctx: Context, params: dict[str, Any]) -> Outcome:
     if not ctx.running(sub):
         return _skip(f"{sub} is not running ({ctx.state_text(sub)})")
     start = ctx.window_start(sub)
-    lines = ctx.grep(sub, r"Price update (\S+) (\S+)", since=start)
+    lines = ctx.grep(sub, r"Received price update (\S+) (\S+)", since=start)
     by_venue: dict[str, int] = {}
     for _, m, _ in lines:
         by_venue[m.group(1)] = by_venue.get(m.group(1), 0) + 1
-    evidence = [f"{sub}: prices_rx={ctx.counter(sub, 'prices_rx')}, 'Price update' lines in the "
+    evidence = [f"{sub}: prices_rx={ctx.counter(sub, 'prices_rx')}, 'Received price update' lines in the "
                 f"{ctx.window_text(start)}: " + (", ".join(f"{v} {n}" for v, n in sorted(by_venue.items())) or "none")]
     faults = []
     for pub in _names(params, "publishers"):
@@ -144,7 +144,7 @@ def p_signals_published(ctx: Context, params: dict[str, Any]) -> Outcome:
         return _skip(f"{gs} is not running ({ctx.state_text(gs)})")
     start = ctx.window_start(gs)
     published = ctx.grep(gs, r"Published signal to (\S+): (\S+)", since=start)
-    arbs = ctx.grep(gs, r"Arbitrage detected in ", since=start)
+    arbs = ctx.grep(gs, r"Detected arbitrage in ", since=start)
     snap = ctx.metrics(gs)
     c = snap.get("counters", {})
     via = sorted({m.group(1) for _, m, _ in published})

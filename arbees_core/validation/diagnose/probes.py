@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +108,8 @@ def p_zmq_enabled(ctx: Context, params: dict[str, Any]) -> Outcome:
 
 @probe("port_reachable")
 def p_port_reachable(ctx: Context, params: dict[str, Any]) -> Outcome:
-    """The plan's `nc -zv kalshi_monitor 5555`: a TCP connect to each running publisher's port, timed."""
+    """The plan's `nc -zv kalshi_monitor 5555`: each running publisher's port, probed where its subscribers
+    connect from (the runtime's `probe_port`: loopback locally, inside arbees-network under compose)."""
     timeout = float(params.get("timeout_s", 1.0))
     evidence, faults, details = [], [], {}
     names = _names(params, "publishers")
@@ -119,20 +118,14 @@ def p_port_reachable(ctx: Context, params: dict[str, Any]) -> Outcome:
         if b.port is None:
             evidence.append(f"{pub} binds {b.endpoint or 'no TCP port'} ({b.source}): no TCP port to test")
             continue
-        host = ctx.reach_host(pub)
-        t0 = time.perf_counter()
-        try:
-            with socket.create_connection((host, b.port), timeout=timeout):
-                ms = (time.perf_counter() - t0) * 1000
-            details[pub] = {"host": host, "port": b.port, "connect_ms": round(ms, 3)}
-            evidence.append(f"{host}:{b.port} ({pub}) connection succeeded in {ms:.2f}ms")
-        except OSError as e:
-            details[pub] = {"host": host, "port": b.port, "error": str(e)}
-            evidence.append(f"{host}:{b.port} ({pub}) failed: {e}")
+        found = ctx.rt.probe_port(pub, b.port, timeout)
+        details[pub] = {"port": b.port, "ok": found.ok, "evidence": found.evidence,
+                        **({"connect_ms": found.connect_ms} if found.connect_ms is not None else {})}
+        evidence.append(f"{pub} port {b.port}: {found.evidence}")
+        if not found.ok:
             enabled, raw = ctx.zmq_enabled(pub)
-            why = (f": {pub} has ZMQ_ENABLED={raw} and binds no ZMQ port" if enabled is False
-                   else f" ({e.strerror or e})")
-            faults.append(f"{pub} port {b.port} is not reachable at {host}:{b.port}{why}")
+            why = f": {pub} has ZMQ_ENABLED={raw} and binds no ZMQ port" if enabled is False else ""
+            faults.append(f"{pub} port {b.port} is not reachable ({found.evidence}){why}")
     return _finish(evidence, faults, details, skipped_all=_none_running(ctx, names))
 
 

@@ -7,7 +7,8 @@ includes `/trade-api/v2` (or `/trade-api/ws/v2`) and excludes the query string. 
 signature, so demo and production keys sign the same way (keys are per environment).
 
 The private key is read from `KALSHI_PRIVATE_KEY_PATH` (a PEM file) or `KALSHI_PRIVATE_KEY` (the PEM text); it is
-never logged: `repr()` of a signer shows the key id and `***`.
+never logged: `repr()` of a signer shows the key id and `***`, and a signer registers its key id and every line of
+its PEM with the log's secret filter (telemetry/redact.py), so neither appears in any log line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from arbees_core.config import REDACTED, ConfigError, Env
+from arbees_core.telemetry.redact import register_secret
 
 ACCESS_KEY = "KALSHI-ACCESS-KEY"
 ACCESS_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
@@ -64,7 +66,11 @@ class KalshiSigner:
 
     @classmethod
     def from_pem(cls, key_id: str, pem: bytes | str) -> "KalshiSigner":
-        return cls(key_id, load_private_key(pem.encode() if isinstance(pem, str) else pem))
+        """A signer from the key id and the PEM text; both are registered as secrets for the log filter."""
+        text = pem if isinstance(pem, str) else pem.decode("utf-8", "replace")
+        register_secret(key_id)
+        register_secret(text)
+        return cls(key_id, load_private_key(text.encode()))
 
     @classmethod
     def from_env(cls, env: Env) -> "KalshiSigner":

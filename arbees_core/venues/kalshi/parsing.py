@@ -27,6 +27,7 @@ import orjson
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.book import BookChange, KalshiBook, ReadChanges
 from arbees_core.venues.resolution import RESULTS, Resolution
+from arbees_core.venues.rejects import FrameRejects
 
 log = logging.getLogger("kalshi")
 
@@ -45,7 +46,11 @@ def lifecycle_subscribe_command(cmd_id: int) -> bytes:
 
 
 class KalshiFormatError(ValueError):
-    """A frame that is not a valid Kalshi message; the reason names what is wrong."""
+    """A frame that is not a valid Kalshi message; the detail names what is wrong, `reason` its counter."""
+
+    def __init__(self, detail: str, reason: str = "bad_message") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 def subscribe_command(cmd_id: int, tickers: list[str], channels: tuple[str, ...] = ("orderbook_delta",)) -> bytes:
@@ -111,7 +116,8 @@ class KalshiFeed:
         self._last_seq: dict[int, int] = {}
         self.resync_needed: set[int] = set()
         self.gaps = 0
-        self.errors: dict[str, int] = {}
+        self.rejects = FrameRejects("Kalshi", log)
+        self.errors = self.rejects.counts
         self.messages = 0
         self.deltas_before_snapshot = 0
         self.resolutions: list[Resolution] = []
@@ -134,12 +140,12 @@ class KalshiFeed:
             try:
                 frame = orjson.loads(raw)
             except orjson.JSONDecodeError as e:
-                self._error("malformed", f"not JSON ({e.msg})")
+                self.rejects.reject("malformed", f"not JSON ({e.msg})")
                 continue
             try:
                 self._dispatch(frame, read, recv_ns)
             except (KalshiFormatError, KeyError, TypeError, ValueError, IndexError) as e:
-                self._error("bad_message", f"{type(e).__name__}: {e}")
+                self.rejects.reject(getattr(e, "reason", "bad_message"), f"{type(e).__name__}: {e}")
         return read.changes(self.books, lambda msg: _event_ns(msg, recv_ns))
 
     def stats(self) -> dict[str, Any]:
@@ -180,9 +186,9 @@ class KalshiFeed:
             self._lifecycle(frame["msg"], recv_ns)
         elif kind == "error":
             msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
-            self._error("venue_error", f"code {msg.get('code')}: {msg.get('msg')}")
+            self.rejects.reject("venue_error", f"code {msg.get('code')}: {msg.get('msg')}")
         elif kind not in _IGNORED:
-            raise KalshiFormatError(f"unknown message type {kind!r}")
+            raise KalshiFormatError(f"unknown message type {kind!r}", "unknown_type")
 
     def _check_seq(self, frame: dict[str, Any]) -> bool:
         """False when this frame follows a gap on its subscription (its books are then invalid). Sequence numbers
@@ -240,9 +246,3 @@ class KalshiFeed:
         del self.books[ticker]
         self._sid_of.pop(ticker, None)
         self.resolutions.append(Resolution(ticker, msg["result"], _event_ns(msg, recv_ns, ts_key)))
-
-    def _error(self, reason: str, detail: str) -> None:
-        self.errors[reason] = self.errors.get(reason, 0) + 1
-        if self._limiter.allow(reason):
-            held = self._limiter.take_suppressed(reason)
-            log.error("Kalshi frame rejected (%s): %s%s", reason, detail, f" (+{held} more)" if held else "")

@@ -1,8 +1,9 @@
 """Kalshi WebSocket v2 market data: a signed connection subscribed to `orderbook_delta` for the mapped markets, and
 to `market_lifecycle_v2` (every market's determination and settlement, so positions settle when a market resolves).
 
-The connection is signed even for public channels (timestamp + `GET` + `/trade-api/ws/v2`); Kalshi pings every
-10 s and websockets answers. One `subscribe` command per batch of tickers; the server answers `subscribed` with
+The connection is signed even for public channels (timestamp + `GET` + `/trade-api/ws/v2`); Kalshi sends a Ping
+frame (body `heartbeat`) every 10 s (`KALSHI_HEARTBEAT_S`) and websockets answers; those pings keep the feed
+intact while its markets are quiet (venues/keepalive.py). One `subscribe` command per batch of tickers; the server answers `subscribed` with
 the subscription id (`sid`), then an `orderbook_snapshot` per market and `orderbook_delta`s, `seq` rising by one
 per sid. When the feed reports a gap (`resync()` returns sids), the sid is unsubscribed and its markets
 subscribed again, which brings fresh snapshots. Error code 9 ("authentication required") is an auth failure.
@@ -39,6 +40,8 @@ REST_URLS: Final = {"prod": "https://external-api.kalshi.com/trade-api/v2",
 SUBSCRIBE_BATCH: Final = 200
 #: Kalshi error codes: 9 = authentication required.
 AUTH_REQUIRED: Final = 9
+#: How often Kalshi sends its heartbeat Ping frame, seconds (its WebSocket documentation).
+HEARTBEAT_S: Final = 10.0
 
 
 def kalshi_env(env: Env) -> str:
@@ -52,17 +55,19 @@ def kalshi_env(env: Env) -> str:
 class KalshiLiveConfig:
     """ws_url: KALSHI_WS_URL, else by KALSHI_ENV (prod | demo); signer: KALSHI_API_KEY_ID + KALSHI_PRIVATE_KEY_PATH
     or KALSHI_PRIVATE_KEY; backoff: VENUE_BACKOFF_MIN_S / VENUE_BACKOFF_MAX_S; proxy: KALSHI_PROXY (none by
-    default: Kalshi is reached directly)."""
+    default: Kalshi is reached directly); heartbeat_s: KALSHI_HEARTBEAT_S, how often Kalshi pings (10 s)."""
 
     ws_url: str
     signer: KalshiSigner
     backoff: Backoff
     proxy: str = ""
+    heartbeat_s: float = HEARTBEAT_S
 
     @classmethod
     def from_env(cls, env: Env) -> "KalshiLiveConfig":
         return cls(env.str("KALSHI_WS_URL") or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
-                   Backoff.from_env(env), env.str("KALSHI_PROXY"))
+                   Backoff.from_env(env), env.str("KALSHI_PROXY"),
+                   env.float("KALSHI_HEARTBEAT_S", HEARTBEAT_S, minimum=0.05))
 
 
 class KalshiLiveSource(LiveSource):
@@ -76,7 +81,8 @@ class KalshiLiveSource(LiveSource):
 
     def __init__(self, cfg: KalshiLiveConfig, tickers: Tickers, resync: Callable[[], set[int]] | None = None,
                  on_connect: Callable[[], None] | None = None) -> None:
-        super().__init__(cfg.ws_url, tickers, Backoff(cfg.backoff.min_s, cfg.backoff.max_s), cfg.proxy or None)
+        super().__init__(cfg.ws_url, tickers, Backoff(cfg.backoff.min_s, cfg.backoff.max_s), cfg.proxy or None,
+                         keepalive_s=cfg.heartbeat_s)
         self.cfg = cfg
         self.resync = resync
         self.on_connect = on_connect

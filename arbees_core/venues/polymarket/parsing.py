@@ -9,6 +9,12 @@ custom-feature event: the subscription sets `custom_feature_enabled`) names the 
 its `assets_ids`: each token held here resolves yes (the winner) or no, and its book is dropped
 (`take_resolutions`).
 Prices arrive in dollars (".48") and are kept in cents (48.0).
+
+A frame that cannot be used is counted by reason (`malformed`, `unknown_event`, `legacy_price_change`,
+`bad_message`) with one rate-limited WARNING (venues/rejects.py). A `price_change` that cannot be applied (the
+pre-September-2025 schema with `changes[]`, or a broken one) is a lost update: the books it names are withdrawn
+and their tokens subscribed again for a fresh `book`, counted in `gaps`, so a price is never published from a book
+that missed an update.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ from typing import Any
 
 import orjson
 
-from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.book import BinaryBook, BookChange, ReadChanges
 from arbees_core.venues.resolution import Resolution
+from arbees_core.venues.rejects import FrameRejects
 
 log = logging.getLogger("polymarket")
 
@@ -30,13 +36,25 @@ _KEEPALIVE = frozenset({b"PING", b"PONG", "PING", "PONG"})
 
 
 class PolymarketFormatError(ValueError):
-    """A frame that is not a valid market-channel event."""
+    """A frame that is not a valid market-channel event; `reason` is the counter it goes to."""
+
+    def __init__(self, detail: str, reason: str = "bad_message") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
-def subscribe_command(asset_ids: list[str], custom_features: bool = True) -> bytes:
-    """The market-channel subscription for these outcome tokens (token ids, not condition ids); with the custom
+def subscribe_command(asset_ids: list[str], operation: str | None = None, custom_features: bool = True) -> bytes:
+    """The market-channel subscription for these outcome tokens (token ids, not condition ids): the connection's
+    first (`type: market`), or a later `operation` (`subscribe` / `unsubscribe`). Subscriptions ask for each
+    token's `book` explicitly (`initial_dump`) rather than rely on the server's default, and for the custom
     features, which bring `market_resolved`."""
-    body: dict[str, Any] = {"assets_ids": list(asset_ids), "type": "market"}
+    body: dict[str, Any] = {"assets_ids": list(asset_ids)}
+    if operation is None:
+        body["type"] = "market"
+    else:
+        body["operation"] = operation
+    if operation != "unsubscribe":
+        body["initial_dump"] = True
     if custom_features:
         body["custom_feature_enabled"] = True
     return orjson.dumps(body)
@@ -65,13 +83,13 @@ class PolymarketFeed:
 
     def __init__(self) -> None:
         self.books: dict[str, BinaryBook] = {}
-        self.errors: dict[str, int] = {}
+        self.rejects = FrameRejects("Polymarket", log)
+        self.errors = self.rejects.counts
         self.messages = 0
         self.updates_before_snapshot = 0
-        self.gaps = 0  # the market channel has no sequence numbers; kept for the common feed stats
+        self.gaps = 0  # price_changes that could not be applied (no sequence numbers on this channel)
         self.resync_needed: set[str] = set()
         self.resolutions: list[Resolution] = []
-        self._limiter = RateLimiter(1.0)
 
     def handle(self, raw: bytes | str, recv_ns: int | None = None) -> list[BookChange]:
         """Apply one frame (an event or an array of events). Malformed ones are counted and logged, never raised."""
@@ -89,13 +107,15 @@ class PolymarketFeed:
             try:
                 frame = orjson.loads(raw)
             except orjson.JSONDecodeError as e:
-                self._error("malformed", f"not JSON ({e.msg})")
+                self.rejects.reject("malformed", f"not JSON ({e.msg})")
                 continue
             for event in frame if isinstance(frame, list) else [frame]:
                 try:
                     self._event(event, read, recv_ns)
-                except (PolymarketFormatError, KeyError, TypeError, ValueError) as e:
-                    self._error("bad_message", f"{type(e).__name__}: {e}")
+                except PolymarketFormatError as e:
+                    self._rejected(event, e.reason, str(e))
+                except (KeyError, TypeError, ValueError) as e:
+                    self._rejected(event, "bad_message", f"{type(e).__name__}: {e}")
         return read.changes(self.books, lambda event: _event_ns(event, recv_ns))
 
     def stats(self) -> dict[str, Any]:
@@ -109,9 +129,22 @@ class PolymarketFeed:
         return out
 
     def take_resync(self) -> set[str]:
-        """Tokens that got updates before any snapshot (ask the server for their book), cleared on return."""
+        """Tokens whose book must be asked for again (updates before any snapshot, a lost update), cleared on
+        return."""
         tokens, self.resync_needed = self.resync_needed, set()
         return tokens
+
+    def forget_connection(self) -> None:
+        """A new connection: every book waits for the `book` this connection sends (updates of the old one may be
+        lost in between)."""
+        self.resync_needed.clear()
+        for book in self.books.values():
+            book.ready = False
+
+    def has_snapshot(self, token: str) -> bool:
+        """Whether `token`'s book arrived (on this connection)."""
+        book = self.books.get(token)
+        return book is not None and book.ready
 
     # -- internals ----------------------------------------------------------------------------------------------
 
@@ -126,7 +159,7 @@ class PolymarketFeed:
         elif kind == "market_resolved":
             self._resolved(event, recv_ns)
         elif kind not in _NO_BOOK_CHANGE:
-            raise PolymarketFormatError(f"unknown event_type {kind!r}")
+            raise PolymarketFormatError(f"unknown event_type {kind!r}", "unknown_event")
 
     def _book(self, event: dict[str, Any], read: ReadChanges) -> None:
         token = str(event["asset_id"])
@@ -138,6 +171,9 @@ class PolymarketFeed:
     def _price_change(self, event: dict[str, Any], read: ReadChanges) -> None:
         changes = event.get("price_changes")
         if not isinstance(changes, list):
+            if "changes" in event or "asset_id" in event:
+                raise PolymarketFormatError("price_change in the legacy schema (asset_id + changes[])",
+                                            "legacy_price_change")
             raise PolymarketFormatError("price_change without price_changes[]")
         parsed = [(str(c["asset_id"]), str(c["side"]).upper(), _cents(c["price"]), float(c["size"])) for c in changes]
         if any(side not in ("BUY", "SELL") for _, side, _, _ in parsed):
@@ -163,8 +199,19 @@ class PolymarketFeed:
                 self.resync_needed.discard(token)
                 self.resolutions.append(Resolution(token, "yes" if token == winner else "no", ts_ns))
 
-    def _error(self, reason: str, detail: str) -> None:
-        self.errors[reason] = self.errors.get(reason, 0) + 1
-        if self._limiter.allow(reason):
-            held = self._limiter.take_suppressed(reason)
-            log.error("Polymarket frame rejected (%s): %s%s", reason, detail, f" (+{held} more)" if held else "")
+    def _rejected(self, event: Any, reason: str, detail: str) -> None:
+        """Count a skipped event; a skipped `price_change` withdraws the books it names until their fresh `book`."""
+        self.rejects.reject(reason, detail)
+        if isinstance(event, dict) and event.get("event_type") == "price_change":
+            lost = [t for t in _asset_ids(event) if t in self.books and self.books[t].ready]
+            for token in lost:
+                self.books[token].ready = False
+                self.resync_needed.add(token)
+            self.gaps += bool(lost)
+
+
+def _asset_ids(event: dict[str, Any]) -> set[str]:
+    """Every token a (possibly malformed) price_change names: top-level `asset_id` and each change's."""
+    items = [event] + [c for key in ("price_changes", "changes") if isinstance(event.get(key), list)
+                       for c in event[key] if isinstance(c, dict)]
+    return {str(x["asset_id"]) for x in items if x.get("asset_id") is not None}
