@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from arbees_core.messages import MarketResolution
-from arbees_core.runtime.embedded import free_port
+from arbees_core.runtime.ports import free_port
 from arbees_core.services.execution_support import prepare_store
 from arbees_core.store.positions import load_open, open_exposure_usd, record_resolutions, unequal_pairs
 from arbees_core.store.schema import migrate

@@ -238,8 +238,9 @@ def test_listings_name_the_next_games_ahead_and_every_one_matches_across_venues(
 
 
 def test_game_length_and_leg_miss_settings_are_read_from_env() -> None:
-    cfg = SimConfig.from_env(Env({"SIM_LEG_MISS_AT_S": "6,3", "SIM_LEG_MISS_HOLD_MS": "2"}))
-    assert (cfg.game_length_s, cfg.leg_miss_at_s, cfg.leg_miss_hold_ms) == (600.0, (3.0, 6.0), 2.0)
+    cfg = SimConfig.from_env(Env({"SIM_LEG_MISS_AT_S": "6,3", "SIM_LEG_MISS_HOLD_MS": "0,0.5,2"}))
+    assert (cfg.game_length_s, cfg.leg_miss_at_s, cfg.leg_miss_hold_ms) == (600.0, (3.0, 6.0), (0.0, 0.5, 2.0))
+    assert SimConfig.from_env(Env({})).leg_miss_hold_ms == (0.0,)
     assert SimConfig.from_env(Env({"SIM_GAME_LENGTH_S": "0"})).game_length_s == 0.0
 
 

@@ -24,8 +24,12 @@ from arbees_core.store.positions import unequal_pairs
 from arbees_core.validation.chaos_support import ChaosUnavailable, StackProbe, eventually, ledger
 from arbees_core.validation.results import RunResult
 
-#: Injections made per run, and seconds before the first (the restarted monitor's books settle first).
-INJECTIONS, FIRST_AT_S = 8, 3.0
+#: Seconds before the first injection (the restarted monitor's books settle first), and how long each one holds
+#: its mispricing, ms: a book move meets the fill (and not the signal) when the hold falls between game_shard's
+#: wake-up delay and that plus its signal's hop, a window under a millisecond wide whose place depends on the
+#: machine's load, so the holds spread over it (0 = the next read).
+FIRST_AT_S = 3.0
+HOLDS_MS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 2.0, 3.5, 6.0, 10.0)
 _MISS_LINE = "Leg miss on "
 PROVOKED = "a leg miss was provoked: the book moved between a signal and its fill"
 
@@ -47,7 +51,7 @@ def _schedule(runtime: Any, monitor: str) -> list[float]:
     cooldown_s = float(runtime.env("game_shard").get("GAME_COOLDOWN_MS") or 10_000) / 1000
     games = max(1, int(runtime.env(monitor).get("SIM_GAMES") or 4))
     spacing = max(2.0, cooldown_s / games + 1.0)
-    return [round(FIRST_AT_S + k * spacing, 3) for k in range(INJECTIONS)]
+    return [round(FIRST_AT_S + k * spacing, 3) for k in range(len(HOLDS_MS))]
 
 
 def _hedged_fills_since(database_url: str, since: datetime) -> int:
@@ -80,8 +84,9 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     exec_pid = probe.row("execution_service").pid
     misses0 = probe.counter("execution_service", "leg_misses", exec_pid)
     t0_wall, since = time.time(), datetime.now(timezone.utc)
-    for key, value in (("SIM_LEG_MISS_AT_S", ",".join(f"{x:g}" for x in at)), ("SIM_MISPRICE_EVERY_S", "0"),
-                       ("SIM_MISPRICE_AT_S", "")):  # the injections are the only mispricings meanwhile
+    for key, value in (("SIM_LEG_MISS_AT_S", ",".join(f"{x:g}" for x in at)),
+                       ("SIM_LEG_MISS_HOLD_MS", ",".join(f"{x:g}" for x in HOLDS_MS)),
+                       ("SIM_MISPRICE_EVERY_S", "0"), ("SIM_MISPRICE_AT_S", "")):  # the only mispricings meanwhile
         write_dotenv_value(key, value, env_file)
     try:
         runtime.restart([svc])
@@ -96,8 +101,7 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
             _check_misses(probe, result, misses, t0_wall, since, len(at))
         else:
             result.add_inconclusive(PROVOKED, f"none of {len(at)} injections met its fill after the book moved "
-                                    "(each signal filled first, or game_shard saw both reads at once); run again, or "
-                                    "set SIM_LEG_MISS_HOLD_MS")
+                                    "(each signal filled first, or game_shard saw both reads at once); run again")
     finally:
         if saved is None:
             env_file.unlink(missing_ok=True)

@@ -292,6 +292,18 @@ class SimVenue(SimWire):
             out += self.step_game(g, wall_s, elapsed_s)
         return out
 
+    @staticmethod
+    async def _hold(seconds: float) -> None:
+        """Wait `seconds` before the next read; below 2 ms by spinning, since the event loop's timers round a
+        sub-millisecond sleep up to a whole millisecond (a leg-miss injection only, a few times a run)."""
+        if seconds >= 0.002:
+            await asyncio.sleep(seconds)
+            return
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            pass
+        await asyncio.sleep(0)
+
     def take_leg_miss(self, elapsed_s: float) -> int | None:
         """The slot a due leg-miss injection (SIM_LEG_MISS_AT_S) misprices, once; None when none is due."""
         if not self._leg_misses_due or elapsed_s < self._leg_misses_due[0]:
@@ -365,5 +377,6 @@ class SimVenue(SimWire):
             slot = self.take_leg_miss(now - self._t0)
             if slot is not None:  # two reads: the signal is made from the first, the fill meets the second
                 yield self.flash(slot, True)
-                await asyncio.sleep(self.cfg.leg_miss_hold_ms / 1000.0)
+                await self._hold(self.cfg.leg_miss_hold_ms[(self.leg_misses_injected - 1) %
+                                                           len(self.cfg.leg_miss_hold_ms)] / 1000.0)
                 yield self.flash(slot, False)

@@ -50,7 +50,9 @@ class SimConfig:
     slot starts (600 from the environment; 0, the default of a SimConfig built in code, = games never end);
     leg_miss_at_s: SIM_LEG_MISS_AT_S (fault injection, `arbees chaos leg-miss`: seconds after the stream starts at
     which the mispriced venue shows a mispricing for one read and takes it back at once, so the book moves
-    between the signal and the fill); leg_miss_hold_ms: SIM_LEG_MISS_HOLD_MS (0), how long it stays."""
+    between the signal and the fill); leg_miss_hold_ms: SIM_LEG_MISS_HOLD_MS (0), how long it stays, ms: a comma
+    list gives the injections their holds in turn (the window in which a book move meets the fill and not the
+    signal is a fraction of a millisecond wide, and where it lies depends on how loaded the machine is)."""
 
     seed: int = 7
     games: int = 4
@@ -64,7 +66,7 @@ class SimConfig:
     fault_gap_at_s: tuple[float, ...] = ()
     game_length_s: float = 0.0
     leg_miss_at_s: tuple[float, ...] = ()
-    leg_miss_hold_ms: float = 0.0
+    leg_miss_hold_ms: tuple[float, ...] = (0.0,)
 
     @classmethod
     def from_env(cls, env: Env) -> "SimConfig":
@@ -89,14 +91,15 @@ class SimConfig:
                    fault_gap_at_s=tuple(sorted(_seconds(env, "SIM_FAULT_GAP_AT_S"))),
                    game_length_s=env.float("SIM_GAME_LENGTH_S", DEFAULT_GAME_LENGTH_S, minimum=0.0),
                    leg_miss_at_s=tuple(sorted(_seconds(env, "SIM_LEG_MISS_AT_S"))),
-                   leg_miss_hold_ms=env.float("SIM_LEG_MISS_HOLD_MS", 0.0, minimum=0.0))
+                   leg_miss_hold_ms=tuple(max(0.0, x) for x in _seconds(env, "SIM_LEG_MISS_HOLD_MS")) or (0.0,))
 
 
 def _seconds(env: Env, name: str) -> list[float]:
+    """A comma list of numbers (seconds, or milliseconds where the name says MS)."""
     try:
         return [float(x) for x in env.list(name, [])]
     except ValueError as e:
-        raise ConfigError(f"{name} must be a comma list of seconds: {e}") from e
+        raise ConfigError(f"{name} must be a comma list of numbers: {e}") from e
 
 
 # -- games --------------------------------------------------------------------------------------------------------
