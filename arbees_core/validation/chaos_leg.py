@@ -132,11 +132,22 @@ def _check_misses(probe: StackProbe, result: RunResult, misses: int, t0_wall: fl
 
 
 def _check_trading_resumes(probe: StackProbe, result: RunResult, flow_s: float, opts: dict[str, Any]) -> None:
-    """With the simulator's own mispricings back, a new signal fills both legs at the same size."""
+    """With the simulator's own mispricings back, a new signal fills both legs at the same size. When every signal
+    meanwhile was refused by the exposure limit, the check could not be made (inconclusive): trading resumes as
+    positions settle, which this scenario does not wait for."""
+    name = "the next signals trade normally: both legs filled at the same size"
     restored = datetime.now(timezone.utc)
+    refused0 = probe.counter("execution_service", "signals_rejected.exposure")
     every_s = float(probe.rt.env("kalshi_monitor").get("SIM_MISPRICE_EVERY_S") or 30)
-    hedged = eventually(lambda: _hedged_fills_since(probe.urls["DATABASE_URL"], restored),
-                        flow_s + every_s + float(opts.get("extra_s", 0)))
-    result.add("the next signals trade normally: both legs filled at the same size", bool(hedged),
-               f"{hedged or 0} signal(s) filled on both legs after the simulator was restored" if hedged else
-               f"no signal filled on both legs within {flow_s + every_s:.0f}s of the restore")
+    wait_s = flow_s + every_s + float(opts.get("extra_s", 0))
+    hedged = eventually(lambda: _hedged_fills_since(probe.urls["DATABASE_URL"], restored), wait_s)
+    if hedged:
+        result.add(name, True, f"{hedged} signal(s) filled on both legs after the simulator was restored")
+        return
+    refused = probe.counter("execution_service", "signals_rejected.exposure") - refused0
+    exposure = probe.field("execution_service", "exposure_usd")
+    if refused > 0:
+        result.add_inconclusive(name, f"every signal within {wait_s:.0f}s of the restore was refused by the exposure "
+                                f"limit ({refused}; open exposure ${exposure}): they trade again as positions settle")
+        return
+    result.add(name, False, f"no signal filled on both legs within {wait_s:.0f}s of the restore")
