@@ -32,6 +32,9 @@ class PlanCommand:
     expect: str | Check
     note: str = ""
     wrap: str = ""  # `timeout N` for commands that never end, `tty` for `docker exec -it`
+    #: The expectation is read on the terminal (stdout and stderr, e.g. `nc -zv` reports on stderr). Off for
+    #: pipelines: what `docker logs` writes on stderr never reaches the `grep` after it.
+    terminal: bool = False
 
     def shell_line(self) -> str:
         if self.wrap == "tty":  # a terminal tall enough that psql shows its rows without a pager
@@ -157,7 +160,7 @@ TROUBLESHOOTING = [
     PlanCommand("docker logs zmq_listener", r"Mirrored"),
     PlanCommand('docker ps | grep -E "kalshi_monitor|polymarket_monitor|game_shard"',
                 lambda out: all(n in out for n in ("kalshi_monitor", "polymarket_monitor", "game_shard"))),
-    PlanCommand("docker exec zmq_listener nc -zv kalshi_monitor 5555", r"succeeded"),
+    PlanCommand("docker exec zmq_listener nc -zv kalshi_monitor 5555", r"succeeded", terminal=True),
     PlanCommand("docker exec kalshi_monitor env | grep ZMQ_ENABLED", r"^ZMQ_ENABLED=true$"),
     PlanCommand("docker-compose restart kalshi_monitor polymarket_monitor", r""),
     # Issue 2: game_shard not receiving prices
@@ -190,7 +193,8 @@ def run_section(project: ComposeProject, commands: list[PlanCommand], attempts_s
         def holds(c: PlanCommand = cmd) -> bool:
             done = project.sh(c.shell_line(), timeout=300)
             last[0] = f"exit {done.returncode}\nstdout: {done.stdout[-1500:]}\nstderr: {done.stderr[-1500:]}"
-            return (done.returncode == 0 or c.wrap) and c.holds(done.stdout)  # type: ignore[return-value]
+            seen = done.stdout + done.stderr if c.terminal else done.stdout
+            return (done.returncode == 0 or c.wrap) and c.holds(seen)  # type: ignore[return-value]
 
         try:
             project.wait(cmd.command, holds, timeout=attempts_s)

@@ -124,7 +124,7 @@ def test_a_restart_rebuilds_positions_from_the_database_and_the_unstored_spool_o
         migrate(conn)
         insert_records(conn, [stored])  # in PostgreSQL, and still pending in the spool (not marked committed)
     spool.append(unstored)
-    state = prepare_store(database_url, spool, LOG)
+    state = prepare_store(TradeWriter(database_url, spool), LOG)
     assert state.positions is not None and {"arb-stored", "arb-unstored"} <= state.executed
     book = PositionBook()
     book.add(state.positions)
@@ -133,7 +133,7 @@ def test_a_restart_rebuilds_positions_from_the_database_and_the_unstored_spool_o
 
 
 def test_positions_are_unknown_while_postgresql_is_away(state_dir: Path) -> None:
-    state = prepare_store(f"postgresql://127.0.0.1:{free_port()}/none", TradeSpool(state_dir / "s.jsonl"),
+    state = prepare_store(TradeWriter(f"postgresql://127.0.0.1:{free_port()}/none", TradeSpool(state_dir / "s.jsonl")),
                           LOG)
     assert state.positions is None
 

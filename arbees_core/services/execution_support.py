@@ -13,15 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+import psycopg
 import redis
 
 from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, decode
 from arbees_core.services.sched import normal_scheduling
+from arbees_core.store.db import StoreUnavailable, connect
+from arbees_core.store.schema import migrate
+from arbees_core.store.positions import load_open, record_legs, resolved_markets, settle_known
 from arbees_core.store.spool import TradeSpool
+from arbees_core.store.trades import TradeWriter, executed_signal_ids
 from arbees_core.strategy.positions import LegPosition
+from arbees_core.telemetry.peers import PeerLink
 from arbees_core.topics import KILL_SWITCH_KEY, STREAMS, Family
 from arbees_core.transport import Inbox
-from arbees_core.transport.redis import make_client
+from arbees_core.transport.redis import REDIS_ERRORS, make_client, redis_peer
 
 log = logging.getLogger("execution_service")
 
@@ -78,6 +84,7 @@ class KillSwitch(threading.Thread):
         self._redis_url = redis_url
         self._halt = threading.Event()  # not `_stop`: Thread.join() calls Thread._stop()
         self._client: redis.Redis | None = None
+        self._link = PeerLink(redis_peer(redis_url), "kill switch")
         self.active = False
         self.source = ""
 
@@ -85,15 +92,20 @@ class KillSwitch(threading.Thread):
         source = ""
         if self.path.exists():
             source = f"file {self.path}"
+        elif not self._link.may_try():
+            source = self.source if self.source.startswith("Redis") else ""  # keep the last known state
         else:
             try:
                 self._client = self._client or make_client(self._redis_url)
                 value = self._client.get(KILL_SWITCH_KEY)
+                self._link.ok()
                 if value is not None and value.decode(errors="replace").strip().lower() in _ON_WORDS:
                     source = f"Redis key {KILL_SWITCH_KEY}"
-            except (redis.RedisError, OSError):
+            except REDIS_ERRORS as e:
                 self._client = None
-                source = self.source if self.source.startswith("Redis") else ""  # keep the last known state
+                self._link.failed(e, "the kill switch keeps its last state (the file still works); retrying with "
+                                     "backoff")
+                source = self.source if self.source.startswith("Redis") else ""
         if bool(source) != self.active:
             log.warning("Kill switch %s%s", "ON: new orders are rejected" if source else "OFF: trading resumed",
                         f" ({source})" if source else "")
@@ -109,6 +121,9 @@ class KillSwitch(threading.Thread):
 
     def close(self) -> None:
         self._halt.set()
+        if self.is_alive():  # its read must end before its client closes, or the read fails as an outage
+            self.join(timeout=KILL_SWITCH_POLL_S + 3.0)
+        self._link.close()
         if self._client is not None:
             self._client.close()
 
@@ -138,54 +153,45 @@ class PriceFeedThread(threading.Thread):
         self.inbox.subscriber.close()
 
 
-#: Connection attempts at start (~3.5 s of backoff): with PostgreSQL away the spool carries the trades, so a
-#: restart during an outage trades again within seconds instead of blocking for half a minute.
-START_DB_RETRIES = 3
-
-
 @dataclass
 class StoreState:
     """What execution needs from its store at start. executed: every signal id already executed (database and
     spool), so idempotency survives a restart; last_seq: the last signal sequence number handled per game_shard
     instance (spool), so signals published while this service was down count as lost; positions: every leg of
-    the pairs still open (database, plus spooled records not stored yet), None when PostgreSQL was away."""
+    the pairs still open (database, plus spooled records not stored yet), None when PostgreSQL was not usable."""
 
     executed: set[str]
     last_seq: dict[str, int]
     positions: list[LegPosition] | None
 
 
-def prepare_store(database_url: str, spool: TradeSpool, logger: logging.Logger) -> StoreState:
-    """Run migrations and read `StoreState`. With PostgreSQL away, the spool's ids are used, the writer catches up
-    later, and the positions stay unknown until it has (`TradeWriter.request_positions`)."""
-    from arbees_core.store.db import StoreUnavailable, connect
-    from arbees_core.store.schema import migrate
-    from arbees_core.store.trades import executed_signal_ids
-
-    executed, last_seq = spool.scan()
+def prepare_store(writer: TradeWriter, logger: logging.Logger) -> StoreState:
+    """Run migrations and read `StoreState`. With PostgreSQL not usable (down, no such database, wrong password:
+    one line), the spool's ids are used; the writer keeps trying with backoff, and when it gets through it migrates
+    and adds the database's ids (`on_reconnect`) and loads the open positions (`TradeWriter.request_positions`),
+    until which no signal trades."""
+    executed, last_seq = writer.spool.scan()
     positions: list[LegPosition] | None = None
     try:
-        with connect(database_url, retries=START_DB_RETRIES, log=logger) as conn:
+        with connect(writer.database_url, retries=0, log=logger) as conn:
             migrate(conn)
             executed |= executed_signal_ids(conn)
-            positions = _open_positions(conn, spool)
-    except StoreUnavailable as e:
-        logger.error("PostgreSQL unavailable at start (%s): trades are spooled to %s until it is back; no signal "
-                     "is traded until the open positions are known", e, spool.path)
+            positions = _open_positions(conn, writer.spool)
+    except (StoreUnavailable, psycopg.Error) as e:
+        writer.mark_unavailable(e, f"trades are spooled to {writer.spool.path} until it is back; retrying with "
+                                "backoff; no signal trades until the open positions are known")
     logger.info("Idempotency: %d signals already executed", len(executed))
     return StoreState(executed, last_seq, positions)
 
 
-def _open_positions(conn: object, spool: TradeSpool) -> list[LegPosition]:
+def _open_positions(conn: psycopg.Connection, spool: TradeSpool) -> list[LegPosition]:
     """Open positions as stored, plus those of spooled records the database does not have yet (each pair once)."""
-    from arbees_core.store.positions import load_open, record_legs, resolved_markets, settle_known
-
-    legs = load_open(conn)  # type: ignore[arg-type]
+    legs = load_open(conn)
     pending = [rec for _, rec in spool.pending()]
-    stored = {row[0] for row in conn.execute(  # type: ignore[attr-defined]
+    stored = {row[0] for row in conn.execute(
         "SELECT signal_id FROM executed_signals WHERE signal_id = ANY(%s)", ([r.signal_id for r in pending],))}
     unstored = [leg for rec in pending if rec.signal_id not in stored for leg in record_legs(rec)]
-    return legs + settle_known(unstored, resolved_markets(conn, (leg.market for leg in unstored)))  # type: ignore[arg-type]
+    return legs + settle_known(unstored, resolved_markets(conn, (leg.market for leg in unstored)))
 
 
 #: Resolutions read back from `markets:resolved` at start in ZMQ mode (the newest first).
@@ -202,7 +208,7 @@ def recent_resolutions(redis_url: str, logger: logging.Logger) -> list[MarketRes
             entries = client.xrevrange(STREAMS[Family.RESOLUTIONS], count=CATCH_UP_RESOLUTIONS)
         finally:
             client.close()
-    except (redis.RedisError, OSError) as e:
+    except REDIS_ERRORS as e:
         logger.warning("Cannot read %s from Redis (%s): resolutions published while execution_service was down "
                        "are settled only if their monitor replays them", STREAMS[Family.RESOLUTIONS], type(e).__name__)
         return []

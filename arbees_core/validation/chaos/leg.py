@@ -9,7 +9,7 @@ moved book could not check anything and says so (inconclusive), never a pass.
 
 Checked: a leg miss was provoked; no pair of `paper_trades` since the injections holds unequal quantities, and
 execution reports 0 unhedged contracts; each miss is counted (`leg_misses`) and logged once; and after the
-simulator is restored, the next signals fill both legs at the same size. Registered in `validation/chaos.py`.
+simulator is restored, the next signals fill both legs at the same size. Registered in `chaos/__init__.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from arbees_core.store.db import connect
 from arbees_core.store.positions import unequal_pairs
-from arbees_core.validation.chaos_support import ChaosUnavailable, StackProbe, eventually, ledger
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, eventually, ledger, restarted_with
 from arbees_core.validation.results import RunResult
 
 #: Seconds before the first injection (the restarted monitor's books settle first), and how long each one holds
@@ -66,8 +66,6 @@ def _unequal_since(database_url: str, since: datetime) -> list[tuple[str, float,
 
 def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     """The book moves between a signal and its fill (module docstring). `.env` and the monitor are restored."""
-    from arbees_core.config import write_dotenv_value
-
     probe = StackProbe(runtime)
     flow_s = float(opts.get("flow_timeout_s", 45))
     svc = _mispriced_monitor(runtime)
@@ -79,35 +77,23 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
         raise ChaosUnavailable(f"leg-miss moves a book inside the simulated venue; {svc} runs {source_var}="
                                f"{runtime.env(svc).get(source_var)}")
     at = _schedule(runtime, svc)
-    env_file = root / ".env"
-    saved = env_file.read_text() if env_file.exists() else None
-    exec_pid = probe.row("execution_service").pid
-    misses0 = probe.counter("execution_service", "leg_misses", exec_pid)
-    t0_wall, since = time.time(), datetime.now(timezone.utc)
-    for key, value in (("SIM_LEG_MISS_AT_S", ",".join(f"{x:g}" for x in at)),
-                       ("SIM_LEG_MISS_HOLD_MS", ",".join(f"{x:g}" for x in HOLDS_MS)),
-                       ("SIM_MISPRICE_EVERY_S", "0"), ("SIM_MISPRICE_AT_S", "")):  # the only mispricings meanwhile
-        write_dotenv_value(key, value, env_file)
-    try:
-        runtime.restart([svc])
-        pid = probe.row(svc).pid
-        done = eventually(lambda: (probe.field(svc, "connection", {}, pid) or {}).get("leg_misses_injected", 0)
+    misses0 = probe.counter("execution_service", "leg_misses")
+    t0_wall, since, since_ns = time.time(), datetime.now(timezone.utc), time.time_ns()
+    injection = {"SIM_LEG_MISS_AT_S": ",".join(f"{x:g}" for x in at),
+                 "SIM_LEG_MISS_HOLD_MS": ",".join(f"{x:g}" for x in HOLDS_MS),
+                 "SIM_MISPRICE_EVERY_S": "0", "SIM_MISPRICE_AT_S": ""}  # the only mispricings meanwhile
+    with restarted_with(runtime, root, svc, injection):
+        done = eventually(lambda: (probe.field(svc, "connection", {}, since_ns) or {}).get("leg_misses_injected", 0)
                           >= len(at), at[-1] + flow_s)
         if not done:
             raise ChaosUnavailable(f"{svc} did not make its {len(at)} injections within {at[-1] + flow_s:.0f}s")
         time.sleep(2.0)  # the last injection's signal reaches execution and its spool
-        misses = probe.counter("execution_service", "leg_misses", exec_pid) - misses0
+        misses = probe.counter("execution_service", "leg_misses") - misses0
         if misses > 0:
             _check_misses(probe, result, misses, t0_wall, since, len(at))
         else:
             result.add_inconclusive(PROVOKED, f"none of {len(at)} injections met its fill after the book moved "
                                     "(each signal filled first, or game_shard saw both reads at once); run again")
-    finally:
-        if saved is None:
-            env_file.unlink(missing_ok=True)
-        else:
-            env_file.write_text(saved)
-        runtime.restart([svc])
     _check_trading_resumes(probe, result, flow_s, opts)
 
 
