@@ -1,6 +1,6 @@
 """execution_service never leaves a leg naked, and frees exposure when a market resolves: in both transport modes.
 
-execution_service runs as a process; the test stands in for the monitors (prices, market resolutions) and for
+execution_service runs as a process, under either leg policy; the test stands in for the monitors (prices, market resolutions) and for
 game_shard (signals), over real ZMQ sockets or real Redis streams, and reads `paper_trades`, `positions` and the
 service's metrics. The book moves under a signal (the cheap leg's ask rises past its limit after the signal was
 made): both legs are cancelled and the miss is counted and logged once. A later signal fills both legs; the
@@ -59,10 +59,11 @@ def _resolution(venue: str, ticker: str, result: str) -> MarketResolution:
 class Desk:
     """execution_service alone, with the test as both monitors and game_shard, in one transport mode."""
 
-    def __init__(self, tmp_path: Path, redis_url: str, database_url: str, zmq_mode: bool) -> None:
-        self.zmq_mode, self.database_url = zmq_mode, database_url
+    def __init__(self, tmp_path: Path, redis_url: str, database_url: str, zmq_mode: bool,
+                 policy: str = "joint") -> None:
+        self.zmq_mode, self.database_url, self.policy = zmq_mode, database_url, policy
         self.env = pipeline_env(zmq_mode, redis_url, database_url, tmp_path)
-        self.env.update({"MAX_EXPOSURE_USD": "60", "HEARTBEAT_INTERVAL_SECS": "0.1"})
+        self.env.update({"MAX_EXPOSURE_USD": "60", "HEARTBEAT_INTERVAL_SECS": "0.1", "LEG_POLICY": policy})
         self.stack = ProcessStack(tmp_path, self.env)
         self.redis = redis.Redis.from_url(redis_url)
         self.outboxes: dict[str, Outbox] = {}
@@ -135,9 +136,10 @@ class Desk:
         self.redis.close()
 
 
-@pytest.fixture(params=["zmq", "redis"])
+@pytest.fixture(params=["zmq/joint", "redis/joint", "zmq/sequential", "redis/sequential"])
 def desk(request, tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Desk]:
-    running = Desk(tmp_path, redis_url, database_url, request.param == "zmq")
+    mode, policy = request.param.split("/")
+    running = Desk(tmp_path, redis_url, database_url, mode == "zmq", policy)
     try:
         running.start()
         yield running
@@ -154,10 +156,10 @@ def test_the_book_moving_under_a_signal_leaves_no_leg_and_settlement_frees_the_e
     # the signal meets the moved book: both legs cancelled, the miss counted and logged once
     missed = desk.signal(_signal("arb-moved", "BOS"))
     assert [(r[1], r[2]) for r in missed] == [("cancelled", 0.0), ("cancelled", 0.0)]
-    assert missed[0][3] == "yes ask 46c above limit 40c" and missed[1][3].startswith("not sent (joint fill)")
+    assert missed[0][3] == "yes ask 46c above limit 40c" and missed[1][3].startswith("not sent (")
     wait_for(lambda: desk.metric("leg_misses") == 1, 10, "the leg miss counted", desk.stack)
     log = desk.stack.log("execution_service")
-    assert log.count("Leg miss on arb-moved (joint): leg 0 kalshi") == 1 and "both legs cancelled" in log
+    assert log.count(f"Leg miss on arb-moved ({desk.policy}): leg 0 kalshi") == 1 and "both legs cancelled" in log
 
     # the book comes back: both legs fill at the same size, and their cost is the exposure
     desk.price(_kalshi("BOS", 40.0))

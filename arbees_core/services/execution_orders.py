@@ -18,6 +18,7 @@ from arbees_core.messages import Leg, PriceUpdate, TradeResult, TradingSignal
 from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.strategy.fill import FillOutcome, joint_fill
 from arbees_core.strategy.legging import sequential_fill
+from arbees_core.strategy.positions import Unhedged
 
 LEG_POLICIES = ("joint", "sequential")
 
@@ -73,6 +74,20 @@ def leg_miss_line(sig: TradingSignal, policy: str, ex: Execution) -> str:
             + (f" at {sale.avg_price:g}c" if sale.avg_price is not None else f" ({sale.reason})")
             + f", legging loss ${ex.legging_loss_cents / 100.0:.2f}")
     return text + (f"; {ex.residual_qty:g} contracts left unhedged" if ex.residual_qty > 0 else "")
+
+
+def legging_report(sig: TradingSignal, policy: str, ex: Execution, residual: Unhedged | None) -> list[tuple[str, str]]:
+    """(counter, log line) of what a signal left to report: its leg miss (`leg_misses`), and a pair whose legs
+    hold different quantities after it (`unhedged_events`: the residual's size and where it is)."""
+    out = []
+    if ex.missed_leg is not None:
+        out.append(("leg_misses", leg_miss_line(sig, policy, ex)))
+    if residual is not None:
+        leg = residual.leg
+        out.append(("unhedged_events", f"Unhedged position {sig.signal_id}: {residual.contracts:g} contracts of "
+                    f"{leg.venue} {leg.ticker} {leg.side} open (net open quantity of the pair is not zero); "
+                    "reported until its market resolves"))
+    return out
 
 
 def _result(sig: TradingSignal, index: int, leg: Leg, qty: float, out: FillOutcome, transport: str, recv_ns: int,

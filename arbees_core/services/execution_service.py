@@ -29,8 +29,8 @@ from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, Tra
 from arbees_core.services.execution_orders import (
     Execution,
     execute,
-    leg_miss_line,
     leg_policy_from_env,
+    legging_report,
     rejected,
     trade_results,
 )
@@ -344,16 +344,9 @@ class ExecutionService(Service):
     def note_legging(self, sig: TradingSignal, ex: Execution) -> None:
         """A leg miss: counted and logged once. The invariant after every signal: the pair's legs hold equal
         quantities, or the residual is reported (one line, and the `unhedged_*` figures of the snapshot)."""
-        if ex.missed_leg is not None:
-            self.metrics.inc("leg_misses")
-            self.log.warning("%s", leg_miss_line(sig, self.cfg.leg_policy, ex))
-        residual = self.positions.residual(sig.signal_id)
-        if residual is not None:
-            self.metrics.inc("unhedged_events")
-            leg = residual.leg
-            self.log.warning("Unhedged position %s: %g contracts of %s %s %s open (net open quantity of the pair "
-                             "is not zero); reported until its market resolves", sig.signal_id, residual.contracts,
-                             leg.venue, leg.ticker, leg.side)
+        for counter, line in legging_report(sig, self.cfg.leg_policy, ex, self.positions.residual(sig.signal_id)):
+            self.metrics.inc(counter)
+            self.log.warning("%s", line)
 
     # -- positions -------------------------------------------------------------------------------------------
 
@@ -368,7 +361,7 @@ class ExecutionService(Service):
         for res in early:
             self.positions.settle_market(res.venue, res.ticker, res.result, res.ts_event_ns or res.ts_origin_ns)
         self.log.info("Open positions: %d pairs, exposure $%.2f of MAX_EXPOSURE_USD=$%.2f",
-                      self.positions.summary(0)["open_pairs"], self.positions.exposure_usd,
+                      self.positions.open_pairs, self.positions.exposure_usd,
                       self.cfg.risk.max_exposure_usd)
 
     def on_resolution(self, res: MarketResolution) -> None:

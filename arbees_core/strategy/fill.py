@@ -54,6 +54,13 @@ def _book_problem(leg: Leg, book: PriceUpdate | None, qty: float) -> FillOutcome
     return None
 
 
+def _take(venue: str, qty: float, price: float, size: float, fees: FeeSchedule, short: str) -> FillOutcome:
+    """min(qty, size) contracts at `price`, with their taker fee: "filled", or "partial" with `short` as reason."""
+    done = min(qty, size)
+    fee = taker_fee_cents(venue, done, price, fees)
+    return FillOutcome("filled", done, price, fee, "") if done >= qty else FillOutcome("partial", done, price, fee, short)
+
+
 def ioc_fill(leg: Leg, book: PriceUpdate | None, fees: FeeSchedule) -> FillOutcome:
     """Fill a buy of `leg.qty` contracts of `leg.side` at up to `leg.limit_price` cents against `book`.
 
@@ -69,12 +76,8 @@ def ioc_fill(leg: Leg, book: PriceUpdate | None, fees: FeeSchedule) -> FillOutco
         return cancelled(f"no {leg.side} ask on the book (limit {leg.limit_price:g}c)")
     if ask > leg.limit_price:
         return cancelled(f"{leg.side} ask {ask:g}c above limit {leg.limit_price:g}c")
-    filled = min(leg.qty, size)
-    fee = taker_fee_cents(leg.venue, filled, ask, fees)
-    if filled >= leg.qty:
-        return FillOutcome("filled", filled, ask, fee, "")
-    reason = f"book had {size:g} at {ask:g}c of {leg.qty:g} ordered; rest cancelled (IOC)"
-    return FillOutcome("partial", filled, ask, fee, reason)
+    return _take(leg.venue, leg.qty, ask, size, fees,
+                 f"book had {size:g} at {ask:g}c of {leg.qty:g} ordered; rest cancelled (IOC)")
 
 
 def ioc_sell(leg: Leg, qty: float, book: PriceUpdate | None, fees: FeeSchedule) -> FillOutcome:
@@ -87,11 +90,7 @@ def ioc_sell(leg: Leg, qty: float, book: PriceUpdate | None, fees: FeeSchedule) 
     bid, size = (book.yes_bid, book.yes_bid_size) if leg.side == "yes" else (book.no_bid, book.no_bid_size)
     if bid is None or size <= 0.0:
         return cancelled(f"no {leg.side} bid on the book to sell {qty:g} into")
-    sold = min(qty, size)
-    fee = taker_fee_cents(leg.venue, sold, bid, fees)
-    if sold >= qty:
-        return FillOutcome("filled", sold, bid, fee, "")
-    return FillOutcome("partial", sold, bid, fee, f"book had {size:g} bid at {bid:g}c of {qty:g} to sell")
+    return _take(leg.venue, qty, bid, size, fees, f"book had {size:g} bid at {bid:g}c of {qty:g} to sell")
 
 
 def sized_to(out: FillOutcome, ordered: float, why: str) -> FillOutcome:

@@ -134,6 +134,11 @@ class PositionBook:
     def __contains__(self, pair_id: str) -> bool:
         return pair_id in self._pairs
 
+    @property
+    def open_pairs(self) -> int:
+        """Pairs with at least one open leg."""
+        return len(self._pairs)
+
     def legs(self, pair_id: str) -> list[LegPosition]:
         return sorted(self._pairs.get(pair_id, {}).values(), key=lambda leg: leg.leg)
 
@@ -200,7 +205,7 @@ class PositionBook:
         """The figures a metrics snapshot carries (and the soak samples): exposure, open pairs and legs, unhedged
         contracts with the oldest one's age, settled legs and realised P&L."""
         naked = self.unhedged()
-        return {"exposure_usd": round(self.exposure_usd, 4), "open_pairs": len(self._pairs),
+        return {"exposure_usd": round(self.exposure_usd, 4), "open_pairs": self.open_pairs,
                 "open_legs": len(self.open_legs()), "unhedged_pairs": len(naked),
                 "unhedged_contracts": round(sum(u.contracts for u in naked), 6),
                 "oldest_unhedged_s": round(max((u.age_s(now_ns) for u in naked), default=0.0), 3),

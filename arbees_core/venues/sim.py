@@ -97,7 +97,8 @@ class SimVenue(SimWire):
     # -- games ----------------------------------------------------------------------------------------------------
 
     def _open_game(self, game: SimGame) -> list[SimMarket]:
-        """`game` becomes its slot's game: its two markets (books empty until `_fill`) replace the previous ones."""
+        """`game` becomes its slot's game: its two markets (with empty books, for the caller to fill) replace the
+        previous game's."""
         slot = game.index
         if slot < len(self.games):
             self.games[slot] = game
