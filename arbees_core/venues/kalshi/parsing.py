@@ -26,8 +26,8 @@ import orjson
 
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.book import BookChange, KalshiBook, ReadChanges
-from arbees_core.venues.resolution import RESULTS, Resolution
 from arbees_core.venues.rejects import FrameRejects
+from arbees_core.venues.resolution import RESULTS, Resolution
 
 log = logging.getLogger("kalshi")
 

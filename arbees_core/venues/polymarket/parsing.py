@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 
 from arbees_core.venues.book import BinaryBook, BookChange, ReadChanges
-from arbees_core.venues.resolution import Resolution
 from arbees_core.venues.rejects import FrameRejects
+from arbees_core.venues.resolution import Resolution
 
 log = logging.getLogger("polymarket")
 
