@@ -191,7 +191,7 @@ def test_exposure_that_is_never_freed_shows_on_the_risk_row_not_as_errors() -> N
     decision = judge("exposure-stuck")
     risk, errors = row(decision, "Risk rejections"), row(decision, "Error rate")
     assert risk["verdict"] == DEBUG and "540 of 720 signals (75.0%)" in risk["reason"]
-    assert "is exposure freed when positions close" in risk["reason"]
+    assert "the exposure never fell: is exposure freed when positions close?" in risk["reason"]
     assert errors["verdict"] == GO  # before, these refusals counted as errors and pushed towards rollback
     assert decision.decision == DEBUG and decision.decided_by == ["Risk rejections"]
 

@@ -53,8 +53,20 @@ def risk_rejections_row(samples: list[dict[str, Any]], t: Thresholds) -> Row:
               + (f"; open exposure ${exposure:.2f} at the last sample" if exposure is not None else ""))
     if signals and share > t.risk_rejected_share_max:
         return Row(metric, target, round(share, 6), DEBUG, f"{reason}: more than {t.risk_rejected_share_max:.0%} "
-                   "of the signals were refused; is exposure freed when positions close?", False, None, signals)
+                   f"of the signals were refused; {_freed(judged)}", False, None, signals)
     return Row(metric, target, round(share, 6), GO, reason, False, None, signals)
+
+
+def _freed(samples: list[dict[str, Any]]) -> str:
+    """Whether the soak's exposure ever fell (positions closing free it), for a row where the limit binds."""
+    exposure = [float(s["exposure_usd"]) for s in samples if s.get("exposure_usd") is not None]
+    falls = sum(1 for a, b in zip(exposure, exposure[1:]) if b < a)
+    if not exposure:
+        return "is exposure freed when positions close?"
+    if not falls:
+        return "the exposure never fell: is exposure freed when positions close?"
+    return (f"the exposure fell in {falls} of {len(exposure) - 1} intervals as positions closed, so the limit binds "
+            "because signals come faster than positions settle (MAX_EXPOSURE_USD, or the markets' horizon)")
 
 
 def unhedged_row(samples: list[dict[str, Any]], t: Thresholds) -> Row:
