@@ -31,6 +31,9 @@ def failed_checks(result: dict) -> list[str]:
 def ensure_mode(project: ComposeProject, zmq: bool) -> None:
     """The stack in one mode, through arbees itself (`.env`, then recreate what runs in the other mode)."""
     want = "true" if zmq else "false"
+    rows = as_json(project.arbees("status", "--runtime", "compose", "--json"))["services"]
+    if any(r["state"] != "running" for r in rows if r["name"] in PIPELINE):  # a test before left one down
+        assert project.arbees("up", "--runtime", "compose").returncode == 0
     modes = {name: project.arbees("env", name, "--runtime", "compose").stdout for name in ("game_shard",)}
     if all(f"ZMQ_ENABLED={want}" in text for text in modes.values()):
         return

@@ -2,7 +2,7 @@
 
 | fault | local runtime | compose runtime |
 |---|---|---|
-| kill a service | SIGKILL its process (the supervisor restarts it) | `docker kill` (the restart policy restarts it) |
+| kill a service | SIGKILL its process (the supervisor restarts it) | SIGKILL the container's main process from the host (the restart policy restarts it: `docker kill` is a manual stop, which it never restarts) |
 | freeze a service or Redis | SIGSTOP / SIGCONT | `docker pause` / `docker unpause` |
 | PostgreSQL outage | `pg_ctl stop` / `start` of the embedded server | `docker stop` / `docker start` |
 | read a service's file (the spool) | read it | `docker exec cat` |
@@ -127,7 +127,17 @@ class ComposeFaults:
         return container
 
     def kill(self, service: str) -> None:
-        self.rt._call(self._running(service).kill)
+        """A crash, as the engine sees one (the OOM killer's SIGKILL): the container's main process killed from
+        the host, so the restart policy restarts it and counts it. `docker kill` would be a manual stop, which
+        Docker never restarts. Needs the engine on this machine and the right to signal its processes."""
+        pid = int((self._running(service).attrs.get("State") or {}).get("Pid") or 0)
+        try:
+            if pid <= 0:
+                raise ProcessLookupError(pid)
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError) as e:
+            raise FaultUnavailable(f"cannot kill {service}'s process {pid} from here ({type(e).__name__}): a crash "
+                                   "needs the Docker engine on this machine and root (or the engine's user)") from None
 
     def pause(self, target: str) -> None:
         self.rt._call(self._running(target).pause)

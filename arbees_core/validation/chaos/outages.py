@@ -51,10 +51,10 @@ def redis_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> No
         result.add("zmq_listener reconnects and catches up", bool(caught_up),
                    f"backlog {probe.field('zmq_listener', 'backlog')}, written {probe.field('zmq_listener', 'written')},"
                    f" dropped {probe.field('zmq_listener', 'dropped')} (counted, bounded by MIRROR_BUFFER_MAX)")
-        logged = "back after" in probe.logs_since("zmq_listener", t0_wall)
-        result.add("zmq_listener logs the outage and its end", logged and "unavailable" in
-                   probe.logs_since("zmq_listener", t0_wall),
-                   "`Redis unavailable at ...` / `Redis back after ...` lines")
+        lines = eventually(lambda: _outage_lines(probe.logs_since("zmq_listener", t0_wall)), 20) or \
+            _outage_lines(probe.logs_since("zmq_listener", t0_wall), complete=False)
+        result.add("zmq_listener logs the outage and its end", len(lines) == 2 and all(lines),
+                   " / ".join(line or "(missing)" for line in lines) or "no `Redis unavailable` / `back after` line")
     else:
         resumed = eventually(lambda: probe.counter("game_shard", "prices_rx") > prices1 + 5 and all(
             "back after" in probe.logs_since(s, t0_wall) for s in ("game_shard",)), 60)
@@ -68,13 +68,20 @@ def redis_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> No
                ", ".join(f"{n}+{d}" for n, d in crashed.items()) or "restarts unchanged")
 
 
+def _outage_lines(log: str, complete: bool = True) -> list[str]:
+    """The first `Redis ... unavailable` line and the first `... back after` line of `log` (both, or [] while
+    one is missing; with complete=False, whatever was found, '' for a missing one)."""
+    down = next((ln.strip()[:200] for ln in log.splitlines() if "Redis" in ln and "unavailable" in ln), "")
+    back = next((ln.strip()[:200] for ln in log.splitlines() if "back after" in ln), "")
+    return [down, back] if (down and back) or not complete else []
+
+
 def postgres_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     """PostgreSQL stopped (the embedded server's `pg_ctl stop`, `docker stop` of arbees-timescaledb) for
     `outage_s`, execution_service killed half-way; then started again."""
     probe = StackProbe(runtime)
     outage_s = float(opts.get("outage_s", 30))
     await_trading(probe, float(opts.get("flow_timeout_s", 45)))
-    db = probe.urls["DATABASE_URL"]
     before_ids = set(probe.spool_signals())
     t_stop_ns = time.time_ns()
     probe.fault("stop_postgres")
@@ -92,6 +99,7 @@ def postgres_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) ->
                bool(restarted) and bool(during),
                f"{len(during)} signals spooled while PostgreSQL was down; writer pending {pending}; restarts "
                f"{row.restarts} -> {getattr(restarted, 'restarts', None)}")
+    db = probe.current_url("DATABASE_URL")  # a restarted container may publish its port elsewhere
     spooled = set(probe.spool_signals())  # read first: signals keep arriving, later ones are not this check's
     flushed = eventually(lambda: spooled <= executed_ids(db), 60)
     missing = spooled - executed_ids(db)

@@ -68,6 +68,15 @@ class StackProbe:
     def row(self, name: str) -> Any:
         return next(s for s in self.rt.status() if s.name == name)
 
+    def current_url(self, name: str, timeout_s: float = 60.0) -> str:
+        """REDIS_URL / DATABASE_URL as the stack publishes it now (a restarted server container may publish
+        another host port), waiting for the server to be back."""
+        url = eventually(lambda: self.rt.urls().get(name, ""), timeout_s)
+        if not url:
+            raise ChaosUnavailable(f"the stack reports no {name} within {timeout_s:.0f}s")
+        self.urls[name] = url
+        return url
+
     def running(self) -> list[str]:
         return [s.name for s in self.rt.status() if s.state == "running"]
 
@@ -199,7 +208,7 @@ SELECT DISTINCT p.signal_id FROM paper_trades p
 
 
 def ledger(database_url: str) -> Ledger:
-    with connect(database_url, retries=0) as conn:
+    with connect(database_url, retries=8) as conn:
         rows = conn.execute(_LEDGER_SQL).fetchall()
         orphans = [r[0] for r in conn.execute(_ORPHANS_SQL).fetchall()]
     wrong = [sid for sid, legs, n, distinct, top in rows if not (n == distinct == legs and top == legs - 1)]
@@ -207,12 +216,12 @@ def ledger(database_url: str) -> Ledger:
 
 
 def executed_ids(database_url: str) -> set[str]:
-    with connect(database_url, retries=0) as conn:
+    with connect(database_url, retries=8) as conn:
         return {r[0] for r in conn.execute("SELECT signal_id FROM executed_signals").fetchall()}
 
 
 def trade_rows(database_url: str) -> int:
-    with connect(database_url, retries=0) as conn:
+    with connect(database_url, retries=8) as conn:
         return int(conn.execute("SELECT count(*) FROM paper_trades").fetchone()[0])
 
 
