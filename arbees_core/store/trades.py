@@ -194,7 +194,8 @@ class TradeWriter:
         self.link.close()
 
     def stats(self) -> dict[str, Any]:
-        """Counters for heartbeats: rows inserted, records pending, batches, errors, rejected, outage."""
+        """Counters for heartbeats: rows inserted, records pending, batches, errors, rejected, outage, market
+        resolutions waiting to be stored, positions they settled."""
         with self._lock:
             return {"inserted": self._inserted, "pending": self._pending, "batches": self._batches,
                     "errors": self._errors, "rejected": self._rejected, "outage": self._outage,
