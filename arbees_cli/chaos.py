@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
               flow_timeout: Optional[str] = typer.Option(None, "--flow-timeout", help="How long to wait for "
                                                          "traffic after a restart (default 45s).")) -> None:
         """Inject one fault into the running local stack (kill -9 a service, stop Redis or PostgreSQL, send bad
-        frames, overflow a subscriber) and check that it is survived: restarts counted, nothing lost or duplicated,
+        frames, overflow a subscriber, move a book between a signal and its fill) and check that it is survived: restarts counted, nothing lost or duplicated,
         every reject and loss counted. Exit 0 pass, 1 fail, 3 could not run."""
         if scenario not in scenario_names():
             fail(f"unknown scenario {scenario!r}: expected one of {', '.join(scenario_names())}", as_json=as_json)

@@ -190,9 +190,10 @@ def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
 
 
 #: Simulator and strategy settings `validate --quick` writes to `.env` when they are not set there: a mispricing
-#: every second (rotating over the games) so a 20 s window has enough end-to-end samples to judge.
+#: every second (rotating over the games) so a 20 s window has enough end-to-end samples to judge, and games of a
+#: minute, so the 2-minute soak sees positions settle and their exposure freed.
 QUICK_ENV = {"SIM_MISPRICE_EVERY_S": "1", "SIM_MISPRICE_DURATION_MS": "300", "GAME_COOLDOWN_MS": "500",
-             "SIM_RATE": "100"}
+             "SIM_RATE": "100", "SIM_GAME_LENGTH_S": "60"}
 QUICK = {"windows": 4, "window_seconds": 20.0, "warmup_seconds": 5.0, "duration_seconds": 120.0,
          "interval_seconds": 15.0}
 

@@ -31,6 +31,9 @@ MAX_PAYLOAD_BYTES: Final = 64 * 1024
 Venue = Literal["kalshi", "polymarket"]
 Side = Literal["yes", "no"]
 FillStatus = Literal["filled", "partial", "cancelled", "rejected"]
+Action = Literal["buy", "sell"]
+#: How a binary contract settled: YES paid 100 cents, NO paid 100 cents, or voided (every position refunded at cost).
+MarketResult = Literal["yes", "no", "void"]
 
 
 class PriceUpdate(msgspec.Struct, kw_only=True, gc=False):
@@ -115,7 +118,12 @@ class TradingSignal(msgspec.Struct, kw_only=True, gc=False):
 
 
 class TradeResult(msgspec.Struct, kw_only=True, gc=False):
-    """A paper IOC fill of one leg, with the latency breakdown of the hops that produced it (milliseconds)."""
+    """A paper IOC fill of one leg, with the latency breakdown of the hops that produced it (milliseconds).
+
+    `action` is "buy" for the arbitrage's legs and "sell" for an unwind: the sale of a leg whose partner missed
+    (`LEG_POLICY=sequential`), back into the book at its bid. `legging_loss_cents` is set on an unwind only: what
+    the unwound contracts cost (price and buy fees) minus what selling them brought (price less sell fees), cents.
+    """
 
     v: int = SCHEMA_VERSION
     src: str
@@ -129,6 +137,7 @@ class TradeResult(msgspec.Struct, kw_only=True, gc=False):
     ticker: str
     side: Side
     status: FillStatus
+    action: Action = "buy"
     limit_price: float
     qty: float
     filled_qty: float
@@ -142,6 +151,30 @@ class TradeResult(msgspec.Struct, kw_only=True, gc=False):
     signal_latency_ms: float = 0.0
     execution_latency_ms: float = 0.0
     latency_ms: float = 0.0
+    legging_loss_cents: float = 0.0
+
+
+class MarketResolution(msgspec.Struct, kw_only=True, gc=False):
+    """A market's result as its venue announced it: the contract `ticker` on `venue` settled `result`.
+
+    Published by the venue's monitor when the venue says the market is determined (Kalshi `market_lifecycle_v2`
+    `determined`/`settled` with `result`; Polymarket `market_resolved` with `winning_asset_id`); execution settles
+    the positions held in that market and frees their exposure. `ts_event_ns` is the venue's time of the
+    determination, `ts_origin_ns` its receipt by the monitor. `snapshot` marks a replay to a late joiner.
+    """
+
+    v: int = SCHEMA_VERSION
+    src: str
+    seq: int
+    ts_pub_ns: int = 0
+    ts_origin_ns: int
+    ts_event_ns: int = 0
+    venue: Venue
+    ticker: str
+    game_id: str = ""
+    outcome: str = ""
+    result: MarketResult
+    snapshot: bool = False
 
 
 class Heartbeat(msgspec.Struct, kw_only=True, gc=False):
@@ -159,13 +192,14 @@ class Heartbeat(msgspec.Struct, kw_only=True, gc=False):
     counters: dict[str, float] = {}
 
 
-Message = Union[PriceUpdate, TradingSignal, TradeResult, Heartbeat]
+Message = Union[PriceUpdate, TradingSignal, TradeResult, MarketResolution, Heartbeat]
 
 MESSAGE_TYPES: Final[dict[Family, type]] = {
     Family.PRICES_KALSHI: PriceUpdate,
     Family.PRICES_POLY: PriceUpdate,
     Family.SIGNALS: TradingSignal,
     Family.RESULTS: TradeResult,
+    Family.RESOLUTIONS: MarketResolution,
     Family.HEARTBEAT: Heartbeat,
 }
 
@@ -185,8 +219,9 @@ class _VersionProbe(msgspec.Struct):
 
 _json_encoder = msgspec.json.Encoder()
 _msgpack_encoder = msgspec.msgpack.Encoder()
-_JSON_DECODERS = {t: msgspec.json.Decoder(t) for t in (PriceUpdate, TradingSignal, TradeResult, Heartbeat)}
-_MSGPACK_DECODERS = {t: msgspec.msgpack.Decoder(t) for t in (PriceUpdate, TradingSignal, TradeResult, Heartbeat)}
+_TYPES = (PriceUpdate, TradingSignal, TradeResult, MarketResolution, Heartbeat)
+_JSON_DECODERS = {t: msgspec.json.Decoder(t) for t in _TYPES}
+_MSGPACK_DECODERS = {t: msgspec.msgpack.Decoder(t) for t in _TYPES}
 _json_probe = msgspec.json.Decoder(_VersionProbe)
 _msgpack_probe = msgspec.msgpack.Decoder(_VersionProbe)
 
@@ -270,6 +305,8 @@ def check(msg: Message) -> str | None:
     if isinstance(msg, TradeResult):
         if _bad_size(msg.qty) or _bad_size(msg.filled_qty) or msg.filled_qty > msg.qty:
             return f"filled_qty {msg.filled_qty} of qty {msg.qty}"
+    if isinstance(msg, MarketResolution) and not msg.ticker:
+        return "empty ticker"
     return None
 
 

@@ -28,7 +28,8 @@ POLYMARKET_LIVE_ENV: tuple[str, ...] = (
 FEED_ENV: tuple[str, ...] = ("VENUE_BACKOFF_MIN_S", "VENUE_BACKOFF_MAX_S", "STALE_FEED_S")
 SIM_ENV: tuple[str, ...] = (
     "SIM_SEED", "SIM_GAMES", "SIM_RATE", "SIM_MISPRICE_EVERY_S", "SIM_MISPRICE_AT_S", "SIM_MISPRICE_CENTS",
-    "SIM_MISPRICE_DURATION_MS", "SIM_MISPRICE_VENUE", "SIM_DATE", "SIM_FAULT_GAP_AT_S",
+    "SIM_MISPRICE_DURATION_MS", "SIM_MISPRICE_VENUE", "SIM_DATE", "SIM_FAULT_GAP_AT_S", "SIM_GAME_LENGTH_S",
+    "SIM_LEG_MISS_AT_S", "SIM_LEG_MISS_HOLD_MS",
 )
 
 
@@ -83,7 +84,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(topics.EXECUTION_SERVICE, "arbees_core.services.execution_service", topics.EXECUTION_SERVICE_PORT,
                 ("ZMQ_SUB_ENDPOINT", "ZMQ_PRICE_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL",
                  "SPOOL_PATH", "SPOOL_FSYNC", "SIGNAL_MAX_AGE_MS", "PRICE_DRAIN_MS", "KILL_SWITCH_FILE",
-                 "PAPER_TRADING", "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE",
+                 "PAPER_TRADING", "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "LEG_POLICY", "KALSHI_TAKER_FEE_RATE",
                  "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),
 )

@@ -25,6 +25,7 @@ class Family(str, enum.Enum):
     PRICES_POLY = "prices.poly."
     SIGNALS = "signals.trade."
     RESULTS = "trades.result."
+    RESOLUTIONS = "markets.resolved."
     HEARTBEAT = "heartbeat."
 
 
@@ -34,12 +35,15 @@ STREAMS: Final[dict[Family, str]] = {
     Family.PRICES_POLY: "prices:poly",
     Family.SIGNALS: "signals:trades",
     Family.RESULTS: "trades:results",
+    Family.RESOLUTIONS: "markets:resolved",
     Family.HEARTBEAT: "heartbeats",
 }
 STREAM_FAMILY: Final[dict[str, Family]] = {stream: fam for fam, stream in STREAMS.items()}
 
 #: Families whose entries a late joiner needs at once (last value per topic), as in the ZMQ guide's clone pattern.
-LAST_VALUE_FAMILIES: Final = (Family.PRICES_KALSHI, Family.PRICES_POLY)
+#: A market's resolution is one: a restarted execution_service must still settle the positions of a market that
+#: resolved while it was down.
+LAST_VALUE_FAMILIES: Final = (Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS)
 
 # Ports of the plan (5555, 5556, 5558) plus the execution results publisher (5560, as the original's @HEAD).
 KALSHI_MONITOR_PORT: Final = 5555
@@ -75,6 +79,12 @@ def price_family(venue: str) -> Family:
 def price_topic(venue: str, ticker: str) -> str:
     """`prices.kalshi.<ticker>` or `prices.poly.<asset_id>`."""
     return price_family(venue).value + ticker
+
+
+def resolution_topic(venue: str, ticker: str) -> str:
+    """`markets.resolved.kalshi.<ticker>` or `markets.resolved.poly.<asset_id>`: one market's result."""
+    price_family(venue)  # an unknown venue raises here, as for a price topic
+    return f"{Family.RESOLUTIONS.value}{VENUE_TOPIC_NAME[venue]}.{ticker}"
 
 
 def signal_topic(signal_id: str) -> str:

@@ -71,6 +71,7 @@ def bench_env(zmq_mode: bool, rate: float, redis_url: str, database_url: str, fo
     env.update({
         "SIM_GAMES": str(SIM_GAMES), "SIM_RATE": f"{rate / (2 * UPDATES_PER_SIM_STEP):g}",
         "SIM_MISPRICE_AT_S": "", "SIM_MISPRICE_EVERY_S": f"{MISPRICE_EVERY_S:g}", "SIM_MISPRICE_DURATION_MS": "60",
+        "SIM_GAME_LENGTH_S": "0",  # the same games throughout: a recording is replayed long after it was built
         "GAME_COOLDOWN_MS": "100", "MAX_EXPOSURE_USD": "1000000000", "LOG_SAMPLE_PER_SEC": "2",
         "HEARTBEAT_INTERVAL_SECS": "0.5", "MIRROR_LOG_PER_SEC": "1",
     })

@@ -28,7 +28,8 @@ from tests.conftest import eventually
 DOTENV = ("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
           "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\n")
 SAMPLE_FIELDS = {"at", "t_s", "services", "error_lines", "zmq_error_lines", "mirrored", "mirrored_per_s",
-                 "prices_per_s", "end_to_end", "lost", "rejected", "messages"}
+                 "prices_per_s", "end_to_end", "lost", "rejected", "messages", "malformed", "failed_writes",
+                 "risk_rejected", "signals", "leg_misses", "exposure_usd", "unhedged"}
 SERVICE_NAMES = {"market_discovery", "zmq_listener", "kalshi_monitor", "polymarket_monitor", "game_shard",
                  "execution_service"}
 
@@ -188,8 +189,11 @@ def _check_sample(sample: dict) -> None:
         if view["state"] == "running":
             assert view["rss_mb"] > 0, name
     assert set(sample["end_to_end"]) == {"count", "p50_ms", "p95_ms", "mean_ms"}
-    for key in ("error_lines", "zmq_error_lines", "mirrored", "lost", "rejected", "messages"):
+    for key in ("error_lines", "zmq_error_lines", "mirrored", "lost", "rejected", "messages", "malformed",
+                "failed_writes", "signals", "leg_misses"):
         assert isinstance(sample[key], int) and sample[key] >= 0, key
+    assert sample["rejected"] == sample["malformed"] + sample["failed_writes"]  # risk rejections are not errors
+    assert set(sample["unhedged"]) == {"contracts", "pairs", "oldest_s"} and sample["exposure_usd"] >= 0
 
 
 @pytest.mark.e2e

@@ -66,10 +66,12 @@ def make_phase4(zmq_ms: float, redis_ms: float, windows_per_mode: int = 6, per_w
 
 
 def make_phase5(samples: int = 13, interval_s: float = 300.0, restart_at: int | None = None,
-                rss_growth_mb_per_h: float = 0.0, rate_end: float = 250.0, seed: int = 5) -> dict[str, Any]:
-    """A ZMQ soak: every service running, ~250 mirrored/s; options add a restart, RSS growth, a falling rate."""
+                rss_growth_mb_per_h: float = 0.0, rate_end: float = 250.0, seed: int = 5,
+                unhedged_at: int | None = None, refused_per_interval: int = 3) -> dict[str, Any]:
+    """A ZMQ soak: every service running, ~250 mirrored/s, 60 signals per interval of which 3 refused by the
+    exposure limit; options add a restart, RSS growth, a falling rate, a naked leg, more refusals."""
     rng = random.Random(seed)
-    out, messages, rejected = [], 1_000, 0
+    out, messages, rejected, signals, refused = [], 1_000, 0, 0, 0
     for i in range(samples):
         t_s = interval_s * (i + 1)
         hours = t_s / 3600
@@ -82,11 +84,17 @@ def make_phase5(samples: int = 13, interval_s: float = 300.0, restart_at: int | 
             services["game_shard"]["restarts"] = 1
         messages += int(rate * interval_s * 3)
         rejected += 2
+        signals, refused = signals + 60, refused + refused_per_interval
+        naked = 40.0 if unhedged_at is not None and i >= unhedged_at else 0.0
         out.append({"at": f"2026-11-24T11:{i:02d}:00+00:00", "t_s": t_s, "services": services,
                     "error_lines": 1, "zmq_error_lines": 0, "mirrored": 40, "mirrored_per_s": round(rate, 2),
                     "prices_per_s": round(rate / 2, 2),
                     "end_to_end": {"count": 300, "p50_ms": 90.0, "p95_ms": 105.0, "mean_ms": 92.0},
-                    "lost": 0, "rejected": rejected, "messages": messages})
+                    "lost": 0, "rejected": rejected, "messages": messages, "malformed": rejected, "failed_writes": 0,
+                    "risk_rejected": {"exposure": refused}, "signals": signals, "leg_misses": i // 4,
+                    "exposure_usd": 412.5,
+                    "unhedged": {"contracts": naked, "pairs": int(naked > 0), "oldest_s": (i - unhedged_at) * interval_s
+                                 if naked else 0.0}})
     data = {"duration_s": samples * interval_s, "interval_s": interval_s, "mode": "zmq", "resumed": 0,
             "samples": out}
     return {"command": "phase 5", "passed": True, "started_at": "2026-11-24T11:00:00+00:00",
@@ -102,6 +110,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "few-windows": {"phase4": lambda: make_phase4(90, 170, windows_per_mode=1), "phase5": lambda: make_phase5()},
     "memory-growth": {"phase4": lambda: make_phase4(90, 170), "phase5": lambda: make_phase5(rss_growth_mb_per_h=10)},
     "rate-dropping": {"phase4": lambda: make_phase4(90, 170), "phase5": lambda: make_phase5(rate_end=150)},
+    "nogo-unhedged": {"phase4": lambda: make_phase4(90, 170), "phase5": lambda: make_phase5(unhedged_at=9)},
+    "exposure-stuck": {"phase4": lambda: make_phase4(90, 170),
+                       "phase5": lambda: make_phase5(refused_per_interval=45)},
 }
 
 
@@ -148,12 +159,52 @@ def test_stable_soak_with_fast_zmq_is_go() -> None:
     stability = row(decision, "Stability")
     assert stability["critical"] and "0 restarts" in stability["reason"] and "13 samples" in stability["reason"]
     errors = row(decision, "Error rate")
-    assert errors["actual"] < 0.01 and "max(12 error lines, 24 rejected)" in errors["reason"]
+    assert errors["actual"] < 0.01 and "max(12 error lines, 24 malformed inputs or failed writes)" in errors["reason"]
     out = decision.to_dict()
     assert set(out) >= {"decision", "rows", "thresholds", "inputs"}
     assert out["inputs"]["phase4"]["windows"] == {"zmq": 6, "redis": 6}
     assert out["inputs"]["phase5"]["samples"] == 13
     json.dumps(out)  # machine-readable as is
+
+
+def test_a_soak_without_naked_legs_has_a_go_unhedged_row_and_reports_risk_rejections_apart() -> None:
+    decision = judge("go")
+    unhedged = row(decision, "Unhedged exposure")
+    assert (unhedged["verdict"], unhedged["critical"], unhedged["actual"], unhedged["target"]) == (GO, True, 0.0,
+                                                                                               "0 contracts")
+    assert "0 contracts unhedged in all 13 samples; 3 leg misses" in unhedged["reason"]
+    risk = row(decision, "Risk rejections")
+    assert (risk["verdict"], risk["critical"], risk["n"]) == (GO, False, 720)
+    assert risk["reason"].startswith("36 of 720 signals (5.0%) refused before any order: exposure 36")
+    assert "not errors" in risk["reason"] and "not errors" in row(decision, "Error rate")["reason"]
+
+
+def test_a_naked_leg_in_the_soak_is_no_go_with_its_size_and_age() -> None:
+    decision = judge("nogo-unhedged")
+    assert decision.decision == NOGO and decision.decided_by == ["Unhedged exposure"]
+    unhedged = row(decision, "Unhedged exposure")
+    assert unhedged["actual"] == 40.0
+    assert "40 contracts unhedged in 1 pair(s) at t=3900 s, the oldest open 900 s" in unhedged["reason"]
+
+
+def test_exposure_that_is_never_freed_shows_on_the_risk_row_not_as_errors() -> None:
+    decision = judge("exposure-stuck")
+    risk, errors = row(decision, "Risk rejections"), row(decision, "Error rate")
+    assert risk["verdict"] == DEBUG and "540 of 720 signals (75.0%)" in risk["reason"]
+    assert "the exposure never fell: is exposure freed when positions close?" in risk["reason"]
+    assert errors["verdict"] == GO  # before, these refusals counted as errors and pushed towards rollback
+    assert decision.decision == DEBUG and decision.decided_by == ["Risk rejections"]
+
+
+def test_a_soak_stored_before_the_risk_rows_is_debug_on_them_never_go() -> None:
+    old = make_phase5()
+    for sample in old["data"]["samples"]:
+        for key in ("malformed", "failed_writes", "risk_rejected", "signals", "leg_misses", "exposure_usd", "unhedged"):
+            del sample[key]
+    decision = decide(make_phase4(90, 170), old, load_thresholds())
+    assert row(decision, "Unhedged exposure")["verdict"] == DEBUG
+    assert row(decision, "Risk rejections")["reason"].startswith("insufficient data")
+    assert "max(12 error lines, 24 rejected)" in row(decision, "Error rate")["reason"]
 
 
 def test_p50_between_120_and_150_ms_is_debug() -> None:

@@ -2,6 +2,7 @@
 
 The WebSocket server verifies the RSA-PSS signature of the handshake with the key's public half, answers
 `subscribe` with `subscribed` + `orderbook_snapshot` + `orderbook_delta`s (fixed-point fields, `seq` per `sid`),
+answers the `market_lifecycle_v2` subscription with `subscribed` (and, when a test scripts it, lifecycle events),
 and each test scripts one of the situations the issue names: a sequence gap, a disconnect mid-stream, a malformed
 frame, an auth failure. The REST server pages `/trade-api/v2/markets` with a cursor and answers one 429.
 """
@@ -58,6 +59,7 @@ def delta(sid: int, seq: int, price: str, change: str, side: str = "yes", ticker
 
 
 Script = Callable[["FakeKalshi", ServerConnection, int, int, list[str]], Awaitable[None]]
+LifecycleScript = Callable[[ServerConnection, int], Awaitable[None]]
 
 
 class FakeKalshi:
@@ -69,7 +71,9 @@ class FakeKalshi:
         self.connections = 0
         self.rejected = 0
         self.signed_paths: list[str] = []
-        self.commands: list[tuple[int, dict]] = []
+        self.commands: list[tuple[int, dict]] = []  # order-book commands
+        self.lifecycle: list[tuple[int, dict]] = []  # market_lifecycle_v2 subscriptions
+        self.lifecycle_script: LifecycleScript | None = None
         self.auth_error = False  # answer every subscribe with error code 9
 
     def process_request(self, connection: ServerConnection, request: Any) -> Any:
@@ -90,6 +94,14 @@ class FakeKalshi:
         sid = 0
         async for text in ws:
             cmd = json.loads(text)
+            if cmd["cmd"] == "subscribe" and cmd["params"]["channels"] == ["market_lifecycle_v2"] \
+                    and not self.auth_error:
+                self.lifecycle.append((conn, cmd))  # every market's lifecycle: no tickers, a sid of its own
+                await ws.send(json.dumps({"id": cmd["id"], "type": "subscribed",
+                                          "msg": {"channel": "market_lifecycle_v2", "sid": 100 + conn}}))
+                if self.lifecycle_script is not None:
+                    await self.lifecycle_script(ws, 100 + conn)
+                continue
             self.commands.append((conn, cmd))
             if cmd["cmd"] == "subscribe" and self.auth_error:
                 await ws.send(json.dumps({"id": cmd["id"], "type": "error",
@@ -177,6 +189,31 @@ def test_signed_handshake_subscribe_snapshot_then_deltas(keys: Any) -> None:
     assert (second.yes_bid, second.yes_bid_size, second.no_ask) == (46.0, 30.0, 54.0)
     assert (third.yes_ask, third.yes_ask_size, third.no_bid) == (70.0, 80.0, 30.0)
     assert feed.gaps == 0 and feed.errors == {} and source.connects == 1
+
+
+def lifecycle(sid: int, ticker: str, event_type: str, **fields: Any) -> dict:
+    return {"type": "market_lifecycle_v2", "sid": sid, "msg": {"event_type": event_type, "market_ticker": ticker,
+                                                               **fields}}
+
+
+def test_lifecycle_channel_is_subscribed_and_a_determined_market_resolves(keys: Any) -> None:
+    async def script(srv: FakeKalshi, ws: ServerConnection, conn: int, sid: int, tickers: list[str]) -> None:
+        await ws.send(json.dumps(snapshot(sid, 1)))
+
+    async def events(ws: ServerConnection, sid: int) -> None:
+        await ws.send(json.dumps(lifecycle(sid, "KXFED-26DEC-T4.00", "determined", result="no",
+                                           determination_ts=1_795_000_000)))  # a market not held here
+        await ws.send(json.dumps(lifecycle(sid, TICKER, "close_date_updated", close_ts=1_795_000_000)))
+        await ws.send(json.dumps(lifecycle(sid, TICKER, "determined", result="yes", settlement_value="1.00",
+                                           determination_ts=1_795_000_123)))
+
+    server = FakeKalshi(keys[0].public_key(), script)
+    server.lifecycle_script = events
+    source, feed, _ = asyncio.run(run_client(server, KalshiSigner("id", keys[0]), lambda s, f: f.resolutions))
+    assert [cmd["params"] for _, cmd in server.lifecycle] == [{"channels": ["market_lifecycle_v2"]}]
+    [res] = feed.take_resolutions()
+    assert (res.ticker, res.result, res.ts_event_ns) == (TICKER, "yes", 1_795_000_123 * 10**9)
+    assert TICKER not in feed.books and feed.errors == {} and feed.take_resolutions() == []
 
 
 def test_wrong_key_is_one_clear_auth_error_and_backoff_not_a_crash(keys: Any, caplog: pytest.LogCaptureFixture) -> None:

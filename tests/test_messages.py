@@ -13,6 +13,7 @@ from arbees_core.messages import (
     SCHEMA_VERSION,
     DecodeError,
     Leg,
+    MarketResolution,
     PriceUpdate,
     TradeResult,
     TradingSignal,
@@ -38,6 +39,39 @@ def _make_signal(**overrides: object) -> TradingSignal:
                         edge_cents=5.5, edge_pct=5.8, cost_cents=94.5)
     fields.update(overrides)
     return TradingSignal(**fields)
+
+
+def _make_resolution(ticker: str = "KXNBAGAME-26NOV24MIABOS-BOS", result: str = "yes") -> MarketResolution:
+    return MarketResolution(src="kalshi_monitor.1.ab", seq=1, ts_origin_ns=1_700_000_000_000_000_000,
+                            ts_event_ns=1_699_999_999_000_000_000, venue="kalshi", ticker=ticker,
+                            game_id="NBA-2026-11-24-MIA-BOS", outcome="BOS", result=result)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("wire", ["json", "msgpack"])
+def test_market_resolution_round_trips_on_its_own_topic_and_stream(wire: str) -> None:
+    from arbees_core.topics import resolution_topic, stream_for_topic
+
+    topic = resolution_topic("polymarket", "1234")
+    assert topic == "markets.resolved.poly.1234" and stream_for_topic(topic) == "markets:resolved"
+    assert not topic.startswith("prices.")  # game_shard subscribes to `prices.`: it never receives these
+    msg = _make_resolution()
+    assert decode(resolution_topic("kalshi", msg.ticker), encode(msg, wire)) == msg
+
+
+def test_a_resolution_with_an_unknown_result_is_rejected() -> None:
+    raw = msgspec.json.decode(encode(_make_resolution()))
+    raw["result"] = "scalar"
+    with pytest.raises(DecodeError) as e:
+        decode("markets.resolved.kalshi.X", msgspec.json.encode(raw))
+    assert e.value.reason == "malformed"
+
+
+def test_an_unwind_result_carries_its_action_and_legging_loss() -> None:
+    result = TradeResult(src="e", seq=1, order_id="arb-1-2", signal_id="arb-1", game_id="g", leg=2, venue="kalshi",
+                         ticker="K", side="yes", status="filled", action="sell", limit_price=0.0, qty=10.0,
+                         filled_qty=10.0, avg_price=37.0, legging_loss_cents=41.5)
+    back = decode("trades.result.arb-1-2", encode(result))
+    assert isinstance(back, TradeResult) and (back.action, back.legging_loss_cents) == ("sell", 41.5)
 
 
 @pytest.mark.parametrize("wire", ["json", "msgpack"])

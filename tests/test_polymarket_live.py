@@ -1,8 +1,9 @@
 """The Polymarket adapter against local servers speaking the CLOB market channel, Gamma and the geoblock endpoint.
 
-The WebSocket server expects `{"assets_ids": [...], "type": "market"}`, answers with `book` snapshots (prices and
-sizes as strings, several events in one array) and `price_change` events carrying several assets with absolute
-sizes, answers the client's text `PING` with `PONG`, and can drop the connection mid-stream. Gamma serves `/sports`
+The WebSocket server expects `{"assets_ids": [...], "type": "market", ...}` (with the custom features, which bring
+`market_resolved`), answers with `book` snapshots (prices and sizes as strings, several events in one array) and
+`price_change` events carrying several assets with absolute sizes, answers the client's text `PING` with `PONG`,
+and can drop the connection mid-stream. Gamma serves `/sports`
 and `/events` with `outcomes` / `clobTokenIds` encoded as JSON strings, as the real API does.
 """
 
@@ -32,6 +33,8 @@ from tests.venue_support import drive, eventually
 LAL = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 BOS = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 CONDITION = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
+#: The subscription the adapter sends: the mapped tokens, with the custom features that bring `market_resolved`.
+SUBSCRIPTION = {"assets_ids": [LAL, BOS], "type": "market", "initial_dump": True, "custom_feature_enabled": True}
 
 
 def book(asset: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> dict:
@@ -99,7 +102,7 @@ def test_book_then_multi_asset_price_change_with_absolute_sizes() -> None:
 
     server = FakeClob(script)
     source, feed, changes = asyncio.run(run_client(server, lambda s, f: f.messages >= 2))
-    assert server.subscriptions[0][1] == {"assets_ids": [LAL, BOS], "type": "market", "initial_dump": True}
+    assert server.subscriptions[0][1] == SUBSCRIPTION
     lal, bos = feed.books[LAL].top(), feed.books[BOS].top()
     assert (lal.yes_bid, lal.yes_bid_size, lal.yes_ask, lal.no_ask, lal.no_bid) == (44.0, 100.0, 47.0, 56.0, 53.0)
     assert (bos.yes_ask, bos.yes_ask_size, bos.no_bid) == (55.0, 15.0, 45.0)
@@ -128,8 +131,23 @@ def test_disconnect_reconnects_and_resubscribes() -> None:
                                                    f.books[LAL].top().yes_bid == 46.0))
     assert server.connections == 2 and source.reconnects == 1
     assert [conn for conn, _ in server.subscriptions] == [1, 2]
-    assert server.subscriptions[1][1] == {"assets_ids": [LAL, BOS], "type": "market", "initial_dump": True}
+    assert server.subscriptions[1][1] == SUBSCRIPTION
     assert changes[-1].top.yes_bid == 46.0
+
+
+def test_market_resolved_resolves_both_tokens_of_the_market() -> None:
+    async def script(srv: FakeClob, ws: ServerConnection, conn: int, msg: dict) -> None:
+        await ws.send(json.dumps([book(LAL, [(".44", "100")], [(".47", "80")]), book(BOS, [(".52", "90")], [(".55", "40")])]))
+        await ws.send(json.dumps({"event_type": "market_resolved", "id": "1031769", "market": CONDITION,
+                                  "assets_ids": [LAL, BOS], "winning_asset_id": BOS, "winning_outcome": "Celtics",
+                                  "timestamp": "1764000009000", "tags": ["sports"]}))
+
+    server = FakeClob(script)
+    _, feed, _ = asyncio.run(run_client(server, lambda s, f: f.resolutions))
+    assert server.subscriptions[0][1] == SUBSCRIPTION  # custom features on: market_resolved is one of them
+    assert {(r.ticker, r.result, r.ts_event_ns) for r in feed.take_resolutions()} == {
+        (LAL, "no", 1_764_000_009_000 * 10**6), (BOS, "yes", 1_764_000_009_000 * 10**6)}
+    assert feed.books == {} and feed.errors == {}
 
 
 def test_a_book_missing_after_subscribing_is_resubscribed_and_counted(caplog: pytest.LogCaptureFixture) -> None:
@@ -143,9 +161,9 @@ def test_a_book_missing_after_subscribing_is_resubscribed_and_counted(caplog: py
     caplog.set_level(logging.INFO, logger="polymarket")
     source, feed, _ = asyncio.run(run_client(server, lambda s, f: f.has_snapshot(BOS), snapshot_timeout_s=0.2))
     assert [m for _, m in server.subscriptions] == [
-        {"assets_ids": [LAL, BOS], "type": "market", "initial_dump": True},
-        {"assets_ids": [BOS], "operation": "unsubscribe"},
-        {"assets_ids": [BOS], "operation": "subscribe", "initial_dump": True}]
+        SUBSCRIPTION,
+        {"assets_ids": [BOS], "operation": "unsubscribe", "custom_feature_enabled": True},
+        {"assets_ids": [BOS], "operation": "subscribe", "initial_dump": True, "custom_feature_enabled": True}]
     assert source.snapshot_timeouts == 1 and source.stats()["snapshot_timeouts"] == 1
     assert feed.books[BOS].top().yes_bid == 52.0 and feed.has_snapshot(LAL)
     assert [r.levelname for r in caplog.records if "no book for" in r.getMessage()] == ["WARNING"]
@@ -169,7 +187,8 @@ def test_legacy_price_change_is_counted_once_warned_and_its_book_fetched_again(
     source, feed, changes = asyncio.run(run_client(server, lambda s, f: f.books.get(LAL) and f.has_snapshot(LAL)
                                                    and f.books[LAL].top().yes_bid == 49.0, tickers=(LAL,)))
     assert feed.errors == {"legacy_price_change": 3} and feed.gaps == 1 and source.resubscribes == 1
-    assert {"assets_ids": [LAL], "operation": "subscribe", "initial_dump": True} in [m for _, m in server.subscriptions]
+    assert {"assets_ids": [LAL], "operation": "subscribe", "initial_dump": True, "custom_feature_enabled": True} in [
+        m for _, m in server.subscriptions]
     assert [c.top.yes_bid for c in changes] == [44.0, 49.0]  # nothing published from the book that missed updates
     skipped = [r for r in caplog.records if "frame skipped" in r.getMessage()]
     assert [r.levelname for r in skipped] == ["WARNING"] and "(legacy_price_change)" in skipped[0].getMessage()

@@ -195,7 +195,7 @@ def test_discovery_in_replay_mode_uses_the_listings_stored_beside_the_recording(
     path.write_bytes(gzip.compress(b""))
     save_listings(path, SimVenue("kalshi", cfg).listings()[:2])  # one game only
     env = Env({"DATABASE_URL": "postgresql://x/y", "KALSHI_SOURCE": f"replay:{path}", "SIM_SEED": "5",
-               "SIM_GAMES": "3", "SIM_DATE": "2026-11-24"})
+               "SIM_GAMES": "3", "SIM_DATE": "2026-11-24", "SIM_GAME_LENGTH_S": "0"})  # the recording's games
     games, unmatched = discover(DiscoveryConfig.from_env(env))
     assert len(games) == 1 and len([x for x in unmatched if x.venue == "polymarket"]) == 4
 

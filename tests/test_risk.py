@@ -1,4 +1,4 @@
-"""Pre-trade risk limits: total exposure in dollars and the largest order in contracts."""
+"""Pre-trade risk limits: the cost of open positions in dollars and the largest order in contracts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from arbees_core.config import ConfigError, Env
 from arbees_core.messages import Leg, TradingSignal
-from arbees_core.strategy.risk import Exposure, RiskLimits
+from arbees_core.strategy.risk import REJECTION_KINDS, RiskLimits, check_limits
 
 
 def _signal(qty: float = 10.0, cost_cents: float = 97.0, leg_qty: float | None = None) -> TradingSignal:
@@ -18,45 +18,35 @@ def _signal(qty: float = 10.0, cost_cents: float = 97.0, leg_qty: float | None =
                          cost_cents=cost_cents)
 
 
-def test_exposure_limit_rejects_signal() -> None:
-    exposure = Exposure(RiskLimits(max_exposure_usd=50.0))
-    reason = exposure.would_exceed(_signal(qty=60, cost_cents=97.0))  # $58.20
-    assert reason is not None and "MAX_EXPOSURE_USD" in reason and "$58.20" in reason
+def test_exposure_limit_rejects_a_signal_whose_cost_would_exceed_it() -> None:
+    rejection = check_limits(_signal(qty=60, cost_cents=97.0), 0.0, RiskLimits(max_exposure_usd=50.0))  # $58.20
+    assert rejection is not None and rejection.kind == "exposure"
+    assert "MAX_EXPOSURE_USD" in rejection.reason and "$58.20" in rejection.reason
 
 
 def test_signal_within_the_limit_passes_even_exactly_at_it() -> None:
-    exposure = Exposure(RiskLimits(max_exposure_usd=97.0))
-    assert exposure.would_exceed(_signal(qty=100, cost_cents=97.0)) is None
+    assert check_limits(_signal(qty=100, cost_cents=97.0), 0.0, RiskLimits(max_exposure_usd=97.0)) is None
 
 
-def test_fills_count_towards_the_exposure_limit() -> None:
-    exposure = Exposure(RiskLimits(max_exposure_usd=90.0))
-    signal = _signal(qty=50, cost_cents=97.0)  # $48.50
-    assert exposure.would_exceed(signal) is None
-    exposure.add_fill(50, 40.0, 84.0)  # $20 + $0.84
-    exposure.add_fill(50, 55.0, 37.13)  # $27.50 + $0.3713
-    assert exposure.total_usd == pytest.approx(48.7113)
-    assert exposure.would_exceed(signal) is not None
+def test_open_positions_count_towards_the_limit_and_freeing_them_lets_the_signal_trade() -> None:
+    limits, signal = RiskLimits(max_exposure_usd=90.0), _signal(qty=50, cost_cents=97.0)  # $48.50
+    rejection = check_limits(signal, 48.7113, limits)
+    assert rejection is not None and "exposure $48.71 + signal $48.50" in rejection.reason
+    assert check_limits(signal, 0.0, limits) is None  # the positions closed: the same signal trades
 
 
 def test_order_size_limit_rejects_oversized_leg() -> None:
-    exposure = Exposure(RiskLimits(max_exposure_usd=1e9, max_order_contracts=100.0))
-    reason = exposure.would_exceed(_signal(qty=100, leg_qty=101))
-    assert reason is not None and "MAX_ORDER_CONTRACTS=100" in reason and "qty 101" in reason
-    assert exposure.would_exceed(_signal(qty=100)) is None
+    limits = RiskLimits(max_exposure_usd=1e9, max_order_contracts=100.0)
+    rejection = check_limits(_signal(qty=100, leg_qty=101), 0.0, limits)
+    assert rejection is not None and rejection.kind == "order_size"
+    assert "MAX_ORDER_CONTRACTS=100" in rejection.reason and "qty 101" in rejection.reason
+    assert check_limits(_signal(qty=100), 0.0, limits) is None
 
 
-def test_exposure_starts_from_initial_usd() -> None:
-    exposure = Exposure(RiskLimits(max_exposure_usd=100.0), initial_usd=95.0)
-    assert exposure.total_usd == 95.0
-    assert exposure.would_exceed(_signal(qty=10, cost_cents=97.0)) is not None
-
-
-def test_add_fill_rejects_negative_amounts() -> None:
-    exposure = Exposure(RiskLimits())
-    with pytest.raises(ValueError):
-        exposure.add_fill(-1, 40.0, 0.0)
-    assert exposure.total_usd == 0.0
+def test_every_rejection_kind_is_a_known_counter_suffix() -> None:
+    kinds = {check_limits(_signal(qty=100, leg_qty=101), 0.0, RiskLimits()).kind,  # type: ignore[union-attr]
+             check_limits(_signal(qty=60), 0.0, RiskLimits(max_exposure_usd=1.0)).kind}  # type: ignore[union-attr]
+    assert kinds <= set(REJECTION_KINDS)
 
 
 def test_risk_limits_read_env() -> None:

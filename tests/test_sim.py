@@ -20,6 +20,7 @@ from arbees_core.venues.book import TopOfBook
 from arbees_core.venues.kalshi.parsing import KalshiFeed
 from arbees_core.venues.polymarket.parsing import PolymarketFeed
 from arbees_core.venues.sim import SimConfig, SimVenue
+from arbees_core.venues.sim_schedule import GameSchedule, poly_token_id
 
 T0 = 1_795_600_000.0  # a fixed wall clock, so the test does not depend on when it runs
 
@@ -182,3 +183,77 @@ def test_a_consumer_slower_than_the_rate_still_gives_the_loop_turns_and_can_stop
 
     steps, stopped = asyncio.run(run())
     assert stopped and steps < cap
+
+
+# -- games end: results, new games, listings ahead ---------------------------------------------------------------
+
+
+def _play(venue: str, cfg: SimConfig, start: float, seconds: float) -> tuple[list, object]:
+    """Every frame of `seconds` of one simulated venue, through the production parser: (resolutions, feed)."""
+    feed = KalshiFeed() if venue == "kalshi" else PolymarketFeed()
+    resolutions = []
+    for _, batch in SimVenue(venue, cfg).prebuilt(seconds, start):
+        feed.handle_many(batch, 1)
+        resolutions += feed.take_resolutions()
+    return resolutions, feed
+
+
+def test_games_end_with_one_result_that_both_venues_agree_on_and_new_games_take_their_place() -> None:
+    cfg = SimConfig(seed=5, games=3, rate_per_s=50, mispricing_every_s=0, start_date="2026-11-25", game_length_s=30)
+    start = T0 + 1.0
+    k_res, k_feed = _play("kalshi", cfg, start, 61.0)
+    p_res, p_feed = _play("polymarket", cfg, start, 61.0)
+    ended = {g.event_ticker: g for g in GameSchedule(cfg).listed(start, 0.0)}  # the games playing at the start
+    schedule = GameSchedule(cfg)
+    assert len(k_res) == len(p_res) == 2 * 6  # 3 slots x 2 games each ended within 61 s (one every 10 s), 2 markets
+    assert len({r.ticker for r in k_res if r.result == "yes"}) == 6  # one winner per game
+    assert len({r.ticker for r in p_res if r.result == "yes"}) == 6 and all(r.result in ("yes", "no") for r in k_res)
+    for g in ended.values():  # the same team won on both venues
+        team = g.home if schedule.home_wins(g) else g.away
+        assert g.kalshi_ticker(team) in {r.ticker for r in k_res if r.result == "yes"}
+        assert poly_token_id(cfg.seed, g, team) in {r.ticker for r in p_res if r.result == "yes"}
+    now = {g.event_ticker for g in schedule.current(start + 61.0)}
+    assert {t.rsplit("-", 1)[0] for t in k_feed.books} == now  # only the games being played have books
+    assert len(p_feed.books) == 6 and k_feed.errors == {} and p_feed.errors == {}  # type: ignore[attr-defined]
+
+
+def test_the_schedule_staggers_the_slots_and_is_the_same_in_every_process() -> None:
+    cfg = SimConfig(seed=5, games=4, start_date="2026-11-25", game_length_s=600)
+    a, b = GameSchedule(cfg), GameSchedule(cfg)
+    ends = sorted(a.ends_at(g) for g in a.current(T0))
+    assert [round(later - earlier) for earlier, later in zip(ends, ends[1:])] == [150, 150, 150]
+    assert [g.event_ticker for g in a.current(T0)] == [g.event_ticker for g in b.current(T0)]
+    before, after = a.current(ends[0] - 1), a.current(ends[0] + 1)
+    assert [x.generation - y.generation for x, y in zip(after, before)].count(1) == 1  # one game ended, one began
+    assert GameSchedule(SimConfig(seed=5, games=4, start_date="2026-11-25")).ends_at(a.current(T0)[0]) == float("inf")
+
+
+def test_listings_name_the_next_games_ahead_and_every_one_matches_across_venues() -> None:
+    cfg = SimConfig(seed=7, games=4, start_date="2026-11-25", game_length_s=60)
+    k, p = SimVenue("kalshi", cfg), SimVenue("polymarket", cfg)
+    games, unmatched = match_markets(k.listings(150, T0), p.listings(150, T0))
+    assert unmatched == [] and len(games) == len(GameSchedule(cfg).listed(T0, 150)) >= 4 * 3
+    assert {g.game_id for g in games} >= {f"{g.league}-{g.day}-{g.away.code}-{g.home.code}"
+                                          for g in GameSchedule(cfg).current(T0 + 120)}
+
+
+def test_game_length_and_leg_miss_settings_are_read_from_env() -> None:
+    cfg = SimConfig.from_env(Env({"SIM_LEG_MISS_AT_S": "6,3", "SIM_LEG_MISS_HOLD_MS": "0,0.5,2"}))
+    assert (cfg.game_length_s, cfg.leg_miss_at_s, cfg.leg_miss_hold_ms) == (600.0, (3.0, 6.0), (0.0, 0.5, 2.0))
+    assert SimConfig.from_env(Env({})).leg_miss_hold_ms == (0.0,)
+    assert SimConfig.from_env(Env({"SIM_GAME_LENGTH_S": "0"})).game_length_s == 0.0
+
+
+def test_a_leg_miss_injection_shows_an_arbitrage_for_one_read_then_takes_it_back() -> None:
+    cfg = SimConfig(seed=11, games=3, mispricing_every_s=0, leg_miss_at_s=(2.0,), start_date="2026-11-25")
+    pair = _Pair(cfg)
+    assert pair.k.take_leg_miss(1.0) is None and SimVenue("polymarket", cfg).take_leg_miss(5.0) is None
+    slot = pair.k.take_leg_miss(2.5)
+    assert slot == 0 and pair.k.take_leg_miss(3.0) is None  # once
+    for raw in pair.k.flash(slot, True):
+        pair.kf.handle(raw, 1)
+    g0 = pair.k.games[0]
+    assert list(pair.arbs()) == [f"{g0.league}-{g0.day}-{g0.away.code}-{g0.home.code}"]
+    for raw in pair.k.flash(slot, False):
+        pair.kf.handle(raw, 1)
+    assert pair.arbs() == {} and pair.k.leg_misses_injected == 1

@@ -15,7 +15,8 @@ PLAN_PHASE3_SQL = """SELECT order_id, status, filled_qty, latency_ms
    ORDER BY created_at DESC
    LIMIT 10;"""
 
-TABLES = {"schema_migrations", "paper_trades", "executed_signals", "market_mappings", "unmatched_markets"}
+TABLES = {"schema_migrations", "paper_trades", "executed_signals", "market_mappings", "unmatched_markets", "positions",
+          "market_resolutions"}
 
 
 def _tables(conn: psycopg.Connection) -> set[str]:
@@ -31,7 +32,7 @@ def test_migrate_creates_the_tables(pg_conn: psycopg.Connection) -> None:
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'paper_trades'").fetchall()}
     assert {"order_id", "signal_id", "leg", "side", "action", "status", "transport", "edge_pct", "latency_ms",
             "price_latency_ms", "signal_latency_ms", "execution_latency_ms", "ts_origin_ns", "ts_fill_ns",
-            "created_at"} <= columns
+            "legging_loss_cents", "created_at"} <= columns
 
 
 def test_migrate_is_idempotent(pg_conn: psycopg.Connection) -> None:

@@ -9,15 +9,15 @@ import time
 import msgspec
 import pytest
 
-from arbees_core.messages import encode
+from arbees_core.messages import MarketResolution, encode
 from arbees_core.services.sched import rt_permitted
 from arbees_core.telemetry.metrics import Metrics
-from arbees_core.topics import Family, price_topic, signal_topic
+from arbees_core.topics import Family, price_topic, resolution_topic, signal_topic
 from arbees_core.transport import Inbox, Outbox, TransportSettings, make_publisher, make_subscriber
 from arbees_core.transport.redis import RedisStreamPublisher, RedisStreamSubscriber
 from arbees_core.transport.zmq import ZmqPublisher, ZmqSubscriber
 from tests.conftest import eventually
-from tests.test_messages import _make_price, _make_signal
+from tests.test_messages import _make_price, _make_resolution, _make_signal
 
 
 def _collect(inbox: Inbox, n: int, timeout: float = 10.0) -> list:
@@ -78,6 +78,25 @@ def test_late_joiner_gets_every_market_current_book_at_once(zmq_pair) -> None:
         got += inbox.receive(50)
     assert {g.msg.ticker: g.msg.yes_bid for g in got} == {"M0": 40.0, "M1": 41.0, "M2": 42.0}
     assert all(g.msg.snapshot for g in got)
+
+
+def test_late_joiner_gets_the_latest_market_resolutions_but_never_more_than_the_bound(zmq_pair, monkeypatch) -> None:
+    from arbees_core.transport import channel
+
+    monkeypatch.setattr(channel, "RESOLUTIONS_KEPT", 3)
+    pub, subscriber = zmq_pair
+    outbox = Outbox(pub, "kalshi_monitor.1.aa", "json")
+    for i in range(5):  # resolved while execution_service was down
+        outbox.publish(resolution_topic("kalshi", f"R{i}"), _make_resolution(f"R{i}"))
+    outbox.forget(resolution_topic("kalshi", "R4"))
+    inbox = Inbox(subscriber([Family.RESOLUTIONS]), Metrics("t", "t"))
+    got: list = []
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        outbox.serve_late_joiners()
+        got += inbox.receive(50)
+    assert sorted(g.msg.ticker for g in got) == ["R2", "R3"]  # the newest 3 kept, one of them forgotten
+    assert all(isinstance(g.msg, MarketResolution) and g.msg.snapshot and g.msg.result == "yes" for g in got)
 
 
 def test_sequence_gap_is_counted_as_lost_messages(zmq_pair) -> None:

@@ -1,11 +1,17 @@
 """execution_service: signals -> IOC paper orders on both legs -> `paper_trades`, results on ZMQ PUB :5560.
 
 Every leg is filled against the latest book this service sees for that contract (never "filled at the limit"),
-up to the size at or better than the limit; the rest is cancelled (IOC). A signal is executed at most once:
-its id is checked against everything executed before (spool + `executed_signals`), the trades are appended to a
-durable local spool before the signal is acknowledged, and a background writer moves them into PostgreSQL,
-so a database outage or a `kill -9` loses nothing and a redelivery trades nothing twice.
-Run: `python -m arbees_core.services.execution_service`.
+up to the size at or better than the limit; the rest is cancelled (IOC). Both legs or neither, at the same size:
+under `LEG_POLICY` (`services/execution_orders.py`) a leg never stays naked, or its residual is reported as an
+unhedged position with its size and age; every leg miss is counted (`leg_misses`) and logged once.
+
+A signal is executed at most once: its id is checked against everything executed before (spool +
+`executed_signals`), the trades are appended to a durable local spool before the signal is acknowledged, and a
+background writer moves them into PostgreSQL, so a database outage or a `kill -9` loses nothing and a redelivery
+trades nothing twice. The positions the fills open (`strategy/positions.PositionBook`, stored in `positions`)
+are the exposure the risk limits judge; they close when the monitors announce their market's resolution
+(`markets.resolved.*`), which frees the exposure. Risk rejections are counted per kind (`signals_rejected.<kind>`),
+apart from errors. Run: `python -m arbees_core.services.execution_service`.
 """
 
 from __future__ import annotations
@@ -19,15 +25,30 @@ from typing import Any
 import psycopg
 
 from arbees_core.config import ConfigError, Env, state_dir
-from arbees_core.messages import DecodeError, Leg, PriceUpdate, TradeResult, TradingSignal, decode
-from arbees_core.services.execution_support import BookCache, KillSwitch, PriceFeedThread, prepare_store
+from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, TradeResult, TradingSignal, decode
+from arbees_core.services.execution_orders import (
+    Execution,
+    execute,
+    leg_policy_from_env,
+    legging_report,
+    rejected,
+    trade_results,
+)
+from arbees_core.services.execution_support import (
+    BookCache,
+    KillSwitch,
+    PriceFeedThread,
+    prepare_store,
+    recent_resolutions,
+)
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
+from arbees_core.store.positions import record_legs
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
 from arbees_core.strategy.fees import FeeSchedule
-from arbees_core.strategy.fill import FillOutcome, ioc_fill
-from arbees_core.strategy.risk import Exposure, RiskLimits
+from arbees_core.strategy.positions import LegPosition, PositionBook
+from arbees_core.strategy.risk import Rejection, RiskLimits, check_limits
 from arbees_core.telemetry.logs import RateLimiter, fmt_ms
 from arbees_core.topics import (
     EXECUTION_GROUP,
@@ -62,7 +83,8 @@ class ExecutionConfig:
     kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on);
     price_drain_ms: PRICE_DRAIN_MS (ZMQ mode, default 2, at most TRANSPORT_BLOCK_MS): how long queued prices may
     wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
-    often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core."""
+    often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
+    leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`)."""
 
     signal_endpoints: list[str]
     price_endpoints: list[str]
@@ -77,6 +99,7 @@ class ExecutionConfig:
     risk: RiskLimits
     log_sample_per_s: float
     price_drain_ms: float = 2.0
+    leg_policy: str = "joint"
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionConfig":
@@ -100,6 +123,7 @@ class ExecutionConfig:
             risk=RiskLimits.from_env(env),
             log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
             price_drain_ms=env.float("PRICE_DRAIN_MS", 2.0, minimum=0.1),
+            leg_policy=leg_policy_from_env(env),
         )
 
 
@@ -111,13 +135,18 @@ class ExecutionService(Service):
         super().__init__(settings, heartbeat_interval_s)
         self.cfg = cfg
         self.books = BookCache()
-        self.exposure = Exposure(cfg.risk)
+        self.positions = PositionBook()
+        self.positions_known = False
+        self._resolved_early: list[MarketResolution] = []  # heard while the positions were unknown
         self.kill_switch = KillSwitch(cfg.kill_switch_file, settings.redis_url)
         self.spool = TradeSpool(cfg.spool_path, fsync=cfg.spool_fsync)
         self.writer = TradeWriter(cfg.database_url, self.spool, on_reconnect=self.load_executed)
         self.executed: set[str] = set()
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self.outbox: Outbox | None = None
+        self._prices: Inbox | None = None
+        self._price_thread: PriceFeedThread | None = None
+        self._late: list[Delivery] = []  # prices read between two legs, handled with the loop's queue
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionService":
@@ -125,15 +154,20 @@ class ExecutionService(Service):
                    env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
 
     def extra_snapshot(self) -> dict[str, Any]:
-        return {"writer": self.writer.stats(), "exposure_usd": round(self.exposure.total_usd, 4),
-                "kill_switch": self.kill_switch.active, "books": len(self.books)}
+        return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),
+                "positions": {**self.positions.summary(time.time_ns()), "known": self.positions_known},
+                "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         if not self.announce_mode(stop):
             return
-        self.executed, last_signal_seq = prepare_store(self.writer, self.log)
+        store = prepare_store(self.writer, self.log)
+        self.executed, last_signal_seq = store.executed, store.last_seq
+        if store.positions is None:
+            self.writer.request_positions()  # loaded once PostgreSQL is back; nothing trades until then
+        self.install_positions(store.positions)
         self.writer.start()
         self.kill_switch.start()
         publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
@@ -142,6 +176,10 @@ class ExecutionService(Service):
                           getattr(publisher, "endpoint", ""))
         self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
         inbox, prices, price_thread = self._open_inputs()
+        self._prices, self._price_thread = prices, price_thread
+        if prices is not None:  # Redis mode reads the stream's last values through its subscriber instead
+            for res in recent_resolutions(self.settings.redis_url, self.log):
+                self.on_resolution(res)
         for src, seq in last_signal_seq.items():  # signals game_shard sent while we were down count as lost
             inbox.seed_sequence(src, Family.SIGNALS, seq)
         wait_ms = self.settings.block_ms if prices is None else \
@@ -153,9 +191,10 @@ class ExecutionService(Service):
                 if items:
                     self.prime_books(items, queued)  # the legs' latest prices first: fills use the latest book
                     self.handle_batch(items, inbox)
-                if prices is not None:
-                    self.take_prices(prices, queued)  # then every queued price: decoded, checked, counted
-                self.tick()
+                if prices is not None:  # then every queued price: decoded, checked, counted
+                    self.take_prices(prices, queued + self._late if self._late else queued)
+                    self._late = []
+                self.housekeeping()
         finally:
             if price_thread is not None:
                 price_thread.close()
@@ -174,7 +213,7 @@ class ExecutionService(Service):
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
         prices, which it reads on every wake-up (`prime_books`, `take_prices`). Redis: signals through the consumer
         group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
-        prices = [Family.PRICES_KALSHI, Family.PRICES_POLY]
+        prices = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS]
         if self.settings.zmq_enabled:
             sub = make_subscriber(self.settings, [Family.SIGNALS], self.cfg.signal_endpoints, hot_path=True)
             price_sub = make_subscriber(self.settings, prices, self.cfg.price_endpoints)
@@ -195,8 +234,12 @@ class ExecutionService(Service):
         """ZMQ mode: the latest valid price of every leg the signals trade, from the prices queued at their arrival,
         into the books before the fills, decoding only those (a signal waits for two decodes, not for all of the
         ~PRICE_DRAIN_MS of prices; `take_prices` then handles every queued price as usual)."""
-        topics = {price_topic(leg.venue, leg.ticker) for i in items if isinstance(i.msg, TradingSignal)
-                  for leg in i.msg.legs}
+        self.prime({price_topic(leg.venue, leg.ticker) for i in items if isinstance(i.msg, TradingSignal)
+                    for leg in i.msg.legs}, queued)
+
+    def prime(self, topics: set[str], queued: list[Delivery]) -> None:
+        """The newest valid price of each of `topics` among `queued` into the books (not yet counted: the loop
+        hands every delivery to `take_prices` afterwards, in order)."""
         for d in reversed(queued):
             if d.topic not in topics or d.error:
                 continue
@@ -209,10 +252,30 @@ class ExecutionService(Service):
                 topics.discard(d.topic)
 
     def take_prices(self, prices: Inbox, queued: list[Delivery]) -> None:
-        """ZMQ mode: queued prices into the books, oldest first, through the inbox (rejects and gaps counted)."""
+        """ZMQ mode: queued prices into the books, oldest first, through the inbox (rejects and gaps counted);
+        market resolutions settle their positions."""
         for item in prices.accept(queued):
             if isinstance(item.msg, PriceUpdate):
                 self.books.update(item.msg)
+            elif isinstance(item.msg, MarketResolution):
+                self.on_resolution(item.msg)
+
+    def between_legs(self) -> None:
+        """Sequential policy, between its two orders: the prices that arrived meanwhile (ZMQ mode; in Redis mode
+        the reader thread keeps the books current), as a live second order meets the book of its own time."""
+        if self._prices is not None:
+            fresh = self._prices.subscriber.receive(0)
+            self.prime({d.topic for d in fresh}, fresh)
+            self._late += fresh
+
+    def housekeeping(self) -> None:
+        """Once per loop: resolutions the Redis-mode reader queued, positions loaded late, heartbeat."""
+        if self._price_thread is not None:
+            while not self._price_thread.resolutions.empty():
+                self.on_resolution(self._price_thread.resolutions.get_nowait())
+        if not self.positions_known:
+            self.install_positions(self.writer.take_positions())
+        self.tick()
 
     def handle_batch(self, items: list[Received], inbox: Inbox) -> None:
         done: list[Received] = []
@@ -238,53 +301,86 @@ class ExecutionService(Service):
             self.metrics.inc("signals_duplicate")
             self.log.info("Duplicate signal %s ignored: already executed", sig.signal_id)
             return
-        outcomes = self.execute_legs(sig, loud)
+        ex = self.execute_legs(sig, loud)
         fill_ns = time.time_ns()
-        results = [self.make_result(sig, i, leg, out, recv_ns, fill_ns) for i, (leg, out) in enumerate(zip(sig.legs, outcomes))]
+        results = trade_results(sig, ex, self.settings.mode, recv_ns, fill_ns)
         record = SpoolRecord(signal_id=sig.signal_id, game_id=sig.game_id, transport=self.settings.mode,
                              executed_ns=fill_ns, results=results, edge_pct=sig.edge_pct,
                              edge_cents=sig.edge_cents, signal_src=sig.src, signal_seq=sig.seq)
         self.spool.append(record)
         self.executed.add(sig.signal_id)
         self.writer.submit(record)
+        self.positions.add(record_legs(record))
+        self.note_legging(sig, ex)
         self.finish(sig, results, recv_ns, fill_ns, loud)
 
-    def execute_legs(self, sig: TradingSignal, loud: bool) -> list[FillOutcome]:
-        """Fill both legs, or reject both with the reason (kill switch, expiry, exposure)."""
-        reason = self.rejection_reason(sig)
-        if reason:
+    def execute_legs(self, sig: TradingSignal, loud: bool) -> Execution:
+        """Both legs under the leg policy, or both rejected with the reason (kill switch, expiry, limits)."""
+        rejection = self.rejection(sig)
+        if rejection is not None:
             self.metrics.inc("signals_rejected")
-            self.log.warning("Signal %s rejected: %s", sig.signal_id, reason)
-            return [FillOutcome("rejected", 0.0, None, 0.0, reason) for _ in sig.legs]
-        outcomes = []
-        for leg in sig.legs:
-            if loud:
+            self.metrics.inc(f"signals_rejected.{rejection.kind}")
+            self.log.warning("Signal %s rejected: %s", sig.signal_id, rejection.reason)
+            return rejected(sig.legs, rejection.reason)
+        if loud:
+            for leg in sig.legs:
                 self.log.info("Placing IOC order (%s): buy %s x%g @ %gc on %s", sig.signal_id, leg.side, leg.qty,
                               leg.limit_price, leg.ticker)
-            out = ioc_fill(leg, self.books.get(leg.venue, leg.ticker), self.cfg.fees)
-            if out.filled_qty > 0 and out.avg_price is not None:
-                self.exposure.add_fill(out.filled_qty, out.avg_price, out.fees_cents)
-            outcomes.append(out)
-        return outcomes
+        return execute(self.cfg.leg_policy, sig.legs, lambda leg: self.books.get(leg.venue, leg.ticker),
+                       self.cfg.fees, self.between_legs)
 
-    def rejection_reason(self, sig: TradingSignal) -> str:
+    def rejection(self, sig: TradingSignal) -> Rejection | None:
         if self.kill_switch.active:
-            return f"kill switch on ({self.kill_switch.source})"
+            return Rejection("kill_switch", f"kill switch on ({self.kill_switch.source})")
         age_ms = (time.time_ns() - sig.ts_detect_ns) / 1e6
         if age_ms > self.cfg.signal_max_age_ms:
-            return f"expired: signal is {age_ms:.0f}ms old, SIGNAL_MAX_AGE_MS={self.cfg.signal_max_age_ms:g}"
-        return self.exposure.would_exceed(sig) or ""
+            return Rejection("expired", f"expired: signal is {age_ms:.0f}ms old, "
+                                        f"SIGNAL_MAX_AGE_MS={self.cfg.signal_max_age_ms:g}")
+        if not self.positions_known:
+            return Rejection("positions_unknown", "open positions unknown (PostgreSQL was away at start); trading "
+                                                  "resumes once they are loaded")
+        return check_limits(sig, self.positions.exposure_usd, self.cfg.risk)
 
-    def make_result(self, sig: TradingSignal, index: int, leg: Leg, out: FillOutcome, recv_ns: int,
-                    fill_ns: int) -> TradeResult:
-        return TradeResult(
-            src="", seq=0, order_id=f"{sig.signal_id}-{index}", signal_id=sig.signal_id, game_id=sig.game_id, leg=index,
-            venue=leg.venue, ticker=leg.ticker, side=leg.side, status=out.status,  # type: ignore[arg-type]
-            limit_price=leg.limit_price, qty=leg.qty, filled_qty=out.filled_qty, avg_price=out.avg_price,
-            fees_cents=out.fees_cents, reason=out.reason, transport=self.settings.mode, ts_origin_ns=sig.ts_origin_ns,
-            ts_fill_ns=fill_ns, price_latency_ms=sig.price_latency_ms, signal_latency_ms=(recv_ns - sig.ts_pub_ns) / 1e6,
-            execution_latency_ms=(fill_ns - recv_ns) / 1e6, latency_ms=(fill_ns - sig.ts_origin_ns) / 1e6,
-        )
+    def note_legging(self, sig: TradingSignal, ex: Execution) -> None:
+        """A leg miss: counted and logged once. The invariant after every signal: the pair's legs hold equal
+        quantities, or the residual is reported (one line, and the `unhedged_*` figures of the snapshot)."""
+        for counter, line in legging_report(sig, self.cfg.leg_policy, ex, self.positions.residual(sig.signal_id)):
+            self.metrics.inc(counter)
+            self.log.warning("%s", line)
+
+    # -- positions -------------------------------------------------------------------------------------------
+
+    def install_positions(self, legs: list[LegPosition] | None) -> None:
+        """The open positions read from the store (None: not yet), then the resolutions heard meanwhile."""
+        if legs is None:
+            return
+        self.positions = PositionBook()
+        self.positions.add(legs)
+        self.positions_known = True
+        early, self._resolved_early = self._resolved_early, []
+        for res in early:
+            self.positions.settle_market(res.venue, res.ticker, res.result, res.ts_event_ns or res.ts_origin_ns)
+        self.log.info("Open positions: %d pairs, exposure $%.2f of MAX_EXPOSURE_USD=$%.2f",
+                      self.positions.open_pairs, self.positions.exposure_usd,
+                      self.cfg.risk.max_exposure_usd)
+
+    def on_resolution(self, res: MarketResolution) -> None:
+        """A market resolved: its book is gone for good, its open legs settle (their exposure is freed), and the
+        result goes to PostgreSQL, where it settles the stored positions too."""
+        if not self.books.close_market(res.venue, res.ticker):
+            return  # heard before (a replay to a late joiner, or the start-up catch-up)
+        self.metrics.inc("resolutions_rx")
+        self.writer.submit_resolution(res)
+        if not self.positions_known:
+            self._resolved_early.append(res)
+            return
+        before = self.positions.exposure_usd
+        closed = self.positions.settle_market(res.venue, res.ticker, res.result, res.ts_event_ns or res.ts_origin_ns)
+        if closed:
+            self.metrics.inc("positions_settled", len(closed))
+            self.log.info("Settled %s %s: %s; %d position(s) closed, P&L $%.2f, exposure $%.2f -> $%.2f", res.venue,
+                          res.ticker, res.result, len(closed), sum(leg.realised_pnl_cents for leg in closed) / 100,
+                          before, self.positions.exposure_usd)
 
     def finish(self, sig: TradingSignal, results: list[TradeResult], recv_ns: int, fill_ns: int, loud: bool) -> None:
         assert self.outbox is not None

@@ -5,20 +5,27 @@ Kept apart so `execution_service.py` reads as the plan's Phase 3: receive signal
 
 from __future__ import annotations
 
+import collections
 import logging
+import queue
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import psycopg
 import redis
 
-from arbees_core.messages import PriceUpdate
+from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, decode
 from arbees_core.services.sched import normal_scheduling
 from arbees_core.store.db import StoreUnavailable, connect
 from arbees_core.store.schema import migrate
+from arbees_core.store.positions import load_open, record_legs, resolved_markets, settle_known
+from arbees_core.store.spool import TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
+from arbees_core.strategy.positions import LegPosition
 from arbees_core.telemetry.peers import PeerLink
-from arbees_core.topics import KILL_SWITCH_KEY
+from arbees_core.topics import KILL_SWITCH_KEY, STREAMS, Family
 from arbees_core.transport import Inbox
 from arbees_core.transport.redis import REDIS_ERRORS, make_client, redis_peer
 
@@ -29,18 +36,39 @@ KILL_SWITCH_POLL_S = 0.25
 _ON_WORDS = frozenset({"1", "on", "true", "halt", "stop", "enable", "enabled"})
 
 
+#: Resolved markets remembered, so a price that arrives after its market's resolution is not booked again.
+CLOSED_MARKETS_KEPT = 100_000
+
+
 class BookCache:
     """The latest top of book per (venue, ticker), as execution sees it. Dict assignment is atomic under the
-    GIL, so the Redis-mode reader thread and the main thread share it without a lock."""
+    GIL, so the Redis-mode reader thread and the main thread share it without a lock. A resolved market's book is
+    dropped and never taken again: nothing can fill in a market that has settled."""
 
     def __init__(self) -> None:
         self._books: dict[tuple[str, str], PriceUpdate] = {}
+        self._closed: set[tuple[str, str]] = set()
+        self._closed_order: collections.deque[tuple[str, str]] = collections.deque()
 
     def update(self, upd: PriceUpdate) -> None:
-        self._books[(upd.venue, upd.ticker)] = upd
+        key = (upd.venue, upd.ticker)
+        if key not in self._closed:
+            self._books[key] = upd
 
     def get(self, venue: str, ticker: str) -> PriceUpdate | None:
         return self._books.get((venue, ticker))
+
+    def close_market(self, venue: str, ticker: str) -> bool:
+        """Drop the market's book for good; False when it was closed already."""
+        key = (venue, ticker)
+        self._books.pop(key, None)
+        if key in self._closed:
+            return False
+        self._closed.add(key)
+        self._closed_order.append(key)
+        if len(self._closed_order) > CLOSED_MARKETS_KEPT:
+            self._closed.discard(self._closed_order.popleft())
+        return True
 
     def __len__(self) -> int:
         return len(self._books)
@@ -101,11 +129,13 @@ class KillSwitch(threading.Thread):
 
 
 class PriceFeedThread(threading.Thread):
-    """Redis mode: reads the price streams into the book cache while the main thread blocks on signals."""
+    """Redis mode: reads the price streams into the book cache while the main thread blocks on signals. Market
+    resolutions (read from the same subscriber) are queued for the main thread, which owns the positions."""
 
     def __init__(self, inbox: Inbox, books: BookCache, block_ms: int) -> None:
         super().__init__(name="price-feed", daemon=True)
         self.inbox, self.books, self.block_ms = inbox, books, block_ms
+        self.resolutions: queue.SimpleQueue[MarketResolution] = queue.SimpleQueue()
         self._halt = threading.Event()  # not `_stop`: Thread.join() calls Thread._stop()
 
     def run(self) -> None:
@@ -114,6 +144,8 @@ class PriceFeedThread(threading.Thread):
             for item in self.inbox.receive(self.block_ms):
                 if isinstance(item.msg, PriceUpdate):
                     self.books.update(item.msg)
+                elif isinstance(item.msg, MarketResolution):
+                    self.resolutions.put(item.msg)
 
     def close(self) -> None:
         self._halt.set()
@@ -121,18 +153,71 @@ class PriceFeedThread(threading.Thread):
         self.inbox.subscriber.close()
 
 
-def prepare_store(writer: TradeWriter, logger: logging.Logger) -> tuple[set[str], dict[str, int]]:
-    """Run migrations and return every signal id already executed (database + spool), so idempotency survives
-    a restart, and the last signal sequence number handled per game_shard instance (from the spool), so signals
-    published while this service was down are counted as lost. With PostgreSQL not usable (down, no such database,
-    wrong password: one line), the spool's ids are used; the writer keeps trying with backoff, and when it gets
-    through it migrates and adds the database's ids (`on_reconnect`)."""
+@dataclass
+class StoreState:
+    """What execution needs from its store at start. executed: every signal id already executed (database and
+    spool), so idempotency survives a restart; last_seq: the last signal sequence number handled per game_shard
+    instance (spool), so signals published while this service was down count as lost; positions: every leg of
+    the pairs still open (database, plus spooled records not stored yet), None when PostgreSQL was not usable."""
+
+    executed: set[str]
+    last_seq: dict[str, int]
+    positions: list[LegPosition] | None
+
+
+def prepare_store(writer: TradeWriter, logger: logging.Logger) -> StoreState:
+    """Run migrations and read `StoreState`. With PostgreSQL not usable (down, no such database, wrong password:
+    one line), the spool's ids are used; the writer keeps trying with backoff, and when it gets through it migrates
+    and adds the database's ids (`on_reconnect`) and loads the open positions (`TradeWriter.request_positions`),
+    until which no signal trades."""
     executed, last_seq = writer.spool.scan()
+    positions: list[LegPosition] | None = None
     try:
         with connect(writer.database_url, retries=0, log=logger) as conn:
             migrate(conn)
             executed |= executed_signal_ids(conn)
+            positions = _open_positions(conn, writer.spool)
     except (StoreUnavailable, psycopg.Error) as e:
-        writer.mark_unavailable(e, f"trades are spooled to {writer.spool.path} until it is back; retrying with backoff")
+        writer.mark_unavailable(e, f"trades are spooled to {writer.spool.path} until it is back; retrying with "
+                                "backoff; no signal trades until the open positions are known")
     logger.info("Idempotency: %d signals already executed", len(executed))
-    return executed, last_seq
+    return StoreState(executed, last_seq, positions)
+
+
+def _open_positions(conn: psycopg.Connection, spool: TradeSpool) -> list[LegPosition]:
+    """Open positions as stored, plus those of spooled records the database does not have yet (each pair once)."""
+    legs = load_open(conn)
+    pending = [rec for _, rec in spool.pending()]
+    stored = {row[0] for row in conn.execute(
+        "SELECT signal_id FROM executed_signals WHERE signal_id = ANY(%s)", ([r.signal_id for r in pending],))}
+    unstored = [leg for rec in pending if rec.signal_id not in stored for leg in record_legs(rec)]
+    return legs + settle_known(unstored, resolved_markets(conn, (leg.market for leg in unstored)))
+
+
+#: Resolutions read back from `markets:resolved` at start in ZMQ mode (the newest first).
+CATCH_UP_RESOLUTIONS = 5000
+
+
+def recent_resolutions(redis_url: str, logger: logging.Logger) -> list[MarketResolution]:
+    """ZMQ mode, at start: the market resolutions zmq_listener mirrored into `markets:resolved`, so positions of
+    markets that resolved while this service was down are settled even when their monitor restarted since (its
+    late-joiner replay then no longer has them). Best effort: Redis away -> [] and one warning."""
+    try:
+        client = make_client(redis_url, socket_timeout_s=5.0)
+        try:
+            entries = client.xrevrange(STREAMS[Family.RESOLUTIONS], count=CATCH_UP_RESOLUTIONS)
+        finally:
+            client.close()
+    except REDIS_ERRORS as e:
+        logger.warning("Cannot read %s from Redis (%s): resolutions published while execution_service was down "
+                       "are settled only if their monitor replays them", STREAMS[Family.RESOLUTIONS], type(e).__name__)
+        return []
+    out = []
+    for _, fields in reversed(entries):
+        try:
+            msg = decode(fields.get(b"topic", b"").decode(errors="replace"), fields.get(b"data", b""))
+        except (DecodeError, msgspec.DecodeError):
+            continue  # counted where it was published; a catch-up read skips it
+        if isinstance(msg, MarketResolution):
+            out.append(msg)
+    return out

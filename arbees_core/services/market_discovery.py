@@ -25,6 +25,7 @@ from arbees_core.config import ConfigError, Env
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
 from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
+from arbees_core.store.mapping_cache import MAPPING_REFRESH_S
 from arbees_core.store.mappings import save_mappings
 from arbees_core.store.schema import migrate
 from arbees_core.strategy.matching import match_markets
@@ -89,7 +90,14 @@ def venue_listings(venue: str, source: SourceSpec, cfg: DiscoveryConfig) -> list
         stored = load_listings(source.path)
         if stored is not None:
             return [x for x in stored if x.venue == venue]
-    return SimVenue(venue, cfg.sim).listings()
+    return SimVenue(venue, cfg.sim).listings(listing_horizon_s(cfg))
+
+
+def listing_horizon_s(cfg: DiscoveryConfig) -> float:
+    """How far ahead simulated games are listed: until the run after next, plus a mapping refresh of the services
+    reading it (`MappingCache`, 30 s), so a game is mapped everywhere before it starts, as real venues list
+    their games hours ahead."""
+    return 2 * cfg.interval_s + MAPPING_REFRESH_S
 
 
 def discover(cfg: DiscoveryConfig) -> tuple[list[GameMapping], list[MarketListing]]:

@@ -30,11 +30,12 @@ from arbees_core.messages import PriceUpdate, encode_json
 from arbees_core.services.runner import Service
 from arbees_core.store.mapping_cache import MappingCache
 from arbees_core.telemetry.logs import RateLimiter
-from arbees_core.topics import price_topic
+from arbees_core.topics import price_topic, resolution_topic
 from arbees_core.transport import Outbox, TransportSettings, make_publisher
 from arbees_core.venues.book import BookChange, TopOfBook
 from arbees_core.venues.live import SourceSpec, live_config_from_env, make_live_source, parse_source, safe_url
 from arbees_core.venues.replay import ReplaySource
+from arbees_core.venues.resolution import Resolution, resolution_message
 from arbees_core.venues.sim import SimConfig, SimVenue
 
 #: How often the monitor's housekeeping runs (heartbeat, late joiners, mapping refresh), seconds.
@@ -266,6 +267,9 @@ class MonitorService(Service):
                 changed = [c for c in changed if c.ticker not in books or books[c.ticker].ready]
             if changed:
                 self.publish_changes(changed, recv_ns)
+            resolved = getattr(self.feed, "take_resolutions", list)()
+            if resolved:
+                self.publish_resolutions(resolved, recv_ns)
             self.note_liveness(recv_ns)
 
     def _check_gaps(self, recv_ns: int) -> bool:
@@ -346,6 +350,21 @@ class MonitorService(Service):
             topic, upd = items[-1]
             self.log.info("Published %s yes_bid=%s yes_ask=%s (payload %d bytes)", topic, upd.yes_bid, upd.yes_ask,
                           len(encode_json(upd)))
+
+    def publish_resolutions(self, resolved: list[Resolution], recv_ns: int) -> None:
+        """Markets the venue says have resolved: their quotes withdrawn (nothing may trade them), then one
+        `MarketResolution` each (execution settles their positions); they are never republished."""
+        assert self.outbox is not None
+        tickers = [r.ticker for r in resolved]
+        self.publish_cleared(tickers, recv_ns)
+        for ticker in tickers:
+            self._stale.discard(ticker)
+            self.outbox.forget(price_topic(self.venue, ticker))
+        self.outbox.publish_many([(resolution_topic(self.venue, r.ticker), resolution_message(
+            self.venue, r, self.game_of(r.ticker), recv_ns)) for r in resolved])
+        self.metrics.inc("resolutions_published", len(resolved))
+        self.log.info("%d %s market(s) resolved: %s", len(resolved), self.venue,
+                      ", ".join(f"{r.ticker} {r.result}" for r in resolved[:4]))
 
     def to_update(self, change: BookChange, recv_ns: int) -> PriceUpdate:
         game_id, outcome = self.game_of(change.ticker)

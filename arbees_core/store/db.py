@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -26,6 +27,8 @@ CONNECT_TIMEOUT_S = 3
 CLIENT_ENCODING = "utf8"
 #: Longest single wait between attempts, whatever the backoff says.
 MAX_DELAY_S = 5.0
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
@@ -97,3 +100,13 @@ def connect(dsn: str, *, retries: int = 5, delay_s: float = 0.5, autocommit: boo
         return conn
     reason = _reason(last) if last is not None else "unknown error"
     raise StoreUnavailable(f"cannot connect to {redact_dsn(dsn)} after {retries + 1} attempt(s): {reason}", reason)
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Exact (microsecond) UTC datetime of epoch nanoseconds, the same instant `to_timestamp(ns/1e9)` gives."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def datetime_to_ns(ts: datetime | None) -> int:
+    """Epoch nanoseconds (microsecond precision) of a stored timestamp; 0 for NULL."""
+    return 0 if ts is None else (ts - _EPOCH) // timedelta(microseconds=1) * 1000

@@ -19,12 +19,15 @@ from arbees_core.telemetry.peers import PeerLink, describe
 from arbees_core.venues.listing import GameMapping, OutcomePair
 
 _RETRY_EMPTY_S = 2.0
+#: How often the services reload the mapping, seconds.
+MAPPING_REFRESH_S = 30.0
 
 
 class MappingCache:
     """ticker -> (game_id, outcome) and the list of games, refreshed from PostgreSQL."""
 
-    def __init__(self, database_url: str, log: logging.Logger, refresh_s: float = 30.0, shard_id: str | None = None) -> None:
+    def __init__(self, database_url: str, log: logging.Logger, refresh_s: float = MAPPING_REFRESH_S,
+                 shard_id: str | None = None) -> None:
         self.database_url = database_url
         self.log = log
         self.refresh_s = refresh_s

@@ -96,8 +96,51 @@ CREATE TABLE IF NOT EXISTS unmatched_markets (
 """
 
 
+_POSITIONS = """
+-- one row per leg of an executed signal that bought something (store/positions.py); exposure = cost of open rows
+CREATE TABLE IF NOT EXISTS positions (
+    pair_id text NOT NULL,
+    leg integer NOT NULL,
+    game_id text NOT NULL DEFAULT '',
+    venue text NOT NULL,
+    ticker text NOT NULL,
+    side text NOT NULL CHECK (side IN ('yes', 'no')),
+    qty double precision NOT NULL,
+    cost_cents double precision NOT NULL,
+    exited_qty double precision NOT NULL DEFAULT 0,
+    exit_proceeds_cents double precision NOT NULL DEFAULT 0,
+    realised_pnl_cents double precision NOT NULL DEFAULT 0,
+    opened_at timestamptz NOT NULL,
+    closed_at timestamptz,
+    close_reason text CHECK (close_reason IN ('settled', 'exit')),
+    result text CHECK (result IN ('yes', 'no', 'void')),
+    payout_cents double precision,
+    transport text NOT NULL DEFAULT '',
+    PRIMARY KEY (pair_id, leg)
+);
+CREATE INDEX IF NOT EXISTS positions_open_market_idx ON positions (venue, ticker) WHERE closed_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS market_resolutions (
+    venue text NOT NULL,
+    ticker text NOT NULL,
+    result text NOT NULL CHECK (result IN ('yes', 'no', 'void')),
+    game_id text NOT NULL DEFAULT '',
+    resolved_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (venue, ticker)
+);
+
+ALTER TABLE paper_trades ADD COLUMN IF NOT EXISTS legging_loss_cents double precision NOT NULL DEFAULT 0;
+"""
+
+
 def _base_tables(conn: psycopg.Connection) -> bool:
     conn.execute(_BASE_TABLES)
+    return True
+
+
+def _positions(conn: psycopg.Connection) -> bool:
+    conn.execute(_POSITIONS)
     return True
 
 
@@ -136,6 +179,7 @@ def _note_no_timescale() -> None:
 MIGRATIONS: Final[list[tuple[str, Callable[[psycopg.Connection], bool]]]] = [
     ("0001_base_tables", _base_tables),
     (TIMESCALE_MIGRATION, _timescale),
+    ("0003_positions", _positions),
 ]
 
 

@@ -2,8 +2,11 @@
 
 The spool (`store.spool`) is the queue of truth: execution appends a record there, then `TradeWriter.submit()`
 only wakes the writer thread, which drains `spool.pending()` into PostgreSQL in batches and advances the
-spool's committed offset. The insert is idempotent per signal id (`executed_signals` gates `paper_trades` in
-the same transaction), so a record replayed after a crash or an outage never duplicates trades.
+spool's committed offset. The insert is idempotent per signal id (`executed_signals` gates `paper_trades` and the
+signal's `positions` in the same transaction), so a record replayed after a crash or an outage never duplicates
+trades or positions. Market resolutions (`submit_resolution`) go the same way, after the records: they settle the
+positions in PostgreSQL; while it is away they wait in memory (a restarted execution_service hears them again from
+the monitors' last values and the `markets:resolved` stream).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,14 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from arbees_core.store.db import connect, postgres_peer
+from arbees_core.messages import MarketResolution
+from arbees_core.store.db import connect, ns_to_datetime, postgres_peer
+from arbees_core.store.positions import insert_positions, load_open, record_resolutions
 from arbees_core.store.schema import migrate
 from arbees_core.store.spool import SpoolRecord, TradeSpool
+from arbees_core.strategy.positions import LegPosition
 from arbees_core.telemetry.peers import PeerLink
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Compact the spool once this many committed bytes precede nothing pending.
 COMPACT_BYTES = 1 << 20
 BACKOFF_START_S = 0.1
@@ -40,32 +44,28 @@ SELECT s, g, t, to_timestamp(e::double precision / 1e9), l
 ON CONFLICT (signal_id) DO NOTHING
 RETURNING signal_id"""
 
-_TRADE_COLUMNS = ("order_id", "signal_id", "leg", "game_id", "venue", "ticker", "side", "limit_price", "qty",
+_TRADE_COLUMNS = ("order_id", "signal_id", "leg", "game_id", "venue", "ticker", "side", "action", "limit_price", "qty",
                   "filled_qty", "avg_price", "fees_cents", "status", "reason", "transport", "latency_ms",
                   "price_latency_ms", "signal_latency_ms", "execution_latency_ms", "ts_origin_ns", "ts_fill_ns",
-                  "edge_pct", "edge_cents", "created_at")
+                  "edge_pct", "edge_cents", "legging_loss_cents", "created_at")
 _INSERT_TRADE = (f"INSERT INTO paper_trades ({', '.join(_TRADE_COLUMNS)}) "
                  f"VALUES ({', '.join(['%s'] * len(_TRADE_COLUMNS))}) "
                  "ON CONFLICT (order_id, created_at) DO NOTHING")
-
-
-def ns_to_datetime(ns: int) -> datetime:
-    """Exact (microsecond) UTC datetime of epoch nanoseconds, the same instant `to_timestamp(ns/1e9)` gives."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def _trade_row(record: SpoolRecord, index: int) -> tuple[Any, ...]:
     r = record.results[index]
     fill_ns = r.ts_fill_ns or record.executed_ns
     return (r.order_id, r.signal_id or record.signal_id, r.leg, r.game_id or record.game_id, r.venue, r.ticker,
-            r.side, r.limit_price, r.qty, r.filled_qty, r.avg_price, r.fees_cents, r.status, r.reason,
+            r.side, r.action, r.limit_price, r.qty, r.filled_qty, r.avg_price, r.fees_cents, r.status, r.reason,
             r.transport or record.transport, r.latency_ms, r.price_latency_ms, r.signal_latency_ms,
             r.execution_latency_ms, r.ts_origin_ns, fill_ns, record.edge_pct, record.edge_cents,
-            ns_to_datetime(fill_ns))
+            r.legging_loss_cents, ns_to_datetime(fill_ns))
 
 
 def insert_records(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
-    """Store executed signals and their trades in one transaction; return the paper_trades rows inserted.
+    """Store executed signals, their trades and the positions they open in one transaction; return the
+    paper_trades rows inserted.
 
     A signal already in `executed_signals` is skipped entirely, so replaying a record never duplicates trades.
     """
@@ -84,7 +84,9 @@ def insert_records(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
             return 0
         with conn.cursor() as cur:
             cur.executemany(_INSERT_TRADE, rows)
-            return max(cur.rowcount, 0)
+            inserted = max(cur.rowcount, 0)
+        insert_positions(conn, [r for r in recs if r.signal_id in new])
+        return inserted
 
 
 def executed_signal_ids(conn: psycopg.Connection, since_hours: float = 48) -> set[str]:
@@ -139,6 +141,10 @@ class TradeWriter:
         self._pending = 0
         self._outage = False
         self._flushed_in_outage = 0
+        self._resolutions: list[MarketResolution] = []
+        self._settled = 0
+        self._want_positions = False
+        self._loaded: list[LegPosition] | None = None
 
     # -- public ------------------------------------------------------------------------------------------------
 
@@ -153,6 +159,25 @@ class TradeWriter:
         """Tell the writer there is new work. The record must already be in the spool (the writer reads it from
         there); the arguments are accepted for callers' clarity and ignored. Never blocks, never raises."""
         self._wake.set()
+
+    def submit_resolution(self, resolution: MarketResolution) -> None:
+        """Store a market's result and settle its positions in PostgreSQL, after the pending records. Never blocks."""
+        with self._lock:
+            self._resolutions.append(resolution)
+        self._wake.set()
+
+    def request_positions(self) -> None:
+        """Load the open positions once everything spooled is stored (`take_positions` hands them over): for an
+        execution_service that started while PostgreSQL was away and does not know its positions yet."""
+        with self._lock:
+            self._want_positions = True
+        self._wake.set()
+
+    def take_positions(self) -> list[LegPosition] | None:
+        """The open positions loaded since `request_positions`, once; None until then."""
+        with self._lock:
+            loaded, self._loaded = self._loaded, None
+        return loaded
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what can be flushed within `timeout_s`, then stop the thread (what remains stays spooled)."""
@@ -169,10 +194,12 @@ class TradeWriter:
         self.link.close()
 
     def stats(self) -> dict[str, Any]:
-        """Counters for heartbeats: rows inserted, records pending, batches, errors, rejected, outage."""
+        """Counters for heartbeats: rows inserted, records pending, batches, errors, rejected, outage, market
+        resolutions waiting to be stored, positions they settled."""
         with self._lock:
             return {"inserted": self._inserted, "pending": self._pending, "batches": self._batches,
-                    "errors": self._errors, "rejected": self._rejected, "outage": self._outage}
+                    "errors": self._errors, "rejected": self._rejected, "outage": self._outage,
+                    "resolutions_pending": len(self._resolutions), "positions_settled": self._settled}
 
     # -- thread ------------------------------------------------------------------------------------------------
 
@@ -207,6 +234,7 @@ class TradeWriter:
                 if self._stop.is_set():  # closing with nothing to flush: no reason to wait for the database
                     return False
                 self._connection()  # an outage ends when the database answers, trades pending or not
+            self._after_records()
             self._on_drained()
             return False
         batch = pending[: self.batch_max]
@@ -227,6 +255,25 @@ class TradeWriter:
             if self._outage:
                 self._flushed_in_outage += sum(len(r.results) for r in records)
         return len(pending) > len(batch)
+
+    def _after_records(self) -> None:
+        """With every record stored: the pending market resolutions, then a requested load of open positions."""
+        with self._lock:
+            resolutions, want = list(self._resolutions), self._want_positions
+        if not resolutions and not want:
+            return
+        conn = self._connection()
+        try:
+            settled = record_resolutions(conn, resolutions)
+            loaded = load_open(conn) if want else None
+        except Exception:
+            self._disconnect()
+            raise
+        with self._lock:
+            del self._resolutions[:len(resolutions)]
+            self._settled += settled
+            if want:
+                self._want_positions, self._loaded = False, loaded
 
     def _insert_one_by_one(self, conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
         """Isolate the record(s) the database refuses; store the others."""

@@ -1,8 +1,12 @@
-"""Pre-trade risk limits: total money committed and the size of one order.
+"""Pre-trade risk limits: the money at risk in open positions, and the size of one order.
 
-Units: money in US dollars (`_usd`), prices and fees in cents, quantities in contracts. Exposure is the cost of
-what has filled (price x contracts + fees), counted from the start of the process (or `initial_usd`); nothing
-releases it, so `MAX_EXPOSURE_USD` caps what one run of the service may spend.
+Units: money in US dollars (`_usd`), prices and fees in cents, quantities in contracts. The exposure a signal is
+judged against is the cost of the open positions (`strategy/positions.PositionBook.exposure_usd`, the one place it
+is computed): it falls when a market resolves or a leg is sold, so `MAX_EXPOSURE_USD` caps what is at risk at
+once, not what a run may ever spend.
+
+A rejection here is the limits working, not an error: it is counted per kind (`REJECTION_KINDS`) so the soak and
+`arbees decide` can report it on its own row and keep it out of the error rate.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from arbees_core.messages import TradingSignal
 
 #: Slack for float sums: a signal that lands exactly on the limit is allowed.
 _USD_EPSILON = 1e-9
+#: Why execution refuses a signal before any order: the counter suffix (`signals_rejected.<kind>`) of each.
+REJECTION_KINDS = ("kill_switch", "expired", "positions_unknown", "order_size", "exposure", "invalid")
 
 
 @dataclass(frozen=True)
 class RiskLimits:
-    """max_exposure_usd: MAX_EXPOSURE_USD, total filled cost allowed, dollars (default 1000);
+    """max_exposure_usd: MAX_EXPOSURE_USD, cost of open positions allowed, dollars (default 1000);
     max_order_contracts: MAX_ORDER_CONTRACTS, the largest leg, contracts (default 100)."""
 
     max_exposure_usd: float = 1000.0
@@ -33,35 +39,25 @@ class RiskLimits:
         )
 
 
-class Exposure:
-    """The dollars committed by fills so far, and the check that a new signal stays within the limits."""
+@dataclass(frozen=True)
+class Rejection:
+    """kind: one of REJECTION_KINDS; reason: the sentence logged and stored with the rejected legs."""
 
-    def __init__(self, limits: RiskLimits, initial_usd: float = 0.0) -> None:
-        self.limits = limits
-        self._total_usd = initial_usd
+    kind: str
+    reason: str
 
-    @property
-    def total_usd(self) -> float:
-        """Sum over fills of filled_qty x avg_price / 100 + fees / 100, dollars."""
-        return self._total_usd
 
-    def would_exceed(self, signal: TradingSignal) -> str | None:
-        """Why `signal` must not trade, or None: a leg above `max_order_contracts`, or its full cost
-        (qty x cost_cents / 100 dollars, both legs and fees) pushing the total over `max_exposure_usd`."""
-        for leg in signal.legs:
-            if leg.qty > self.limits.max_order_contracts:
-                return (f"leg {leg.venue} {leg.ticker} qty {leg.qty:g} exceeds "
-                        f"MAX_ORDER_CONTRACTS={self.limits.max_order_contracts:g}")
-        cost_usd = signal.qty * signal.cost_cents / 100.0
-        if not math.isfinite(cost_usd) or cost_usd < 0.0:
-            return f"signal cost {cost_usd} is not a non-negative amount"
-        if self._total_usd + cost_usd > self.limits.max_exposure_usd + _USD_EPSILON:
-            return (f"exposure ${self._total_usd:.2f} + signal ${cost_usd:.2f} would exceed "
-                    f"MAX_EXPOSURE_USD=${self.limits.max_exposure_usd:.2f}")
-        return None
-
-    def add_fill(self, filled_qty: float, avg_price_cents: float, fees_cents: float) -> None:
-        """Count one fill: `filled_qty` contracts at `avg_price_cents` plus `fees_cents` of fees."""
-        if filled_qty < 0.0 or avg_price_cents < 0.0 or fees_cents < 0.0:
-            raise ValueError(f"fill of {filled_qty} @ {avg_price_cents}c, fees {fees_cents}c: negative amount")
-        self._total_usd += (filled_qty * avg_price_cents + fees_cents) / 100.0
+def check_limits(signal: TradingSignal, open_exposure_usd: float, limits: RiskLimits) -> Rejection | None:
+    """Why `signal` must not trade, or None: a leg above `max_order_contracts`, or its full cost (qty x cost_cents
+    / 100 dollars, both legs and fees) on top of `open_exposure_usd` exceeding `max_exposure_usd`."""
+    for leg in signal.legs:
+        if leg.qty > limits.max_order_contracts:
+            return Rejection("order_size", f"leg {leg.venue} {leg.ticker} qty {leg.qty:g} exceeds "
+                                           f"MAX_ORDER_CONTRACTS={limits.max_order_contracts:g}")
+    cost_usd = signal.qty * signal.cost_cents / 100.0
+    if not math.isfinite(cost_usd) or cost_usd < 0.0:
+        return Rejection("invalid", f"signal cost {cost_usd} is not a non-negative amount")
+    if open_exposure_usd + cost_usd > limits.max_exposure_usd + _USD_EPSILON:
+        return Rejection("exposure", f"exposure ${open_exposure_usd:.2f} + signal ${cost_usd:.2f} would exceed "
+                                     f"MAX_EXPOSURE_USD=${limits.max_exposure_usd:.2f}")
+    return None

@@ -2,7 +2,9 @@
 
 Outbox: assigns `src`, a strictly increasing `seq` per topic family and `ts_pub_ns`; keeps the last price per
 market and replays it (flagged `snapshot`, with fresh sequence numbers) when a subscriber joins, so a late or
-reconnecting subscriber has every book at once instead of waiting for the next change.
+reconnecting subscriber has every book at once instead of waiting for the next change. It keeps the latest
+`RESOLUTIONS_KEPT` market resolutions the same way, so a restarted execution_service settles the positions of a
+market that resolved while it was down.
 
 Inbox: decodes every frame against the contract, counts rejects per reason with one rate-limited log line, and
 counts sequence gaps per publisher and family as lost messages (the ZMQ guide's answer to slow joiners and HWM
@@ -22,13 +24,16 @@ from dataclasses import dataclass
 
 import msgspec
 
-from arbees_core.messages import DecodeError, Message, PriceUpdate, decode, encode
+from arbees_core.messages import DecodeError, MarketResolution, Message, PriceUpdate, decode, encode
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.telemetry.metrics import Metrics
 from arbees_core.topics import LAST_VALUE_FAMILIES, Family, family_of
 from arbees_core.transport.base import Delivery, Publisher, Subscriber
 
 log = logging.getLogger("arbees.transport")
+
+#: Market resolutions an Outbox keeps for late joiners (the newest; a day of US sports is a few hundred markets).
+RESOLUTIONS_KEPT = 4096
 
 
 class Outbox:
@@ -40,7 +45,8 @@ class Outbox:
         self.wire = wire
         self.metrics = metrics
         self._seq: dict[Family, int] = {}
-        self._last_value: dict[str, PriceUpdate] = {}
+        self._last_value: dict[str, PriceUpdate | MarketResolution] = {}
+        self._resolutions = 0
 
     def _stamp(self, topic: str, msg: Message) -> bytes:
         fam = family_of(topic)
@@ -49,9 +55,21 @@ class Outbox:
         seq = self._seq.get(fam, 0) + 1
         self._seq[fam] = seq
         msg.src, msg.seq, msg.ts_pub_ns = self.src, seq, time.time_ns()
-        if fam in LAST_VALUE_FAMILIES and isinstance(msg, PriceUpdate) and not msg.snapshot:
-            self._last_value[topic] = msg
+        if fam in LAST_VALUE_FAMILIES and isinstance(msg, (PriceUpdate, MarketResolution)) and not msg.snapshot:
+            self._remember(topic, msg)
         return encode(msg, self.wire)
+
+    def _remember(self, topic: str, msg: PriceUpdate | MarketResolution) -> None:
+        """The last value of `topic`; resolutions are bounded to the newest `RESOLUTIONS_KEPT` (a market that
+        resolved is never priced again, so without a bound a long run would keep every one of them)."""
+        if isinstance(msg, MarketResolution):
+            if topic not in self._last_value:
+                self._resolutions += 1
+            if self._resolutions > RESOLUTIONS_KEPT:
+                oldest = next(t for t, m in self._last_value.items() if isinstance(m, MarketResolution))
+                del self._last_value[oldest]
+                self._resolutions -= 1
+        self._last_value[topic] = msg
 
     def publish(self, topic: str, msg: Message) -> None:
         """Stamp and send one message."""
@@ -69,7 +87,8 @@ class Outbox:
 
     def forget(self, topic: str) -> None:
         """Drop a market's last value (its book is no longer valid, e.g. after a venue sequence gap)."""
-        self._last_value.pop(topic, None)
+        if isinstance(self._last_value.pop(topic, None), MarketResolution):
+            self._resolutions -= 1
 
     def serve_late_joiners(self) -> int:
         """Replay last values to subscribers that just subscribed; returns how many messages were replayed."""

@@ -1,7 +1,8 @@
 """`arbees decide`: GO / DEBUG / NO-GO from the stored phase 4 (latency) and phase 5 (soak) results.
 
 The rows are the plan's Decision Matrix (stability, p50, p95, error rate, message rate) plus what canary practice
-adds (lost messages, ZMQ errors, memory slope, ZMQ-vs-Redis ratios with bootstrap CIs). Every row states the
+adds (lost messages, ZMQ errors, memory slope, ZMQ-vs-Redis ratios with bootstrap CIs) and what a trading desk
+adds (unhedged exposure, critical; risk rejections, advisory: `decide_risk.py`). Every row states the
 observed value, the limit, the CI and the sample size; a row without enough data is DEBUG, never GO.
 Thresholds live in `playbooks/decision.yaml` (see its comments for each rule); overrides re-judge offline.
 
@@ -10,33 +11,14 @@ Overall: NO-GO if any row is NO-GO, else DEBUG if any row is DEBUG, else GO. Exi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from arbees_core.validation.decide_risk import risk_rejections_row, unhedged_row
+from arbees_core.validation.verdicts import DEBUG, EXIT_CODES, GO, NOGO, Row
 from arbees_core.validation.stats import (BEYOND, WITHIN, Buckets, LinearFit, bootstrap_percentile_ci,
                                           bootstrap_ratio_ci, coefficient_of_variation, linear_fit, windows_percentile)
 from arbees_core.validation.thresholds import Thresholds, load_thresholds, parse_overrides
-
-GO, DEBUG, NOGO = "GO", "DEBUG", "NO-GO"
-EXIT_CODES = {GO: 0, DEBUG: 2, NOGO: 1}
-
-
-@dataclass
-class Row:
-    """One criterion: the limit, what was observed, and why that gives the verdict."""
-
-    metric: str
-    target: str
-    actual: float | None
-    verdict: str
-    reason: str
-    critical: bool = False
-    ci: list[float] | None = None
-    n: int = 0
-    unit: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -248,8 +230,11 @@ def _error_rate_row(samples: list[dict[str, Any]], t: Thresholds) -> Row:
     verdict = GO if rate < t.error_rate_go else NOGO if rate > t.error_rate_nogo else DEBUG
     word = {GO: f"below {t.error_rate_go:.0%}", DEBUG: f"between {t.error_rate_go:.0%} and {t.error_rate_nogo:.0%}",
             NOGO: f"above {t.error_rate_nogo:.0%} (plan: >5% -> rollback)"}[verdict]
-    reason = (f"error rate {rate:.3%} = max({errors} error lines, {rejected} rejected) / {messages} messages "
-              f"over {len(samples) - 1} intervals: {word}")
+    what = "malformed inputs or failed writes" if any("malformed" in s for s in samples) else "rejected"
+    reason = (f"error rate {rate:.3%} = max({errors} error lines, {rejected} {what}) / {messages} messages "
+              f"over {len(samples) - 1} intervals: {word}"
+              + ("; risk rejections are not errors (their own row)" if any("risk_rejected" in s for s in samples)
+                 else ""))
     return Row(metric, target, round(rate, 6), verdict, reason, True, None, messages)
 
 
@@ -329,8 +314,8 @@ def _soak_rows(data: dict[str, Any] | None, phase4: dict[str, Any] | None, t: Th
     zmq_windows = [w for w in (phase4 or {}).get("windows", []) if w.get("mode") == "zmq"]
     phase4_lost = sum(int((w.get("counters") or {}).get("lost") or 0) for w in zmq_windows)
     rows = [_stability_row(samples, t), _lost_row(samples, phase4_lost, len(zmq_windows), t),
-            _error_rate_row(samples, t), _zmq_errors_row(samples, t), _rate_row(samples, mode, t),
-            _memory_row(samples, t)]
+            _error_rate_row(samples, t), unhedged_row(samples, t), risk_rejections_row(samples, t),
+            _zmq_errors_row(samples, t), _rate_row(samples, mode, t), _memory_row(samples, t)]
     if data is None:
         for row in rows:
             if row.verdict != NOGO:

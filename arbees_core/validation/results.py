@@ -26,7 +26,10 @@ validate), so `arbees decide` and `arbees report` re-read them offline.
                   "mirrored": int, "mirrored_per_s": float (zmq_listener, in the interval),
                   "prices_per_s": float (game_shard price updates received, in the interval),
                   "end_to_end": {"count": int, "p50_ms": float|None, "p95_ms": float|None, "mean_ms": float|None},
-                  "lost": int, "rejected": int, "messages": int (cumulative counters at sample time)}]}
+                  "lost": int, "rejected": int, "messages": int (cumulative counters at sample time),
+                  "malformed": int, "failed_writes": int (rejected = their sum: real errors),
+                  "risk_rejected": {"<kind>": int}, "signals": int, "leg_misses": int (cumulative; not errors),
+                  "exposure_usd": float, "unhedged": {"contracts": float, "pairs": int, "oldest_s": float}}]}
 """
 
 from __future__ import annotations

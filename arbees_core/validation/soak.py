@@ -15,8 +15,14 @@ the criteria need ("no crashes", "memory stable", "rates steady", "latency consi
 * end_to_end: execution_service's `end_to_end` histogram over the interval (S1 - S0; p50/p95/mean in ms, None
   when no signal was executed);
 * lost / rejected / messages: cumulative at sample time, summed over the services' current processes (they restart
-  from zero with a process): lost = inbox `lost`, rejected = inbox `rx_rejected` + execution_service
-  `signals_rejected`, messages = inbox `rx` (messages every service accepted).
+  from zero with a process): lost = inbox `lost`, rejected = the real errors besides log lines, malformed inputs
+  (`malformed`: every inbox's `rx_rejected`) + failed writes (`failed_writes`: the trade writer's failed attempts
+  and records the database refused), messages = inbox `rx` (messages every service accepted);
+* risk_rejected: execution_service's signals refused before any order, per kind (`signals_rejected.<kind>`:
+  exposure, order_size, kill_switch, expired, positions_unknown), cumulative; signals: signals it received
+  (`signals_rx`); leg_misses: its leg misses. These are the risk limits working, not errors;
+* exposure_usd / unhedged: execution_service's open exposure and its unhedged contracts at sample time
+  (`{"contracts", "pairs", "oldest_s"}`; absent when execution_service reports no positions).
 
 A counter or histogram whose process changed within the interval counts from the new process's start.
 
@@ -148,11 +154,31 @@ def take_sample(runtime: Any, prev: dict[str, dict], since_s: float, t_s: float)
         "prices_per_s": _rate(prev, snaps, "game_shard", "prices_rx", since_s),
         "end_to_end": _end_to_end(prev, snaps),
         "lost": _cumulative(snaps, "lost"),
-        "rejected": _cumulative(snaps, "rx_rejected") + int(
-            snaps.get("execution_service", {}).get("counters", {}).get("signals_rejected", 0)),
         "messages": _cumulative(snaps, "rx"),
+        **_execution_risk(snaps),
     }
+    sample["rejected"] = sample["malformed"] + sample["failed_writes"]
     return sample, snaps
+
+
+def _execution_risk(snaps: dict[str, dict]) -> dict[str, Any]:
+    """Malformed inputs and failed writes (errors), and execution_service's risk figures (not errors)."""
+    ex = snaps.get("execution_service", {})
+    counters, writer = ex.get("counters", {}), ex.get("writer") or {}
+    positions = ex.get("positions")
+    out: dict[str, Any] = {
+        "malformed": _cumulative(snaps, "rx_rejected"),
+        "failed_writes": int(writer.get("errors", 0)) + int(writer.get("rejected", 0)),
+        "risk_rejected": {k.split(".", 1)[1]: int(v) for k, v in counters.items()
+                          if k.startswith("signals_rejected.")},
+        "signals": int(counters.get("signals_rx", 0)), "leg_misses": int(counters.get("leg_misses", 0)),
+    }
+    if isinstance(positions, dict):
+        out["exposure_usd"] = positions.get("exposure_usd")
+        out["unhedged"] = {"contracts": positions.get("unhedged_contracts", 0),
+                           "pairs": positions.get("unhedged_pairs", 0),
+                           "oldest_s": positions.get("oldest_unhedged_s", 0)}
+    return out
 
 
 def run_soak(runtime: Any, folder: Path, duration_s: float, interval_s: float, progress: Progress | None = None,

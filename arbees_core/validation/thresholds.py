@@ -33,6 +33,8 @@ class Thresholds:
     memory_slope_mb_per_hour_max: float = 2.0
     lost_max: int = 0
     crashes_max: int = 0
+    unhedged_max_contracts: float = 0.0
+    risk_rejected_share_max: float = 0.5
     zmq_redis_ratio_max: float = 1.0
     compare_percentiles: tuple[float, ...] = (50.0, 95.0)
     min_samples_latency_values: int = 30

@@ -171,8 +171,8 @@ class ReadChanges:
         seq and `event_ns(message)`."""
         out: list[BookChange] = []
         for ticker, old in self._before.items():
-            book = books[ticker]
-            if not book.ready:  # a sequence gap later in the read voided it
+            book = books.get(ticker)
+            if book is None or not book.ready:  # resolved, or a sequence gap later in the read voided it
                 continue
             top = book.top()
             if old is None or top != old:

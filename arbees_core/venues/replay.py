@@ -103,9 +103,10 @@ def record_sim(sim: SimVenue, path: str | Path, seconds: float, compresslevel: i
                on_frame: Callable[[bytes, int, RecordStats], None] | None = None) -> RecordStats:
     """Write `seconds` of `sim`'s traffic to `path` as fast as it can be built (`SimVenue.prebuilt`, from
     `start_wall_s`, default now); the frames of one step share their receive time, so a replay delivers them as
-    one read. Listings go beside it. `on_frame(raw, t_ns, stats)` as in `record`."""
+    one read. Listings go beside it (every game played during the recording). `on_frame(raw, t_ns, stats)` as in
+    `record`."""
     stats = RecordStats(path=str(path))
-    save_listings(path, sim.listings())
+    save_listings(path, sim.listings(seconds, start_wall_s))
     first = last = 0.0
     with gzip.open(path, "wb", compresslevel=compresslevel) as out:
         for wall_s, frames in sim.prebuilt(seconds, start_wall_s):

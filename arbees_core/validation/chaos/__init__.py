@@ -9,18 +9,21 @@ Scenarios (`SCENARIOS`): `kill-<service>` for each service (SIGKILL mid-stream: 
 subscribers reconnect, flow resumes; for execution_service the paper-trade ledger stays exact), `redis-outage`,
 `postgres-outage` (the stack's own servers only: embedded, or its containers), `bad-input` (malformed frames on the real sockets/streams, each counted
 per reason), `hwm` (alias `slow-joiner`: a stalled subscriber's losses appear as `lost`, never hidden),
-`feed-gap` (a venue sequence gap: quotes withdrawn, fresh snapshots, flow resumes).
+`feed-gap` (a venue sequence gap: quotes withdrawn, fresh snapshots, flow resumes), `leg-miss` (the book moves
+between a signal and its fill: no naked leg, the miss counted and logged once, trading resumes).
 Options (all scenarios accept and ignore the others): outage_s (default 30), flow_timeout_s (default 45).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from arbees_core.validation.chaos.feed import feed_gap
 from arbees_core.validation.chaos.inputs import bad_input, hwm
 from arbees_core.validation.chaos.kill import kill_service
+from arbees_core.validation.chaos.leg import leg_miss
 from arbees_core.validation.chaos.outages import postgres_outage, redis_outage
 from arbees_core.validation.chaos.probe import ChaosUnavailable, service_names
 from arbees_core.validation.results import RunResult
@@ -39,6 +42,7 @@ SCENARIOS: dict[str, Scenario] = {
     "bad-input": bad_input,
     "hwm": hwm,
     "feed-gap": feed_gap,
+    "leg-miss": leg_miss,
 }
 ALIASES = {"slow-joiner": "hwm"}
 
@@ -66,7 +70,7 @@ def run_chaos(runtime: Any, root: Any, scenario: str, **opts: Any) -> RunResult:
         except ChaosUnavailable as e:
             result.add_inconclusive(f"{key}: not run", str(e), critical=False)
             continue
-        for check in sub.checks:
-            result.add(f"{key}: {check.name}", check.passed, check.evidence, check.critical)
+        for check in sub.checks:  # an inconclusive check stays inconclusive, never a failure nor a pass
+            result.checks.append(dataclasses.replace(check, name=f"{key}: {check.name}"))
         result.data.setdefault("scenarios", {})[key] = sub.finish().passed
     return result.finish()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, eventually
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, eventually, restarted_with
 from arbees_core.validation.results import RunResult
 
 
@@ -16,8 +16,6 @@ def feed_gap(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     """A Kalshi sequence gap (one delta lost on the venue link, injected through the simulated venue): the monitor
     sees it, withdraws the quotes of the books it can no longer trust, resubscribes for fresh snapshots, and
     prices flow again from those. `.env` and kalshi_monitor are restored afterwards."""
-    from arbees_core.config import write_dotenv_value
-
     probe = StackProbe(runtime)
     flow_s = float(opts.get("flow_timeout_s", 45))
     svc = "kalshi_monitor"
@@ -26,13 +24,8 @@ def feed_gap(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     source = runtime.env(svc).get("KALSHI_SOURCE", "sim") or "sim"
     if source != "sim":
         raise ChaosUnavailable(f"feed-gap drops a delta inside the simulated venue; {svc} runs KALSHI_SOURCE={source}")
-    env_file = root / ".env"
-    saved = env_file.read_text() if env_file.exists() else None
-    t0_wall = time.time()
-    write_dotenv_value("SIM_FAULT_GAP_AT_S", "3", env_file)
-    try:
-        since_ns = time.time_ns()
-        runtime.restart([svc])
+    t0_wall, since_ns = time.time(), time.time_ns()
+    with restarted_with(runtime, root, svc, {"SIM_FAULT_GAP_AT_S": "3"}):
 
         def gauge(name: str) -> int:
             return int(probe.metrics(svc, since_ns).get("gauges", {}).get(name, 0))
@@ -49,9 +42,3 @@ def feed_gap(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
         more = eventually(lambda: probe.counter(svc, "prices_published", since_ns) > after + 5, flow_s)
         result.add("prices flow again from the fresh books", bool(more),
                    f"prices_published {after} -> {probe.counter(svc, 'prices_published', since_ns)}")
-    finally:
-        if saved is None:
-            env_file.unlink(missing_ok=True)
-        else:
-            env_file.write_text(saved)
-        runtime.restart([svc])

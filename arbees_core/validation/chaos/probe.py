@@ -144,6 +144,27 @@ class StackProbe:
         return spool_signals(self.faults.read_file("execution_service", self.spool_path()))
 
 
+@contextmanager
+def restarted_with(runtime: Any, root: Path, service: str, values: dict[str, str]) -> Iterator[None]:
+    """`service` restarted with `values` set in the project's `.env` for the body (fault injection through the
+    settings it reads at start); `.env` restored exactly and the service restarted again afterwards."""
+    from arbees_core.config import write_dotenv_value
+
+    env_file = root / ".env"
+    saved = env_file.read_text() if env_file.exists() else None
+    for key, value in values.items():
+        write_dotenv_value(key, value, env_file)
+    try:
+        runtime.restart([service])
+        yield
+    finally:
+        if saved is None:
+            env_file.unlink(missing_ok=True)
+        else:
+            env_file.write_text(saved)
+        runtime.restart([service])
+
+
 def new_instance(probe: StackProbe, service: str, old: Any, timeout_s: float) -> Any:
     """The service's row once it runs again as a new instance (another start time or pid) with its restart
     counted, or None when that did not happen within `timeout_s`."""

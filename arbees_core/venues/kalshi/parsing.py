@@ -1,9 +1,14 @@
-"""Kalshi WebSocket v2 `orderbook_delta` channel: wire JSON in, local books, top-of-book changes out.
+"""Kalshi WebSocket v2 `orderbook_delta` channel: wire JSON in, local books, top-of-book changes out; and the
+`market_lifecycle_v2` channel's results of the markets held (`take_resolutions`).
 
 Envelope: `{"type", "sid", "seq", "msg"}`. `orderbook_snapshot` carries the whole book of one market (bids only,
 on YES and NO); `orderbook_delta` carries a **signed change** of the resting size at one level. `seq` rises by
 one per subscription (`sid`); a gap means deltas were lost, so every book of that subscription is invalid until a
 fresh snapshot (`resync_needed` tells the client which sids to resubscribe).
+
+`market_lifecycle_v2`: `{"type": "market_lifecycle_v2", "sid", "msg": {"event_type", "market_ticker", "result",
+"determination_ts" | "settled_ts", ...}}`, for every market of the exchange (the channel takes no ticker filter).
+A `determined` (or `settled`) event with a `result` of yes / no / void resolves a market this feed holds a book of.
 
 Units: Kalshi is moving from integer cents and integer counts to fixed-point strings (`yes_dollars_fp`,
 `no_dollars_fp`, `price_dollars`, `delta_fp`; integer counts were retired 2026-02-19, sub-penny prices follow).
@@ -22,12 +27,22 @@ import orjson
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.book import BookChange, KalshiBook, ReadChanges
 from arbees_core.venues.rejects import FrameRejects
+from arbees_core.venues.resolution import RESULTS, Resolution
 
 log = logging.getLogger("kalshi")
 
 #: Envelope types that carry nothing for the books (command replies, other channels).
 _IGNORED = frozenset({"subscribed", "unsubscribed", "ok", "list_subscriptions", "ticker", "ticker_v2", "trade",
-                      "fill", "market_lifecycle_v2", "market_positions", "heartbeat"})
+                      "fill", "market_positions", "heartbeat", "event_lifecycle"})
+#: Lifecycle events that carry a market's result.
+_RESOLVING = frozenset({"determined", "settled"})
+#: The lifecycle channel, subscribed once per connection (it takes no market tickers).
+LIFECYCLE_CHANNEL = "market_lifecycle_v2"
+
+
+def lifecycle_subscribe_command(cmd_id: int) -> bytes:
+    """The `subscribe` command of the market lifecycle channel (every market's state changes, results included)."""
+    return orjson.dumps({"id": cmd_id, "cmd": "subscribe", "params": {"channels": [LIFECYCLE_CHANNEL]}})
 
 
 class KalshiFormatError(ValueError):
@@ -79,9 +94,9 @@ def _delta(msg: dict[str, Any]) -> tuple[str, float, float]:
     return side, price, change
 
 
-def _event_ns(msg: dict[str, Any], fallback: int) -> int:
-    """The venue's event time: `ts` as ISO 8601 or Unix seconds/ms; the receive time when absent."""
-    ts = msg.get("ts")
+def _event_ns(msg: dict[str, Any], fallback: int, key: str = "ts") -> int:
+    """The venue's event time: `ts` (or `key`) as ISO 8601 or Unix seconds/ms; the receive time when absent."""
+    ts = msg.get(key)
     try:
         if isinstance(ts, str):
             return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1e9)
@@ -105,6 +120,7 @@ class KalshiFeed:
         self.errors = self.rejects.counts
         self.messages = 0
         self.deltas_before_snapshot = 0
+        self.resolutions: list[Resolution] = []
         self._limiter = RateLimiter(1.0)
 
     # -- public -------------------------------------------------------------------------------------------------
@@ -127,7 +143,7 @@ class KalshiFeed:
                 self.rejects.reject("malformed", f"not JSON ({e.msg})")
                 continue
             try:
-                self._dispatch(frame, read)
+                self._dispatch(frame, read, recv_ns)
             except (KalshiFormatError, KeyError, TypeError, ValueError, IndexError) as e:
                 self.rejects.reject(getattr(e, "reason", "bad_message"), f"{type(e).__name__}: {e}")
         return read.changes(self.books, lambda msg: _event_ns(msg, recv_ns))
@@ -146,6 +162,11 @@ class KalshiFeed:
         for book in self.books.values():
             book.ready = False
 
+    def take_resolutions(self) -> list[Resolution]:
+        """The markets resolved since the last call (their books are gone), cleared on return."""
+        out, self.resolutions = self.resolutions, []
+        return out
+
     def take_resync(self) -> set[int]:
         """The subscriptions to resubscribe (gap seen), cleared on return."""
         sids, self.resync_needed = self.resync_needed, set()
@@ -153,7 +174,7 @@ class KalshiFeed:
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _dispatch(self, frame: Any, read: ReadChanges) -> None:
+    def _dispatch(self, frame: Any, read: ReadChanges, recv_ns: int) -> None:
         if not isinstance(frame, dict):
             raise KalshiFormatError(f"frame is a {type(frame).__name__}, not an object")
         kind = frame.get("type")
@@ -161,6 +182,8 @@ class KalshiFeed:
             self._snapshot(frame, read)
         elif kind == "orderbook_delta":
             self._delta(frame, read)
+        elif kind == LIFECYCLE_CHANNEL:
+            self._lifecycle(frame["msg"], recv_ns)
         elif kind == "error":
             msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
             self.rejects.reject("venue_error", f"code {msg.get('code')}: {msg.get('msg')}")
@@ -210,3 +233,16 @@ class KalshiFeed:
             return
         read.changing(ticker, book, int(frame.get("seq") or 0), msg)
         book.apply_delta(side, price, change)
+
+    def _lifecycle(self, msg: dict[str, Any], recv_ns: int) -> None:
+        """A market's result (module docstring); other lifecycle events, and markets without a book here, are
+        not this feed's. A result outside yes / no / void (a scalar market) is rejected as a bad message."""
+        ticker = msg.get("market_ticker")
+        if msg.get("event_type") not in _RESOLVING or ticker not in self.books or not msg.get("result"):
+            return
+        if msg["result"] not in RESULTS:
+            raise KalshiFormatError(f"result {msg['result']!r} of {ticker} is not yes/no/void")
+        ts_key = "determination_ts" if msg.get("determination_ts") is not None else "settled_ts"
+        del self.books[ticker]
+        self._sid_of.pop(ticker, None)
+        self.resolutions.append(Resolution(ticker, msg["result"], _event_ns(msg, recv_ns, ts_key)))

@@ -1,4 +1,5 @@
-"""Kalshi WebSocket v2 market data: a signed connection subscribed to `orderbook_delta` for the mapped markets.
+"""Kalshi WebSocket v2 market data: a signed connection subscribed to `orderbook_delta` for the mapped markets, and
+to `market_lifecycle_v2` (every market's determination and settlement, so positions settle when a market resolves).
 
 The connection is signed even for public channels (timestamp + `GET` + `/trade-api/ws/v2`); Kalshi sends a Ping
 frame (body `heartbeat`) every 10 s (`KALSHI_HEARTBEAT_S`) and websockets answers; those pings keep the feed
@@ -27,7 +28,7 @@ from websockets.asyncio.client import ClientConnection
 from arbees_core.config import ConfigError, Env
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.kalshi.auth import KalshiSigner
-from arbees_core.venues.kalshi.parsing import subscribe_command
+from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command
 from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
 from arbees_core.venues.live import TICKER_CHECK_S as _TICKER_CHECK_S
 
@@ -112,6 +113,7 @@ class KalshiLiveSource(LiveSource):
         if self.resync is not None:
             self.resync()  # gaps of the previous connection are void: everything is subscribed afresh
         await self._subscribe(ws, tickers_of(self.tickers))
+        await ws.send(lifecycle_subscribe_command(next(self._ids)).decode())  # market results; no sid to track
         self._next_ticker_check = _now() + _TICKER_CHECK_S
 
     async def on_idle(self, ws: ClientConnection) -> None:

@@ -4,7 +4,10 @@ Events (`event_type`): `book` is a full snapshot of one token (`bids`/`asks` as 
 doc names them `buys`/`sells`, both are accepted, and best levels are found by max/min, never by list order);
 `price_change` carries `price_changes[]`, each the **new absolute size** at one level of one token (0 removes the
 level). The server may send several events as one JSON array. `last_trade_price`, `tick_size_change` and the
-custom-feature events change no book; text `PING`/`PONG` keep-alives are skipped.
+other custom-feature events change no book; text `PING`/`PONG` keep-alives are skipped. `market_resolved` (a
+custom-feature event: the subscription sets `custom_feature_enabled`) names the market's `winning_asset_id` among
+its `assets_ids`: each token held here resolves yes (the winner) or no, and its book is dropped
+(`take_resolutions`).
 Prices arrive in dollars (".48") and are kept in cents (48.0).
 
 A frame that cannot be used is counted by reason (`malformed`, `unknown_event`, `legacy_price_change`,
@@ -24,10 +27,11 @@ import orjson
 
 from arbees_core.venues.book import BinaryBook, BookChange, ReadChanges
 from arbees_core.venues.rejects import FrameRejects
+from arbees_core.venues.resolution import Resolution
 
 log = logging.getLogger("polymarket")
 
-_NO_BOOK_CHANGE = frozenset({"last_trade_price", "tick_size_change", "best_bid_ask", "new_market", "market_resolved"})
+_NO_BOOK_CHANGE = frozenset({"last_trade_price", "tick_size_change", "best_bid_ask", "new_market"})
 _KEEPALIVE = frozenset({b"PING", b"PONG", "PING", "PONG"})
 
 
@@ -39,10 +43,11 @@ class PolymarketFormatError(ValueError):
         self.reason = reason
 
 
-def subscribe_command(asset_ids: list[str], operation: str | None = None, custom_features: bool = False) -> bytes:
+def subscribe_command(asset_ids: list[str], operation: str | None = None, custom_features: bool = True) -> bytes:
     """The market-channel subscription for these outcome tokens (token ids, not condition ids): the connection's
     first (`type: market`), or a later `operation` (`subscribe` / `unsubscribe`). Subscriptions ask for each
-    token's `book` explicitly (`initial_dump`) rather than rely on the server's default."""
+    token's `book` explicitly (`initial_dump`) rather than rely on the server's default, and for the custom
+    features, which bring `market_resolved`."""
     body: dict[str, Any] = {"assets_ids": list(asset_ids)}
     if operation is None:
         body["type"] = "market"
@@ -84,6 +89,7 @@ class PolymarketFeed:
         self.updates_before_snapshot = 0
         self.gaps = 0  # price_changes that could not be applied (no sequence numbers on this channel)
         self.resync_needed: set[str] = set()
+        self.resolutions: list[Resolution] = []
 
     def handle(self, raw: bytes | str, recv_ns: int | None = None) -> list[BookChange]:
         """Apply one frame (an event or an array of events). Malformed ones are counted and logged, never raised."""
@@ -105,7 +111,7 @@ class PolymarketFeed:
                 continue
             for event in frame if isinstance(frame, list) else [frame]:
                 try:
-                    self._event(event, read)
+                    self._event(event, read, recv_ns)
                 except PolymarketFormatError as e:
                     self._rejected(event, e.reason, str(e))
                 except (KeyError, TypeError, ValueError) as e:
@@ -116,6 +122,11 @@ class PolymarketFeed:
         return {"messages": self.messages, "markets": len(self.books), "errors": dict(self.errors),
                 "updates_before_snapshot": self.updates_before_snapshot,
                 "resync_needed": sorted(self.resync_needed)}
+
+    def take_resolutions(self) -> list[Resolution]:
+        """The tokens resolved since the last call (their books are gone), cleared on return."""
+        out, self.resolutions = self.resolutions, []
+        return out
 
     def take_resync(self) -> set[str]:
         """Tokens whose book must be asked for again (updates before any snapshot, a lost update), cleared on
@@ -137,7 +148,7 @@ class PolymarketFeed:
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _event(self, event: Any, read: ReadChanges) -> None:
+    def _event(self, event: Any, read: ReadChanges, recv_ns: int) -> None:
         if not isinstance(event, dict):
             raise PolymarketFormatError(f"event is a {type(event).__name__}, not an object")
         kind = event.get("event_type")
@@ -145,6 +156,8 @@ class PolymarketFeed:
             self._book(event, read)
         elif kind == "price_change":
             self._price_change(event, read)
+        elif kind == "market_resolved":
+            self._resolved(event, recv_ns)
         elif kind not in _NO_BOOK_CHANGE:
             raise PolymarketFormatError(f"unknown event_type {kind!r}", "unknown_event")
 
@@ -173,6 +186,18 @@ class PolymarketFeed:
                 continue
             read.changing(token, book, 0, event)
             book.set_level(side, price, size)
+
+    def _resolved(self, event: dict[str, Any], recv_ns: int) -> None:
+        """Every token of the market held here: yes for `winning_asset_id`, no for the others."""
+        winner = str(event["winning_asset_id"])
+        if not winner:
+            raise PolymarketFormatError("market_resolved without a winning_asset_id")
+        tokens = [str(t) for t in event.get("assets_ids") or [winner]]
+        ts_ns = _event_ns(event, recv_ns)
+        for token in tokens:
+            if self.books.pop(token, None) is not None:
+                self.resync_needed.discard(token)
+                self.resolutions.append(Resolution(token, "yes" if token == winner else "no", ts_ns))
 
     def _rejected(self, event: Any, reason: str, detail: str) -> None:
         """Count a skipped event; a skipped `price_change` withdraws the books it names until their fresh `book`."""
