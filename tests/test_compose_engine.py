@@ -206,7 +206,7 @@ def test_a_setting_that_cannot_heal_is_one_line_and_a_failed_service_not_a_crash
 
 
 @pytest.mark.parametrize("scenario", ["kill-game_shard", "kill-execution_service", "redis-outage", "postgres-outage",
-                                      "bad-input", "hwm", "feed-gap"])
+                                      "bad-input", "hwm", "feed-gap", "leg-miss"])
 def test_chaos_scenarios_run_on_the_compose_stack(compose_project: ComposeProject, scenario: str) -> None:
     """The same scenarios as on the local runtime, with the engine's own faults: `docker kill` (the restart
     policy restarts), `docker pause` of arbees-redis, `docker stop` of arbees-timescaledb, and bad frames or a
