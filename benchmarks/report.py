@@ -204,12 +204,13 @@ def _compose_targets(result: "BenchResult") -> list[dict[str, Any]]:
 
 
 def config_settings(result: "BenchResult", name: str) -> str:
-    """What a configuration sets: `ARBEES_RT_PRIORITY=10`, `ZMQ_SPIN_US=2000`, docker compose, or `default
-    settings`."""
+    """What a configuration sets. Real-time scheduling is the services' default where permitted (services/sched.py),
+    so the `rt` rows are what an operator's default run gets; the rows without a suffix run with it off."""
     m = result.machine
-    return {"rt": f"ARBEES_RT_PRIORITY={m.get('rt_priority')}",
+    return {"rt": f"ARBEES_RT_PRIORITY={m.get('rt_priority')} (the default settings: real-time where permitted)",
             "spin": f"ZMQ_SPIN_US={m.get('spin_us')}",
-            "compose": "docker compose (container networking)"}.get(name, "default settings")
+            "compose": "docker compose (container networking, normal scheduling)"}.get(
+        name, "ARBEES_RT_PRIORITY=0 (normal scheduling)")
 
 
 def config_label(result: "BenchResult", config: Config) -> str:

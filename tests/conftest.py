@@ -99,6 +99,7 @@ def local_project(tmp_path: Path, redis_url: str, database_url: str,
         monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
         monkeypatch.delenv("ARBEES_STATE_DIR", raising=False)
         monkeypatch.delenv("ZMQ_ENABLED", raising=False)  # `.env` decides the mode
+        monkeypatch.setenv("ARBEES_RT_PRIORITY", "0")  # stacks of tests share the machine: normal scheduling
         return tmp_path
 
     yield make

@@ -20,7 +20,7 @@ import pytest
 from arbees_core.config import ConfigError, Env
 from arbees_core.runtime.processes import ProcessStack, pipeline_env
 from arbees_core.services.execution_support import BookCache, PriceFeedThread
-from arbees_core.services.sched import rt_permitted, rt_priority
+from arbees_core.services.sched import DEFAULT_PRIORITY, rt_explicit, rt_permitted, rt_priority
 from arbees_core.telemetry.metrics import Metrics
 from arbees_core.topics import Family
 from arbees_core.transport import Inbox, TransportSettings, make_subscriber
@@ -42,8 +42,9 @@ def thread_policies(pid: int) -> dict[str, tuple[int, int]]:
     return out
 
 
-def test_rt_priority_is_off_by_default_and_rejects_what_sched_fifo_cannot_take() -> None:
-    assert rt_priority(Env({})) == 0
+def test_rt_priority_is_on_by_default_where_permitted_and_rejects_what_sched_fifo_cannot_take() -> None:
+    assert rt_priority(Env({})) == DEFAULT_PRIORITY and not rt_explicit(Env({}))
+    assert rt_priority(Env({"ARBEES_RT_PRIORITY": "0"})) == 0 and rt_explicit(Env({"ARBEES_RT_PRIORITY": "0"}))
     assert rt_priority(Env({"ARBEES_RT_PRIORITY": "10"})) == 10
     for bad in ("99", "-1", "high"):
         with pytest.raises(ConfigError, match="ARBEES_RT_PRIORITY"):
@@ -103,8 +104,34 @@ def test_without_permission_a_service_warns_once_and_runs_with_normal_scheduling
     pid = _running(stack, "game_shard")
     assert all(policy == os.SCHED_OTHER for policy, _ in thread_policies(pid).values())
     log = stack.log("game_shard")
-    assert log.count("asked for real-time scheduling, but this process may not use it") == 1, log
+    assert log.count("is not permitted for this process") == 1, log
+    assert "WARNING game_shard: Real-time scheduling (ARBEES_RT_PRIORITY=" in log  # asked for: a warning
     assert "Real-time scheduling: SCHED_FIFO" not in log
+
+
+def test_by_default_real_time_is_taken_where_permitted_and_its_absence_is_one_quiet_line(
+        tmp_path: Path, redis_url: str, database_url: str) -> None:
+    """Unset ARBEES_RT_PRIORITY: SCHED_FIFO at the default priority where the process may use it (one line saying
+    it is the default and how to turn it off); where it may not, one INFO line and normal scheduling."""
+    env = pipeline_env(True, redis_url, database_url, tmp_path)
+    env.pop("ARBEES_RT_PRIORITY", None)
+    stack = ProcessStack(tmp_path, env)
+    try:
+        if rt_permitted(DEFAULT_PRIORITY):
+            stack.start("game_shard")
+            pid = _running(stack, "game_shard")
+            assert any(policy == os.SCHED_FIFO for policy, _ in thread_policies(pid).values())
+            assert "the default where permitted; ARBEES_RT_PRIORITY=0 turns it off" in stack.log("game_shard")
+            stack.stop("game_shard")
+        stack.wrapper = _unprivileged_wrapper()
+        stack.start("game_shard")
+        pid = _running(stack, "game_shard")
+        assert all(policy == os.SCHED_OTHER for policy, _ in thread_policies(pid).values())
+        log = stack.log("game_shard")
+        assert "INFO game_shard: Real-time scheduling (the default where permitted" in log, log
+        assert "WARNING game_shard: Real-time" not in log
+    finally:
+        stack.stop_all()
 
 
 def _autogroup(pid: int) -> str | None:

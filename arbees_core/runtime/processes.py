@@ -116,6 +116,9 @@ def pipeline_env(mode_zmq: bool, redis_url: str, database_url: str, folder: Path
         "_PORT_kalshi_monitor": str(ports["kalshi"]), "_PORT_polymarket_monitor": str(ports["poly"]),
         "_PORT_game_shard": str(ports["shard"]), "_PORT_execution_service": str(ports["exec"]),
         "PYTHONUNBUFFERED": "1",
+        # Normal scheduling unless a caller asks: many test and benchmark stacks share a small machine, and a test
+        # about scheduling sets ARBEES_RT_PRIORITY itself (the product default is real-time where permitted).
+        "ARBEES_RT_PRIORITY": "0",
     }
 
 

@@ -29,7 +29,7 @@ import redis
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ, state_dir
 from arbees_core.messages import Heartbeat
 from arbees_core.registry import COMMON_ENV, spec
-from arbees_core.services.sched import Scope, apply_rt, rt_priority
+from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
@@ -237,7 +237,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     started = time.monotonic()
     service.start_reporting()  # the reporter thread keeps normal scheduling: it starts before apply_rt
     scope = service.rt_scope if service.settings.zmq_enabled or service.rt_scope != "zmq_io" else "none"
-    apply_rt(scope, priority, log)  # a Redis-mode monitor has no ZMQ I/O threads: nothing to raise
+    apply_rt(scope, priority, log, rt_explicit(Env()))  # a Redis-mode monitor has no ZMQ I/O threads
     outcome = run_service(service, stop, log)
     if isinstance(outcome, ConfigError):
         return on_config_error(service_cls.name, outcome, stop, log)

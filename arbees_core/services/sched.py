@@ -20,9 +20,12 @@ Who gets it (`rt_scope` of each service class):
   parses venue data; under FIFO a venue burst could take a core from everything else.
 - `none` (zmq_listener, market_discovery): off the hot path.
 
-It needs CAP_SYS_NICE or an RLIMIT_RTPRIO at least the priority (docker: `cap_add: [SYS_NICE]`; systemd:
-`LimitRTPRIO=`). Without it the service logs one warning and runs with normal scheduling. The kernel's RT
-throttling (`sched_rt_runtime_us`, 95 % by default) still leaves other work a share of each core.
+On by default where permitted (DEFAULT_PRIORITY): the benchmark's latency targets are met with it and missed
+without it on small shared hosts (benchmarks/RESULTS.md), and an operator's default run should meet them.
+ARBEES_RT_PRIORITY=0 turns it off; another value sets the priority. It needs CAP_SYS_NICE or an RLIMIT_RTPRIO at
+least the priority (systemd: `LimitRTPRIO=`; containers: see the README). Where the process may not use it, the
+service logs one line and runs with normal scheduling (a warning when it was asked for explicitly). The kernel's
+RT throttling (`sched_rt_runtime_us`, 95 % by default) still leaves other work a share of each core.
 """
 
 from __future__ import annotations
@@ -36,16 +39,25 @@ from arbees_core.config import ConfigError, Env
 RT_ENV = "ARBEES_RT_PRIORITY"
 #: 99 is left to the kernel's own watchdogs and migration threads.
 MAX_PRIORITY = 98
+#: The priority used when ARBEES_RT_PRIORITY is unset, where the process may use real-time scheduling: above
+#: ordinary kernel threads' default of 0/1, far below the kernel's own watchdogs.
+DEFAULT_PRIORITY = 10
 
 Scope = Literal["process", "zmq_io", "none"]
 
 
 def rt_priority(env: Env) -> int:
-    """ARBEES_RT_PRIORITY: 0 (default) = normal scheduling, 1..98 = SCHED_FIFO at that priority."""
-    value = env.int(RT_ENV, 0, minimum=0)
+    """ARBEES_RT_PRIORITY: 0 = normal scheduling, 1..98 = SCHED_FIFO at that priority; unset = DEFAULT_PRIORITY
+    where permitted (`rt_explicit` tells the two apart)."""
+    value = env.int(RT_ENV, DEFAULT_PRIORITY, minimum=0)
     if value > MAX_PRIORITY:
         raise ConfigError(f"{RT_ENV}: expected 0 (off) or 1..{MAX_PRIORITY}, was {value}")
     return value
+
+
+def rt_explicit(env: Env) -> bool:
+    """Whether ARBEES_RT_PRIORITY was set (an explicit request warns when it cannot be met; the default does not)."""
+    return bool(env.str(RT_ENV))
 
 
 def rt_permitted(priority: int) -> bool:
@@ -62,20 +74,22 @@ def rt_permitted(priority: int) -> bool:
     return True
 
 
-def apply_rt(scope: Scope, priority: int, log: logging.Logger) -> bool:
+def apply_rt(scope: Scope, priority: int, log: logging.Logger, explicit: bool = True) -> bool:
     """Give this service's hot-path threads SCHED_FIFO `priority`; call before the service creates its ZMQ
-    sockets and worker threads. Returns whether it was applied; logs one line either way when asked for."""
+    sockets and worker threads. Returns whether it was applied; logs one line either way (`explicit`: asked for
+    in the environment, so a refusal is a warning; the default's refusal is information)."""
     if priority <= 0 or scope == "none":
         return False
+    origin = f"{RT_ENV}={priority}" if explicit else f"the default where permitted; {RT_ENV}=0 turns it off"
     if not rt_permitted(priority):
-        log.warning("%s=%d asked for real-time scheduling, but this process may not use it (needs CAP_SYS_NICE or "
-                    "an rtprio limit >= %d; docker: cap_add SYS_NICE); running with normal scheduling",
-                    RT_ENV, priority, priority)
+        (log.warning if explicit else log.info)(
+            "Real-time scheduling (%s) is not permitted for this process (needs CAP_SYS_NICE or an rtprio limit "
+            ">= %d); running with normal scheduling", origin, priority)
         return False
     if scope == "process":
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         log.info("Real-time scheduling: SCHED_FIFO priority %d for the receive loop and its threads (%s)",
-                 priority, RT_ENV)
+                 priority, origin)
         return True
     import zmq
 
@@ -83,7 +97,7 @@ def apply_rt(scope: Scope, priority: int, log: logging.Logger) -> bool:
     ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
     ctx.set(zmq.THREAD_PRIORITY, priority)
     log.info("Real-time scheduling: SCHED_FIFO priority %d for the ZMQ I/O threads that send prices (%s)",
-             priority, RT_ENV)
+             priority, origin)
     return True
 
 
