@@ -216,3 +216,20 @@ def test_chaos_scenarios_run_on_the_compose_stack(compose_project: ComposeProjec
                                   "60s", "--json", timeout=900)
     result = as_json(done)
     assert done.returncode == 0 and result["passed"], failed_checks(result)
+
+
+def test_down_stops_every_container_and_up_brings_the_stack_back(compose_project: ComposeProject) -> None:
+    """`arbees down` removes the stack's containers (its volumes stay: nothing recorded is lost); `arbees up`
+    starts every service again, and the paper trades from before are still there."""
+    ensure_mode(compose_project, True)
+    trades = trades_of(compose_project, "zmq")
+    down = compose_project.arbees("down", "--runtime", "compose", "--json")
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert compose_project.sh("docker ps -aq --filter label=com.docker.compose.project=arbees").stdout.strip() == ""
+    status = compose_project.arbees("status", "--runtime", "compose", "--json")
+    assert status.returncode == 1 and not as_json(status)["up"]
+    up = compose_project.arbees("up", "--runtime", "compose", "--json")
+    assert up.returncode == 0, up.stderr[-2000:]
+    states = {s["name"]: s["state"] for s in as_json(up)["services"]}
+    assert all(states[name] == "running" for name in PIPELINE), states
+    assert trades_of(compose_project, "zmq") >= trades  # the database volume survived
