@@ -14,7 +14,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.markup import escape
 from rich.table import Table
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, console, fail, parse_duration, print_json
+from arbees_cli.output import (EXIT_ERROR, EXIT_FAIL, EXIT_PASS, PlainProgress, activity, console, fail, parse_duration,
+                               print_json)
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.config import project_root, read_dotenv, write_dotenv_value
 from arbees_core.runtime.base import Runtime, RuntimeError_
@@ -25,9 +26,13 @@ from arbees_core.validation.results import RunResult, latest_result, new_run_dir
 
 @contextmanager
 def live_progress(enabled: bool) -> Iterator[Callable[[str, float | None], None]]:
-    """A Rich progress line (spinner, step, bar, elapsed) on stderr; silent with --json."""
+    """A Rich progress line (spinner, step, bar, elapsed) in a terminal; plain lines (a line per step, window and
+    sample) when stdout is not one, e.g. a script or a log file; silent with --json."""
     if not enabled:
         yield lambda text, fraction: None
+        return
+    if not console.is_terminal:
+        yield PlainProgress()
         return
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
@@ -214,6 +219,8 @@ def register(app: typer.Typer) -> None:
         2: game_shard subscribes over ZMQ and publishes signals. 3: execution_service trades them into
         paper_trades. 4: latency per hop in ZMQ and Redis mode, interleaved windows. 5: soak (resumable).
         Exit code 0 when every critical criterion holds, 1 otherwise."""
+        if resume is not None:
+            check_resume(resume, number, as_json)
         rt = get_runtime(runtime, as_json)
         collectors: dict[str, Any] = {}
         folder = None
@@ -274,7 +281,7 @@ def register(app: typer.Typer) -> None:
         phases: list[dict[str, Any]] = []
         try:
             if started_here:
-                with console.status("starting the stack…"):
+                with activity("starting the stack…", as_json):
                     rt.up()
             for n in (1, 2, 3, 4, 5):
                 collectors: dict[str, Any] = {}
@@ -323,6 +330,21 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(decision.exit_code)
 
     _ = EXIT_ERROR
+
+
+def check_resume(folder: Path, number: int, as_json: bool) -> None:
+    """`--resume DIR` names an interrupted soak's own run folder; anything else stops the command (exit 3) before it
+    creates or starts anything, rather than beginning a new 48-hour soak in a folder made up on the spot."""
+    from arbees_core.validation.soak import META_FILE, SAMPLES_FILE
+
+    if number != 5:
+        fail(f"--resume continues a phase 5 soak; phase {number} has nothing to resume", as_json=as_json)
+    if not folder.is_dir():
+        fail(f"--resume {folder}: no such folder (give the folder of the interrupted soak, "
+             f"{runs_dir()}/<stamp>-phase5)", as_json=as_json)
+    if not (folder / META_FILE).exists() and not (folder / SAMPLES_FILE).exists():
+        fail(f"--resume {folder}: not a phase 5 run folder (it has no {META_FILE} or {SAMPLES_FILE})",
+             as_json=as_json)
 
 
 def validate_table(phase_checks: list[dict[str, Any]], decision: Any) -> Table:

@@ -23,10 +23,12 @@ import psutil
 
 from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
-from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, tcp_probe
+from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, parse_utc, tcp_probe
+from arbees_core.runtime.preflight import check_local
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
+_ERROR_LINE = re.compile(r"^\S+ (?:ERROR|CRITICAL) \S+: (.*)$")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
 UP_TIMEOUT_S, SETTLE_S, SETTLE_MAX_S = 60.0, 1.0, 20.0
 
@@ -181,6 +183,7 @@ class LocalRuntime:
     def up(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
         """Start the stack (or the named services of a running one) and wait until they run."""
         names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
+        check_local(self.root, names)
         if self.is_up():
             self.request("start", names)
         else:
@@ -210,14 +213,22 @@ class LocalRuntime:
             crashed = [n for n in names if views.get(n, {}).get("state") == "exited" or
                        (views.get(n, {}).get("restarts", 0) > 0 and views.get(n, {}).get("state") != "running")]
             if crashed:
-                name = crashed[0]
-                raise RuntimeError_(f"{name} exited at start with code {views[name].get('exit_code')}; "
-                                    f"last log lines:\n{self.logs(name, tail=15)}")
+                raise RuntimeError_(self._start_failure(crashed[0], views[crashed[0]]))
             if stack.get("status") == "running" and all(self._settled(n, views.get(n, {})) for n in names):
                 return self.status()
             time.sleep(0.1)
         raise RuntimeError_(f"not every service was running within {timeout_s:.0f}s: "
                             + ", ".join(f"{s.name}={s.state}" for s in self.status() if s.name in names))
+
+    def _start_failure(self, name: str, view: dict[str, Any]) -> str:
+        """Why `name` died at start: its error line first, then its last lines from that process only (a log
+        file keeps earlier runs' lines, which say nothing about this start)."""
+        started = parse_utc(view.get("started_at", ""))
+        since = (datetime.now(timezone.utc) - started).total_seconds() + 1.0 if started else None
+        lines = self.logs(name, since).splitlines()[-15:]
+        cause = next((m.group(1) for ln in reversed(lines) if (m := _ERROR_LINE.match(ln))), "")
+        return (f"{name} exited at start with code {view.get('exit_code')}" + (f": {cause}" if cause else "")
+                + "; its log since that start:\n" + "\n".join(lines))
 
     def _settled(self, name: str, view: dict[str, Any]) -> bool:
         """Running, and past its start: it wrote a metrics snapshot from this very process (configuration is
@@ -261,6 +272,7 @@ class LocalRuntime:
     def restart(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
         """Stop and start with the current `.env` (the environment is rebuilt, never reused)."""
         names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
+        check_local(self.root, names)
         self.request("restart", names)
         return self.wait_running(names, timeout_s)
 

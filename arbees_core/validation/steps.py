@@ -183,16 +183,28 @@ def _wait_log(ctx: RunContext, step: WaitLog) -> None:
     pattern = ctx.expand(step.pattern)
     matcher = (lambda line: pattern in line) if step.literal else re.compile(pattern).search
 
-    def find() -> str:
+    def lines() -> list[str]:
         since = {"all": None, "run": ctx.since_s()}.get(step.since) if step.since != "process" else \
             ctx.process_since_s(step.service)
-        text = ctx.runtime.logs(step.service, since)
-        return next((line for line in text.splitlines() if matcher(line)), "")
+        return ctx.runtime.logs(step.service, since).splitlines()
+
+    def find() -> str:
+        return next((line for line in reversed(lines()) if matcher(line)), "")
 
     line = _poll(step.timeout, find)
-    evidence = line.strip()[:300] if line else f"no line matching {pattern!r} in {spec(step.service).name}'s log " \
-                                                f"within {step.timeout:g}s"
-    ctx.result.add(step.name or f"{spec(step.service).name} logs {pattern!r}", bool(line), evidence, step.critical)
+    name = spec(step.service).name
+    evidence = line.strip()[:300] if line else f"no line matching {pattern!r} in {name}'s log within {step.timeout:g}s"
+    if not line and step.explain:
+        evidence += "; " + _explanation(lines(), ctx.expand(step.explain), name)
+    ctx.result.add(step.name or f"{name} logs {pattern!r}", bool(line), evidence, step.critical)
+
+
+def _explanation(lines: list[str], explain: str, service: str) -> str:
+    """What the lines matching `explain` say about a missing line: how many, and the latest one."""
+    why = [line.strip() for line in lines if re.search(explain, line)]
+    if not why:
+        return f"no line matching {explain!r} either"
+    return f"{len(why)} lines of {service} say why, the latest: {why[-1][:300]}"
 
 
 def _no_errors(ctx: RunContext, step: NoErrors) -> None:
