@@ -74,9 +74,9 @@ _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 class PlainProgress:
     """Progress as plain lines when stdout is not a terminal: a line whenever the step changes (a playbook step, a
     latency window's restart, warm-up and measurement), and at most one per `every_s` while only its numbers
-    change (a countdown, the soak's samples)."""
+    change (a countdown; the soak reports once per sample)."""
 
-    def __init__(self, every_s: float = 5.0) -> None:
+    def __init__(self, every_s: float = 1.0) -> None:
         self.every_s = every_s
         self._last, self._shape, self._at = "", "", 0.0
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +34,16 @@ def eventually(condition: Callable[[], object], timeout: float = 20.0, interval:
             return last
         time.sleep(interval)
     raise AssertionError(f"not reached within {timeout}s: {what or condition} (last value: {last!r})")
+
+
+def run_arbees(root: Path, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 240) -> subprocess.CompletedProcess:
+    """`arbees ARGS` as an operator runs it in the project `root`, from a script: its own process, output to a pipe
+    (not a terminal), the terminal width unknown. `env` adds to (or overrides) this process's environment."""
+    full = {**os.environ, "ARBEES_HOME": str(root), **(env or {})}
+    full.pop("ARBEES_STATE_DIR", None)
+    return subprocess.run([sys.executable, "-m", "arbees_cli.main", *args], env=full, cwd=root, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 #: Ports a test's stack may use from ARBEES_PORT_BASE: the stack uses base..base+3, probes may plant faults above.

@@ -21,6 +21,7 @@ import pytest
 
 from arbees_core.runtime.base import RuntimeError_
 from arbees_core.runtime.local import LocalRuntime
+from arbees_core.runtime.preflight import SettingsError
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.e2e
@@ -62,12 +63,12 @@ def test_up_survives_the_cli_and_status_logs_env_find_it(project: Path) -> None:
 
     status = _cli(project, "status", "--runtime", "local", "--json")  # a new process finds the stack
     assert status.returncode == 0 and json.loads(status.stdout)["up"] is True
-    eventually(lambda: "ZMQ subscriber connected to tcp://127.0.0.1:" in _cli(project, "logs", "game_shard").stdout,
-               30, what="game_shard connected")
-    logs = _cli(project, "logs", "kalshi_monitor", "--since", "5m")
+    eventually(lambda: "ZMQ subscriber connected to tcp://127.0.0.1:" in
+               _cli(project, "logs", "game_shard", "--runtime", "local").stdout, 30, what="game_shard connected")
+    logs = _cli(project, "logs", "kalshi_monitor", "--since", "5m", "--runtime", "local")
     assert f"ZMQ publisher initialized on port {base}" in logs.stdout
-    assert _cli(project, "logs", "kalshi_monitor", "--tail", "1").stdout.count("\n") == 1
-    env = json.loads(_cli(project, "env", "game_shard", "--json").stdout)["env"]
+    assert _cli(project, "logs", "kalshi_monitor", "--tail", "1", "--runtime", "local").stdout.count("\n") == 1
+    env = json.loads(_cli(project, "env", "game_shard", "--json", "--runtime", "local").stdout)["env"]
     assert env["ZMQ_ENABLED"] == "true" and env["ZMQ_SUB_ENDPOINTS"].startswith(f"tcp://127.0.0.1:{base},")
 
     again = _cli(project, "up", "--runtime", "local", "--json")  # a second up finds the running stack
@@ -126,15 +127,38 @@ def test_bad_redis_url_is_a_clear_error(project: Path, monkeypatch: pytest.Monke
     assert "hunter2" not in result.stderr + result.stdout
 
 
-def test_a_service_that_exits_at_start_shows_its_last_log_lines(project: Path) -> None:
+def test_a_bad_setting_stops_up_and_restart_before_anything_starts(project: Path) -> None:
+    env_file = project / ".env"
+    good = env_file.read_text()
+    env_file.write_text(good + "MIN_EDGE_PCT=lots\n")
+    with pytest.raises(SettingsError) as err:
+        LocalRuntime(project).up(["market_discovery", "game_shard"])
+    assert str(err.value) == (f"{env_file}: MIN_EDGE_PCT: expected a number, was 'lots' (read by game_shard); "
+                              "nothing was started")
+    assert not LocalRuntime(project).is_up() and not (project / ".arbees").exists()
+
+    env_file.write_text(good)
+    rt = LocalRuntime(project)
+    rt.up(["market_discovery", "game_shard"])
+    pid = _pids(rt)["game_shard"]
+    env_file.write_text(good + "ZMQ_SUB_ENDPOINTS=tcp//127.0.0.1:1\n")
+    with pytest.raises(SettingsError, match=r"ZMQ_SUB_ENDPOINTS: 'tcp//127.0.0.1:1' is not a ZMQ endpoint"):
+        rt.restart(["game_shard"])
+    assert _pids(rt)["game_shard"] == pid  # still the process that was running
+
+
+def test_a_service_that_exits_with_a_configuration_error_is_not_restarted(project: Path) -> None:
+    """A setting the check before `up` cannot see (here: written into .env behind it, then the service restarted
+    by the supervisor alone) still ends in one stopped service with exit code 2, not a restart loop."""
+    rt = LocalRuntime(project)
+    rt.up(["market_discovery", "game_shard"])
     env_file = project / ".env"
     env_file.write_text(env_file.read_text() + "MIN_EDGE_PCT=lots\n")
-    with pytest.raises(RuntimeError_) as err:
-        LocalRuntime(project).up(["market_discovery", "game_shard"])
-    assert "game_shard exited at start with code 2" in str(err.value)
-    assert "MIN_EDGE_PCT" in str(err.value)
-    row = {s.name: s for s in LocalRuntime(project).status()}["game_shard"]
-    assert (row.state, row.exit_code, row.restarts) == ("exited", 2, 0)  # a config error is not restarted in a loop
+    rt.request("restart", ["game_shard"])
+    row = eventually(lambda: next((s for s in rt.status() if s.name == "game_shard" and s.exit_code == 2), None),
+                     30, what="game_shard exited with code 2")
+    assert (row.state, row.restarts) == ("exited", 0)
+    assert "MIN_EDGE_PCT" in rt.logs("game_shard", tail=5)
 
 
 def test_embedded_servers_start_with_the_stack_and_stop_with_it(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
