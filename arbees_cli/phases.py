@@ -19,6 +19,7 @@ from arbees_cli.output import (EXIT_ERROR, EXIT_FAIL, EXIT_PASS, PlainProgress, 
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.config import project_root, read_dotenv, write_dotenv_value
 from arbees_core.runtime.base import Runtime, RuntimeError_
+from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import Collect, PlaybookError, load_playbook, playbook_path
 from arbees_core.validation.steps import RunContext, run_playbook
 from arbees_core.validation.results import RunResult, latest_result, new_run_dir, runs_dir, save_result, utc_now_iso
@@ -173,6 +174,15 @@ def _restart_deltas(samples: list[dict[str, Any]]) -> dict[str, int]:
     return {n: d for n, d in deltas.items() if d > 0}
 
 
+@contextmanager
+def settings_checked(as_json: bool) -> Iterator[None]:
+    """A setting that no service would accept ends the command with its one line and exit 3 (could not run)."""
+    try:
+        yield
+    except SettingsError as e:
+        fail(str(e), as_json=as_json)
+
+
 def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
                        collectors: dict[str, Any] | None = None, folder: Path | None = None,
                        playbooks: Path | None = None) -> RunResult:
@@ -233,7 +243,8 @@ def register(app: typer.Typer) -> None:
             collectors["soak"] = _soak_collector(folder, {
                 "duration_seconds": parse_duration(duration) if duration else None,
                 "interval_seconds": parse_duration(interval) if interval else None})
-        result = run_named_playbook(f"phase{number}", f"phase{number}", rt, as_json, collectors, folder)
+        with settings_checked(as_json):
+            result = run_named_playbook(f"phase{number}", f"phase{number}", rt, as_json, collectors, folder)
         raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
 
     @app.command()
@@ -244,7 +255,8 @@ def register(app: typer.Typer) -> None:
         rt = get_runtime(runtime, as_json)
         if not rt.is_up():
             fail("the stack is not running: nothing to roll back (start it with `arbees up`)", as_json=as_json)
-        result = run_named_playbook("rollback-undo" if undo else "rollback", "rollback", rt, as_json)
+        with settings_checked(as_json):
+            result = run_named_playbook("rollback-undo" if undo else "rollback", "rollback", rt, as_json)
         if not as_json:
             took = result.data.get("timings", {}).get("restart_s")
             console.print(f"{'undo ' if undo else ''}rollback {'done' if result.passed else 'FAILED'} in "
@@ -303,6 +315,8 @@ def register(app: typer.Typer) -> None:
             from arbees_core.validation.decide import decide as judge, load_thresholds
 
             decision = judge(latest_result("phase4"), latest_result("phase5"), load_thresholds())
+        except SettingsError as e:  # found before anything (re)started: could not run
+            fail(str(e), as_json=as_json)
         except RuntimeError_ as e:
             fail(str(e), code=EXIT_FAIL, as_json=as_json)
         finally:

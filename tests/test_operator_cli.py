@@ -179,6 +179,9 @@ def test_a_bad_setting_is_one_line_naming_it_and_where_and_nothing_starts(local_
     assert done.stderr.splitlines() == [f"error: {root / '.env'}: MIN_EDGE_PCT: expected a number, was 'abc' (read "
                                         "by game_shard); nothing was started"]
     assert not (root / ".arbees").exists()
+    phase = run_arbees(root, "phase", "2", *LOCAL, "--json")  # its start of game_shard meets the same check
+    assert phase.returncode == 3 and "MIN_EDGE_PCT: expected a number, was 'abc'" in _json(phase)["error"]
+    assert not LocalRuntime(root).is_up()
     (root / ".env").write_text("SIM_RATE=100\n")
     done = run_arbees(root, "up", *LOCAL, env={"ZMQ_SNDHWM": "lots"})
     assert done.returncode == 3 and done.stderr.startswith("error: the environment: ZMQ_SNDHWM: expected an integer")

@@ -18,6 +18,7 @@ import msgspec
 from arbees_core.config import read_dotenv, write_dotenv_value
 from arbees_core.registry import COMMON_ENV, SERVICES, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_
+from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import (
     Collect,
     Counter,
@@ -97,13 +98,16 @@ class RunContext:
 
 def run_playbook(book: Playbook, ctx: RunContext) -> RunResult:
     """Run every step in order. A failed wait does not stop the run (later checks still gather evidence),
-    except when the stack cannot be started at all."""
+    except when the stack cannot be started at all. A bad setting (SettingsError, found before the runtime starts
+    or restarts anything) is raised: the run could not happen."""
     total = len(book.steps)
     for i, step in enumerate(book.steps):
         label = step.name or _describe(step)
         ctx.progress(f"[{i + 1}/{total}] {label}", i / total)
         try:
             _RUNNERS[type(step)](ctx, step)
+        except SettingsError:
+            raise  # a setting no service would accept: the run cannot start, and the runtime started nothing
         except RuntimeError_ as e:
             ctx.result.add(label, False, f"could not run: {e}", step.critical)
             if isinstance(step, (Start, Restart, SetEnv)):
