@@ -89,7 +89,9 @@ def compose_environments(root: Path, compose_file: Path, names: list[str],
     out = {}
     for name in names:
         pinned = (doc.get("services", {}).get(spec(name).compose_key) or {}).get("environment") or {}
-        out[name] = {**dotenv, **{k: interpolate(v) for k, v in dict(pinned).items()}}
+        if isinstance(pinned, list):  # the `- KEY=value` spelling
+            pinned = dict(item.partition("=")[::2] for item in pinned)
+        out[name] = {**dotenv, **{k: interpolate(v) for k, v in pinned.items()}}
     return out
 
 

@@ -48,9 +48,9 @@ def _window_values(data: dict[str, Any], mode: str, hop: str) -> tuple[list[floa
     return values, counts
 
 
-#: The histogram's x axis ends where the slower mode's 99th percentile, times this, is: a single outlier (80 ms
-#: among values of 1 ms) would otherwise stretch the axis until every bar of the other mode sits in one bin.
-HIST_CLIP_FACTOR = 1.5
+#: A plot's x axis ends at the slower mode's tail quantile (histogram p99, CDF p99.9) times this: a single outlier
+#: (80 ms among values of 1 ms) would otherwise stretch the axis until every bar of the other mode sits in one bin.
+CLIP_FACTOR = 1.5
 
 
 def weighted_quantile(values: list[float], counts: list[int], q: float) -> float:
@@ -64,10 +64,10 @@ def weighted_quantile(values: list[float], counts: list[int], q: float) -> float
 
 
 def axis_limit(series: dict[str, tuple[list[float], list[int]]], q: float) -> float:
-    """Where a plot's x axis ends (ms): the highest of the modes' `q` quantiles times HIST_CLIP_FACTOR, never past
-    the largest value."""
+    """Where a plot's x axis ends (ms): the highest of the modes' `q` quantiles times CLIP_FACTOR, never past the
+    largest value."""
     top = max(values[-1] for values, _ in series.values())
-    return min(top, max(weighted_quantile(v, c, q) for v, c in series.values()) * HIST_CLIP_FACTOR)
+    return min(top, max(weighted_quantile(v, c, q) for v, c in series.values()) * CLIP_FACTOR)
 
 
 def clipped_note(series: dict[str, tuple[list[float], list[int]]], limit: float) -> str:
