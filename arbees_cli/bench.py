@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
                                               "when this process may use it; 0 skips."),
               spin_us: int = typer.Option(2000, "--spin-us", help="Also measure ZMQ mode with ZMQ_SPIN_US=N "
                                           "(game_shard busy-polls N us after each price; rows <hop>@spin); 0 skips."),
+              compose: bool = typer.Option(True, "--compose/--no-compose", help="Also measure both modes through "
+                                           "container networking on a Docker engine (rows <hop>@compose, against "
+                                           "the local rows: <= 1.2 x); skipped with a note when no engine answers."),
               as_json: bool = JsonOpt) -> None:
         """Benchmark the hot path: per-hop and end-to-end latency and throughput, ZMQ against Redis, judged against
         ARCHITECTURE.md's targets on 95 % confidence intervals. Exit 0 when every target is met, 1 when one is
@@ -32,4 +35,5 @@ def register(app: typer.Typer) -> None:
         servers when unset."""
         from benchmarks.cli import run_and_report
 
-        raise typer.Exit(run_and_report(quick, as_json, rate, duration, rt_priority=rt_priority, spin_us=spin_us))
+        raise typer.Exit(run_and_report(quick, as_json, rate, duration, rt_priority=rt_priority, spin_us=spin_us,
+                                        compose=compose))

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, activity, fail, parse_duration
+from arbees_cli.output import EXIT_ERROR, activity, fail, parse_duration
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_cli.phases import store_and_show
 from arbees_core.config import project_root
@@ -40,5 +40,5 @@ def register(app: typer.Typer) -> None:
         except ChaosUnavailable as e:
             fail(f"cannot run chaos {scenario}: {e}", code=EXIT_ERROR, as_json=as_json)
         store_and_show(result, new_run_dir(f"chaos-{scenario}"), as_json,
-                       f"chaos {scenario}: {'PASS' if result.passed else 'FAIL'} ({result.duration_s:.1f}s)")
-        raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+                       f"chaos {scenario}: {result.verdict.upper()} ({result.duration_s:.1f}s)")
+        raise typer.Exit(result.exit_code)

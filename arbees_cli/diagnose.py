@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from arbees_cli.output import EXIT_FAIL, EXIT_PASS, activity, console, fail, parse_duration
+from arbees_cli.output import activity, console, fail, parse_duration
 from arbees_cli.phases import store_and_show
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.runtime.base import RuntimeError_
@@ -34,4 +34,4 @@ def register(app: typer.Typer) -> None:
             for f in result.data.get("findings", []):
                 console.print(f"[red]fault[/] ({escape(f['probe'])}): {escape(f['fault'])}\n  [bold]fix:[/] "
                               f"{escape(f['fix'])}")
-        raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+        raise typer.Exit(result.exit_code)

@@ -14,8 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.markup import escape
 from rich.table import Table
 
-from arbees_cli.output import (EXIT_ERROR, EXIT_FAIL, EXIT_PASS, PlainProgress, activity, console, fail, parse_duration,
-                               print_json)
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, PlainProgress, activity, console, fail, parse_duration, print_json
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.config import project_root, read_dotenv, write_dotenv_value
 from arbees_core.runtime.base import Runtime, RuntimeError_
@@ -67,7 +66,8 @@ def checks_table(result: RunResult | dict[str, Any], title: str) -> Table:
     table.add_column("result", no_wrap=True)
     table.add_column("evidence", overflow="fold", ratio=3)
     for c in data["checks"]:
-        mark = "[green]PASS[/]" if c["passed"] else ("[red]FAIL[/]" if c.get("critical", True) else "[yellow]WARN[/]")
+        mark = "[green]PASS[/]" if c["passed"] else "[yellow]NOT RUN[/]" if c.get("inconclusive") else \
+            "[red]FAIL[/]" if c.get("critical", True) else "[yellow]WARN[/]"
         table.add_row(escape(c["name"]), mark, escape(c["evidence"]))
     return table
 
@@ -199,7 +199,7 @@ def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
     result.finish()
     result.data["playbook"] = book.path
     store_and_show(result, folder, as_json,
-                   f"{book.title}: {'PASS' if result.passed else 'FAIL'} ({result.duration_s:.1f}s)")
+                   f"{book.title}: {result.verdict.upper()} ({result.duration_s:.1f}s)")
     return result
 
 
@@ -245,7 +245,7 @@ def register(app: typer.Typer) -> None:
                 "interval_seconds": parse_duration(interval) if interval else None})
         with settings_checked(as_json):
             result = run_named_playbook(f"phase{number}", f"phase{number}", rt, as_json, collectors, folder)
-        raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+        raise typer.Exit(result.exit_code)
 
     @app.command()
     def rollback(undo: bool = typer.Option(False, "--undo", help="Go back to ZMQ mode instead."),
@@ -261,7 +261,7 @@ def register(app: typer.Typer) -> None:
             took = result.data.get("timings", {}).get("restart_s")
             console.print(f"{'undo ' if undo else ''}rollback {'done' if result.passed else 'FAILED'} in "
                           f"{result.duration_s:.1f}s (restart {took}s)")
-        raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+        raise typer.Exit(result.exit_code)
 
     @app.command()
     def validate(quick: bool = typer.Option(False, "--quick", help="Phase 4 as 4 x 20 s windows and a 2 min soak "

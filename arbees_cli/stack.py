@@ -59,11 +59,14 @@ def status_table(rows: list[ServiceStatus], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for col in ("service", "state", "pid/container", "ports", "started", "restarts", "last exit", "health"):
         table.add_column(col)
-    colour = {"running": "green", "restarting": "yellow", "exited": "red", "stopped": "dim", "missing": "dim"}
+    table.add_column("detail", overflow="fold")
+    colour = {"running": "green", "restarting": "yellow", "exited": "red", "failed": "red", "stopped": "dim",
+              "missing": "dim"}
     for s in rows:
         table.add_row(s.name, f"[{colour.get(s.state, 'white')}]{s.state}[/]", str(s.pid or s.container or "-"),
                       ",".join(map(str, s.ports)) or "-", s.started_at[11:19] if s.started_at else "-",
-                      str(s.restarts), "-" if s.exit_code is None else str(s.exit_code), s.health or "-")
+                      str(s.restarts), "-" if s.exit_code is None else str(s.exit_code), s.health or "-",
+                      escape(s.detail) or "-")
     return table
 
 
@@ -102,11 +105,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def down(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Stop every service (SIGTERM, then SIGKILL after 10 s) and the embedded servers."""
+        """Stop the stack for good: restarts first, then every service (SIGTERM, then SIGKILL after 10 s), then the
+        embedded servers. Returns when every process of the stack has exited and its ports are free, so an `up`
+        right after starts at once."""
         rt = get_runtime(runtime, as_json)
         was_up = rt.is_up()
-        with activity("stopping…", as_json):
-            rt.down()
+        try:
+            with activity("stopping…", as_json):
+                rt.down()
+        except RuntimeError_ as e:
+            fail(str(e), code=EXIT_FAIL, as_json=as_json)
         if as_json:
             print_json({"runtime": rt.kind, "was_up": was_up, "up": rt.is_up()})
         else:
@@ -129,8 +137,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Every service's state, pid or container, ports, start time, restart count, last exit code, health.
-        Exit code 0 when every service runs, 1 otherwise."""
+        """Every service's state, pid or container, ports, start time, restart count, last exit code, health,
+        and why when something is wrong (a configuration error, a peer not usable yet). Exit code 0 when every
+        service runs, 1 otherwise."""
         rt = get_runtime(runtime, as_json)
         rows = rt.status()
         _report(rt, rows, as_json, f"{rt.kind} stack ({'up' if rt.is_up() else 'down'})")

@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from arbees_core.config import state_dir
-from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError, free_port
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError
+from arbees_core.runtime.ports import PortCheckError, free_port
 from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
 
 console = Console()
@@ -109,7 +110,7 @@ def main() -> int:
             db_url = servers[-1].url
         console.print(f"Redis: {redis_url}  PostgreSQL: {'embedded' if not os.environ.get('DATABASE_URL') else 'DATABASE_URL'}")
         ok = [run_mode(zmq, redis_url, db_url, folder) for zmq in (True, False)]
-    except EmbeddedServerError as e:
+    except (EmbeddedServerError, PortCheckError) as e:
         console.print(f"[red]Cannot start the embedded stack:[/] {e}")
         return 1
     finally:

@@ -32,8 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spin-us", type=int, default=2000,
                    help="also measure ZMQ mode with ZMQ_SPIN_US=N (game_shard busy-polls N us after each price; "
                         "rows <hop>@spin); 0 skips (default 2000)")
+    p.add_argument("--no-compose", action="store_true",
+                   help="skip the rows through container networking (<hop>@compose), which need a Docker engine")
     a = p.parse_args(argv)
-    return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown, a.rt_priority, a.spin_us)
+    return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown, a.rt_priority, a.spin_us,
+                          not a.no_compose)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,17 @@ from benchmarks.verdict import exit_code
 
 
 def make_config(quick: bool, rate: float, duration: float | None, rt_priority: int = 10,
-                spin_us: int = 2000) -> BenchConfig:
+                spin_us: int = 2000, compose: bool = True) -> BenchConfig:
+    import dataclasses
+
     if quick:
-        return BenchConfig.quick(rate, duration, rt_priority, spin_us)
-    if duration is None:
-        return BenchConfig(rate=rate, rt_priority=rt_priority, spin_us=spin_us)
-    return BenchConfig(rate=rate, duration_s=duration, hold_s=duration, raw_s=min(duration, 10.0),
-                       rt_priority=rt_priority, spin_us=spin_us)
+        cfg = BenchConfig.quick(rate, duration, rt_priority, spin_us)
+    elif duration is None:
+        cfg = BenchConfig(rate=rate, rt_priority=rt_priority, spin_us=spin_us)
+    else:
+        cfg = BenchConfig(rate=rate, duration_s=duration, hold_s=duration, raw_s=min(duration, 10.0),
+                          rt_priority=rt_priority, spin_us=spin_us)
+    return dataclasses.replace(cfg, compose=compose)
 
 
 def run_with_progress(cfg: BenchConfig) -> BenchResult:
@@ -58,10 +62,10 @@ def run_with_progress(cfg: BenchConfig) -> BenchResult:
 
 
 def run_and_report(quick: bool, as_json: bool, rate: float, duration: float | None, markdown: str = "",
-                   rt_priority: int = 10, spin_us: int = 2000) -> int:
+                   rt_priority: int = 10, spin_us: int = 2000, compose: bool = True) -> int:
     """Exit code 0 when every target is met, 1 when one is missed, 2 when none is missed but some are
     inconclusive (benchmarks/verdict.py); the figures are printed either way."""
-    result = run_with_progress(make_config(quick, rate, duration, rt_priority, spin_us))
+    result = run_with_progress(make_config(quick, rate, duration, rt_priority, spin_us, compose))
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:

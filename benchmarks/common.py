@@ -14,7 +14,8 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from arbees_core.messages import Leg, PriceRef, PriceUpdate, TradingSignal
-from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from arbees_core.runtime.ports import free_port
 from arbees_core.telemetry.metrics import decode_histogram
 
 #: Same range and precision as the services' histograms (arbees_core.telemetry.metrics), microseconds.

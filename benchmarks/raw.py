@@ -18,7 +18,7 @@ import msgspec
 from hdrh.histogram import HdrHistogram
 
 from arbees_core.messages import PriceUpdate, TradingSignal
-from arbees_core.runtime.embedded import free_port
+from arbees_core.runtime.ports import free_port
 from benchmarks.common import HopRow, SeqTracker, new_histogram, row_from_histogram, sample_signal, sample_update
 
 TOPIC = b"prices.kalshi.KXNBAGAME-26NOV24MIABOS-BOS"

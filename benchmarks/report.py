@@ -23,6 +23,8 @@ E2E_P50_MAX_US = 1500
 E2E_P99_MAX_US = 5000
 ZMQ_OVER_REDIS_MAX = 0.5
 THROUGHPUT_MIN = 20000
+#: The same hops through container networking (compose) against the local runtime's, same run.
+COMPOSE_OVER_LOCAL_MAX = 1.2
 
 
 class Config(NamedTuple):
@@ -142,6 +144,12 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
             f"{pre}end_to_end_zmq_over_redis_p50": _div(_p(result, "end_to_end" + sfx, "zmq"),
                                                         _p(result, "end_to_end" + redis_sfx, "redis")),
         }
+    for mode in ("zmq", "redis"):  # container networking against the local runtime, same settings
+        if result.row("price@compose", mode) is not None:
+            out[f"compose_over_local_price_p50_{mode}"] = _div(_p(result, "price@compose", mode),
+                                                               _p(result, "price", mode))
+            out[f"compose_over_local_end_to_end_p50_{mode}"] = _div(_p(result, "end_to_end@compose", mode),
+                                                                    _p(result, "end_to_end", mode))
     if result.row("raw@spin", "zmq") is not None:  # the spinning hop against bare pyzmq with a polling receiver
         out["spin_zmq_hop_over_raw_spin_p50"] = _div(_p(result, "price@spin", "zmq"), _p(result, "raw@spin", "zmq"))
     return out
@@ -180,11 +188,28 @@ def _latency_targets(result: "BenchResult", config: Config = DEFAULT, label: str
             for name, limit, actual, verdict in wanted]
 
 
+def _compose_targets(result: "BenchResult") -> list[dict[str, Any]]:
+    """ARCHITECTURE.md: the same hops through container networking within 1.2 x the local runtime's (p50, both
+    modes, same run and settings)."""
+    out = []
+    for mode in ("zmq", "redis"):
+        for hop in ("price", "end_to_end"):
+            local, compose = result.row(hop, mode), result.row(hop + "@compose", mode)
+            if compose is None:
+                continue
+            out.append(_target(f"compose / local p50, {hop.replace('_', '-')}, {mode} mode", f"<= {COMPOSE_OVER_LOCAL_MAX}",
+                               result.ratios.get(f"compose_over_local_{hop}_p50_{mode}"),
+                               judge_ratio(compose, local, COMPOSE_OVER_LOCAL_MAX), "compose"))
+    return out
+
+
 def config_settings(result: "BenchResult", name: str) -> str:
-    """What a configuration sets: `ARBEES_RT_PRIORITY=10`, `ZMQ_SPIN_US=2000`, or `default settings`."""
+    """What a configuration sets: `ARBEES_RT_PRIORITY=10`, `ZMQ_SPIN_US=2000`, docker compose, or `default
+    settings`."""
     m = result.machine
     return {"rt": f"ARBEES_RT_PRIORITY={m.get('rt_priority')}",
-            "spin": f"ZMQ_SPIN_US={m.get('spin_us')}"}.get(name, "default settings")
+            "spin": f"ZMQ_SPIN_US={m.get('spin_us')}",
+            "compose": "docker compose (container networking)"}.get(name, "default settings")
 
 
 def config_label(result: "BenchResult", config: Config) -> str:
@@ -206,6 +231,7 @@ def targets(result: "BenchResult") -> list[dict[str, Any]]:
     for config in CONFIGS:
         if result.row("price" + config.sfx, "zmq") is not None:
             out += _latency_targets(result, config, config_label(result, config))
+    out += _compose_targets(result)
     for path in ("monitor->game_shard", "mirror"):
         rate = tp.get((path, "zmq"))
         out.append(_target(f"sustained {path}, ZMQ, 0 lost (msg/s)", f">= {THROUGHPUT_MIN}", rate,

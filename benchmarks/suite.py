@@ -33,7 +33,9 @@ class BenchConfig:
     """rate: msg/s for the latency runs (the targets are stated at 2k); duration_s: measured window of each latency
     run; hold_s: how long each throughput rate is held (the issue: 30 s); rates: throughput steps, ascending;
     traffic_margin_s: venue traffic recorded beyond warm-up + window (start-up to the first fill, with room);
-    spin_us: also measure ZMQ mode with ZMQ_SPIN_US=spin_us (rows `<hop>@spin`; 0 skips)."""
+    spin_us: also measure ZMQ mode with ZMQ_SPIN_US=spin_us (rows `<hop>@spin`; 0 skips); compose: also measure
+    both modes through container networking on a Docker engine (rows `<hop>@compose`; skipped with a note where
+    no engine answers)."""
 
     rate: float = 2000.0
     duration_s: float = 30.0
@@ -45,6 +47,7 @@ class BenchConfig:
     rt_priority: int = 10
     traffic_margin_s: float = TRAFFIC_MARGIN_S
     spin_us: int = 2000
+    compose: bool = True
 
     def rt_enabled(self) -> bool:
         """Whether the real-time configuration (ARBEES_RT_PRIORITY) is measured too: asked for and permitted."""
@@ -78,6 +81,8 @@ class BenchConfig:
             out.append(("pipeline zmq spin", self.duration_s))
         if self.rt_enabled():
             out += [(f"pipeline {m} rt", self.duration_s) for m in ("zmq", "redis")]
+        if self.compose:
+            out += [(f"pipeline {m} compose", self.duration_s) for m in ("zmq", "redis")]
         out += [(f"raw {m} (after)", self.raw_s) for m in RAW_MODES]
         out += [(f"throughput {p} {'zmq' if z else 'redis'}", self.hold_s * len(self.rates)) for p, z in THROUGHPUT_PATHS]
         return out
@@ -149,6 +154,8 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         elif cfg.rt_priority > 0:
             result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
                                 "not use SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)")
+        if cfg.compose:
+            result.rows += compose_rows(cfg, folder, seconds, tick, result.notes)
         after = measure_raw_hops(cfg, srv.redis_url, progress, "after")
         raw_rows = [merged_raw_row(mode, cfg.rate, before[mode], after[mode]) for mode in RAW_MODES]
         result.rows[:0] = raw_rows + other_raw
@@ -167,6 +174,25 @@ def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
         result.targets = targets(result)
         result.configurations = configurations(result)
     return result
+
+
+def compose_rows(cfg: BenchConfig, folder: Path, seconds: float, tick: Callable[[str], Any],
+                 notes: list[str]) -> list[HopRow]:
+    """Both modes through container networking (benchmarks/compose.py), or a note saying why not."""
+    from benchmarks.compose import START_MARGIN_S, build_image, run_compose_pipeline, unavailable
+
+    why = unavailable()
+    if why:
+        notes.append(f"compose rows skipped: {why}")
+        return []
+    build_image()
+    traffic = record_traffic(cfg.rate, seconds + START_MARGIN_S, folder / "traffic-compose")
+    rows: list[HopRow] = []
+    for zmq_mode in (True, False):
+        name = f"pipeline {'zmq' if zmq_mode else 'redis'} compose"
+        rows += run_compose_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, traffic,
+                                     folder / name.replace(" ", "-"), tick(name))
+    return rows
 
 
 #: Raw p50s before and after the pipeline runs further apart than this (relative) make a note say so.

@@ -7,6 +7,7 @@ Each test gets its own Redis database (flushed) and its own PostgreSQL database 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import subprocess
@@ -21,7 +22,8 @@ import psycopg
 import pytest
 import redis
 
-from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_block
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from arbees_core.runtime.ports import free_port, free_port_block
 
 
 def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
@@ -44,6 +46,48 @@ def run_arbees(root: Path, *args: str, env: dict[str, str] | None = None,
     full.pop("ARBEES_STATE_DIR", None)
     return subprocess.run([sys.executable, "-m", "arbees_cli.main", *args], env=full, cwd=root, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def never(condition: Callable[[], object], duration: float = 3.0, interval: float = 0.05, what: str = "") -> None:
+    """Watch `condition` for `duration` seconds and fail at once, with `what` and the value, if it is ever truthy:
+    the counterpart of `eventually` for what must not happen (a process of the stack alive after `down`)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        value = condition()
+        assert not value, f"{what or condition}: {value!r}"
+        time.sleep(interval)
+
+
+#: A process that listens on 127.0.0.1:<argv[1]> (or the host in argv[2]) until killed; prints "ready" once it does.
+_LISTENER = ("import socket, sys, time\n"
+             "s = socket.socket()\n"
+             "s.bind((sys.argv[2] if len(sys.argv) > 2 else '127.0.0.1', int(sys.argv[1])))\n"
+             "s.listen()\n"
+             "print('ready', flush=True)\n"
+             "time.sleep(600)\n")
+
+
+@contextlib.contextmanager
+def listening_process(port: int, host: str = "127.0.0.1") -> Iterator[subprocess.Popen]:
+    """A real process of its own listening on `host:port` (another program holding a port), stopped on exit."""
+    proc = subprocess.Popen([sys.executable, "-c", _LISTENER, str(port), host], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", "the listener did not start"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_peers() -> Iterator[None]:
+    """Each test starts with no known Redis / PostgreSQL outage: the process-wide peers (telemetry/peers.py) would
+    otherwise carry one test's outage, and its already-logged reasons, into the next."""
+    from arbees_core.telemetry.peers import reset_peers
+
+    reset_peers()
+    yield
+    reset_peers()
 
 
 #: Ports a test's stack may use from ARBEES_PORT_BASE: the stack uses base..base+3, probes may plant faults above.

@@ -65,7 +65,8 @@ def test_tiny_benchmark_run_produces_every_row_and_the_json_shape(
         tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    cfg = BenchConfig(rate=400, duration_s=1.5, warmup_s=0.2, hold_s=1.0, rates=(500.0,), raw_s=0.5, folder=tmp_path)
+    cfg = BenchConfig(rate=400, duration_s=1.5, warmup_s=0.2, hold_s=1.0, rates=(500.0,), raw_s=0.5, folder=tmp_path,
+                      compose=False)
     result = run_suite(cfg)
     data = json.loads(json.dumps(result.to_json()))
 

@@ -51,3 +51,17 @@ def test_an_environment_failure_is_one_line_and_exit_code_3(tmp_path) -> None:
     assert proc.returncode == 3
     assert proc.stderr.startswith("error: Docker engine not reachable at tcp://127.0.0.1:1")
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_chaos_all_without_a_stack_injects_nothing_and_says_it_could_not_run(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """A check that did not run is never a pass: with no stack up, every scenario is `not run` with its reason,
+    and the command exits 3 (nothing could run), not 0."""
+    import json
+
+    monkeypatch.setenv("ARBEES_HOME", str(tmp_path))
+    monkeypatch.delenv("ARBEES_STATE_DIR", raising=False)
+    result = runner.invoke(app, ["chaos", "all", "--runtime", "local", "--json"])
+    assert result.exit_code == 3, result.output
+    body = json.loads(result.stdout)
+    assert body["verdict"] == "inconclusive" and not body["passed"]
+    assert body["checks"] and all(c["inconclusive"] and "not running" in c["evidence"] for c in body["checks"])

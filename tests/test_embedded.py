@@ -7,7 +7,8 @@ from pathlib import Path
 import psycopg
 import redis
 
-from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from arbees_core.runtime.ports import free_port
 
 
 def test_embedded_redis_starts_answers_streams_and_stops(tmp_path: Path) -> None:

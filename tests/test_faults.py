@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from arbees_core.runtime.embedded import free_port_block
+from arbees_core.runtime.ports import free_port_block
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.validation.chaos import run_chaos
 from arbees_core.validation.results import RunResult
@@ -246,10 +246,11 @@ def test_redis_mode_waits_out_a_redis_outage_without_a_crash_loop(stack: LocalRu
     assert "no crash loop: no service restarted during the outage" in names
 
 
-def test_chaos_all_runs_every_scenario_in_order_and_reports_an_unavailable_one_as_skipped(
+def test_chaos_all_runs_every_scenario_in_order_and_never_passes_a_scenario_that_did_not_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`chaos all` composes the scenarios tested one by one above: every check prefixed with its scenario, a
-    scenario that cannot run here is an advisory `skipped` line, and one failed check fails the whole run."""
+    scenario that cannot run here is an inconclusive `not run` line with the reason (the run is inconclusive,
+    exit 2; with nothing run at all, exit 3), and one failed check fails the whole run (exit 1)."""
     from arbees_core.validation import chaos
 
     ran: list[str] = []
@@ -268,11 +269,18 @@ def test_chaos_all_runs_every_scenario_in_order_and_reports_an_unavailable_one_a
 
     monkeypatch.setattr(chaos, "SCENARIOS", {"kill-a": ok, "redis-outage": unavailable})
     result = run_chaos(None, tmp_path, "all", outage_s=1.0)
-    assert ran == ["ok", "unavailable"] and result.passed
-    assert [(c.name, c.passed, c.critical) for c in result.checks] == [
-        ("kill-a: flow resumed", True, True), ("redis-outage: skipped", True, False)]
+    assert ran == ["ok", "unavailable"] and not result.passed
+    assert result.verdict == "inconclusive" and result.exit_code == 2
+    assert [(c.name, c.passed, c.inconclusive) for c in result.checks] == [
+        ("kill-a: flow resumed", True, False), ("redis-outage: not run", False, True)]
+    assert result.checks[1].evidence == "needs the embedded Redis"
     assert result.data["scenarios"] == {"kill-a": True}
+
+    monkeypatch.setattr(chaos, "SCENARIOS", {"redis-outage": unavailable})
+    nothing = run_chaos(None, tmp_path, "all")
+    assert nothing.verdict == "inconclusive" and nothing.exit_code == 3
 
     monkeypatch.setattr(chaos, "SCENARIOS", {"kill-a": ok, "bad-input": broken})
     failed = run_chaos(None, tmp_path, "all")
     assert not failed.passed and failed.data["scenarios"] == {"kill-a": True, "bad-input": False}
+    assert failed.exit_code == 1

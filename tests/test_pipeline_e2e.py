@@ -21,7 +21,7 @@ from arbees_core.messages import TradingSignal, decode, encode
 from arbees_core.topics import signal_topic
 from arbees_core.transport import TransportSettings
 from arbees_core.transport.zmq import ZmqPublisher
-from arbees_core.runtime.embedded import free_port
+from arbees_core.runtime.ports import free_port
 from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -32,10 +32,13 @@ class PlanCommand:
     expect: str | Check
     note: str = ""
     wrap: str = ""  # `timeout N` for commands that never end, `tty` for `docker exec -it`
+    #: The expectation is read on the terminal (stdout and stderr, e.g. `nc -zv` reports on stderr). Off for
+    #: pipelines: what `docker logs` writes on stderr never reaches the `grep` after it.
+    terminal: bool = False
 
     def shell_line(self) -> str:
-        if self.wrap == "tty":
-            return f"script -qec {shlex.quote(self.command)} /dev/null"
+        if self.wrap == "tty":  # a terminal tall enough that psql shows its rows without a pager
+            return f"script -qec {shlex.quote('stty rows 200 cols 300; ' + self.command)} /dev/null"
         if self.wrap.startswith("timeout"):
             return f"{self.wrap} sh -c {shlex.quote(self.command)} || true"
         return self.command
@@ -157,7 +160,7 @@ TROUBLESHOOTING = [
     PlanCommand("docker logs zmq_listener", r"Mirrored"),
     PlanCommand('docker ps | grep -E "kalshi_monitor|polymarket_monitor|game_shard"',
                 lambda out: all(n in out for n in ("kalshi_monitor", "polymarket_monitor", "game_shard"))),
-    PlanCommand("docker exec zmq_listener nc -zv kalshi_monitor 5555", r"succeeded"),
+    PlanCommand("docker exec zmq_listener nc -zv kalshi_monitor 5555", r"succeeded", terminal=True),
     PlanCommand("docker exec kalshi_monitor env | grep ZMQ_ENABLED", r"^ZMQ_ENABLED=true$"),
     PlanCommand("docker-compose restart kalshi_monitor polymarket_monitor", r""),
     # Issue 2: game_shard not receiving prices
@@ -190,7 +193,8 @@ def run_section(project: ComposeProject, commands: list[PlanCommand], attempts_s
         def holds(c: PlanCommand = cmd) -> bool:
             done = project.sh(c.shell_line(), timeout=300)
             last[0] = f"exit {done.returncode}\nstdout: {done.stdout[-1500:]}\nstderr: {done.stderr[-1500:]}"
-            return (done.returncode == 0 or c.wrap) and c.holds(done.stdout)  # type: ignore[return-value]
+            seen = done.stdout + done.stderr if c.terminal else done.stdout
+            return (done.returncode == 0 or c.wrap) and c.holds(seen)  # type: ignore[return-value]
 
         try:
             project.wait(cmd.command, holds, timeout=attempts_s)
@@ -198,10 +202,15 @@ def run_section(project: ComposeProject, commands: list[PlanCommand], attempts_s
             pytest.fail(f"the plan's command did not give the plan's output:\n$ {cmd.command}\n{last[0]}")
 
 
+FULL = ""  # no service named: the whole `--profile full` stack
+
+
 def start_from(project: ComposeProject, services: str, zmq: bool = True) -> None:
-    """The stack as a section of the plan finds it: `.env` in the mode, these services up (vpn: the stand-in)."""
+    """The stack as a section of the plan finds it: `.env` in the mode, these services up (vpn: the stand-in;
+    `FULL`: every service)."""
     project.set_env(ZMQ_ENABLED="true" if zmq else "false", ARBEES_VPN_IMAGE=build_vpn_standin())
-    done = project.sh(f"docker-compose up -d --wait {services}", timeout=600)
+    profile = "--profile full " if services == FULL else ""
+    done = project.sh(f"docker-compose {profile}up -d --wait {services}", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -222,22 +231,22 @@ def test_phase_3_commands(compose_project: ComposeProject) -> None:
 
 
 def test_phase_4_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full")
+    start_from(compose_project, FULL)
     run_section(compose_project, PHASE_4)
 
 
 def test_rollback_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full")
+    start_from(compose_project, FULL)
     run_section(compose_project, ROLLBACK)
 
 
 def test_phase_5_monitoring_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full", zmq=False)
+    start_from(compose_project, FULL, zmq=False)
     run_section(compose_project, PHASE_5)
 
 
 def test_troubleshooting_commands(compose_project: ComposeProject) -> None:
-    start_from(compose_project, "--profile full")
+    start_from(compose_project, FULL)
     run_section(compose_project, TROUBLESHOOTING)
 
 

@@ -27,9 +27,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from arbees_core.config import ConfigError, Env, project_root
+from arbees_core.config import ConfigError, Env, project_root, read_dotenv
 from arbees_core.registry import SERVICES, ServiceSpec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
+from arbees_core.runtime.ports import port_holder
 from arbees_core.runtime.preflight import check_compose
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -45,6 +46,9 @@ ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
 #: Docker container state -> ServiceStatus.state.
 _STATES = {"running": "running", "restarting": "restarting", "exited": "exited", "dead": "exited",
            "created": "stopped", "paused": "stopped", "removing": "stopped"}
+
+#: Compose services published on a host port (127.0.0.1) -> the variable that fixes that port (unset: any free one).
+HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaledb": "ARBEES_POSTGRES_HOST_PORT"}
 
 _COMPOSE_TIMEOUT_S = 1800.0
 _SDK_TIMEOUT_S = 30
@@ -236,12 +240,12 @@ class ComposeRuntime:
             details.append("OOM-killed")
         if st.get("Error"):
             details.append(str(st["Error"]))
-        if health == "unhealthy":
-            log = (st.get("Health") or {}).get("Log") or []
-            if log:
-                last = (log[-1].get("Output") or "").strip().splitlines()
-                if last:
-                    details.append(f"healthcheck: {last[-1][:200]}")
+        last = _last_health_line(st)
+        if last.startswith(CONFIG_ERROR_PREFIX):  # the service holds after its one line (ARBEES_CONFIG_ERROR=hold)
+            state = "failed"
+            details.append(last[len(CONFIG_ERROR_PREFIX):].strip())
+        elif health == "unhealthy" and last:
+            details.append(f"healthcheck: {last[:200]}")
         ports: list[int] = []
         if spec is not None and spec.port:
             env = _env_dict(attrs)
@@ -431,8 +435,15 @@ class ComposeRuntime:
 
     def up(self, services: list[str] | None = None, build: bool = False) -> list[ServiceStatus]:
         """`docker compose --profile full up -d [--build] [services]`; returns status(). Without `build` the image
-        is built only when missing; `build` rebuilds it first (after a code change)."""
+        is built only when missing; `build` rebuilds it first (after a code change). A setting a service would refuse
+        (preflight.py) and a fixed host port another program holds (naming the holder: Docker's own error names no
+        process) are refused first."""
         check_compose(self.root, self.compose_files[0], self._pipeline(services))
+        running = {(c.labels or {}).get(SERVICE_LABEL, "") for c in self._containers()
+                   if (c.attrs.get("State") or {}).get("Status") == "running"}
+        clash = host_port_clash(self.root, running)
+        if clash:
+            raise RuntimeError_(clash)
         self._run("up", "-d", *(["--build"] if build else []), *[self.compose_key(s) for s in services or []])
         return self.status()
 
@@ -440,6 +451,10 @@ class ComposeRuntime:
         """`docker compose down --remove-orphans` over every profile. Volumes (database, Redis, the execution
         spool) are kept: nothing recorded is lost."""
         self._run("down", "--remove-orphans", profiles=ALL_PROFILES)
+
+    def stop(self, services: list[str]) -> None:
+        """`docker compose stop <services>` (the containers stay, `up` starts them again)."""
+        self._run("stop", *[self.compose_key(s) for s in services])
 
     def restart(self, services: list[str] | None = None) -> list[ServiceStatus]:
         """Recreate the services with the current `.env`: `up -d --force-recreate <services>` (default: every
@@ -450,6 +465,35 @@ class ComposeRuntime:
         check_compose(self.root, self.compose_files[0], self._pipeline(services))
         self._run("up", "-d", "--force-recreate", *keys)
         return self.status()
+
+
+def host_port_clash(root: Path, running: set[str]) -> str:
+    """Why `up` would fail on a host port fixed by HOST_PORT_VARS (environment, then `root/.env`, as compose reads
+    them) that is held (`runtime.ports`) while its service's container is not running (a running one holds its
+    port itself); "" when none would."""
+    env = Env({**read_dotenv(root / ".env"), **os.environ})
+    for key, var in HOST_PORT_VARS.items():
+        try:
+            port = env.int(var, 0, minimum=1)
+        except ConfigError as e:
+            return str(e)
+        holder = port_holder(port) if port and key not in running else None
+        if holder is not None:
+            return (f"host port {port} of {key} ({var}) is already in use by {holder}; stop it, or set {var} to "
+                    "another port (unset: any free port)")
+    return ""
+
+
+#: How the compose healthcheck reports a service holding after a configuration error (services/startup.py).
+CONFIG_ERROR_PREFIX = "config_error:"
+
+
+def _last_health_line(state: dict[str, Any]) -> str:
+    """The last line the container's latest healthcheck printed (also during start_period, when failures are
+    logged without counting), '' when there is none."""
+    log = (state.get("Health") or {}).get("Log") or []
+    lines = (log[-1].get("Output") or "").strip().splitlines() if log else []
+    return lines[-1].strip() if lines else ""
 
 
 def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:

@@ -9,7 +9,6 @@ in that folder. Both are used only when `REDIS_URL` / `DATABASE_URL` are unset.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import subprocess
 import time
@@ -19,52 +18,6 @@ from pathlib import Path
 
 class EmbeddedServerError(RuntimeError):
     """An embedded server could not be started; the message says which package or step failed."""
-
-
-_LISTEN_PORTS_FROM = 20000  # below this are well-known service ports (PostgreSQL 5432, the plan's 5555-5560, ...)
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    """The kernel's range for outgoing connections' local ports (Linux default 32768-60999)."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether nothing is bound to `host:port` right now (a bind succeeds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port_block(n: int = 1) -> int:
-    """The first of `n` consecutive TCP ports on 127.0.0.1 that nothing listens on right now.
-
-    Chosen below the kernel's ephemeral range on purpose: a port the OS hands out with `bind(0)` lies inside that
-    range, and between choosing it and a service binding it, any outgoing connection (a service's own Redis or
-    PostgreSQL client) may be given the same port as its local end, and the bind then fails with "Address already
-    in use". Ports outside the range are only ever taken by someone binding them explicitly.
-    """
-    low, _high = _ephemeral_range()
-    top = max(low, _LISTEN_PORTS_FROM + 1000) - n
-    rng = random.SystemRandom()
-    for _ in range(200):
-        base = rng.randrange(_LISTEN_PORTS_FROM, top)
-        if all(port_free(base + i) for i in range(n)):
-            return base
-    raise EmbeddedServerError(f"no block of {n} free TCP ports between {_LISTEN_PORTS_FROM} and {top + n}")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the ephemeral range (see
-    `free_port_block`)."""
-    return free_port_block(1)
 
 
 def redis_server_binary() -> Path:
@@ -104,13 +57,15 @@ class EmbeddedRedis:
         _wait_for_port("127.0.0.1", self.port, timeout_s, self.process, "embedded Redis")
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM, SIGKILL after `grace_s` seconds; returns when the server has exited (its port is free)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(5)
+                self.process.wait(grace_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
 
 
 @dataclass

@@ -6,6 +6,7 @@ log files, so `arbees status` in a new shell sees the stack an earlier `arbees u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,19 +19,27 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
 from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, parse_utc, tcp_probe
+from arbees_core.runtime.embedded import EmbeddedPostgres
+from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.preflight import check_local
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
+from arbees_core.services.startup import STATE_CONFIG_ERROR, peers_problem
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
 _ERROR_LINE = re.compile(r"^\S+ (?:ERROR|CRITICAL) \S+: (.*)$")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
 UP_TIMEOUT_S, SETTLE_S, SETTLE_MAX_S = 60.0, 1.0, 20.0
+#: How long `down` lets the supervisor stop the stack before it kills what is left (seconds).
+DOWN_TIMEOUT_S = 2 * STOP_GRACE_S + 15
+#: How long `down` waits, once every process of the stack has exited, for its ports to be free (seconds).
+PORTS_FREE_TIMEOUT_S = 10.0
 
 
 def _alive(pid: int | None, marker: str = "") -> bool:
@@ -44,6 +53,29 @@ def _alive(pid: int | None, marker: str = "") -> bool:
         return not marker or marker in " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+def _wait_exited(pids: list[int], timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Whether every process of `pids` has exited (a zombie counts) within `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(pid) for pid in pids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
+def _wait_ports_free(ports: list[int], timeout_s: float, poll_s: float = 0.05) -> list[PortHolder]:
+    """Wait until every port of `ports` is free (`runtime.ports`); what still holds one after `timeout_s`.
+
+    Needed even once every process is reported exited: a multi-threaded process killed by a signal shows as a
+    zombie as soon as its main thread has exited, and its sockets close only when its last thread has."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = [h for h in map(port_holder, ports) if h is not None]
+        if not held or time.monotonic() >= deadline:
+            return held
+        time.sleep(poll_s)
 
 
 class LocalRuntime:
@@ -86,8 +118,13 @@ class LocalRuntime:
             out.append(ServiceStatus(
                 name=s.name, state=state, pid=pid if state == "running" else None, started_at=view.get("started_at", ""),
                 restarts=int(view.get("restarts", 0)), exit_code=view.get("exit_code"),
-                ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state)))
+                ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state),
+                detail=view.get("detail", "") if state != "running" else self._waiting_for(s.name)))
         return out
+
+    def _waiting_for(self, name: str) -> str:
+        """Why a running service cannot work yet: the peers its snapshot says are not usable, with the reason."""
+        return peers_problem(self.metrics(name))
 
     def _health(self, name: str, state: str) -> str:
         """healthy when the service wrote a metrics snapshot within 5 s; starting before its first one."""
@@ -210,7 +247,7 @@ class LocalRuntime:
             if stack.get("status") == "running" and self.supervisor_pid(stack) is None:
                 raise RuntimeError_("the supervisor died; see " + str(self.state / "logs" / "supervisor.log"))
             views = stack.get("services", {})
-            crashed = [n for n in names if views.get(n, {}).get("state") == "exited" or
+            crashed = [n for n in names if views.get(n, {}).get("state") in ("exited", "failed") or
                        (views.get(n, {}).get("restarts", 0) > 0 and views.get(n, {}).get("state") != "running")]
             if crashed:
                 raise RuntimeError_(self._start_failure(crashed[0], views[crashed[0]]))
@@ -232,8 +269,8 @@ class LocalRuntime:
 
     def _settled(self, name: str, view: dict[str, Any]) -> bool:
         """Running, and past its start: it wrote a metrics snapshot from this very process (configuration is
-        read before the first snapshot, so a service that dies of a bad setting never gets here), or it has
-        run for SETTLE_MAX_S (a slow machine) without dying."""
+        read before the first running snapshot; one that dies of a bad setting writes state `config_error` just
+        before it exits, which does not count), or it has run for SETTLE_MAX_S (a slow machine) without dying."""
         if view.get("state") != "running" or not _alive(view.get("pid")):
             return False
         try:
@@ -243,7 +280,10 @@ class LocalRuntime:
         age = (datetime.now(timezone.utc) - started).total_seconds()
         if age < SETTLE_S:
             return False
-        return self.metrics(name).get("pid") == view.get("pid") or age >= SETTLE_MAX_S
+        snap = self.metrics(name)
+        if snap.get("state") == STATE_CONFIG_ERROR:  # written just before it exits with code 2: not settled
+            return False
+        return snap.get("pid") == view.get("pid") or age >= SETTLE_MAX_S
 
     def request(self, action: str, services: list[str], timeout_s: float = 60.0) -> None:
         """Ask the running supervisor to start/restart/stop services and wait for its answer."""
@@ -279,20 +319,67 @@ class LocalRuntime:
     def stop(self, services: list[str]) -> None:
         self.request("stop", [spec(n).name for n in services])
 
-    def down(self, timeout_s: float = 2 * STOP_GRACE_S + 15) -> None:
-        """Stop every service and the embedded servers; kill what is left after the grace period."""
+    def down(self, timeout_s: float = DOWN_TIMEOUT_S) -> None:
+        """Stop the stack for good; return only when every process of it has exited and its ports are free.
+
+        The supervisor does the stopping (`Supervisor.shutdown`: restarts off, services, embedded servers). Should
+        it not be done within `timeout_s` seconds (or be gone already), it is killed, and so is whatever of the
+        stack is left (`stack_processes`). Raises RuntimeError_ when a port of the stack is still held afterwards
+        (by a process that is not the stack's), naming the holder: the next `up` would be refused on it."""
         stack = self.read_stack()
-        pid = self.supervisor_pid()
+        pid = self.supervisor_pid(stack)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.1)
-            if _alive(pid):
+            if not _wait_exited([pid], timeout_s):
                 os.kill(pid, signal.SIGKILL)
-        for view in stack.get("services", {}).values():  # anything the supervisor could not stop
-            if _alive(view.get("pid")):
-                os.killpg(view["pid"], signal.SIGKILL)
+        stack = self.read_stack() or stack
+        self._stop_leftover_postgres(stack)
+        leftovers = self.stack_processes(stack)
+        for proc in leftovers:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        if not _wait_exited([p.pid for p in leftovers], timeout_s):
+            raise RuntimeError_("processes of the stack survived SIGKILL: "
+                                + ", ".join(str(p.pid) for p in leftovers if _alive(p.pid)))
+        if pid is None and not leftovers:  # nothing of the stack ran: no port of it to wait for
+            return
+        held = _wait_ports_free(stack_ports(stack), PORTS_FREE_TIMEOUT_S)
+        if held:
+            raise RuntimeError_("the stack stopped, but " + "; ".join(f"port {h.port} is held by {h}" for h in held))
+
+    def stack_processes(self, stack: dict[str, Any] | None = None) -> list[psutil.Process]:
+        """Every live process of this stack: the supervisor and every arbees process of its session (the services:
+        `SERVICE_SESSION` keeps them in it, each in a process group of its own), and the embedded Redis (which
+        has a session of its own). Found by session, so a service started after the state file was written is
+        found too."""
+        stack = self.read_stack() if stack is None else stack
+        sid = stack.get("supervisor_pid")
+        found: list[psutil.Process] = []
+        for proc in psutil.process_iter(["cmdline", "status"]):
+            try:
+                if (proc.info["status"] != psutil.STATUS_ZOMBIE and sid and os.getsid(proc.pid) == sid
+                        and any("arbees_core" in arg for arg in proc.info["cmdline"] or [])):
+                    found.append(proc)
+            except (psutil.Error, OSError):  # gone meanwhile
+                continue
         redis_pid = stack.get("embedded", {}).get("redis", {}).get("pid")
         if _alive(redis_pid, "redis-server"):
-            os.kill(redis_pid, signal.SIGKILL)
+            with contextlib.suppress(psutil.Error):
+                found.append(psutil.Process(redis_pid))
+        return found
+
+    def _stop_leftover_postgres(self, stack: dict[str, Any]) -> None:
+        """The embedded PostgreSQL of a supervisor that could not stop it (killed): stopped with pg_ctl, as its
+        own stop does (a SIGKILL would leave its shared memory and lock file behind)."""
+        folder = stack.get("embedded", {}).get("postgres", {}).get("folder")
+        if folder:
+            EmbeddedPostgres(Path(folder)).stop()
+
+
+def stack_ports(stack: dict[str, Any]) -> list[int]:
+    """The TCP ports a stack binds: its publishers' ports and the embedded Redis's (PostgreSQL uses a socket file)."""
+    ports = [int(v["port"]) for v in stack.get("services", {}).values() if v.get("port")]
+    redis_url = stack.get("embedded", {}).get("redis", {}).get("url", "")
+    if redis_url:
+        ports.append(int(urlsplit(redis_url).port or 6379))
+    return ports

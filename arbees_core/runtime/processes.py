@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arbees_core.registry import spec
-from arbees_core.runtime.embedded import free_port_block
+from arbees_core.runtime.ports import free_port_block
 
 
 #: How a service process is started: a process group of its own (a terminal's Ctrl-C does not reach it, and

@@ -10,8 +10,11 @@ command (`status`, `logs`, `restart`, `down`) finds it again through `.arbees/st
   `.arbees/logs/<service>.log`, all in the supervisor's session (one scheduling group, `SERVICE_SESSION`),
   re-reading `.env` at every (re)start so a changed `ZMQ_ENABLED` takes effect (the original's
   `docker compose restart` kept the old environment and broke its rollback);
-* restarts a service that exits on its own, with exponential backoff, and counts it;
-* on SIGTERM stops the services in reverse order (SIGTERM, then SIGKILL after a grace period) and the servers.
+ * restarts a service that exits on its own, with exponential backoff, and counts it; except after exit code 2, a
+   configuration error, which would only repeat: that service is `failed`, with the service's own line as detail;
+ * on SIGTERM stops the stack for good (`shutdown`): first every restart (none scheduled or under way fires after),
+   then the services in reverse dependency order (SIGTERM, then SIGKILL after a grace period, each waited for),
+   then the servers; it exits only when all of them have exited, so their ports are free again.
 
 Requests from the CLI (start, restart, stop services) arrive as files in `.arbees/control/`.
 Run: `python -m arbees_core.runtime.supervisor [--services a,b]` (normally through `arbees up`).
@@ -34,8 +37,9 @@ from typing import Any
 
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, spec
-from arbees_core.runtime.embedded import port_free
+from arbees_core.runtime.ports import PortCheckError, port_holder
 from arbees_core.runtime.processes import SERVICE_SESSION
+from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.topics import tcp_endpoint
 
@@ -47,8 +51,6 @@ STOP_GRACE_S = 10.0
 #: Restart backoff: first delay, cap, and the uptime after which a service counts as healthy again.
 BACKOFF_FIRST_S, BACKOFF_MAX_S, BACKOFF_RESET_S = 0.5, 30.0, 60.0
 POLL_S = 0.1
-#: A service's exit code for a configuration error (runner.py): restarting it would only repeat the error.
-EXIT_CONFIG = 2
 
 
 def now_iso() -> str:
@@ -79,21 +81,6 @@ def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]
             "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"]}
 
 
-def port_holder(port: int) -> str:
-    """Who listens on `port` (pid and name when visible), for the "port already in use" error."""
-    try:
-        import psutil
-
-        for conn in psutil.net_connections("tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
-                if conn.pid:
-                    return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-                return "another process"
-    except Exception:  # noqa: BLE001 - best effort: the port is taken either way
-        pass
-    return "another process"
-
-
 def dependency_order(names: list[str]) -> list[str]:
     """`names` with each service after the ones it depends on (registry order breaks ties)."""
     order: list[str] = []
@@ -119,7 +106,7 @@ class Child:
     spec: ServiceSpec
     port: int | None
     proc: subprocess.Popen | None = None
-    state: str = "stopped"  # running | restarting | stopped | exited
+    state: str = "stopped"  # running | restarting | stopped | exited | failed (configuration error)
     started_at: str = ""
     started_mono: float = 0.0
     restarts: int = 0
@@ -127,11 +114,12 @@ class Child:
     next_start: float = 0.0
     backoff_s: float = BACKOFF_FIRST_S
     wanted: bool = False
+    detail: str = ""
 
     def view(self) -> dict[str, Any]:
         return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "state": self.state,
                 "started_at": self.started_at, "restarts": self.restarts, "exit_code": self.exit_code,
-                "port": self.port, "module": self.spec.module}
+                "port": self.port, "module": self.spec.module, "detail": self.detail}
 
 
 @dataclass
@@ -155,7 +143,8 @@ class Supervisor:
 
     def start_servers(self) -> None:
         """Use REDIS_URL / DATABASE_URL when set and answering; otherwise start the embedded servers."""
-        from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+        from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+        from arbees_core.runtime.ports import free_port
 
         env = self.base_env()
         redis_url, database_url = env.str("REDIS_URL"), env.str("DATABASE_URL")
@@ -178,17 +167,26 @@ class Supervisor:
         self.urls = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
 
     def check_ports(self) -> None:
+        """Refuse a publisher port whose bind would fail (`runtime.ports`), naming who holds it."""
+        host = self.base_env().str("ZMQ_BIND_HOST", "127.0.0.1") or "127.0.0.1"
         for name in self.services:
             child = self.children[name]
-            if child.port is not None and not port_free(child.port):
-                raise SupervisorError(f"port {child.port} of {name} is already in use by {port_holder(child.port)}; "
+            if child.port is None:
+                continue
+            try:
+                holder = port_holder(child.port, host)
+            except PortCheckError as e:
+                raise SupervisorError(f"port {child.port} of {name}: {e.strerror}") from e
+            if holder is not None:
+                raise SupervisorError(f"port {child.port} of {name} is already in use by {holder}; "
                                       "stop it, or set ARBEES_PORT_BASE to move the whole stack")
 
     def child_env(self, child: Child) -> dict[str, str]:
         """Wiring defaults < the supervisor's environment < `.env` (re-read now) < this stack's server URLs."""
         ports = default_ports(self.base_env())
         env = {**wiring_env(ports), **os.environ, **read_dotenv(self.root / ".env"), **self.urls,
-               "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1"}
+               "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1",
+               CONFIG_ERROR_ENV: "exit"}  # this supervisor does not restart exit code 2: no need to hold
         if child.port is not None:
             env["ZMQ_PUB_PORT"] = str(child.port)
         return env
@@ -196,6 +194,11 @@ class Supervisor:
     # -- children ---------------------------------------------------------------------------------------------
 
     def spawn(self, child: Child) -> None:
+        """Start the service, unless the stack is stopping: the one place a process is started, so once
+        `shutdown` began no start or restart (scheduled, requested or under way) can run anything again."""
+        if self._stopping:
+            log.info("Not starting %s: the stack is stopping", child.spec.name)
+            return
         logs = self.state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{child.spec.name}.log", "ab")
@@ -203,11 +206,12 @@ class Supervisor:
                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       cwd=self.root, **SERVICE_SESSION)
         out.close()
-        child.state, child.started_at, child.started_mono = "running", now_iso(), time.monotonic()
+        child.state, child.started_at, child.started_mono, child.detail = "running", now_iso(), time.monotonic(), ""
         self._dirty = True
         log.info("Started %s (pid %d)", child.spec.name, child.proc.pid)
 
     def stop_child(self, child: Child, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM, SIGKILL after `grace_s` seconds; returns when the process has exited (and its port is free)."""
         proc = child.proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -216,7 +220,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop within %.0fs; killing it", child.spec.name, grace_s)
                 proc.kill()
-                proc.wait(5)
+                proc.wait()
         if proc is not None:
             child.exit_code = proc.returncode
         child.state = "stopped"
@@ -231,9 +235,10 @@ class Supervisor:
                 child.exit_code = proc.returncode
                 uptime = now - child.started_mono
                 if child.exit_code == EXIT_CONFIG:
-                    child.state, child.wanted, self._dirty = "exited", False, True
-                    log.error("%s exited with code 2 (configuration error) after %.1fs; not restarted: fix .env, "
-                              "then `arbees restart %s`", child.spec.name, uptime, child.spec.name)
+                    child.state, child.wanted, self._dirty = "failed", False, True
+                    child.detail = recorded_config_error(self.state, child.spec.name, proc.pid)
+                    log.error("%s exited with code 2 (%s) after %.1fs; not restarted: fix .env, then `arbees restart "
+                              "%s`", child.spec.name, child.detail, uptime, child.spec.name)
                     continue
                 if uptime > BACKOFF_RESET_S:
                     child.backoff_s = BACKOFF_FIRST_S
@@ -265,6 +270,8 @@ class Supervisor:
 
     def apply(self, action: str, names: list[str]) -> str | None:
         """Start, restart or stop services; returns an error message or None."""
+        if self._stopping:
+            return "the stack is stopping"
         try:
             names = [spec(n).name for n in names] or list(self.children)
         except KeyError as e:
@@ -276,20 +283,35 @@ class Supervisor:
                 if child.state != "running":
                     self.spawn(child)
         elif action == "restart":
-            for name in reversed(dependency_order(names)):
-                self.stop_child(self.children[name])
+            self.stop_services(names)
             for name in dependency_order(names):
                 child = self.children[name]
                 child.wanted, child.backoff_s = True, BACKOFF_FIRST_S
                 self.spawn(child)
         elif action == "stop":
-            for name in reversed(dependency_order(names)):
-                child = self.children[name]
-                child.wanted = False
-                self.stop_child(child)
+            self.stop_services(names)
         else:
             return f"unknown action {action!r}"
         return None
+
+    def stop_services(self, names: list[str]) -> None:
+        """Stop `names` for good: first no restart of any of them may fire (none wanted, none scheduled), then
+        each is stopped in reverse dependency order and waited for (`stop_child`)."""
+        order = list(reversed(dependency_order(names)))
+        for name in order:
+            child = self.children[name]
+            child.wanted = False
+            if child.state == "restarting":
+                child.state, self._dirty = "stopped", True
+        for name in order:
+            self.stop_child(self.children[name])
+
+    def shutdown(self) -> None:
+        """Stop the whole stack for good: restarts, then services, then the embedded servers; returns when every
+        process has exited. Nothing is started after it began (`spawn`)."""
+        self._stopping = True
+        self.stop_services(list(self.children))
+        self.stop_servers()
 
     # -- state file -------------------------------------------------------------------------------------------
 
@@ -316,7 +338,7 @@ class Supervisor:
             self.write_state("failed", msg)
             self.stop_servers()
             return 1
-        self.apply("start", self.services)
+        self.apply("start", self.services)  # starts nothing when a SIGTERM came during the start
         self.write_state("running")
         while not self._stopping:
             self.reap()
@@ -326,10 +348,7 @@ class Supervisor:
             time.sleep(POLL_S)
         log.info("Stopping the stack")
         self.write_state("stopping")
-        for name in reversed(dependency_order(list(self.children))):
-            self.children[name].wanted = False
-            self.stop_child(self.children[name])
-        self.stop_servers()
+        self.shutdown()
         self.write_state("stopped")
         log.info("Stack stopped")
         return 0

@@ -189,13 +189,22 @@ def soak_plots(data: dict[str, Any], out: Path) -> list[tuple[str, str]]:
 
 
 def run_label(result: dict[str, Any]) -> str:
-    """A run's result as decided: a phase PASS / FAIL; a validation its decision (GO, DEBUG, NO-GO), since DEBUG
-    (inconclusive, exit 2) is not a failure, plus the phases that failed, if any."""
+    """A run's result as decided: a phase PASS / FAIL / INCONCLUSIVE; a validation its decision (GO, DEBUG, NO-GO),
+    since DEBUG (inconclusive, exit 2) is not a failure, plus the phases that failed, if any."""
     decision = result.get("decision")
     if not decision:
-        return "PASS" if result["passed"] else "FAIL"
+        return str(result.get("verdict") or ("pass" if result["passed"] else "fail")).upper()
     failed = [c["name"] for c in result.get("checks", []) if c["name"].startswith("phase") and not c["passed"]]
     return decision + (f" ({', '.join(failed)} failed)" if failed else "")
+
+
+def check_label(check: dict[str, Any]) -> str:
+    """PASS, NOT RUN (the check could not be made), FAIL, or WARN (an advisory check that did not hold)."""
+    if check["passed"]:
+        return "PASS"
+    if check.get("inconclusive"):
+        return "NOT RUN"
+    return "FAIL" if check.get("critical", True) else "WARN"
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -225,8 +234,7 @@ def build_report(root: Path | None = None, out: Path | None = None, decision: An
         r = results.get(kind)
         if r:
             body = _md_table(["criterion", "result", "evidence"],
-                             [[c["name"], "PASS" if c["passed"] else ("FAIL" if c.get("critical", True) else "WARN"),
-                               c["evidence"]] for c in r["checks"]])
+                             [[c["name"], check_label(c), c["evidence"]] for c in r["checks"]])
             sections.append((f"{r['command']}", body, []))
     p4 = results.get("phase4")
     if p4:

@@ -48,12 +48,16 @@ def utc_now_iso() -> str:
 
 @dataclass
 class Check:
-    """One success criterion: what was checked, whether it held, and the evidence an operator can verify."""
+    """One success criterion: what was checked, whether it held, and the evidence an operator can verify.
+
+    inconclusive: the check could not be made (no stack, a scenario this stack cannot host, no data); it is
+    never a pass, and `evidence` says why."""
 
     name: str
     passed: bool
     evidence: str = ""
     critical: bool = True
+    inconclusive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,12 +73,35 @@ class RunResult:
     _t0: float = field(default_factory=time.monotonic, repr=False)
 
     @property
+    def verdict(self) -> str:
+        """`fail` when a critical check failed; else `inconclusive` when no check was made or one could not be
+        made (a check that did not run is never a pass); else `pass` (advisory checks are reported, never failing)."""
+        if any(c.critical and not c.passed and not c.inconclusive for c in self.checks):
+            return "fail"
+        if not self.checks or any(c.inconclusive for c in self.checks):
+            return "inconclusive"
+        return "pass"
+
+    @property
     def passed(self) -> bool:
-        """Every critical check held (advisory checks are reported, never failing)."""
-        return bool(self.checks) and all(c.passed for c in self.checks if c.critical)
+        return self.verdict == "pass"
+
+    @property
+    def exit_code(self) -> int:
+        """0 pass, 1 fail, 2 inconclusive, 3 when no check could be made at all."""
+        verdict = self.verdict
+        if verdict == "inconclusive" and all(c.inconclusive for c in self.checks):
+            return 3
+        return {"pass": 0, "fail": 1, "inconclusive": 2}[verdict]
 
     def add(self, name: str, passed: bool, evidence: str = "", critical: bool = True) -> Check:
         check = Check(name, bool(passed), evidence, critical)
+        self.checks.append(check)
+        return check
+
+    def add_inconclusive(self, name: str, why: str, critical: bool = True) -> Check:
+        """A check that could not be made, with the reason."""
+        check = Check(name, False, why, critical, inconclusive=True)
         self.checks.append(check)
         return check
 
@@ -83,7 +110,7 @@ class RunResult:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "passed": self.passed, "started_at": self.started_at,
+        return {"command": self.command, "passed": self.passed, "verdict": self.verdict, "started_at": self.started_at,
                 "duration_s": self.duration_s, "checks": [c.to_dict() for c in self.checks], "data": self.data}
 
 

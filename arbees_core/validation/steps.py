@@ -109,7 +109,7 @@ def run_playbook(book: Playbook, ctx: RunContext) -> RunResult:
         except SettingsError:
             raise  # a setting no service would accept: the run cannot start, and the runtime started nothing
         except RuntimeError_ as e:
-            ctx.result.add(label, False, f"could not run: {e}", step.critical)
+            ctx.result.add_inconclusive(label, f"could not run: {e}", step.critical)
             if isinstance(step, (Start, Restart, SetEnv)):
                 break
     ctx.progress("done", 1.0)
