@@ -42,6 +42,17 @@ DOWN_TIMEOUT_S = 2 * STOP_GRACE_S + 15
 PORTS_FREE_TIMEOUT_S = 10.0
 
 
+def _cause(lines: list[str]) -> str:
+    """The last error of a log: its ERROR / CRITICAL line's message, or, when a traceback follows it, the
+    traceback's last line (the exception and its message: "Uncaught FileNotFoundError" says less)."""
+    for i in range(len(lines) - 1, -1, -1):
+        m = _ERROR_LINE.match(lines[i])
+        if m:
+            traceback = [ln.strip() for ln in lines[i + 1:] if ln.strip() and not _LOG_TS.match(ln)]
+            return traceback[-1] if traceback else m.group(1)
+    return ""
+
+
 def _alive(pid: int | None, marker: str = "") -> bool:
     """A live process with this pid (and, when given, `marker` in its command line: pids get reused)."""
     if not pid:
@@ -262,10 +273,10 @@ class LocalRuntime:
         file keeps earlier runs' lines, which say nothing about this start)."""
         started = parse_utc(view.get("started_at", ""))
         since = (datetime.now(timezone.utc) - started).total_seconds() + 1.0 if started else None
-        lines = self.logs(name, since).splitlines()[-15:]
-        cause = next((m.group(1) for ln in reversed(lines) if (m := _ERROR_LINE.match(ln))), "")
+        lines = self.logs(name, since).splitlines()
+        cause = _cause(lines)
         return (f"{name} exited at start with code {view.get('exit_code')}" + (f": {cause}" if cause else "")
-                + "; its log since that start:\n" + "\n".join(lines))
+                + "; its log since that start:\n" + "\n".join(lines[-15:]))
 
     def _settled(self, name: str, view: dict[str, Any]) -> bool:
         """Running, and past its start: it wrote a metrics snapshot from this very process (configuration is
