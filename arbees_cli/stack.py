@@ -48,6 +48,19 @@ def warn_if_servers_differ(rt: Runtime) -> None:
                               "own until `arbees down` and `arbees up`", highlight=False, soft_wrap=True)
 
 
+def stop_what_started(rt: Runtime, as_json: bool) -> str:
+    """After a failed `up` of a stack that was not running: a stack half up is no use, so stop whatever runs of it
+    (nothing when it failed before starting a service); returns the line that says so."""
+    if not any(s.state in ("running", "restarting") for s in rt.status()):
+        return ""
+    try:
+        with activity("stopping what was started…", as_json):
+            rt.down()
+    except RuntimeError_ as e:
+        return f"\n(stopping what this `up` had started failed too: {e})"
+    return f"\n(stopped the {rt.kind} stack this `up` had started)"
+
+
 def _names(services: list[str] | None, as_json: bool) -> list[str]:
     try:
         return [spec(s).name for s in services or []]
@@ -96,11 +109,7 @@ def register(app: typer.Typer) -> None:
         except SettingsError as e:  # checked before anything starts
             fail(str(e), as_json=as_json)
         except RuntimeError_ as e:
-            if not was_up and rt.is_up():  # a stack half up is no use: stop what this command started
-                with activity("stopping what was started…", as_json):
-                    rt.down()
-                e = RuntimeError_(f"{e}\n(stopped the {rt.kind} stack this `up` had started)")
-            fail(str(e), code=EXIT_FAIL, as_json=as_json)
+            fail(str(e) + ("" if was_up else stop_what_started(rt, as_json)), code=EXIT_FAIL, as_json=as_json)
         _report(rt, rows, as_json, f"{rt.kind} stack {'already running' if was_up else 'started'}")
 
     @app.command()
