@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from arbees_cli.output import EXIT_ERROR, console, fail, parse_duration
+from arbees_cli.output import EXIT_ERROR, activity, fail, parse_duration
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_cli.phases import store_and_show
 from arbees_core.config import project_root
@@ -35,18 +35,10 @@ def register(app: typer.Typer) -> None:
         rt = get_runtime(runtime, as_json)
         opts = {k: parse_duration(v) for k, v in (("outage_s", outage), ("flow_timeout_s", flow_timeout)) if v}
         try:
-            with console.status(f"chaos {scenario}…") if not as_json else _nothing():
+            with activity(f"chaos {scenario}…", as_json):
                 result = run_chaos(rt, project_root(), scenario, **opts)
         except ChaosUnavailable as e:
             fail(f"cannot run chaos {scenario}: {e}", code=EXIT_ERROR, as_json=as_json)
         store_and_show(result, new_run_dir(f"chaos-{scenario}"), as_json,
                        f"chaos {scenario}: {result.verdict.upper()} ({result.duration_s:.1f}s)")
         raise typer.Exit(result.exit_code)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -85,6 +85,8 @@ def register(app: typer.Typer) -> None:
         """The plan's decision matrix on the stored phase 4 and 5 results: GO / DEBUG / NO-GO per row with the
         observed value, limit, confidence interval and sample size, plus ZMQ vs Redis with bootstrap CIs.
         Too little data is DEBUG, never GO. Exit code 0 GO, 2 DEBUG, 1 NO-GO."""
+        if runs is not None and not runs.is_dir():
+            fail(f"--runs {runs}: no such folder (stored runs are in .arbees/runs)", as_json=as_json)
         code = run_decide(_load(phase4, "phase4", runs), _load(phase5, "phase5", runs), threshold or [],
                           thresholds_file, as_json)
         raise typer.Exit(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from arbees_cli.output import console, fail, parse_duration
+from arbees_cli.output import activity, console, fail, parse_duration
 from arbees_cli.phases import store_and_show
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.runtime.base import RuntimeError_
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
         rt = get_runtime(runtime, as_json)
         try:
-            with console.status(f"diagnosing {target}…"):
+            with activity(f"diagnosing {target}…", as_json):
                 result = run_diagnose(rt, target, parse_duration(since))
         except (ValueError, PlaybookError, RuntimeError_) as e:
             fail(str(e), as_json=as_json)

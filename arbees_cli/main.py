@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from arbees_cli import bench, chaos, decide, diagnose, phases, report, stack
+from arbees_cli import bench, chaos, clients, decide, diagnose, phases, report, stack
 from arbees_cli import venues as venue_commands
 from arbees_cli.output import EXIT_ERROR, err_console
 from arbees_core.runtime.base import RuntimeError_
@@ -21,6 +21,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # never print locals: they may hold credentials
 )
 _state = {"debug": False}
+# A mistyped command, option or value is "could not run" (3), as README's exit codes say; click's own 2 would read
+# as inconclusive / DEBUG to a script that checks the exit code.
+# (click's UsageError, found through typer's BadParameter: typer ships its own copy of click in newer versions.)
+next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError").exit_code = EXIT_ERROR
 
 
 @app.callback()
@@ -37,6 +41,7 @@ report.register(app)
 bench.register(app)
 venue_commands.register(app)
 chaos.register(app)
+clients.register(app)
 
 
 def main() -> None:

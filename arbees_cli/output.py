@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
@@ -44,3 +47,42 @@ def fail(message: str, code: int = EXIT_ERROR, as_json: bool = False) -> NoRetur
     else:
         err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def plain_line(text: str) -> None:
+    """One progress line, time-stamped, never wrapped or styled (for a script or a log file)."""
+    console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def activity(text: str, quiet: bool = False) -> Iterator[None]:
+    """While a command waits: a spinner in a terminal; one plain line when stdout is not one (a live display
+    prints nothing there, so a script would see nothing for the whole wait); nothing when `quiet` (--json)."""
+    if quiet:
+        yield
+    elif console.is_terminal:
+        with console.status(text):
+            yield
+    else:
+        plain_line(text)
+        yield
+
+
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
+
+
+class PlainProgress:
+    """Progress as plain lines when stdout is not a terminal: a line whenever the step changes (a playbook step, a
+    latency window's restart, warm-up and measurement), and at most one per `every_s` while only its numbers
+    change (a countdown; the soak reports once per sample)."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self._last, self._shape, self._at = "", "", 0.0
+
+    def __call__(self, text: str, fraction: float | None) -> None:
+        shape, now = _NUMBERS.sub("#", text), time.monotonic()
+        if text == self._last or (shape == self._shape and now - self._at < self.every_s):
+            return
+        self._last, self._shape, self._at = text, shape, now
+        plain_line(text + (f" ({fraction:.0%})" if fraction is not None else ""))

@@ -14,10 +14,11 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.markup import escape
 from rich.table import Table
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_duration, print_json
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, PlainProgress, activity, console, fail, parse_duration, print_json
 from arbees_cli.stack import JsonOpt, RuntimeOpt, get_runtime
 from arbees_core.config import project_root, read_dotenv, write_dotenv_value
 from arbees_core.runtime.base import Runtime, RuntimeError_
+from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import Collect, PlaybookError, load_playbook, playbook_path
 from arbees_core.validation.steps import RunContext, run_playbook
 from arbees_core.validation.results import RunResult, latest_result, new_run_dir, runs_dir, save_result, utc_now_iso
@@ -25,9 +26,13 @@ from arbees_core.validation.results import RunResult, latest_result, new_run_dir
 
 @contextmanager
 def live_progress(enabled: bool) -> Iterator[Callable[[str, float | None], None]]:
-    """A Rich progress line (spinner, step, bar, elapsed) on stderr; silent with --json."""
+    """A Rich progress line (spinner, step, bar, elapsed) in a terminal; plain lines (a line per step, window and
+    sample) when stdout is not one, e.g. a script or a log file; silent with --json."""
     if not enabled:
         yield lambda text, fraction: None
+        return
+    if not console.is_terminal:
+        yield PlainProgress()
         return
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
@@ -169,6 +174,15 @@ def _restart_deltas(samples: list[dict[str, Any]]) -> dict[str, int]:
     return {n: d for n, d in deltas.items() if d > 0}
 
 
+@contextmanager
+def settings_checked(as_json: bool) -> Iterator[None]:
+    """A setting that no service would accept ends the command with its one line and exit 3 (could not run)."""
+    try:
+        yield
+    except SettingsError as e:
+        fail(str(e), as_json=as_json)
+
+
 def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
                        collectors: dict[str, Any] | None = None, folder: Path | None = None,
                        playbooks: Path | None = None) -> RunResult:
@@ -216,6 +230,8 @@ def register(app: typer.Typer) -> None:
         2: game_shard subscribes over ZMQ and publishes signals. 3: execution_service trades them into
         paper_trades. 4: latency per hop in ZMQ and Redis mode, interleaved windows. 5: soak (resumable).
         Exit code 0 when every critical criterion holds, 1 otherwise."""
+        if resume is not None:
+            check_resume(resume, number, as_json)
         rt = get_runtime(runtime, as_json)
         collectors: dict[str, Any] = {}
         folder = None
@@ -228,7 +244,8 @@ def register(app: typer.Typer) -> None:
             collectors["soak"] = _soak_collector(folder, {
                 "duration_seconds": parse_duration(duration) if duration else None,
                 "interval_seconds": parse_duration(interval) if interval else None})
-        result = run_named_playbook(f"phase{number}", f"phase{number}", rt, as_json, collectors, folder)
+        with settings_checked(as_json):
+            result = run_named_playbook(f"phase{number}", f"phase{number}", rt, as_json, collectors, folder)
         raise typer.Exit(result.exit_code)
 
     @app.command()
@@ -239,7 +256,8 @@ def register(app: typer.Typer) -> None:
         rt = get_runtime(runtime, as_json)
         if not rt.is_up():
             fail("the stack is not running: nothing to roll back (start it with `arbees up`)", as_json=as_json)
-        result = run_named_playbook("rollback-undo" if undo else "rollback", "rollback", rt, as_json)
+        with settings_checked(as_json):
+            result = run_named_playbook("rollback-undo" if undo else "rollback", "rollback", rt, as_json)
         if not as_json:
             took = result.data.get("timings", {}).get("restart_s")
             console.print(f"{'undo ' if undo else ''}rollback {'done' if result.passed else 'FAILED'} in "
@@ -276,7 +294,7 @@ def register(app: typer.Typer) -> None:
         phases: list[dict[str, Any]] = []
         try:
             if started_here:
-                with console.status("starting the stack…"):
+                with activity("starting the stack…", as_json):
                     rt.up()
             for n in (1, 2, 3, 4, 5):
                 collectors: dict[str, Any] = {}
@@ -298,6 +316,8 @@ def register(app: typer.Typer) -> None:
             from arbees_core.validation.decide import decide as judge, load_thresholds
 
             decision = judge(latest_result("phase4"), latest_result("phase5"), load_thresholds())
+        except SettingsError as e:  # found before anything (re)started: could not run
+            fail(str(e), as_json=as_json)
         except RuntimeError_ as e:
             fail(str(e), code=EXIT_FAIL, as_json=as_json)
         finally:
@@ -325,6 +345,21 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(decision.exit_code)
 
     _ = EXIT_ERROR
+
+
+def check_resume(folder: Path, number: int, as_json: bool) -> None:
+    """`--resume DIR` names an interrupted soak's own run folder; anything else stops the command (exit 3) before it
+    creates or starts anything, rather than beginning a new 48-hour soak in a folder made up on the spot."""
+    from arbees_core.validation.soak import META_FILE, SAMPLES_FILE
+
+    if number != 5:
+        fail(f"--resume continues a phase 5 soak; phase {number} has nothing to resume", as_json=as_json)
+    if not folder.is_dir():
+        fail(f"--resume {folder}: no such folder (give the folder of the interrupted soak, "
+             f"{runs_dir()}/<stamp>-phase5)", as_json=as_json)
+    if not (folder / META_FILE).exists() and not (folder / SAMPLES_FILE).exists():
+        fail(f"--resume {folder}: not a phase 5 run folder (it has no {META_FILE} or {SAMPLES_FILE})",
+             as_json=as_json)
 
 
 def validate_table(phase_checks: list[dict[str, Any]], decision: Any) -> Table:

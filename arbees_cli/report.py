@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from arbees_cli.output import console, print_json
+from arbees_cli.output import activity, console, print_json
 from arbees_cli.stack import JsonOpt
 from arbees_core.validation.results import latest_result
 
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 
         p4, p5 = latest_result("phase4"), latest_result("phase5")
         decision = judge(p4, p5, load_thresholds()) if (p4 or p5) else None
-        with console.status("building the report…"):
+        with activity("building the report…", as_json):
             made = build_report(out=out, decision=decision)
         if as_json:
             print_json(made)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_duration, print_json
-from arbees_core.config import redact_env
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, activity, console, err_console, fail, parse_duration, print_json
+from arbees_core.config import mask_url_passwords, read_dotenv, redact_env
 from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_, ServiceStatus
+from arbees_core.runtime.preflight import SettingsError
 from arbees_core.runtime.select import select_runtime
 
 RuntimeOpt = typer.Option("auto", "--runtime", "-r", help="local (processes + embedded servers), compose "
@@ -23,9 +25,40 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of t
 
 def get_runtime(kind: str, as_json: bool = False) -> Runtime:
     try:
-        return select_runtime(kind)
+        rt = select_runtime(kind)
     except RuntimeError_ as e:
         fail(str(e), as_json=as_json)
+    warn_if_servers_differ(rt)
+    return rt
+
+
+def warn_if_servers_differ(rt: Runtime) -> None:
+    """A REDIS_URL / DATABASE_URL set now (environment or `.env`) that is not the running local stack's: the stack
+    keeps the servers it started with until `down` and `up`, so say so rather than ignore the new value."""
+    if rt.kind != "local" or not rt.is_up():
+        return
+    root: Path = rt.root  # type: ignore[attr-defined]
+    dotenv = read_dotenv(root / ".env")
+    for key, running in rt.urls().items():
+        wanted = (os.environ.get(key) or dotenv.get(key) or "").strip()  # the supervisor's order: environment first
+        if wanted and running and wanted != running:
+            where = "the environment" if os.environ.get(key) else str(root / ".env")
+            err_console.print(f"[yellow]warning:[/] {key}={escape(mask_url_passwords(wanted))} ({escape(where)}) is "
+                              f"not the running stack's {escape(mask_url_passwords(running))}: the stack keeps its "
+                              "own until `arbees down` and `arbees up`", highlight=False, soft_wrap=True)
+
+
+def stop_what_started(rt: Runtime, as_json: bool) -> str:
+    """After a failed `up` of a stack that was not running: a stack half up is no use, so stop whatever runs of it
+    (nothing when it failed before starting a service); returns the line that says so."""
+    if not any(s.state in ("running", "restarting") for s in rt.status()):
+        return ""
+    try:
+        with activity("stopping what was started…", as_json):
+            rt.down()
+    except RuntimeError_ as e:
+        return f"\n(stopping what this `up` had started failed too: {e})"
+    return f"\n(stopped the {rt.kind} stack this `up` had started)"
 
 
 def _names(services: list[str] | None, as_json: bool) -> list[str]:
@@ -71,10 +104,12 @@ def register(app: typer.Typer) -> None:
         names = _names(services, as_json)
         was_up = rt.is_up()
         try:
-            with console.status("starting the stack…" if not was_up else "starting services…"):
+            with activity("starting the stack…" if not was_up else "starting services…", as_json):
                 rows = rt.up(names or None, build=True) if build and rt.kind == "compose" else rt.up(names or None)
+        except SettingsError as e:  # checked before anything starts
+            fail(str(e), as_json=as_json)
         except RuntimeError_ as e:
-            fail(str(e), code=EXIT_FAIL, as_json=as_json)
+            fail(str(e) + ("" if was_up else stop_what_started(rt, as_json)), code=EXIT_FAIL, as_json=as_json)
         _report(rt, rows, as_json, f"{rt.kind} stack {'already running' if was_up else 'started'}")
 
     @app.command()
@@ -85,7 +120,7 @@ def register(app: typer.Typer) -> None:
         rt = get_runtime(runtime, as_json)
         was_up = rt.is_up()
         try:
-            with console.status("stopping…"):
+            with activity("stopping…", as_json):
                 rt.down()
         except RuntimeError_ as e:
             fail(str(e), code=EXIT_FAIL, as_json=as_json)
@@ -101,8 +136,10 @@ def register(app: typer.Typer) -> None:
         rt = get_runtime(runtime, as_json)
         names = _names(services, as_json)
         try:
-            with console.status("restarting…"):
+            with activity("restarting…", as_json):
                 rows = rt.restart(names or None)
+        except SettingsError as e:  # checked before anything stops
+            fail(str(e).replace("nothing was started", "nothing was restarted"), as_json=as_json)
         except RuntimeError_ as e:
             fail(str(e), code=EXIT_FAIL, as_json=as_json)
         _report(rt, rows, as_json, "restarted")
@@ -153,8 +190,10 @@ def register(app: typer.Typer) -> None:
             return
         relevant = [k for k in sorted(env) if k.startswith(("ZMQ_", "REDIS_", "DATABASE_", "SIM_", "ARBEES_", "MIN_",
                                                             "MAX_", "GAME_", "KALSHI_", "POLYMARKET_", "SIGNAL_"))]
-        for key in relevant:
-            console.print(f"{key}={env[key]}", highlight=False, markup=False)
+        # plain writes, never Rich: a value is shown whole (no wrapping or cropping at the terminal's or a pipe's
+        # width), so it can be copied into psql or redis-cli as it is
+        sys.stdout.write("".join(f"{key}={env[key]}\n" for key in relevant))
+        sys.stdout.flush()
 
     service_app = typer.Typer(help="Run one service in the foreground (what the runtimes start).")
 

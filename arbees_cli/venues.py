@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_duration, print_json
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, PlainProgress, console, fail, parse_duration, print_json
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import VenueError
@@ -112,14 +112,19 @@ def register(app: typer.Typer) -> None:
             fail(f"--source {source!r}: expected sim or live")
         seconds = parse_duration(duration)
         load_dotenv_into_environ()
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
+        plain = None if console.is_terminal else PlainProgress()  # a script or a log file: plain lines
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True, disable=plain is not None) as progress:
             task = progress.add_task(f"recording {venue} ({source})", total=None)
 
             def show(stats: RecordStats, feed: Any) -> None:
                 if stats.frames % 50 == 1:
-                    progress.update(task, description=f"recording {venue} ({source}): {stats.frames} frames, "
-                                    f"{stats.bytes / 1e6:.1f} MB, {len(feed.books)} markets")
+                    text = (f"recording {venue} ({source}): {stats.frames} frames, {stats.bytes / 1e6:.1f} MB, "
+                            f"{len(feed.books)} markets")
+                    if plain is None:
+                        progress.update(task, description=text)
+                    else:
+                        plain(text, None)
             try:
                 stats, extra = record_venue(venue, source, seconds, out, Env(), show)
             except (ConfigError, VenueError) as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -31,6 +32,13 @@ def make_config(quick: bool, rate: float, duration: float | None, rt_priority: i
 
 def run_with_progress(cfg: BenchConfig) -> BenchResult:
     err = Console(stderr=True)
+    if not err.is_terminal:  # a script or a log file: a live display would show nothing until the end
+
+        def line_per_phase(phase: str, advanced: float | None) -> None:
+            if advanced is None:
+                err.print(f"{time.strftime('%H:%M:%S')} {phase}", markup=False, highlight=False)
+
+        return run_suite(cfg, line_per_phase)
     columns = (TextColumn("{task.description:<40}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as progress:
         tasks = {name: progress.add_task(name, total=seconds, start=False) for name, seconds in cfg.phases()}

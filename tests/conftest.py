@@ -38,6 +38,16 @@ def eventually(condition: Callable[[], object], timeout: float = 20.0, interval:
     raise AssertionError(f"not reached within {timeout}s: {what or condition} (last value: {last!r})")
 
 
+def run_arbees(root: Path, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 240) -> subprocess.CompletedProcess:
+    """`arbees ARGS` as an operator runs it in the project `root`, from a script: its own process, output to a pipe
+    (not a terminal), the terminal width unknown. `env` adds to (or overrides) this process's environment."""
+    full = {**os.environ, "ARBEES_HOME": str(root), **(env or {})}
+    full.pop("ARBEES_STATE_DIR", None)
+    return subprocess.run([sys.executable, "-m", "arbees_cli.main", *args], env=full, cwd=root, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def never(condition: Callable[[], object], duration: float = 3.0, interval: float = 0.05, what: str = "") -> None:
     """Watch `condition` for `duration` seconds and fail at once, with `what` and the value, if it is ever truthy:
     the counterpart of `eventually` for what must not happen (a process of the stack alive after `down`)."""

@@ -233,3 +233,17 @@ def test_down_stops_every_container_and_up_brings_the_stack_back(compose_project
     states = {s["name"]: s["state"] for s in as_json(up)["services"]}
     assert all(states[name] == "running" for name in PIPELINE), states
     assert trades_of(compose_project, "zmq") >= trades  # the database volume survived
+
+
+def test_the_plans_redis_cli_and_psql_checks_run_inside_the_containers(compose_project: ComposeProject) -> None:
+    """`arbees redis-cli` / `arbees psql` under compose are the plan's `docker exec arbees-redis redis-cli ...` and
+    `docker exec arbees-timescaledb psql -U arbees ...`: same answers, the client's exit code."""
+    ensure_mode(compose_project, True)
+    compose_project.wait("prices in prices:kalshi", lambda: int(compose_project.redis("XLEN", "prices:kalshi")) > 0)
+    xlen = compose_project.arbees("redis-cli", "XLEN", "prices:kalshi", "--runtime", "compose")
+    assert xlen.returncode == 0 and int(xlen.stdout.strip()) > 0, xlen.stderr
+    compose_project.wait("paper trades", lambda: trades_of(compose_project, "zmq") > 0)
+    query = "SELECT order_id, status, filled_qty, latency_ms FROM paper_trades ORDER BY created_at DESC LIMIT 10;"
+    rows = compose_project.arbees("psql", "--runtime", "compose", "-c", query)
+    assert rows.returncode == 0 and re.search(r"order_id\s+\|\s+status\s+\|\s+filled_qty\s+\|\s+latency_ms", rows.stdout)
+    assert compose_project.arbees("psql", "--runtime", "compose", "-c", "SELECT nope").returncode != 0

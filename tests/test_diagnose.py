@@ -68,8 +68,10 @@ def test_an_unknown_probe_id_names_the_file_and_the_id(tmp_path: Path) -> None:
 
 @pytest.fixture
 def project(local_project: Callable[[str], Path]) -> Path:
+    # MAX_EXPOSURE_USD out of reach: a signal every 2 s reaches the default $1000 within a minute, and a stack that
+    # rejects every signal is a fault of its own (signals_filled)
     return local_project("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
-                         "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\n")
+                         "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\nMAX_EXPOSURE_USD=1000000\n")
 
 
 def _unset(env_file: Path, key: str) -> None:

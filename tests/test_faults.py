@@ -175,7 +175,7 @@ def test_cli_chaos_json_stores_the_run_and_never_shows_secrets(stack: LocalRunti
     assert unknown.returncode == 3 and "unknown scenario" in json.loads(unknown.stdout)["error"]
     outputs = [done.stdout, done.stderr]
     for args in (("env", "kalshi_monitor", "--json"), ("env", "execution_service"), ("status", "--json")):
-        shown = _cli(stack.root, *args)
+        shown = _cli(stack.root, *args, "--runtime", "local")
         outputs += [shown.stdout, shown.stderr]
     assert '"KALSHI_PRIVATE_KEY": "***"' in outputs[2]
     logs = [p.read_text(errors="replace") for p in (stack.state / "logs").glob("*.log")]

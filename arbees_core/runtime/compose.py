@@ -31,6 +31,7 @@ from arbees_core.config import ConfigError, Env, project_root, read_dotenv
 from arbees_core.registry import SERVICES, ServiceSpec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
 from arbees_core.runtime.ports import port_holder
+from arbees_core.runtime.preflight import check_compose
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -175,6 +176,12 @@ class ComposeRuntime:
                 f"no container for service {service!r} (compose service {key!r}) in project {self.project!r}: "
                 f"start it with `arbees up {service}` or `docker compose --profile full up -d {key}`")
         return found[0]
+
+    def _pipeline(self, services: list[str] | None) -> list[str]:
+        """The registry names among `services` (default: every pipeline service); redis, timescaledb, vpn... have
+        no arbees settings to check."""
+        keys = {self.compose_key(s) for s in services} if services else {s.compose_key for s in self.specs}
+        return [s.name for s in self.specs if s.compose_key in keys]
 
     # ---- Runtime protocol: reads
 
@@ -428,8 +435,10 @@ class ComposeRuntime:
 
     def up(self, services: list[str] | None = None, build: bool = False) -> list[ServiceStatus]:
         """`docker compose --profile full up -d [--build] [services]`; returns status(). Without `build` the image
-        is built only when missing; `build` rebuilds it first (after a code change). A fixed host port another
-        program holds is refused first, naming the holder (Docker's own error names no process)."""
+        is built only when missing; `build` rebuilds it first (after a code change). A setting a service would refuse
+        (preflight.py) and a fixed host port another program holds (naming the holder: Docker's own error names no
+        process) are refused first."""
+        check_compose(self.root, self.compose_files[0], self._pipeline(services))
         running = {(c.labels or {}).get(SERVICE_LABEL, "") for c in self._containers()
                    if (c.attrs.get("State") or {}).get("Status") == "running"}
         clash = host_port_clash(self.root, running)
@@ -453,6 +462,7 @@ class ComposeRuntime:
         Not `docker compose restart`, which keeps each container's old environment (the original's rollback
         stayed in ZMQ mode that way)."""
         keys = [self.compose_key(s) for s in services] if services else [s.compose_key for s in self.specs]
+        check_compose(self.root, self.compose_files[0], self._pipeline(services))
         self._run("up", "-d", "--force-recreate", *keys)
         return self.status()
 

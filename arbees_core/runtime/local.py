@@ -25,19 +25,32 @@ import psutil
 
 from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
-from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, tcp_probe
+from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, parse_utc, tcp_probe
 from arbees_core.runtime.embedded import EmbeddedPostgres
 from arbees_core.runtime.ports import PortHolder, port_holder
+from arbees_core.runtime.preflight import check_local
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
 from arbees_core.services.startup import STATE_CONFIG_ERROR, peers_problem
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
+_ERROR_LINE = re.compile(r"^\S+ (?:ERROR|CRITICAL) \S+: (.*)$")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
 UP_TIMEOUT_S, SETTLE_S, SETTLE_MAX_S = 60.0, 1.0, 20.0
 #: How long `down` lets the supervisor stop the stack before it kills what is left (seconds).
 DOWN_TIMEOUT_S = 2 * STOP_GRACE_S + 15
 #: How long `down` waits, once every process of the stack has exited, for its ports to be free (seconds).
 PORTS_FREE_TIMEOUT_S = 10.0
+
+
+def _cause(lines: list[str]) -> str:
+    """The last error of a log: its ERROR / CRITICAL line's message, or, when a traceback follows it, the
+    traceback's last line (the exception and its message: "Uncaught FileNotFoundError" says less)."""
+    for i in range(len(lines) - 1, -1, -1):
+        m = _ERROR_LINE.match(lines[i])
+        if m:
+            traceback = [ln.strip() for ln in lines[i + 1:] if ln.strip() and not _LOG_TS.match(ln)]
+            return traceback[-1] if traceback else m.group(1)
+    return ""
 
 
 def _alive(pid: int | None, marker: str = "") -> bool:
@@ -218,6 +231,7 @@ class LocalRuntime:
     def up(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
         """Start the stack (or the named services of a running one) and wait until they run."""
         names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
+        check_local(self.root, names)
         if self.is_up():
             self.request("start", names)
         else:
@@ -247,14 +261,22 @@ class LocalRuntime:
             crashed = [n for n in names if views.get(n, {}).get("state") in ("exited", "failed") or
                        (views.get(n, {}).get("restarts", 0) > 0 and views.get(n, {}).get("state") != "running")]
             if crashed:
-                name = crashed[0]
-                raise RuntimeError_(f"{name} exited at start with code {views[name].get('exit_code')}; "
-                                    f"last log lines:\n{self.logs(name, tail=15)}")
+                raise RuntimeError_(self._start_failure(crashed[0], views[crashed[0]]))
             if stack.get("status") == "running" and all(self._settled(n, views.get(n, {})) for n in names):
                 return self.status()
             time.sleep(0.1)
         raise RuntimeError_(f"not every service was running within {timeout_s:.0f}s: "
                             + ", ".join(f"{s.name}={s.state}" for s in self.status() if s.name in names))
+
+    def _start_failure(self, name: str, view: dict[str, Any]) -> str:
+        """Why `name` died at start: its error line first, then its last lines from that process only (a log
+        file keeps earlier runs' lines, which say nothing about this start)."""
+        started = parse_utc(view.get("started_at", ""))
+        since = (datetime.now(timezone.utc) - started).total_seconds() + 1.0 if started else None
+        lines = self.logs(name, since).splitlines()
+        cause = _cause(lines)
+        return (f"{name} exited at start with code {view.get('exit_code')}" + (f": {cause}" if cause else "")
+                + "; its log since that start:\n" + "\n".join(lines[-15:]))
 
     def _settled(self, name: str, view: dict[str, Any]) -> bool:
         """Running, and past its start: it wrote a metrics snapshot from this very process (configuration is
@@ -301,6 +323,7 @@ class LocalRuntime:
     def restart(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
         """Stop and start with the current `.env` (the environment is rebuilt, never reused)."""
         names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
+        check_local(self.root, names)
         self.request("restart", names)
         return self.wait_running(names, timeout_s)
 

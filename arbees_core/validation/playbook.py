@@ -65,13 +65,16 @@ class WaitLog(_Step, tag="wait_log"):
 
     since: `process` (default) counts the lines of the service's current process, however long it has run, so a
     phase run on a stack that is already up in the right mode sees its start-up lines; `run` only lines written
-    since the playbook started; `all` the whole log, earlier processes included."""
+    since the playbook started; `all` the whole log, earlier processes included. The evidence is the latest
+    matching line. explain: a regex for the lines that say why `pattern` is missing (e.g. `Signal ... rejected:
+    <reason>`); when no line matches, their count and the latest of them are the evidence."""
 
     service: str
     pattern: str
     literal: bool = True
     timeout: float = 30.0
     since: Literal["process", "run", "all"] = "process"
+    explain: str = ""
 
 
 class NoErrors(_Step, tag="no_errors"):
@@ -221,9 +224,9 @@ def _check_step(path: Path, index: int, step: Any) -> None:
                 spec(name)
             except KeyError as e:
                 raise PlaybookError(f"{where} ({kind}): {e.args[0]}") from e
-    for attr in ("pattern",):
+    for attr in ("pattern", "explain"):
         pattern = getattr(parsed, attr, None)
-        if pattern and not getattr(parsed, "literal", False):
+        if pattern and (attr == "explain" or not getattr(parsed, "literal", False)):
             try:
                 re.compile(pattern)
             except re.error as e:

@@ -1,4 +1,5 @@
-"""`arbees report`: the latest stored runs as one Markdown and one HTML document with PNG plots.
+"""`arbees report`: the latest stored runs as one Markdown document with PNG plots beside it, and one
+self-contained HTML page (the same plots embedded).
 
 What an operator hands on after a validation: which phases passed (with their evidence), latency per hop and
 mode as CDFs and histograms from the interleaved phase 4 windows, the soak's time series (message rate,
@@ -8,6 +9,7 @@ end-to-end latency, memory per service), and the decision table with its reasons
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from datetime import datetime, timezone
@@ -46,48 +48,113 @@ def _window_values(data: dict[str, Any], mode: str, hop: str) -> tuple[list[floa
     return values, counts
 
 
+#: A plot's x axis ends at the slower mode's tail quantile (histogram p99, CDF p99.9) times this: a single outlier
+#: (80 ms among values of 1 ms) would otherwise stretch the axis until every bar of the other mode sits in one bin.
+CLIP_FACTOR = 1.5
+
+
+def weighted_quantile(values: list[float], counts: list[int], q: float) -> float:
+    """The value at fraction `q` (0..1) of the counts, `values` ascending."""
+    target, run = q * sum(counts), 0
+    for value, count in zip(values, counts):
+        run += count
+        if run >= target:
+            return value
+    return values[-1]
+
+
+def axis_limit(series: dict[str, tuple[list[float], list[int]]], q: float) -> float:
+    """Where a plot's x axis ends (ms): the highest of the modes' `q` quantiles times CLIP_FACTOR, never past the
+    largest value."""
+    top = max(values[-1] for values, _ in series.values())
+    return min(top, max(weighted_quantile(v, c, q) for v, c in series.values()) * CLIP_FACTOR)
+
+
+def clipped_note(series: dict[str, tuple[list[float], list[int]]], limit: float) -> str:
+    """"N of M values beyond <limit> ms (max X ms)", or "" when nothing lies beyond."""
+    beyond = sum(c for values, counts in series.values() for v, c in zip(values, counts) if v > limit)
+    if not beyond:
+        return ""
+    total = sum(sum(counts) for _, counts in series.values())
+    top = max(values[-1] for values, _ in series.values())
+    return f"{beyond} of {total} values beyond {limit:.3g} ms (max {top:.3g} ms)"
+
+
+def log_ticks(low: float, high: float, count: int = 6) -> list[float]:
+    """About `count` tick positions spread evenly on a log axis from `low` to `high`, rounded to two significant
+    figures, so even a range narrower than a decade gets several labels (matplotlib's default labels only the
+    powers of ten: 1 ms and nothing else for values between 1.2 and 3.5 ms)."""
+    import math
+
+    if low <= 0 or high <= low:
+        return [low] if low > 0 else []
+    step = (math.log10(high) - math.log10(low)) / max(1, count - 1)
+    ticks = {float(f"{10 ** (math.log10(low) + i * step):.2g}") for i in range(count)}
+    return sorted(t for t in ticks if low * 0.95 <= t <= high * 1.05)  # rounding may step just outside
+
+
+def _draw_cdf(ax: Any, series: dict[str, tuple[list[float], list[int]]], hop: str) -> str:
+    """Both modes' CDFs on a log axis ending past the slower mode's p99.9 (the curve of an outlier runs off the
+    right edge below 1.0); returns the note on what lies beyond ("" if nothing)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    for mode, (values, counts) in series.items():
+        total, run, ys = sum(counts), 0, []
+        for c in counts:
+            run += c
+            ys.append(run / total)
+        ax.step(values, ys, where="post", label=f"{mode} (n={total})", color=_MODE_COLOUR[mode])
+    ax.set_xscale("log")
+    low, limit = min(v[0] for v, _ in series.values()), axis_limit(series, 0.999)
+    ax.set_xlim(low / 1.05, limit * 1.05)
+    ax.xaxis.set_major_locator(FixedLocator(log_ticks(low, limit)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    note = clipped_note(series, limit)
+    ax.set_xlabel("latency (ms, log)" + (f", clipped at {limit:.3g}" if note else ""))
+    ax.set_ylabel("fraction <= x")
+    ax.set_title(f"{hop}: CDF" + (f" ({note.split(' (')[0]})" if note else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    return note
+
+
+def _draw_histogram(ax: Any, series: dict[str, tuple[list[float], list[int]]], hop: str) -> str:
+    """Both modes over one x range ending past the slower mode's p99 (values beyond are left out, not piled into
+    the last bar); returns the note on what was left out ("" if nothing)."""
+    low, limit = min(v[0] for v, _ in series.values()), axis_limit(series, 0.99)
+    for mode, (values, counts) in series.items():
+        kept = [(v, c) for v, c in zip(values, counts) if v <= limit]
+        ax.hist([v for v, _ in kept], weights=[c for _, c in kept], bins=40, range=(low, limit), alpha=0.55,
+                label=mode, color=_MODE_COLOUR[mode])
+    note = clipped_note(series, limit)
+    ax.set_xlabel("latency (ms)" + (f", clipped at {limit:.3g}" if note else ""))
+    ax.set_ylabel("messages")
+    ax.set_title(f"{hop}: histogram" + (f" ({note.split(' (')[0]})" if note else ""))
+    ax.legend()
+    return note
+
+
 def latency_plots(data: dict[str, Any], out: Path) -> list[tuple[str, str]]:
-    """Per hop: a CDF and a histogram with both modes; returns [(title, file name)]."""
+    """Per hop: a CDF (log axis) and a histogram, both modes together, each clipped past the slower mode's tail with
+    the clipped count in its title and in the caption; returns [(caption, file name)]."""
     plt = _plt()
     hops = sorted({hop for w in data.get("windows", []) for hop in w.get("hops", {})})
     made = []
     for hop in hops:
-        fig, (cdf, hist) = plt.subplots(1, 2, figsize=(11, 3.6))
-        drawn = False
-        for mode in ("zmq", "redis"):
-            values, counts = _window_values(data, mode, hop)
-            if not values:
-                continue
-            drawn = True
-            total, run, ys = sum(counts), 0, []
-            for c in counts:
-                run += c
-                ys.append(run / total)
-            colour = _MODE_COLOUR[mode]
-            cdf.step(values, ys, where="post", label=f"{mode} (n={total})", color=colour)
-            hist.hist(values, weights=counts, bins=40, alpha=0.55, label=mode, color=colour)
-        if not drawn:
-            plt.close(fig)
+        series = {mode: _window_values(data, mode, hop) for mode in ("zmq", "redis")}
+        series = {mode: vc for mode, vc in series.items() if vc[0]}
+        if not series:
             continue
-        cdf.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter, NullFormatter
-
-        cdf.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        cdf.xaxis.set_minor_formatter(NullFormatter())
-        cdf.set_xlabel("latency (ms, log)")
-        cdf.set_ylabel("fraction <= x")
-        cdf.set_title(f"{hop}: CDF")
-        cdf.grid(True, alpha=0.3)
-        cdf.legend()
-        hist.set_xlabel("latency (ms)")
-        hist.set_ylabel("messages")
-        hist.set_title(f"{hop}: histogram")
-        hist.legend()
+        fig, (cdf, hist) = plt.subplots(1, 2, figsize=(11, 3.6))
+        notes = {"CDF": _draw_cdf(cdf, series, hop), "histogram": _draw_histogram(hist, series, hop)}
         fig.tight_layout()
         name = f"latency-{hop}.png"
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
-        made.append((f"{hop} latency, ZMQ vs Redis", name))
+        clipped = "; ".join(f"{plot} x axis clipped: {note}" for plot, note in notes.items() if note)
+        made.append((f"{hop} latency, ZMQ vs Redis" + (f" ({clipped})" if clipped else ""), name))
     return made
 
 
@@ -121,6 +188,25 @@ def soak_plots(data: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     return [("Soak: message rate, end-to-end latency, memory", "soak.png")]
 
 
+def run_label(result: dict[str, Any]) -> str:
+    """A run's result as decided: a phase PASS / FAIL / INCONCLUSIVE; a validation its decision (GO, DEBUG, NO-GO),
+    since DEBUG (inconclusive, exit 2) is not a failure, plus the phases that failed, if any."""
+    decision = result.get("decision")
+    if not decision:
+        return str(result.get("verdict") or ("pass" if result["passed"] else "fail")).upper()
+    failed = [c["name"] for c in result.get("checks", []) if c["name"].startswith("phase") and not c["passed"]]
+    return decision + (f" ({', '.join(failed)} failed)" if failed else "")
+
+
+def check_label(check: dict[str, Any]) -> str:
+    """PASS, NOT RUN (the check could not be made), FAIL, or WARN (an advisory check that did not hold)."""
+    if check["passed"]:
+        return "PASS"
+    if check.get("inconclusive"):
+        return "NOT RUN"
+    return "FAIL" if check.get("critical", True) else "WARN"
+
+
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
@@ -139,7 +225,7 @@ def build_report(root: Path | None = None, out: Path | None = None, decision: An
     results = {k: latest_result(k, root) for k in KINDS}
     sections: list[tuple[str, str, list[tuple[str, str]]]] = []  # (title, markdown body, images)
 
-    rows = [[k, "PASS" if r["passed"] else "FAIL", r.get("started_at", ""), f"{r.get('duration_s', 0):.1f}s",
+    rows = [[k, run_label(r), r.get("started_at", ""), f"{r.get('duration_s', 0):.1f}s",
              f"{sum(c['passed'] for c in r['checks'])}/{len(r['checks'])}"]
             for k, r in results.items() if r]
     sections.append(("Runs", _md_table(["run", "result", "started", "took", "checks passed"], rows)
@@ -148,8 +234,7 @@ def build_report(root: Path | None = None, out: Path | None = None, decision: An
         r = results.get(kind)
         if r:
             body = _md_table(["criterion", "result", "evidence"],
-                             [[c["name"], "PASS" if c["passed"] else ("FAIL" if c.get("critical", True) else "WARN"),
-                               c["evidence"]] for c in r["checks"]])
+                             [[c["name"], check_label(c), c["evidence"]] for c in r["checks"]])
             sections.append((f"{r['command']}", body, []))
     p4 = results.get("phase4")
     if p4:
@@ -179,14 +264,20 @@ def build_report(root: Path | None = None, out: Path | None = None, decision: An
         md.append(f"## {title}\n\n{body}\n")
         md += [f"![{alt}]({name})\n" for alt, name in images]
     (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(_html(stamp, base, sections))
+    (out / "report.html").write_text(_html(stamp, base, sections, out))
     images = [name for _, _, imgs in sections for _, name in imgs]
     return {"folder": str(out), "markdown": str(out / "report.md"), "html": str(out / "report.html"),
             "images": images, "runs": {k: bool(v) for k, v in results.items()}}
 
 
-def _html(stamp: str, base: Path, sections: list[tuple[str, str, list[tuple[str, str]]]]) -> str:
-    """The same content as HTML: markdown tables become HTML tables, images are embedded by file name."""
+def _data_uri(png: Path) -> str:
+    """The PNG as a `data:` URI: the HTML report is one file that can be mailed or attached on its own."""
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+def _html(stamp: str, base: Path, sections: list[tuple[str, str, list[tuple[str, str]]]], folder: Path) -> str:
+    """The same content as one self-contained HTML page: markdown tables become HTML tables, the plots are
+    embedded in it (data URIs), so nothing else needs to travel with it."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>arbees report {stamp}</title>"
              "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -206,7 +297,7 @@ def _html(stamp: str, base: Path, sections: list[tuple[str, str, list[tuple[str,
             elif block.strip():
                 text = html.escape(block.strip())
                 parts.append(f"<p>{text.replace('**', '')}</p>")
-        parts += [f"<figure><img src='{html.escape(name)}' alt='{html.escape(alt)}'><figcaption>"
+        parts += [f"<figure><img src='{_data_uri(folder / name)}' alt='{html.escape(alt)}'><figcaption>"
                   f"{html.escape(alt)}</figcaption></figure>" for alt, name in images]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -18,6 +18,7 @@ import msgspec
 from arbees_core.config import read_dotenv, write_dotenv_value
 from arbees_core.registry import COMMON_ENV, SERVICES, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_
+from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import (
     Collect,
     Counter,
@@ -97,13 +98,16 @@ class RunContext:
 
 def run_playbook(book: Playbook, ctx: RunContext) -> RunResult:
     """Run every step in order. A failed wait does not stop the run (later checks still gather evidence),
-    except when the stack cannot be started at all."""
+    except when the stack cannot be started at all. A bad setting (SettingsError, found before the runtime starts
+    or restarts anything) is raised: the run could not happen."""
     total = len(book.steps)
     for i, step in enumerate(book.steps):
         label = step.name or _describe(step)
         ctx.progress(f"[{i + 1}/{total}] {label}", i / total)
         try:
             _RUNNERS[type(step)](ctx, step)
+        except SettingsError:
+            raise  # a setting no service would accept: the run cannot start, and the runtime started nothing
         except RuntimeError_ as e:
             ctx.result.add_inconclusive(label, f"could not run: {e}", step.critical)
             if isinstance(step, (Start, Restart, SetEnv)):
@@ -183,16 +187,28 @@ def _wait_log(ctx: RunContext, step: WaitLog) -> None:
     pattern = ctx.expand(step.pattern)
     matcher = (lambda line: pattern in line) if step.literal else re.compile(pattern).search
 
-    def find() -> str:
+    def lines() -> list[str]:
         since = {"all": None, "run": ctx.since_s()}.get(step.since) if step.since != "process" else \
             ctx.process_since_s(step.service)
-        text = ctx.runtime.logs(step.service, since)
-        return next((line for line in text.splitlines() if matcher(line)), "")
+        return ctx.runtime.logs(step.service, since).splitlines()
+
+    def find() -> str:
+        return next((line for line in reversed(lines()) if matcher(line)), "")
 
     line = _poll(step.timeout, find)
-    evidence = line.strip()[:300] if line else f"no line matching {pattern!r} in {spec(step.service).name}'s log " \
-                                                f"within {step.timeout:g}s"
-    ctx.result.add(step.name or f"{spec(step.service).name} logs {pattern!r}", bool(line), evidence, step.critical)
+    name = spec(step.service).name
+    evidence = line.strip()[:300] if line else f"no line matching {pattern!r} in {name}'s log within {step.timeout:g}s"
+    if not line and step.explain:
+        evidence += "; " + _explanation(lines(), ctx.expand(step.explain), name)
+    ctx.result.add(step.name or f"{name} logs {pattern!r}", bool(line), evidence, step.critical)
+
+
+def _explanation(lines: list[str], explain: str, service: str) -> str:
+    """What the lines matching `explain` say about a missing line: how many, and the latest one."""
+    why = [line.strip() for line in lines if re.search(explain, line)]
+    if not why:
+        return f"no line matching {explain!r} either"
+    return f"{len(why)} lines of {service} say why, the latest: {why[-1][:300]}"
 
 
 def _no_errors(ctx: RunContext, step: NoErrors) -> None:

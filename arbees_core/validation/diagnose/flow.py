@@ -14,7 +14,7 @@ from arbees_core.topics import (
     GAME_SHARD,
     ZMQ_LISTENER,
 )
-from arbees_core.validation.diagnose.context import Context, HOP_SOURCES, MIRROR_TOPICS, MONITOR_VENUE
+from arbees_core.validation.diagnose.context import Context, HOP_SOURCES, MIRROR_TOPICS, MONITOR_VENUE, _fmt_ts
 from arbees_core.validation.diagnose.probes import (Outcome, _each_running, _finish, _names, _none_running, _skip,
                                                     probe)
 
@@ -194,6 +194,41 @@ def p_signals_received(ctx: Context, params: dict[str, Any]) -> Outcome:
         fault = f"{ex} received none of the {len(published)} signals {gs} published in the " \
                 f"{ctx.window_text(start)}{cause}"
     return Outcome(False, "; ".join(evidence), [fault], details=details)
+
+
+_REJECTED = re.compile(r"Signal (\S+) rejected: (.+)$")
+_LEG_FILLED = re.compile(r"IOC order \S+ placed: \S+ (?:filled|partial) \(filled: (?!0/)")
+
+
+@probe("signals_filled")
+def p_signals_filled(ctx: Context, params: dict[str, Any]) -> Outcome:
+    """The plan's `docker logs execution_service | grep -i "IOC order"`: the signals it receives are traded, not all
+    rejected. A service whose exposure limit is reached (or whose kill switch is on, or whose signals arrive
+    expired) receives and logs every signal but places no order; that is a fault when it rejected every signal
+    since it started (its counters), or the last `streak` (5) in the window with no leg filled since (its log:
+    rejections are logged each, fills are sampled, so a few rejections between fills prove nothing)."""
+    ex = EXECUTION_SERVICE
+    if not ctx.running(ex):
+        return _skip(f"{ex} is not running ({ctx.state_text(ex)})")
+    streak = int(params.get("streak", 5))
+    start = ctx.window_start(ex)
+    rejected, filled = ctx.grep(ex, _REJECTED, since=start), ctx.grep(ex, _LEG_FILLED, since=start)
+    last_fill = filled[-1][0] if filled else None
+    since_fill = [r for r in rejected if last_fill is None or (r[0] is not None and r[0] > last_fill)]
+    rx, rejects = ctx.counter(ex, "signals_rx"), ctx.counter(ex, "signals_rejected")
+    evidence = [f"{len(filled)} 'IOC order ... filled' and {len(rejected)} 'Signal ... rejected' lines in the "
+                f"{ctx.window_text(start)}",
+                f"counters: signals_rx={rx} signals_rejected={rejects} legs_filled={ctx.counter(ex, 'legs_filled')}"]
+    if rx == 0 and not rejected:
+        return _skip(f"{ex} received no signal in the {ctx.window_text(start)}: nothing to trade yet")
+    all_since_start = rx > 0 and rejects >= rx
+    if not all_since_start and len(since_fill) < streak:
+        return Outcome(True, "; ".join(evidence))
+    reason = since_fill[-1][1].group(2) if since_fill else "see `arbees logs execution_service`"
+    when = f"since it started ({rejects} of {rx})" if all_since_start else \
+        f"since {_fmt_ts(last_fill) if last_fill else 'the window began'} ({len(since_fill)} in a row)"
+    return Outcome(False, "; ".join(evidence), [f"{ex} rejected every signal {when}, no order placed: {reason}"],
+                   details={"rejected_in_a_row": len(since_fill), "latest_reason": reason})
 
 
 @probe("mode")
