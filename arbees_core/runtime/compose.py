@@ -30,60 +30,29 @@ from typing import Any
 from arbees_core.config import ConfigError, Env, project_root, read_dotenv
 from arbees_core.registry import SERVICES, ServiceSpec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
+from arbees_core.runtime.docker_engine import (
+    ONEOFF_LABEL,
+    PROJECT_LABEL,
+    SDK_TIMEOUT_S,
+    SERVICE_LABEL,
+    WORKDIR_LABEL,
+    container_status,
+    engine_available,
+    engine_error,
+    env_dict,
+)
 from arbees_core.runtime.ports import port_holder
 from arbees_core.runtime.preflight import check_compose
-
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-ONEOFF_LABEL = "com.docker.compose.oneoff"
-WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 
 #: Profiles the pipeline runs under (`docker compose --profile full ...`, as in the plan).
 DEFAULT_PROFILES: tuple[str, ...] = ("full",)
 #: Every profile of docker-compose.yml; `down` names them all so optional services (vpn) go down too.
 ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
 
-#: Docker container state -> ServiceStatus.state.
-_STATES = {"running": "running", "restarting": "restarting", "exited": "exited", "dead": "exited",
-           "created": "stopped", "paused": "stopped", "removing": "stopped"}
-
 #: Compose services published on a host port (127.0.0.1) -> the variable that fixes that port (unset: any free one).
 HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaledb": "ARBEES_POSTGRES_HOST_PORT"}
 
 _COMPOSE_TIMEOUT_S = 1800.0
-_SDK_TIMEOUT_S = 30
-
-
-def _engine_error(e: BaseException, where: str = "") -> RuntimeError_:
-    at = f" at {where}" if where else ""
-    return RuntimeError_(
-        f"Docker engine not reachable{at} ({type(e).__name__}: {e}). Start Docker (or set DOCKER_HOST), "
-        "or use the local runtime (`--runtime local`).")
-
-
-def engine_available(client: Any = None, timeout: float = 2.0) -> bool:
-    """Whether a Docker engine answers `GET /_ping` within `timeout` seconds. False on any error, never raises.
-
-    client: a `docker.DockerClient`; None builds one from the environment (DOCKER_HOST, the default socket).
-    """
-    own = None
-    try:
-        import docker
-
-        if client is None:
-            client = own = docker.from_env(timeout=max(1, int(timeout)))
-        api = client.api
-        old = api.timeout
-        api.timeout = min(old, timeout) if old else timeout
-        try:
-            return bool(client.ping())
-        finally:
-            api.timeout = old
-    except Exception:  # noqa: BLE001 - "is there an engine?" has only a yes/no answer
-        return False
-    finally:
-        if own is not None:
-            own.close()
 
 
 class ComposeRuntime:
@@ -133,9 +102,9 @@ class ComposeRuntime:
             try:
                 import docker
 
-                self._client = docker.from_env(timeout=_SDK_TIMEOUT_S)
+                self._client = docker.from_env(timeout=SDK_TIMEOUT_S)
             except Exception as e:  # noqa: BLE001 - DockerException, missing socket, bad DOCKER_HOST
-                raise _engine_error(e, os.environ.get("DOCKER_HOST", "")) from e
+                raise engine_error(e, os.environ.get("DOCKER_HOST", "")) from e
         return self._client
 
     def _base_url(self) -> str:
@@ -154,7 +123,7 @@ class ComposeRuntime:
         except docker.errors.NotFound as e:
             raise RuntimeError_(f"container vanished while reading it ({e.explanation or e})") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            raise _engine_error(e, self._base_url()) from e
+            raise engine_error(e, self._base_url()) from e
 
     def _containers(self, key: str | None = None) -> list[Any]:
         """Containers of the project (optionally of one compose service), one-off `compose run` ones excluded,
@@ -220,60 +189,17 @@ class ComposeRuntime:
         out: list[ServiceStatus] = []
         for s in self.specs:
             c = by_key.pop(s.compose_key, None)
-            out.append(self._status_of(s.name, c, s) if c is not None else
+            out.append(container_status(s.name, c, s) if c is not None else
                        ServiceStatus(name=s.name, state="missing",
                                      detail=f"no container for compose service {s.compose_key!r}"))
         for key in sorted(by_key):
-            out.append(self._status_of(self._name_of(key), by_key[key], None))
+            out.append(container_status(self._name_of(key), by_key[key], None))
         return out
-
-    def _status_of(self, name: str, container: Any, spec: ServiceSpec | None) -> ServiceStatus:
-        attrs = container.attrs
-        st = attrs.get("State", {}) or {}
-        raw = st.get("Status", "")
-        state = _STATES.get(raw, raw or "stopped")
-        health = ((st.get("Health") or {}).get("Status") or "") if st.get("Health") else ""
-        details: list[str] = []
-        if raw in ("created", "paused", "removing", "dead"):
-            details.append(raw)
-        if st.get("OOMKilled"):
-            details.append("OOM-killed")
-        if st.get("Error"):
-            details.append(str(st["Error"]))
-        last = _last_health_line(st)
-        if last.startswith(CONFIG_ERROR_PREFIX):  # the service holds after its one line (ARBEES_CONFIG_ERROR=hold)
-            state = "failed"
-            details.append(last[len(CONFIG_ERROR_PREFIX):].strip())
-        elif health == "unhealthy" and last:
-            details.append(f"healthcheck: {last[:200]}")
-        ports: list[int] = []
-        if spec is not None and spec.port:
-            env = _env_dict(attrs)
-            try:
-                zmq_mode = Env(env).bool("ZMQ_ENABLED", False)
-            except ConfigError:
-                zmq_mode = False
-            if zmq_mode:  # the PUB port is bound in ZMQ mode only
-                raw = env.get("ZMQ_PUB_PORT", "").strip()
-                ports = [int(raw)] if raw.isdigit() else [spec.port]
-        exit_code = st.get("ExitCode")
-        return ServiceStatus(
-            name=name,
-            state=state,
-            pid=None,
-            container=(attrs.get("Name") or container.name or "").lstrip("/"),
-            started_at=st.get("StartedAt", "") or "",
-            restarts=int(attrs.get("RestartCount") or 0),
-            exit_code=None if state == "running" or exit_code is None else int(exit_code),
-            ports=ports,
-            health=health,
-            detail="; ".join(details),
-        )
 
     def env(self, service: str) -> dict[str, str]:
         """The container's environment (`docker exec <c> env`, from its config: image ENV, env_file, environment).
         Values are not redacted; show them through `arbees_core.config.redact_env`."""
-        return _env_dict(self._container(service).attrs)
+        return env_dict(self._container(service).attrs)
 
     def logs(self, service: str, since_s: float | None = None, tail: int | None = None) -> str:
         """The container's log (stdout and stderr interleaved, as `docker logs`): the last `since_s` seconds
@@ -307,7 +233,7 @@ class ComposeRuntime:
             import requests
 
             if isinstance(e, (docker.errors.DockerException, requests.exceptions.RequestException)):
-                raise _engine_error(e, self._base_url()) from e
+                raise engine_error(e, self._base_url()) from e
             raise
         pending += decoder.decode(b"", final=True)
         if pending:
@@ -482,24 +408,3 @@ def host_port_clash(root: Path, running: set[str]) -> str:
             return (f"host port {port} of {key} ({var}) is already in use by {holder}; stop it, or set {var} to "
                     "another port (unset: any free port)")
     return ""
-
-
-#: How the compose healthcheck reports a service holding after a configuration error (services/startup.py).
-CONFIG_ERROR_PREFIX = "config_error:"
-
-
-def _last_health_line(state: dict[str, Any]) -> str:
-    """The last line the container's latest healthcheck printed (also during start_period, when failures are
-    logged without counting), '' when there is none."""
-    log = (state.get("Health") or {}).get("Log") or []
-    lines = (log[-1].get("Output") or "").strip().splitlines() if log else []
-    return lines[-1].strip() if lines else ""
-
-
-def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in (attrs.get("Config") or {}).get("Env") or []:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
-
