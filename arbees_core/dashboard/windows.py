@@ -47,9 +47,10 @@ class LatencyWindow:
         values = self._values.get(mode)
         if not values:
             return []
-        while values and values[0][0] < now_s - self.window_s:
+        since = now_s - self.window_s
+        while values and values[0][0] < since:
             values.popleft()
-        return [hops for _, hops in values]
+        return [hops for at, hops in values if at >= since]  # a history entry may come in out of order
 
     def view(self, now_s: float | None = None) -> LatencyView:
         now_s = time.time() if now_s is None else now_s
