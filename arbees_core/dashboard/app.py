@@ -62,7 +62,9 @@ class HealthResponse(BaseModel):
 def _first_problem(exc: RequestValidationError) -> str:
     err = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body"))
-    return f"{where}: {err.get('msg', 'invalid request')}" if where else str(err.get("msg", "invalid request"))
+    got = f" (got {err['input']!r})" if isinstance(err.get("input"), (str, int, float)) else ""
+    message = f"{err.get('msg', 'invalid request')}{got}"
+    return f"{where}: {message}" if where else message
 
 
 def create_app(state: LiveState, hub: Hub, status: Callable[[], ApiStatus]) -> FastAPI:

@@ -186,3 +186,14 @@ class Exporter:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def scrape_config(targets: dict[str, str], interval_s: float = 5.0, job: str = "arbees") -> str:
+    """A Prometheus configuration scraping each service's endpoint (`{service: "host:port"}`), one target each with
+    its `service` label (`honor_labels`: the services' own `service` label is the same)."""
+    import yaml
+
+    config = {"global": {"scrape_interval": f"{interval_s:g}s", "evaluation_interval": f"{interval_s:g}s"},
+              "scrape_configs": [{"job_name": job, "honor_labels": True, "static_configs": [
+                  {"targets": [address], "labels": {"service": name}} for name, address in targets.items()]}]}
+    return yaml.safe_dump(config, sort_keys=False)
