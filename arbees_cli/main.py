@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from arbees_cli import bench, chaos, decide, diagnose, phases, report, stack
+from arbees_cli import bench, chaos, decide, diagnose, metrics, phases, report, stack
 from arbees_cli import venues as venue_commands
 from arbees_cli.output import EXIT_ERROR, err_console
 from arbees_core.runtime.base import RuntimeError_
@@ -37,6 +37,7 @@ report.register(app)
 bench.register(app)
 venue_commands.register(app)
 chaos.register(app)
+metrics.register(app)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ answers a rate and a histogram quantile over what it scraped. Skipped, with the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -78,3 +79,11 @@ def test_prometheus_scrapes_every_service_and_answers_a_rate_and_a_quantile(
     assert e2e[0]["metric"]["service"] == "execution_service"
     modes = query(base, "arbees_service_info")
     assert {r["metric"]["mode"] for r in modes} == {"zmq"} and len(modes) == len(targets)
+
+    # the Grafana dashboard shipped beside it: every panel's query is valid PromQL over these metrics, and answers
+    dashboard = json.loads((Path(__file__).parents[1] / "docs" / "grafana" / "arbees-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    answered = [e for e in exprs if query(base, e)]
+    for expr in ('up{job="arbees"}', "arbees_service_info", 'process_resident_memory_bytes{job="arbees"}',
+                 "histogram_quantile(0.99, sum by (le, hop) (rate(arbees_latency_seconds_bucket[1m])))"):
+        assert expr in answered, expr
