@@ -308,7 +308,8 @@ def register(app: typer.Typer) -> None:
                     collectors["soak"] = _soak_collector(folder, opts)
                 if not as_json:
                     console.rule(f"phase {n}")
-                window = {"window_seconds": opts["window_seconds"]} if n == "zmq-only" and "window_seconds" in opts else {}
+                window = {"window_seconds": opts["window_seconds"]} if n == "zmq-only" and "window_seconds" in opts \
+                    else {}
                 if as_json:
                     result = _quiet(name, kind, rt, collectors, folder, window)
                 else:

@@ -50,7 +50,8 @@ def price(venue: str, ticker: str, yes_bid: float, yes_ask: float, src: str = "m
 
 def result(signal_id: str, leg: int, end_to_end_ms: float, transport: str = "zmq") -> TradeResult:
     return TradeResult(src="ex", seq=leg + 1, order_id=f"{signal_id}-{leg}", signal_id=signal_id, game_id=GAME.game_id,
-                       leg=leg, venue="kalshi" if leg == 0 else "polymarket", ticker="KX-BOS" if leg == 0 else "tok-bos",
+                       leg=leg, venue="kalshi" if leg == 0 else "polymarket",
+                       ticker="KX-BOS" if leg == 0 else "tok-bos",
                        side="yes" if leg == 0 else "no", status="filled", limit_price=40.0, qty=10, filled_qty=10,
                        avg_price=40.0, transport=transport, ts_fill_ns=time.time_ns(), price_latency_ms=0.2,
                        signal_latency_ms=0.3, execution_latency_ms=0.4, latency_ms=end_to_end_ms)
@@ -76,9 +77,9 @@ def test_a_game_shows_both_venues_books_and_the_edge_game_shard_would_compute(st
 
 def test_signals_and_trades_keep_both_legs_and_the_hop_latencies(state: LiveState) -> None:
     sig = TradingSignal(src="gs", seq=1, ts_origin_ns=1, ts_detect_ns=time.time_ns(), signal_id="arb-1",
-                        game_id=GAME.game_id, legs=[Leg(venue="kalshi", ticker="KX-BOS", side="yes", limit_price=40, qty=10),
-                                                    Leg(venue="polymarket", ticker="tok-bos", side="no", limit_price=53,
-                                                        qty=10)],
+                        game_id=GAME.game_id,
+                        legs=[Leg(venue="kalshi", ticker="KX-BOS", side="yes", limit_price=40, qty=10),
+                              Leg(venue="polymarket", ticker="tok-bos", side="no", limit_price=53, qty=10)],
                         qty=10, gross_edge_cents=7, edge_cents=5, edge_pct=5.3, cost_cents=95, price_latency_ms=0.2)
     state.on_signal(sig)
     state.on_result(result("arb-1", 1, 1.5))
@@ -101,7 +102,8 @@ def test_latency_window_percentiles_per_mode_and_rates_per_second() -> None:
     view = window.view(now_s=1010.0)
     stats = view.modes["zmq"]["end_to_end"]
     assert (stats.count, stats.p50_ms, stats.p99_ms) == (5, 3.0, 100.0)
-    assert sum(view.histogram["zmq"]) == 5 and view.histogram["redis"] == [0] * 9 + [1] + [0] * 6  # 9 ms: the "<= 10 ms" bucket
+    assert sum(view.histogram["zmq"]) == 5
+    assert view.histogram["redis"] == [0] * 9 + [1] + [0] * 6  # 9 ms: in the "<= 10 ms" bucket
     assert percentile([], 50) is None
     rates = RateMeter(window_s=60)
     for second in range(100, 112):

@@ -113,7 +113,8 @@ class LocalRuntime:
             if up and state == "running" and not _alive(pid):
                 state = "exited"
             out.append(ServiceStatus(
-                name=s.name, state=state, pid=pid if state == "running" else None, started_at=view.get("started_at", ""),
+                name=s.name, state=state, pid=pid if state == "running" else None,
+                started_at=view.get("started_at", ""),
                 restarts=int(view.get("restarts", 0)), exit_code=view.get("exit_code"),
                 ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state),
                 http_port=view.get("http_port"), metrics_port=view.get("metrics_port")))

@@ -101,7 +101,8 @@ class ServiceCollector(Collector):
         yield start
         yield from _counters(svc, exp.counters)
         for name, value in sorted(exp.gauges.items()):
-            gauge = GaugeMetricFamily(f"arbees_{metric_name(name)}", f"Gauge {name} of the service.", labels=["service"])
+            gauge = GaugeMetricFamily(f"arbees_{metric_name(name)}", f"Gauge {name} of the service.",
+                                      labels=["service"])
             gauge.add_metric([svc], value)
             yield gauge
         if exp.hops:
