@@ -28,7 +28,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     ARBEES_HOME=/app \
-    ARBEES_STATE_DIR=/app/.arbees
+    ARBEES_STATE_DIR=/app/.arbees \
+    ARBEES_CONFIG_ERROR=hold
 # The plan's probes run inside the stack: netcat-openbsd for `docker exec zmq_listener nc -zv kalshi_monitor 5555`,
 # iputils-ping for `docker exec game_shard ping kalshi_monitor`, redis-tools / postgresql-client for
 # `redis-cli XLEN prices:kalshi` and `psql` from any service container.

@@ -7,6 +7,7 @@ import sys
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, console, fail, parse_duration, print_json
@@ -38,11 +39,14 @@ def status_table(rows: list[ServiceStatus], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for col in ("service", "state", "pid/container", "ports", "started", "restarts", "last exit", "health"):
         table.add_column(col)
-    colour = {"running": "green", "restarting": "yellow", "exited": "red", "stopped": "dim", "missing": "dim"}
+    table.add_column("detail", overflow="fold")
+    colour = {"running": "green", "restarting": "yellow", "exited": "red", "failed": "red", "stopped": "dim",
+              "missing": "dim"}
     for s in rows:
         table.add_row(s.name, f"[{colour.get(s.state, 'white')}]{s.state}[/]", str(s.pid or s.container or "-"),
                       ",".join(map(str, s.ports)) or "-", s.started_at[11:19] if s.started_at else "-",
-                      str(s.restarts), "-" if s.exit_code is None else str(s.exit_code), s.health or "-")
+                      str(s.restarts), "-" if s.exit_code is None else str(s.exit_code), s.health or "-",
+                      escape(s.detail) or "-")
     return table
 
 
@@ -105,8 +109,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Every service's state, pid or container, ports, start time, restart count, last exit code, health.
-        Exit code 0 when every service runs, 1 otherwise."""
+        """Every service's state, pid or container, ports, start time, restart count, last exit code, health,
+        and why when something is wrong (a configuration error, a peer not usable yet). Exit code 0 when every
+        service runs, 1 otherwise."""
         rt = get_runtime(runtime, as_json)
         rows = rt.status()
         _report(rt, rows, as_json, f"{rt.kind} stack ({'up' if rt.is_up() else 'down'})")

@@ -38,14 +38,19 @@ def subscribe(
                                        "exit code 1 when nothing arrived at all"),
 ) -> None:
     """Subscribe to ZMQ publishers and print each message as `<topic> <json payload>`."""
+    import signal
+
     import zmq
 
+    # As a container's PID 1 (`docker run ... zmq-sub`) a process ignores SIGTERM unless it handles it: stop on it.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt_string(zmq.SUBSCRIBE, topic)
     for endpoint in endpoints:
         sock.connect(endpoint)
+    print(f"zmq-sub: subscribed to {topic or 'every topic'} on {', '.join(endpoints)}", file=sys.stderr, flush=True)
     seen = 0
     try:
         while not count or seen < count:

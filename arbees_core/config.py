@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -20,6 +21,7 @@ _SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|PASS|TOKEN|PEM|PRIVATE|CREDENTI
 _ENDPOINT = re.compile(r"^(tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.*-]+):\d{1,5}|ipc://\S+|inproc://\S+)$")
 _URL_PASSWORD = re.compile(r"(?P<pre>://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<post>@)")
 REDACTED: Final = "***"
+_USERINFO = re.compile(r"(?P<pre>(^|[\s/])[^:/@\s]*:)(?!\*\*\*@)[^@\s/]+@")
 
 
 class ConfigError(ValueError):
@@ -143,6 +145,15 @@ class Env:
             check_endpoint(name, value)
         return values
 
+    def redis_url(self, name: str, default: str) -> str:
+        """A Redis URL, checked at start (`check_redis_url`); empty means `default`."""
+        return check_redis_url(name, self.str(name, default) or default)
+
+    def database_url(self, name: str = "DATABASE_URL") -> str:
+        """A PostgreSQL URL or key=value DSN, checked at start (`check_database_url`); "" when unset."""
+        value = self.str(name)
+        return check_database_url(name, value) if value else ""
+
 
 def check_endpoint(name: str, value: str) -> str:
     """`value` when it is a ZMQ endpoint (tcp://host:port, ipc://path, inproc://name); else a ConfigError."""
@@ -151,6 +162,52 @@ def check_endpoint(name: str, value: str) -> str:
     if m is None or not port_ok:
         raise ConfigError(f"{name}: {value!r} is not a ZMQ endpoint (expected tcp://host:port, ipc://path or "
                           "inproc://name)")
+    return value
+
+
+def _mask_userinfo(value: str) -> str:
+    """`user:secret@host` masked even without a scheme (a malformed URL is shown in its error, never its password)."""
+    return _USERINFO.sub(lambda m: m.group("pre") + REDACTED + "@", value)
+
+
+def check_redis_url(name: str, value: str) -> str:
+    """`value` when redis-py can use it: redis:// or rediss:// with a numeric port and database, or unix://.
+    Anything else is a ConfigError naming the variable (password masked): a wrong scheme never heals by retrying,
+    unlike a server that refuses us for now, so the service stops once instead of waiting (runner.main)."""
+    from redis.connection import parse_url
+
+    shown = _mask_userinfo(redact_value(name, value))
+    expected = "expected redis://[user:password@]host:port/db, rediss://... or unix:///path?db=N"
+    try:
+        parse_url(value)
+    except ValueError as e:
+        raise ConfigError(f"{name}: {shown!r} is not a Redis URL ({e}); {expected}") from None
+    database = urlsplit(value).path.strip("/")
+    if not value.startswith("unix") and database and not database.isdigit():
+        raise ConfigError(f"{name}: {shown!r} names database {database!r}, not a number; {expected}")
+    return value
+
+
+def check_database_url(name: str, value: str) -> str:
+    """`value` when libpq can parse it: a postgresql:// or postgres:// URL, or key=value settings, with a numeric
+    port. Anything else (`mysql://...`) is a ConfigError naming the variable, password masked."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    from arbees_core.store.db import redact_dsn
+
+    shown = _mask_userinfo(redact_dsn(value))
+    expected = "expected postgresql://user:password@host:port/database or key=value settings (host=... dbname=...)"
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme and scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"{name}: {shown!r} is not a PostgreSQL URL (scheme {scheme}://); {expected}")
+    try:
+        params = conninfo_to_dict(value)
+    except ProgrammingError:  # its message quotes the whole value, password included
+        raise ConfigError(f"{name}: {shown!r} cannot be parsed as PostgreSQL connection settings; {expected}") from None
+    port = str(params.get("port") or "")
+    if port and not all(p.strip().isdigit() for p in port.split(",")):
+        raise ConfigError(f"{name}: {shown!r} has port {port!r}, not a number; {expected}")
     return value
 
 

@@ -69,6 +69,17 @@ def listening_process(port: int, host: str = "127.0.0.1") -> Iterator[subprocess
         proc.wait()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_peers() -> Iterator[None]:
+    """Each test starts with no known Redis / PostgreSQL outage: the process-wide peers (telemetry/peers.py) would
+    otherwise carry one test's outage, and its already-logged reasons, into the next."""
+    from arbees_core.telemetry.peers import reset_peers
+
+    reset_peers()
+    yield
+    reset_peers()
+
+
 #: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3, the api base+4, metrics base+8..; probes
 #: may plant faults at base+5..7.
 STACK_PORTS = 16

@@ -13,6 +13,8 @@ cannot reach the package index). Without an engine the tests skip with one reaso
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -30,6 +32,7 @@ PROJECT = "arbees"
 #: Settings a Docker user on a normal host does not need, copied into the test project's `.env` when set.
 IMAGE_SETTINGS = ("PYTHON_IMAGE", "ARBEES_REDIS_IMAGE", "ARBEES_TIMESCALEDB_IMAGE", "ARBEES_BUILD_NETWORK")
 VPN_STANDIN = "arbees-test/vpn-standin"
+LOCK_FILE = "/tmp/arbees-docker-tests.lock"
 
 
 def unavailable(reason: str) -> None:
@@ -67,12 +70,29 @@ def engine_reason() -> str:
     return ""
 
 
-def foreign_stack() -> str:
-    """The working directory of an arbees compose stack that is not a test's, '' when there is none."""
+def existing_stack() -> str:
+    """The working directory of any arbees compose stack on the engine (an operator's, or a test session that
+    did not finish), '' when there is none."""
     done = run(["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
                 '{{.Label "com.docker.compose.project.working_dir"}}'], timeout=30)
-    dirs = {d for d in done.stdout.split() if d and "arbees-compose-" not in d}
-    return ", ".join(sorted(dirs))
+    return ", ".join(sorted({d for d in done.stdout.split() if d}))
+
+
+@contextlib.contextmanager
+def engine_lock() -> Iterator[None]:
+    """One test session on the engine at a time (a second one would rebuild the image under the first and tear
+    its stack down): a second session skips, or under ARBEES_REQUIRE_DOCKER waits for the first to finish."""
+    with open(LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not os.environ.get("ARBEES_REQUIRE_DOCKER"):
+                pytest.skip("another test session is using the Docker engine (it holds " + LOCK_FILE + ")")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_image() -> None:
@@ -171,18 +191,19 @@ def compose_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compos
     reason = engine_reason()
     if reason:
         unavailable(reason)
-    other = foreign_stack()
-    if other:
-        unavailable(f"an arbees compose stack started from {other} is on this engine; the docker tests use the "
-                    "plan's container names: stop it first (`docker compose --profile full down`)")
-    build_image()
-    project = make_project(tmp_path_factory.mktemp("arbees-compose-"))
-    t0 = time.monotonic()
-    try:
-        up = project.compose("--profile", "full", "up", "-d", "--wait", timeout=600)
-        assert up.returncode == 0, f"compose up failed:\n{up.stderr[-3000:]}"
-        print(f"compose stack up in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-        yield project
-    finally:
-        project.compose("--profile", "full", "--profile", "vpn", "--profile", "plan", "down", "-v",
-                        "--remove-orphans", "--timeout", "5")
+    with engine_lock():
+        other = existing_stack()
+        if other:
+            unavailable(f"an arbees compose stack started from {other} is on this engine; the docker tests use "
+                        "the plan's container names: stop it first (`docker compose --profile full down`)")
+        build_image()
+        project = make_project(tmp_path_factory.mktemp("arbees-compose-"))
+        t0 = time.monotonic()
+        try:
+            up = project.compose("--profile", "full", "up", "-d", "--wait", timeout=600)
+            assert up.returncode == 0, f"compose up failed:\n{up.stderr[-3000:]}"
+            print(f"compose stack up in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+            yield project
+        finally:
+            project.compose("--profile", "full", "--profile", "vpn", "--profile", "plan", "--profile", "tools",
+                            "down", "-v", "--remove-orphans", "--timeout", "5")

@@ -31,6 +31,9 @@ def failed_checks(result: dict) -> list[str]:
 def ensure_mode(project: ComposeProject, zmq: bool) -> None:
     """The stack in one mode, through arbees itself (`.env`, then recreate what runs in the other mode)."""
     want = "true" if zmq else "false"
+    rows = as_json(project.arbees("status", "--runtime", "compose", "--json"))["services"]
+    if any(r["state"] != "running" for r in rows if r["name"] in PIPELINE):  # a test before left one down
+        assert project.arbees("up", "--runtime", "compose").returncode == 0
     modes = {name: project.arbees("env", name, "--runtime", "compose").stdout for name in ("game_shard",)}
     if all(f"ZMQ_ENABLED={want}" in text for text in modes.values()):
         return
@@ -177,3 +180,39 @@ def test_the_vpn_override_keeps_polymarket_monitor_reachable_by_name(compose_pro
     finally:
         compose_project.compose("--profile", "full", "up", "-d", "--wait", "--force-recreate", "polymarket_monitor")
         compose_project.compose("--profile", "vpn", "rm", "-sf", "vpn")
+
+
+def test_a_setting_that_cannot_heal_is_one_line_and_a_failed_service_not_a_crash_loop(
+        compose_project: ComposeProject) -> None:
+    """A bad value in `.env` reaches game_shard (recreated by compose directly, as an operator would): one log
+    line, no traceback, no restart loop (the container holds), and `arbees status` shows it failed with the line."""
+    compose_project.set_env(MIN_EDGE_PCT="abc")
+    try:
+        up = compose_project.compose("--profile", "full", "up", "-d", "--force-recreate", "--no-deps", "game_shard")
+        assert up.returncode == 0, up.stderr[-2000:]
+
+        def failed() -> dict | None:
+            rows = as_json(compose_project.arbees("status", "--runtime", "compose", "--json"))["services"]
+            row = next(r for r in rows if r["name"] == "game_shard")
+            return row if row["state"] == "failed" else None
+
+        row = compose_project.wait("game_shard shown as failed", failed, timeout=120)
+        assert "MIN_EDGE_PCT" in row["detail"] and row["restarts"] == 0, row
+        log = compose_project.sh("docker logs game_shard 2>&1").stdout
+        assert log.count("configuration error") == 1 and "Traceback" not in log, log[-2000:]
+    finally:
+        compose_project.set_env(MIN_EDGE_PCT="0.5")
+        compose_project.compose("--profile", "full", "up", "-d", "--wait", "--force-recreate", "game_shard")
+
+
+@pytest.mark.parametrize("scenario", ["kill-game_shard", "kill-execution_service", "redis-outage", "postgres-outage",
+                                      "bad-input", "hwm", "feed-gap"])
+def test_chaos_scenarios_run_on_the_compose_stack(compose_project: ComposeProject, scenario: str) -> None:
+    """The same scenarios as on the local runtime, with the engine's own faults: `docker kill` (the restart
+    policy restarts), `docker pause` of arbees-redis, `docker stop` of arbees-timescaledb, and bad frames or a
+    burst from a container on arbees-network answering to kalshi_monitor's name."""
+    ensure_mode(compose_project, True)
+    done = compose_project.arbees("chaos", scenario, "--runtime", "compose", "--outage", "10s", "--flow-timeout",
+                                  "60s", "--json", timeout=900)
+    result = as_json(done)
+    assert done.returncode == 0 and result["passed"], failed_checks(result)

@@ -163,7 +163,15 @@ def test_a_service_that_exits_at_start_shows_its_last_log_lines(project: Path) -
     assert "game_shard exited at start with code 2" in str(err.value)
     assert "MIN_EDGE_PCT" in str(err.value)
     row = {s.name: s for s in LocalRuntime(project).status()}["game_shard"]
-    assert (row.state, row.exit_code, row.restarts) == ("exited", 2, 0)  # a config error is not restarted in a loop
+    assert (row.state, row.exit_code, row.restarts) == ("failed", 2, 0)  # a config error is not restarted in a loop
+    assert row.detail == "configuration error: MIN_EDGE_PCT: expected a number, was 'lots'"
+    shown = _cli(project, "status", "--runtime", "local", "--json")
+    game_shard = next(r for r in json.loads(shown.stdout)["services"] if r["name"] == "game_shard")
+    assert shown.returncode == 1 and game_shard["state"] == "failed" and game_shard["detail"] == row.detail
+    table = _cli(project, "status", "--runtime", "local")
+    assert "failed" in table.stdout and "MIN_EDGE_PCT: expected a number, was 'lots'" in table.stdout
+    log = LocalRuntime(project).logs("game_shard")
+    assert log.count("Cannot start game_shard: configuration error") == 1 and "Traceback" not in log
 
 
 def test_embedded_servers_start_with_the_stack_and_stop_with_it(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,6 +110,7 @@ def test_outage_during_operation_logs_once_and_recovers(database_url: str, state
                                                         caplog: pytest.LogCaptureFixture) -> None:
     log = logging.getLogger("test.writer2")
     caplog.set_level(logging.INFO, logger="test.writer2")
+    caplog.set_level(logging.INFO, logger="arbees.peers")
     spool = TradeSpool(state_dir / "spool.jsonl")
     writer = TradeWriter(database_url, spool, log=log)
     writer.start()
@@ -128,9 +129,11 @@ def test_outage_during_operation_logs_once_and_recovers(database_url: str, state
     assert writer.stats()["outage"] is False
     messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "test.writer2"]
     errors = [m for level, m in messages if level == logging.ERROR]
-    backs = [m for level, m in messages if m.startswith("PostgreSQL back: flushed")]
-    assert len(errors) == 1 and errors[0].startswith("PostgreSQL unavailable: ")
-    assert backs == ["PostgreSQL back: flushed 2 spooled trades"]
+    messages += [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "arbees.peers"]
+    errors = [m for level, m in messages if level == logging.ERROR]
+    backs = [m for level, m in messages if m.startswith("PostgreSQL back after")]
+    assert len(errors) == 1 and errors[0].startswith("PostgreSQL unavailable at ")
+    assert len(backs) == 1 and ("Flushed 2 spooled trades into PostgreSQL" in [m for _, m in messages])
 
 
 def test_executed_signal_ids(pg_conn: psycopg.Connection) -> None:
@@ -153,3 +156,28 @@ def test_close_without_database_returns_within_its_timeout(state_dir: Path) -> N
     writer.close(timeout_s=0.5)
     assert time.monotonic() - started < 4.0
     assert len(spool.pending()) == 1
+
+
+def test_an_outage_found_at_start_ends_when_the_database_answers_with_nothing_to_flush(
+        database_url: str, state_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """execution_service found PostgreSQL unusable at start: the writer keeps trying without a trade to write,
+    migrates when it gets through, hands the signal ids executed before to the service, and says it is back."""
+    from arbees_core.store.db import StoreUnavailable
+
+    with psycopg.connect(database_url, autocommit=True) as conn:  # executed by an earlier run
+        migrate(conn)
+        insert_records(conn, [make_record("arb-earlier")])
+    caplog.set_level(logging.INFO, logger="arbees.peers")
+    seen: list[set[str]] = []
+    writer = TradeWriter(database_url, TradeSpool(state_dir / "spool.jsonl"),
+                         on_reconnect=lambda conn: seen.append(executed_signal_ids(conn)))
+    writer.mark_unavailable(StoreUnavailable("refused", "Connection refused"), "trades are spooled until it is back")
+    writer.start()
+    try:
+        eventually(lambda: writer.stats()["outage"] is False, what="the outage ended without a trade")
+    finally:
+        writer.close(timeout_s=5)
+    assert seen == [{"arb-earlier"}]
+    lines = [r.getMessage() for r in caplog.records if r.name == "arbees.peers"]
+    assert len(lines) == 2 and lines[0].endswith("Connection refused; trades are spooled until it is back")
+    assert lines[1].startswith("PostgreSQL back after ")

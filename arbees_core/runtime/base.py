@@ -64,10 +64,11 @@ class RuntimeError_(Exception):
 class ServiceStatus:
     """One service as a runtime sees it.
 
-    state: running | restarting | exited | stopped | missing. pid (local) or container (compose) identify it;
-    restarts counts unplanned restarts; exit_code is the last exit's; ports the ZMQ ports it binds;
-    health: healthy | unhealthy | starting | "" (unknown). http_port: where it serves HTTP (the api);
-    metrics_port: its Prometheus endpoint (None when not known or off).
+    state: running | restarting | exited | failed (a configuration error: not restarted, it would fail the same
+    way) | stopped | missing. pid (local) or container (compose) identify it; restarts counts unplanned restarts;
+    exit_code is the last exit's; ports the ZMQ ports it binds; health: healthy | unhealthy | starting | ""
+    (unknown); detail: why, in one line (the configuration error, a peer not usable yet, an OOM kill, ...).
+    http_port: where it serves HTTP (the api); metrics_port: its Prometheus endpoint (None when not known or off).
     """
 
     name: str

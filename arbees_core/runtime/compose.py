@@ -236,12 +236,12 @@ class ComposeRuntime:
             details.append("OOM-killed")
         if st.get("Error"):
             details.append(str(st["Error"]))
-        if health == "unhealthy":
-            log = (st.get("Health") or {}).get("Log") or []
-            if log:
-                last = (log[-1].get("Output") or "").strip().splitlines()
-                if last:
-                    details.append(f"healthcheck: {last[-1][:200]}")
+        last = _last_health_line(st)
+        if last.startswith(CONFIG_ERROR_PREFIX):  # the service holds after its one line (ARBEES_CONFIG_ERROR=hold)
+            state = "failed"
+            details.append(last[len(CONFIG_ERROR_PREFIX):].strip())
+        elif health == "unhealthy" and last:
+            details.append(f"healthcheck: {last[:200]}")
         ports: list[int] = []
         if spec is not None and spec.port:
             env = _env_dict(attrs)
@@ -449,6 +449,10 @@ class ComposeRuntime:
         spool) are kept: nothing recorded is lost."""
         self._run("down", "--remove-orphans", profiles=ALL_PROFILES)
 
+    def stop(self, services: list[str]) -> None:
+        """`docker compose stop <services>` (the containers stay, `up` starts them again)."""
+        self._run("stop", *[self.compose_key(s) for s in services])
+
     def restart(self, services: list[str] | None = None) -> list[ServiceStatus]:
         """Recreate the services with the current `.env`: `up -d --force-recreate <services>` (default: every
         registry service; redis and timescaledb are recreated only if their own config changed).
@@ -474,6 +478,18 @@ def host_port_clash(root: Path, running: set[str]) -> str:
             return (f"host port {port} of {key} ({var}) is already in use by {holder}; stop it, or set {var} to "
                     "another port (unset: any free port)")
     return ""
+
+
+#: How the compose healthcheck reports a service holding after a configuration error (services/startup.py).
+CONFIG_ERROR_PREFIX = "config_error:"
+
+
+def _last_health_line(state: dict[str, Any]) -> str:
+    """The last line the container's latest healthcheck printed (also during start_period, when failures are
+    logged without counting), '' when there is none."""
+    log = (state.get("Health") or {}).get("Log") or []
+    lines = (log[-1].get("Output") or "").strip().splitlines() if log else []
+    return lines[-1].strip() if lines else ""
 
 
 def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:

@@ -29,6 +29,7 @@ from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, tc
 from arbees_core.runtime.embedded import EmbeddedPostgres
 from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
+from arbees_core.services.startup import STATE_CONFIG_ERROR, peers_problem
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
@@ -117,8 +118,13 @@ class LocalRuntime:
                 started_at=view.get("started_at", ""),
                 restarts=int(view.get("restarts", 0)), exit_code=view.get("exit_code"),
                 ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state),
+                detail=view.get("detail", "") if state != "running" else self._waiting_for(s.name),
                 http_port=view.get("http_port"), metrics_port=view.get("metrics_port")))
         return out
+
+    def _waiting_for(self, name: str) -> str:
+        """Why a running service cannot work yet: the peers its snapshot says are not usable, with the reason."""
+        return peers_problem(self.metrics(name))
 
     def _health(self, name: str, state: str) -> str:
         """healthy when the service wrote a metrics snapshot within 5 s; starting before its first one."""
@@ -243,7 +249,7 @@ class LocalRuntime:
             if stack.get("status") == "running" and self.supervisor_pid(stack) is None:
                 raise RuntimeError_("the supervisor died; see " + str(self.state / "logs" / "supervisor.log"))
             views = stack.get("services", {})
-            crashed = [n for n in names if views.get(n, {}).get("state") == "exited" or
+            crashed = [n for n in names if views.get(n, {}).get("state") in ("exited", "failed") or
                        (views.get(n, {}).get("restarts", 0) > 0 and views.get(n, {}).get("state") != "running")]
             if crashed:
                 name = crashed[0]
@@ -257,8 +263,8 @@ class LocalRuntime:
 
     def _settled(self, name: str, view: dict[str, Any]) -> bool:
         """Running, and past its start: it wrote a metrics snapshot from this very process (configuration is
-        read before the first snapshot, so a service that dies of a bad setting never gets here), or it has
-        run for SETTLE_MAX_S (a slow machine) without dying."""
+        read before the first running snapshot; one that dies of a bad setting writes state `config_error` just
+        before it exits, which does not count), or it has run for SETTLE_MAX_S (a slow machine) without dying."""
         if view.get("state") != "running" or not _alive(view.get("pid")):
             return False
         try:
@@ -268,7 +274,10 @@ class LocalRuntime:
         age = (datetime.now(timezone.utc) - started).total_seconds()
         if age < SETTLE_S:
             return False
-        return self.metrics(name).get("pid") == view.get("pid") or age >= SETTLE_MAX_S
+        snap = self.metrics(name)
+        if snap.get("state") == STATE_CONFIG_ERROR:  # written just before it exits with code 2: not settled
+            return False
+        return snap.get("pid") == view.get("pid") or age >= SETTLE_MAX_S
 
     def request(self, action: str, services: list[str], timeout_s: float = 60.0) -> None:
         """Ask the running supervisor to start/restart/stop services and wait for its answer."""

@@ -10,10 +10,11 @@ command (`status`, `logs`, `restart`, `down`) finds it again through `.arbees/st
   `.arbees/logs/<service>.log`, all in the supervisor's session (one scheduling group, `SERVICE_SESSION`),
   re-reading `.env` at every (re)start so a changed `ZMQ_ENABLED` takes effect (the original's
   `docker compose restart` kept the old environment and broke its rollback);
-* restarts a service that exits on its own, with exponential backoff, and counts it;
-* on SIGTERM stops the stack for good (`shutdown`): first every restart (none scheduled or under way fires after),
-  then the services in reverse dependency order (SIGTERM, then SIGKILL after a grace period, each waited for),
-  then the servers; it exits only when all of them have exited, so their ports are free again.
+ * restarts a service that exits on its own, with exponential backoff, and counts it; except after exit code 2, a
+   configuration error, which would only repeat: that service is `failed`, with the service's own line as detail;
+ * on SIGTERM stops the stack for good (`shutdown`): first every restart (none scheduled or under way fires after),
+   then the services in reverse dependency order (SIGTERM, then SIGKILL after a grace period, each waited for),
+   then the servers; it exits only when all of them have exited, so their ports are free again.
 
 Requests from the CLI (start, restart, stop services) arrive as files in `.arbees/control/`.
 Run: `python -m arbees_core.runtime.supervisor [--services a,b]` (normally through `arbees up`).
@@ -38,6 +39,7 @@ from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, spec
 from arbees_core.runtime.ports import PortCheckError, port_holder
 from arbees_core.runtime.processes import SERVICE_SESSION
+from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.topics import METRICS_PORT_BASE, tcp_endpoint
 
@@ -49,8 +51,6 @@ STOP_GRACE_S = 10.0
 #: Restart backoff: first delay, cap, and the uptime after which a service counts as healthy again.
 BACKOFF_FIRST_S, BACKOFF_MAX_S, BACKOFF_RESET_S = 0.5, 30.0, 60.0
 POLL_S = 0.1
-#: A service's exit code for a configuration error (runner.py): restarting it would only repeat the error.
-EXIT_CONFIG = 2
 
 
 def now_iso() -> str:
@@ -130,7 +130,7 @@ class Child:
     http_port: int | None = None
     metrics_port: int | None = None
     proc: subprocess.Popen | None = None
-    state: str = "stopped"  # running | restarting | stopped | exited
+    state: str = "stopped"  # running | restarting | stopped | exited | failed (configuration error)
     started_at: str = ""
     started_mono: float = 0.0
     restarts: int = 0
@@ -138,12 +138,13 @@ class Child:
     next_start: float = 0.0
     backoff_s: float = BACKOFF_FIRST_S
     wanted: bool = False
+    detail: str = ""
 
     def view(self) -> dict[str, Any]:
         return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "state": self.state,
                 "started_at": self.started_at, "restarts": self.restarts, "exit_code": self.exit_code,
                 "port": self.port, "http_port": self.http_port, "metrics_port": self.metrics_port,
-                "module": self.spec.module}
+                "module": self.spec.module, "detail": self.detail}
 
     def bound_ports(self) -> list[tuple[int, str]]:
         """(port, what) of every TCP port the service binds when it runs."""
@@ -213,7 +214,8 @@ class Supervisor:
         """Wiring defaults < the supervisor's environment < `.env` (re-read now) < this stack's server URLs."""
         ports = default_ports(self.base_env())
         env = {**wiring_env(ports), **os.environ, **read_dotenv(self.root / ".env"), **self.urls,
-               "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1"}
+               "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1",
+               CONFIG_ERROR_ENV: "exit"}  # this supervisor does not restart exit code 2: no need to hold
         if child.port is not None:
             env["ZMQ_PUB_PORT"] = str(child.port)
         if child.http_port is not None:
@@ -237,7 +239,7 @@ class Supervisor:
                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       cwd=self.root, **SERVICE_SESSION)
         out.close()
-        child.state, child.started_at, child.started_mono = "running", now_iso(), time.monotonic()
+        child.state, child.started_at, child.started_mono, child.detail = "running", now_iso(), time.monotonic(), ""
         self._dirty = True
         log.info("Started %s (pid %d)", child.spec.name, child.proc.pid)
 
@@ -266,9 +268,10 @@ class Supervisor:
                 child.exit_code = proc.returncode
                 uptime = now - child.started_mono
                 if child.exit_code == EXIT_CONFIG:
-                    child.state, child.wanted, self._dirty = "exited", False, True
-                    log.error("%s exited with code 2 (configuration error) after %.1fs; not restarted: fix .env, "
-                              "then `arbees restart %s`", child.spec.name, uptime, child.spec.name)
+                    child.state, child.wanted, self._dirty = "failed", False, True
+                    child.detail = recorded_config_error(self.state, child.spec.name, proc.pid)
+                    log.error("%s exited with code 2 (%s) after %.1fs; not restarted: fix .env, then `arbees restart "
+                              "%s`", child.spec.name, child.detail, uptime, child.spec.name)
                     continue
                 if uptime > BACKOFF_RESET_S:
                     child.backoff_s = BACKOFF_FIRST_S

@@ -94,7 +94,8 @@ class Api(Service):
     def run(self, stop: threading.Event) -> None:
         import uvicorn
 
-        self.announce_mode()
+        if not self.announce_mode(stop):
+            return
         self.mapping.refresh()
         self.log.info("Loaded %d trade results from paper_trades", load_history(self.cfg.database_url, self.state))
         self.feed.open()

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from arbees_core.config import ConfigError, Env, state_dir
 from arbees_core.messages import DecodeError, Leg, PriceUpdate, TradeResult, TradingSignal, decode
 from arbees_core.services.execution_support import BookCache, KillSwitch, PriceFeedThread, prepare_store
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
 from arbees_core.store.spool import SpoolRecord, TradeSpool
-from arbees_core.store.trades import TradeWriter
+from arbees_core.store.trades import TradeWriter, executed_signal_ids
 from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.strategy.fill import FillOutcome, ioc_fill
 from arbees_core.strategy.risk import Exposure, RiskLimits
@@ -80,7 +82,7 @@ class ExecutionConfig:
     def from_env(cls, env: Env) -> "ExecutionConfig":
         if not env.bool("PAPER_TRADING", True):
             raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
-        database_url = env.str("DATABASE_URL")
+        database_url = env.database_url()
         if not database_url:
             raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
         prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
@@ -112,7 +114,7 @@ class ExecutionService(Service):
         self.exposure = Exposure(cfg.risk)
         self.kill_switch = KillSwitch(cfg.kill_switch_file, settings.redis_url)
         self.spool = TradeSpool(cfg.spool_path, fsync=cfg.spool_fsync)
-        self.writer = TradeWriter(cfg.database_url, self.spool)
+        self.writer = TradeWriter(cfg.database_url, self.spool, on_reconnect=self.load_executed)
         self.executed: set[str] = set()
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self.outbox: Outbox | None = None
@@ -129,8 +131,9 @@ class ExecutionService(Service):
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        self.announce_mode()
-        self.executed, last_signal_seq = prepare_store(self.cfg.database_url, self.spool, self.log)
+        if not self.announce_mode(stop):
+            return
+        self.executed, last_signal_seq = prepare_store(self.writer, self.log)
         self.writer.start()
         self.kill_switch.start()
         publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
@@ -162,6 +165,10 @@ class ExecutionService(Service):
             self.kill_switch.close()
             self.writer.close(timeout_s=5.0)
             publisher.close()
+
+    def load_executed(self, conn: psycopg.Connection) -> None:
+        """PostgreSQL usable again after it was not at start: the signals executed before count for idempotency."""
+        self.executed.update(executed_signal_ids(conn))
 
     def _open_inputs(self) -> tuple[Inbox, Inbox | None, PriceFeedThread | None]:
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for

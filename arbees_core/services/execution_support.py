@@ -9,14 +9,18 @@ import logging
 import threading
 from pathlib import Path
 
+import psycopg
 import redis
 
 from arbees_core.messages import PriceUpdate
 from arbees_core.services.sched import normal_scheduling
-from arbees_core.store.spool import TradeSpool
+from arbees_core.store.db import StoreUnavailable, connect
+from arbees_core.store.schema import migrate
+from arbees_core.store.trades import TradeWriter, executed_signal_ids
+from arbees_core.telemetry.peers import PeerLink
 from arbees_core.topics import KILL_SWITCH_KEY
 from arbees_core.transport import Inbox
-from arbees_core.transport.redis import make_client
+from arbees_core.transport.redis import REDIS_ERRORS, make_client, redis_peer
 
 log = logging.getLogger("execution_service")
 
@@ -52,6 +56,7 @@ class KillSwitch(threading.Thread):
         self._redis_url = redis_url
         self._halt = threading.Event()  # not `_stop`: Thread.join() calls Thread._stop()
         self._client: redis.Redis | None = None
+        self._link = PeerLink(redis_peer(redis_url), "kill switch")
         self.active = False
         self.source = ""
 
@@ -59,15 +64,20 @@ class KillSwitch(threading.Thread):
         source = ""
         if self.path.exists():
             source = f"file {self.path}"
+        elif not self._link.may_try():
+            source = self.source if self.source.startswith("Redis") else ""  # keep the last known state
         else:
             try:
                 self._client = self._client or make_client(self._redis_url)
                 value = self._client.get(KILL_SWITCH_KEY)
+                self._link.ok()
                 if value is not None and value.decode(errors="replace").strip().lower() in _ON_WORDS:
                     source = f"Redis key {KILL_SWITCH_KEY}"
-            except (redis.RedisError, OSError):
+            except REDIS_ERRORS as e:
                 self._client = None
-                source = self.source if self.source.startswith("Redis") else ""  # keep the last known state
+                self._link.failed(e, "the kill switch keeps its last state (the file still works); retrying with "
+                                     "backoff")
+                source = self.source if self.source.startswith("Redis") else ""
         if bool(source) != self.active:
             log.warning("Kill switch %s%s", "ON: new orders are rejected" if source else "OFF: trading resumed",
                         f" ({source})" if source else "")
@@ -83,6 +93,9 @@ class KillSwitch(threading.Thread):
 
     def close(self) -> None:
         self._halt.set()
+        if self.is_alive():  # its read must end before its client closes, or the read fails as an outage
+            self.join(timeout=KILL_SWITCH_POLL_S + 3.0)
+        self._link.close()
         if self._client is not None:
             self._client.close()
 
@@ -108,26 +121,18 @@ class PriceFeedThread(threading.Thread):
         self.inbox.subscriber.close()
 
 
-#: Connection attempts at start (~3.5 s of backoff): with PostgreSQL away the spool carries the trades, so a
-#: restart during an outage trades again within seconds instead of blocking for half a minute.
-START_DB_RETRIES = 3
-
-
-def prepare_store(database_url: str, spool: TradeSpool, logger: logging.Logger) -> tuple[set[str], dict[str, int]]:
+def prepare_store(writer: TradeWriter, logger: logging.Logger) -> tuple[set[str], dict[str, int]]:
     """Run migrations and return every signal id already executed (database + spool), so idempotency survives
     a restart, and the last signal sequence number handled per game_shard instance (from the spool), so signals
-    published while this service was down are counted as lost. With PostgreSQL away, the spool's ids are used
-    and the writer catches up later."""
-    from arbees_core.store.db import StoreUnavailable, connect
-    from arbees_core.store.schema import migrate
-    from arbees_core.store.trades import executed_signal_ids
-
-    executed, last_seq = spool.scan()
+    published while this service was down are counted as lost. With PostgreSQL not usable (down, no such database,
+    wrong password: one line), the spool's ids are used; the writer keeps trying with backoff, and when it gets
+    through it migrates and adds the database's ids (`on_reconnect`)."""
+    executed, last_seq = writer.spool.scan()
     try:
-        with connect(database_url, retries=START_DB_RETRIES, log=logger) as conn:
+        with connect(writer.database_url, retries=0, log=logger) as conn:
             migrate(conn)
             executed |= executed_signal_ids(conn)
-    except StoreUnavailable as e:
-        logger.error("PostgreSQL unavailable at start (%s): trades are spooled to %s until it is back", e, spool.path)
+    except (StoreUnavailable, psycopg.Error) as e:
+        writer.mark_unavailable(e, f"trades are spooled to {writer.spool.path} until it is back; retrying with backoff")
     logger.info("Idempotency: %d signals already executed", len(executed))
     return executed, last_seq

@@ -66,7 +66,7 @@ class GameShardConfig:
             sub_endpoints=env.endpoints("ZMQ_SUB_ENDPOINTS", default_subs),
             port=env.int("ZMQ_PUB_PORT", GAME_SHARD_PORT, minimum=0),
             endpoint=env.str("ZMQ_PUB_ENDPOINT"),
-            database_url=env.str("DATABASE_URL"),
+            database_url=env.database_url(),
             shard_id=env.str("SHARD_ID"),
             arb=ArbConfig.from_env(env),
             log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
@@ -113,7 +113,8 @@ class GameShard(Service):
         return {"spin": {"window_us": spin_us, "cpu_pct": pct, "cpu_s": round(cpu / 1e9, 3)}}
 
     def run(self, stop: threading.Event) -> None:
-        self.announce_mode()
+        if not self.announce_mode(stop):
+            return
         publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
         if self.settings.zmq_enabled:
             self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),

@@ -15,16 +15,20 @@ Run: `python -m arbees_core.services.market_discovery`.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
+
+import psycopg
 
 from arbees_core.config import ConfigError, Env
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
-from arbees_core.store.db import StoreUnavailable, connect
+from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
 from arbees_core.store.mappings import save_mappings
 from arbees_core.store.schema import migrate
 from arbees_core.strategy.matching import match_markets
+from arbees_core.telemetry.peers import PeerLink
 from arbees_core.topics import KALSHI, MARKET_DISCOVERY, POLYMARKET
 from arbees_core.transport import TransportSettings
 from arbees_core.venues.listing import GameMapping, MarketListing
@@ -52,7 +56,7 @@ class DiscoveryConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "DiscoveryConfig":
-        url = env.str("DATABASE_URL")
+        url = env.database_url()
         if not url:
             raise ConfigError("DATABASE_URL is not set: market_discovery stores the mapping in PostgreSQL")
         kalshi = parse_source(env.str("KALSHI_SOURCE", "sim"), "KALSHI_SOURCE")
@@ -103,6 +107,7 @@ class MarketDiscovery(Service):
         super().__init__(settings, heartbeat_interval_s)
         self.cfg = cfg
         self.last: dict[str, Any] = {}
+        self._migrated = False
 
     @classmethod
     def from_env(cls, env: Env) -> "MarketDiscovery":
@@ -113,41 +118,54 @@ class MarketDiscovery(Service):
         return {"discovery": self.last}
 
     def run(self, stop: threading.Event) -> None:
-        migrated = False
         self.log.info("Discovery sources: kalshi %s, polymarket %s", self.cfg.kalshi_source.describe(),
                       self.cfg.poly_source.describe())
         if self.cfg.gamma is not None and self.cfg.gamma.geoblock_url:
             from arbees_core.venues.polymarket.gamma import check_geoblock
 
             check_geoblock(self.cfg.gamma.geoblock_url, self.cfg.gamma.proxy, self.log)
+        store = PeerLink(postgres_peer(self.cfg.database_url), "storing the mapping")
+        try:
+            while not stop.is_set():
+                self.wait(self.discover_once(store), stop)
+        finally:
+            store.close()
+
+    def discover_once(self, store: PeerLink) -> float:
+        """One pass: list, match, store. Returns the seconds until the next pass: the interval, the venue retry,
+        or the store's backoff while PostgreSQL is not usable (one line per reason, through its peer)."""
+        try:
+            with connect(self.cfg.database_url, retries=0, log=None if self._migrated else self.log) as conn:
+                store.ok()
+                if not self._migrated:
+                    migrate(conn)
+                    self._migrated = True
+                games, unmatched = discover(self.cfg)
+                save_mappings(conn, games, unmatched)
+        except (StoreUnavailable, psycopg.Error) as e:
+            self.metrics.inc("discovery_errors")
+            store.failed(e, "the stored mapping stays as it was; retrying with backoff")
+            return store.wait_s()
+        except VenueError as e:
+            self.metrics.inc("discovery_errors")
+            self.log.error("Discovery cannot list a venue: %s; keeping the stored mapping, retrying in %gs", e,
+                           self.cfg.retry_s)
+            return self.cfg.retry_s
+        self.last = {"games": len(games), "unmatched": len(unmatched)}
+        self.metrics.inc("discovery_runs")
+        self.log.info("Discovery: mapped %d games (%d contracts); %d markets unmatched", len(games),
+                      sum(len(g.pairs) * 2 for g in games), len(unmatched))
+        return self.cfg.interval_s
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Wait `seconds` (or until stopped), heartbeating meanwhile."""
+        deadline = time.monotonic() + seconds
         while not stop.is_set():
-            try:
-                with connect(self.cfg.database_url, retries=3, log=self.log) as conn:
-                    if not migrated:
-                        migrate(conn)
-                        migrated = True
-                    games, unmatched = discover(self.cfg)
-                    save_mappings(conn, games, unmatched)
-                self.last = {"games": len(games), "unmatched": len(unmatched)}
-                self.metrics.inc("discovery_runs")
-                self.log.info("Discovery: mapped %d games (%d contracts); %d markets unmatched", len(games),
-                              sum(len(g.pairs) * 2 for g in games), len(unmatched))
-                wait = self.cfg.interval_s
-            except StoreUnavailable as e:
-                self.metrics.inc("discovery_errors")
-                self.log.error("Discovery cannot store the mapping: %s; retrying in 5s", e)
-                wait = 5.0
-            except VenueError as e:
-                self.metrics.inc("discovery_errors")
-                self.log.error("Discovery cannot list a venue: %s; keeping the stored mapping, retrying in %gs", e,
-                               self.cfg.retry_s)
-                wait = self.cfg.retry_s
-            end = stop.wait(0)  # tick heartbeats while waiting
-            remaining = wait
-            while remaining > 0 and not end:
-                self.tick()
-                end = stop.wait(min(0.5, remaining))
-                remaining -= 0.5
+            self.tick()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            stop.wait(min(0.5, remaining))
 
 
 def main() -> int:

@@ -117,7 +117,7 @@ class MonitorService(Service):
             port=env.int("ZMQ_PUB_PORT", cls.default_port, minimum=0),
             endpoint=env.str("ZMQ_PUB_ENDPOINT"),
             source=spec.describe(),
-            database_url=env.str("DATABASE_URL"),
+            database_url=env.database_url(),
             sim=SimConfig.from_env(env),
             log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
             live=live,
@@ -183,7 +183,8 @@ class MonitorService(Service):
     # -- run --------------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        self.announce_mode()
+        if not self.announce_mode(stop):
+            return
         publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
         if self.settings.zmq_enabled:
             self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),

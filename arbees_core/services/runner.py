@@ -1,9 +1,10 @@
 """One lifecycle for every service: config -> open -> loop -> close in reverse order on SIGTERM.
 
 A service subclasses `Service`, builds itself in `from_env()`, and runs its loop in `run(stop)`, calling
-`tick()` once per iteration for heartbeats and metrics. `main()` turns configuration mistakes and unreachable
-peers into one actionable log line and an exit code (2 configuration, 1 runtime failure, 0 clean stop),
-never a traceback.
+`tick()` once per iteration for heartbeats and metrics. `main()` turns a configuration mistake into one
+actionable log line and exit code 2 (or a hold, `services/startup.py`), a setup failure such as a taken port
+into one line and exit code 1, and a clean stop into 0, never a traceback. Redis or PostgreSQL not being usable
+is none of these: the service waits for them in-process (`telemetry/peers.py`).
 """
 
 from __future__ import annotations
@@ -22,23 +23,27 @@ import time
 from typing import Any, ClassVar
 
 import orjson
+import psycopg
 import redis
 
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ, state_dir
 from arbees_core.messages import Heartbeat
 from arbees_core.registry import COMMON_ENV, spec
 from arbees_core.services.sched import Scope, apply_rt, rt_priority
+from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
 from arbees_core.telemetry.prometheus import Exporter, MetricsEndpoint
+from arbees_core.telemetry.peers import PeerLink, describe, peers_view
 from arbees_core.topics import HEALTH_KEY_PREFIX, heartbeat_topic
 from arbees_core.transport import Outbox, TransportError, TransportSettings
-from arbees_core.transport.redis import connect_redis, make_client
+from arbees_core.transport.redis import REDIS_ERRORS, connect_redis, make_client, redis_peer
 
 
 class HealthReporter(threading.Thread):
     """Writes each metrics snapshot to `.arbees/metrics/<service>.json` and to Redis `arbees:health:<service>`
-    (TTL = 3 heartbeats), off the hot path. Redis being away only costs the key, logged once."""
+    (TTL = 3 heartbeats), off the hot path. Redis being unusable only costs the key (one line per reason, through
+    the process's Redis peer), retried with backoff."""
 
     def __init__(self, service: str, redis_url: str, interval_s: float) -> None:
         super().__init__(name=f"{service}-health", daemon=True)
@@ -47,7 +52,7 @@ class HealthReporter(threading.Thread):
         self._redis_url = redis_url
         self._ttl_ms = max(1000, int(interval_s * 3000))
         self._client: redis.Redis | None = None
-        self._redis_down = False
+        self._link = PeerLink(redis_peer(redis_url), "health reporting")
         self._folder = state_dir() / "metrics"
 
     def submit(self, snap: dict[str, Any]) -> None:
@@ -70,22 +75,20 @@ class HealthReporter(threading.Thread):
                 write_snapshot(self._folder, self.service, snap)
             except OSError as e:
                 log.warning("Cannot write metrics snapshot to %s: %s", self._folder, e)
-            self._to_redis(snap, log)
+            self._to_redis(snap)
 
-    def _to_redis(self, snap: dict[str, Any], log: logging.Logger) -> None:
+    def _to_redis(self, snap: dict[str, Any]) -> None:
+        if not self._link.may_try():
+            return
         try:
             if self._client is None:  # a short timeout: a hung Redis must not hold back the metrics file
                 self._client = make_client(self._redis_url, socket_timeout_s=1.0)
             body = orjson.dumps({k: v for k, v in snap.items() if k != "latency"} | {
                 "latency": {hop: {k: v for k, v in s.items() if k != "hdr"} for hop, s in snap["latency"].items()}})
             self._client.set(HEALTH_KEY_PREFIX + self.service, body, px=self._ttl_ms)
-            if self._redis_down:
-                log.info("Health reporting to Redis resumed")
-            self._redis_down = False
-        except (redis.RedisError, OSError) as e:
-            if not self._redis_down:
-                log.warning("Health reporting to Redis paused (%s); metrics file still written", type(e).__name__)
-            self._redis_down = True
+            self._link.ok()
+        except REDIS_ERRORS as e:
+            self._link.failed(e, "health key paused, metrics file still written; retrying with backoff")
 
 
 class Service(abc.ABC):
@@ -105,7 +108,7 @@ class Service(abc.ABC):
         self._reporter = HealthReporter(self.name, settings.redis_url, heartbeat_interval_s)
         self.exporter: Exporter | None = None
         self._next_tick = 0.0
-        self._hb_seq_state = "running"
+        self.state = "running"  # `waiting` while a Redis-mode start waits for Redis (snapshot `state`)
 
     @classmethod
     @abc.abstractmethod
@@ -114,13 +117,28 @@ class Service(abc.ABC):
     @abc.abstractmethod
     def run(self, stop: threading.Event) -> None: ...
 
-    def announce_mode(self) -> None:
-        """The plan's start lines: `ZMQ mode enabled`, or `Connected to Redis (Redis mode)` after a real PING."""
+    def announce_mode(self, stop: threading.Event) -> bool:
+        """The plan's start lines: `ZMQ mode enabled`, or `Connected to Redis (Redis mode)` after a real INFO.
+        Redis mode needs Redis (it is the transport), so the start waits here until Redis is usable, heartbeating
+        with state `waiting`, retrying with capped backoff. False when stopped before that."""
         if self.settings.zmq_enabled:
             self.log.info("ZMQ mode enabled (wire %s)", self.settings.wire)
-        else:
-            client = connect_redis(self.settings.redis_url, "Connected to Redis (Redis mode)", retries=20)
-            client.close()
+            return True
+        link = PeerLink(redis_peer(self.settings.redis_url), "Redis mode start")
+        self.state = "waiting"
+        try:
+            while not stop.is_set():
+                client = connect_redis(self.settings.redis_url, link, "Connected to Redis (Redis mode)") \
+                    if link.may_try() else None
+                if client is not None:
+                    client.close()
+                    self.state = "running"
+                    return True
+                self.tick()
+                stop.wait(min(max(link.wait_s(), 0.05), self.heartbeat_interval_s))
+            return False
+        finally:
+            link.close()
 
     def start_reporting(self, metrics_endpoint: MetricsEndpoint | None = None) -> None:
         """Health snapshots, and the Prometheus endpoint when METRICS_PORT is set (threads of their own, started
@@ -146,8 +164,10 @@ class Service(abc.ABC):
         """Monitors: when the venue feed was last known intact (override)."""
         return 0
 
-    def snapshot(self, state: str = "running") -> dict[str, Any]:
-        return self.metrics.snapshot({"state": state, "mode": self.settings.mode, **self.extra_snapshot()})
+    def snapshot(self, state: str = "") -> dict[str, Any]:
+        """peers: every Redis / PostgreSQL this process used, and why it is unusable when it is."""
+        return self.metrics.snapshot({"state": state or self.state, "mode": self.settings.mode,
+                                      "peers": peers_view(), **self.extra_snapshot()})
 
     def tick(self) -> bool:
         """Heartbeat and metrics when due; cheap otherwise. Returns True when a heartbeat went out."""
@@ -185,18 +205,8 @@ def parse_args(service_cls: type[Service], argv: list[str]) -> None:
     parser.parse_args(argv)
 
 
-def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
-    """Run a service until SIGTERM/SIGINT; returns the process exit code."""
-    parse_args(service_cls, sys.argv[1:] if argv is None else argv)
-    load_dotenv_into_environ()
-    log = setup_logging(service_cls.name)
-    try:
-        service = service_cls.from_env(Env())
-        priority = rt_priority(Env())
-        metrics_endpoint = MetricsEndpoint.from_env(Env())
-    except ConfigError as e:
-        log.error("Cannot start %s: configuration error: %s", service_cls.name, e)
-        return 2
+def stop_on_signals(log: logging.Logger) -> threading.Event:
+    """An event SIGTERM / SIGINT set: the one way a service is asked to stop."""
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -205,20 +215,48 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    return stop
+
+
+def run_service(service: Service, stop: threading.Event, log: logging.Logger) -> int | ConfigError:
+    """`service.run(stop)` with its reporting around it: 0 after a clean stop, 1 after a setup failure (one line),
+    or the ConfigError to report once reporting has stopped (its snapshot must not be overwritten)."""
+    try:
+        service.run(stop)
+    except ConfigError as e:
+        return e
+    except TransportError as e:
+        log.error("Cannot run %s: %s", service.name, e)
+        return 1
+    except (*REDIS_ERRORS, psycopg.Error) as e:  # every component absorbs these; a last net against a traceback
+        log.error("Cannot run %s: %s: %s", service.name, type(e).__name__, describe(e))
+        return 1
+    finally:
+        service.stop_reporting()
+    return 0
+
+
+def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
+    """Run a service until SIGTERM/SIGINT; returns the process exit code."""
+    parse_args(service_cls, sys.argv[1:] if argv is None else argv)
+    load_dotenv_into_environ()
+    log = setup_logging(service_cls.name)
+    stop = stop_on_signals(log)
+    try:
+        service = service_cls.from_env(Env())
+        priority = rt_priority(Env())
+        metrics_endpoint = MetricsEndpoint.from_env(Env())
+    except ConfigError as e:
+        return on_config_error(service_cls.name, e, stop, log)
     started = time.monotonic()
     service.start_reporting(metrics_endpoint)  # its threads keep normal scheduling: they start before apply_rt
     scope = service.rt_scope if service.settings.zmq_enabled or service.rt_scope != "zmq_io" else "none"
     apply_rt(scope, priority, log)  # a Redis-mode monitor has no ZMQ I/O threads: nothing to raise
-    try:
-        service.run(stop)
-    except (TransportError, ConfigError) as e:
-        log.error("Cannot run %s: %s", service_cls.name, e)
-        return 2 if isinstance(e, ConfigError) else 1
-    except redis.ConnectionError as e:
-        log.error("Cannot run %s: %s (check REDIS_URL)", service_cls.name, e)
-        return 1
-    finally:
-        service.stop_reporting()
+    outcome = run_service(service, stop, log)
+    if isinstance(outcome, ConfigError):
+        return on_config_error(service_cls.name, outcome, stop, log)
+    if outcome:
+        return outcome
     c = service.metrics.counters
     log.info("Stopped %s after %.1fs: rx=%d tx=%d rejected=%d lost=%d", service_cls.name,
              time.monotonic() - started, c.get("rx", 0), c.get("tx", 0), c.get("rx_rejected", 0), c.get("lost", 0))

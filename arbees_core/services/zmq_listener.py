@@ -3,7 +3,8 @@
 SUB to every publisher (monitors, game_shard, execution_service) -> pipelined XADD into `prices:kalshi`,
 `prices:poly`, `signals:trades`, `trades:results`, `heartbeats` (MAXLEN ~). It only consumes ZMQ and only writes
 Redis, so it can never re-publish into a channel it consumes (the original doubled every signal that way).
-While Redis is away it buffers up to `MIRROR_BUFFER_MAX` frames, counts what it drops, and catches up.
+While Redis is away or refuses it (`DENIED`, `NOAUTH`, ...: one line per reason, never an exit) it buffers up to
+`MIRROR_BUFFER_MAX` frames, counts what it drops, and catches up once Redis is usable.
 In Redis mode the services write the streams themselves; the listener idles (alive, reporting health) instead of
 exiting, which under `restart: unless-stopped` became a restart loop in the original.
 Run: `python -m arbees_core.services.zmq_listener`.
@@ -16,8 +17,6 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-
-import redis
 
 from arbees_core.config import Env, check_endpoint
 from arbees_core.messages import encode_json
@@ -103,12 +102,11 @@ class ZmqListener(Service):
             while not stop.wait(0.2):
                 self.tick()
             return
-        self.announce_mode()
-        try:
-            connect_redis(self.settings.redis_url, "Connected to Redis").close()
-        except redis.ConnectionError as e:
-            self.log.error("%s; mirroring will buffer until Redis answers", e)
+        self.announce_mode(stop)  # ZMQ mode: the line only
         self.mirror = RedisStreamPublisher(self.settings, self.cfg.buffer_max, what="mirroring")
+        client = connect_redis(self.settings.redis_url, self.mirror.link)  # unusable: one line, the mirror buffers
+        if client is not None:
+            client.close()
         self._lower_priority()
         families = list(Family)
         sub = ZmqSubscriber(self.settings, self.cfg.endpoints, [f.value for f in families])
@@ -128,8 +126,8 @@ class ZmqListener(Service):
                     pending = []
                 elif pending:  # sleep out the batch window instead of waking up for each frame
                     stop.wait(max(0.0, oldest + flush_s - time.monotonic()))
-                elif self.mirror.backlog:
-                    self.mirror.flush()
+                elif self.mirror.backlog or not self.mirror.available:
+                    self.mirror.flush()  # a backlog, or an outage to end (probed at the backoff's pace)
                 self.tick()
             if pending:
                 self.mirror_items(pending)

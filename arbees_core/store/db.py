@@ -1,8 +1,10 @@
 """Opening PostgreSQL connections: bounded retries, a short connect timeout, and DSNs that are safe to log.
 
-Services start in any order (compose, `arbees up`), so the database may still be booting when a service starts;
-a few retries with backoff hide that. When the retries are spent the caller gets one `StoreUnavailable` with the
-reason and a DSN without its password, never a raw driver traceback.
+Services start in any order (compose, `arbees up`), so the database may still be booting when a service starts.
+When the retries are spent the caller gets one `StoreUnavailable` with the reason (`reason`: the server's own,
+e.g. `database "arbees" does not exist`) and a DSN without its password, never a raw driver traceback. Services
+connect with `retries=0` and pace their own retries through the process's PostgreSQL peer (`postgres_peer`,
+telemetry/peers.py), which logs one line per reason and one when the database is usable again.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import re
 import time
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from arbees_core.config import REDACTED, redact_value
+from arbees_core.telemetry.peers import Peer, peer
 
 #: Seconds libpq waits for the TCP connection and the startup handshake; short, so an absent server is noticed.
 CONNECT_TIMEOUT_S = 3
@@ -27,7 +31,12 @@ _KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\
 
 
 class StoreUnavailable(Exception):
-    """PostgreSQL could not be reached after the allowed retries (the message names the redacted DSN and why)."""
+    """PostgreSQL could not be reached after the allowed retries (the message names the redacted DSN and why;
+    `reason` is why alone)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def redact_dsn(dsn: str) -> str:
@@ -36,10 +45,30 @@ def redact_dsn(dsn: str) -> str:
     return _KV_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, masked)
 
 
+def postgres_location(dsn: str) -> str:
+    """host:port/database of a DSN (URL or key=value), never its password; the DSN itself when unparsable."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return redact_dsn(dsn)
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or params.get('user') or ''}"
+
+
+def postgres_peer(dsn: str) -> Peer:
+    """The process's one `Peer` for the PostgreSQL of `dsn` (see telemetry/peers.py)."""
+    return peer("PostgreSQL", postgres_location(dsn))
+
+
+_ADDRESS_PREFIX = re.compile(r"^(connection (failed|is bad): )?(connection to server (at|on) .*? failed: )?")
+
+
 def _reason(error: BaseException) -> str:
-    """The first line of a driver error: libpq messages are multi-line and repeat per address tried."""
+    """The server's reason on one line: libpq's first line (it repeats its message per address tried) without
+    the address prefix, which the caller logs beside it: `FATAL: database "x" does not exist`."""
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+    reason = " ".join(_ADDRESS_PREFIX.sub("", text[0]).split()) if text else ""
+    return reason or type(error).__name__
 
 
 def connect(dsn: str, *, retries: int = 5, delay_s: float = 0.5, autocommit: bool = True,
@@ -67,4 +96,4 @@ def connect(dsn: str, *, retries: int = 5, delay_s: float = 0.5, autocommit: boo
             log.info("Connected to PostgreSQL (%s)", redact_dsn(dsn))
         return conn
     reason = _reason(last) if last is not None else "unknown error"
-    raise StoreUnavailable(f"cannot connect to {redact_dsn(dsn)} after {retries + 1} attempt(s): {reason}")
+    raise StoreUnavailable(f"cannot connect to {redact_dsn(dsn)} after {retries + 1} attempt(s): {reason}", reason)

@@ -2,7 +2,9 @@
 
 Discovery writes `market_mappings`; monitors (for game ids) and game_shard (for pairs to compare) read it.
 Refreshes run in a short-lived thread, so a slow or absent database never stalls a price loop; until the first
-load succeeds the cache retries every few seconds, then every `refresh_s`.
+load succeeds the cache retries every few seconds, then every `refresh_s`. A database that refuses us (down, no
+such database, wrong password) is the process's PostgreSQL peer's outage: one line per reason, retries paced by
+its backoff, one line when it is back (telemetry/peers.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import logging
 import threading
 import time
 
+from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
+from arbees_core.store.mappings import load_mappings
+from arbees_core.telemetry.peers import PeerLink, describe
 from arbees_core.venues.listing import GameMapping, OutcomePair
 
 _RETRY_EMPTY_S = 2.0
@@ -30,6 +35,7 @@ class MappingCache:
         self._next = 0.0
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._link = PeerLink(postgres_peer(database_url), "loading the market mapping") if database_url else None
         self.version = 0
 
     def lookup(self, venue: str, ticker: str) -> tuple[str, str] | None:
@@ -42,26 +48,30 @@ class MappingCache:
     def maybe_refresh(self) -> None:
         """Start a background refresh when one is due and none is running."""
         now = time.monotonic()
-        if now < self._next or (self._thread is not None and self._thread.is_alive()) or not self.database_url:
+        if now < self._next or (self._thread is not None and self._thread.is_alive()) or self._link is None \
+                or not self._link.may_try():
             return
         self._next = now + (self.refresh_s if self.games else _RETRY_EMPTY_S)
         self._thread = threading.Thread(target=self.refresh, name="mapping-refresh", daemon=True)
         self._thread.start()
 
     def refresh(self) -> bool:
-        """Load the mapping now (blocking). False when the database is unreachable (logged once per outage)."""
-        if not self.database_url:
+        """Load the mapping now (blocking). False when the database is not usable (logged once per reason)."""
+        if self._link is None:
             return False
-        from arbees_core.store.db import connect
-        from arbees_core.store.mappings import load_mappings
-
         try:
-            with connect(self.database_url, retries=0) as conn:
+            conn = connect(self.database_url, retries=0)
+        except StoreUnavailable as e:
+            self._link.failed(e, f"keeping {len(self.games)} games of the market mapping; retrying with backoff")
+            return False
+        self._link.ok()
+        try:
+            with conn:
                 games = load_mappings(conn, self.shard_id)
-        except Exception as e:  # noqa: BLE001 - any database failure leaves the previous mapping in place
+        except Exception as e:  # noqa: BLE001 - e.g. no market_mappings table before discovery ran: keep the mapping
             if not self._failing:
                 self.log.warning("Cannot load the market mapping from PostgreSQL (%s); keeping %d games",
-                                 type(e).__name__, len(self.games))
+                                 describe(e), len(self.games))
             self._failing = True
             return False
         self._install(games)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from arbees_core.store.db import StoreUnavailable, connect
+from arbees_core.store.db import connect, postgres_peer
 from arbees_core.store.schema import migrate
 from arbees_core.store.spool import SpoolRecord, TradeSpool
+from arbees_core.telemetry.peers import PeerLink
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Compact the spool once this many committed bytes precede nothing pending.
@@ -107,14 +109,20 @@ def _short(error: BaseException) -> str:
 class TradeWriter:
     """Moves spooled records into PostgreSQL on a daemon thread, surviving database outages.
 
-    An outage is logged once when it starts (error) and once when the backlog is flushed (info); in between the
-    writer retries with exponential backoff capped at 2 s. Records that the database rejects as invalid (data or
-    integrity errors, not connection errors) are set aside in `<spool>.rejected` so they cannot block the rest.
+    An outage is the process's PostgreSQL peer's (telemetry/peers.py): logged once per reason when it starts and
+    once when it ends; the backlog flushed then is logged too. In between the writer retries with exponential
+    backoff capped at 2 s, with trades pending or not (an outage found at start ends when the database answers).
+    Records that the database rejects as invalid (data or integrity errors, not connection errors) are set aside
+    in `<spool>.rejected` so they cannot block the rest. on_reconnect(conn): called on the first connection after
+    an outage, once the schema is migrated (execution_service adds the signal ids executed before to its own).
     """
 
     def __init__(self, database_url: str, spool: TradeSpool, batch_max: int = 200,
-                 log: logging.Logger | None = None) -> None:
+                 log: logging.Logger | None = None,
+                 on_reconnect: Callable[[psycopg.Connection], None] | None = None) -> None:
         self.database_url = database_url
+        self.link = PeerLink(postgres_peer(database_url), "writing paper trades")
+        self.on_reconnect = on_reconnect
         self.spool = spool
         self.batch_max = max(1, batch_max)
         self.log = log or logging.getLogger("arbees.store.trades")
@@ -158,6 +166,7 @@ class TradeWriter:
             self._abort.set()
             thread.join(BACKOFF_MAX_S + 5.0)
         self._thread = None
+        self.link.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for heartbeats: rows inserted, records pending, batches, errors, rejected, outage."""
@@ -175,7 +184,7 @@ class TradeWriter:
                 try:
                     more = self._flush_batch()
                 except Exception as e:  # noqa: BLE001 - any failure: keep the records spooled and retry
-                    self._on_failure(e)
+                    self.mark_unavailable(e)
                     self._abort.wait(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
                     continue
@@ -194,6 +203,10 @@ class TradeWriter:
         with self._lock:
             self._pending = len(pending)
         if not pending:
+            if self._outage and (self._conn is None or self._conn.closed):
+                if self._stop.is_set():  # closing with nothing to flush: no reason to wait for the database
+                    return False
+                self._connection()  # an outage ends when the database answers, trades pending or not
             self._on_drained()
             return False
         batch = pending[: self.batch_max]
@@ -234,26 +247,31 @@ class TradeWriter:
         self.log.error("Signal %s cannot be stored in paper_trades (%s); set aside in %s", record.signal_id,
                        _short(error), path)
 
-    def _on_failure(self, error: BaseException) -> None:
+    def mark_unavailable(self, error: BaseException, context: str = "") -> None:
+        """PostgreSQL is not usable (found at start, or a write failed): the outage starts (one line per reason
+        through the peer; context: what happens to trades meanwhile) and the thread retries with backoff."""
         with self._lock:
             self._errors += 1
             starting = not self._outage
             self._outage = True
             if starting:
                 self._flushed_in_outage = 0
-        if starting:
+        if starting and not context:
             trades = sum(len(rec.results) for _, rec in self._safe_pending())
-            reason = str(error) if isinstance(error, StoreUnavailable) else _short(error)
-            self.log.error("PostgreSQL unavailable: %s; %d trades spooled to %s", reason, trades, self.spool.path)
+            context = f"{trades} trades spooled to {self.spool.path}; retrying with backoff"
+        self.link.failed(error, context)
 
     def _on_drained(self) -> None:
-        """Nothing pending: end an outage (one info line) and compact the spool when it has grown."""
+        """Nothing pending: end an outage (the peer's `back` line, and what was flushed) and compact the spool
+        when it has grown."""
         with self._lock:
             ended, flushed = self._outage, self._flushed_in_outage
             self._outage = False
             self._flushed_in_outage = 0
         if ended:
-            self.log.info("PostgreSQL back: flushed %d spooled trades", flushed)
+            self.link.ok()
+            if flushed:
+                self.log.info("Flushed %d spooled trades into PostgreSQL", flushed)
         if self.spool.committed_offset > COMPACT_BYTES:
             try:
                 self.spool.compact()
@@ -271,6 +289,8 @@ class TradeWriter:
             conn = connect(self.database_url, retries=0)
             try:
                 migrate(conn)  # the tables may not exist yet if PostgreSQL was away when the service started
+                if self._outage and self.on_reconnect is not None:
+                    self.on_reconnect(conn)
             except Exception:
                 conn.close()
                 raise

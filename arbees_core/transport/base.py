@@ -62,7 +62,7 @@ class TransportSettings:
             raise ConfigError(f"ARBEES_WIRE: expected json or msgpack, was {wire!r}")
         return cls(
             zmq_enabled=env.bool("ZMQ_ENABLED", False),
-            redis_url=env.str("REDIS_URL", cls.redis_url) or cls.redis_url,
+            redis_url=env.redis_url("REDIS_URL", cls.redis_url),
             wire=wire,
             bind_host=env.str("ZMQ_BIND_HOST", cls.bind_host) or cls.bind_host,
             sndhwm=env.int("ZMQ_SNDHWM", cls.sndhwm, minimum=0),

@@ -4,8 +4,9 @@ Entries are `{"topic": <topic>, "data": <JSON payload>}` in one stream per famil
 trimmed with `MAXLEN ~`. Subscribers read with blocking XREAD; execution_service reads signals through a
 consumer group (XREADGROUP, then XACK once the trade is durable), so a signal survives its restart.
 
-Redis going away is expected, not fatal: every call is guarded, the outage is logged once when it starts and
-once when it ends, retries back off (capped), and the publisher keeps a bounded buffer with a drop counter.
+Redis going away, or answering with an error (`DENIED`, `NOAUTH`, `NOPERM`, `LOADING`, ...), is expected, not
+fatal: every call is guarded, the peer's outage is logged once per reason and once when it ends (`telemetry.peers`),
+retries back off (capped), and the publisher keeps a bounded buffer with a drop counter.
 """
 
 from __future__ import annotations
@@ -13,29 +14,36 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from urllib.parse import urlsplit
 
 import redis
+from redis.connection import parse_url
 
+from arbees_core.telemetry.peers import Peer, PeerLink, peer
 from arbees_core.topics import STREAMS, Family, stream_for_topic
 from arbees_core.transport.base import Delivery, Publisher, Subscriber, TransportSettings
 
 log = logging.getLogger("arbees.transport.redis")
 
-_BACKOFF_START_S = 0.2
-_BACKOFF_MAX_S = 5.0
-_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Everything that means "Redis is not usable right now": refused or broken connections, timeouts, and error
+#: replies (ResponseError: DENIED in protected mode, NOPERM, DB index out of range, READONLY, ...).
+REDIS_ERRORS = (redis.RedisError, OSError)
 #: Longest a write (pipelined XADD) waits for a hung Redis. Writes never block server-side, so a second is
 #: plenty; a longer wait stalled zmq_listener's receive loop (its SUB queue then overflowed) while Redis hung.
 WRITE_TIMEOUT_S = 1.0
 
 
 def redis_location(url: str) -> str:
-    """host:port (or socket path) of a Redis URL, never its password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return parts.path
-    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+    """host:port/db (or socket path/db) of a Redis URL, never its password."""
+    params = parse_url(url)
+    db = params.get("db", 0)
+    if "path" in params:
+        return f"{params['path']}/{db}"
+    return f"{params.get('host') or 'localhost'}:{params.get('port') or 6379}/{db}"
+
+
+def redis_peer(url: str) -> Peer:
+    """The process's one `Peer` for the Redis of `url` (see telemetry/peers.py)."""
+    return peer("Redis", redis_location(url))
 
 
 def make_client(url: str, block_ms: int = 100, socket_timeout_s: float | None = None) -> redis.Redis:
@@ -46,58 +54,20 @@ def make_client(url: str, block_ms: int = 100, socket_timeout_s: float | None = 
     )
 
 
-def connect_redis(url: str, what: str = "Connected to Redis", retries: int = 0, block_ms: int = 100) -> redis.Redis:
-    """Connect and PING; log one line `<what> at host:port (Redis x.y.z)`. Raises redis.ConnectionError
-    after `retries` extra attempts (with backoff), the message naming the address."""
-    delay = _BACKOFF_START_S
-    for attempt in range(retries + 1):
-        client = make_client(url, block_ms)
-        try:
-            version = client.info("server").get("redis_version", "?")
-            log.info("%s at %s (Redis %s)", what, redis_location(url), version)
-            return client
-        except _REDIS_ERRORS as e:
-            client.close()
-            if attempt == retries:
-                raise redis.ConnectionError(f"Cannot reach Redis at {redis_location(url)}: {e}") from None
-            log.warning("Redis at %s not reachable (%s); %d retries left", redis_location(url), type(e).__name__,
-                        retries - attempt)
-            time.sleep(delay)
-            delay = min(delay * 2, _BACKOFF_MAX_S)
-    raise AssertionError("unreachable")
-
-
-class _Outage:
-    """Logs a Redis outage once when it starts and once when it ends; paces retries with capped backoff."""
-
-    def __init__(self, url: str, what: str) -> None:
-        self.url, self.what = url, what
-        self.down_since: float | None = None
-        self.next_try = 0.0
-        self.delay = _BACKOFF_START_S
-        self.errors = 0
-
-    def may_try(self) -> bool:
-        return self.down_since is None or time.monotonic() >= self.next_try
-
-    def failed(self, e: BaseException) -> None:
-        self.errors += 1
-        now = time.monotonic()
-        if self.down_since is None:
-            self.down_since = now
-            log.error("Redis at %s unavailable (%s: %s); %s will retry with backoff",
-                      redis_location(self.url), type(e).__name__, e, self.what)
-        self.next_try = now + self.delay
-        self.delay = min(self.delay * 2, _BACKOFF_MAX_S)
-
-    def ok(self) -> float | None:
-        """Mark success; returns the outage duration in seconds when one just ended."""
-        if self.down_since is None:
-            return None
-        took = time.monotonic() - self.down_since
-        self.down_since, self.delay = None, _BACKOFF_START_S
-        log.info("Redis at %s back after %.1fs; %s resumed", redis_location(self.url), took, self.what)
-        return took
+def connect_redis(url: str, link: PeerLink, what: str = "Connected to Redis",
+                  block_ms: int = 100) -> redis.Redis | None:
+    """One attempt: connect and ask INFO; log `<what> at host:port/db (Redis x.y.z)` and return the client. None when
+    Redis is not usable: the reason goes to `link` (one line per reason), and the caller retries at its pace."""
+    client = make_client(url, block_ms)
+    try:
+        version = client.info("server").get("redis_version", "?")
+    except REDIS_ERRORS as e:
+        client.close()
+        link.failed(e)
+        return None
+    link.ok()
+    log.info("%s at %s (Redis %s)", what, redis_location(url), version)
+    return client
 
 
 class RedisStreamPublisher(Publisher):
@@ -109,7 +79,7 @@ class RedisStreamPublisher(Publisher):
         self._maxlen = settings.stream_maxlen
         self._buffer: collections.deque[tuple[str, bytes]] = collections.deque()
         self._buffer_max = buffer_max
-        self._outage = _Outage(settings.redis_url, what)
+        self.link = PeerLink(redis_peer(settings.redis_url), what)
         self.dropped = 0
         self.written = 0
         self.unknown_topics = 0
@@ -120,7 +90,7 @@ class RedisStreamPublisher(Publisher):
 
     @property
     def available(self) -> bool:
-        return self._outage.down_since is None
+        return self.link.down_since is None
 
     def send(self, topic: str, payload: bytes) -> None:
         self.send_many([(topic, payload)])
@@ -135,9 +105,12 @@ class RedisStreamPublisher(Publisher):
         self.flush()
 
     def flush(self) -> bool:
-        """Write the buffer; False when Redis is still away (frames stay buffered)."""
-        if not self._buffer or not self._outage.may_try():
+        """Write the buffer; False when Redis is still not usable (frames stay buffered). With nothing buffered
+        during an outage it asks Redis (PING) when a retry is due, so the outage ends without waiting for traffic."""
+        if not self.link.may_try():
             return not self._buffer
+        if not self._buffer:
+            return self.link.down_since is None or self._probe()
         batch = list(self._buffer)
         pipe = self._client.pipeline(transaction=False)
         for topic, payload in batch:
@@ -148,13 +121,22 @@ class RedisStreamPublisher(Publisher):
             pipe.xadd(stream, {"topic": topic, "data": payload}, maxlen=self._maxlen, approximate=True)
         try:
             pipe.execute()
-        except _REDIS_ERRORS as e:
-            self._outage.failed(e)
+        except REDIS_ERRORS as e:
+            self.link.failed(e)
             return False
         for _ in range(len(batch)):
             self._buffer.popleft()
         self.written += len(batch)
-        self._outage.ok()
+        self.link.ok()
+        return True
+
+    def _probe(self) -> bool:
+        try:
+            self._client.ping()
+        except REDIS_ERRORS as e:
+            self.link.failed(e)
+            return False
+        self.link.ok()
         return True
 
     def close(self) -> None:
@@ -162,6 +144,7 @@ class RedisStreamPublisher(Publisher):
             self.flush()
         finally:
             self._client.close()
+            self.link.close()
 
 
 class RedisStreamSubscriber(Subscriber):
@@ -182,20 +165,22 @@ class RedisStreamSubscriber(Subscriber):
         self._last_value, self._lvc_scan = last_value, lvc_scan
         self._ids: dict[str, bytes] | None = None
         self._pending_done = False
-        self._outage = _Outage(settings.redis_url, f"reading {', '.join(streams)}")
+        self.link = PeerLink(redis_peer(settings.redis_url), f"reading {', '.join(streams)}")
         self.reconnects = 0
 
     def receive(self, timeout_ms: int) -> list[Delivery]:
-        if not self._outage.may_try():
-            time.sleep(min(timeout_ms / 1000, max(0.0, self._outage.next_try - time.monotonic())))
+        if not self.link.may_try():
+            time.sleep(min(timeout_ms / 1000, self.link.wait_s()))
             return []
         try:
             out = self._start() if self._ids is None else []
             out += self._read(timeout_ms if not out else 0)
-        except _REDIS_ERRORS as e:
-            self._outage.failed(e)
+        except REDIS_ERRORS as e:
+            if self._group and str(e).startswith("NOGROUP"):  # a Redis restarted empty: create the group again
+                self._ids, self._pending_done = None, False
+            self.link.failed(e)
             return []
-        if self._outage.ok() is not None:
+        if self.link.ok() is not None:
             self.reconnects += 1
         return out
 
@@ -274,11 +259,12 @@ class RedisStreamSubscriber(Subscriber):
         try:
             for stream, ids in by_stream.items():
                 self._client.xack(stream, self._group, *ids)
-        except _REDIS_ERRORS as e:  # unacked entries are redelivered after restart; idempotency absorbs them
-            self._outage.failed(e)
+        except REDIS_ERRORS as e:  # unacked entries are redelivered after restart; idempotency absorbs them
+            self.link.failed(e)
 
     def close(self) -> None:
         self._client.close()
+        self.link.close()
 
 
 def streams_for(families: list[Family]) -> list[str]:

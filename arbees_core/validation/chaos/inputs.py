@@ -1,13 +1,13 @@
 """Chaos scenarios about what arrives on the wire: `bad-input` (malformed frames on the real sockets/streams,
 each counted per reason, the next good one processed) and `hwm` / `slow-joiner` (a stalled subscriber's losses
-show up as `lost` through the sequence numbers). Registered in `validation/chaos.py`.
+show up as `lost` through the sequence numbers). In ZMQ mode the frames come from the injector in the monitor's
+place (a process on its port, or a container answering to its name under compose).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +17,7 @@ import msgspec
 
 from arbees_core.messages import MAX_PAYLOAD_BYTES, Leg, TradingSignal, encode
 from arbees_core.topics import Family, price_topic, signal_topic
-from arbees_core.validation.chaos_support import ChaosUnavailable, StackProbe, Takeover, eventually, take_over_port
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, Takeover, eventually, take_over_port
 from arbees_core.validation.results import RunResult
 
 
@@ -126,7 +126,7 @@ def _bad_input_zmq(probe: StackProbe, consumers: list[str], topic: str) -> None:
 
 
 def _bad_input_redis(probe: StackProbe, topic: str) -> None:
-    maker = Takeover(sock=None, src=f"chaos.{os.getpid()}")  # type: ignore[arg-type]
+    maker = Takeover(proc=None, src=f"chaos.{os.getpid()}")  # type: ignore[arg-type]
     client = probe.redis()
     try:
         for frames in _bad_price_frames(maker.price, topic):
@@ -149,7 +149,7 @@ def hwm(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     `lost` through the sequence numbers (ZMQ: the HWM drops; Redis: MAXLEN trims the stream under it)."""
     probe = StackProbe(runtime)
     shard = probe.row("game_shard")
-    if shard.state != "running" or not shard.pid:
+    if shard.state != "running":
         raise ChaosUnavailable("game_shard is not running")
     burst = int(opts.get("burst", 20000))
     lost0, rx0 = probe.counter("game_shard", "lost"), probe.counter("game_shard", "prices_rx")
@@ -157,14 +157,13 @@ def hwm(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     if probe.zmq_mode:
         subs = len([s for s in ("game_shard", "execution_service", "zmq_listener") if s in probe.running()])
         with take_over_port(probe, "kalshi_monitor", {Family.PRICES_KALSHI.value: subs}) as pub:
-            _burst(probe, shard.pid, unmapped0, burst,
-                   lambda: pub.send_price("CHAOS-HWM"))
+            _burst(probe, unmapped0, burst, lambda: pub.send_price("CHAOS-HWM"), pub.sync)
     else:
-        maker = Takeover(sock=None, src=f"chaos.{os.getpid()}.hwm")  # type: ignore[arg-type]
+        maker = Takeover(proc=None, src=f"chaos.{os.getpid()}.hwm")  # type: ignore[arg-type]
         client = probe.redis()
         topic = price_topic("kalshi", "CHAOS-HWM")
         try:
-            _burst(probe, shard.pid, unmapped0, burst,
+            _burst(probe, unmapped0, burst,
                    lambda: client.xadd("prices:kalshi", {"topic": topic, "data": encode(maker.price("CHAOS-HWM"))},
                                        maxlen=1000, approximate=True))
         finally:
@@ -181,16 +180,17 @@ def hwm(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
                probe.row("game_shard").state)
 
 
-def _burst(probe: StackProbe, shard_pid: int, unmapped0: int, n: int, send: Callable[[], Any]) -> None:
-    """First message seen (the baseline), game_shard frozen, `n` messages, thawed, drained, one final message."""
+def _burst(probe: StackProbe, unmapped0: int, n: int, send: Callable[[], Any],
+           sync: Callable[[], Any] = lambda: None) -> None:
+    """First message seen (the baseline), game_shard frozen, `n` messages, thawed, drained, one final message.
+    `sync` returns once everything sent so far has left the publisher (the injector's sends are asynchronous)."""
     send()
+    sync()
     eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20)
-    os.kill(shard_pid, signal.SIGSTOP)
-    try:
+    with probe.paused("game_shard"):
         for _ in range(n):
             send()
-    finally:
-        os.kill(shard_pid, signal.SIGCONT)
+        sync()
     last = [-1]
 
     def settled() -> bool:
@@ -200,5 +200,6 @@ def _burst(probe: StackProbe, shard_pid: int, unmapped0: int, n: int, send: Call
 
     eventually(settled, 30, interval_s=1.0)
     send()  # the message that reveals a gap at the tail
+    sync()
     time.sleep(2.0)
     eventually(lambda: probe.counter("game_shard", "prices_unmapped") > last[0], 10)

@@ -1,17 +1,16 @@
-"""What the chaos scenarios (`validation/chaos.py`) stand on: reading a running local stack, the paper-trade
-ledger in PostgreSQL, control of the embedded Redis/PostgreSQL, and taking over a publisher's port.
+"""What the chaos scenarios stand on: reading a running stack (either runtime), the paper-trade ledger in
+PostgreSQL, the runtime's faults (`runtime/faults.py`), and publishing in a publisher's place (`injector.py`).
 
 Everything here reads evidence from the stack itself (metrics snapshots, logs, streams, tables); nothing
-assumes a timing. Faults are only ever applied to servers this stack started (`stack.json` `embedded`), never to
-a REDIS_URL / DATABASE_URL the operator configured.
+assumes a timing. Faults are only ever applied to servers the stack itself runs, never to a REDIS_URL /
+DATABASE_URL the operator configured.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import zmq
 
 from arbees_core.messages import PriceUpdate, encode
 from arbees_core.registry import SERVICES
@@ -52,35 +50,47 @@ def eventually(condition: Callable[[], Any], timeout_s: float, interval_s: float
 
 
 class StackProbe:
-    """Reads one running local stack: service rows, counters, logs, mode, URLs."""
+    """Reads one running stack (local processes or compose containers): rows, counters, logs, mode, URLs, and
+    applies the runtime's faults."""
 
     def __init__(self, runtime: Any) -> None:
-        if getattr(runtime, "kind", "") != "local":
-            raise ChaosUnavailable("chaos scenarios drive the local runtime (processes, embedded servers); "
-                                   "use --runtime local")
+        from arbees_core.runtime.faults import FaultUnavailable, faults_for
+
+        try:
+            self.faults = faults_for(runtime)
+        except FaultUnavailable as e:
+            raise ChaosUnavailable(str(e)) from None
         if not runtime.is_up():
-            raise ChaosUnavailable("the local stack is not running; start it with `arbees up`")
+            raise ChaosUnavailable(f"the {runtime.kind} stack is not running; start it with `arbees up`")
         self.rt = runtime
-        self.stack: dict[str, Any] = runtime.read_stack()
         self.urls: dict[str, str] = runtime.urls()
 
     def row(self, name: str) -> Any:
         return next(s for s in self.rt.status() if s.name == name)
 
+    def current_url(self, name: str, timeout_s: float = 60.0) -> str:
+        """REDIS_URL / DATABASE_URL as the stack publishes it now (a restarted server container may publish
+        another host port), waiting for the server to be back."""
+        url = eventually(lambda: self.rt.urls().get(name, ""), timeout_s)
+        if not url:
+            raise ChaosUnavailable(f"the stack reports no {name} within {timeout_s:.0f}s")
+        self.urls[name] = url
+        return url
+
     def running(self) -> list[str]:
         return [s.name for s in self.rt.status() if s.state == "running"]
 
-    def metrics(self, service: str, pid: int | None = None) -> dict[str, Any]:
-        """The latest snapshot; with `pid`, only that process's (a restarted service's file is its predecessor's
-        until the new instance writes its first one)."""
+    def metrics(self, service: str, since_ns: int | None = None) -> dict[str, Any]:
+        """The latest snapshot; with `since_ns`, only that of an instance started after it (a restarted service's
+        snapshot is its predecessor's until the new instance writes its first one)."""
         snap = self.rt.metrics(service)
-        return snap if pid is None or snap.get("pid") == pid else {}
+        return snap if since_ns is None or int(snap.get("started_ns") or 0) >= since_ns else {}
 
-    def counter(self, service: str, key: str, pid: int | None = None) -> int:
-        return int(self.metrics(service, pid).get("counters", {}).get(key, 0))
+    def counter(self, service: str, key: str, since_ns: int | None = None) -> int:
+        return int(self.metrics(service, since_ns).get("counters", {}).get(key, 0))
 
-    def field(self, service: str, key: str, default: Any = None, pid: int | None = None) -> Any:
-        return self.metrics(service, pid).get(key, default)
+    def field(self, service: str, key: str, default: Any = None, since_ns: int | None = None) -> Any:
+        return self.metrics(service, since_ns).get(key, default)
 
     def instance(self, service: str) -> str:
         return str(self.rt.metrics(service).get("instance", ""))
@@ -105,9 +115,44 @@ class StackProbe:
 
         return redis.Redis.from_url(self.urls["REDIS_URL"], socket_timeout=5)
 
-    def spool_path(self) -> Path:
+    def fault(self, action: str, *args: Any) -> Any:
+        """Apply one of the runtime's faults (`kill`, `pause`, ...); a fault this stack cannot host is a scenario
+        that cannot run here (ChaosUnavailable), never a failed check."""
+        from arbees_core.runtime.faults import FaultUnavailable
+
+        try:
+            return getattr(self.faults, action)(*args)
+        except FaultUnavailable as e:
+            raise ChaosUnavailable(str(e)) from None
+
+    @contextmanager
+    def paused(self, target: str) -> Iterator[None]:
+        """`target` (a service, or `redis`) frozen for the body; always resumed."""
+        self.fault("pause", target)
+        try:
+            yield
+        finally:
+            self.fault("resume", target)
+
+    def spool_path(self) -> str:
         env = self.rt.env("execution_service") if "execution_service" in self.running() else {}
-        return Path(env.get("SPOOL_PATH") or self.rt.state / "spool" / "execution_service.jsonl")
+        default = Path(getattr(self.rt, "state", Path(".arbees"))) / "spool" / "execution_service.jsonl"
+        return env.get("SPOOL_PATH") or str(default)
+
+    def spool_signals(self) -> dict[str, int]:
+        """signal id -> executed_ns of every complete record in execution_service's spool, read where it lives."""
+        return spool_signals(self.faults.read_file("execution_service", self.spool_path()))
+
+
+def new_instance(probe: StackProbe, service: str, old: Any, timeout_s: float) -> Any:
+    """The service's row once it runs again as a new instance (another start time or pid) with its restart
+    counted, or None when that did not happen within `timeout_s`."""
+    def again() -> Any:
+        r = probe.row(service)
+        fresh = (r.pid, r.started_at) != (old.pid, old.started_at)
+        return r if r.state == "running" and fresh and r.restarts > old.restarts else None
+
+    return eventually(again, timeout_s)
 
 
 # -- the ledger ------------------------------------------------------------------------------------------------
@@ -142,7 +187,7 @@ SELECT DISTINCT p.signal_id FROM paper_trades p
 
 
 def ledger(database_url: str) -> Ledger:
-    with connect(database_url, retries=0) as conn:
+    with connect(database_url, retries=8) as conn:
         rows = conn.execute(_LEDGER_SQL).fetchall()
         orphans = [r[0] for r in conn.execute(_ORPHANS_SQL).fetchall()]
     wrong = [sid for sid, legs, n, distinct, top in rows if not (n == distinct == legs and top == legs - 1)]
@@ -150,12 +195,12 @@ def ledger(database_url: str) -> Ledger:
 
 
 def executed_ids(database_url: str) -> set[str]:
-    with connect(database_url, retries=0) as conn:
+    with connect(database_url, retries=8) as conn:
         return {r[0] for r in conn.execute("SELECT signal_id FROM executed_signals").fetchall()}
 
 
 def trade_rows(database_url: str) -> int:
-    with connect(database_url, retries=0) as conn:
+    with connect(database_url, retries=8) as conn:
         return int(conn.execute("SELECT count(*) FROM paper_trades").fetchone()[0])
 
 
@@ -164,15 +209,11 @@ class _SpoolLine(msgspec.Struct):
     executed_ns: int = 0
 
 
-def spool_signals(path: Path) -> dict[str, int]:
-    """signal id -> executed_ns of every complete record in the spool file, read-only (never opened for
-    writing: the service may be appending)."""
+def spool_signals(data: bytes) -> dict[str, int]:
+    """signal id -> executed_ns of every complete record in the spool's bytes (read, never opened for writing:
+    the service may be appending; a last line without its newline is still being written)."""
     out: dict[str, int] = {}
     decoder = msgspec.json.Decoder(_SpoolLine)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return out
     for line in data.split(b"\n")[:-1]:
         try:
             rec = decoder.decode(line)
@@ -199,70 +240,21 @@ def mirrored_signals(probe: StackProbe, since_ms: int, until_ms: int) -> dict[st
     return out
 
 
-# -- embedded servers ------------------------------------------------------------------------------------------
-
-
-def embedded_redis_pid(probe: StackProbe) -> int:
-    pid = probe.stack.get("embedded", {}).get("redis", {}).get("pid")
-    if not pid:
-        raise ChaosUnavailable("this stack uses a configured REDIS_URL; the Redis outage needs the embedded Redis "
-                               "(unset REDIS_URL and `arbees up`) so the scenario never stops a shared server")
-    return int(pid)
-
-
-@contextmanager
-def redis_frozen(pid: int) -> Iterator[None]:
-    """Redis unresponsive (SIGSTOP) for the body; always resumed (SIGCONT)."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def embedded_pg_folder(probe: StackProbe) -> Path:
-    folder = probe.stack.get("embedded", {}).get("postgres", {}).get("folder")
-    if not folder:
-        raise ChaosUnavailable("this stack uses a configured DATABASE_URL; the PostgreSQL outage needs the embedded "
-                               "PostgreSQL (unset DATABASE_URL and `arbees up`) so a shared server is never stopped")
-    return Path(folder)
-
-
-def _pg_ctl(folder: Path, *args: str) -> None:
-    from arbees_core.runtime.embedded import pg_ctl
-
-    done = pg_ctl(folder, *args)
-    if done.returncode != 0:
-        raise ChaosUnavailable(f"pg_ctl {args[-1]} failed for the embedded PostgreSQL in {folder}: "
-                               f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-
-
-def pg_stop(folder: Path) -> str:
-    """Stop the cluster (fast: clients are disconnected); returns its Unix socket folder for the restart."""
-    lines = (folder / "postmaster.pid").read_text().splitlines()
-    socket_dir = lines[4] if len(lines) > 4 else str(folder)
-    _pg_ctl(folder, "-w", "-m", "fast", "stop")
-    return socket_dir
-
-
-def pg_start(folder: Path, socket_dir: str) -> None:
-    """Start it again as pgserver does: no TCP listener, the same socket folder, so the URL is unchanged."""
-    _pg_ctl(folder, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(folder / "log"), "start")
-
-
 # -- publishing on a service's own port ------------------------------------------------------------------------
 
 
 @dataclass
 class Takeover:
-    """An XPUB bound where a stopped publisher was: frames sent here reach its real subscribers' sockets."""
+    """Frames sent here go out of the injector (`injector.py`) bound where the stopped publisher was, so its real
+    subscribers' sockets receive them. Messages are built here; the injector process only sends them."""
 
-    sock: zmq.Socket
+    proc: subprocess.Popen | None
     src: str
     seq: int = 0
 
     def send_raw(self, *frames: bytes) -> None:
-        self.sock.send_multipart(list(frames))
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(" ".join(f.hex() for f in frames) + "\n")
 
     def price(self, ticker: str, seq: int | None = None, **fields: Any) -> PriceUpdate:
         """A valid Kalshi price update for an unmapped ticker (never tradeable), stamped as the next message."""
@@ -275,56 +267,66 @@ class Takeover:
 
     def send_price(self, ticker: str, **fields: Any) -> None:
         upd = self.price(ticker, **fields)
-        self.sock.send_multipart([price_topic("kalshi", ticker).encode(), encode(upd)])
+        self.send_raw(price_topic("kalshi", ticker).encode(), encode(upd))
+
+    def sync(self) -> int:
+        """Return once the injector has sent every message written so far; how many it has sent in all."""
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("SYNC\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("SYNCED "):
+            raise ChaosUnavailable(f"the injector stopped answering ({line or 'no answer'})")
+        return int(line.split()[1])
 
 
 @contextmanager
 def take_over_port(probe: StackProbe, service: str, expect: dict[str, int], sndhwm: int = 1000,
-                   timeout_s: float = 20.0) -> Iterator[Takeover]:
-    """Stop `service`, bind its port, wait until `expect` (topic prefix -> subscriber count) have subscribed,
-    yield; then close and start the service again. Every subscriber's real SUB socket is what receives. A
-    subscription to a shorter prefix that covers the expected one counts (game_shard subscribes by topic class,
-    `prices.`: `transport.zmq.first_in_line_prefixes`)."""
+                   timeout_s: float = 30.0) -> Iterator[Takeover]:
+    """Stop `service`, start the injector where it was (the runtime says how: a process on its port, or a
+    container answering to its name), wait until `expect` (topic prefix -> subscriber count) have subscribed,
+    yield; then end the injector and start the service again."""
     port = next((p for p in probe.row(service).ports), None)
     if port is None:
         raise ChaosUnavailable(f"{service} has no port to take over (is the stack in ZMQ mode and running?)")
+    command = probe.faults.injector(service, port)
+    command += [*(f"--expect={k}={n}" for k, n in expect.items()), f"--sndhwm={sndhwm}", f"--timeout={timeout_s}"]
     probe.rt.stop([service])
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.XPUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, sndhwm)
-    sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+    proc = None
     try:
-        _bind(sock, port)
-        seen: dict[str, int] = {}
-        deadline = time.monotonic() + timeout_s
-        def covering(topic_prefix: str) -> int:
-            return sum(n for prefix, n in seen.items() if topic_prefix.startswith(prefix))
-
-        while any(covering(k) < n for k, n in expect.items()) and time.monotonic() < deadline:
-            if sock.poll(200):
-                frame = sock.recv()
-                if frame[:1] == b"\x01":
-                    prefix = frame[1:].decode(errors="replace")
-                    seen[prefix] = seen.get(prefix, 0) + 1
-        missing = {k: n - covering(k) for k, n in expect.items() if covering(k) < n}
-        if missing:
-            raise ChaosUnavailable(f"subscribers did not reconnect to port {port} within {timeout_s:.0f}s: {missing}")
-        yield Takeover(sock, f"chaos.{os.getpid()}.{time.time_ns() % 100000}")
-        time.sleep(0.5)  # let queued frames leave before the socket closes
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        _await_ready(proc, port)
+        yield Takeover(proc, f"chaos.{os.getpid()}.{time.time_ns() % 100000}")
+        _end(proc)
     finally:
-        sock.close(0)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         probe.rt.up([service])
 
 
-def _bind(sock: zmq.Socket, port: int) -> None:
-    """Bind the stopped publisher's port: at once, since `stop` returns when the publisher has exited and a port
-    left with closed connections only binds (SO_REUSEADDR); a refusal names who took the port meanwhile."""
-    try:
-        sock.bind(f"tcp://127.0.0.1:{port}")
-    except zmq.ZMQError as e:
-        held = f"held by {find_holder(port)}" if e.errno == errno.EADDRINUSE else e.strerror
-        raise ChaosUnavailable(f"cannot bind port {port} after stopping its publisher: {held}") from None
+def _await_ready(proc: subprocess.Popen, port: int) -> None:
+    """The injector's first line: READY, or why it could not take the port over."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line == "READY":
+        return
+    proc.wait(timeout=30)
+    reason = line or (proc.stderr.read() if proc.stderr else "").strip().splitlines()[-1:]
+    if line.startswith("BIND"):
+        held = find_holder(port) if "in use" in line.lower() else None
+        reason = f"{line[5:]}" + (f" (held by {held})" if held else "")
+        raise ChaosUnavailable(f"cannot bind port {port} after stopping its publisher: {reason}")
+    raise ChaosUnavailable(f"the publisher's subscribers did not all reconnect to port {port}: {reason}")
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Tell the injector to finish (queued frames leave first) and wait for it."""
+    assert proc.stdin is not None
+    proc.stdin.write("END\n")
+    proc.stdin.close()
+    proc.wait(timeout=60)
 
 
 def service_names() -> list[str]:
