@@ -30,7 +30,7 @@ DOTENV = ("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=
 SAMPLE_FIELDS = {"at", "t_s", "services", "error_lines", "zmq_error_lines", "mirrored", "mirrored_per_s",
                  "prices_per_s", "end_to_end", "lost", "rejected", "messages"}
 SERVICE_NAMES = {"market_discovery", "zmq_listener", "kalshi_monitor", "polymarket_monitor", "game_shard",
-                 "execution_service"}
+                 "execution_service", "api"}
 
 
 

@@ -73,9 +73,10 @@ class Api(Service):
         super().__init__(settings, heartbeat_interval_s)
         self.cfg = cfg
         self.mapping = MappingCache(cfg.database_url, self.log)
-        self.state = LiveState(settings.mode, cfg.arb, self.mapping, cfg.window_s)
-        self.feed = Feed(settings, cfg.endpoints, self.state)
-        self.hub = Hub(self.state, self.metrics, self.status, cfg.push_ms, cfg.client_queue)
+        # what the dashboard shows (`self.state` is the runner's: running, or waiting for Redis)
+        self.live = LiveState(settings.mode, cfg.arb, self.mapping, cfg.window_s)
+        self.feed = Feed(settings, cfg.endpoints, self.live)
+        self.hub = Hub(self.live, self.metrics, self.status, cfg.push_ms, cfg.client_queue)
 
     @classmethod
     def from_env(cls, env: Env) -> "Api":
@@ -97,12 +98,12 @@ class Api(Service):
         if not self.announce_mode(stop):
             return
         self.mapping.refresh()
-        self.log.info("Loaded %d trade results from paper_trades", load_history(self.cfg.database_url, self.state))
+        self.log.info("Loaded %d trade results from paper_trades", load_history(self.cfg.database_url, self.live))
         self.feed.open()
         self.feed.start()
-        poller = Poller(self.state, HealthReader(self.settings.redis_url, state_dir()), self.cfg.database_url)
+        poller = Poller(self.live, HealthReader(self.settings.redis_url, state_dir()), self.cfg.database_url)
         poller.start()
-        server = uvicorn.Server(uvicorn.Config(create_app(self.state, self.hub, self.status), host=self.cfg.host,
+        server = uvicorn.Server(uvicorn.Config(create_app(self.live, self.hub, self.status), host=self.cfg.host,
                                                port=self.cfg.port, log_config=None, access_log=False,
                                                timeout_graceful_shutdown=2))
         thread = threading.Thread(target=server.run, name="api-http", daemon=True)

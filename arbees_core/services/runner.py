@@ -178,7 +178,7 @@ class Service(abc.ABC):
         snap = self.snapshot()
         self._reporter.submit(snap)
         if self.exporter is not None:
-            self.exporter.update(self.metrics, self.settings.mode)
+            self.exporter.update(self.metrics, self.settings.mode, str(snap.get("state", "running")))
         if self.heartbeat_outbox is not None:
             hb = Heartbeat(src="", seq=0, service=self.name, started_ns=self.metrics.started_ns,
                            feed_live_ns=self.feed_live_ns(), counters=dict(self.metrics.counters))
