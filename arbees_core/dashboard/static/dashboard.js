@@ -49,10 +49,10 @@ function legsText(legs) {
 }
 
 function drawTrades(fresh = new Set()) {
-  const rows = [...S.trades.values()].sort((a, b) => b.ts_fill_ns - a.ts_fill_ns).map(t => {
-    const r = row([time(t.ts_fill_ns), t.signal_id, t.game_id, legsText(t.legs), num(t.edge_pct, 3),
-      t.transport, num(t.latency.price_ms, 3), num(t.latency.signal_ms, 3), num(t.latency.execution_ms, 3),
-      num(t.latency.end_to_end_ms, 3)], { signalId: t.signal_id });
+  const rows = [...S.trades.values()].sort((a, b) => b.ts_fill_ns - a.ts_fill_ns).slice(0, 50).map(t => {
+    const r = row([time(t.ts_fill_ns), t.signal_id, t.game_id, num(t.edge_pct, 3), t.transport,
+      num(t.latency.price_ms, 3), num(t.latency.signal_ms, 3), num(t.latency.execution_ms, 3),
+      num(t.latency.end_to_end_ms, 3), legsText(t.legs)], { signalId: t.signal_id });
     if (fresh.has(t.signal_id)) r.classList.add("new");
     return r;
   });
