@@ -51,7 +51,7 @@ def decision_json(decision: Any, started: str, t0: float) -> dict[str, Any]:
 
 
 def run_decide(phase4: dict[str, Any] | None, phase5: dict[str, Any] | None, overrides: list[str],
-               thresholds_file: Optional[Path], as_json: bool) -> int:
+               thresholds_file: Optional[Path], as_json: bool, zmq_only: dict[str, Any] | None = None) -> int:
     from arbees_core.validation.decide import decide, load_thresholds, parse_overrides
 
     started, t0 = utc_now_iso(), time.monotonic()
@@ -59,7 +59,7 @@ def run_decide(phase4: dict[str, Any] | None, phase5: dict[str, Any] | None, ove
         thresholds = load_thresholds(thresholds_file, parse_overrides(overrides))
     except (ValueError, OSError, TypeError) as e:
         fail(f"thresholds: {e}", as_json=as_json)
-    decision = decide(phase4, phase5, thresholds)
+    decision = decide(phase4, phase5, thresholds, zmq_only)
     if as_json:
         print_json(decision_json(decision, started, t0))
     else:
@@ -82,11 +82,11 @@ def register(app: typer.Typer) -> None:
                phase4: Optional[Path] = typer.Option(None, "--phase4", help="A phase 4 result.json to judge."),
                phase5: Optional[Path] = typer.Option(None, "--phase5", help="A phase 5 result.json to judge."),
                as_json: bool = JsonOpt) -> None:
-        """The plan's decision matrix on the stored phase 4 and 5 results: GO / DEBUG / NO-GO per row with the
+        """The plan's decision matrix on the stored phase 4, 5 and zmq-only results: GO / DEBUG / NO-GO per row with the
         observed value, limit, confidence interval and sample size, plus ZMQ vs Redis with bootstrap CIs.
         Too little data is DEBUG, never GO. Exit code 0 GO, 2 DEBUG, 1 NO-GO."""
         if runs is not None and not runs.is_dir():
             fail(f"--runs {runs}: no such folder (stored runs are in .arbees/runs)", as_json=as_json)
         code = run_decide(_load(phase4, "phase4", runs), _load(phase5, "phase5", runs), threshold or [],
-                          thresholds_file, as_json)
+                          thresholds_file, as_json, _load(None, "zmq_only", runs))
         raise typer.Exit(code)

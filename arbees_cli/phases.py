@@ -183,18 +183,25 @@ def settings_checked(as_json: bool) -> Iterator[None]:
         fail(str(e), as_json=as_json)
 
 
+#: `arbees phase` arguments beyond 1-5: the playbook it runs and the kind its result is stored (and decided) as.
+EXTRA_PHASES = {"zmq-only": ("phase-zmq-only", "zmq_only")}
+#: The command a stored result names, where it is not the kind's own spelling.
+COMMANDS = {"zmq_only": "phase zmq-only"}
+
+
 def run_named_playbook(name: str, kind: str, runtime: Runtime, as_json: bool,
                        collectors: dict[str, Any] | None = None, folder: Path | None = None,
-                       playbooks: Path | None = None) -> RunResult:
+                       playbooks: Path | None = None, overrides: dict[str, float] | None = None) -> RunResult:
     """Load, run, store and print one playbook; returns the result (the caller decides the exit code)."""
     try:
         book = load_playbook(playbook_path(name, playbooks))
     except PlaybookError as e:
         fail(str(e), as_json=as_json)
     folder = folder or new_run_dir(kind)
-    result = RunResult(command=kind.replace("phase", "phase ") if kind.startswith("phase") else kind)
+    result = RunResult(command=COMMANDS.get(kind) or (kind.replace("phase", "phase ") if kind.startswith("phase")
+                                                      else kind))
     with live_progress(not as_json) as progress:
-        ctx = RunContext(runtime, project_root(), result, progress, collectors or {})
+        ctx = RunContext(runtime, project_root(), result, progress, collectors or {}, overrides or {})
         run_playbook(book, ctx)
     result.finish()
     result.data["playbook"] = book.path
@@ -214,7 +221,8 @@ QUICK = {"windows": 4, "window_seconds": 20.0, "warmup_seconds": 5.0, "duration_
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def phase(number: int = typer.Argument(..., min=1, max=5, help="Phase of the plan, 1-5."),
+    def phase(number: str = typer.Argument(..., help="Phase of the plan, 1-5, or zmq-only (week 3: no Redis "
+                                           "mirror)."),
               runtime: str = RuntimeOpt, as_json: bool = JsonOpt,
               windows: Optional[int] = typer.Option(None, "--windows", help="Phase 4: number of A/B windows."),
               window_seconds: Optional[str] = typer.Option(None, "--window-seconds",
@@ -223,13 +231,26 @@ def register(app: typer.Typer) -> None:
               duration: Optional[str] = typer.Option(None, "--duration", help="Phase 5: soak length (default 48h)."),
               interval: Optional[str] = typer.Option(None, "--interval", help="Phase 5: sampling interval (5m)."),
               resume: Optional[Path] = typer.Option(None, "--resume", help="Phase 5: continue an interrupted soak "
-                                                    "in this run folder.")) -> None:
+                                                    "in this run folder."),
+              window: Optional[str] = typer.Option(None, "--window", help="zmq-only: how long to watch the stack "
+                                                   "without the mirror (default 60s).")) -> None:
         """Run one phase of the plan: act, check its success criteria, print the evidence.
 
         1: ZMQ infrastructure (monitors publish, zmq_listener mirrors into prices:kalshi / prices:poly).
         2: game_shard subscribes over ZMQ and publishes signals. 3: execution_service trades them into
         paper_trades. 4: latency per hop in ZMQ and Redis mode, interleaved windows. 5: soak (resumable).
+        zmq-only: the plan's week 3: zmq_listener stopped, the hot path, the trades and every operator view
+        (phase checks read ZMQ taps instead of the streams, diagnose, decide, the dashboard) checked for a window,
+        then the mirror restored; `arbees decide` shows its result.
         Exit code 0 when every critical criterion holds, 1 otherwise."""
+        if number in EXTRA_PHASES:
+            name, kind = EXTRA_PHASES[number]
+            overrides = {"window_seconds": parse_duration(window)} if window else {}
+            result = run_named_playbook(name, kind, get_runtime(runtime, as_json), as_json, overrides=overrides)
+            raise typer.Exit(result.exit_code)
+        if number not in {str(n) for n in range(1, 6)}:
+            fail(f"no phase {number!r}: expected 1-5 or {', '.join(EXTRA_PHASES)}", as_json=as_json)
+        number = int(number)  # type: ignore[assignment]
         if resume is not None:
             check_resume(resume, number, as_json)
         rt = get_runtime(runtime, as_json)
@@ -296,26 +317,30 @@ def register(app: typer.Typer) -> None:
             if started_here:
                 with activity("starting the stack…", as_json):
                     rt.up()
-            for n in (1, 2, 3, 4, 5):
+            for n in (1, 2, 3, 4, 5, "zmq-only"):  # the plan's phases, then its week 3 (no Redis mirror)
                 collectors: dict[str, Any] = {}
-                folder = new_run_dir(f"phase{n}")
+                name, kind = EXTRA_PHASES.get(str(n), (f"phase{n}", f"phase{n}"))
+                folder = new_run_dir(kind)
                 if n == 4:
                     collectors["latency"] = _latency_collector(opts)
                 if n == 5:
                     collectors["soak"] = _soak_collector(folder, opts)
                 if not as_json:
                     console.rule(f"phase {n}")
+                window = {"window_seconds": opts["window_seconds"]} if n == "zmq-only" and "window_seconds" in opts \
+                    else {}
                 if as_json:
-                    result = _quiet(f"phase{n}", rt, collectors, folder)
+                    result = _quiet(name, kind, rt, collectors, folder, window)
                 else:
-                    result = run_named_playbook(f"phase{n}", f"phase{n}", rt, False, collectors, folder)
+                    result = run_named_playbook(name, kind, rt, False, collectors, folder, overrides=window)
                 phases.append({"phase": n, "passed": result.passed, "duration_s": result.duration_s,
                                "run_dir": str(folder)})
             if not as_json:
                 console.rule("decision")
             from arbees_core.validation.decide import decide as judge, load_thresholds
 
-            decision = judge(latest_result("phase4"), latest_result("phase5"), load_thresholds())
+            decision = judge(latest_result("phase4"), latest_result("phase5"), load_thresholds(),
+                             latest_result("zmq_only"))
         except SettingsError as e:  # found before anything (re)started: could not run
             fail(str(e), as_json=as_json)
         except RuntimeError_ as e:
@@ -379,10 +404,11 @@ def validate_table(phase_checks: list[dict[str, Any]], decision: Any) -> Table:
     return table
 
 
-def _quiet(name: str, rt: Any, collectors: dict[str, Any], folder: Path) -> Any:
+def _quiet(name: str, kind: str, rt: Any, collectors: dict[str, Any], folder: Path,
+           overrides: dict[str, float]) -> Any:
     """A phase for `validate --json`: no per-phase output, only the stored result."""
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):
-        return run_named_playbook(name, name, rt, True, collectors, folder)
+        return run_named_playbook(name, kind, rt, True, collectors, folder, overrides=overrides)

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         from arbees_core.validation.report import build_report
 
         p4, p5 = latest_result("phase4"), latest_result("phase5")
-        decision = judge(p4, p5, load_thresholds()) if (p4 or p5) else None
+        decision = judge(p4, p5, load_thresholds(), latest_result("zmq_only")) if (p4 or p5) else None
         with activity("building the report…", as_json):
             made = build_report(out=out, decision=decision)
         if as_json:

@@ -50,9 +50,9 @@ def subscribe(
     sock.setsockopt_string(zmq.SUBSCRIBE, topic)
     for endpoint in endpoints:
         sock.connect(endpoint)
-    print(f"zmq-sub: subscribed to {topic or 'every topic'} on {', '.join(endpoints)}", file=sys.stderr, flush=True)
     seen = 0
-    try:
+    try:  # from the line on: a SIGTERM right after it must still end in the handler below, not in a traceback
+        print(f"zmq-sub: subscribed to {topic or 'every topic'} on {', '.join(endpoints)}", file=sys.stderr, flush=True)
         while not count or seen < count:
             if timeout and not sock.poll(int(timeout * 1000)):
                 break

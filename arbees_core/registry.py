@@ -14,6 +14,7 @@ COMMON_ENV: tuple[str, ...] = (
     "ZMQ_ENABLED", "REDIS_URL", "ARBEES_WIRE", "ZMQ_BIND_HOST", "ZMQ_SNDHWM", "ZMQ_RCVHWM", "REDIS_STREAM_MAXLEN",
     "HEARTBEAT_INTERVAL_SECS", "LOG_LEVEL", "LOG_SAMPLE_PER_SEC", "TRANSPORT_BLOCK_MS", "ARBEES_HOME",
     "ARBEES_STATE_DIR", "ARBEES_ENV_FILE", "ARBEES_RT_PRIORITY", "ZMQ_SEND_YIELD", "ZMQ_SPIN_US", "ARBEES_CONFIG_ERROR",
+    "METRICS_PORT", "METRICS_HOST",
 )
 #: Live venue adapters (KALSHI_SOURCE / POLYMARKET_SOURCE = live) and the stale-feed detector.
 KALSHI_LIVE_ENV: tuple[str, ...] = (
@@ -40,6 +41,8 @@ class ServiceSpec:
     name: as the plan names it (also the compose service and container name). module: run with `python -m`.
     port: the ZMQ PUB port it binds in ZMQ mode (None: publishes nothing). env: variables it reads beyond
     COMMON_ENV. depends_on: services that should be up first. compose_name: compose key where it differs.
+    http_port: the HTTP port it serves operators on (the api's dashboard; None: none), on loopback locally and
+    published on the host's loopback under compose.
     """
 
     name: str
@@ -50,6 +53,7 @@ class ServiceSpec:
     profile: str = "full"
     compose_name: str = ""
     description: str = ""
+    http_port: int | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -87,6 +91,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
                  "PAPER_TRADING", "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "LEG_POLICY", "KALSHI_TAKER_FEE_RATE",
                  "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),
+    ServiceSpec(topics.API, "arbees_core.services.api", None,
+                ("API_HOST", "API_PORT", "API_PUSH_MS", "API_CLIENT_QUEUE", "API_WINDOW_S", "DATABASE_URL",
+                 "ZMQ_KALSHI_ENDPOINT", "ZMQ_POLYMARKET_ENDPOINT", "ZMQ_GAME_SHARD_ENDPOINT", "ZMQ_EXECUTION_ENDPOINT",
+                 "MIN_EDGE_PCT", "MAX_PRICE_AGE_MS", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE",
+                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
+                description="operators' live dashboard and JSON API (HTTP :8000)", http_port=topics.API_PORT),
 )
 
 BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}

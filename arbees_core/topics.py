@@ -50,6 +50,11 @@ KALSHI_MONITOR_PORT: Final = 5555
 POLYMARKET_MONITOR_PORT: Final = 5556
 GAME_SHARD_PORT: Final = 5558
 EXECUTION_SERVICE_PORT: Final = 5560
+#: The api's HTTP port (dashboard, JSON, SSE), and the first of the local runtime's Prometheus metrics ports (one
+#: per service, in registry order; compose gives every container METRICS_CONTAINER_PORT).
+API_PORT: Final = 8000
+METRICS_PORT_BASE: Final = 9400
+METRICS_CONTAINER_PORT: Final = 9464
 
 # Service names exactly as the plan names them.
 KALSHI_MONITOR: Final = "kalshi_monitor"
@@ -58,6 +63,7 @@ GAME_SHARD: Final = "game_shard"
 EXECUTION_SERVICE: Final = "execution_service"
 ZMQ_LISTENER: Final = "zmq_listener"
 MARKET_DISCOVERY: Final = "market_discovery"
+API: Final = "api"
 
 #: Consumer group through which execution_service reads `signals:trades` in Redis mode (at-least-once).
 EXECUTION_GROUP: Final = "execution_service"

@@ -90,8 +90,9 @@ def _fresh_peers() -> Iterator[None]:
     reset_peers()
 
 
-#: Ports a test's stack may use from ARBEES_PORT_BASE: the stack uses base..base+3, probes may plant faults above.
-STACK_PORTS = 8
+#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3, the api base+4, metrics base+8..; probes
+#: may plant faults at base+5..7.
+STACK_PORTS = 16
 
 
 @pytest.fixture

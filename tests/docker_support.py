@@ -171,9 +171,12 @@ def make_project(folder: Path) -> ComposeProject:
     for name in ("docker-compose.yml", "docker-compose.vpn.yml"):
         shutil.copy(ROOT / name, folder / name)
     settings = {k: os.environ[k] for k in IMAGE_SETTINGS if os.environ.get(k)}
+    from arbees_core.runtime.ports import free_port
+
     lines = [f"ARBEES_IMAGE={IMAGE}", *(f"{k}={v}" for k, v in settings.items()),
              "ZMQ_ENABLED=true", "SIM_MISPRICE_EVERY_S=1", "SIM_RATE=50",
-             "MAX_EXPOSURE_USD=1000000"]  # a signal a second reaches $1000 in a minute; then diagnose finds a fault
+             "MAX_EXPOSURE_USD=1000000",  # a signal a second reaches $1000 in a minute; then diagnose finds a fault
+             f"ARBEES_API_HOST_PORT={free_port()}"]  # the dashboard's host port: 8000 may be another stack's
     (folder / ".env").write_text("\n".join(lines) + "\n")
     bin_dir = folder / "bin"
     bin_dir.mkdir()

@@ -72,8 +72,10 @@ def test_rollback_without_a_stack_is_a_clear_error(project: Path) -> None:
 def test_validate_runs_every_phase_then_decides(project: Path) -> None:
     code, out = arbees(project, "validate", "--quick", "--windows", "2", "--window-seconds", "4", "--warmup", "2",
                        "--duration", "6s", "--interval", "2s", "--runtime", "local")
-    assert [c["name"] for c in out["checks"]] == ["phase 1", "phase 2", "phase 3", "phase 4", "phase 5", "decision"]
-    assert all(c["passed"] for c in out["checks"][:5]), out["checks"]
+    assert [c["name"] for c in out["checks"]] == ["phase 1", "phase 2", "phase 3", "phase 4", "phase 5",
+                                                  "phase zmq-only", "decision"]
+    assert all(c["passed"] for c in out["checks"][:6]), out["checks"]
+    assert any(r["metric"].startswith("ZMQ only") and r["verdict"] == "GO" for r in out["rows"]), out["rows"]
     assert out["decision"] in ("GO", "DEBUG", "NO-GO") and out["rows"]
     assert code == {"GO": 0, "DEBUG": 2, "NO-GO": 1}[out["decision"]]
     assert not LocalRuntime(project).is_up()  # validate started the stack, so it stopped it

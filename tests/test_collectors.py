@@ -31,7 +31,7 @@ SAMPLE_FIELDS = {"at", "t_s", "services", "error_lines", "zmq_error_lines", "mir
                  "prices_per_s", "end_to_end", "lost", "rejected", "messages", "malformed", "failed_writes",
                  "risk_rejected", "signals", "leg_misses", "exposure_usd", "unhedged"}
 SERVICE_NAMES = {"market_discovery", "zmq_listener", "kalshi_monitor", "polymarket_monitor", "game_shard",
-                 "execution_service"}
+                 "execution_service", "api"}
 
 
 

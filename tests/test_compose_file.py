@@ -101,7 +101,11 @@ def test_compose_has_every_registry_service(compose: dict) -> None:
         if spec.port:
             assert [str(p) for p in svc["expose"]] == [str(spec.port)], spec.name
         else:
-            assert not svc.get("expose") and not svc.get("ports"), spec.name
+            assert not svc.get("expose"), spec.name
+        if spec.http_port:  # the dashboard: published on the host's loopback only, 8000 unless moved
+            assert svc["ports"] == [f"127.0.0.1:${{ARBEES_API_HOST_PORT:-{spec.http_port}}}:{spec.http_port}"]
+        else:
+            assert not svc.get("ports"), spec.name
 
 
 def test_compose_env_names_are_registry_names(compose: dict) -> None:
@@ -119,6 +123,8 @@ def test_compose_env_names_are_registry_names(compose: dict) -> None:
         assert importlib.util.find_spec(spec.module) is not None
         if spec.port:
             assert env.get("ZMQ_PUB_PORT", str(spec.port)) == str(spec.port)
+        # every service's Prometheus endpoint, on the container's network interface
+        assert env["METRICS_PORT"] == "9464" and env["METRICS_HOST"] == "0.0.0.0"
 
 
 def test_compose_zmq_endpoints_point_at_publishers(compose: dict) -> None:

@@ -101,6 +101,17 @@ def make_phase5(samples: int = 13, interval_s: float = 300.0, restart_at: int | 
             "duration_s": samples * interval_s, "checks": [], "data": data}
 
 
+def make_zmq_only(passed: bool = True) -> dict[str, Any]:
+    """An `arbees phase zmq-only` result: the window's figures and its checks (one failing when not `passed`)."""
+    checks = [{"name": "ZMQ only: trades executed", "passed": passed, "evidence": "3 signals", "critical": True},
+              {"name": "dashboard reads the publishers directly (ZMQ)", "passed": True, "evidence": "source zmq",
+               "critical": True}]
+    return {"command": "phase zmq-only", "passed": passed, "verdict": "pass" if passed else "fail",
+            "started_at": "2026-11-24T12:10:00+00:00", "duration_s": 95.0, "checks": checks,
+            "data": {"window": {"seconds": 60.0, "prices": 6000, "trades": 3 if passed else 0, "lost": 0,
+                                "restarts": {}, "stopped": []}}}
+
+
 SCENARIOS: dict[str, dict[str, Any]] = {
     "go": {"phase4": lambda: make_phase4(90, 170), "phase5": lambda: make_phase5()},
     "debug-p50": {"phase4": lambda: make_phase4(135, 170), "phase5": lambda: make_phase5()},
@@ -114,6 +125,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "exposure-stuck": {"phase4": lambda: make_phase4(90, 170),
                        "phase5": lambda: make_phase5(refused_per_interval=45)},
 }
+for _phases in SCENARIOS.values():  # each scenario ran the week-3 test too (its absence: a test of its own)
+    _phases["zmq_only"] = make_zmq_only
 
 
 def regenerate() -> None:
@@ -133,7 +146,8 @@ def judge(scenario: str, **overrides: float) -> Decision:
     folder = RUNS / scenario
     assert folder.is_dir(), f"missing stored run {folder}; run `python tests/test_decide.py`"
     thresholds = load_thresholds(overrides=overrides or None)
-    return decide(latest_result("phase4", folder=folder), latest_result("phase5", folder=folder), thresholds)
+    return decide(latest_result("phase4", folder=folder), latest_result("phase5", folder=folder), thresholds,
+                  latest_result("zmq_only", folder=folder))
 
 
 def row(decision: Decision, prefix: str) -> dict[str, Any]:
@@ -262,6 +276,18 @@ def test_too_few_windows_is_debug_for_lack_of_data() -> None:
         r = row(decision, prefix)
         assert r["verdict"] == DEBUG and r["ci"] is None
         assert "insufficient data: n=1 ZMQ windows with end_to_end values, need >= 2" in r["reason"]
+
+
+def test_week_3_zmq_only_is_a_row_go_when_it_passed_debug_when_it_failed_or_never_ran() -> None:
+    passed = row(judge("go"), "ZMQ only")
+    assert passed["verdict"] == GO and not passed["critical"] and "passed all 2 checks" in passed["reason"]
+    assert "3 trades and 0 lost over a 60.0 s window" in passed["reason"]
+    failed = decide(make_phase4(90, 170), make_phase5(), load_thresholds(), make_zmq_only(passed=False))
+    assert failed.decision == DEBUG and failed.decided_by == ["ZMQ only (week 3: no Redis mirror)"]
+    assert "failed 1 of 2 checks: ZMQ only: trades executed" in row(failed, "ZMQ only")["reason"]
+    never = decide(make_phase4(90, 170), make_phase5(), load_thresholds())
+    absent = row(never, "ZMQ only")
+    assert absent["verdict"] == DEBUG and "run `arbees phase zmq-only`" in absent["reason"]
 
 
 def test_no_result_at_all_is_debug() -> None:

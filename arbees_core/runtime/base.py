@@ -68,6 +68,7 @@ class ServiceStatus:
     way) | stopped | missing. pid (local) or container (compose) identify it; restarts counts unplanned restarts;
     exit_code is the last exit's; ports the ZMQ ports it binds; health: healthy | unhealthy | starting | ""
     (unknown); detail: why, in one line (the configuration error, a peer not usable yet, an OOM kill, ...).
+    http_port: where it serves HTTP (the api); metrics_port: its Prometheus endpoint (None when not known or off).
     """
 
     name: str
@@ -80,6 +81,8 @@ class ServiceStatus:
     ports: list[int] = field(default_factory=list)
     health: str = ""
     detail: str = ""
+    http_port: int | None = None
+    metrics_port: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

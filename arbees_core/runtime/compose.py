@@ -50,7 +50,10 @@ DEFAULT_PROFILES: tuple[str, ...] = ("full",)
 ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
 
 #: Compose services published on a host port (127.0.0.1) -> the variable that fixes that port (unset: any free one).
-HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaledb": "ARBEES_POSTGRES_HOST_PORT"}
+HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaledb": "ARBEES_POSTGRES_HOST_PORT",
+                                  "api": "ARBEES_API_HOST_PORT"}
+#: The host port of a published service when its variable is unset (the others: any free port).
+HOST_PORT_DEFAULTS: dict[str, int] = {"api": 8000}
 
 _COMPOSE_TIMEOUT_S = 1800.0
 
@@ -280,6 +283,9 @@ class ComposeRuntime:
         pg_port = self._published("timescaledb", 5432)
         if pg_port:
             out["DATABASE_URL"] = f"postgresql://arbees:arbees@127.0.0.1:{pg_port}/arbees"
+        api_port = self._published("api", 8000)
+        if api_port:
+            out["API_URL"] = f"http://127.0.0.1:{api_port}"
         return out
 
     def _published(self, key: str, port: int) -> int | None:
@@ -400,7 +406,7 @@ def host_port_clash(root: Path, running: set[str]) -> str:
     env = Env({**read_dotenv(root / ".env"), **os.environ})
     for key, var in HOST_PORT_VARS.items():
         try:
-            port = env.int(var, 0, minimum=1)
+            port = env.int(var, HOST_PORT_DEFAULTS.get(key, 0), minimum=1)
         except ConfigError as e:
             return str(e)
         holder = port_holder(port) if port and key not in running else None

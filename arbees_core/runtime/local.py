@@ -127,10 +127,12 @@ class LocalRuntime:
             if up and state == "running" and not _alive(pid):
                 state = "exited"
             out.append(ServiceStatus(
-                name=s.name, state=state, pid=pid if state == "running" else None, started_at=view.get("started_at", ""),
+                name=s.name, state=state, pid=pid if state == "running" else None,
+                started_at=view.get("started_at", ""),
                 restarts=int(view.get("restarts", 0)), exit_code=view.get("exit_code"),
                 ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state),
-                detail=view.get("detail", "") if state != "running" else self._waiting_for(s.name)))
+                detail=view.get("detail", "") if state != "running" else self._waiting_for(s.name),
+                http_port=view.get("http_port"), metrics_port=view.get("metrics_port")))
         return out
 
     def _waiting_for(self, name: str) -> str:
@@ -169,7 +171,10 @@ class LocalRuntime:
             return {}
 
     def urls(self) -> dict[str, str]:
-        return dict(self.read_stack().get("urls", {}))
+        """REDIS_URL, DATABASE_URL, and API_URL (the dashboard) when the stack has an api."""
+        stack = self.read_stack()
+        api = stack.get("services", {}).get("api", {}).get("http_port")
+        return {**stack.get("urls", {}), **({"API_URL": f"http://127.0.0.1:{api}"} if api else {})}
 
     def probe_port(self, service: str, port: int, timeout_s: float = 2.0) -> PortProbe:
         """Local services bind on this machine: a direct TCP connect to 127.0.0.1."""
@@ -388,8 +393,10 @@ class LocalRuntime:
 
 
 def stack_ports(stack: dict[str, Any]) -> list[int]:
-    """The TCP ports a stack binds: its publishers' ports and the embedded Redis's (PostgreSQL uses a socket file)."""
-    ports = [int(v["port"]) for v in stack.get("services", {}).values() if v.get("port")]
+    """The TCP ports a stack binds: its publishers', HTTP and metrics ports and the embedded Redis's (PostgreSQL uses
+    a socket file)."""
+    ports = [int(v[key]) for v in stack.get("services", {}).values() for key in ("port", "http_port", "metrics_port")
+             if v.get(key)]
     redis_url = stack.get("embedded", {}).get("redis", {}).get("url", "")
     if redis_url:
         ports.append(int(urlsplit(redis_url).port or 6379))

@@ -41,7 +41,7 @@ from arbees_core.runtime.ports import PortCheckError, port_holder
 from arbees_core.runtime.processes import SERVICE_SESSION
 from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
 from arbees_core.telemetry.logs import setup_logging
-from arbees_core.topics import tcp_endpoint
+from arbees_core.topics import METRICS_PORT_BASE, tcp_endpoint
 
 log = logging.getLogger("supervisor")
 
@@ -70,6 +70,28 @@ def default_ports(env: Env) -> dict[str, int]:
     if base:
         return {s.name: base + i for i, s in enumerate(publishers)}
     return {s.name: int(s.port) for s in publishers if s.port is not None}
+
+
+#: With ARBEES_PORT_BASE: the api's HTTP port is base + HTTP_OFFSET, each service's metrics port base +
+#: METRICS_OFFSET + its index in the registry (base + 4..7 stay free: tests plant wrong endpoints there).
+HTTP_OFFSET, METRICS_OFFSET = 4, 8
+
+
+def http_ports(env: Env) -> dict[str, int]:
+    """The HTTP port of each service that serves one (the api): `API_PORT` when set, else its registry port
+    (8000), or `ARBEES_PORT_BASE` + HTTP_OFFSET."""
+    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
+    chosen = env.int("API_PORT", 0, minimum=0)
+    return {s.name: chosen or (base + HTTP_OFFSET if base else int(s.http_port))
+            for s in SERVICES if s.http_port is not None}
+
+
+def metrics_ports(env: Env) -> dict[str, int]:
+    """The Prometheus port (METRICS_PORT) of every service: 9400 + its index in the registry, or `ARBEES_PORT_BASE`
+    + METRICS_OFFSET + index."""
+    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
+    first = base + METRICS_OFFSET if base else METRICS_PORT_BASE
+    return {s.name: first + i for i, s in enumerate(SERVICES)}
 
 
 def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]:
@@ -105,6 +127,8 @@ class Child:
 
     spec: ServiceSpec
     port: int | None
+    http_port: int | None = None
+    metrics_port: int | None = None
     proc: subprocess.Popen | None = None
     state: str = "stopped"  # running | restarting | stopped | exited | failed (configuration error)
     started_at: str = ""
@@ -119,7 +143,13 @@ class Child:
     def view(self) -> dict[str, Any]:
         return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "state": self.state,
                 "started_at": self.started_at, "restarts": self.restarts, "exit_code": self.exit_code,
-                "port": self.port, "module": self.spec.module, "detail": self.detail}
+                "port": self.port, "http_port": self.http_port, "metrics_port": self.metrics_port,
+                "module": self.spec.module, "detail": self.detail}
+
+    def bound_ports(self) -> list[tuple[int, str]]:
+        """(port, what) of every TCP port the service binds when it runs."""
+        kinds = (("ZMQ", self.port), ("HTTP", self.http_port), ("metrics", self.metrics_port))
+        return [(port, what) for what, port in kinds if port is not None]
 
 
 @dataclass
@@ -149,7 +179,7 @@ class Supervisor:
         env = self.base_env()
         redis_url, database_url = env.str("REDIS_URL"), env.str("DATABASE_URL")
         if not redis_url:
-            taken = {c.port for c in self.children.values() if c.port is not None}
+            taken = {port for c in self.children.values() for port, _ in c.bound_ports()}
             port = next(p for p in iter(free_port, None) if p not in taken)  # never a publisher's port
             server = EmbeddedRedis(self.state / "redis", port).start()
             self._servers.append(server)
@@ -167,19 +197,18 @@ class Supervisor:
         self.urls = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
 
     def check_ports(self) -> None:
-        """Refuse a publisher port whose bind would fail (`runtime.ports`), naming who holds it."""
+        """Refuse a port (publisher, HTTP, metrics) whose bind would fail (`runtime.ports`), naming who holds it."""
         host = self.base_env().str("ZMQ_BIND_HOST", "127.0.0.1") or "127.0.0.1"
         for name in self.services:
-            child = self.children[name]
-            if child.port is None:
-                continue
-            try:
-                holder = port_holder(child.port, host)
-            except PortCheckError as e:
-                raise SupervisorError(f"port {child.port} of {name}: {e.strerror}") from e
-            if holder is not None:
-                raise SupervisorError(f"port {child.port} of {name} is already in use by {holder}; "
-                                      "stop it, or set ARBEES_PORT_BASE to move the whole stack")
+            for port, what in self.children[name].bound_ports():
+                try:
+                    holder = port_holder(port, host if what == "ZMQ" else "127.0.0.1")
+                except PortCheckError as e:
+                    raise SupervisorError(f"port {port} of {name}: {e.strerror}") from e
+                if holder is not None:
+                    label = "" if what == "ZMQ" else f" ({what})"
+                    raise SupervisorError(f"port {port} of {name}{label} is already in use by {holder}; "
+                                          "stop it, or set ARBEES_PORT_BASE to move the whole stack")
 
     def child_env(self, child: Child) -> dict[str, str]:
         """Wiring defaults < the supervisor's environment < `.env` (re-read now) < this stack's server URLs."""
@@ -189,6 +218,10 @@ class Supervisor:
                CONFIG_ERROR_ENV: "exit"}  # this supervisor does not restart exit code 2: no need to hold
         if child.port is not None:
             env["ZMQ_PUB_PORT"] = str(child.port)
+        if child.http_port is not None:
+            env["API_PORT"] = str(child.http_port)
+        if child.metrics_port is not None:
+            env["METRICS_PORT"] = str(child.metrics_port)
         return env
 
     # -- children ---------------------------------------------------------------------------------------------
@@ -326,8 +359,9 @@ class Supervisor:
 
     def run(self) -> int:
         (self.state / "control").mkdir(parents=True, exist_ok=True)
-        ports = default_ports(self.base_env())
-        self.children = {s.name: Child(s, ports.get(s.name)) for s in SERVICES}
+        env = self.base_env()
+        ports, http, metrics = default_ports(env), http_ports(env), metrics_ports(env)
+        self.children = {s.name: Child(s, ports.get(s.name), http.get(s.name), metrics.get(s.name)) for s in SERVICES}
         self.write_state("starting")
         try:
             self.check_ports()

@@ -33,6 +33,7 @@ from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
+from arbees_core.telemetry.prometheus import Exporter, MetricsEndpoint
 from arbees_core.telemetry.peers import PeerLink, describe, peers_view
 from arbees_core.topics import HEALTH_KEY_PREFIX, heartbeat_topic
 from arbees_core.transport import Outbox, TransportError, TransportSettings
@@ -105,6 +106,7 @@ class Service(abc.ABC):
         self.heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_outbox: Outbox | None = None
         self._reporter = HealthReporter(self.name, settings.redis_url, heartbeat_interval_s)
+        self.exporter: Exporter | None = None
         self._next_tick = 0.0
         self.state = "running"  # `waiting` while a Redis-mode start waits for Redis (snapshot `state`)
 
@@ -138,12 +140,21 @@ class Service(abc.ABC):
         finally:
             link.close()
 
-    def start_reporting(self) -> None:
+    def start_reporting(self, metrics_endpoint: MetricsEndpoint | None = None) -> None:
+        """Health snapshots, and the Prometheus endpoint when METRICS_PORT is set (threads of their own, started
+        before ARBEES_RT_PRIORITY applies, so they keep normal scheduling)."""
         self._reporter.start()
+        if metrics_endpoint is not None and metrics_endpoint.port:
+            exporter = Exporter(metrics_endpoint)
+            if exporter.start():
+                exporter.update(self.metrics, self.settings.mode, "starting")
+                self.exporter = exporter
 
     def stop_reporting(self) -> None:
         self._reporter.submit(self.snapshot("stopped"))
         self._reporter.close()
+        if self.exporter is not None:
+            self.exporter.close()
 
     def extra_snapshot(self) -> dict[str, Any]:
         """Service-specific fields for the metrics snapshot (override)."""
@@ -166,6 +177,8 @@ class Service(abc.ABC):
         self._next_tick = now + self.heartbeat_interval_s
         snap = self.snapshot()
         self._reporter.submit(snap)
+        if self.exporter is not None:
+            self.exporter.update(self.metrics, self.settings.mode, str(snap.get("state", "running")))
         if self.heartbeat_outbox is not None:
             hb = Heartbeat(src="", seq=0, service=self.name, started_ns=self.metrics.started_ns,
                            feed_live_ns=self.feed_live_ns(), counters=dict(self.metrics.counters))
@@ -232,10 +245,11 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     try:
         service = service_cls.from_env(Env())
         priority = rt_priority(Env())
+        metrics_endpoint = MetricsEndpoint.from_env(Env())
     except ConfigError as e:
         return on_config_error(service_cls.name, e, stop, log)
     started = time.monotonic()
-    service.start_reporting()  # the reporter thread keeps normal scheduling: it starts before apply_rt
+    service.start_reporting(metrics_endpoint)  # its threads keep normal scheduling: they start before apply_rt
     scope = service.rt_scope if service.settings.zmq_enabled or service.rt_scope != "zmq_io" else "none"
     apply_rt(scope, priority, log, rt_explicit(Env()))  # a Redis-mode monitor has no ZMQ I/O threads
     outcome = run_service(service, stop, log)

@@ -131,6 +131,14 @@ def find_arbs(game_id: str, outcome: str, kalshi: PriceUpdate, poly: PriceUpdate
     return found
 
 
+def direction_edges(game_id: str, outcome: str, kalshi: PriceUpdate, poly: PriceUpdate,
+                    cfg: ArbConfig) -> list[ArbOpportunity]:
+    """Both directions as they stand, whatever their edge (negative too) and age: what an operator's view shows of
+    a pair, never what is traded (that is `find_arbs`, with its staleness and minimum-edge rules)."""
+    found = [_opportunity(game_id, outcome, kalshi, poly, k_side, p_side, cfg) for k_side, p_side in DIRECTIONS]
+    return [o for o in found if o is not None]
+
+
 def _leg_key(leg: Leg) -> tuple[str, str, str, float]:
     return (leg.venue, leg.ticker, leg.side, leg.limit_price)
 

@@ -110,6 +110,25 @@ class LatencyHistograms:
                 break
         return out
 
+    def hops(self) -> list[str]:
+        """The hops recorded so far."""
+        return list(self._hists)
+
+    def cumulative(self, hop: str, bounds_us: tuple[int, ...]) -> tuple[list[int], int, int]:
+        """(samples <= each bound, total samples, sum in us) of a hop since the start, for a Prometheus histogram.
+        A sample counts under a bound when its whole HDR bucket does (the bucket's highest value <= bound), so a
+        bound inside a bucket (above 2 ms: buckets 0.1 % wide) counts that bucket in the next bound up."""
+        self._flush(hop)
+        out, seen, i = [0] * len(bounds_us), 0, 0
+        for key in sorted(self._buckets.get(hop, {})):
+            while i < len(bounds_us) and _bucket_ceil(key) > bounds_us[i]:
+                out[i] = seen
+                i += 1
+            seen += self._buckets[hop][key]
+        for j in range(i, len(bounds_us)):
+            out[j] = seen
+        return out, self._count.get(hop, 0), self._sum_us.get(hop, 0)
+
     def summary(self) -> dict[str, dict[str, float]]:
         """Per hop: count, p50/p95/p99/max in microseconds, and the encoded histogram for exact merging."""
         out: dict[str, dict[str, Any]] = {}

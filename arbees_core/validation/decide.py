@@ -19,6 +19,7 @@ from arbees_core.validation.verdicts import DEBUG, EXIT_CODES, GO, NOGO, Row
 from arbees_core.validation.stats import (BEYOND, WITHIN, Buckets, LinearFit, bootstrap_percentile_ci,
                                           bootstrap_ratio_ci, coefficient_of_variation, linear_fit, windows_percentile)
 from arbees_core.validation.thresholds import Thresholds, load_thresholds, parse_overrides
+from arbees_core.validation.decide_zmq_only import zmq_only_row
 
 
 @dataclass
@@ -347,8 +348,9 @@ def overall(rows: list[Row]) -> str:
 
 
 def decide(phase4: dict[str, Any] | None, phase5: dict[str, Any] | None,
-           thresholds: Thresholds | None = None) -> Decision:
-    """Judge stored results (whole result dicts or their `data`); None means the phase has no result."""
+           thresholds: Thresholds | None = None, zmq_only: dict[str, Any] | None = None) -> Decision:
+    """Judge stored results (whole result dicts or their `data`); None means the phase has no result.
+    zmq_only: the latest `arbees phase zmq-only` result (the plan's week 3), one advisory row."""
     t = thresholds or load_thresholds()
     d4 = _data(phase4)
     zmq = _mode_windows(d4, "zmq", t.latency_hop)
@@ -360,6 +362,7 @@ def decide(phase4: dict[str, Any] | None, phase5: dict[str, Any] | None,
             row.reason = f"no phase 4 result; {row.reason}"
     after_loss = next(i for i, r in enumerate(rows) if r.metric == "Lost messages") + 1
     rows = rows[:after_loss] + latency + rows[after_loss:]  # the plan's order: stability, latency, errors, rate
+    rows.append(zmq_only_row(zmq_only))
     return Decision(overall(rows), rows, t, _inputs(phase4, phase5))
 
 

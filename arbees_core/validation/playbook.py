@@ -150,10 +150,43 @@ class Collect(_Step, tag="collect"):
     options: dict[str, float] = {}
 
 
+class Stop(_Step, tag="stop"):
+    """Stop services (and keep them stopped: no restart) until a later `start`."""
+
+    services: list[str]
+
+
+class Window(_Step, tag="window"):
+    """Watch the stack for `seconds` (the CLI's `--window` overrides it): prices reach game_shard, at least
+    `min_trades` signals are executed, nothing is lost, no service restarts."""
+
+    seconds: float = 60.0
+    min_trades: int = 1
+
+
+class Diagnose(_Step, tag="diagnose"):
+    """`arbees diagnose <target>` for each target: one check each, passing when the diagnosis finds no fault."""
+
+    targets: list[str]
+
+
+class Dashboard(_Step, tag="dashboard"):
+    """The api's view: it answers, reads the live feed from `source` (zmq | redis), shows every service's health
+    and a trade executed within `timeout` seconds."""
+
+    source: Literal["zmq", "redis"]
+    timeout: float = 60.0
+
+
+class Decide(_Step, tag="decide"):
+    """`arbees decide` on the stored results: it reads them and gives a decision (whichever)."""
+
+
 Step = SetEnv | Start | Restart | Sleep | WaitLog | NoErrors | StreamLen | StreamLatest | PortOpen | EnvEquals | \
-    Counter | Sql | Running | Collect
+    Counter | Sql | Running | Collect | Stop | Window | Diagnose | Dashboard | Decide
 STEP_KINDS = ("set_env", "start", "restart", "sleep", "wait_log", "no_errors", "stream_len", "stream_latest",
-              "port_open", "env_equals", "counter", "sql", "running", "collect")
+              "port_open", "env_equals", "counter", "sql", "running", "collect", "stop", "window", "diagnose",
+              "dashboard", "decide")
 
 
 class Playbook(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

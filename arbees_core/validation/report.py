@@ -18,7 +18,7 @@ from typing import Any
 
 from arbees_core.validation.results import latest_result, runs_dir
 
-KINDS = ("phase1", "phase2", "phase3", "phase4", "phase5", "rollback", "validate")
+KINDS = ("phase1", "phase2", "phase3", "phase4", "phase5", "zmq_only", "rollback", "validate")
 _MODE_COLOUR = {"zmq": "#1f77b4", "redis": "#d62728"}
 
 
@@ -230,7 +230,7 @@ def build_report(root: Path | None = None, out: Path | None = None, decision: An
             for k, r in results.items() if r]
     sections.append(("Runs", _md_table(["run", "result", "started", "took", "checks passed"], rows)
                      if rows else "No stored runs in " + str(base), []))
-    for kind in ("phase1", "phase2", "phase3", "rollback"):
+    for kind in ("phase1", "phase2", "phase3", "zmq_only", "rollback"):
         r = results.get(kind)
         if r:
             body = _md_table(["criterion", "result", "evidence"],

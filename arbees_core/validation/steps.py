@@ -38,6 +38,7 @@ from arbees_core.validation.playbook import (
     WaitLog,
 )
 from arbees_core.validation.results import RunResult
+from arbees_core.validation.taps import mirror_absent, stream_publisher
 
 
 Progress = Callable[[str, float | None], None]
@@ -223,6 +224,9 @@ def _no_errors(ctx: RunContext, step: NoErrors) -> None:
 
 
 def _stream_len(ctx: RunContext, step: StreamLen) -> None:
+    absent = mirror_absent(ctx.runtime, ctx.root)
+    if absent and stream_publisher(step.stream):
+        return stream_len_tap(ctx, step, absent)
     client = ctx.redis()
     n = _poll(step.timeout, lambda: (lambda v: v if v >= step.min else 0)(client.xlen(step.stream))) or \
         client.xlen(step.stream)
@@ -251,6 +255,9 @@ def _id_text(entry_id: tuple[int, int] | None) -> str:
 
 
 def _stream_latest(ctx: RunContext, step: StreamLatest) -> None:
+    absent = mirror_absent(ctx.runtime, ctx.root)
+    if absent and stream_publisher(step.stream):
+        return stream_latest_tap(ctx, step, absent)
     entries = ctx.redis().xrevrange(step.stream, "+", "-", count=1)
     if not entries:
         ctx.result.add(step.name or f"latest {step.stream} entry", False, f"{step.stream} is empty", step.critical)
@@ -362,3 +369,7 @@ _RUNNERS: dict[type, Callable[[RunContext, Any], None]] = {
     StreamLen: _stream_len, StreamLatest: _stream_latest, PortOpen: _port_open, EnvEquals: _env_equals,
     Counter: _counter, Sql: _sql, Running: _running, Collect: _collect,
 }
+
+from arbees_core.validation.steps_views import VIEW_RUNNERS, stream_latest_tap, stream_len_tap  # noqa: E402
+
+_RUNNERS.update(VIEW_RUNNERS)

@@ -17,7 +17,9 @@ import msgspec
 
 from arbees_core.messages import MAX_PAYLOAD_BYTES, Leg, TradingSignal, encode
 from arbees_core.topics import Family, price_topic, signal_topic
-from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, Takeover, eventually, take_over_port
+from arbees_core.validation.chaos.probe import (
+    ChaosUnavailable, StackProbe, Takeover, eventually, price_subscribers, take_over_port,
+)
 from arbees_core.validation.results import RunResult
 
 
@@ -115,7 +117,7 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
 
 
 def _bad_input_zmq(probe: StackProbe, consumers: list[str], topic: str) -> None:
-    expect = {Family.PRICES_KALSHI.value: len(consumers)}
+    expect = {Family.PRICES_KALSHI.value: price_subscribers(probe)}  # every subscriber back, not only those checked
     with take_over_port(probe, "kalshi_monitor", expect) as pub:
         for frames in _bad_price_frames(pub.price, topic):
             pub.send_raw(*frames)
@@ -155,8 +157,7 @@ def hwm(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     lost0, rx0 = probe.counter("game_shard", "lost"), probe.counter("game_shard", "prices_rx")
     unmapped0 = probe.counter("game_shard", "prices_unmapped")
     if probe.zmq_mode:
-        subs = len([s for s in ("game_shard", "execution_service", "zmq_listener") if s in probe.running()])
-        with take_over_port(probe, "kalshi_monitor", {Family.PRICES_KALSHI.value: subs}) as pub:
+        with take_over_port(probe, "kalshi_monitor", {Family.PRICES_KALSHI.value: price_subscribers(probe)}) as pub:
             _burst(probe, unmapped0, burst, lambda: pub.send_price("CHAOS-HWM"), pub.sync)
     else:
         maker = Takeover(proc=None, src=f"chaos.{os.getpid()}.hwm")  # type: ignore[arg-type]

@@ -26,12 +26,13 @@ from arbees_core.runtime.ports import find_holder
 from arbees_core.store.db import connect
 from arbees_core.topics import price_topic
 
-#: Services that subscribe to each publisher in ZMQ mode (who must reconnect after it restarts).
+#: Services that subscribe to each publisher in ZMQ mode (who must reconnect after it restarts); the api's dashboard
+#: feed subscribes to every publisher.
 SUBSCRIBERS: dict[str, tuple[str, ...]] = {
-    "kalshi_monitor": ("game_shard", "execution_service", "zmq_listener"),
-    "polymarket_monitor": ("game_shard", "execution_service", "zmq_listener"),
-    "game_shard": ("execution_service", "zmq_listener"),
-    "execution_service": ("zmq_listener",),
+    "kalshi_monitor": ("game_shard", "execution_service", "zmq_listener", "api"),
+    "polymarket_monitor": ("game_shard", "execution_service", "zmq_listener", "api"),
+    "game_shard": ("execution_service", "zmq_listener", "api"),
+    "execution_service": ("zmq_listener", "api"),
 }
 
 
@@ -348,6 +349,12 @@ def _end(proc: subprocess.Popen) -> None:
     proc.stdin.write("END\n")
     proc.stdin.close()
     proc.wait(timeout=60)
+
+
+def price_subscribers(probe: StackProbe) -> int:
+    """How many running services subscribe to a monitor's prices (ZMQ mode): a taken-over monitor port is ready once
+    that many have subscribed again, not only the ones a scenario checks."""
+    return len([s for s in SUBSCRIBERS["kalshi_monitor"] if s in probe.running()])
 
 
 def service_names() -> list[str]:
