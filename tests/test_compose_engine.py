@@ -13,7 +13,7 @@ import pytest
 
 from tests.docker_support import ComposeProject
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 PIPELINE = ("market_discovery", "zmq_listener", "kalshi_monitor", "polymarket_monitor", "game_shard",
             "execution_service")
@@ -99,19 +99,20 @@ def test_phases_1_to_3_pass_on_compose(compose_project: ComposeProject, phase: s
         assert "docker exec" in nc["evidence"] and "succeeded" in nc["evidence"]
 
 
+@pytest.mark.timeout(900)
 def test_phases_4_and_5_then_decide_and_report_on_compose(compose_project: ComposeProject) -> None:
     """Quick durations: both modes measured through container networking, a short soak, the decision matrix."""
-    p4 = compose_project.arbees("phase", "4", "--runtime", "compose", "--windows", "2", "--window-seconds", "12",
-                                "--warmup", "3", "--json")
+    p4 = compose_project.arbees("phase", "4", "--runtime", "compose", "--windows", "2", "--window-seconds", "8",
+                                "--warmup", "2", "--json")
     r4 = as_json(p4)
     assert p4.returncode == 0 and r4["passed"], failed_checks(r4)
-    p5 = compose_project.arbees("phase", "5", "--runtime", "compose", "--duration", "40s", "--interval", "8s",
+    p5 = compose_project.arbees("phase", "5", "--runtime", "compose", "--duration", "30s", "--interval", "6s",
                                 "--json")
     r5 = as_json(p5)
     assert p5.returncode == 0 and r5["passed"], failed_checks(r5)
     decide = compose_project.arbees("decide", "--json")
     verdict = as_json(decide)
-    # a 40 s soak cannot prove memory stability: never GO, and never a crash or loss
+    # a 30 s soak cannot prove memory stability: never GO, and never a crash or loss
     assert decide.returncode == 2 and verdict["decision"] == "DEBUG", verdict
     report = compose_project.arbees("report")
     assert report.returncode == 0, report.stderr[-2000:]
@@ -205,15 +206,17 @@ def test_a_setting_that_cannot_heal_is_one_line_and_a_failed_service_not_a_crash
         compose_project.compose("--profile", "full", "up", "-d", "--wait", "--force-recreate", "game_shard")
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("scenario", ["kill-game_shard", "kill-execution_service", "redis-outage", "postgres-outage",
-                                      "bad-input", "hwm", "feed-gap", "leg-miss"])
+                                      "bad-input", "hwm"])
 def test_chaos_scenarios_run_on_the_compose_stack(compose_project: ComposeProject, scenario: str) -> None:
     """The same scenarios as on the local runtime, with the engine's own faults: `docker kill` (the restart
     policy restarts), `docker pause` of arbees-redis, `docker stop` of arbees-timescaledb, and bad frames or a
-    burst from a container on arbees-network answering to kalshi_monitor's name."""
+    burst from a container on arbees-network answering to kalshi_monitor's name. (`feed-gap` and `leg-miss` act
+    inside the simulated venue through `.env` and a restart, the same on both runtimes: tested locally.)"""
     ensure_mode(compose_project, True)
-    done = compose_project.arbees("chaos", scenario, "--runtime", "compose", "--outage", "10s", "--flow-timeout",
-                                  "60s", "--json", timeout=900)
+    done = compose_project.arbees("chaos", scenario, "--runtime", "compose", "--outage", "8s", "--flow-timeout",
+                                  "45s", "--json", timeout=900)
     result = as_json(done)
     assert done.returncode == 0 and result["passed"], failed_checks(result)
 

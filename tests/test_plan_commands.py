@@ -27,7 +27,7 @@ import pytest
 
 from tests.docker_support import ComposeProject, build_vpn_standin
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 Check = Callable[[str], bool]
 
