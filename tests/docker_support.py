@@ -2,8 +2,9 @@
 
 The stack runs under the plan's fixed names (containers `kalshi_monitor`, `arbees-redis`, network
 `arbees-network`), so one engine holds one arbees stack at a time: the fixture refuses to take over a stack that
-another checkout started. The image is built once per test session from this checkout; the project folder is a
-temporary copy of the compose files with its own `.env`, so no test touches the developer's `.env`.
+another checkout started, and removes one that a killed test session left behind. The image is built once per
+test session from this checkout; the project folder is a temporary copy of the compose files with its own `.env`,
+so no test touches the developer's `.env`.
 
 Settings read from the environment (the lines `../shared/docker-offline/setup.sh` prints, or none for Docker Hub):
 PYTHON_IMAGE, ARBEES_REDIS_IMAGE, ARBEES_TIMESCALEDB_IMAGE, ARBEES_BUILD_NETWORK (host where the default bridge
@@ -76,6 +77,26 @@ def existing_stack() -> str:
     done = run(["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
                 '{{.Label "com.docker.compose.project.working_dir"}}'], timeout=30)
     return ", ".join(sorted({d for d in done.stdout.split() if d}))
+
+
+def left_by_a_test_session(working_dirs: str) -> bool:
+    """Whether every working directory of a stack is a test session's (a pytest temporary folder) or is gone: such
+    a stack was left by a session that was killed before its teardown, and the session holding the engine lock may
+    remove it. An operator's stack (any other folder that still exists) is never touched."""
+    dirs = [d.strip() for d in working_dirs.split(",") if d.strip()]
+    return bool(dirs) and all("/pytest-of-" in d or not Path(d).exists() for d in dirs)
+
+
+def remove_stack() -> None:
+    """Every container, network and volume of the arbees compose project, without its compose files (they went
+    with the session that made them)."""
+    label = f"label=com.docker.compose.project={PROJECT}"
+    for kind, listing in (("container", ["ps", "-aq"]), ("network", ["network", "ls", "-q"]),
+                          ("volume", ["volume", "ls", "-q"])):
+        ids = run(["docker", *listing, "--filter", label], timeout=60).stdout.split()
+        if ids:
+            remove = ["rm", "-f"] if kind == "container" else [kind, "rm"]
+            run(["docker", *remove, *ids], timeout=120)
 
 
 @contextlib.contextmanager
@@ -194,6 +215,10 @@ def compose_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compos
         unavailable(reason)
     with engine_lock():
         other = existing_stack()
+        if other and left_by_a_test_session(other):
+            print(f"removing the arbees stack an unfinished test session left ({other})", file=sys.stderr)
+            remove_stack()
+            other = existing_stack()
         if other:
             unavailable(f"an arbees compose stack started from {other} is on this engine; the docker tests use "
                         "the plan's container names: stop it first (`docker compose --profile full down`)")
