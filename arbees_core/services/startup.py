@@ -22,20 +22,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arbees_core.config import ConfigError, state_dir
+from arbees_core import settings as S
+from arbees_core.config import ConfigError, Env, state_dir
 from arbees_core.telemetry.metrics import read_snapshot, write_snapshot
 
 #: Exit code of a configuration error; a supervisor that restarts on exit must not restart on this one.
 EXIT_CONFIG = 2
 #: exit (default): exit with EXIT_CONFIG; hold: stay alive until SIGTERM (under a restart policy).
-CONFIG_ERROR_ENV = "ARBEES_CONFIG_ERROR"
+CONFIG_ERROR_ENV = S.ARBEES_CONFIG_ERROR.name
 #: Snapshot state of a service stopped by a configuration error (its `error` field holds the line).
 STATE_CONFIG_ERROR = "config_error"
 
 
 def hold_on_config_error() -> bool:
-    """Whether ARBEES_CONFIG_ERROR says hold. Read directly: the configuration may be what is broken."""
-    return os.environ.get(CONFIG_ERROR_ENV, "").strip().lower() == "hold"
+    """Whether ARBEES_CONFIG_ERROR says hold; a malformed value means exit (it may be the error being reported)."""
+    try:
+        return Env().get(S.ARBEES_CONFIG_ERROR) == "hold"
+    except ConfigError:
+        return False
 
 
 def config_error_snapshot(service: str, message: str) -> dict[str, Any]:

@@ -78,7 +78,7 @@ LOG_LEVEL = Choice("LOG_LEVEL", "INFO", "log level; DEBUG adds the libraries' ow
 LOG_SAMPLE_PER_SEC = Float("LOG_SAMPLE_PER_SEC", 5.0, "sampled hot-path log lines", PUBLISHERS, unit="lines/s",
                            minimum=0.0)
 METRICS_PORT = Int("METRICS_PORT", 0, "Prometheus text endpoint (0 = off by hand; the local runtime sets it)",
-                   PIPELINE, minimum=0)
+                   PIPELINE, minimum=0, maximum=65535)
 METRICS_HOST = Str("METRICS_HOST", _LOCAL, "host the Prometheus endpoint binds", PIPELINE)
 ARBEES_CONFIG_ERROR = Choice("ARBEES_CONFIG_ERROR", "exit", "on a configuration error: exit with code 2, or hold "
                              "until SIGTERM (under a restart policy)", PIPELINE, choices=("exit", "hold"))

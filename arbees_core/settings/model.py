@@ -16,21 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from arbees_core.config import REDACTED, ConfigError, check_database_url, check_endpoint, check_redis_url
+from arbees_core.config import REDACTED, UNSET, ConfigError, check_database_url, check_endpoint, check_redis_url
 
 T = TypeVar("T")
 #: Every declared setting by name, in declaration order.
 DECLARED: dict[str, Setting[Any]] = {}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,12 +274,6 @@ def declared(name: str) -> Setting[Any]:
 def read_by(reader: str) -> list[Setting[Any]]:
     """The settings `reader` (a service name, or `arbees`) reads, in declaration order."""
     return [s for s in DECLARED.values() if reader in s.readers]
-
-
-def check_all(reader: str, environ: Mapping[str, str]) -> None:
-    """Parse every setting `reader` reads from `environ`: the first malformed one raises its ConfigError."""
-    for setting in read_by(reader):
-        setting.read(environ)
 
 
 def is_declared_secret(name: str) -> bool:
