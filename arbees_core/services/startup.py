@@ -15,8 +15,10 @@ them out in-process (`telemetry.peers`). A configuration error does not heal: `R
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -76,6 +78,26 @@ def health_problem(snap: dict[str, Any] | None, age_s: float, stale_s: float = 1
         return f"state={state}, metrics snapshot {age_s:.0f}s old"
     if state != "running":
         return f"{state}: {peers_problem(snap)}" if peers_problem(snap) else state
+    return ""
+
+
+def container_problem() -> str:
+    """What compose's healthcheck reports for the service this container runs (ARBEES_SERVICE), "" when healthy:
+    its snapshot's problem (`health_problem`), or in ZMQ mode a PUB port that does not answer."""
+    env = Env()
+    path = state_dir() / "metrics" / f"{env.get(S.ARBEES_SERVICE)}.json"
+    try:
+        snap, age = json.loads(path.read_text()), time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        snap, age = None, 0.0
+    problem = health_problem(snap, age)
+    if problem or not (env.get(S.ZMQ_ENABLED) and env.is_set(S.ZMQ_PUB_PORT)) or env.get(S.ZMQ_PUB_ENDPOINT):
+        return problem
+    port = env.get(S.ZMQ_PUB_PORT)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError as e:
+        return f"ZMQ PUB port {port} does not answer: {e}"
     return ""
 
 

@@ -90,6 +90,8 @@ ARBEES_STATE_DIR = Str("ARBEES_STATE_DIR", "", "logs, runs, spool, metrics snaps
                        (*PIPELINE, ARBEES), shown_default="`.arbees/` in ARBEES_HOME")
 ARBEES_ENV_FILE = Str("ARBEES_ENV_FILE", "", "the `.env` file", (*PIPELINE, ARBEES),
                       shown_default="`.env` in ARBEES_HOME")
+ARBEES_SERVICE = Str("ARBEES_SERVICE", "", "the service a container runs (the image's CMD, the healthcheck)",
+                     PIPELINE, shown_default="set per service by docker-compose.yml")
 DATABASE_URL = DatabaseUrl("DATABASE_URL", "", "PostgreSQL (market mapping, paper trades)",
                            (MARKET_DISCOVERY, *MONITORS, GAME_SHARD, EXECUTION_SERVICE, API, ARBEES),
                            shown_default="none (the local runtime: its embedded server)")
