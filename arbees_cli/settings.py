@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
     @app.command("settings")
     def settings_cmd(service: Optional[str] = typer.Argument(None, help="Only the settings this service (or "
                                                              "`arbees`) reads."),
-                     as_json: bool = typer.Option(False, "--json", help="One JSON object: {settings, errors}.")) -> None:
+                     as_json: bool = typer.Option(False, "--json",
+                                                  help="One JSON object: {settings, errors, passed}.")) -> None:
         """List every setting arbees reads (declared in arbees_core/settings): type, default, unit, readers, and
         the value set here (environment over `.env`; secrets `***`). Exit 1 when a value set here is malformed."""
         try:
