@@ -123,6 +123,11 @@ class Env:
         for setting in read_by(reader):
             setting.read(self._env)
 
+    def __getattr__(self, name: str) -> Any:
+        """`env.int("NAME", ...)` and the other by-name reads are gone: say how to read a setting now."""
+        raise AttributeError(f"Env.{name}: settings are read through their declarations: declare the variable in "
+                             "arbees_core/settings/__init__.py and read it with env.get(S.NAME)")
+
     def is_set(self, setting: Setting[Any]) -> bool:
         """Whether `setting` is set to something other than blanks (an explicit request, not the default)."""
         return bool((setting.raw(self._env) or "").strip())

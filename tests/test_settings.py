@@ -129,10 +129,18 @@ def _is_environ(node: ast.AST) -> bool:
         and node.value.id == "os"
 
 
+_BY_NAME_READS = {"str", "int", "float", "bool", "list", "endpoints", "redis_url", "database_url"}
+
+
 def _reads_one_variable(node: ast.AST) -> bool:
-    """os.environ.get(...) / .setdefault(...) / [...] / `in os.environ`, or getenv(...)."""
+    """os.environ.get(...) / .setdefault(...) / [...] / `in os.environ`, getenv(...), or a typed read by name
+    (`env.int("NAME", ...)`, what Env offered before the declarations)."""
     if isinstance(node, ast.Call):
         func = node.func
+        first = node.args[0] if node.args else None
+        if isinstance(func, ast.Attribute) and func.attr in _BY_NAME_READS and isinstance(first, ast.Constant) \
+                and isinstance(first.value, str) and first.value.isupper() and first.value.isidentifier():
+            return True
         return (isinstance(func, ast.Attribute) and (_is_environ(func.value) or func.attr == "getenv")) or \
             (isinstance(func, ast.Name) and func.id == "getenv")
     if isinstance(node, ast.Subscript):

@@ -218,7 +218,7 @@ MIRROR_NICE = Int("MIRROR_NICE", 10, "CPU niceness (off the hot path)", (ZMQ_LIS
 
 # --- api (the operators' dashboard) ---
 API_HOST = Str("API_HOST", _LOCAL, "host the dashboard binds", (API,))
-API_PORT = Int("API_PORT", _API_HTTP_PORT, "the dashboard's HTTP port", (API, ARBEES), minimum=1)
+API_PORT = Int("API_PORT", _API_HTTP_PORT, "the dashboard's HTTP port", (API, ARBEES), minimum=1, maximum=65535)
 API_PUSH_MS = Float("API_PUSH_MS", 250.0, "how often changes go to the browsers", (API,), unit="ms", minimum=20.0)
 API_CLIENT_QUEUE = Int("API_CLIENT_QUEUE", 64, "updates a browser may fall behind before they are dropped", (API,),
                        unit="updates", minimum=2)
