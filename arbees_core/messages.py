@@ -228,13 +228,6 @@ _msgpack_probe = msgspec.msgpack.Decoder(_VersionProbe)
 WIRE_FORMATS: Final = S.ARBEES_WIRE.choices
 
 
-def wire_format_from_env() -> str:
-    """`ARBEES_WIRE` (json | msgpack), json when unset."""
-    from arbees_core.config import Env
-
-    return Env().get(S.ARBEES_WIRE)
-
-
 def encode(msg: Message, wire: str = "json") -> bytes:
     """Serialise a message for the wire."""
     return _msgpack_encoder.encode(msg) if wire == "msgpack" else _json_encoder.encode(msg)
