@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: os.environ uses that read no single setting, with why (everything else goes through a declaration).
 ALLOWED_ENVIRON_USES = {
-    ("arbees_core/config.py", "load_dotenv_into_environ"): "writes `.env` values into the environment, reads none",
+    ("arbees_core/runtime/base.py", "process_environment"): "saves the values it overrides, to put them back",
     ("arbees_core/runtime/preflight.py", "settings_error"): "says where the variable an error names was set",
 }
 
@@ -133,18 +133,19 @@ _BY_NAME_READS = {"str", "int", "float", "bool", "list", "endpoints", "redis_url
 
 
 def _reads_one_variable(node: ast.AST) -> bool:
-    """os.environ.get(...) / .setdefault(...) / [...] / `in os.environ`, getenv(...), or a typed read by name
-    (`env.int("NAME", ...)`, what Env offered before the declarations)."""
+    """os.environ.get(...) / [...] / `in os.environ`, getenv(...), or a typed read by name (`env.int("NAME", ...)`,
+    what Env offered before the declarations). Writes (`os.environ[k] = v`, .setdefault, .update, .pop) read none."""
     if isinstance(node, ast.Call):
         func = node.func
         first = node.args[0] if node.args else None
         if isinstance(func, ast.Attribute) and func.attr in _BY_NAME_READS and isinstance(first, ast.Constant) \
                 and isinstance(first.value, str) and first.value.isupper() and first.value.isidentifier():
             return True
-        return (isinstance(func, ast.Attribute) and (_is_environ(func.value) or func.attr == "getenv")) or \
+        return (isinstance(func, ast.Attribute) and func.attr in ("get", "getenv", "__getitem__")
+                and (_is_environ(func.value) or func.attr == "getenv")) or \
             (isinstance(func, ast.Name) and func.id == "getenv")
     if isinstance(node, ast.Subscript):
-        return _is_environ(node.value)
+        return _is_environ(node.value) and isinstance(node.ctx, ast.Load)
     return isinstance(node, ast.Compare) and any(_is_environ(c) for c in node.comparators)
 
 
