@@ -67,6 +67,7 @@ def test_every_setting_constant_is_named_as_its_variable_and_declared_once() -> 
 
 def test_every_reader_is_a_service_or_the_cli() -> None:
     known = {s.name for s in SERVICES} | {S.ARBEES}
+    assert set(S.PIPELINE) == {s.name for s in SERVICES}, "a new service: add it to settings.PIPELINE"
     assert {r for s in S.DECLARED.values() for r in s.readers} <= known
 
 

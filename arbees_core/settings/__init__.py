@@ -6,7 +6,8 @@ error for a malformed value are the same for every reader, the preflight check (
 is generated from this module (`python -m arbees_core.settings --markdown`) and a test keeps the two equal.
 
 To add a setting: one declaration in its area below (readers: the services that read it, `ARBEES` for the CLI and
-its runtimes), read it with `env.get(S.NAME)`, then regenerate the README table.
+its runtimes), read it with `env.get(S.NAME)`, then regenerate the README table. A new service: add it to
+PIPELINE (the settings every service reads) and to the groups whose settings it reads.
 """
 
 from __future__ import annotations
