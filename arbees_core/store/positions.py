@@ -22,7 +22,7 @@ from arbees_core.messages import MarketResolution
 from arbees_core.store.db import datetime_to_ns as _to_ns
 from arbees_core.store.db import ns_to_datetime
 from arbees_core.store.spool import SpoolRecord
-from arbees_core.strategy.positions import LegPosition, legs_of, settle
+from arbees_core.strategy.positions import LegPosition, legs_of, sell_before_settlement, settle
 
 _COLUMNS = ("pair_id", "leg", "game_id", "venue", "ticker", "side", "qty", "cost_cents", "exited_qty",
             "exit_proceeds_cents", "realised_pnl_cents", "opened_at", "closed_at", "close_reason", "result",
@@ -76,10 +76,41 @@ def settle_known(legs: list[LegPosition], resolved: dict[tuple[str, str], tuple]
     return out
 
 
+_SELL = ("UPDATE positions SET qty = %s, cost_cents = %s, exited_qty = %s, exit_proceeds_cents = %s, "
+         "realised_pnl_cents = %s, closed_at = %s, close_reason = %s, result = %s, payout_cents = %s "
+         "WHERE pair_id = %s AND leg = %s")
+
+
+def apply_exits(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
+    """Apply newly stored exits' sales to their pairs' legs (call inside their insert transaction, which
+    `executed_signals` gates, so an exit is applied once). A leg settled meanwhile is sold as it was before its
+    settlement and settled again (`sell_before_settlement`). Returns the legs changed."""
+    changed = 0
+    for rec in records:
+        sales = [r for r in rec.results if r.action == "sell" and r.filled_qty > 0 and r.avg_price is not None]
+        if not rec.pair_id or not sales:
+            continue
+        rows = conn.execute("SELECT " + ", ".join(_COLUMNS) + " FROM positions WHERE pair_id = %s FOR UPDATE",
+                            (rec.pair_id,)).fetchall()
+        legs = {leg.leg: leg for leg in map(_leg, rows)}
+        for r in sales:
+            if r.leg not in legs:
+                continue
+            leg = sell_before_settlement(legs[r.leg], r.filled_qty, r.filled_qty * float(r.avg_price or 0.0)
+                                         - r.fees_cents, r.ts_fill_ns or rec.executed_ns)
+            legs[r.leg] = leg
+            conn.execute(_SELL, (leg.qty, leg.cost_cents, leg.exited_qty, leg.exit_proceeds_cents,
+                                 leg.realised_pnl_cents, ns_to_datetime(leg.closed_ns) if leg.closed_ns else None,
+                                 leg.close_reason or None, leg.result or None,
+                                 leg.payout_cents if leg.close_reason == "settled" else None, leg.pair_id, leg.leg))
+            changed += 1
+    return changed
+
+
 def insert_positions(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
     """Open the positions of newly stored signals (call inside their insert transaction); a leg whose market has
     already resolved is stored settled. Returns the rows written."""
-    rows = [(leg, rec.transport) for rec in records for leg in record_legs(rec)]
+    rows = [(leg, rec.transport) for rec in records if not rec.pair_id for leg in record_legs(rec)]
     if not rows:
         return 0
     resolved = resolved_markets(conn, (leg.market for leg, _ in rows))
