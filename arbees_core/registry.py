@@ -68,8 +68,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 compose_name="market-discovery", description="finds both venues' markets, stores the game mapping"),
     ServiceSpec(topics.ZMQ_LISTENER, "arbees_core.services.zmq_listener", None,
                 ("ZMQ_KALSHI_ENDPOINT", "ZMQ_POLYMARKET_ENDPOINT", "ZMQ_GAME_SHARD_ENDPOINT", "ZMQ_EXECUTION_ENDPOINT",
-                 "ZMQ_LISTENER_ENDPOINTS", "MIRROR_BUFFER_MAX", "MIRROR_LOG_PER_SEC", "MIRROR_FLUSH_MS",
-                 "MIRROR_BATCH_MAX", "MIRROR_NICE"),
+                 "ZMQ_POSITION_TRACKER_ENDPOINT", "ZMQ_LISTENER_ENDPOINTS", "MIRROR_BUFFER_MAX", "MIRROR_LOG_PER_SEC",
+                 "MIRROR_FLUSH_MS", "MIRROR_BATCH_MAX", "MIRROR_NICE"),
                 description="mirrors the ZMQ hot path into Redis streams"),
     ServiceSpec(topics.KALSHI_MONITOR, "arbees_core.services.kalshi_monitor", topics.KALSHI_MONITOR_PORT,
                 ("ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "KALSHI_SOURCE", "DATABASE_URL", *SIM_ENV, *KALSHI_LIVE_ENV,
@@ -89,7 +89,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 ("ZMQ_SUB_ENDPOINT", "ZMQ_PRICE_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL",
                  "SPOOL_PATH", "SPOOL_FSYNC", "SIGNAL_MAX_AGE_MS", "PRICE_DRAIN_MS", "KILL_SWITCH_FILE",
                  "PAPER_TRADING", "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "LEG_POLICY", "KALSHI_TAKER_FEE_RATE",
-                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
+                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF", "ZMQ_EXIT_ENDPOINT"),
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),
     ServiceSpec(topics.API, "arbees_core.services.api", None,
                 ("API_HOST", "API_PORT", "API_PUSH_MS", "API_CLIENT_QUEUE", "API_WINDOW_S", "DATABASE_URL",
@@ -97,6 +97,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
                  "MIN_EDGE_PCT", "MAX_PRICE_AGE_MS", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE",
                  "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
                 description="operators' live dashboard and JSON API (HTTP :8000)", http_port=topics.API_PORT),
+    ServiceSpec(topics.POSITION_TRACKER, "arbees_core.services.position_tracker", topics.POSITION_TRACKER_PORT,
+                ("ZMQ_PRICE_ENDPOINTS", "ZMQ_EXECUTION_ENDPOINT", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL",
+                 "POSITION_MARK_MS", "POSITION_RELOAD_S", "EXIT_MIN_GAIN_CENTS", "EXIT_COOLDOWN_MS",
+                 "KALSHI_TAKER_FEE_RATE", "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
+                depends_on=(topics.EXECUTION_SERVICE,),
+                description="positions per pair and market, marked, settled -> positions.pair.<id>, exits"),
 )
 
 BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}

@@ -1,7 +1,8 @@
 """zmq_listener: mirrors the ZMQ hot path into Redis streams for everything off the hot path.
 
-SUB to every publisher (monitors, game_shard, execution_service) -> pipelined XADD into `prices:kalshi`,
-`prices:poly`, `signals:trades`, `trades:results`, `heartbeats` (MAXLEN ~). It only consumes ZMQ and only writes
+SUB to every publisher (monitors, game_shard, execution_service, position_tracker) -> pipelined XADD into
+`prices:kalshi`, `prices:poly`, `signals:trades`, `trades:results`, `heartbeats`, `positions:updates`,
+`positions:exits` (MAXLEN ~). It only consumes ZMQ and only writes
 Redis, so it can never re-publish into a channel it consumes (the original doubled every signal that way).
 While Redis is away or refuses it (`DENIED`, `NOAUTH`, ...: one line per reason, never an exit) it buffers up to
 `MIRROR_BUFFER_MAX` frames, counts what it drops, and catches up once Redis is usable.
@@ -28,6 +29,7 @@ from arbees_core.topics import (
     GAME_SHARD_PORT,
     KALSHI_MONITOR_PORT,
     POLYMARKET_MONITOR_PORT,
+    POSITION_TRACKER_PORT,
     ZMQ_LISTENER,
     Family,
     stream_for_topic,
@@ -44,6 +46,8 @@ ENDPOINT_VARS = {
     "ZMQ_GAME_SHARD_ENDPOINT": tcp_endpoint("127.0.0.1", GAME_SHARD_PORT),
     "ZMQ_EXECUTION_ENDPOINT": tcp_endpoint("127.0.0.1", EXECUTION_SERVICE_PORT),
 }
+#: position_tracker's publisher (`positions.*`), mirrored into `positions:updates` / `positions:exits` too.
+TRACKER_ENDPOINT_VAR = {"ZMQ_POSITION_TRACKER_ENDPOINT": tcp_endpoint("127.0.0.1", POSITION_TRACKER_PORT)}
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class ListenerConfig:
     @classmethod
     def from_env(cls, env: Env) -> "ListenerConfig":
         endpoints = env.endpoints("ZMQ_LISTENER_ENDPOINTS") or [
-            check_endpoint(k, env.str(k, v) or v) for k, v in ENDPOINT_VARS.items()]
+            check_endpoint(k, env.str(k, v) or v) for k, v in {**ENDPOINT_VARS, **TRACKER_ENDPOINT_VAR}.items()]
         return cls(endpoints=endpoints, buffer_max=env.int("MIRROR_BUFFER_MAX", 200_000, minimum=100),
                    log_per_s=env.float("MIRROR_LOG_PER_SEC", 2.0, minimum=0.0),
                    flush_ms=env.float("MIRROR_FLUSH_MS", 5.0, minimum=0.0),

@@ -172,3 +172,8 @@ def unequal_pairs(conn: psycopg.Connection, since: datetime | None = None) -> li
     where, params = ("WHERE created_at >= %s", (since,)) if since is not None else ("", ())
     rows = conn.execute(_UNEQUAL_PAIRS.format(where=where), params).fetchall()
     return [(r[0], float(r[1]), float(r[2])) for r in rows]
+
+
+#: The columns of a `positions` row, and the leg one such row holds (for the tracker's reads, store/marks.py).
+POSITION_COLUMNS = _COLUMNS
+leg_from_row = _leg
