@@ -128,7 +128,7 @@ class PositionTracker(Service):
             "exposure_usd": round(sum(m.cost_cents for m in marks) / 100, 4),
             "unrealised_pnl_usd": None if None in unrealised else round(sum(u or 0.0 for u in unrealised) / 100, 4),
             "closed_legs": self._totals[0], "realised_pnl_usd": round(self._totals[1] / 100, 4),
-            "resolutions_pending": len(self._resolutions)}}
+            "resolutions_pending": len(self._resolutions)}, "books": len(self.books)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
