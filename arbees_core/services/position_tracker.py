@@ -140,8 +140,7 @@ class PositionTracker(Service):
             self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
                           getattr(publisher, "endpoint", ""))
         self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
-        sub = make_subscriber(self.settings, FAMILIES, self.cfg.endpoints, last_value=True,
-                              name="position_tracker subscriber")
+        sub = make_subscriber(self.settings, FAMILIES, self.cfg.endpoints, last_value=True)
         inbox = Inbox(sub, self.metrics, self.name)
         try:
             while not stop.is_set():
