@@ -8,7 +8,8 @@ settling, so their order does not matter and each is idempotent. Exposure is the
 rows; `load_open` rebuilds execution's `PositionBook` from them at a restart.
 
 The settlement arithmetic is `strategy/positions.settle`, the same function the in-memory book uses.
-Made to be taken over by a position tracker (marking to market, exits): it only needs these two tables.
+execution_service's trade writer is the only writer of a leg's contracts and cost; position_tracker stores market
+results too (the same idempotent `record_resolutions`) and keeps its marks apart (`store/marks.py`).
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def record_resolutions(conn: psycopg.Connection, resolutions: list[MarketResolut
     already stored is kept, a position already closed is left. Returns the positions settled."""
     if not resolutions:
         return 0
+    # in one order (markets, then legs): execution's writer and position_tracker may store the same results at once
+    resolutions = sorted(resolutions, key=lambda r: (r.venue, r.ticker))
     with conn.transaction():
         with conn.cursor() as cur:
             cur.executemany(_INSERT_RESOLUTION, [(r.venue, r.ticker, r.result, r.game_id,
@@ -133,7 +136,8 @@ def record_resolutions(conn: psycopg.Connection, resolutions: list[MarketResolut
         markets = {(r.venue, r.ticker) for r in resolutions}
         resolved = resolved_markets(conn, markets)
         rows = conn.execute("SELECT " + ", ".join(_COLUMNS) + " FROM positions WHERE closed_at IS NULL AND "
-                            "(venue, ticker) IN (SELECT * FROM unnest(%s::text[], %s::text[])) FOR UPDATE",
+                            "(venue, ticker) IN (SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY pair_id, leg "
+                            "FOR UPDATE",
                             ([m[0] for m in markets], [m[1] for m in markets])).fetchall()
         done = settle_known([_leg(r) for r in rows], resolved)
         with conn.cursor() as cur:
