@@ -120,15 +120,18 @@ class PositionTracker(Service):
                    env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
 
     def extra_snapshot(self) -> dict[str, Any]:
+        """The positions' figures; the numeric ones are also gauges (`arbees_positions_<name>` in Prometheus)."""
         marks = list(self.marks.values())
         unrealised = [m.unrealised_pnl_cents for m in marks]
-        return {"positions": {
-            "known": self.known, "open_pairs": len(self.pairs),
-            "open_legs": sum(1 for legs in self.pairs.values() for leg in legs if leg.open),
-            "exposure_usd": round(sum(m.cost_cents for m in marks) / 100, 4),
-            "unrealised_pnl_usd": None if None in unrealised else round(sum(u or 0.0 for u in unrealised) / 100, 4),
-            "closed_legs": self._totals[0], "realised_pnl_usd": round(self._totals[1] / 100, 4),
-            "resolutions_pending": len(self._resolutions)}, "books": len(self.books)}
+        figures = {"open_pairs": len(self.pairs),
+                   "open_legs": sum(1 for legs in self.pairs.values() for leg in legs if leg.open),
+                   "exposure_usd": round(sum(m.cost_cents for m in marks) / 100, 4),
+                   "unrealised_pnl_usd": None if None in unrealised else round(sum(u or 0.0 for u in unrealised) / 100,
+                                                                               4),
+                   "closed_legs": self._totals[0], "realised_pnl_usd": round(self._totals[1] / 100, 4),
+                   "resolutions_pending": len(self._resolutions)}
+        self.metrics.gauges.update({f"positions_{k}": v for k, v in figures.items() if v is not None})
+        return {"positions": {"known": self.known, **figures}, "books": len(self.books)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
