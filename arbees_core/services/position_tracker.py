@@ -176,7 +176,10 @@ class PositionTracker(Service):
             self.with_store(self.reload)
         if self.known and now >= self._next_mark:
             self._next_mark = now + self.cfg.mark_ms / 1000
-            self.with_store(self.mark_all)
+            if self._link.may_try():
+                self.with_store(self.mark_all)
+            else:
+                self.mark_all(None)  # PostgreSQL away: marks and exits from memory, not stored
         self.tick()
 
     # -- the store -----------------------------------------------------------------------------------------------
