@@ -123,7 +123,11 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         procs.start("position_tracker", ZMQ_PUB_PORT=env["_PORT_position_tracker"])
         wait_for(lambda: "Idempotency:" in procs.log("execution_service") and
                  "Tracking 0 open pairs" in procs.log("position_tracker"), 30, "both services ready", procs)
-        yield Stack(procs, settings, database_url, venues, shard, watch)
+        ready = Stack(procs, settings, database_url, venues, shard, watch)
+        if zmq_mode:  # the tracker publishes a pair's update when it changes: be subscribed before anything trades
+            wait_for(lambda: ready.updates() is not None and env["ZMQ_POSITION_TRACKER_ENDPOINT"] in watch.connected,
+                     20, "the test subscribed to position_tracker", procs)
+        yield ready
     finally:
         procs.stop_all()
         for outbox in (venues, shard):
@@ -204,11 +208,14 @@ def test_a_markets_result_settles_the_pair(stack: Stack) -> None:
 def test_a_restarted_tracker_rebuilds_from_postgresql_and_counts_nothing_twice(stack: Stack) -> None:
     [(closed_legs, realised)] = stack.rows("SELECT count(*), sum(realised_pnl_cents) FROM positions")
     wait_for(lambda: stack.tracker("closed_legs") == closed_legs == 4, 10, "totals before", stack.procs)
+    before = stack.procs.metrics("position_tracker")["instance"]
     assert stack.procs.stop("position_tracker") == 0
     stack.procs.start("position_tracker", ZMQ_PUB_PORT=stack.procs.env["_PORT_position_tracker"])
     wait_for(lambda: stack.procs.log("position_tracker").count("Tracking 0 open pairs") == 2, 20, "restarted",
              stack.procs)
-    wait_for(lambda: stack.tracker("closed_legs") == 4, 10, "totals after", stack.procs)
+    wait_for(lambda: stack.procs.metrics("position_tracker").get("instance") not in (None, before) and
+             stack.tracker("known"), 20, "the new instance's figures", stack.procs)
+    assert stack.tracker("closed_legs") == 4
     assert stack.tracker("realised_pnl_usd") == pytest.approx(realised / 100, abs=1e-4)
     assert stack.procs.counter("position_tracker", "pairs_closed") == 0  # nothing closed again
     assert stack.rows("SELECT count(*), sum(realised_pnl_cents) FROM positions") == [(4, pytest.approx(realised))]

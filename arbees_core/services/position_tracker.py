@@ -56,6 +56,8 @@ from arbees_core.topics import (
 from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, make_publisher, make_subscriber
 
 FAMILIES = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS, Family.RESULTS]
+#: How long a trade result's pair is re-read for (every loop) until the store shows it, seconds.
+AWAIT_STORED_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class PositionTracker(Service):
         self._open_markets: set[tuple[str, str]] = set()
         self._resolutions: list[MarketResolution] = []
         self._reload_due = True
+        #: pairs a trade result announced that the store did not show yet -> give up at (monotonic s)
+        self._awaiting: dict[str, float] = {}
+        self._exits: dict[str, tuple[str, float]] = {}  # exit id -> (pair, its held qty when signalled)
         self._next_reload = self._next_mark = 0.0
         self._totals = (0, 0.0)
         self._link = PeerLink(postgres_peer(cfg.database_url), "tracking positions")
@@ -162,8 +167,11 @@ class PositionTracker(Service):
             self.books[(msg.venue, msg.ticker)] = msg
         elif isinstance(msg, TradeResult):
             self.metrics.inc("results_rx")
-            if msg.filled_qty > 0:
-                self._reload_due = True  # its pair opened or changed: read it once the writer has stored it
+            if msg.filled_qty > 0:  # its pair opened or changed: re-read until the writer has stored it
+                self._reload_due = True
+                pair = self._exits.get(msg.signal_id, (msg.signal_id, 0.0))[0] if msg.action == "sell" else \
+                    msg.signal_id
+                self._awaiting[pair] = time.monotonic() + AWAIT_STORED_S
         elif isinstance(msg, MarketResolution):
             self.metrics.inc("resolutions_rx")
             self.books.pop((msg.venue, msg.ticker), None)
@@ -172,7 +180,8 @@ class PositionTracker(Service):
     def housekeeping(self) -> None:
         """Store heard resolutions, re-read the pairs when due, re-mark when due; then the heartbeat."""
         now = time.monotonic()
-        if self._link.may_try() and (self._resolutions or self._reload_due or now >= self._next_reload):
+        due = self._reload_due or bool(self._awaiting) or now >= self._next_reload
+        if self._link.may_try() and (self._resolutions or due):
             self.with_store(self.reload)
         if self.known and now >= self._next_mark:
             self._next_mark = now + self.cfg.mark_ms / 1000
@@ -232,12 +241,26 @@ class PositionTracker(Service):
             self.log.info("Tracking %d open pairs (%d legs) from PostgreSQL", len(pairs),
                           sum(len(legs) for legs in pairs.values()))
         self.known, self.pairs = True, pairs
+        self._settle_awaited(opened, closed)
         self._open_markets = {leg.market for legs in pairs.values() for leg in legs if leg.open}
         self.metrics.inc("pairs_opened", len(opened))
         self.publish_closed(conn, closed)
         self._totals = realised_totals(conn)
         if opened:
             self._next_mark = 0.0  # mark and publish the new pairs at once
+
+    def _settle_awaited(self, opened: list[str], closed: list[str]) -> None:
+        """Stop re-reading for the pairs the store now shows as the trade results said (opened, sold down or
+        closed), or after AWAIT_STORED_S (a result of a pair that opened nothing: an unwound, unhedged signal)."""
+        now = time.monotonic()
+        changed = set(opened) | set(closed)
+        for exit_id, (pair, qty) in list(self._exits.items()):
+            legs = self.pairs.get(pair, [])
+            if pair not in self.pairs or any(leg.qty != qty for leg in legs if leg.open):
+                changed.add(pair)
+                del self._exits[exit_id]
+        self._awaiting = {p: t for p, t in self._awaiting.items() if p not in changed and t > now and
+                          (p not in self.pairs or any(e[0] == p for e in self._exits.values()))}
 
     def publish_closed(self, conn: psycopg.Connection, pair_ids: list[str]) -> None:
         """A closed update for each pair that has no open leg any more, with its realised P&L as stored."""
@@ -298,6 +321,7 @@ class PositionTracker(Service):
         if sig is None:
             return
         self._exit_at[mark.pair_id] = time.monotonic()
+        self._exits[sig.exit_id] = (mark.pair_id, mark.qty)
         assert self.outbox is not None
         self.outbox.publish(exit_topic(mark.pair_id), sig)
         self.metrics.inc("exits_signalled")
