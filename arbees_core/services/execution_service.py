@@ -10,7 +10,8 @@ A signal is executed at most once: its id is checked against everything executed
 background writer moves them into PostgreSQL, so a database outage or a `kill -9` loses nothing and a redelivery
 trades nothing twice. The positions the fills open (`strategy/positions.PositionBook`, stored in `positions`)
 are the exposure the risk limits judge; they close when the monitors announce their market's resolution
-(`markets.resolved.*`), which frees the exposure. Risk rejections are counted per kind (`signals_rejected.<kind>`),
+(`markets.resolved.*`), or when position_tracker's exit signal (`positions.exit.*`) has both legs sold
+(`services/execution_exits.py`), which frees the exposure. Risk rejections are counted per kind (`signals_rejected.<kind>`),
 apart from errors. Run: `python -m arbees_core.services.execution_service`.
 """
 

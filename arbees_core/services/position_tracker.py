@@ -23,6 +23,7 @@ against the books it sees, recorded, the exposure freed. Run: `python -m arbees_
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, ma
 FAMILIES = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS, Family.RESULTS]
 #: How long a trade result's pair is re-read for (every loop) until the store shows it, seconds.
 AWAIT_STORED_S = 5.0
+#: Market results remembered as stored, so a monitor's replay of them is not written again (the newest kept).
+STORED_RESULTS_KEPT = 20_000
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class PositionTracker(Service):
         self.marks: dict[str, PairMark] = {}
         self._published: dict[str, tuple] = {}
         self._exit_at: dict[str, float] = {}
-        self._open_markets: set[tuple[str, str]] = set()
+        self._stored: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()  # results stored
         self._resolutions: list[MarketResolution] = []
         self._reload_due = True
         #: pairs a trade result announced that the store did not show yet -> give up at (monotonic s)
@@ -175,7 +178,8 @@ class PositionTracker(Service):
         elif isinstance(msg, MarketResolution):
             self.metrics.inc("resolutions_rx")
             self.books.pop((msg.venue, msg.ticker), None)
-            self._resolutions.append(msg)
+            if (msg.venue, msg.ticker) not in self._stored:  # a monitor replays its results to every late joiner
+                self._resolutions.append(msg)
 
     def housekeeping(self) -> None:
         """Store heard resolutions, re-read the pairs when due, re-mark when due; then the heartbeat."""
@@ -226,6 +230,10 @@ class PositionTracker(Service):
                 self._resolutions = heard + self._resolutions  # stored when PostgreSQL is back
                 raise
             self.metrics.inc("positions_settled", settled)
+            for res in heard:
+                self._stored[(res.venue, res.ticker)] = None
+            while len(self._stored) > STORED_RESULTS_KEPT:
+                self._stored.popitem(last=False)
             if settled:
                 names = ", ".join(f"{r.venue} {r.ticker} {r.result}" for r in heard[:4])
                 self.log.info("Settled %d position leg(s) on %d market result(s): %s%s", settled, len(heard), names,
@@ -242,7 +250,6 @@ class PositionTracker(Service):
                           sum(len(legs) for legs in pairs.values()))
         self.known, self.pairs = True, pairs
         self._settle_awaited(opened, closed)
-        self._open_markets = {leg.market for legs in pairs.values() for leg in legs if leg.open}
         self.metrics.inc("pairs_opened", len(opened))
         self.publish_closed(conn, closed)
         self._totals = realised_totals(conn)
