@@ -15,11 +15,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import redis
 
 from arbees_core.messages import ExitSignal, Leg, MarketResolution, PositionUpdate, PriceUpdate, TradingSignal
 from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
@@ -108,8 +108,9 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     database_url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
     redis_parts = urlsplit(redis_server_url)
     redis_url = urlunsplit((redis_parts.scheme, redis_parts.netloc, f"/{next(_dbs) % 16}", "", ""))
-    import redis as redis_lib
-    redis_lib.Redis.from_url(redis_url).flushdb()
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
     env = {**pipeline_env(zmq_mode, redis_url, database_url, folder), "EXIT_COOLDOWN_MS": "300",
            "POSITION_MARK_MS": "100", "POSITION_RELOAD_S": "0.5", "TRANSPORT_BLOCK_MS": "50"}
     procs = ProcessStack(folder, env)
