@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.messages import (
     DecodeError,
@@ -100,7 +101,7 @@ class ExecutionService(Service):
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionService":
         return cls(TransportSettings.from_env(env), ExecutionConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),

@@ -31,6 +31,7 @@ from typing import Any
 
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.messages import ExitSignal, MarketResolution, PositionUpdate, PriceUpdate, TradeResult
 from arbees_core.services.runner import Service
@@ -43,17 +44,7 @@ from arbees_core.strategy.exits import PairMark, exit_signal, mark_pair
 from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.strategy.positions import LegPosition
 from arbees_core.telemetry.peers import PeerLink
-from arbees_core.topics import (
-    EXECUTION_SERVICE_PORT,
-    KALSHI_MONITOR_PORT,
-    POLYMARKET_MONITOR_PORT,
-    POSITION_TRACKER,
-    POSITION_TRACKER_PORT,
-    Family,
-    exit_topic,
-    position_topic,
-    tcp_endpoint,
-)
+from arbees_core.topics import POSITION_TRACKER, POSITION_TRACKER_PORT, Family, exit_topic, position_topic
 from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, make_publisher, make_subscriber
 
 FAMILIES = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS, Family.RESULTS]
@@ -83,19 +74,14 @@ class TrackerConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "TrackerConfig":
-        database_url = env.database_url()
+        database_url = env.get(S.DATABASE_URL)
         if not database_url:
             raise ConfigError("DATABASE_URL is not set: position_tracker keeps positions in PostgreSQL")
-        prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
-        execution = [tcp_endpoint("127.0.0.1", EXECUTION_SERVICE_PORT)]
-        return cls(endpoints=[*env.endpoints("ZMQ_PRICE_ENDPOINTS", prices),
-                              *env.endpoints("ZMQ_EXECUTION_ENDPOINT", execution)],
-                   port=env.int("ZMQ_PUB_PORT", POSITION_TRACKER_PORT, minimum=0),
-                   endpoint=env.str("ZMQ_PUB_ENDPOINT"), database_url=database_url, fees=FeeSchedule.from_env(env),
-                   mark_ms=env.float("POSITION_MARK_MS", 500.0, minimum=10.0),
-                   reload_s=env.float("POSITION_RELOAD_S", 2.0, minimum=0.1),
-                   exit_min_gain_cents=env.float("EXIT_MIN_GAIN_CENTS", 1.0),
-                   exit_cooldown_ms=env.float("EXIT_COOLDOWN_MS", 2000.0, minimum=0.0))
+        return cls(endpoints=[*env.get(S.ZMQ_PRICE_ENDPOINTS), env.get(S.ZMQ_EXECUTION_ENDPOINT)],
+                   port=env.get(S.ZMQ_PUB_PORT, POSITION_TRACKER_PORT), endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
+                   database_url=database_url, fees=FeeSchedule.from_env(env), mark_ms=env.get(S.POSITION_MARK_MS),
+                   reload_s=env.get(S.POSITION_RELOAD_S), exit_min_gain_cents=env.get(S.EXIT_MIN_GAIN_CENTS),
+                   exit_cooldown_ms=env.get(S.EXIT_COOLDOWN_MS))
 
 
 class PositionTracker(Service):
@@ -124,8 +110,7 @@ class PositionTracker(Service):
 
     @classmethod
     def from_env(cls, env: Env) -> "PositionTracker":
-        return cls(TransportSettings.from_env(env), TrackerConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+        return cls(TransportSettings.from_env(env), TrackerConfig.from_env(env), env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         """The positions' figures; the numeric ones are also gauges (`arbees_positions_<name>` in Prometheus)."""
