@@ -42,10 +42,10 @@ class ProcessStack:
     def start(self, name: str, **overrides: str) -> subprocess.Popen:
         """Start one service in a process group of its own, in this process's session (`SERVICE_SESSION`)."""
         env = {**os.environ, **self.env, **overrides}
-        log = open(self.log_path(name), "ab")
-        proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", spec(name).module], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder,
-                                **SERVICE_SESSION)
+        with open(self.log_path(name), "ab") as log:  # the service writes to its own copy of the descriptor
+            proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", spec(name).module], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder,
+                                    **SERVICE_SESSION)
         self.procs[name] = proc
         return proc
 
