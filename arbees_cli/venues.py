@@ -22,10 +22,10 @@ VENUES = ("kalshi", "polymarket")
 
 def _feed(venue: str) -> Any:
     if venue == "kalshi":
-        from arbees_core.venues.kalshi.parsing import KalshiFeed
+        from arbees_core.venues.kalshi.feed import KalshiFeed
 
         return KalshiFeed()
-    from arbees_core.venues.polymarket.parsing import PolymarketFeed
+    from arbees_core.venues.polymarket.feed import PolymarketFeed
 
     return PolymarketFeed()
 

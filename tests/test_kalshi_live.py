@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from arbees_core.config import ConfigError, Env
 from arbees_core.venues.book import BookChange
 from arbees_core.venues.kalshi.auth import KalshiSigner, signed_path, verify
-from arbees_core.venues.kalshi.parsing import KalshiFeed
+from arbees_core.venues.kalshi.feed import KalshiFeed
 from arbees_core.venues.kalshi.rest import KalshiRestConfig, discover_markets, retry_after_s
 from arbees_core.venues.kalshi.ws import KalshiLiveConfig, KalshiLiveSource
 from arbees_core.venues.live import AUTH_FAILED, CONNECTED, Backoff, make_live_source

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from arbees_core.venues.book import BookChange
 from arbees_core.venues.live import Backoff, make_live_source, proxy_for
 from arbees_core.venues.polymarket.gamma import GammaConfig, check_geoblock, discover_markets, json_list
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.polymarket.feed import PolymarketFeed
 from arbees_core.venues.polymarket.ws import PolymarketLiveConfig, PolymarketLiveSource
 from tests.venue_support import drive, eventually
 

@@ -11,7 +11,7 @@ from arbees_core.services.monitor import MonitorService, VenueFeed
 from arbees_core.services.runner import main as run_main
 from arbees_core.strategy.matching import parse_kalshi_ticker
 from arbees_core.topics import KALSHI, KALSHI_MONITOR, KALSHI_MONITOR_PORT
-from arbees_core.venues.kalshi.parsing import KalshiFeed
+from arbees_core.venues.kalshi.feed import KalshiFeed
 from arbees_core.venues.listing import make_game_id
 
 

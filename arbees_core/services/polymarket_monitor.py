@@ -10,7 +10,7 @@ from __future__ import annotations
 from arbees_core.services.monitor import MonitorService, VenueFeed
 from arbees_core.services.runner import main as run_main
 from arbees_core.topics import POLYMARKET, POLYMARKET_MONITOR, POLYMARKET_MONITOR_PORT
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.polymarket.feed import PolymarketFeed
 
 
 class PolymarketMonitor(MonitorService):

@@ -28,7 +28,7 @@ from websockets.asyncio.client import ClientConnection
 from arbees_core.config import ConfigError, Env
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.kalshi.auth import KalshiSigner
-from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command
+from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command, unsubscribe_command
 from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
 from arbees_core.venues.live import TICKER_CHECK_S as _TICKER_CHECK_S
 
@@ -164,8 +164,7 @@ class KalshiLiveSource(LiveSource):
         """Unsubscribe `sids`; returns their tickers."""
         tickers = [t for sid in sids for t in self._sids.pop(sid, [])]
         if sids:
-            command = {"id": next(self._ids), "cmd": "unsubscribe", "params": {"sids": sids}}
-            await ws.send(orjson.dumps(command).decode())
+            await ws.send(unsubscribe_command(next(self._ids), sids).decode())
         self._subscribed.difference_update(tickers)
         return tickers
 
