@@ -13,49 +13,30 @@ from rich.table import Table
 
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, PlainProgress, console, fail, parse_duration, print_json
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ
+from arbees_core.venues import NAMES, adapter
+from arbees_core.venues.feed import VenueFeed
 from arbees_core.venues.listing import MarketListing
-from arbees_core.venues.live import VenueError
+from arbees_core.venues.live import LiveSource, VenueError
 from arbees_core.venues.replay import RecordStats, record, record_sim, save_listings
 
-VENUES = ("kalshi", "polymarket")
 
-
-def _feed(venue: str) -> Any:
-    if venue == "kalshi":
-        from arbees_core.venues.kalshi.feed import KalshiFeed
-
-        return KalshiFeed()
-    from arbees_core.venues.polymarket.feed import PolymarketFeed
-
-    return PolymarketFeed()
-
-
-def build_live_source(venue: str, env: Env, feed: Any) -> tuple[Any, list[MarketListing]]:
+def build_live_source(venue: str, env: Env, feed: VenueFeed) -> tuple[LiveSource, list[MarketListing]]:
     """The live venue source to record and the listings its markets come from (stored beside the recording):
     every open game market the venue's discovery finds."""
-    from arbees_core.venues.live import live_config_from_env, make_live_source
-
-    if venue == "kalshi":
-        from arbees_core.venues.kalshi.rest import KalshiRestConfig, discover_markets
-
-        listings = discover_markets(KalshiRestConfig.from_env(env))
-    else:
-        from arbees_core.venues.polymarket.gamma import GammaConfig
-        from arbees_core.venues.polymarket.gamma import discover_markets as gamma_markets
-
-        listings = gamma_markets(GammaConfig.from_env(env))
+    parts = adapter(venue)
+    listings = parts.discover(parts.discovery_config(env))
     tickers = [x.ticker for x in listings]
-    return make_live_source(venue, live_config_from_env(venue, env), tickers, feed), listings
+    return parts.make_live_source(parts.live_config(env), tickers, feed), listings
 
 
 def record_venue(venue: str, source: str, duration_s: float, out: str, env: Env,
                  on_frame: Any = None) -> tuple[RecordStats, dict[str, Any]]:
     """Record `venue` for `duration_s` into `out` (+ `out.listings.json`); returns the stats and the feed's.
     The simulator's traffic is built ahead on a simulated clock (`record_sim`): ten minutes take seconds."""
-    feed = _feed(venue)
+    feed = adapter(venue).make_feed()
 
     def handle(raw: bytes, recv_ns: int, stats: RecordStats) -> None:
-        feed.handle(raw, recv_ns)  # keeps books, so a Kalshi gap is resubscribed while recording
+        feed.handle_many([raw], recv_ns)  # keeps books, so a sequence gap is resubscribed while recording
         if on_frame is not None:
             on_frame(stats, feed)
 
@@ -68,8 +49,7 @@ def record_venue(venue: str, source: str, duration_s: float, out: str, env: Env,
     src, listings = build_live_source(venue, env, feed)
     save_listings(out, listings)
     stats = asyncio.run(record(src, out, duration_s, venue, on_frame=handle))
-    return stats, {"feed": feed.stats(), "connection": src.stats() if hasattr(src, "stats") else {},
-                   "listings": len(listings)}
+    return stats, {"feed": feed.stats(), "connection": src.stats(), "listings": len(listings)}
 
 
 def database_url() -> str:
@@ -99,15 +79,15 @@ def load_markets(url: str) -> tuple[list[Any], list[MarketListing]]:
 
 def register(app: typer.Typer) -> None:
     @app.command("record")
-    def record_cmd(venue: str = typer.Option(..., "--venue", help="kalshi or polymarket."),
+    def record_cmd(venue: str = typer.Option(..., "--venue", help=f"{' or '.join(NAMES)}."),
                    duration: str = typer.Option("10m", "--duration", help="How long to record (30s, 10m, 1h)."),
                    out: str = typer.Option(..., "--out", help="Recording file (gzip JSON lines)."),
                    source: str = typer.Option("sim", "--source", help="sim (the simulator's traffic, built ahead "
                                               "at once: ten minutes take seconds) or live (the venue: every open "
                                               "game market its discovery finds).")) -> None:
         """Record a venue's raw messages with receive timestamps, for `<VENUE>_SOURCE=replay:<file>`."""
-        if venue not in VENUES:
-            fail(f"--venue {venue!r}: expected kalshi or polymarket")
+        if venue not in NAMES:
+            fail(f"--venue {venue!r}: expected {' or '.join(NAMES)}")
         if source not in ("sim", "live"):
             fail(f"--source {source!r}: expected sim or live")
         seconds = parse_duration(duration)

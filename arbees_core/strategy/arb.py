@@ -21,7 +21,8 @@ from typing import Final
 
 from arbees_core.config import Env
 from arbees_core.messages import Leg, PriceUpdate, Side
-from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.venues import taker_fee_cents
 
 #: (Kalshi side, Polymarket side) of the two directions: YES on Kalshi + NO on Polymarket, and the reverse.
 DIRECTIONS: Final[tuple[tuple[Side, Side], ...]] = (("yes", "no"), ("no", "yes"))

@@ -1,6 +1,6 @@
 """What both live venue adapters share: source selection, the reconnecting WebSocket loop, backoff, proxies.
 
-A live source is an async iterator of raw venue frames, like the simulator and the replay file, so the monitor
+A live source is a `VenueSource` (venues/source.py), like the simulator and the replay file, so the monitor
 runs the same parser and books on all three. `LiveSource.stream()` owns the connection: connect (through a proxy
 when configured), subscribe, read, answer the venue's needs between frames (resubscribe after a sequence gap,
 follow the mapping's tickers, keep-alive), and on any disconnect wait a jittered exponential backoff and start
@@ -67,51 +67,6 @@ class VenueError(RuntimeError):
 
 class AuthFailed(VenueError):
     """The venue rejected our credentials."""
-
-
-# -- source selection ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """`<VENUE>_SOURCE`: `sim` (default), `live`, or `replay:<file>[@<speed>x]` (speed 1 by default; `0x` or
-    `maxx`/`max` = as fast as possible)."""
-
-    kind: str = "sim"
-    path: str = ""
-    speed: float = 1.0
-
-    def describe(self) -> str:
-        if self.kind == "replay":
-            return f"replay:{self.path}@{'max' if self.speed <= 0 else f'{self.speed:g}x'}"
-        return self.kind
-
-
-def parse_source(text: str, var: str) -> SourceSpec:
-    """Parse a `<VENUE>_SOURCE` value; a ConfigError names the variable and the accepted forms."""
-    value = (text or "sim").strip()
-    if value in ("sim", "live"):
-        return SourceSpec(value)
-    if value.startswith("replay:") and len(value) > len("replay:"):
-        body = value[len("replay:"):]
-        head, sep, tail = body.rpartition("@")
-        rate = tail.lower()
-        rate = "max" if rate in ("max", "maxx") else rate.removesuffix("x")
-        if sep and head and (rate == "max" or _is_number(rate)):
-            speed = 0.0 if rate == "max" else float(rate)
-            if speed < 0:
-                raise ConfigError(f"{var}={value!r}: the replay speed cannot be negative")
-            return SourceSpec("replay", head, speed)
-        return SourceSpec("replay", body, 1.0)
-    raise ConfigError(f"{var}={value!r}: expected sim, live, or replay:<file>[@<speed>x]")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 # -- backoff and proxies -------------------------------------------------------------------------------------------
@@ -197,6 +152,7 @@ class LiveSource:
         self.disconnects = 0
         self.auth_failures = 0
         self.messages = 0
+        self.resubscribes = 0
         self.last_error = ""
         self.keepalive = KeepAlive(keepalive_s, RECV_POLL_S)
         self.protocol_ping_s = protocol_ping_s or keepalive_s
@@ -236,6 +192,11 @@ class LiveSource:
     def keepalive_misses(self) -> int:
         return self.keepalive.misses
 
+    def gauges(self) -> dict[str, int]:
+        """The connection counters the monitor exports (`venue_<name>`)."""
+        return {"reconnects": self.reconnects, "auth_failures": self.auth_failures,
+                "resubscribes": self.resubscribes, "keepalive_misses": self.keepalive.misses}
+
     def stats(self) -> dict[str, Any]:
         return {"state": self.state, "url": safe_url(self.url), "connects": self.connects,
                 "reconnects": self.reconnects, "disconnects": self.disconnects, "auth_failures": self.auth_failures,
@@ -271,6 +232,11 @@ class LiveSource:
                     pass
         finally:
             self._set_state(STOPPED)
+
+    async def stream_batches(self, stop: asyncio.Event | None = None) -> AsyncIterator[list[bytes]]:
+        """`stream` as reads of one frame each (a WebSocket read is one frame)."""
+        async for raw in self.stream(stop):
+            yield [raw]
 
     async def _one_connection(self, stop: asyncio.Event) -> AsyncIterator[bytes]:
         self._set_state(CONNECTING)
@@ -367,33 +333,3 @@ class LiveSource:
             self.log.error("%s authentication failed (%s): check the API key id and private key for this "
                            "environment; retrying with backoff", self.label, why)
             self._auth_reported = True
-
-
-# -- per-venue wiring (imports are late: the venue modules import this one) -----------------------------------------
-
-
-def live_config_from_env(venue: str, env: Env) -> Any:
-    """The live adapter's configuration for `venue`; ConfigError when credentials or URLs are missing/wrong."""
-    if venue == "kalshi":
-        from arbees_core.venues.kalshi.ws import KalshiLiveConfig
-
-        return KalshiLiveConfig.from_env(env)
-    if venue == "polymarket":
-        from arbees_core.venues.polymarket.ws import PolymarketLiveConfig
-
-        return PolymarketLiveConfig.from_env(env)
-    raise ConfigError(f"no live adapter for venue {venue!r}")
-
-
-def make_live_source(venue: str, cfg: Any, tickers: Tickers, feed: Any) -> LiveSource:
-    """The live source of `venue`, coupled to its feed: the feed's `take_resync()` drives resubscription."""
-    if venue == "kalshi":
-        from arbees_core.venues.kalshi.ws import KalshiLiveSource
-
-        return KalshiLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=feed.forget_connection)
-    if venue == "polymarket":
-        from arbees_core.venues.polymarket.ws import PolymarketLiveSource
-
-        return PolymarketLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=feed.forget_connection,
-                                    has_snapshot=feed.has_snapshot)
-    raise ConfigError(f"no live adapter for venue {venue!r}")

@@ -17,6 +17,7 @@ import base64
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -26,9 +27,22 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from arbees_core.config import REDACTED, ConfigError, Env
 from arbees_core.telemetry.redact import register_secret
 
+#: Kalshi's environments (`KALSHI_ENV`); keys are per environment.
+WS_URLS: Final = {"prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+                  "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"}
+REST_URLS: Final = {"prod": "https://external-api.kalshi.com/trade-api/v2",
+                    "demo": "https://external-api.demo.kalshi.co/trade-api/v2"}
 ACCESS_KEY = "KALSHI-ACCESS-KEY"
 ACCESS_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
 ACCESS_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
+
+
+def kalshi_env(env: Env) -> str:
+    """`KALSHI_ENV` (prod | demo): which hosts, and which keys, are used."""
+    name = (env.str("KALSHI_ENV", "prod") or "prod").lower()
+    if name not in WS_URLS:
+        raise ConfigError(f"KALSHI_ENV={name!r}: expected prod or demo")
+    return name
 
 
 def pss_padding() -> padding.PSS:

@@ -25,30 +25,19 @@ from urllib.parse import urlsplit
 import orjson
 from websockets.asyncio.client import ClientConnection
 
-from arbees_core.config import ConfigError, Env
+from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
-from arbees_core.venues.kalshi.auth import KalshiSigner
+from arbees_core.venues.kalshi.auth import WS_URLS, KalshiSigner, kalshi_env
 from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command, unsubscribe_command
 from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
 from arbees_core.venues.live import TICKER_CHECK_S as _TICKER_CHECK_S
 
-WS_URLS: Final = {"prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
-                  "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"}
-REST_URLS: Final = {"prod": "https://external-api.kalshi.com/trade-api/v2",
-                    "demo": "https://external-api.demo.kalshi.co/trade-api/v2"}
 #: Markets per subscribe command (keeps one command's reply and snapshot burst bounded).
 SUBSCRIBE_BATCH: Final = 200
 #: Kalshi error codes: 9 = authentication required.
 AUTH_REQUIRED: Final = 9
 #: How often Kalshi sends its heartbeat Ping frame, seconds (its WebSocket documentation).
 HEARTBEAT_S: Final = 10.0
-
-
-def kalshi_env(env: Env) -> str:
-    name = (env.str("KALSHI_ENV", "prod") or "prod").lower()
-    if name not in WS_URLS:
-        raise ConfigError(f"KALSHI_ENV={name!r}: expected prod or demo")
-    return name
 
 
 @dataclass(frozen=True)
@@ -86,7 +75,6 @@ class KalshiLiveSource(LiveSource):
         self.cfg = cfg
         self.resync = resync
         self.on_connect = on_connect
-        self.resubscribes = 0
         self.venue_errors = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, list[str]] = {}  # command id -> tickers of a subscribe awaiting its sid

@@ -34,6 +34,7 @@ from arbees_core.venues.live import (
     proxy_for,
     tickers_of,
 )
+from arbees_core.venues.polymarket.auth import GEOBLOCK_URL, check_geoblock
 from arbees_core.venues.polymarket.parsing import subscribe_command
 
 WS_URL: Final = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
@@ -59,8 +60,6 @@ class PolymarketLiveConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "PolymarketLiveConfig":
-        from arbees_core.venues.polymarket.gamma import GEOBLOCK_URL
-
         url = env.str("POLYMARKET_WS_URL") or WS_URL
         return cls(url, proxy_for(url, env.str("POLYMARKET_PROXY")) or "",
                    env.float("POLYMARKET_PING_S", PING_S, minimum=0.1), Backoff.from_env(env),
@@ -88,7 +87,6 @@ class PolymarketLiveSource(LiveSource):
         self.has_snapshot = has_snapshot
         self.pings = 0
         self.pongs = 0
-        self.resubscribes = 0
         self.snapshot_timeouts = 0
         self._subscribed: set[str] = set()
         self._awaiting: dict[str, float] = {}  # token -> when its book is overdue (monotonic s)
@@ -96,6 +94,9 @@ class PolymarketLiveSource(LiveSource):
         self._next_ticker_check = 0.0
         self._geoblock_checked = False
         self._limiter = RateLimiter(1 / 60, burst=1)
+
+    def gauges(self) -> dict[str, int]:
+        return super().gauges() | {"snapshot_timeouts": self.snapshot_timeouts}
 
     def stats(self) -> dict[str, Any]:
         return super().stats() | {"pings": self.pings, "pongs": self.pongs, "resubscribes": self.resubscribes,
@@ -105,8 +106,6 @@ class PolymarketLiveSource(LiveSource):
     async def stream(self, stop: asyncio.Event | None = None):  # type: ignore[override]
         if not self._geoblock_checked and self.cfg.geoblock_url:
             self._geoblock_checked = True
-            from arbees_core.venues.polymarket.gamma import check_geoblock
-
             await asyncio.to_thread(check_geoblock, self.cfg.geoblock_url, self.cfg.proxy, self.log)
         async for raw in super().stream(stop):
             yield raw
