@@ -77,74 +77,77 @@ def load_markets(url: str) -> tuple[list[Any], list[MarketListing]]:
             return [], []
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("record")
-    def record_cmd(venue: str = typer.Option(..., "--venue", help=f"{' or '.join(NAMES)}."),
-                   duration: str = typer.Option("10m", "--duration", help="How long to record (30s, 10m, 1h)."),
-                   out: str = typer.Option(..., "--out", help="Recording file (gzip JSON lines)."),
-                   source: str = typer.Option("sim", "--source", help="sim (the simulator's traffic, built ahead "
-                                              "at once: ten minutes take seconds) or live (the venue: every open "
-                                              "game market its discovery finds).")) -> None:
-        """Record a venue's raw messages with receive timestamps, for `<VENUE>_SOURCE=replay:<file>`."""
-        if venue not in NAMES:
-            fail(f"--venue {venue!r}: expected {' or '.join(NAMES)}")
-        if source not in ("sim", "live"):
-            fail(f"--source {source!r}: expected sim or live")
-        seconds = parse_duration(duration)
-        load_dotenv_into_environ()
-        plain = None if console.is_terminal else PlainProgress()  # a script or a log file: plain lines
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=True, disable=plain is not None) as progress:
-            task = progress.add_task(f"recording {venue} ({source})", total=None)
+def record_cmd(venue: str = typer.Option(..., "--venue", help=f"{' or '.join(NAMES)}."),
+               duration: str = typer.Option("10m", "--duration", help="How long to record (30s, 10m, 1h)."),
+               out: str = typer.Option(..., "--out", help="Recording file (gzip JSON lines)."),
+               source: str = typer.Option("sim", "--source", help="sim (the simulator's traffic, built ahead "
+                                          "at once: ten minutes take seconds) or live (the venue: every open "
+                                          "game market its discovery finds).")) -> None:
+    """Record a venue's raw messages with receive timestamps, for `<VENUE>_SOURCE=replay:<file>`."""
+    if venue not in NAMES:
+        fail(f"--venue {venue!r}: expected {' or '.join(NAMES)}")
+    if source not in ("sim", "live"):
+        fail(f"--source {source!r}: expected sim or live")
+    seconds = parse_duration(duration)
+    load_dotenv_into_environ()
+    plain = None if console.is_terminal else PlainProgress()  # a script or a log file: plain lines
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=plain is not None) as progress:
+        task = progress.add_task(f"recording {venue} ({source})", total=None)
 
-            def show(stats: RecordStats, feed: Any) -> None:
-                if stats.frames % 50 == 1:
-                    text = (f"recording {venue} ({source}): {stats.frames} frames, {stats.bytes / 1e6:.1f} MB, "
-                            f"{len(feed.books)} markets")
-                    if plain is None:
-                        progress.update(task, description=text)
-                    else:
-                        plain(text, None)
-            try:
-                stats, extra = record_venue(venue, source, seconds, out, Env(), show)
-            except (ConfigError, VenueError) as e:
-                fail(str(e), code=EXIT_ERROR)
-        console.print(f"recorded {stats.frames} frames ({stats.bytes / 1e6:.2f} MB) from {venue} in "
-                      f"{stats.seconds:.1f}s to {out}; {extra['listings']} listings beside it; "
-                      f"feed: {extra['feed'].get('markets', 0)} markets, gaps {extra['feed'].get('gaps', 0)}, "
-                      f"errors {extra['feed'].get('errors', {})}", highlight=False)
-        if stats.frames == 0:
-            raise typer.Exit(EXIT_FAIL)
-
-    @app.command("markets")
-    def markets_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-                    unmatched: bool = typer.Option(False, "--unmatched", help="Also list the unmatched markets.")
-                    ) -> None:
-        """The cross-venue mapping discovery stored (market_mappings) and, with --unmatched, what it could not pair."""
-        url = database_url()
-        if not url:
-            fail("no database: set DATABASE_URL or start the stack (arbees up)", as_json=as_json)
+        def show(stats: RecordStats, feed: Any) -> None:
+            if stats.frames % 50 == 1:
+                text = (f"recording {venue} ({source}): {stats.frames} frames, {stats.bytes / 1e6:.1f} MB, "
+                        f"{len(feed.books)} markets")
+                if plain is None:
+                    progress.update(task, description=text)
+                else:
+                    plain(text, None)
         try:
-            games, left = load_markets(url)
-        except Exception as e:  # noqa: BLE001 - one clear line, whatever the database said
-            fail(f"cannot read the mapping: {type(e).__name__}: {e}", as_json=as_json)
-        if as_json:
-            body: dict[str, Any] = {"games": [asdict(g) for g in games]}
-            if unmatched:
-                body["unmatched"] = [{k: v for k, v in asdict(x).items() if k != "raw"} for x in left]
-            print_json(body)
-            return
-        table = Table(title=f"{len(games)} games mapped", title_justify="left")
-        for col in ("game", "shard", "outcome", "kalshi ticker", "polymarket token"):
-            table.add_column(col)
-        for g in games:
-            for p in g.pairs:
-                table.add_row(g.game_id, g.shard_id, p.outcome, p.kalshi_ticker, p.poly_token)
-        console.print(table)
+            stats, extra = record_venue(venue, source, seconds, out, Env(), show)
+        except (ConfigError, VenueError) as e:
+            fail(str(e), code=EXIT_ERROR)
+    console.print(f"recorded {stats.frames} frames ({stats.bytes / 1e6:.2f} MB) from {venue} in "
+                  f"{stats.seconds:.1f}s to {out}; {extra['listings']} listings beside it; "
+                  f"feed: {extra['feed'].get('markets', 0)} markets, gaps {extra['feed'].get('gaps', 0)}, "
+                  f"errors {extra['feed'].get('errors', {})}", highlight=False)
+    if stats.frames == 0:
+        raise typer.Exit(EXIT_FAIL)
+
+
+def markets_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+                unmatched: bool = typer.Option(False, "--unmatched", help="Also list the unmatched markets.")
+                ) -> None:
+    """The cross-venue mapping discovery stored (market_mappings) and, with --unmatched, what it could not pair."""
+    url = database_url()
+    if not url:
+        fail("no database: set DATABASE_URL or start the stack (arbees up)", as_json=as_json)
+    try:
+        games, left = load_markets(url)
+    except Exception as e:  # noqa: BLE001 - one clear line, whatever the database said
+        fail(f"cannot read the mapping: {type(e).__name__}: {e}", as_json=as_json)
+    if as_json:
+        body: dict[str, Any] = {"games": [asdict(g) for g in games]}
         if unmatched:
-            t2 = Table(title=f"{len(left)} markets unmatched", title_justify="left")
-            for col in ("venue", "ticker", "event", "title", "outcome", "league", "date"):
-                t2.add_column(col)
-            for x in left:
-                t2.add_row(x.venue, x.ticker, x.event_id, x.title, x.outcome, x.league, x.start_date)
-            console.print(t2)
+            body["unmatched"] = [{k: v for k, v in asdict(x).items() if k != "raw"} for x in left]
+        print_json(body)
+        return
+    table = Table(title=f"{len(games)} games mapped", title_justify="left")
+    for col in ("game", "shard", "outcome", "kalshi ticker", "polymarket token"):
+        table.add_column(col)
+    for g in games:
+        for p in g.pairs:
+            table.add_row(g.game_id, g.shard_id, p.outcome, p.kalshi_ticker, p.poly_token)
+    console.print(table)
+    if unmatched:
+        t2 = Table(title=f"{len(left)} markets unmatched", title_justify="left")
+        for col in ("venue", "ticker", "event", "title", "outcome", "league", "date"):
+            t2.add_column(col)
+        for x in left:
+            t2.add_row(x.venue, x.ticker, x.event_id, x.title, x.outcome, x.league, x.start_date)
+        console.print(t2)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("record")(record_cmd)
+    app.command("markets")(markets_cmd)
