@@ -131,15 +131,20 @@ class LiveSource:
     `handshake_headers()`, `on_open(ws)` (subscribe), `on_idle(ws)` (between frames: resync, tickers,
     keep-alive), `inspect(raw)` (True = hand the frame to the monitor; may raise AuthFailed) and
     `is_keepalive(raw)` (a text keep-alive answer). keepalive_s: the venue's keep-alive interval, seconds;
-    protocol_ping_s: how often we send a WebSocket Ping of our own (default: once per keep-alive interval)."""
+    protocol_ping_s: how often we send a WebSocket Ping of our own (default: once per keep-alive interval).
+    The feed's side: `resync` returns what lost updates and must be subscribed again (the feed's `take_resync`);
+    `on_connect` runs before each new connection's first frame (the feed voids the previous connection's books)."""
 
     venue: str = ""
     label: str = ""
 
     def __init__(self, url: str, tickers: Tickers, backoff: Backoff | None = None, proxy: str | None = None,
                  log: logging.Logger | None = None, keepalive_s: float = DEFAULT_KEEPALIVE_S,
-                 protocol_ping_s: float | None = None) -> None:
+                 protocol_ping_s: float | None = None, resync: Callable[[], set[Any]] | None = None,
+                 on_connect: Callable[[], None] | None = None) -> None:
         self.url = url
+        self.resync = resync
+        self.on_connect = on_connect
         self.tickers = tickers
         self.backoff = backoff or Backoff()
         self.proxy = proxy
@@ -251,6 +256,7 @@ class LiveSource:
                                ping_timeout=WS_PING_TIMEOUT_S, max_size=MAX_FRAME_BYTES, close_timeout=2) as ws:
                 opened_at = time.monotonic()
                 self._opened()
+                self._feed_reset()
                 await self.on_open(ws)
                 while not stop.is_set():
                     try:
@@ -305,6 +311,17 @@ class LiveSource:
                              "and its prices age out", self.label, self.keepalive.window_ns / 1e9)
         elif change is False:
             self.log.info("%s keep-alive back; the feed is intact again", self.label)
+
+    def _feed_reset(self) -> None:
+        """A new connection: the feed forgets the previous one, and what it asked to resubscribe then is void
+        (everything is subscribed afresh)."""
+        if self.on_connect is not None:
+            self.on_connect()
+        self.take_resync()
+
+    def take_resync(self) -> set[Any]:
+        """What the feed wants subscribed again since the last call (empty without a feed)."""
+        return self.resync() if self.resync is not None else set()
 
     def _control(self, opcode: Opcode) -> None:
         """A Ping or Pong frame from the venue (Kalshi's heartbeat, or the answer to our protocol ping)."""

@@ -63,7 +63,7 @@ class KalshiLiveSource(LiveSource):
     """Raw frames of Kalshi's `orderbook_delta` channel for `tickers` (a list, or a callable returning the
     current list: subscriptions follow it). `resync` returns the sids whose books lost deltas (the feed's
     `take_resync`); `on_connect` runs before each new connection's first frame (the feed forgets the previous
-    connection's sequence numbers, which restart with new sids)."""
+    connection's sequence numbers, which restart with new sids); both are LiveSource's."""
 
     venue = "kalshi"
     label = "Kalshi WebSocket"
@@ -71,10 +71,8 @@ class KalshiLiveSource(LiveSource):
     def __init__(self, cfg: KalshiLiveConfig, tickers: Tickers, resync: Callable[[], set[int]] | None = None,
                  on_connect: Callable[[], None] | None = None) -> None:
         super().__init__(cfg.ws_url, tickers, Backoff(cfg.backoff.min_s, cfg.backoff.max_s), cfg.proxy or None,
-                         keepalive_s=cfg.heartbeat_s)
+                         keepalive_s=cfg.heartbeat_s, resync=resync, on_connect=on_connect)
         self.cfg = cfg
-        self.resync = resync
-        self.on_connect = on_connect
         self.venue_errors = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, list[str]] = {}  # command id -> tickers of a subscribe awaiting its sid
@@ -96,19 +94,14 @@ class KalshiLiveSource(LiveSource):
         self._pending.clear()
         self._sids.clear()
         self._subscribed.clear()
-        if self.on_connect is not None:
-            self.on_connect()
-        if self.resync is not None:
-            self.resync()  # gaps of the previous connection are void: everything is subscribed afresh
         await self._subscribe(ws, tickers_of(self.tickers))
         await ws.send(lifecycle_subscribe_command(next(self._ids)).decode())  # market results; no sid to track
         self._next_ticker_check = _now() + _TICKER_CHECK_S
 
     async def on_idle(self, ws: ClientConnection) -> None:
-        if self.resync is not None:
-            sids = self.resync()
-            if sids:
-                await self._resubscribe(ws, sids)
+        sids = self.take_resync()
+        if sids:
+            await self._resubscribe(ws, sids)
         if _now() >= self._next_ticker_check:
             self._next_ticker_check = _now() + _TICKER_CHECK_S
             await self._follow_tickers(ws)

@@ -80,10 +80,9 @@ class PolymarketLiveSource(LiveSource):
                  resync: Callable[[], set[str]] | None = None, on_connect: Callable[[], None] | None = None,
                  has_snapshot: Callable[[str], bool] | None = None) -> None:
         super().__init__(cfg.ws_url, tickers, Backoff(cfg.backoff.min_s, cfg.backoff.max_s), cfg.proxy or None,
-                         keepalive_s=cfg.ping_s, protocol_ping_s=DEFAULT_KEEPALIVE_S)  # the text PING is the keep-alive
+                         keepalive_s=cfg.ping_s, protocol_ping_s=DEFAULT_KEEPALIVE_S,  # the text PING keeps alive
+                         resync=resync, on_connect=on_connect)
         self.cfg = cfg
-        self.resync = resync
-        self.on_connect = on_connect
         self.has_snapshot = has_snapshot
         self.pings = 0
         self.pongs = 0
@@ -115,10 +114,6 @@ class PolymarketLiveSource(LiveSource):
     async def on_open(self, ws: ClientConnection) -> None:
         self._subscribed = set()
         self._awaiting.clear()
-        if self.on_connect is not None:
-            self.on_connect()
-        if self.resync is not None:
-            self.resync()
         wanted = tickers_of(self.tickers)
         if wanted:
             await self._send(ws, wanted, "subscribe")
@@ -133,11 +128,10 @@ class PolymarketLiveSource(LiveSource):
             self._next_ping = now + self.cfg.ping_s
             self.pings += 1
             await ws.send("PING")
-        if self.resync is not None:
-            tokens = self.resync()
-            if tokens:
-                self.resubscribes += 1
-                await self._resubscribe(ws, sorted(tokens))
+        tokens = self.take_resync()
+        if tokens:
+            self.resubscribes += 1
+            await self._resubscribe(ws, sorted(tokens))
         await self._check_snapshots(ws, now)
         if now >= self._next_ticker_check:
             self._next_ticker_check = now + TICKER_CHECK_S
