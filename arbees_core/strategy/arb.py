@@ -2,7 +2,7 @@
 
 Both contracts pay on the same team (`outcome`), so exactly one of YES-here / NO-there pays $1 at settlement.
 An opportunity is a two-leg object naming both contracts, sized from both books (the NO leg from the NO side of
-the book, which the original got wrong), with both venues' taker fees from `fees.taker_fee_cents`.
+the book, which the original got wrong), with both venues' taker fees from the venue registry's `taker_fee_cents`.
 
 Safety rules, each with a test that proves it blocks: a price not confirmed valid within `max_price_age_ms` is
 not traded on; an edge below `min_edge_pct` (a **percent** of the cost, never cents: the original compared a
