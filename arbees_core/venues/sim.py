@@ -38,10 +38,10 @@ from arbees_core.strategy.matching import Team
 from arbees_core.venues import adapter
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.pacing import LoopTurns
-from arbees_core.venues.sim_schedule import KALSHI, POLYMARKET, GameSchedule, SimConfig, SimGame, make_games
+from arbees_core.venues.sim_schedule import GameSchedule, SimConfig, SimGame, make_games
 from arbees_core.venues.sim_wire import Change, Levels, SimMarket
 
-__all__ = ["KALSHI", "POLYMARKET", "SimConfig", "SimGame", "SimVenue", "make_games"]
+__all__ = ["SimConfig", "SimGame", "SimVenue", "make_games"]
 
 #: Cents either side of the fair value each venue quotes, and book depth in levels per side.
 HALF_SPREAD: Final = 1

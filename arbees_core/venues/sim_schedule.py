@@ -17,9 +17,9 @@ from typing import Final
 
 from arbees_core.config import ConfigError, Env
 from arbees_core.strategy.matching import TEAMS, Team, parse_kalshi_ticker, team_code
+from arbees_core.topics import KALSHI, VENUE_TOPIC_NAME
+from arbees_core.venues import NAMES
 
-KALSHI: Final = "kalshi"
-POLYMARKET: Final = "polymarket"
 _LEAGUES: Final = ("NBA", "NHL", "NFL", "MLB")
 _MONTHS: Final = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 #: Fair values stay inside this band (cents) so every level has a valid price.
@@ -71,9 +71,9 @@ class SimConfig:
     @classmethod
     def from_env(cls, env: Env) -> "SimConfig":
         venue = (env.str("SIM_MISPRICE_VENUE", KALSHI) or KALSHI).lower()
-        venue = POLYMARKET if venue in ("poly", "polymarket") else venue
-        if venue not in (KALSHI, POLYMARKET):
-            raise ConfigError(f"SIM_MISPRICE_VENUE={venue!r}: expected kalshi or polymarket")
+        venue = next((name for name, short in VENUE_TOPIC_NAME.items() if short == venue), venue)  # "poly"
+        if venue not in NAMES:
+            raise ConfigError(f"SIM_MISPRICE_VENUE={venue!r}: expected {' or '.join(NAMES)}")
         start = env.str("SIM_DATE") or _eastern_today()
         try:
             date.fromisoformat(start)

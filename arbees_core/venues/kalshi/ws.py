@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection
 
 from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
+from arbees_core.topics import KALSHI
 from arbees_core.venues.kalshi.auth import WS_URLS, KalshiSigner, kalshi_env
 from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command, unsubscribe_command
 from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
@@ -65,7 +66,7 @@ class KalshiLiveSource(LiveSource):
     `take_resync`); `on_connect` runs before each new connection's first frame (the feed forgets the previous
     connection's sequence numbers, which restart with new sids); both are LiveSource's."""
 
-    venue = "kalshi"
+    venue = KALSHI
     label = "Kalshi WebSocket"
 
     def __init__(self, cfg: KalshiLiveConfig, tickers: Tickers, resync: Callable[[], set[int]] | None = None,

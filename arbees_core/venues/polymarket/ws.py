@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection
 
 from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
+from arbees_core.topics import POLYMARKET
 from arbees_core.venues.live import (
     DEFAULT_KEEPALIVE_S,
     TICKER_CHECK_S,
@@ -73,7 +74,7 @@ class PolymarketLiveSource(LiveSource):
     feed's `take_resync`); `on_connect` runs before each new connection's first frame (the feed voids the books of
     the previous one); `has_snapshot(token)` says whether a token's `book` arrived (the feed's)."""
 
-    venue = "polymarket"
+    venue = POLYMARKET
     label = "Polymarket WebSocket"
 
     def __init__(self, cfg: PolymarketLiveConfig, tickers: Tickers,
