@@ -1,7 +1,7 @@
 """kalshi_monitor: Kalshi order books -> `prices.kalshi.<ticker>` on ZMQ PUB :5555 (or `prices:kalshi` in Redis mode).
 
-Kalshi sends an order-book snapshot and then signed deltas per market; the venue's feed (venues/kalshi/feed.py) keeps the book, checks the
-sequence per subscription and asks for a fresh snapshot on a gap. YES ask = 100 - best NO bid.
+Kalshi sends an order-book snapshot and then signed deltas per market; its feed (venues/kalshi/feed.py) keeps the
+book, checks the sequence per subscription and asks for a fresh snapshot on a gap. YES ask = 100 - best NO bid.
 Run: `python -m arbees_core.services.kalshi_monitor`.
 """
 

@@ -71,8 +71,8 @@ B = TypeVar("B", bound=Book)
 
 class BookFeed(Generic[B]):
     """The shared half of a venue feed. Subclasses implement `parse(item, recv_ns)` (pure: one decoded item ->
-    its venue message, None when it carries nothing for the books) and `apply(message, read)`, and may override
-    `items` (the events one frame holds), `is_keepalive`, `event_ns` and `rejected`."""
+    its venue message, None when it carries nothing for the books) and `apply(message, read)`, and may set
+    `items` (the events one frame holds) and override `is_keepalive`, `event_ns` and `rejected`."""
 
     label: str = ""
 
@@ -89,14 +89,15 @@ class BookFeed(Generic[B]):
 
     # -- the venue's part ---------------------------------------------------------------------------------------
 
-    def parse(self, item: Any, recv_ns: int) -> Any:
+    @staticmethod
+    def parse(item: Any, recv_ns: int) -> Any:
         raise NotImplementedError
 
     def apply(self, message: Any, read: ReadChanges) -> None:
         raise NotImplementedError
 
-    def items(self, frame: Any) -> Iterable[Any]:
-        return (frame,)
+    #: The events one decoded frame holds, for a venue that batches several into one frame (None: one each).
+    items: Callable[[Any], Iterable[Any]] | None = None
 
     def is_keepalive(self, raw: bytes | str) -> bool:
         return False
@@ -120,20 +121,21 @@ class BookFeed(Generic[B]):
         costs one top-of-book computation instead of two per update."""
         recv_ns = recv_ns or time.time_ns()
         read = ReadChanges()
+        parse, apply, items, is_keepalive = self.parse, self.apply, self.items, self.is_keepalive  # the hot loop
+        self.messages += len(frames)
         for raw in frames:
-            self.messages += 1
-            if self.is_keepalive(raw):
+            if is_keepalive(raw):
                 continue
             try:
                 frame = orjson.loads(raw)
             except orjson.JSONDecodeError as e:
                 self.rejects.reject("malformed", f"not JSON ({e.msg})")
                 continue
-            for item in self.items(frame):
+            for item in items(frame) if items is not None else (frame,):
                 try:
-                    message = self.parse(item, recv_ns)
+                    message = parse(item, recv_ns)
                     if message is not None:
-                        self.apply(message, read)
+                        apply(message, read)
                 except _REJECTED as e:
                     self.rejected(item, getattr(e, "reason", "bad_message"), f"{type(e).__name__}: {e}")
         return read.changes(self.books, self.event_ns(recv_ns))

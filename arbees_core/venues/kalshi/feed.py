@@ -38,11 +38,10 @@ class KalshiFeed(BookFeed[KalshiBook]):
         self._last_seq: dict[int, int] = {}
         self._limiter = RateLimiter(1.0)
 
-    def parse(self, item: Any, recv_ns: int) -> KalshiMessage | None:
-        return parse_frame(item, recv_ns)
+    parse = staticmethod(parse_frame)
 
     def apply(self, message: KalshiMessage, read: ReadChanges) -> None:
-        if isinstance(message, Delta):
+        if type(message) is Delta:  # most frames
             self._delta(message, read)
         elif isinstance(message, Snapshot):
             self._snapshot(message, read)

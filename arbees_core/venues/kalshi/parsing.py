@@ -109,10 +109,6 @@ def parse_frame(frame: Any, recv_ns: int) -> KalshiMessage | None:
     return None
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) else None
-
-
 def _body(frame: dict[str, Any]) -> dict[str, Any]:
     msg = frame["msg"]
     if not isinstance(msg, dict):
@@ -122,8 +118,10 @@ def _body(frame: dict[str, Any]) -> dict[str, Any]:
 
 def _snapshot(frame: dict[str, Any]) -> Snapshot:
     msg = _body(frame)
-    return Snapshot(msg["market_ticker"], _int_or_none(frame.get("sid")), _int_or_none(frame.get("seq")),
-                    int(frame.get("seq") or 0), _levels(msg, "yes"), _levels(msg, "no"), msg.get("ts"))
+    sid, seq = frame.get("sid"), frame.get("seq")
+    return Snapshot(msg["market_ticker"], sid if isinstance(sid, int) else None, seq if isinstance(seq, int) else None,
+                    seq if isinstance(seq, int) else int(seq or 0), _levels(msg, "yes"), _levels(msg, "no"),
+                    msg.get("ts"))
 
 
 def _delta(frame: dict[str, Any]) -> Delta:
@@ -143,8 +141,9 @@ def _delta(frame: dict[str, Any]) -> Delta:
         change = float(msg["delta"])
     else:
         raise KalshiFormatError("delta without delta_fp or delta")
-    return Delta(msg["market_ticker"], _int_or_none(frame.get("sid")), _int_or_none(frame.get("seq")),
-                 int(frame.get("seq") or 0), side, price, change, msg.get("ts"))
+    sid, seq = frame.get("sid"), frame.get("seq")
+    return Delta(msg["market_ticker"], sid if isinstance(sid, int) else None, seq if isinstance(seq, int) else None,
+                 seq if isinstance(seq, int) else int(seq or 0), side, price, change, msg.get("ts"))
 
 
 def _lifecycle(msg: dict[str, Any], recv_ns: int) -> MarketResult | None:

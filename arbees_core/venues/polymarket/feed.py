@@ -11,7 +11,6 @@ queues each token's `Resolution`: yes for the winner, no for the others (`take_r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from arbees_core.venues.book import BinaryBook, ReadChanges
@@ -39,14 +38,12 @@ class PolymarketFeed(BookFeed[BinaryBook]):
     def __init__(self) -> None:
         super().__init__(log)
 
-    def items(self, frame: Any) -> Iterable[Any]:
-        return events(frame)
+    items = staticmethod(events)
 
     def is_keepalive(self, raw: bytes | str) -> bool:
         return is_keepalive(raw)
 
-    def parse(self, item: Any, recv_ns: int) -> PolymarketMessage | None:
-        return parse_event(item, recv_ns)
+    parse = staticmethod(parse_event)
 
     def apply(self, message: PolymarketMessage, read: ReadChanges) -> None:
         if isinstance(message, PriceChange):
