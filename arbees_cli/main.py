@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from arbees_cli import bench, chaos, clients, decide, diagnose, metrics, phases, report, stack
+from arbees_cli import bench, chaos, clients, decide, diagnose, metrics, phases, report, settings, stack
 from arbees_cli import venues as venue_commands
 from arbees_cli.output import EXIT_ERROR, err_console
 from arbees_core.runtime.base import RuntimeError_
@@ -43,6 +43,7 @@ venue_commands.register(app)
 chaos.register(app)
 clients.register(app)
 metrics.register(app)
+settings.register(app)
 
 
 def main() -> None:

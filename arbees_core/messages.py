@@ -17,11 +17,11 @@ sides import, plus contract tests, is the cure.
 from __future__ import annotations
 
 import math
-import os
 from typing import Final, Literal, Union
 
 import msgspec
 
+from arbees_core import settings as S
 from arbees_core.topics import Family, family_of
 
 SCHEMA_VERSION: Final = 1
@@ -225,15 +225,7 @@ _MSGPACK_DECODERS = {t: msgspec.msgpack.Decoder(t) for t in _TYPES}
 _json_probe = msgspec.json.Decoder(_VersionProbe)
 _msgpack_probe = msgspec.msgpack.Decoder(_VersionProbe)
 
-WIRE_FORMATS: Final = ("json", "msgpack")
-
-
-def wire_format_from_env() -> str:
-    """`ARBEES_WIRE` (json | msgpack), json when unset."""
-    wire = os.environ.get("ARBEES_WIRE", "json").strip().lower() or "json"
-    if wire not in WIRE_FORMATS:
-        raise ValueError(f"ARBEES_WIRE: expected one of {WIRE_FORMATS}, was {wire!r}")
-    return wire
+WIRE_FORMATS: Final = S.ARBEES_WIRE.choices
 
 
 def encode(msg: Message, wire: str = "json") -> bytes:

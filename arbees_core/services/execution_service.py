@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, state_dir
 from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, TradeResult, TradingSignal, decode
 from arbees_core.services.execution_orders import (
@@ -54,13 +55,9 @@ from arbees_core.topics import (
     EXECUTION_GROUP,
     EXECUTION_SERVICE,
     EXECUTION_SERVICE_PORT,
-    GAME_SHARD_PORT,
-    KALSHI_MONITOR_PORT,
-    POLYMARKET_MONITOR_PORT,
     Family,
     price_topic,
     result_topic,
-    tcp_endpoint,
 )
 from arbees_core.transport import (
     Delivery,
@@ -103,26 +100,25 @@ class ExecutionConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionConfig":
-        if not env.bool("PAPER_TRADING", True):
+        if not env.get(S.PAPER_TRADING):
             raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
-        database_url = env.database_url()
+        database_url = env.get(S.DATABASE_URL)
         if not database_url:
             raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
-        prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
         return cls(
-            signal_endpoints=env.endpoints("ZMQ_SUB_ENDPOINT", [tcp_endpoint("127.0.0.1", GAME_SHARD_PORT)]),
-            price_endpoints=env.endpoints("ZMQ_PRICE_ENDPOINTS", prices),
-            port=env.int("ZMQ_PUB_PORT", EXECUTION_SERVICE_PORT, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
+            signal_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINT)),
+            price_endpoints=list(env.get(S.ZMQ_PRICE_ENDPOINTS)),
+            port=env.get(S.ZMQ_PUB_PORT, EXECUTION_SERVICE_PORT),
+            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
             database_url=database_url,
-            spool_path=Path(env.str("SPOOL_PATH") or state_dir() / "spool" / "execution_service.jsonl"),
-            spool_fsync=env.bool("SPOOL_FSYNC", False),
-            signal_max_age_ms=env.float("SIGNAL_MAX_AGE_MS", 5000.0, minimum=1.0),
-            kill_switch_file=Path(env.str("KILL_SWITCH_FILE") or state_dir() / "kill_switch"),
+            spool_path=Path(env.get(S.SPOOL_PATH) or state_dir() / "spool" / "execution_service.jsonl"),
+            spool_fsync=env.get(S.SPOOL_FSYNC),
+            signal_max_age_ms=env.get(S.SIGNAL_MAX_AGE_MS),
+            kill_switch_file=Path(env.get(S.KILL_SWITCH_FILE) or state_dir() / "kill_switch"),
             fees=FeeSchedule.from_env(env),
             risk=RiskLimits.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
-            price_drain_ms=env.float("PRICE_DRAIN_MS", 2.0, minimum=0.1),
+            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
+            price_drain_ms=env.get(S.PRICE_DRAIN_MS),
             leg_policy=leg_policy_from_env(env),
         )
 
@@ -151,7 +147,7 @@ class ExecutionService(Service):
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionService":
         return cls(TransportSettings.from_env(env), ExecutionConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),

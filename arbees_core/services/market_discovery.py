@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
@@ -61,14 +62,13 @@ class DiscoveryConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "DiscoveryConfig":
-        url = env.database_url()
+        url = env.get(S.DATABASE_URL)
         if not url:
             raise ConfigError("DATABASE_URL is not set: market_discovery stores the mapping in PostgreSQL")
-        sources = {name: parse_source(env.str(venue(name).source_env, "sim"), venue(name).source_env)
-                   for name in NAMES}
+        sources = {name: parse_source(env.get(venue(name).source), venue(name).source.name) for name in NAMES}
         live = {name: adapter(name).discovery_config(env) for name, spec in sources.items() if spec.kind == "live"}
-        return cls(url, env.float("DISCOVERY_INTERVAL_S", 60.0, minimum=1.0), env.str("SHARD_ID", "shard-1"),
-                   SimConfig.from_env(env), sources, live, env.float("DISCOVERY_RETRY_S", 30.0, minimum=1.0))
+        return cls(url, env.get(S.DISCOVERY_INTERVAL_S), env.get(S.SHARD_ID, "shard-1"), SimConfig.from_env(env),
+                   sources, live, env.get(S.DISCOVERY_RETRY_S))
 
 
 def venue_listings(name: str, cfg: DiscoveryConfig) -> list[MarketListing]:
@@ -108,7 +108,7 @@ class MarketDiscovery(Service):
     @classmethod
     def from_env(cls, env: Env) -> "MarketDiscovery":
         return cls(TransportSettings.from_env(env), DiscoveryConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"discovery": self.last}

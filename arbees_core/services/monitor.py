@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.messages import PriceUpdate, encode_json
 from arbees_core.services.runner import Service
@@ -93,31 +94,31 @@ class MonitorService(Service):
 
     @classmethod
     def config_from_env(cls, env: Env) -> MonitorConfig:
-        source_env = venue(cls.venue).source_env
-        spec = parse_source(env.str(source_env, "sim"), source_env)
+        source = venue(cls.venue).source
+        spec = parse_source(env.get(source), source.name)
         live = None
         if spec.kind == "live":
             live = adapter(cls.venue).live_config(env)
-            if not env.str("DATABASE_URL"):
-                raise ConfigError(f"{source_env}=live subscribes to the discovery mapping's markets: set "
+            if not env.get(S.DATABASE_URL):
+                raise ConfigError(f"{source.name}=live subscribes to the discovery mapping's markets: set "
                                   "DATABASE_URL (and run market_discovery with the live source)")
         elif spec.kind == "replay" and not Path(spec.path).is_file():
-            raise ConfigError(f"{source_env}={spec.describe()!r}: no recording at {spec.path!r}")
+            raise ConfigError(f"{source.name}={spec.describe()!r}: no recording at {spec.path!r}")
         return MonitorConfig(
-            port=env.int("ZMQ_PUB_PORT", cls.default_port, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
+            port=env.get(S.ZMQ_PUB_PORT, cls.default_port),
+            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
             source=spec.describe(),
-            database_url=env.database_url(),
+            database_url=env.get(S.DATABASE_URL),
             sim=SimConfig.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
+            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
             live=live,
-            stale_feed_s=env.float("STALE_FEED_S", 30.0, minimum=0.0),
+            stale_feed_s=env.get(S.STALE_FEED_S),
         )
 
     @classmethod
     def from_env(cls, env: Env) -> "MonitorService":
         return cls(TransportSettings.from_env(env), cls.config_from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 0.5, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS, 0.5))
 
     def make_source(self) -> VenueSource:
         spec = self.cfg.source_spec

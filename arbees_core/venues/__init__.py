@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from arbees_core import settings as S
+from arbees_core.settings import Setting
 from arbees_core.strategy.fees import FeeSchedule, kalshi_taker_fee_cents, polymarket_taker_fee_cents
 from arbees_core.topics import KALSHI, POLYMARKET
 
@@ -54,20 +56,20 @@ class VenueAdapter:
 
 @dataclass(frozen=True)
 class Venue:
-    """A registry entry: the venue's name, the variable that picks its source, its taker fee in cents for `qty`
-    contracts at `price_cents` under a FeeSchedule, and where its adapter is."""
+    """A registry entry: the venue's name, the setting that picks its source (`<VENUE>_SOURCE`), its taker fee in
+    cents for `qty` contracts at `price_cents` under a FeeSchedule, and where its adapter is."""
 
     name: str
-    source_env: str
+    source: Setting[str]
     taker_fee_cents: Callable[[float, float, FeeSchedule], float]
     adapter_module: str
 
 
 REGISTRY: Final = {
-    KALSHI: Venue(KALSHI, "KALSHI_SOURCE",
+    KALSHI: Venue(KALSHI, S.KALSHI_SOURCE,
                   lambda qty, price, fees: kalshi_taker_fee_cents(qty, price, fees.kalshi_taker_rate),
                   "arbees_core.venues.kalshi.adapter"),
-    POLYMARKET: Venue(POLYMARKET, "POLYMARKET_SOURCE",
+    POLYMARKET: Venue(POLYMARKET, S.POLYMARKET_SOURCE,
                       lambda qty, price, fees: polymarket_taker_fee_cents(qty, price, fees.polymarket_taker_rate),
                       "arbees_core.venues.polymarket.adapter"),
 }

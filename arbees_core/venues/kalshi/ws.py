@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import orjson
 from websockets.asyncio.client import ClientConnection
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.topics import KALSHI
@@ -38,7 +39,7 @@ SUBSCRIBE_BATCH: Final = 200
 #: Kalshi error codes: 9 = authentication required.
 AUTH_REQUIRED: Final = 9
 #: How often Kalshi sends its heartbeat Ping frame, seconds (its WebSocket documentation).
-HEARTBEAT_S: Final = 10.0
+HEARTBEAT_S: Final = S.KALSHI_HEARTBEAT_S.default
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,8 @@ class KalshiLiveConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "KalshiLiveConfig":
-        return cls(env.str("KALSHI_WS_URL") or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
-                   Backoff.from_env(env), env.str("KALSHI_PROXY"),
-                   env.float("KALSHI_HEARTBEAT_S", HEARTBEAT_S, minimum=0.05))
+        return cls(env.get(S.KALSHI_WS_URL) or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
+                   Backoff.from_env(env), env.get(S.KALSHI_PROXY), env.get(S.KALSHI_HEARTBEAT_S))
 
 
 class KalshiLiveSource(LiveSource):

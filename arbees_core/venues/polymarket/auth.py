@@ -13,11 +13,12 @@ from typing import Any, Final
 
 import httpx
 
+from arbees_core import settings as S
 from arbees_core.venues.live import proxy_for
 
 log = logging.getLogger("polymarket")
 
-GEOBLOCK_URL: Final = "https://polymarket.com/api/geoblock"
+GEOBLOCK_URL: Final = S.POLYMARKET_GEOBLOCK_URL.default
 REQUEST_TIMEOUT_S: Final = 15.0
 
 
