@@ -280,18 +280,10 @@ class LiveSource:
                             self._auth_reported = False
                         yield data
                     await self._idle(ws)
-        except InvalidStatus as e:
-            status = e.response.status_code
-            if status in (401, 403):
-                self._auth_failed(f"HTTP {status} on the WebSocket handshake")
-            else:
-                self.last_error = f"handshake rejected: HTTP {status}"
         except InvalidURI as e:
             raise ConfigError(f"{self.label} URL {safe_url(self.url)!r} is not a WebSocket URL: {e}") from None
-        except ConnectionClosed as e:
-            self.last_error = f"connection closed: code {e.rcvd.code if e.rcvd else 1006}"
-        except (OSError, TimeoutError, InvalidHandshake, EOFError) as e:
-            self.last_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        except (ConnectionClosed, OSError, TimeoutError, InvalidHandshake, EOFError) as e:
+            self._lost(e)
         finally:
             if self.state == CONNECTED:
                 self.disconnects += 1
@@ -300,6 +292,20 @@ class LiveSource:
                 self._set_state(DISCONNECTED)
             if opened_at and time.monotonic() - opened_at >= STABLE_AFTER_S:
                 self.backoff.reset()
+
+    def _lost(self, e: Exception) -> None:
+        """Why the connection ended or never opened, as `last_error`; HTTP 401/403 on the handshake is an
+        authentication failure."""
+        if isinstance(e, InvalidStatus):
+            status = e.response.status_code
+            if status in (401, 403):
+                self._auth_failed(f"HTTP {status} on the WebSocket handshake")
+            else:
+                self.last_error = f"handshake rejected: HTTP {status}"
+        elif isinstance(e, ConnectionClosed):
+            self.last_error = f"connection closed: code {e.rcvd.code if e.rcvd else 1006}"
+        else:
+            self.last_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
     async def _idle(self, ws: ClientConnection) -> None:
         """Between frames: the venue's own housekeeping, then whether its keep-alive is overdue (one line each way)."""
