@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -47,8 +47,10 @@ class VenueFeed(Protocol):
     moved out; the books (a book not `ready` is invalid until its fresh snapshot), the count of lost updates
     (`gaps`), what to resubscribe (`take_resync`), the markets resolved (`take_resolutions`)."""
 
-    books: dict[str, Any]
     gaps: int
+
+    @property
+    def books(self) -> Mapping[str, Book]: ...
 
     def handle_many(self, frames: list[bytes], recv_ns: int | None = None) -> list[BookChange]: ...
 
