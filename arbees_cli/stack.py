@@ -165,11 +165,18 @@ def register(app: typer.Typer) -> None:
              since: Optional[str] = typer.Option(None, "--since", help="Only lines newer than this (5m, 1h)."),
              tail: Optional[int] = typer.Option(None, "--tail", "-n", help="Only the last N lines."),
              follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
-             runtime: str = RuntimeOpt) -> None:
-        """A service's log (the plan's `docker logs <service>`), greppable as the plan does."""
-        rt = get_runtime(runtime)
-        name = _names([service], False)[0]
-        sys.stdout.write(rt.logs(name, parse_duration(since) if since else None, tail))
+             runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """A service's log (the plan's `docker logs <service>`), greppable as the plan does; --json: one object
+        with the service and its lines (not with --follow)."""
+        rt = get_runtime(runtime, as_json)
+        name = _names([service], as_json)[0]
+        text = rt.logs(name, parse_duration(since) if since else None, tail)
+        if as_json:
+            if follow:
+                fail("--follow streams lines; it cannot be one JSON object", as_json=True)
+            print_json({"service": name, "lines": text.splitlines()})
+            return
+        sys.stdout.write(text)
         sys.stdout.flush()
         if follow:
             try:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
+from arbees_core.errors import ArbeesError
+
 if TYPE_CHECKING:
     from arbees_core.settings.model import Setting
 
@@ -26,7 +28,7 @@ REDACTED: Final = "***"
 _USERINFO = re.compile(r"(?P<pre>(^|[\s/])[^:/@\s]*:)(?!\*\*\*@)[^@\s/]+@")
 
 
-class ConfigError(ValueError):
+class ConfigError(ArbeesError, ValueError):
     """A configuration value that cannot be used; the message names the variable and what was expected."""
 
 

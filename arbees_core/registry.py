@@ -60,6 +60,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),
     ServiceSpec(topics.API, "arbees_core.services.api", None,
                 description="operators' live dashboard and JSON API (HTTP :8000)", http_port=topics.API_PORT),
+    ServiceSpec(topics.POSITION_TRACKER, "arbees_core.services.position_tracker", topics.POSITION_TRACKER_PORT,
+                depends_on=(topics.EXECUTION_SERVICE,),
+                description="positions per pair and market, marked, settled -> positions.pair.<id>, exits"),
 )
 
 BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}

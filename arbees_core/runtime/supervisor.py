@@ -65,16 +65,17 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def default_ports(env: Env) -> dict[str, int]:
-    """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks."""
+    """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks
+    (a fifth publisher, position_tracker, at base + 5: base + 4 is the api's)."""
     base = env.get(S.ARBEES_PORT_BASE)
     publishers = [s for s in SERVICES if s.port is not None]
     if base:
-        return {s.name: base + i for i, s in enumerate(publishers)}
+        return {s.name: base + (i if i < HTTP_OFFSET else i + 1) for i, s in enumerate(publishers)}
     return {s.name: int(s.port) for s in publishers if s.port is not None}
 
 
 #: With ARBEES_PORT_BASE: the api's HTTP port is base + HTTP_OFFSET, each service's metrics port base +
-#: METRICS_OFFSET + its index in the registry (base + 4..7 stay free: tests plant wrong endpoints there).
+#: METRICS_OFFSET + its index in the registry (base + 6..7 stay free: tests plant wrong endpoints there).
 HTTP_OFFSET, METRICS_OFFSET = 4, 8
 
 
@@ -101,7 +102,8 @@ def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]
     prices = f"{ep['kalshi_monitor']},{ep['polymarket_monitor']}"
     return {"ZMQ_SUB_ENDPOINTS": prices, "ZMQ_PRICE_ENDPOINTS": prices, "ZMQ_SUB_ENDPOINT": ep["game_shard"],
             "ZMQ_KALSHI_ENDPOINT": ep["kalshi_monitor"], "ZMQ_POLYMARKET_ENDPOINT": ep["polymarket_monitor"],
-            "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"]}
+            "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"],
+            "ZMQ_EXIT_ENDPOINT": ep["position_tracker"], "ZMQ_POSITION_TRACKER_ENDPOINT": ep["position_tracker"]}
 
 
 def dependency_order(names: list[str]) -> list[str]:

@@ -10,7 +10,8 @@ A signal is executed at most once: its id is checked against everything executed
 background writer moves them into PostgreSQL, so a database outage or a `kill -9` loses nothing and a redelivery
 trades nothing twice. The positions the fills open (`strategy/positions.PositionBook`, stored in `positions`)
 are the exposure the risk limits judge; they close when the monitors announce their market's resolution
-(`markets.resolved.*`), which frees the exposure. Risk rejections are counted per kind (`signals_rejected.<kind>`),
+(`markets.resolved.*`), or when position_tracker's exit signal (`positions.exit.*`) has both legs sold
+(`services/execution_exits.py`), which frees the exposure. Risk rejections are counted per kind (`signals_rejected.<kind>`),
 apart from errors. Run: `python -m arbees_core.services.execution_service`.
 """
 
@@ -18,19 +19,26 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from arbees_core import settings as S
-from arbees_core.config import ConfigError, Env, state_dir
-from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, TradeResult, TradingSignal, decode
+from arbees_core.config import Env
+from arbees_core.messages import (
+    DecodeError,
+    ExitSignal,
+    MarketResolution,
+    PriceUpdate,
+    TradeResult,
+    TradingSignal,
+    decode,
+)
+from arbees_core.services.execution_config import ExecutionConfig
+from arbees_core.services.execution_exits import exit_record, exit_rejection, exit_results, held_quantities, sales
 from arbees_core.services.execution_orders import (
     Execution,
     execute,
-    leg_policy_from_env,
     legging_report,
     rejected,
     trade_results,
@@ -47,14 +55,13 @@ from arbees_core.services.runner import main as run_main
 from arbees_core.store.positions import record_legs
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
-from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.strategy.exits import joint_sell
 from arbees_core.strategy.positions import LegPosition, PositionBook
-from arbees_core.strategy.risk import Rejection, RiskLimits, check_limits
+from arbees_core.strategy.risk import Rejection, check_limits
 from arbees_core.telemetry.logs import RateLimiter, fmt_ms
 from arbees_core.topics import (
     EXECUTION_GROUP,
     EXECUTION_SERVICE,
-    EXECUTION_SERVICE_PORT,
     Family,
     price_topic,
     result_topic,
@@ -68,59 +75,6 @@ from arbees_core.transport import (
     make_publisher,
     make_subscriber,
 )
-
-
-@dataclass(frozen=True)
-class ExecutionConfig:
-    """signal_endpoints: ZMQ_SUB_ENDPOINT (game_shard's publisher; a comma list is accepted);
-    price_endpoints: ZMQ_PRICE_ENDPOINTS (the monitors, for the books fills are made against);
-    port / endpoint: ZMQ_PUB_PORT / ZMQ_PUB_ENDPOINT for trade results; database_url: DATABASE_URL (required);
-    spool_path: SPOOL_PATH; spool_fsync: SPOOL_FSYNC (fsync each append: survives power loss, costs latency);
-    signal_max_age_ms: SIGNAL_MAX_AGE_MS (older signals are rejected as expired, not traded);
-    kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on);
-    price_drain_ms: PRICE_DRAIN_MS (ZMQ mode, default 2, at most TRANSPORT_BLOCK_MS): how long queued prices may
-    wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
-    often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
-    leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`)."""
-
-    signal_endpoints: list[str]
-    price_endpoints: list[str]
-    port: int
-    endpoint: str
-    database_url: str
-    spool_path: Path
-    spool_fsync: bool
-    signal_max_age_ms: float
-    kill_switch_file: Path
-    fees: FeeSchedule
-    risk: RiskLimits
-    log_sample_per_s: float
-    price_drain_ms: float = 2.0
-    leg_policy: str = "joint"
-
-    @classmethod
-    def from_env(cls, env: Env) -> "ExecutionConfig":
-        if not env.get(S.PAPER_TRADING):
-            raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
-        database_url = env.get(S.DATABASE_URL)
-        if not database_url:
-            raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
-        return cls(
-            signal_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINT)),
-            price_endpoints=list(env.get(S.ZMQ_PRICE_ENDPOINTS)),
-            port=env.get(S.ZMQ_PUB_PORT, EXECUTION_SERVICE_PORT),
-            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
-            database_url=database_url,
-            spool_path=Path(env.get(S.SPOOL_PATH) or state_dir() / "spool" / "execution_service.jsonl"),
-            spool_fsync=env.get(S.SPOOL_FSYNC),
-            signal_max_age_ms=env.get(S.SIGNAL_MAX_AGE_MS),
-            kill_switch_file=Path(env.get(S.KILL_SWITCH_FILE) or state_dir() / "kill_switch"),
-            fees=FeeSchedule.from_env(env),
-            risk=RiskLimits.from_env(env),
-            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
-            price_drain_ms=env.get(S.PRICE_DRAIN_MS),
-            leg_policy=leg_policy_from_env(env),
-        )
 
 
 class ExecutionService(Service):
@@ -209,10 +163,10 @@ class ExecutionService(Service):
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
         prices, which it reads on every wake-up (`prime_books`, `take_prices`). Redis: signals through the consumer
         group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
-        prices = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS]
+        prices = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS, Family.EXITS]
         if self.settings.zmq_enabled:
             sub = make_subscriber(self.settings, [Family.SIGNALS], self.cfg.signal_endpoints, hot_path=True)
-            price_sub = make_subscriber(self.settings, prices, self.cfg.price_endpoints)
+            price_sub = make_subscriber(self.settings, prices, [*self.cfg.price_endpoints, *self.cfg.exit_endpoints])
             return (Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)),
                     Inbox(price_sub, self.metrics, f"{self.name}-prices"), None)
         # the consumer name is stable across restarts: a restarted instance reads the signals its predecessor
@@ -249,12 +203,14 @@ class ExecutionService(Service):
 
     def take_prices(self, prices: Inbox, queued: list[Delivery]) -> None:
         """ZMQ mode: queued prices into the books, oldest first, through the inbox (rejects and gaps counted);
-        market resolutions settle their positions."""
+        market resolutions settle their positions; exit signals sell both legs of their pair."""
         for item in prices.accept(queued):
             if isinstance(item.msg, PriceUpdate):
                 self.books.update(item.msg)
             elif isinstance(item.msg, MarketResolution):
                 self.on_resolution(item.msg)
+            elif isinstance(item.msg, ExitSignal) and not item.replay:
+                self.on_exit(item.msg, item.recv_ns)
 
     def between_legs(self) -> None:
         """Sequential policy, between its two orders: the prices that arrived meanwhile (ZMQ mode; in Redis mode
@@ -269,6 +225,8 @@ class ExecutionService(Service):
         if self._price_thread is not None:
             while not self._price_thread.resolutions.empty():
                 self.on_resolution(self._price_thread.resolutions.get_nowait())
+            while not self._price_thread.exits.empty():
+                self.on_exit(*self._price_thread.exits.get_nowait())
         if not self.positions_known:
             self.install_positions(self.writer.take_positions())
         self.tick()
@@ -377,6 +335,36 @@ class ExecutionService(Service):
             self.log.info("Settled %s %s: %s; %d position(s) closed, P&L $%.2f, exposure $%.2f -> $%.2f", res.venue,
                           res.ticker, res.result, len(closed), sum(leg.realised_pnl_cents for leg in closed) / 100,
                           before, self.positions.exposure_usd)
+
+    def on_exit(self, ex: ExitSignal, recv_ns: int) -> None:
+        """position_tracker's exit: both legs of the pair sold IOC into the books, recorded, exposure freed."""
+        self.metrics.inc("exits_rx")
+        if ex.exit_id in self.executed:
+            self.metrics.inc("exits_duplicate")
+            return
+        held = held_quantities(self.positions, ex)
+        why = exit_rejection(ex, held, (time.time_ns() - ex.ts_detect_ns) / 1e6, self.cfg.signal_max_age_ms,
+                             self.kill_switch.source if self.kill_switch.active else "", self.positions_known)
+        if why is not None or held is None:
+            self.metrics.inc("exits_rejected")
+            self.metrics.inc(f"exits_rejected.{why.kind if why else 'unknown_pair'}")
+            self.log.warning("Exit %s of pair %s rejected: %s", ex.exit_id, ex.pair_id, why.reason if why else "")
+            return
+        outcomes = joint_sell(ex.legs, held, [self.books.get(leg.venue, leg.ticker) for leg in ex.legs], self.cfg.fees)
+        fill_ns = time.time_ns()
+        results = exit_results(ex, outcomes, self.settings.mode, recv_ns, fill_ns)
+        record = exit_record(ex, results, self.settings.mode, fill_ns)
+        self.spool.append(record)
+        self.executed.add(ex.exit_id)
+        self.writer.submit(record)
+        before = self.positions.exposure_usd
+        sold = self.positions.sell_legs(ex.pair_id, sales(results), fill_ns)
+        assert self.outbox is not None
+        self.outbox.publish_many([(result_topic(r.order_id), r) for r in results])
+        self.metrics.inc("exits_executed" if sold else "exits_unfilled")
+        self.log.info("Exit %s of pair %s: %s; exposure $%.2f -> $%.2f", ex.exit_id, ex.pair_id,
+                      f"sold {results[0].filled_qty:g} contracts per leg, P&L ${sum(leg.realised_pnl_cents for leg in sold) / 100:.2f}"
+                      if sold else f"nothing sold ({results[0].reason})", before, self.positions.exposure_usd)
 
     def finish(self, sig: TradingSignal, results: list[TradeResult], recv_ns: int, fill_ns: int, loud: bool) -> None:
         assert self.outbox is not None

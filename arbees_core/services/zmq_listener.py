@@ -1,7 +1,8 @@
 """zmq_listener: mirrors the ZMQ hot path into Redis streams for everything off the hot path.
 
-SUB to every publisher (monitors, game_shard, execution_service) -> pipelined XADD into `prices:kalshi`,
-`prices:poly`, `signals:trades`, `trades:results`, `heartbeats` (MAXLEN ~). It only consumes ZMQ and only writes
+SUB to every publisher (monitors, game_shard, execution_service, position_tracker) -> pipelined XADD into
+`prices:kalshi`, `prices:poly`, `signals:trades`, `trades:results`, `heartbeats`, `positions:updates`,
+`positions:exits` (MAXLEN ~). It only consumes ZMQ and only writes
 Redis, so it can never re-publish into a channel it consumes (the original doubled every signal that way).
 While Redis is away or refuses it (`DENIED`, `NOAUTH`, ...: one line per reason, never an exit) it buffers up to
 `MIRROR_BUFFER_MAX` frames, counts what it drops, and catches up once Redis is usable.
@@ -57,7 +58,8 @@ class ListenerConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "ListenerConfig":
-        endpoints = list(env.get(S.ZMQ_LISTENER_ENDPOINTS)) or [env.get(s) for s in ENDPOINT_SETTINGS]
+        endpoints = list(env.get(S.ZMQ_LISTENER_ENDPOINTS)) or [
+            env.get(s) for s in (*ENDPOINT_SETTINGS, S.ZMQ_POSITION_TRACKER_ENDPOINT)]
         return cls(endpoints=endpoints, buffer_max=env.get(S.MIRROR_BUFFER_MAX),
                    log_per_s=env.get(S.MIRROR_LOG_PER_SEC), flush_ms=env.get(S.MIRROR_FLUSH_MS),
                    batch_max=env.get(S.MIRROR_BATCH_MAX), nice=env.get(S.MIRROR_NICE))

@@ -17,20 +17,23 @@ from arbees_core.settings.model import (DECLARED, Bool, Choice, DatabaseUrl, End
 from arbees_core.topics import API, EXECUTION_SERVICE, EXECUTION_SERVICE_PORT, GAME_SHARD, GAME_SHARD_PORT
 from arbees_core.topics import API_PORT as _API_HTTP_PORT
 from arbees_core.topics import (KALSHI_MONITOR, KALSHI_MONITOR_PORT, MARKET_DISCOVERY, POLYMARKET_MONITOR,
-                                POLYMARKET_MONITOR_PORT, ZMQ_LISTENER, tcp_endpoint)
+                                POLYMARKET_MONITOR_PORT, POSITION_TRACKER, POSITION_TRACKER_PORT, ZMQ_LISTENER,
+                                tcp_endpoint)
 
 __all__ = ["DECLARED", "Setting", "declared", "read_by"]
 
 # Readers: service names as the registry spells them, and `arbees` (the CLI, its runtimes and checks).
 ARBEES = "arbees"
-PIPELINE = (MARKET_DISCOVERY, ZMQ_LISTENER, KALSHI_MONITOR, POLYMARKET_MONITOR, GAME_SHARD, EXECUTION_SERVICE, API)
+PIPELINE = (MARKET_DISCOVERY, ZMQ_LISTENER, KALSHI_MONITOR, POLYMARKET_MONITOR, GAME_SHARD, EXECUTION_SERVICE, API,
+            POSITION_TRACKER)
 MONITORS = (KALSHI_MONITOR, POLYMARKET_MONITOR)
-PUBLISHERS = (*MONITORS, GAME_SHARD, EXECUTION_SERVICE)
+PUBLISHERS = (*MONITORS, GAME_SHARD, EXECUTION_SERVICE, POSITION_TRACKER)
 SIM = (MARKET_DISCOVERY, *MONITORS)
 KALSHI_LIVE = (MARKET_DISCOVERY, KALSHI_MONITOR)
 POLYMARKET_LIVE = (MARKET_DISCOVERY, POLYMARKET_MONITOR)
 ARB = (GAME_SHARD, API)
 SIZING = (GAME_SHARD, EXECUTION_SERVICE, API)
+FEES = (*SIZING, POSITION_TRACKER)
 MIRRORS = (ZMQ_LISTENER, API)
 _LOCAL = "127.0.0.1"
 _PRICES = (tcp_endpoint(_LOCAL, KALSHI_MONITOR_PORT), tcp_endpoint(_LOCAL, POLYMARKET_MONITOR_PORT))
@@ -62,14 +65,19 @@ ZMQ_SUB_ENDPOINTS = Endpoints("ZMQ_SUB_ENDPOINTS", _PRICES, "the monitors' publi
                               (GAME_SHARD,))
 ZMQ_SUB_ENDPOINT = Endpoints("ZMQ_SUB_ENDPOINT", (tcp_endpoint(_LOCAL, GAME_SHARD_PORT),), "game_shard's publisher"
                              " execution_service takes signals from", (EXECUTION_SERVICE,))
-ZMQ_PRICE_ENDPOINTS = Endpoints("ZMQ_PRICE_ENDPOINTS", _PRICES, "the monitors' publishers execution_service reads "
-                                "books from", (EXECUTION_SERVICE,))
+ZMQ_PRICE_ENDPOINTS = Endpoints("ZMQ_PRICE_ENDPOINTS", _PRICES, "the monitors' publishers execution_service and "
+                                "position_tracker read books from", (EXECUTION_SERVICE, POSITION_TRACKER))
 ZMQ_KALSHI_ENDPOINT = Endpoint("ZMQ_KALSHI_ENDPOINT", _PRICES[0], "kalshi_monitor's publisher", MIRRORS)
 ZMQ_POLYMARKET_ENDPOINT = Endpoint("ZMQ_POLYMARKET_ENDPOINT", _PRICES[1], "polymarket_monitor's publisher", MIRRORS)
 ZMQ_GAME_SHARD_ENDPOINT = Endpoint("ZMQ_GAME_SHARD_ENDPOINT", tcp_endpoint(_LOCAL, GAME_SHARD_PORT),
                                    "game_shard's publisher", MIRRORS)
 ZMQ_EXECUTION_ENDPOINT = Endpoint("ZMQ_EXECUTION_ENDPOINT", tcp_endpoint(_LOCAL, EXECUTION_SERVICE_PORT),
-                                  "execution_service's publisher", MIRRORS)
+                                  "execution_service's publisher", (*MIRRORS, POSITION_TRACKER))
+ZMQ_POSITION_TRACKER_ENDPOINT = Endpoint("ZMQ_POSITION_TRACKER_ENDPOINT", tcp_endpoint(_LOCAL, POSITION_TRACKER_PORT),
+                                         "position_tracker's publisher (`positions.*`)", (ZMQ_LISTENER,))
+ZMQ_EXIT_ENDPOINT = Endpoints("ZMQ_EXIT_ENDPOINT", (tcp_endpoint(_LOCAL, POSITION_TRACKER_PORT),),
+                              "position_tracker's publisher execution_service takes exit signals from",
+                              (EXECUTION_SERVICE,))
 ZMQ_LISTENER_ENDPOINTS = Endpoints("ZMQ_LISTENER_ENDPOINTS", (), "every publisher zmq_listener mirrors, instead "
                                    "of the four ZMQ_*_ENDPOINT", (ZMQ_LISTENER,))
 
@@ -94,7 +102,7 @@ ARBEES_ENV_FILE = Str("ARBEES_ENV_FILE", "", "the `.env` file", (*PIPELINE, ARBE
 ARBEES_SERVICE = Str("ARBEES_SERVICE", "", "the service a container runs (the image's CMD, the healthcheck)",
                      PIPELINE, shown_default="set per service by docker-compose.yml")
 DATABASE_URL = DatabaseUrl("DATABASE_URL", "", "PostgreSQL (market mapping, paper trades)",
-                           (MARKET_DISCOVERY, *MONITORS, GAME_SHARD, EXECUTION_SERVICE, API, ARBEES),
+                           (MARKET_DISCOVERY, *MONITORS, GAME_SHARD, EXECUTION_SERVICE, API, POSITION_TRACKER, ARBEES),
                            shown_default="none (the local runtime: its embedded server)")
 
 # --- venues: where the books come from ---
@@ -183,11 +191,11 @@ GAME_COOLDOWN_MS = Float("GAME_COOLDOWN_MS", 10_000.0, "least time between two s
                          minimum=0.0)
 MAX_ORDER_CONTRACTS = Float("MAX_ORDER_CONTRACTS", 100.0, "largest order per leg", SIZING, unit="contracts",
                             minimum=1.0)
-KALSHI_TAKER_FEE_RATE = Float("KALSHI_TAKER_FEE_RATE", 0.07, "Kalshi's published taker fee rate", SIZING,
+KALSHI_TAKER_FEE_RATE = Float("KALSHI_TAKER_FEE_RATE", 0.07, "Kalshi's published taker fee rate", FEES,
                               minimum=0.0)
 POLYMARKET_TAKER_FEE_RATE = Float("POLYMARKET_TAKER_FEE_RATE", 0.03, "Polymarket's published sports taker fee rate",
-                                  SIZING, minimum=0.0)
-FEE_RATES_AS_OF = Str("FEE_RATES_AS_OF", "2026-11-24", "the date the fee rates were published", SIZING)
+                                  FEES, minimum=0.0)
+FEE_RATES_AS_OF = Str("FEE_RATES_AS_OF", "2026-11-24", "the date the fee rates were published", FEES)
 
 # --- execution ---
 PAPER_TRADING = Bool("PAPER_TRADING", True, "paper orders only (false is refused: no live order entry)",
@@ -217,6 +225,16 @@ MIRROR_BATCH_MAX = Int("MIRROR_BATCH_MAX", 512, "a batch is written when this ma
                        (ZMQ_LISTENER,), unit="frames", minimum=1)
 MIRROR_NICE = Int("MIRROR_NICE", 10, "CPU niceness (off the hot path)", (ZMQ_LISTENER,), minimum=0)
 
+# --- position_tracker (marks, settlement, exits) ---
+POSITION_MARK_MS = Float("POSITION_MARK_MS", 500.0, "how often open pairs are marked, stored and published",
+                         (POSITION_TRACKER,), unit="ms", minimum=10.0)
+POSITION_RELOAD_S = Float("POSITION_RELOAD_S", 2.0, "how often the open pairs are re-read without a trade result",
+                          (POSITION_TRACKER,), unit="s", minimum=0.1)
+EXIT_MIN_GAIN_CENTS = Float("EXIT_MIN_GAIN_CENTS", 1.0, "an exit is signalled when selling both legs beats "
+                            "settlement by this much (negative = no exits)", (POSITION_TRACKER,), unit="¢/contract")
+EXIT_COOLDOWN_MS = Float("EXIT_COOLDOWN_MS", 2000.0, "least time between two exit signals of one pair",
+                         (POSITION_TRACKER,), unit="ms", minimum=0.0)
+
 # --- api (the operators' dashboard) ---
 API_HOST = Str("API_HOST", _LOCAL, "host the dashboard binds", (API,))
 API_PORT = Int("API_PORT", _API_HTTP_PORT, "the dashboard's HTTP port", (API, ARBEES), minimum=1, maximum=65535)
@@ -227,8 +245,8 @@ API_WINDOW_S = Float("API_WINDOW_S", 300.0, "the dashboard's latency and rate wi
                      minimum=10.0)
 
 # --- the CLI and its runtimes ---
-ARBEES_PORT_BASE = Int("ARBEES_PORT_BASE", 0, "local runtime: ports from here (ZMQ +0..3, api +4, metrics +8..) to "
-                       "run several stacks (0 = the plan's)", (ARBEES,), minimum=0)
+ARBEES_PORT_BASE = Int("ARBEES_PORT_BASE", 0, "local runtime: ports from here (ZMQ +0..3 and +5, api +4, metrics "
+                       "+8..) to run several stacks (0 = the plan's)", (ARBEES,), minimum=0)
 ARBEES_REDIS_HOST_PORT = Int("ARBEES_REDIS_HOST_PORT", 0, "compose: host port of Redis", (ARBEES,), minimum=1,
                              shown_default="any free port")
 ARBEES_POSTGRES_HOST_PORT = Int("ARBEES_POSTGRES_HOST_PORT", 0, "compose: host port of PostgreSQL", (ARBEES,),

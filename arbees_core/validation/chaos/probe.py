@@ -31,10 +31,11 @@ from arbees_core.topics import price_topic
 #: Services that subscribe to each publisher in ZMQ mode (who must reconnect after it restarts); the api's dashboard
 #: feed subscribes to every publisher.
 SUBSCRIBERS: dict[str, tuple[str, ...]] = {
-    "kalshi_monitor": ("game_shard", "execution_service", "zmq_listener", "api"),
-    "polymarket_monitor": ("game_shard", "execution_service", "zmq_listener", "api"),
+    "kalshi_monitor": ("game_shard", "execution_service", "zmq_listener", "api", "position_tracker"),
+    "polymarket_monitor": ("game_shard", "execution_service", "zmq_listener", "api", "position_tracker"),
     "game_shard": ("execution_service", "zmq_listener", "api"),
-    "execution_service": ("zmq_listener", "api"),
+    "execution_service": ("zmq_listener", "api", "position_tracker"),
+    "position_tracker": ("execution_service", "zmq_listener"),
 }
 
 
