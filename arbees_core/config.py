@@ -168,13 +168,21 @@ def check_redis_url(name: str, value: str) -> str:
     return value
 
 
+#: A `password=...` setting of a key=value DSN (quoted or not).
+_KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password masked, in URL (`postgresql://u:pw@h/db`) or key=value (`password=pw`) form."""
+    masked = redact_value("DATABASE_URL", dsn)
+    return _KV_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, masked)
+
+
 def check_database_url(name: str, value: str) -> str:
     """`value` when libpq can parse it: a postgresql:// or postgres:// URL, or key=value settings, with a numeric
     port. Anything else (`mysql://...`) is a ConfigError naming the variable, password masked."""
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict
-
-    from arbees_core.store.db import redact_dsn
 
     shown = _mask_userinfo(redact_dsn(value))
     expected = "expected postgresql://user:password@host:port/database or key=value settings (host=... dbname=...)"

@@ -2,7 +2,7 @@
 
 Both contracts pay on the same team (`outcome`), so exactly one of YES-here / NO-there pays $1 at settlement.
 An opportunity is a two-leg object naming both contracts, sized from both books (the NO leg from the NO side of
-the book, which the original got wrong), with both venues' taker fees from `fees.taker_fee_cents`.
+the book, which the original got wrong), with both venues' taker fees from the venue registry's `taker_fee_cents`.
 
 Safety rules, each with a test that proves it blocks: a price not confirmed valid within `max_price_age_ms` is
 not traded on; an edge below `min_edge_pct` (a **percent** of the cost, never cents: the original compared a
@@ -22,7 +22,8 @@ from typing import Final
 from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.messages import Leg, PriceUpdate, Side
-from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.venues import taker_fee_cents
 
 #: (Kalshi side, Polymarket side) of the two directions: YES on Kalshi + NO on Polymarket, and the reverse.
 DIRECTIONS: Final[tuple[tuple[Side, Side], ...]] = (("yes", "no"), ("no", "yes"))

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from arbees_core.messages import ExitLeg, ExitSignal, PriceUpdate
-from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
+from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.strategy.fill import FillOutcome, cancelled
 from arbees_core.strategy.positions import QTY_EPSILON, LegPosition
+from arbees_core.venues import taker_fee_cents
 
 BookOf = Callable[[str, str], "PriceUpdate | None"]
 

@@ -1,8 +1,8 @@
 """Taker fees of both venues, one model used everywhere (arbitrage detection and paper fills alike).
 
-The original checked arbitrage with a Polymarket fee of 0 and filled paper trades with 2 % of price, so a
-"profitable" arb and its fills disagreed. Here `taker_fee_cents` is the only fee function; detection and the
-fill model both call it with the same `FeeSchedule`.
+Detection and the fill model must agree on fees, or a "profitable" arb and its fills disagree: both call the
+venue registry's `taker_fee_cents` (venues/__init__.py), which picks the venue's model below, with the same
+`FeeSchedule`.
 
 Units: prices in **cents** (0..100) of a $1 contract, quantities in **contracts**, fees in **cents** for the
 whole order (not per contract).
@@ -81,12 +81,3 @@ def polymarket_taker_fee_cents(qty: float, price_cents: float, rate: float = POL
     """Polymarket taker fee in cents for `qty` contracts at `price_cents`, rounded up to 0.01 cent ($0.0001)."""
     _check_order(qty, price_cents)
     return _ceil(rate * _variance_cents(qty, price_cents) * 100.0) / 100.0
-
-
-def taker_fee_cents(venue: str, qty: float, price_cents: float, fees: FeeSchedule) -> float:
-    """The taker fee in cents of buying `qty` contracts at `price_cents` on `venue` ("kalshi" or "polymarket")."""
-    if venue == "kalshi":
-        return kalshi_taker_fee_cents(qty, price_cents, fees.kalshi_taker_rate)
-    if venue == "polymarket":
-        return polymarket_taker_fee_cents(qty, price_cents, fees.polymarket_taker_rate)
-    raise ValueError(f"unknown venue {venue!r}: expected 'kalshi' or 'polymarket'")

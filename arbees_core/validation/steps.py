@@ -37,6 +37,7 @@ from arbees_core.validation.playbook import (
     StreamLen,
     WaitLog,
 )
+from arbees_core.validation.polling import poll as _poll
 from arbees_core.validation.results import RunResult
 from arbees_core.validation.taps import mirror_absent, stream_publisher
 
@@ -121,15 +122,6 @@ def _describe(step: Step) -> str:
     kind = type(step).__name__
     fields = {k: v for k, v in msgspec.structs.asdict(step).items() if k not in ("name", "critical", "line") and v}
     return f"{kind} " + ", ".join(f"{k}={v}" for k, v in list(fields.items())[:3])
-
-
-def _poll(timeout: float, fn: Callable[[], Any], interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def _set_env(ctx: RunContext, step: SetEnv) -> None:

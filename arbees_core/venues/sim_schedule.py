@@ -18,9 +18,8 @@ from typing import Final
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.strategy.matching import TEAMS, Team, parse_kalshi_ticker, team_code
+from arbees_core.topics import KALSHI
 
-KALSHI: Final = "kalshi"
-POLYMARKET: Final = "polymarket"
 _LEAGUES: Final = ("NBA", "NHL", "NFL", "MLB")
 _MONTHS: Final = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 #: Fair values stay inside this band (cents) so every level has a valid price.

@@ -17,6 +17,7 @@ import base64
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -27,9 +28,19 @@ from arbees_core import settings as S
 from arbees_core.config import REDACTED, ConfigError, Env
 from arbees_core.telemetry.redact import register_secret
 
+#: Kalshi's environments (`KALSHI_ENV`); keys are per environment.
+WS_URLS: Final = {"prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+                  "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"}
+REST_URLS: Final = {"prod": "https://external-api.kalshi.com/trade-api/v2",
+                    "demo": "https://external-api.demo.kalshi.co/trade-api/v2"}
 ACCESS_KEY = "KALSHI-ACCESS-KEY"
 ACCESS_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
 ACCESS_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
+
+
+def kalshi_env(env: Env) -> str:
+    """`KALSHI_ENV` (prod | demo): which hosts, and which keys, are used."""
+    return env.get(S.KALSHI_ENV)
 
 
 def pss_padding() -> padding.PSS:
