@@ -72,7 +72,6 @@ from arbees_core.transport import (
     Outbox,
     Received,
     TransportSettings,
-    make_publisher,
     make_subscriber,
 )
 
@@ -120,11 +119,8 @@ class ExecutionService(Service):
         self.install_positions(store.positions)
         self.writer.start()
         self.kill_switch.start()
-        publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
-        if self.settings.zmq_enabled:
-            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
-                          getattr(publisher, "endpoint", ""))
-        self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        self.outbox = self.open_outbox(self.cfg.port, self.cfg.endpoint)
+        publisher = self.outbox.publisher
         inbox, prices, price_thread = self._open_inputs()
         self._prices, self._price_thread = prices, price_thread
         if prices is not None:  # Redis mode reads the stream's last values through its subscriber instead

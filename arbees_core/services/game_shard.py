@@ -35,7 +35,6 @@ from arbees_core.transport import (
     Received,
     Subscriber,
     TransportSettings,
-    make_publisher,
     make_subscriber,
 )
 
@@ -112,11 +111,8 @@ class GameShard(Service):
     def run(self, stop: threading.Event) -> None:
         if not self.announce_mode(stop):
             return
-        publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
-        if self.settings.zmq_enabled:
-            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
-                          getattr(publisher, "endpoint", ""))
-        self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        self.outbox = self.open_outbox(self.cfg.port, self.cfg.endpoint)
+        publisher = self.outbox.publisher
         families = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.HEARTBEAT]
         subscriber = self._prices = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True,
                                                     hot_path=True, spin=True)
