@@ -5,6 +5,7 @@ The local runtime, the compose file's test and the CLI all read this; nothing el
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from arbees_core import topics
@@ -31,6 +32,11 @@ SIM_ENV: tuple[str, ...] = (
     "SIM_SEED", "SIM_GAMES", "SIM_RATE", "SIM_MISPRICE_EVERY_S", "SIM_MISPRICE_AT_S", "SIM_MISPRICE_CENTS",
     "SIM_MISPRICE_DURATION_MS", "SIM_MISPRICE_VENUE", "SIM_DATE", "SIM_FAULT_GAP_AT_S", "SIM_GAME_LENGTH_S",
     "SIM_LEG_MISS_AT_S", "SIM_LEG_MISS_HOLD_MS",
+)
+
+#: How game shards share the games (`services/shards.py`).
+SHARDING_ENV: tuple[str, ...] = (
+    "GAME_ASSIGNMENT", "SHARD_DEAD_S", "ASSIGNMENT_POLL_MS", "SHARD_ENDPOINT", "ZMQ_ADVERTISE_HOST",
 )
 
 
@@ -69,7 +75,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(topics.ZMQ_LISTENER, "arbees_core.services.zmq_listener", None,
                 ("ZMQ_KALSHI_ENDPOINT", "ZMQ_POLYMARKET_ENDPOINT", "ZMQ_GAME_SHARD_ENDPOINT", "ZMQ_EXECUTION_ENDPOINT",
                  "ZMQ_LISTENER_ENDPOINTS", "MIRROR_BUFFER_MAX", "MIRROR_LOG_PER_SEC", "MIRROR_FLUSH_MS",
-                 "MIRROR_BATCH_MAX", "MIRROR_NICE"),
+                 "MIRROR_BATCH_MAX", "MIRROR_NICE", "DATABASE_URL", *SHARDING_ENV),
                 description="mirrors the ZMQ hot path into Redis streams"),
     ServiceSpec(topics.KALSHI_MONITOR, "arbees_core.services.kalshi_monitor", topics.KALSHI_MONITOR_PORT,
                 ("ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "KALSHI_SOURCE", "DATABASE_URL", *SIM_ENV, *KALSHI_LIVE_ENV,
@@ -82,14 +88,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(topics.GAME_SHARD, "arbees_core.services.game_shard", topics.GAME_SHARD_PORT,
                 ("ZMQ_SUB_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL", "SHARD_ID", "MIN_EDGE_PCT",
                  "MAX_PRICE_AGE_MS", "GAME_COOLDOWN_MS", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE",
-                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
+                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF", *SHARDING_ENV),
                 depends_on=(topics.MARKET_DISCOVERY, topics.KALSHI_MONITOR, topics.POLYMARKET_MONITOR),
                 description="cross-venue arbitrage -> signals.trade.<id>"),
     ServiceSpec(topics.EXECUTION_SERVICE, "arbees_core.services.execution_service", topics.EXECUTION_SERVICE_PORT,
                 ("ZMQ_SUB_ENDPOINT", "ZMQ_PRICE_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL",
                  "SPOOL_PATH", "SPOOL_FSYNC", "SIGNAL_MAX_AGE_MS", "PRICE_DRAIN_MS", "KILL_SWITCH_FILE",
                  "PAPER_TRADING", "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "LEG_POLICY", "KALSHI_TAKER_FEE_RATE",
-                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
+                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF", *SHARDING_ENV),
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),
     ServiceSpec(topics.API, "arbees_core.services.api", None,
                 ("API_HOST", "API_PORT", "API_PUSH_MS", "API_CLIENT_QUEUE", "API_WINDOW_S", "DATABASE_URL",
@@ -97,14 +103,45 @@ SERVICES: tuple[ServiceSpec, ...] = (
                  "MIN_EDGE_PCT", "MAX_PRICE_AGE_MS", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE",
                  "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
                 description="operators' live dashboard and JSON API (HTTP :8000)", http_port=topics.API_PORT),
+    ServiceSpec(topics.ORCHESTRATOR, "arbees_core.services.orchestrator", None,
+                ("DATABASE_URL", "MAX_GAMES_PER_SHARD", "ORCHESTRATOR_INTERVAL_MS", *SHARDING_ENV),
+                depends_on=(topics.MARKET_DISCOVERY,),
+                description="assigns every game to one live game_shard, moves the games of dead shards"),
 )
 
 BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}
 
 
-def spec(name: str) -> ServiceSpec:
-    """The service called `name` (plan spelling; `-` and `_` are interchangeable)."""
+#: A second, third, ... game shard's name (`game_shard_2`): the game_shard service, one more instance.
+_SHARD_INSTANCE = re.compile(rf"^{topics.GAME_SHARD}_(\d+)$")
+
+
+def shard_number(name: str) -> int | None:
+    """2 for `game_shard_2`, 1 for `game_shard`, None for any other service."""
     key = name.replace("-", "_")
+    if key == topics.GAME_SHARD:
+        return 1
+    m = _SHARD_INSTANCE.match(key)
+    return int(m.group(1)) if m else None
+
+
+def shard_names(count: int) -> list[str]:
+    """The names of `count` game shards: `game_shard`, `game_shard_2`, ..."""
+    return [topics.GAME_SHARD] + [f"{topics.GAME_SHARD}_{k}" for k in range(2, count + 1)]
+
+
+def instance_name(name: str) -> str:
+    """A service's name as runtimes key it: the registry name, or `game_shard_<n>` for a further shard."""
+    n = shard_number(name)
+    return shard_names(n)[-1] if n else spec(name).name
+
+
+def spec(name: str) -> ServiceSpec:
+    """The service called `name` (plan spelling; `-` and `_` are interchangeable; `game_shard_<n>` is a further
+    game shard)."""
+    key = name.replace("-", "_")
+    if shard_number(key):
+        return BY_NAME[topics.GAME_SHARD]
     if key not in BY_NAME:
         raise KeyError(f"unknown service {name!r}: expected one of {', '.join(BY_NAME)}")
     return BY_NAME[key]

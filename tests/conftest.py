@@ -90,9 +90,10 @@ def _fresh_peers() -> Iterator[None]:
     reset_peers()
 
 
-#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3, the api base+4, metrics base+8..; probes
+#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3, the api base+4, metrics base+8..15, further
+#: game shards base+16..; probes
 #: may plant faults at base+5..7.
-STACK_PORTS = 16
+STACK_PORTS = 32
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ VPN_FILE = ROOT / "docker-compose.vpn.yml"
 #: Names the compose file may set beyond what the registry lists: the image's service selector (read by the
 #: Dockerfile's CMD, not by a service).
 COMPOSE_ONLY_ENV = {"ARBEES_SERVICE"}
-INFRA = {"timescaledb", "redis", "orchestrator", "vpn"}
+INFRA = {"timescaledb", "redis", "vpn"}
 #: Services for the plan's own commands: `market-discovery-rust` (Phase 2) and the `zmqtools` image.
 PLAN_EXTRAS = {"market-discovery-rust", "zmqtools"}
 
@@ -184,8 +184,6 @@ def test_compose_infrastructure(compose: dict) -> None:
             # loopback only, on a free port unless one is fixed: the machine's own Redis/PostgreSQL keep theirs
             assert re.fullmatch(r"127\.0\.0\.1:\$\{ARBEES_(REDIS|POSTGRES)_HOST_PORT:-\}:\d+", str(port)), port
     assert compose["networks"]["arbees-network"]["name"] == "arbees-network"
-    orch = s["orchestrator"]
-    assert orch["profiles"] == ["full"] and orch["healthcheck"] and "arbees-network" in networks_of(orch)
     assert s["vpn"]["profiles"] == ["vpn"]
     assert s["vpn"]["image"] == "${ARBEES_VPN_IMAGE:-qmcgaw/gluetun:v3}"
     alias = s["market-discovery-rust"]  # the plan's `up -d orchestrator market-discovery-rust game_shard`
