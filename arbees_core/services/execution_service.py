@@ -161,7 +161,7 @@ class ExecutionService(Service):
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),
                 "positions": {**self.positions.summary(time.time_ns()), "known": self.positions_known},
                 "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books),
-                "shards": self.fence.shards()}
+                "shards": self.fence.shards(), "games_fenced": len(self.fence.epochs)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
