@@ -138,7 +138,7 @@ class ShardMembership(DbPoller):
         if not view.registered:
             if not self._waiting_logged:
                 self.log.warning("SHARD_ID=%s is held by another live instance (%s); holding no game until it has "
-                                 "been silent for SHARD_DEAD_S=%gs", self.shard_id, view.holder, self.cfg.dead_s)
+                                 "been silent for twice SHARD_DEAD_S=%gs", self.shard_id, view.holder, self.cfg.dead_s)
                 self._waiting_logged = True
             self._games = {}
             return

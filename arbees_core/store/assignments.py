@@ -3,7 +3,9 @@ since) in PostgreSQL, the one record the orchestrator, every shard and execution
 
 Epochs are global and only grow: every orchestrator round that changes anything takes `max(epoch) + 1` for all
 its changes. A shard holds a game only under an assignment newer than its own registration (`joined_epoch`), so
-a restarted instance never inherits what a dead predecessor held; a game taken from a live shard is first revoked
+a restarted instance never inherits what a dead predecessor held (it registers only once the predecessor has
+been silent for twice SHARD_DEAD_S, so the dead shard's games have moved to the live shards first, and it then
+takes a share like any joining shard); a game taken from a live shard is first revoked
 (`shard_id` NULL) and handed to another only once the previous holder has read a snapshot that contains the
 revocation (`seen_epoch`), so two live shards never hold one game. Signals carry the epoch; execution_service
 refuses one older than the newest epoch it knows for the game.
@@ -70,7 +72,7 @@ ON CONFLICT (shard_id) DO UPDATE SET
     instance = EXCLUDED.instance,
     joined_epoch = CASE WHEN s.instance = EXCLUDED.instance THEN s.joined_epoch ELSE EXCLUDED.joined_epoch END,
     started_at = CASE WHEN s.instance = EXCLUDED.instance THEN s.started_at ELSE now() END
- WHERE s.instance = EXCLUDED.instance OR s.heartbeat_at < now() - make_interval(secs => %(dead_s)s)
+ WHERE s.instance = EXCLUDED.instance OR s.heartbeat_at < now() - make_interval(secs => 2 * %(dead_s)s)
 RETURNING joined_epoch"""
 
 
