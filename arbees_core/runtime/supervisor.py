@@ -244,7 +244,8 @@ class Supervisor:
         env = {**wiring_env(ports), **os.environ, **read_dotenv(self.root / ".env"), **self.urls,
                "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1",
                CONFIG_ERROR_ENV: "exit"}  # this supervisor does not restart exit code 2: no need to hold
-        if "orchestrator" in self.services:  # shards, execution_service and zmq_listener follow its assignments
+        if "orchestrator" in self.services or shard_count(self.base_env()) > 1:  # the shards, execution_service
+            # and zmq_listener follow the orchestrator's assignments
             env.setdefault("GAME_ASSIGNMENT", "orchestrator")  # unless `.env` says static
             k = shard_number(child.name)
             if k is not None:

@@ -84,7 +84,7 @@ class DbPoller(threading.Thread):
         super().__init__(name=what, daemon=True)
         self.database_url = database_url
         self.interval_s = interval_s
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._link = PeerLink(postgres_peer(database_url), what)
         self._conn: psycopg.Connection | None = None
         self.polls = 0
@@ -93,9 +93,9 @@ class DbPoller(threading.Thread):
         raise NotImplementedError
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._once()
-            self._stop.wait(self.interval_s if self._link.may_try() else max(self.interval_s, self._link.wait_s()))
+            self._halt.wait(self.interval_s if self._link.may_try() else max(self.interval_s, self._link.wait_s()))
         if self._conn is not None:
             self._conn.close()
 
@@ -116,7 +116,7 @@ class DbPoller(threading.Thread):
             self._link.failed(e, "retrying with backoff")
 
     def close(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=3)
 
 
