@@ -289,3 +289,29 @@ def test_registry_specs_are_well_formed() -> None:
     """What the compose file test relies on."""
     assert all(isinstance(s, ServiceSpec) and s.module.startswith("arbees_core.services.") for s in SERVICES)
     assert len({s.compose_key for s in SERVICES}) == len(SERVICES)
+
+
+def test_further_game_shards_are_copies_of_game_shard_with_their_own_id(tmp_path: Path) -> None:
+    """GAME_SHARDS=3 under compose: game_shard keeps its name (`docker logs game_shard`), game_shard_2 and
+    game_shard_3 are copies with their own container name, SHARD_ID and advertised endpoint, and compose accepts
+    the two files together."""
+    import shutil
+    import subprocess
+
+    from arbees_core.runtime.compose_shards import write_override
+
+    override = write_override(tmp_path, COMPOSE_FILE, 3, folder=tmp_path)
+    assert write_override(tmp_path, COMPOSE_FILE, 1, folder=tmp_path) is None
+    extra = yaml.safe_load(override.read_text())["services"]
+    assert list(extra) == ["game_shard_2", "game_shard_3"]
+    for k, name in ((2, "game_shard_2"), (3, "game_shard_3")):
+        env = service_env(extra[name])
+        assert extra[name]["container_name"] == name
+        assert env["SHARD_ID"] == str(k) and env["ZMQ_ADVERTISE_HOST"] == name
+        assert env["GAME_ASSIGNMENT"] == "orchestrator" and env["ARBEES_SERVICE"] == "game_shard"
+    if shutil.which("docker"):
+        done = subprocess.run(["docker", "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "-f",
+                               str(override), "--profile", "full", "config", "--services"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert {"game_shard", "game_shard_2", "game_shard_3", "orchestrator"} <= set(done.stdout.split())
