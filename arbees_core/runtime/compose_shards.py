@@ -34,8 +34,7 @@ def shard_services(base: dict[str, Any], count: int) -> dict[str, Any]:
         svc = copy.deepcopy(first)
         svc["container_name"] = name
         env = dict(svc.get("environment") or {})
-        env.update({"SHARD_ID": name.rsplit("_", 1)[1], "ZMQ_ADVERTISE_HOST": name, "ARBEES_SERVICE": "game_shard",
-                    "ARBEES_HEALTH_NAME": name})
+        env.update({"SHARD_ID": name.rsplit("_", 1)[1], "ZMQ_ADVERTISE_HOST": name, "ARBEES_SERVICE": "game_shard"})
         svc["environment"] = env
         out[name] = svc
     return out

@@ -76,6 +76,15 @@ def shard_service_name(shard_id: str) -> str:
     return GAME_SHARD if shard_id in ("", "1") else f"{GAME_SHARD}_{shard_id}"
 
 
+def health_name(environ: dict[str, str]) -> str:
+    """The name a container's service writes its metrics under (what its healthcheck reads): ARBEES_SERVICE, or
+    for an orchestrated game shard `shard_service_name(SHARD_ID)` (a swarm replica's SHARD_ID is its task slot)."""
+    service = environ.get("ARBEES_SERVICE", "")
+    if service == GAME_SHARD and (environ.get("GAME_ASSIGNMENT") or "").lower() == "orchestrator":
+        return shard_service_name(environ.get("SHARD_ID") or "1")
+    return service
+
+
 class DbPoller(threading.Thread):
     """Runs `poll(conn)` every `interval_s` on a thread of its own, with one connection kept open; the database
     being unusable is the process's PostgreSQL peer's outage (one line per reason, retried with its backoff)."""
