@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import eventually
 from tests.docker_support import IMAGE, ROOT, build_image, engine_lock, engine_reason, run, unavailable
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]  # the image build, then the stack
 
 STACK = "arbeeswarm"
 DEAD_S = 3.0
