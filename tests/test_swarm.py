@@ -56,6 +56,18 @@ class Swarm:
     def held(self) -> dict[str, str]:
         return {g: s for g, s in self.psql("SELECT game_id, shard_id FROM game_assignments WHERE shard_id IS NOT NULL")}
 
+    def dump(self) -> str:
+        """What an operator looks at when the stack does not trade: services, tasks, and the logs that matter."""
+        parts = [run(["docker", "service", "ls", "--filter", f"label=com.docker.stack.namespace={STACK}"],
+                     timeout=30).stdout,
+                 run(["docker", "stack", "ps", "--no-trunc", "--format", "{{.Name}} {{.CurrentState}} {{.Error}}",
+                      STACK], timeout=30).stdout]
+        for service in ("orchestrator", "game_shard", "execution_service", "market-discovery"):
+            logs = run(["docker", "service", "logs", "--tail", "15", f"{STACK}_{service}"], timeout=30)
+            parts.append(f"--- {service}\n{logs.stdout[-2500:]}{logs.stderr[-800:]}")
+        parts.append(str(self.psql("SELECT shard_id, endpoint, joined_epoch, seen_epoch, heartbeat_at FROM game_shards")))
+        return "\n".join(parts)
+
     def executed(self) -> set[str]:
         return {r[0] for r in self.psql("SELECT signal_id FROM executed_signals")}
 
@@ -105,7 +117,14 @@ def swarm() -> Iterator[Swarm]:
 
 
 def test_swarm_stack_trades_on_three_shard_replicas_fails_over_and_scales(swarm: Swarm) -> None:
-    eventually(lambda: set(swarm.held().values()) == {"1", "2", "3"}, 300, interval=2,
+    try:
+        _trades_fails_over_and_scales(swarm)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{swarm.dump()}") from None
+
+
+def _trades_fails_over_and_scales(swarm: Swarm) -> None:
+    eventually(lambda: set(swarm.held().values()) == {"1", "2", "3"}, 180, interval=2,
                what="the games spread over shard replicas 1, 2, 3")
     eventually(lambda: {str(s.get("shard_id")) for s in swarm.signals()} >= {"1", "2", "3"}, 120, interval=2,
                what="signals from all three replicas")

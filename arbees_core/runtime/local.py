@@ -20,7 +20,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
@@ -29,6 +28,7 @@ from arbees_core.registry import SERVICES, instance_name, shard_names, spec
 from arbees_core.runtime.base import (PortProbe, RuntimeError_, ServiceStatus, parse_utc, process_environment,
                                       tcp_probe)
 from arbees_core.runtime.embedded import EmbeddedPostgres
+from arbees_core.runtime.local_stack import env_int, stack_names, stack_ports
 from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.preflight import check_local
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
@@ -123,7 +123,6 @@ class LocalRuntime:
         up = self.supervisor_pid(stack) is not None
         out = []
         for name in stack_names(stack):
-            s = spec(name)
             view = stack.get("services", {}).get(name, {})
             pid = view.get("pid")
             state = view.get("state", "missing") if up else ("stopped" if view else "missing")
@@ -400,33 +399,3 @@ class LocalRuntime:
         folder = stack.get("embedded", {}).get("postgres", {}).get("folder")
         if folder:
             EmbeddedPostgres(Path(folder)).stop()
-
-
-def env_int(root: Path, name: str, default: int) -> int:
-    """A whole-number setting from the environment over the project's `.env` (as the supervisor reads it)."""
-    from arbees_core.config import Env, read_dotenv
-
-    return Env({**read_dotenv(root / ".env"), **os.environ}).int(name, default, minimum=1)
-
-
-def stack_names(stack: dict[str, Any]) -> list[str]:
-    """Every service of the registry, with the stack's further game shards right after game_shard."""
-    extra = sorted((n for n in stack.get("services", {}) if n not in {s.name for s in SERVICES}),
-                   key=lambda n: (len(n), n))
-    names: list[str] = []
-    for s in SERVICES:
-        names.append(s.name)
-        if s.name == "game_shard":
-            names += extra
-    return names
-
-
-def stack_ports(stack: dict[str, Any]) -> list[int]:
-    """The TCP ports a stack binds: its publishers', HTTP and metrics ports and the embedded Redis's (PostgreSQL uses
-    a socket file)."""
-    ports = [int(v[key]) for v in stack.get("services", {}).values() for key in ("port", "http_port", "metrics_port")
-             if v.get(key)]
-    redis_url = stack.get("embedded", {}).get("redis", {}).get("url", "")
-    if redis_url:
-        ports.append(int(urlsplit(redis_url).port or 6379))
-    return ports

@@ -37,11 +37,21 @@ from typing import Any
 
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, instance_name, shard_names, shard_number, spec
+from arbees_core.runtime.layout import (  # noqa: F401 - default_ports and wiring_env are read from here too
+    SHARD_METRICS_FIRST,
+    SHARD_OFFSET,
+    SHARD_PORT_FIRST,
+    default_ports,
+    dependency_order,
+    http_ports,
+    metrics_ports,
+    shard_count,
+    wiring_env,
+)
 from arbees_core.runtime.ports import PortCheckError, port_holder
 from arbees_core.runtime.processes import SERVICE_SESSION
 from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
 from arbees_core.telemetry.logs import setup_logging
-from arbees_core.topics import METRICS_PORT_BASE, tcp_endpoint
 
 log = logging.getLogger("supervisor")
 
@@ -61,87 +71,6 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
-
-
-def default_ports(env: Env) -> dict[str, int]:
-    """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
-    publishers = [s for s in SERVICES if s.port is not None]
-    if base:
-        return {s.name: base + i for i, s in enumerate(publishers)}
-    return {s.name: int(s.port) for s in publishers if s.port is not None}
-
-
-#: With ARBEES_PORT_BASE: the api's HTTP port is base + HTTP_OFFSET, each service's metrics port base +
-#: METRICS_OFFSET + its index in the registry (base + 4..7 stay free: tests plant wrong endpoints there).
-HTTP_OFFSET, METRICS_OFFSET = 4, 8
-
-
-def http_ports(env: Env) -> dict[str, int]:
-    """The HTTP port of each service that serves one (the api): `API_PORT` when set, else its registry port
-    (8000), or `ARBEES_PORT_BASE` + HTTP_OFFSET."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
-    chosen = env.int("API_PORT", 0, minimum=0)
-    return {s.name: chosen or (base + HTTP_OFFSET if base else int(s.http_port))
-            for s in SERVICES if s.http_port is not None}
-
-
-def metrics_ports(env: Env) -> dict[str, int]:
-    """The Prometheus port (METRICS_PORT) of every service: 9400 + its index in the registry, or `ARBEES_PORT_BASE`
-    + METRICS_OFFSET + index."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
-    first = base + METRICS_OFFSET if base else METRICS_PORT_BASE
-    return {s.name: first + i for i, s in enumerate(SERVICES)}
-
-
-def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]:
-    """The endpoints that connect the services on one machine, derived from the publishers' ports."""
-    ep = {name: tcp_endpoint(host, port) for name, port in ports.items()}
-    prices = f"{ep['kalshi_monitor']},{ep['polymarket_monitor']}"
-    return {"ZMQ_SUB_ENDPOINTS": prices, "ZMQ_PRICE_ENDPOINTS": prices, "ZMQ_SUB_ENDPOINT": ep["game_shard"],
-            "ZMQ_KALSHI_ENDPOINT": ep["kalshi_monitor"], "ZMQ_POLYMARKET_ENDPOINT": ep["polymarket_monitor"],
-            "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"]}
-
-
-def dependency_order(names: list[str]) -> list[str]:
-    """`names` with each service after the ones it depends on (registry order breaks ties; every game shard
-    where game_shard is)."""
-    order: list[str] = []
-
-    def visit(n: str) -> None:
-        if n in order:
-            return
-        for dep in spec(n).depends_on:
-            for d in [x for x in names if spec(x).name == dep]:
-                visit(d)
-        order.append(n)
-
-    for s in SERVICES:
-        for n in sorted((x for x in names if spec(x).name == s.name), key=lambda x: shard_number(x) or 0):
-            visit(n)
-    return order
-
-
-#: Ports of further game shards (game_shard_2, ...): ZMQ SHARD_PORT_FIRST + k - 2 and metrics
-#: SHARD_METRICS_FIRST + k - 2; with ARBEES_PORT_BASE, base + SHARD_OFFSET + 2 (k - 2) and the port after it.
-SHARD_PORT_FIRST, SHARD_METRICS_FIRST, SHARD_OFFSET = 5570, 9450, 16
-
-
-def shard_count(env: Env) -> int:
-    """GAME_SHARDS: how many game shards the local stack runs (default 1)."""
-    return env.int("GAME_SHARDS", 1, minimum=1)
-
-
-def shard_children(env: Env, count: int) -> dict[str, Child]:
-    """game_shard_2 .. game_shard_<count>, each with its own ZMQ and metrics port."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
-    out: dict[str, Child] = {}
-    for name in shard_names(count)[1:]:
-        k = shard_number(name) or 2
-        zmq_port = base + SHARD_OFFSET + 2 * (k - 2) if base else SHARD_PORT_FIRST + k - 2
-        metrics = base + SHARD_OFFSET + 2 * (k - 2) + 1 if base else SHARD_METRICS_FIRST + k - 2
-        out[name] = Child(spec(name), zmq_port, None, metrics, name=name)
-    return out
 
 
 @dataclass
@@ -178,6 +107,18 @@ class Child:
         """(port, what) of every TCP port the service binds when it runs."""
         kinds = (("ZMQ", self.port), ("HTTP", self.http_port), ("metrics", self.metrics_port))
         return [(port, what) for what, port in kinds if port is not None]
+
+
+def shard_children(env: Env, count: int) -> dict[str, Child]:
+    """game_shard_2 .. game_shard_<count>, each with its own ZMQ and metrics port."""
+    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
+    out: dict[str, Child] = {}
+    for name in shard_names(count)[1:]:
+        k = shard_number(name) or 2
+        zmq_port = base + SHARD_OFFSET + 2 * (k - 2) if base else SHARD_PORT_FIRST + k - 2
+        metrics = base + SHARD_OFFSET + 2 * (k - 2) + 1 if base else SHARD_METRICS_FIRST + k - 2
+        out[name] = Child(spec(name), zmq_port, None, metrics, name=name)
+    return out
 
 
 @dataclass
