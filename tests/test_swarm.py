@@ -30,7 +30,7 @@ class Swarm:
         self.node = node
 
     def container(self, service: str, slot: int | None = None) -> str:
-        out = run(["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}",
+        out = run(["docker", "ps", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}",
                    "--format", '{{.ID}} {{.Label "com.docker.swarm.task.name"}}'], timeout=30).stdout.split("\n")
         for line in out:
             if line.strip() and (slot is None or f"_{service}.{slot}." in line):
