@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -74,6 +75,7 @@ def _step(stack: ProcessStack, names: list[str], pub: ReplayPublisher, rate: flo
 
 def measure(count: int, games: int, rates: list[float], hold_s: float, redis_url: str, database_url: str,
             folder: Path) -> ShardRow:
+    shutil.rmtree(folder, ignore_errors=True)  # an earlier run's metrics files would read as this run's counters
     folder.mkdir(parents=True, exist_ok=True)
     reset_streams(redis_url)
     env = bench_env(True, 1000.0, redis_url, database_url, folder)
