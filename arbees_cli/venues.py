@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import asdict
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, PlainProgress, console, fail, parse_duration, print_json
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import VenueError
@@ -75,7 +75,7 @@ def record_venue(venue: str, source: str, duration_s: float, out: str, env: Env,
 def database_url() -> str:
     """DATABASE_URL, else the running local stack's database."""
     load_dotenv_into_environ()
-    url = os.environ.get("DATABASE_URL", "")
+    url = Env().get(S.DATABASE_URL)
     if url:
         return url
     from arbees_core.runtime.local import LocalRuntime

@@ -7,6 +7,7 @@ Run: `python -m arbees_core.services.kalshi_monitor`.
 
 from __future__ import annotations
 
+from arbees_core import settings as S
 from arbees_core.services.monitor import MonitorService, VenueFeed
 from arbees_core.services.runner import main as run_main
 from arbees_core.strategy.matching import parse_kalshi_ticker
@@ -19,7 +20,7 @@ class KalshiMonitor(MonitorService):
     name = KALSHI_MONITOR
     venue = KALSHI
     default_port = KALSHI_MONITOR_PORT
-    source_env = "KALSHI_SOURCE"
+    source_setting = S.KALSHI_SOURCE
 
     def make_feed(self) -> VenueFeed:
         return KalshiFeed()

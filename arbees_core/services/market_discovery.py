@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
@@ -57,11 +58,11 @@ class DiscoveryConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "DiscoveryConfig":
-        url = env.database_url()
+        url = env.get(S.DATABASE_URL)
         if not url:
             raise ConfigError("DATABASE_URL is not set: market_discovery stores the mapping in PostgreSQL")
-        kalshi = parse_source(env.str("KALSHI_SOURCE", "sim"), "KALSHI_SOURCE")
-        poly = parse_source(env.str("POLYMARKET_SOURCE", "sim"), "POLYMARKET_SOURCE")
+        kalshi = parse_source(env.get(S.KALSHI_SOURCE), S.KALSHI_SOURCE.name)
+        poly = parse_source(env.get(S.POLYMARKET_SOURCE), S.POLYMARKET_SOURCE.name)
         rest = gamma = None
         if kalshi.kind == "live":
             from arbees_core.venues.kalshi.rest import KalshiRestConfig
@@ -71,9 +72,9 @@ class DiscoveryConfig:
             from arbees_core.venues.polymarket.gamma import GammaConfig
 
             gamma = GammaConfig.from_env(env)
-        return cls(url, env.float("DISCOVERY_INTERVAL_S", 60.0, minimum=1.0), env.str("SHARD_ID", "shard-1"),
+        return cls(url, env.get(S.DISCOVERY_INTERVAL_S), env.get(S.SHARD_ID, "shard-1"),
                    SimConfig.from_env(env), kalshi, poly, rest, gamma,
-                   env.float("DISCOVERY_RETRY_S", 30.0, minimum=1.0))
+                   env.get(S.DISCOVERY_RETRY_S))
 
 
 def venue_listings(venue: str, source: SourceSpec, cfg: DiscoveryConfig) -> list[MarketListing]:
@@ -120,7 +121,7 @@ class MarketDiscovery(Service):
     @classmethod
     def from_env(cls, env: Env) -> "MarketDiscovery":
         return cls(TransportSettings.from_env(env), DiscoveryConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"discovery": self.last}

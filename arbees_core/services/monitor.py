@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from arbees_core import settings as S
+from arbees_core.settings import Setting
 from arbees_core.config import ConfigError, Env
 from arbees_core.messages import PriceUpdate, encode_json
 from arbees_core.services.runner import Service
@@ -86,7 +88,7 @@ class MonitorService(Service):
     venue: ClassVar[str]
     default_port: ClassVar[int]
     rt_scope = "zmq_io"  # ARBEES_RT_PRIORITY: the I/O threads that send prices, not the parsing thread
-    source_env: ClassVar[str]
+    source_setting: ClassVar[Setting[str]]
 
     def __init__(self, settings: TransportSettings, cfg: MonitorConfig, heartbeat_interval_s: float = 0.5) -> None:
         super().__init__(settings, heartbeat_interval_s)
@@ -105,30 +107,30 @@ class MonitorService(Service):
 
     @classmethod
     def config_from_env(cls, env: Env) -> MonitorConfig:
-        spec = parse_source(env.str(cls.source_env, "sim"), cls.source_env)
+        spec = parse_source(env.get(cls.source_setting), cls.source_setting.name)
         live = None
         if spec.kind == "live":
             live = live_config_from_env(cls.venue, env)
-            if not env.str("DATABASE_URL"):
-                raise ConfigError(f"{cls.source_env}=live subscribes to the discovery mapping's markets: set "
+            if not env.get(S.DATABASE_URL):
+                raise ConfigError(f"{cls.source_setting.name}=live subscribes to the discovery mapping's markets: set "
                                   "DATABASE_URL (and run market_discovery with the live source)")
         elif spec.kind == "replay" and not Path(spec.path).is_file():
-            raise ConfigError(f"{cls.source_env}={spec.describe()!r}: no recording at {spec.path!r}")
+            raise ConfigError(f"{cls.source_setting.name}={spec.describe()!r}: no recording at {spec.path!r}")
         return MonitorConfig(
-            port=env.int("ZMQ_PUB_PORT", cls.default_port, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
+            port=env.get(S.ZMQ_PUB_PORT, cls.default_port),
+            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
             source=spec.describe(),
-            database_url=env.database_url(),
+            database_url=env.get(S.DATABASE_URL),
             sim=SimConfig.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
+            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
             live=live,
-            stale_feed_s=env.float("STALE_FEED_S", 30.0, minimum=0.0),
+            stale_feed_s=env.get(S.STALE_FEED_S),
         )
 
     @classmethod
     def from_env(cls, env: Env) -> "MonitorService":
         return cls(TransportSettings.from_env(env), cls.config_from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 0.5, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS, 0.5))
 
     def make_feed(self) -> VenueFeed:
         raise NotImplementedError

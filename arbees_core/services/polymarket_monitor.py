@@ -7,6 +7,7 @@ discovery mapping. Run: `python -m arbees_core.services.polymarket_monitor`.
 
 from __future__ import annotations
 
+from arbees_core import settings as S
 from arbees_core.services.monitor import MonitorService, VenueFeed
 from arbees_core.services.runner import main as run_main
 from arbees_core.topics import POLYMARKET, POLYMARKET_MONITOR, POLYMARKET_MONITOR_PORT
@@ -17,7 +18,7 @@ class PolymarketMonitor(MonitorService):
     name = POLYMARKET_MONITOR
     venue = POLYMARKET
     default_port = POLYMARKET_MONITOR_PORT
-    source_env = "POLYMARKET_SOURCE"
+    source_setting = S.POLYMARKET_SOURCE
 
     def make_feed(self) -> VenueFeed:
         return PolymarketFeed()

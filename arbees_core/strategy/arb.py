@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.messages import Leg, PriceUpdate, Side
 from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
@@ -35,19 +36,19 @@ class ArbConfig:
     max_order_contracts: MAX_ORDER_CONTRACTS, the largest leg in contracts (100);
     fees: the taker fee rates (KALSHI_TAKER_FEE_RATE, POLYMARKET_TAKER_FEE_RATE, FEE_RATES_AS_OF)."""
 
-    min_edge_pct: float = 0.5
-    max_price_age_ms: float = 2000.0
-    cooldown_ms: float = 10000.0
-    max_order_contracts: float = 100.0
+    min_edge_pct: float = S.MIN_EDGE_PCT.default
+    max_price_age_ms: float = S.MAX_PRICE_AGE_MS.default
+    cooldown_ms: float = S.GAME_COOLDOWN_MS.default
+    max_order_contracts: float = S.MAX_ORDER_CONTRACTS.default
     fees: FeeSchedule = field(default_factory=FeeSchedule)
 
     @classmethod
     def from_env(cls, env: Env) -> "ArbConfig":
         return cls(
-            min_edge_pct=env.float("MIN_EDGE_PCT", 0.5, minimum=0.0),
-            max_price_age_ms=env.float("MAX_PRICE_AGE_MS", 2000.0, minimum=0.0),
-            cooldown_ms=env.float("GAME_COOLDOWN_MS", 10000.0, minimum=0.0),
-            max_order_contracts=env.float("MAX_ORDER_CONTRACTS", 100.0, minimum=1.0),
+            min_edge_pct=env.get(S.MIN_EDGE_PCT),
+            max_price_age_ms=env.get(S.MAX_PRICE_AGE_MS),
+            cooldown_ms=env.get(S.GAME_COOLDOWN_MS),
+            max_order_contracts=env.get(S.MAX_ORDER_CONTRACTS),
             fees=FeeSchedule.from_env(env),
         )
 

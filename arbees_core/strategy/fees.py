@@ -20,11 +20,12 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 
-KALSHI_TAKER_RATE: Final = 0.07
-POLYMARKET_SPORTS_TAKER_RATE: Final = 0.03
-RATES_AS_OF: Final = "2026-11-24"
+KALSHI_TAKER_RATE: Final = S.KALSHI_TAKER_FEE_RATE.default
+POLYMARKET_SPORTS_TAKER_RATE: Final = S.POLYMARKET_TAKER_FEE_RATE.default
+RATES_AS_OF: Final = S.FEE_RATES_AS_OF.default
 #: Products like 0.07 x 100 x 50 x 50 / 100 are 175.00000000000003 in binary floating point; rounding to this
 #: many decimals before `ceil` keeps an exact cent exact instead of charging one more.
 _FLOAT_GUARD_DECIMALS: Final = 9
@@ -46,9 +47,9 @@ class FeeSchedule:
     @classmethod
     def from_env(cls, env: Env) -> "FeeSchedule":
         return cls(
-            kalshi_taker_rate=env.float("KALSHI_TAKER_FEE_RATE", KALSHI_TAKER_RATE, minimum=0.0),
-            polymarket_taker_rate=env.float("POLYMARKET_TAKER_FEE_RATE", POLYMARKET_SPORTS_TAKER_RATE, minimum=0.0),
-            as_of=env.str("FEE_RATES_AS_OF", RATES_AS_OF) or RATES_AS_OF,
+            kalshi_taker_rate=env.get(S.KALSHI_TAKER_FEE_RATE),
+            polymarket_taker_rate=env.get(S.POLYMARKET_TAKER_FEE_RATE),
+            as_of=env.get(S.FEE_RATES_AS_OF),
         )
 
 

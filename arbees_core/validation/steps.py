@@ -16,7 +16,11 @@ from typing import Any
 import msgspec
 
 from arbees_core.config import read_dotenv, write_dotenv_value
+<<<<<<< HEAD
 from arbees_core.registry import COMMON_ENV, SERVICES, shard_number, spec
+=======
+from arbees_core.registry import SERVICES, spec
+>>>>>>> main
 from arbees_core.runtime.base import Runtime, RuntimeError_
 from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import (
@@ -156,7 +160,7 @@ def _set_env(ctx: RunContext, step: SetEnv) -> None:
 def _reads_any(service: str, keys: dict[str, str]) -> bool:
     """Whether a pipeline service reads any of `keys` (Redis, PostgreSQL and other containers read none)."""
     found = next((s for s in SERVICES if s.name == service), None)
-    return found is not None and any(k in COMMON_ENV or k in found.env for k in keys)
+    return found is not None and any(k in found.env for k in keys)
 
 
 def _start(ctx: RunContext, step: Start) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import Opcode
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, redact_value
 from arbees_core.venues.keepalive import KeepAlive, WatchedConnection
 
@@ -128,8 +128,8 @@ class Backoff:
 
     @classmethod
     def from_env(cls, env: Env) -> "Backoff":
-        lo = env.float("VENUE_BACKOFF_MIN_S", 0.5, minimum=0.0)
-        return cls(lo, max(lo, env.float("VENUE_BACKOFF_MAX_S", 30.0, minimum=0.0)))
+        lo = env.get(S.VENUE_BACKOFF_MIN_S)
+        return cls(lo, max(lo, env.get(S.VENUE_BACKOFF_MAX_S)))
 
     def next_delay(self) -> float:
         cap = min(self.max_s, self.min_s * (2 ** min(self.attempt, 30)))
@@ -143,15 +143,14 @@ class Backoff:
 def proxy_for(url: str, explicit: str = "", environ: dict[str, str] | None = None) -> str | None:
     """The proxy to reach `url` through: `explicit` when given, else HTTPS_PROXY / ALL_PROXY (either case) from the
     environment; None for loopback hosts and hosts in NO_PROXY. http(s):// and socks5:// proxies are supported."""
-    env = os.environ if environ is None else environ
+    env = Env(environ)
     host = (urlsplit(url).hostname or "").lower()
     if host in _LOOPBACK:
         return None
-    proxy = explicit or next((env[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-                              if env.get(k)), "")
+    proxy = explicit or env.get(S.HTTPS_PROXY) or env.get(S.ALL_PROXY)
     if not proxy:
         return None
-    no_proxy = [h.strip().lower().lstrip(".") for h in (env.get("NO_PROXY") or env.get("no_proxy") or "").split(",")]
+    no_proxy = [h.lower().lstrip(".") for h in env.get(S.NO_PROXY)]
     if "*" in no_proxy or any(h and (host == h or host.endswith("." + h)) for h in no_proxy):
         return None
     return proxy

@@ -23,6 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from arbees_core import settings as S
 from arbees_core.config import REDACTED, ConfigError, Env
 from arbees_core.telemetry.redact import register_secret
 
@@ -75,18 +76,18 @@ class KalshiSigner:
     @classmethod
     def from_env(cls, env: Env) -> "KalshiSigner":
         """KALSHI_API_KEY_ID plus KALSHI_PRIVATE_KEY_PATH (a file) or KALSHI_PRIVATE_KEY (PEM text, `\\n` allowed)."""
-        key_id = env.str("KALSHI_API_KEY_ID")
+        key_id = env.get(S.KALSHI_API_KEY_ID)
         if not key_id:
             raise ConfigError("KALSHI_API_KEY_ID is not set: the Kalshi connection is signed even for market data "
                               "(create an API key at kalshi.com -> Account -> API keys, per environment)")
-        path = env.str("KALSHI_PRIVATE_KEY_PATH")
+        path = env.get(S.KALSHI_PRIVATE_KEY_PATH)
         if path:
             try:
                 pem = Path(path).expanduser().read_bytes()
             except OSError as e:
                 raise ConfigError(f"KALSHI_PRIVATE_KEY_PATH={path!r}: cannot read it ({e.strerror})") from None
         else:
-            text = env.str("KALSHI_PRIVATE_KEY")
+            text = env.get(S.KALSHI_PRIVATE_KEY)
             if not text:
                 raise ConfigError("neither KALSHI_PRIVATE_KEY_PATH nor KALSHI_PRIVATE_KEY is set: the Kalshi "
                                   "connection needs the API key's RSA private key (PEM)")

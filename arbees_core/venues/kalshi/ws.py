@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 import orjson
 from websockets.asyncio.client import ClientConnection
 
-from arbees_core.config import ConfigError, Env
+from arbees_core import settings as S
+from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.kalshi.auth import KalshiSigner
 from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command
@@ -41,14 +42,11 @@ SUBSCRIBE_BATCH: Final = 200
 #: Kalshi error codes: 9 = authentication required.
 AUTH_REQUIRED: Final = 9
 #: How often Kalshi sends its heartbeat Ping frame, seconds (its WebSocket documentation).
-HEARTBEAT_S: Final = 10.0
+HEARTBEAT_S: Final = S.KALSHI_HEARTBEAT_S.default
 
 
 def kalshi_env(env: Env) -> str:
-    name = (env.str("KALSHI_ENV", "prod") or "prod").lower()
-    if name not in WS_URLS:
-        raise ConfigError(f"KALSHI_ENV={name!r}: expected prod or demo")
-    return name
+    return env.get(S.KALSHI_ENV)
 
 
 @dataclass(frozen=True)
@@ -65,9 +63,8 @@ class KalshiLiveConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "KalshiLiveConfig":
-        return cls(env.str("KALSHI_WS_URL") or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
-                   Backoff.from_env(env), env.str("KALSHI_PROXY"),
-                   env.float("KALSHI_HEARTBEAT_S", HEARTBEAT_S, minimum=0.05))
+        return cls(env.get(S.KALSHI_WS_URL) or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
+                   Backoff.from_env(env), env.get(S.KALSHI_PROXY), env.get(S.KALSHI_HEARTBEAT_S))
 
 
 class KalshiLiveSource(LiveSource):

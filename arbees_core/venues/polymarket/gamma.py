@@ -26,15 +26,16 @@ from typing import Any, Final
 import httpx
 import orjson
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import VenueError, proxy_for, safe_url
 
 log = logging.getLogger("polymarket")
 
-GAMMA_URL: Final = "https://gamma-api.polymarket.com"
-GEOBLOCK_URL: Final = "https://polymarket.com/api/geoblock"
-LEAGUES: Final = ("NBA", "NFL", "NHL", "MLB")
+GAMMA_URL: Final = S.POLYMARKET_GAMMA_URL.default
+GEOBLOCK_URL: Final = S.POLYMARKET_GEOBLOCK_URL.default
+LEAGUES: Final = S.POLYMARKET_LEAGUES.default
 PAGE_LIMIT: Final = 100
 MAX_PAGES: Final = 50
 REQUEST_TIMEOUT_S: Final = 15.0
@@ -54,9 +55,9 @@ class GammaConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "GammaConfig":
-        url = env.str("POLYMARKET_GAMMA_URL") or GAMMA_URL
-        return cls(url, tuple(x.upper() for x in env.list("POLYMARKET_LEAGUES", list(LEAGUES))),
-                   proxy_for(url, env.str("POLYMARKET_PROXY")) or "", env.str("POLYMARKET_GEOBLOCK_URL", GEOBLOCK_URL))
+        url = env.get(S.POLYMARKET_GAMMA_URL)
+        return cls(url, tuple(x.upper() for x in env.get(S.POLYMARKET_LEAGUES)),
+                   proxy_for(url, env.get(S.POLYMARKET_PROXY)) or "", env.get(S.POLYMARKET_GEOBLOCK_URL))
 
 
 def json_list(value: Any) -> list[Any]:

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.live import (
@@ -36,9 +37,9 @@ from arbees_core.venues.live import (
 )
 from arbees_core.venues.polymarket.parsing import subscribe_command
 
-WS_URL: Final = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
-PING_S: Final = 10.0
-SNAPSHOT_TIMEOUT_S: Final = 5.0
+WS_URL: Final = S.POLYMARKET_WS_URL.default
+PING_S: Final = S.POLYMARKET_PING_S.default
+SNAPSHOT_TIMEOUT_S: Final = S.POLYMARKET_SNAPSHOT_TIMEOUT_S.default
 _KEEPALIVE: Final = frozenset({b"PONG", b"PING"})
 
 
@@ -59,13 +60,10 @@ class PolymarketLiveConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "PolymarketLiveConfig":
-        from arbees_core.venues.polymarket.gamma import GEOBLOCK_URL
 
-        url = env.str("POLYMARKET_WS_URL") or WS_URL
-        return cls(url, proxy_for(url, env.str("POLYMARKET_PROXY")) or "",
-                   env.float("POLYMARKET_PING_S", PING_S, minimum=0.1), Backoff.from_env(env),
-                   env.str("POLYMARKET_GEOBLOCK_URL", GEOBLOCK_URL),
-                   env.float("POLYMARKET_SNAPSHOT_TIMEOUT_S", SNAPSHOT_TIMEOUT_S, minimum=0.1))
+        url = env.get(S.POLYMARKET_WS_URL)
+        return cls(url, proxy_for(url, env.get(S.POLYMARKET_PROXY)) or "", env.get(S.POLYMARKET_PING_S),
+                   Backoff.from_env(env), env.get(S.POLYMARKET_GEOBLOCK_URL), env.get(S.POLYMARKET_SNAPSHOT_TIMEOUT_S))
 
 
 class PolymarketLiveSource(LiveSource):

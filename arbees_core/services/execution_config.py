@@ -1,0 +1,69 @@
+"""execution_service's settings, read once at start (`ExecutionConfig.from_env`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from arbees_core import settings as S
+from arbees_core.config import ConfigError, Env, state_dir
+from arbees_core.services.execution_orders import leg_policy_from_env
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.strategy.risk import RiskLimits
+from arbees_core.topics import EXECUTION_SERVICE_PORT
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """signal_endpoints: ZMQ_SUB_ENDPOINT (game_shard's publisher; a comma list is accepted);
+    price_endpoints: ZMQ_PRICE_ENDPOINTS (the monitors, for the books fills are made against);
+    port / endpoint: ZMQ_PUB_PORT / ZMQ_PUB_ENDPOINT for trade results; database_url: DATABASE_URL (required);
+    spool_path: SPOOL_PATH; spool_fsync: SPOOL_FSYNC (fsync each append: survives power loss, costs latency);
+    signal_max_age_ms: SIGNAL_MAX_AGE_MS (older signals are rejected as expired, not traded);
+    kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on);
+    price_drain_ms: PRICE_DRAIN_MS (ZMQ mode, default 2, at most TRANSPORT_BLOCK_MS): how long queued prices may
+    wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
+    often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
+    leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`);
+    exit_endpoints: ZMQ_EXIT_ENDPOINT (position_tracker's publisher of exit signals, `services/execution_exits.py`)."""
+
+    signal_endpoints: list[str]
+    price_endpoints: list[str]
+    port: int
+    endpoint: str
+    database_url: str
+    spool_path: Path
+    spool_fsync: bool
+    signal_max_age_ms: float
+    kill_switch_file: Path
+    fees: FeeSchedule
+    risk: RiskLimits
+    log_sample_per_s: float
+    price_drain_ms: float = 2.0
+    leg_policy: str = "joint"
+    exit_endpoints: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Env) -> "ExecutionConfig":
+        if not env.get(S.PAPER_TRADING):
+            raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
+        database_url = env.get(S.DATABASE_URL)
+        if not database_url:
+            raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
+        return cls(
+            signal_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINT)),
+            price_endpoints=list(env.get(S.ZMQ_PRICE_ENDPOINTS)),
+            port=env.get(S.ZMQ_PUB_PORT, EXECUTION_SERVICE_PORT),
+            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
+            database_url=database_url,
+            spool_path=Path(env.get(S.SPOOL_PATH) or state_dir() / "spool" / "execution_service.jsonl"),
+            spool_fsync=env.get(S.SPOOL_FSYNC),
+            signal_max_age_ms=env.get(S.SIGNAL_MAX_AGE_MS),
+            kill_switch_file=Path(env.get(S.KILL_SWITCH_FILE) or state_dir() / "kill_switch"),
+            fees=FeeSchedule.from_env(env),
+            risk=RiskLimits.from_env(env),
+            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
+            price_drain_ms=env.get(S.PRICE_DRAIN_MS),
+            leg_policy=leg_policy_from_env(env),
+            exit_endpoints=tuple(env.get(S.ZMQ_EXIT_ENDPOINT)),
+        )
