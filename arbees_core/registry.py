@@ -7,19 +7,11 @@ The settings each service reads are not listed here: they come from the declarat
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 import re
-from dataclasses import dataclass, field
-=======
 from dataclasses import KW_ONLY, dataclass, field
->>>>>>> main
 
 from arbees_core import settings, topics
 
-#: How game shards share the games (`services/shards.py`).
-SHARDING_ENV: tuple[str, ...] = (
-    "GAME_ASSIGNMENT", "SHARD_DEAD_S", "ASSIGNMENT_POLL_MS", "SHARD_ENDPOINT", "ZMQ_ADVERTISE_HOST",
-)
 
 
 @dataclass(frozen=True)
@@ -58,47 +50,23 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(topics.MARKET_DISCOVERY, "arbees_core.services.market_discovery", None,
                 compose_name="market-discovery", description="finds both venues' markets, stores the game mapping"),
     ServiceSpec(topics.ZMQ_LISTENER, "arbees_core.services.zmq_listener", None,
-<<<<<<< HEAD
-                ("ZMQ_KALSHI_ENDPOINT", "ZMQ_POLYMARKET_ENDPOINT", "ZMQ_GAME_SHARD_ENDPOINT", "ZMQ_EXECUTION_ENDPOINT",
-                 "ZMQ_LISTENER_ENDPOINTS", "MIRROR_BUFFER_MAX", "MIRROR_LOG_PER_SEC", "MIRROR_FLUSH_MS",
-                 "MIRROR_BATCH_MAX", "MIRROR_NICE", "DATABASE_URL", *SHARDING_ENV),
-=======
->>>>>>> main
                 description="mirrors the ZMQ hot path into Redis streams"),
     ServiceSpec(topics.KALSHI_MONITOR, "arbees_core.services.kalshi_monitor", topics.KALSHI_MONITOR_PORT,
                 depends_on=(topics.MARKET_DISCOVERY,), description="Kalshi books -> prices.kalshi.<ticker>"),
     ServiceSpec(topics.POLYMARKET_MONITOR, "arbees_core.services.polymarket_monitor", topics.POLYMARKET_MONITOR_PORT,
                 depends_on=(topics.MARKET_DISCOVERY,), description="Polymarket books -> prices.poly.<asset>"),
     ServiceSpec(topics.GAME_SHARD, "arbees_core.services.game_shard", topics.GAME_SHARD_PORT,
-<<<<<<< HEAD
-                ("ZMQ_SUB_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL", "SHARD_ID", "MIN_EDGE_PCT",
-                 "MAX_PRICE_AGE_MS", "GAME_COOLDOWN_MS", "MAX_ORDER_CONTRACTS", "KALSHI_TAKER_FEE_RATE",
-                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF", *SHARDING_ENV),
                 depends_on=(topics.MARKET_DISCOVERY, topics.KALSHI_MONITOR, topics.POLYMARKET_MONITOR),
                 description="cross-venue arbitrage -> signals.trade.<id>"),
     ServiceSpec(topics.EXECUTION_SERVICE, "arbees_core.services.execution_service", topics.EXECUTION_SERVICE_PORT,
-                ("ZMQ_SUB_ENDPOINT", "ZMQ_PRICE_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL",
-                 "SPOOL_PATH", "SPOOL_FSYNC", "SIGNAL_MAX_AGE_MS", "PRICE_DRAIN_MS", "KILL_SWITCH_FILE",
-                 "PAPER_TRADING", "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "LEG_POLICY", "KALSHI_TAKER_FEE_RATE",
-                 "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF", *SHARDING_ENV),
-=======
-                depends_on=(topics.MARKET_DISCOVERY, topics.KALSHI_MONITOR, topics.POLYMARKET_MONITOR),
-                description="cross-venue arbitrage -> signals.trade.<id>"),
-    ServiceSpec(topics.EXECUTION_SERVICE, "arbees_core.services.execution_service", topics.EXECUTION_SERVICE_PORT,
->>>>>>> main
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),
     ServiceSpec(topics.API, "arbees_core.services.api", None,
                 description="operators' live dashboard and JSON API (HTTP :8000)", http_port=topics.API_PORT),
-<<<<<<< HEAD
-    ServiceSpec(topics.ORCHESTRATOR, "arbees_core.services.orchestrator", None,
-                ("DATABASE_URL", "MAX_GAMES_PER_SHARD", "ORCHESTRATOR_INTERVAL_MS", *SHARDING_ENV),
-                depends_on=(topics.MARKET_DISCOVERY,),
-                description="assigns every game to one live game_shard, moves the games of dead shards"),
-=======
     ServiceSpec(topics.POSITION_TRACKER, "arbees_core.services.position_tracker", topics.POSITION_TRACKER_PORT,
                 depends_on=(topics.EXECUTION_SERVICE,),
                 description="positions per pair and market, marked, settled -> positions.pair.<id>, exits"),
->>>>>>> main
+    ServiceSpec(topics.ORCHESTRATOR, "arbees_core.services.orchestrator", None, depends_on=(topics.MARKET_DISCOVERY,),
+                description="assigns every game to one live game_shard, moves the games of dead shards"),
 )
 
 BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}

@@ -90,16 +90,9 @@ def _fresh_peers() -> Iterator[None]:
     reset_peers()
 
 
-<<<<<<< HEAD
-#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3, the api base+4, metrics base+8..15, further
-#: game shards base+16..; probes
-#: may plant faults at base+5..7.
-STACK_PORTS = 32
-=======
-#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3 and base+5, the api base+4, metrics base+8..; probes
-#: may plant faults at base+6..7.
-STACK_PORTS = 20
->>>>>>> main
+#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3 and base+5, the api base+4, metrics base+8..16,
+#: further game shards base+20..; probes may plant faults at base+6..7.
+STACK_PORTS = 36
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from arbees_core import settings as S
 from arbees_core.config import Env, read_dotenv
 from arbees_core.registry import shard_names
 
@@ -23,7 +24,7 @@ OVERRIDE_NAME = "compose-shards.yml"
 
 
 def shard_count(root: Path) -> int:
-    return Env({**read_dotenv(root / ".env"), **os.environ}).int("GAME_SHARDS", 1, minimum=1)
+    return Env({**read_dotenv(root / ".env"), **os.environ}).get(S.GAME_SHARDS)
 
 
 def shard_services(base: dict[str, Any], count: int) -> dict[str, Any]:

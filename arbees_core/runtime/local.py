@@ -28,7 +28,7 @@ from arbees_core.registry import SERVICES, instance_name, shard_names, spec
 from arbees_core.runtime.base import (PortProbe, RuntimeError_, ServiceStatus, parse_utc, process_environment,
                                       tcp_probe)
 from arbees_core.runtime.embedded import EmbeddedPostgres
-from arbees_core.runtime.local_stack import env_int, stack_names, stack_ports
+from arbees_core.runtime.local_stack import game_shards, stack_names, stack_ports
 from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.preflight import check_local
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
@@ -244,7 +244,7 @@ class LocalRuntime:
         names = [instance_name(n) for n in services or []] or [s.name for s in SERVICES]
         check_local(self.root, [spec(n).name for n in names])
         if "game_shard" in names:  # GAME_SHARDS (or `arbees up --shards N`): every shard of the stack
-            count = env_int(self.root, "GAME_SHARDS", 1)
+            count = game_shards(self.root)
             names += [n for n in shard_names(count)[1:] if n not in names]
         if self.is_up():
             self.request("start", names)

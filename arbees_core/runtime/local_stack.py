@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 from arbees_core.registry import SERVICES
 
 
-def env_int(root: Path, name: str, default: int) -> int:
-    """A whole-number setting from the environment over the project's `.env` (as the supervisor reads it)."""
+def game_shards(root: Path) -> int:
+    """GAME_SHARDS from the environment over the project's `.env` (as the supervisor reads it)."""
+    from arbees_core import settings as S
     from arbees_core.config import Env, read_dotenv
 
-    return Env({**read_dotenv(root / ".env"), **os.environ}).int(name, default, minimum=1)
+    return Env({**read_dotenv(root / ".env"), **os.environ}).get(S.GAME_SHARDS)
 
 
 def stack_names(stack: dict[str, Any]) -> list[str]:

@@ -38,17 +38,8 @@ from typing import Any
 from arbees_core import settings as S
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, instance_name, shard_names, shard_number, spec
-from arbees_core.runtime.layout import (  # noqa: F401 - default_ports and wiring_env are read from here too
-    SHARD_METRICS_FIRST,
-    SHARD_OFFSET,
-    SHARD_PORT_FIRST,
-    default_ports,
-    dependency_order,
-    http_ports,
-    metrics_ports,
-    shard_count,
-    wiring_env,
-)
+from arbees_core.runtime.layout import SHARD_METRICS_FIRST, SHARD_OFFSET, SHARD_PORT_FIRST, dependency_order, shard_count
+from arbees_core.topics import METRICS_PORT_BASE, tcp_endpoint
 from arbees_core.runtime.ports import PortCheckError, port_holder
 from arbees_core.runtime.processes import SERVICE_SESSION
 from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
@@ -74,8 +65,6 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-<<<<<<< HEAD
-=======
 def default_ports(env: Env) -> dict[str, int]:
     """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks
     (a fifth publisher, position_tracker, at base + 5: base + 4 is the api's)."""
@@ -118,25 +107,6 @@ def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]
             "ZMQ_EXIT_ENDPOINT": ep["position_tracker"], "ZMQ_POSITION_TRACKER_ENDPOINT": ep["position_tracker"]}
 
 
-def dependency_order(names: list[str]) -> list[str]:
-    """`names` with each service after the ones it depends on (registry order breaks ties)."""
-    order: list[str] = []
-
-    def visit(n: str) -> None:
-        if n in order:
-            return
-        for dep in spec(n).depends_on:
-            if dep in names:
-                visit(dep)
-        order.append(n)
-
-    for s in SERVICES:
-        if s.name in names:
-            visit(s.name)
-    return order
-
-
->>>>>>> main
 @dataclass
 class Child:
     """One supervised service."""
@@ -175,7 +145,7 @@ class Child:
 
 def shard_children(env: Env, count: int) -> dict[str, Child]:
     """game_shard_2 .. game_shard_<count>, each with its own ZMQ and metrics port."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
+    base = env.get(S.ARBEES_PORT_BASE)
     out: dict[str, Child] = {}
     for name in shard_names(count)[1:]:
         k = shard_number(name) or 2

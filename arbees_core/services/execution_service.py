@@ -52,7 +52,7 @@ from arbees_core.services.execution_support import (
 )
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
-from arbees_core.services.shards import EpochFence, ShardDirectory, ShardingConfig
+from arbees_core.services.shards import EpochFence, ShardDirectory
 from arbees_core.store.positions import record_legs
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
@@ -78,65 +78,6 @@ from arbees_core.transport import (
 )
 
 
-<<<<<<< HEAD
-@dataclass(frozen=True)
-class ExecutionConfig:
-    """signal_endpoints: ZMQ_SUB_ENDPOINT (game_shard's publisher; a comma list is accepted);
-    price_endpoints: ZMQ_PRICE_ENDPOINTS (the monitors, for the books fills are made against);
-    port / endpoint: ZMQ_PUB_PORT / ZMQ_PUB_ENDPOINT for trade results; database_url: DATABASE_URL (required);
-    spool_path: SPOOL_PATH; spool_fsync: SPOOL_FSYNC (fsync each append: survives power loss, costs latency);
-    signal_max_age_ms: SIGNAL_MAX_AGE_MS (older signals are rejected as expired, not traded);
-    kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on);
-    price_drain_ms: PRICE_DRAIN_MS (ZMQ mode, default 2, at most TRANSPORT_BLOCK_MS): how long queued prices may
-    wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
-    often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
-    leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`)."""
-
-    signal_endpoints: list[str]
-    price_endpoints: list[str]
-    port: int
-    endpoint: str
-    database_url: str
-    spool_path: Path
-    spool_fsync: bool
-    signal_max_age_ms: float
-    kill_switch_file: Path
-    fees: FeeSchedule
-    risk: RiskLimits
-    log_sample_per_s: float
-    price_drain_ms: float = 2.0
-    leg_policy: str = "joint"
-    sharding: ShardingConfig = ShardingConfig()
-
-    @classmethod
-    def from_env(cls, env: Env) -> "ExecutionConfig":
-        if not env.bool("PAPER_TRADING", True):
-            raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
-        database_url = env.database_url()
-        if not database_url:
-            raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
-        prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
-        return cls(
-            signal_endpoints=env.endpoints("ZMQ_SUB_ENDPOINT", [tcp_endpoint("127.0.0.1", GAME_SHARD_PORT)]),
-            price_endpoints=env.endpoints("ZMQ_PRICE_ENDPOINTS", prices),
-            port=env.int("ZMQ_PUB_PORT", EXECUTION_SERVICE_PORT, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
-            database_url=database_url,
-            spool_path=Path(env.str("SPOOL_PATH") or state_dir() / "spool" / "execution_service.jsonl"),
-            spool_fsync=env.bool("SPOOL_FSYNC", False),
-            signal_max_age_ms=env.float("SIGNAL_MAX_AGE_MS", 5000.0, minimum=1.0),
-            kill_switch_file=Path(env.str("KILL_SWITCH_FILE") or state_dir() / "kill_switch"),
-            fees=FeeSchedule.from_env(env),
-            risk=RiskLimits.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
-            price_drain_ms=env.float("PRICE_DRAIN_MS", 2.0, minimum=0.1),
-            leg_policy=leg_policy_from_env(env),
-            sharding=ShardingConfig.from_env(env),
-        )
-
-
-=======
->>>>>>> main
 class ExecutionService(Service):
     name = EXECUTION_SERVICE
     rt_scope = "process"

@@ -63,28 +63,16 @@ class GameShardConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "GameShardConfig":
-<<<<<<< HEAD
         sharding = ShardingConfig.from_env(env)
-        default_subs = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
-        return cls(
-            sub_endpoints=env.endpoints("ZMQ_SUB_ENDPOINTS", default_subs),
-            port=env.int("ZMQ_PUB_PORT", GAME_SHARD_PORT, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
-            database_url=env.database_url(),
-            shard_id=env.str("SHARD_ID", "1" if sharding.orchestrated else ""),
-            arb=ArbConfig.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
-            sharding=sharding,
-=======
         return cls(
             sub_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINTS)),
             port=env.get(S.ZMQ_PUB_PORT, GAME_SHARD_PORT),
             endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
             database_url=env.get(S.DATABASE_URL),
-            shard_id=env.get(S.SHARD_ID),
+            shard_id=env.get(S.SHARD_ID) or ("1" if sharding.orchestrated else ""),
             arb=ArbConfig.from_env(env),
             log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
->>>>>>> main
+            sharding=sharding,
         )
 
 

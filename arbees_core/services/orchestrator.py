@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
@@ -49,11 +50,11 @@ class OrchestratorConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "OrchestratorConfig":
-        database_url = env.database_url()
+        database_url = env.get(S.DATABASE_URL)
         if not database_url:
             raise ConfigError("DATABASE_URL is not set: the orchestrator keeps game_assignments in PostgreSQL")
-        return cls(database_url=database_url, max_games=env.int("MAX_GAMES_PER_SHARD", 100, minimum=1),
-                   interval_s=env.float("ORCHESTRATOR_INTERVAL_MS", 250.0, minimum=10.0) / 1000,
+        return cls(database_url=database_url, max_games=env.get(S.MAX_GAMES_PER_SHARD),
+                   interval_s=env.get(S.ORCHESTRATOR_INTERVAL_MS) / 1000,
                    sharding=ShardingConfig.from_env(env))
 
 
@@ -72,7 +73,7 @@ class Orchestrator(Service):
     @classmethod
     def from_env(cls, env: Env) -> "Orchestrator":
         return cls(TransportSettings.from_env(env), OrchestratorConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"assignment": self.view, "max_games_per_shard": self.cfg.max_games,

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from arbees_core.config import ConfigError, Env
+from arbees_core import settings as S
+from arbees_core.config import Env
 from arbees_core.store.assignments import ShardView, game_epochs, live_endpoints, shard_heartbeat
 from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
 from arbees_core.store.schema import migrate
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 #: Share of SHARD_DEAD_S after which a shard that could not heartbeat stops evaluating (before it is declared dead).
 SELF_FENCE_SHARE = 0.6
-ASSIGNMENT_MODES = ("static", "orchestrator")
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,9 @@ class ShardingConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "ShardingConfig":
-        mode = (env.str("GAME_ASSIGNMENT", "static") or "static").lower()
-        if mode not in ASSIGNMENT_MODES:
-            raise ConfigError(f"GAME_ASSIGNMENT: expected one of {', '.join(ASSIGNMENT_MODES)}, was {mode!r}")
-        return cls(mode=mode, dead_s=env.float("SHARD_DEAD_S", 5.0, minimum=0.5),
-                   poll_s=env.float("ASSIGNMENT_POLL_MS", 250.0, minimum=10.0) / 1000,
-                   advertise=env.str("SHARD_ENDPOINT"),
-                   advertise_host=env.str("ZMQ_ADVERTISE_HOST", "127.0.0.1") or "127.0.0.1")
+        return cls(mode=env.get(S.GAME_ASSIGNMENT), dead_s=env.get(S.SHARD_DEAD_S),
+                   poll_s=env.get(S.ASSIGNMENT_POLL_MS) / 1000, advertise=env.get(S.SHARD_ENDPOINT),
+                   advertise_host=env.get(S.ZMQ_ADVERTISE_HOST) or "127.0.0.1")
 
     @property
     def orchestrated(self) -> bool:

@@ -62,22 +62,12 @@ class ListenerConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "ListenerConfig":
-<<<<<<< HEAD
-        endpoints = env.endpoints("ZMQ_LISTENER_ENDPOINTS") or [
-            check_endpoint(k, env.str(k, v) or v) for k, v in ENDPOINT_VARS.items()]
-        return cls(endpoints=endpoints, buffer_max=env.int("MIRROR_BUFFER_MAX", 200_000, minimum=100),
-                   log_per_s=env.float("MIRROR_LOG_PER_SEC", 2.0, minimum=0.0),
-                   flush_ms=env.float("MIRROR_FLUSH_MS", 5.0, minimum=0.0),
-                   batch_max=env.int("MIRROR_BATCH_MAX", 512, minimum=1),
-                   nice=env.int("MIRROR_NICE", 10, minimum=0), database_url=env.database_url(),
-                   sharding=ShardingConfig.from_env(env))
-=======
         endpoints = list(env.get(S.ZMQ_LISTENER_ENDPOINTS)) or [
             env.get(s) for s in (*ENDPOINT_SETTINGS, S.ZMQ_POSITION_TRACKER_ENDPOINT)]
         return cls(endpoints=endpoints, buffer_max=env.get(S.MIRROR_BUFFER_MAX),
                    log_per_s=env.get(S.MIRROR_LOG_PER_SEC), flush_ms=env.get(S.MIRROR_FLUSH_MS),
-                   batch_max=env.get(S.MIRROR_BATCH_MAX), nice=env.get(S.MIRROR_NICE))
->>>>>>> main
+                   batch_max=env.get(S.MIRROR_BATCH_MAX), nice=env.get(S.MIRROR_NICE),
+                   database_url=env.get(S.DATABASE_URL), sharding=ShardingConfig.from_env(env))
 
 
 class ZmqListener(Service):

@@ -224,11 +224,8 @@ MIGRATIONS: Final[list[tuple[str, Callable[[psycopg.Connection], bool]]]] = [
     ("0001_base_tables", _base_tables),
     (TIMESCALE_MIGRATION, _timescale),
     ("0003_positions", _positions),
-<<<<<<< HEAD
-    ("0004_game_assignments", _game_assignments),
-=======
     ("0004_position_marks", _position_marks),
->>>>>>> main
+    ("0005_game_assignments", _game_assignments),
 ]
 
 

@@ -16,11 +16,7 @@ from typing import Any
 import msgspec
 
 from arbees_core.config import read_dotenv, write_dotenv_value
-<<<<<<< HEAD
-from arbees_core.registry import COMMON_ENV, SERVICES, shard_number, spec
-=======
-from arbees_core.registry import SERVICES, spec
->>>>>>> main
+from arbees_core.registry import SERVICES, shard_number, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_
 from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import (

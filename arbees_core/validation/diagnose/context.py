@@ -9,13 +9,9 @@ from pathlib import Path
 from typing import Any
 
 
-<<<<<<< HEAD
-from arbees_core.registry import instance_name, spec
-=======
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
-from arbees_core.registry import spec
->>>>>>> main
+from arbees_core.registry import instance_name, spec
 from arbees_core.runtime.base import ServiceStatus, parse_utc
 from arbees_core.topics import (
     EXECUTION_SERVICE,
