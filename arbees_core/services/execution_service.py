@@ -52,6 +52,7 @@ from arbees_core.services.execution_support import (
 )
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
+from arbees_core.services.shards import EpochFence, ShardDirectory
 from arbees_core.store.positions import record_legs
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
@@ -96,6 +97,7 @@ class ExecutionService(Service):
         self._prices: Inbox | None = None
         self._price_thread: PriceFeedThread | None = None
         self._late: list[Delivery] = []  # prices read between two legs, handled with the loop's queue
+        self.fence = EpochFence()
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionService":
@@ -105,7 +107,8 @@ class ExecutionService(Service):
     def extra_snapshot(self) -> dict[str, Any]:
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),
                 "positions": {**self.positions.summary(time.time_ns()), "known": self.positions_known},
-                "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books)}
+                "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books),
+                "shards": self.fence.shards(), "games_fenced": len(self.fence.epochs)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -122,6 +125,8 @@ class ExecutionService(Service):
         self.outbox = self.open_outbox(self.cfg.port, self.cfg.endpoint)
         publisher = self.outbox.publisher
         inbox, prices, price_thread = self._open_inputs()
+        if self.cfg.sharding.orchestrated:
+            self.fence.start(ShardDirectory(self.cfg.database_url, self.cfg.sharding, epochs=True))
         self._prices, self._price_thread = prices, price_thread
         if prices is not None:  # Redis mode reads the stream's last values through its subscriber instead
             for res in recent_resolutions(self.settings.redis_url, self.log):
@@ -141,7 +146,9 @@ class ExecutionService(Service):
                     self.take_prices(prices, queued + self._late if self._late else queued)
                     self._late = []
                 self.housekeeping()
+                self.fence.follow(inbox.subscriber)
         finally:
+            self.fence.close()
             if price_thread is not None:
                 price_thread.close()
             if prices is not None:
@@ -280,6 +287,9 @@ class ExecutionService(Service):
                        self.cfg.fees, self.between_legs)
 
     def rejection(self, sig: TradingSignal) -> Rejection | None:
+        stale = self.fence.superseded(sig)
+        if stale:
+            return Rejection("superseded", stale)
         if self.kill_switch.active:
             return Rejection("kill_switch", f"kill switch on ({self.kill_switch.source})")
         age_ms = (time.time_ns() - sig.ts_detect_ns) / 1e6
