@@ -24,7 +24,7 @@ def arbees(root: Path, *args: str) -> tuple[int, dict]:
     env = {**os.environ, "ARBEES_HOME": str(root)}
     env.pop("ARBEES_STATE_DIR", None)
     proc = subprocess.run([sys.executable, "-m", "arbees_cli.main", *args, "--json"], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=400)
     try:
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:
@@ -74,7 +74,7 @@ def test_validate_runs_every_phase_then_decides(project: Path) -> None:
     starts for that run only (a value the operator set in `.env` wins) and never reach `.env`, where the only change is
     the plan's own (phase 1's `ZMQ_ENABLED=true`)."""
     dotenv = (project / ".env").read_text()
-    code, out = arbees(project, "validate", "--quick", "--windows", "2", "--window-seconds", "4", "--warmup", "2",
+    code, out = arbees(project, "validate", "--quick", "--windows", "2", "--window-seconds", "8", "--warmup", "2",
                        "--duration", "6s", "--interval", "2s", "--keep", "--runtime", "local")
     rt = LocalRuntime(project)
     try:

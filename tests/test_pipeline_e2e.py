@@ -75,7 +75,7 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
     def trades() -> list[tuple]:
         with psycopg.connect(database_url) as conn:
             return conn.execute("SELECT leg, status, filled_qty, latency_ms, price_latency_ms, signal_latency_ms, "
-                                "execution_latency_ms, transport FROM paper_trades WHERE signal_id = %s ORDER BY leg",
+                                "execution_latency_ms, transport, reason FROM paper_trades WHERE signal_id = %s ORDER BY leg",
                                 (sig.signal_id,)).fetchall()
 
     rows = wait_for(lambda: len(trades()) == 2 and trades(), 30, "two paper trades", stack)
