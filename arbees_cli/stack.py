@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, activity, console, err_console, fail, parse_duration, print_json
+from arbees_cli.output import EXIT_FAIL, activity, console, err_console, fail, parse_duration, print_json
 from arbees_core import settings as S
 from arbees_core.config import mask_url_passwords, read_dotenv, redact_env
 from arbees_core.registry import SERVICES, instance_name, spec
@@ -96,144 +96,148 @@ def _report(rt: Runtime, rows: list[ServiceStatus], as_json: bool, title: str) -
         console.print(status_table(rows, title))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def up(services: Optional[list[str]] = typer.Argument(None, help="Services to start (default: all)."),
-           build: bool = typer.Option(False, "--build", help="Compose: rebuild the image first (after a code "
-                                      "change); without it the image is built only when missing."),
-           shards: Optional[int] = typer.Option(None, "--shards", min=1, help="How many game shards to run "
-                                                 "(default GAME_SHARDS from .env, else 1); the orchestrator spreads "
-                                                 "the games over them."),
-           runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Start the stack, or the named services. Local runtime: a supervisor process starts every service
-        (and an embedded Redis and PostgreSQL when REDIS_URL / DATABASE_URL are unset) and keeps running after
-        this command returns. A second `up` finds the running stack and starts only what is missing."""
-        if shards is not None:
-            os.environ["GAME_SHARDS"] = str(shards)  # the supervisor (and compose) read it like `.env`'s
-        rt = get_runtime(runtime, as_json)
-        names = _names(services, as_json)
-        was_up = rt.is_up()
-        try:
-            with activity("starting the stack…" if not was_up else "starting services…", as_json):
-                rows = rt.up(names or None, build=True) if build and rt.kind == "compose" else rt.up(names or None)
-        except SettingsError as e:  # checked before anything starts
-            fail(str(e), as_json=as_json)
-        except RuntimeError_ as e:
-            fail(str(e) + ("" if was_up else stop_what_started(rt, as_json)), code=EXIT_FAIL, as_json=as_json)
-        _report(rt, rows, as_json, f"{rt.kind} stack {'already running' if was_up else 'started'}")
+def up(services: Optional[list[str]] = typer.Argument(None, help="Services to start (default: all)."),
+       build: bool = typer.Option(False, "--build", help="Compose: rebuild the image first (after a code "
+                                  "change); without it the image is built only when missing."),
+       shards: Optional[int] = typer.Option(None, "--shards", min=1, help="How many game shards to run "
+                                             "(default GAME_SHARDS from .env, else 1); the orchestrator spreads "
+                                             "the games over them."),
+       runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+    """Start the stack, or the named services. Local runtime: a supervisor process starts every service
+    (and an embedded Redis and PostgreSQL when REDIS_URL / DATABASE_URL are unset) and keeps running after
+    this command returns. A second `up` finds the running stack and starts only what is missing."""
+    if shards is not None:
+        os.environ["GAME_SHARDS"] = str(shards)  # the supervisor (and compose) read it like `.env`'s
+    rt = get_runtime(runtime, as_json)
+    names = _names(services, as_json)
+    was_up = rt.is_up()
+    try:
+        with activity("starting the stack…" if not was_up else "starting services…", as_json):
+            rows = rt.up(names or None, build=True) if build and rt.kind == "compose" else rt.up(names or None)
+    except SettingsError as e:  # checked before anything starts
+        fail(str(e), as_json=as_json)
+    except RuntimeError_ as e:
+        fail(str(e) + ("" if was_up else stop_what_started(rt, as_json)), code=EXIT_FAIL, as_json=as_json)
+    _report(rt, rows, as_json, f"{rt.kind} stack {'already running' if was_up else 'started'}")
 
-    @app.command()
-    def down(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Stop the stack for good: restarts first, then every service (SIGTERM, then SIGKILL after 10 s), then the
-        embedded servers. Returns when every process of the stack has exited and its ports are free, so an `up`
-        right after starts at once."""
-        rt = get_runtime(runtime, as_json)
-        was_up = rt.is_up()
-        try:
-            with activity("stopping…", as_json):
-                rt.down()
-        except RuntimeError_ as e:
-            fail(str(e), code=EXIT_FAIL, as_json=as_json)
-        if as_json:
-            print_json({"runtime": rt.kind, "was_up": was_up, "up": rt.is_up()})
-        else:
-            console.print(f"{rt.kind} stack {'stopped' if was_up else 'was not running'}")
 
-    @app.command()
-    def restart(services: Optional[list[str]] = typer.Argument(None, help="Services to restart (default: all)."),
-                runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Restart services with the current `.env` (environment rebuilt: a changed ZMQ_ENABLED takes effect)."""
-        rt = get_runtime(runtime, as_json)
-        names = _names(services, as_json)
-        try:
-            with activity("restarting…", as_json):
-                rows = rt.restart(names or None)
-        except SettingsError as e:  # checked before anything stops
-            fail(str(e).replace("nothing was started", "nothing was restarted"), as_json=as_json)
-        except RuntimeError_ as e:
-            fail(str(e), code=EXIT_FAIL, as_json=as_json)
-        _report(rt, rows, as_json, "restarted")
+def down(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+    """Stop the stack for good: restarts first, then every service (SIGTERM, then SIGKILL after 10 s), then the
+    embedded servers. Returns when every process of the stack has exited and its ports are free, so an `up`
+    right after starts at once."""
+    rt = get_runtime(runtime, as_json)
+    was_up = rt.is_up()
+    try:
+        with activity("stopping…", as_json):
+            rt.down()
+    except RuntimeError_ as e:
+        fail(str(e), code=EXIT_FAIL, as_json=as_json)
+    if as_json:
+        print_json({"runtime": rt.kind, "was_up": was_up, "up": rt.is_up()})
+    else:
+        console.print(f"{rt.kind} stack {'stopped' if was_up else 'was not running'}")
 
-    @app.command()
-    def status(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """Every service's state, pid or container, ports, start time, restart count, last exit code, health,
-        and why when something is wrong (a configuration error, a peer not usable yet). Exit code 0 when every
-        service runs, 1 otherwise."""
-        rt = get_runtime(runtime, as_json)
-        rows = rt.status()
-        _report(rt, rows, as_json, f"{rt.kind} stack ({'up' if rt.is_up() else 'down'})")
-        if not rt.is_up() or any(r.state != "running" for r in rows):
-            raise typer.Exit(EXIT_FAIL)
 
-    @app.command()
-    def logs(service: str = typer.Argument(..., help="Service name (plan spelling; - and _ both work)."),
-             since: Optional[str] = typer.Option(None, "--since", help="Only lines newer than this (5m, 1h)."),
-             tail: Optional[int] = typer.Option(None, "--tail", "-n", help="Only the last N lines."),
-             follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
-             runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
-        """A service's log (the plan's `docker logs <service>`), greppable as the plan does; --json: one object
-        with the service and its lines (not with --follow)."""
-        rt = get_runtime(runtime, as_json)
-        name = _names([service], as_json)[0]
-        text = rt.logs(name, parse_duration(since) if since else None, tail)
-        if as_json:
-            if follow:
-                fail("--follow streams lines; it cannot be one JSON object", as_json=True)
-            print_json({"service": name, "lines": text.splitlines()})
-            return
-        sys.stdout.write(text)
-        sys.stdout.flush()
+def restart(services: Optional[list[str]] = typer.Argument(None, help="Services to restart (default: all)."),
+            runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+    """Restart services with the current `.env` (environment rebuilt: a changed ZMQ_ENABLED takes effect)."""
+    rt = get_runtime(runtime, as_json)
+    names = _names(services, as_json)
+    try:
+        with activity("restarting…", as_json):
+            rows = rt.restart(names or None)
+    except SettingsError as e:  # checked before anything stops
+        fail(str(e).replace("nothing was started", "nothing was restarted"), as_json=as_json)
+    except RuntimeError_ as e:
+        fail(str(e), code=EXIT_FAIL, as_json=as_json)
+    _report(rt, rows, as_json, "restarted")
+
+
+def status(runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+    """Every service's state, pid or container, ports, start time, restart count, last exit code, health,
+    and why when something is wrong (a configuration error, a peer not usable yet). Exit code 0 when every
+    service runs, 1 otherwise."""
+    rt = get_runtime(runtime, as_json)
+    rows = rt.status()
+    _report(rt, rows, as_json, f"{rt.kind} stack ({'up' if rt.is_up() else 'down'})")
+    if not rt.is_up() or any(r.state != "running" for r in rows):
+        raise typer.Exit(EXIT_FAIL)
+
+
+def logs(service: str = typer.Argument(..., help="Service name (plan spelling; - and _ both work)."),
+         since: Optional[str] = typer.Option(None, "--since", help="Only lines newer than this (5m, 1h)."),
+         tail: Optional[int] = typer.Option(None, "--tail", "-n", help="Only the last N lines."),
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
+         runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+    """A service's log (the plan's `docker logs <service>`), greppable as the plan does; --json: one object
+    with the service and its lines (not with --follow)."""
+    rt = get_runtime(runtime, as_json)
+    name = _names([service], as_json)[0]
+    text = rt.logs(name, parse_duration(since) if since else None, tail)
+    if as_json:
         if follow:
-            try:
-                for line in rt.follow(name):
-                    sys.stdout.write(line + "\n")
-                    sys.stdout.flush()
-            except KeyboardInterrupt:
-                pass
-
-    @app.command("env")
-    def env_cmd(service: str = typer.Argument(..., help="Service name."), runtime: str = RuntimeOpt,
-                as_json: bool = JsonOpt) -> None:
-        """The environment the running service actually has (the plan's `docker exec <svc> env`), secrets
-        redacted. Only arbees settings are shown unless --json."""
-        rt = get_runtime(runtime, as_json)
-        name = _names([service], as_json)[0]
+            fail("--follow streams lines; it cannot be one JSON object", as_json=True)
+        print_json({"service": name, "lines": text.splitlines()})
+        return
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if follow:
         try:
-            env = redact_env(rt.env(name))
-        except RuntimeError_ as e:
-            fail(str(e), code=EXIT_FAIL, as_json=as_json)
-        if as_json:
-            print_json({"service": name, "env": env})
-            return
-        relevant = [k for k in sorted(env) if k.startswith(("ZMQ_", "REDIS_", "DATABASE_", "SIM_", "ARBEES_", "MIN_",
-                                                            "MAX_", "GAME_", "KALSHI_", "POLYMARKET_", "SIGNAL_"))]
-        # plain writes, never Rich: a value is shown whole (no wrapping or cropping at the terminal's or a pipe's
-        # width), so it can be copied into psql or redis-cli as it is
-        sys.stdout.write("".join(f"{key}={env[key]}\n" for key in relevant))
-        sys.stdout.flush()
+            for line in rt.follow(name):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
 
+
+def env_cmd(service: str = typer.Argument(..., help="Service name."), runtime: str = RuntimeOpt,
+            as_json: bool = JsonOpt) -> None:
+    """The environment the running service actually has (the plan's `docker exec <svc> env`), secrets
+    redacted. Only arbees settings are shown unless --json."""
+    rt = get_runtime(runtime, as_json)
+    name = _names([service], as_json)[0]
+    try:
+        env = redact_env(rt.env(name))
+    except RuntimeError_ as e:
+        fail(str(e), code=EXIT_FAIL, as_json=as_json)
+    if as_json:
+        print_json({"service": name, "env": env})
+        return
+    relevant = [k for k in sorted(env) if k.startswith(("ZMQ_", "REDIS_", "DATABASE_", "SIM_", "ARBEES_", "MIN_",
+                                                        "MAX_", "GAME_", "KALSHI_", "POLYMARKET_", "SIGNAL_"))]
+    # plain writes, never Rich: a value is shown whole (no wrapping or cropping at the terminal's or a pipe's
+    # width), so it can be copied into psql or redis-cli as it is
+    sys.stdout.write("".join(f"{key}={env[key]}\n" for key in relevant))
+    sys.stdout.flush()
+
+
+def service_run(name: str = typer.Argument(..., help="One of: " + ", ".join(s.name for s in SERVICES))) -> None:
+    """Run the service in this process, configured by env and `.env`, until SIGTERM / Ctrl-C."""
+    try:
+        module = spec(name).module
+    except KeyError as e:
+        fail(str(e.args[0]))
+    os.execv(sys.executable, [sys.executable, "-m", module])
+
+
+def service_list(as_json: bool = JsonOpt) -> None:
+    """Every service of the registry: name, module, port, dependencies."""
+    if as_json:
+        print_json([{"name": s.name, "module": s.module, "port": s.port, "depends_on": list(s.depends_on),
+                     "env": list(s.env)} for s in SERVICES])
+        return
+    table = Table("service", "module", "port", "depends on", "what it does")
+    for s in SERVICES:
+        table.add_row(s.name, s.module, str(s.port or "-"), ", ".join(s.depends_on) or "-", s.description)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """`arbees up`, `down`, `restart`, `status`, `logs`, `env`, `service run|list`."""
+    for command in (up, down, restart, status, logs):
+        app.command()(command)
+    app.command("env")(env_cmd)
     service_app = typer.Typer(help="Run one service in the foreground (what the runtimes start).")
-
-    @service_app.command("run")
-    def service_run(name: str = typer.Argument(..., help="One of: " + ", ".join(s.name for s in SERVICES))) -> None:
-        """Run the service in this process, configured by env and `.env`, until SIGTERM / Ctrl-C."""
-        try:
-            module = spec(name).module
-        except KeyError as e:
-            fail(str(e.args[0]))
-        os.execv(sys.executable, [sys.executable, "-m", module])
-
-    @service_app.command("list")
-    def service_list(as_json: bool = JsonOpt) -> None:
-        """Every service of the registry: name, module, port, dependencies."""
-        if as_json:
-            print_json([{"name": s.name, "module": s.module, "port": s.port, "depends_on": list(s.depends_on),
-                         "env": list(s.env)} for s in SERVICES])
-            return
-        table = Table("service", "module", "port", "depends on", "what it does")
-        for s in SERVICES:
-            table.add_row(s.name, s.module, str(s.port or "-"), ", ".join(s.depends_on) or "-", s.description)
-        console.print(table)
-
+    service_app.command("run")(service_run)
+    service_app.command("list")(service_list)
     app.add_typer(service_app, name="service")
-    _ = EXIT_ERROR
