@@ -32,6 +32,8 @@ from arbees_core.registry import COMMON_ENV, spec
 from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
+from arbees_core.telemetry.memtrace import frames_from_env as memtrace_frames
+from arbees_core.telemetry.memtrace import install as install_memtrace
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
 from arbees_core.telemetry.prometheus import Exporter, MetricsEndpoint
 from arbees_core.telemetry.peers import PeerLink, describe, peers_view
@@ -243,6 +245,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     log = setup_logging(service_cls.name)
     stop = stop_on_signals(log)
     try:
+        install_memtrace(service_cls.name, memtrace_frames(Env()), log)  # first: what the service builds is traced
         service = service_cls.from_env(Env())
         priority = rt_priority(Env())
         metrics_endpoint = MetricsEndpoint.from_env(Env())

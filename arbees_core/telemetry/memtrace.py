@@ -1,0 +1,75 @@
+"""tracemalloc on a setting, snapshots on a signal: how the memory benchmark finds what grows.
+
+`ARBEES_TRACEMALLOC=N` (0 or unset: off) starts tracemalloc in a service with N frames per allocation before
+anything else is built, and installs a SIGUSR2 handler: each SIGUSR2 dumps a snapshot to
+`<state dir>/tracemalloc/<service>.<pid>.<n>.snap`. Two snapshots of one process compared
+(`growth_sites`) name the lines whose live allocations grew between them. Off, nothing is traced and SIGUSR2
+keeps its default action; on, tracing costs CPU and some memory per live block, so only benchmarks turn it on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from arbees_core.config import ConfigError, Env, state_dir
+
+SETTING = "ARBEES_TRACEMALLOC"
+SNAPSHOT_SIGNAL = signal.SIGUSR2
+FOLDER = "tracemalloc"
+
+
+def frames_from_env(env: Env) -> int:
+    """Frames per traced allocation (0: off). A value tracemalloc cannot take is a configuration error."""
+    n = env.int(SETTING, 0, minimum=0)
+    if n > 100:
+        raise ConfigError(f"{SETTING}={n}: at most 100 frames")
+    return n
+
+
+def install(service: str, frames: int, log: logging.Logger) -> bool:
+    """Start tracing and install the snapshot handler when `frames` > 0; False (nothing done) otherwise."""
+    if frames <= 0:
+        return False
+    tracemalloc.start(frames)
+    folder = state_dir() / FOLDER
+    counter = itertools.count(1)
+
+    def _dump(_signum: int, _frame: object) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{service}.{os.getpid()}.{next(counter)}.snap"
+            snap = tracemalloc.take_snapshot().filter_traces((
+                tracemalloc.Filter(False, tracemalloc.__file__),))
+            tmp = path.with_name(f".{path.name}.tmp")
+            snap.dump(str(tmp))
+            os.replace(tmp, path)  # whole or absent: a reader never loads half a snapshot
+            log.info("tracemalloc snapshot written to %s", path)
+        except OSError as e:
+            log.warning("Cannot write a tracemalloc snapshot to %s: %s", folder, e)
+
+    signal.signal(SNAPSHOT_SIGNAL, _dump)
+    log.info("%s=%d: tracing allocations; SIGUSR2 writes a snapshot to %s", SETTING, frames, folder)
+    return True
+
+
+def growth_sites(before: Path, after: Path, top: int = 5) -> list[dict[str, Any]]:
+    """The `top` source lines whose live allocations grew most from snapshot `before` to `after`."""
+    old, new = tracemalloc.Snapshot.load(str(before)), tracemalloc.Snapshot.load(str(after))
+    stats = [s for s in new.compare_to(old, "lineno") if s.size_diff > 0][:top]
+    return [{"site": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}", "size_diff_kb": round(s.size_diff / 1024, 1),
+             "count_diff": s.count_diff, "size_kb": round(s.size / 1024, 1)} for s in stats]
+
+
+def _short(filename: str) -> str:
+    """A source path from the package or library it belongs to (`arbees_core/...`, `hdrh/...`)."""
+    for marker in ("/site-packages/", "/arbees_core/", "/lib/python3"):
+        if marker in filename:
+            tail = filename.split(marker, 1)[1]
+            return ("arbees_core/" + tail) if marker == "/arbees_core/" else tail
+    return filename

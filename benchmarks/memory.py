@@ -1,0 +1,232 @@
+"""The memory benchmark: a soak of the whole pipeline at a high signal rate, each service's RSS slope after warm-up.
+
+Every service (monitors, market_discovery, game_shard, execution_service, zmq_listener, api) runs as a real
+process (`ProcessStack`) on the simulated venues at SIM_RATE venue messages/s per venue, a mispricing every
+`misprice_every_s` (so a signal, a paper fill and a position each time) and games of `game_length_s` (so markets
+resolve, positions settle and new games' markets appear: what a structure keyed by market must survive). RSS is
+read from /proc every `interval_s`. After `warmup_s` (caches filling, the first games ending) the samples are
+fitted with a least-squares line per service: the slope in MB/h with its 95 % t-interval (the fit `arbees decide`
+uses for the soak's memory row). A service is `flat` when the whole interval lies within +-limit, `growing` when
+it lies above +limit, `inconclusive` otherwise.
+
+With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py)
+and dumps a snapshot on SIGUSR2 at the end of warm-up and at the end of the soak; for a service that is not flat
+the report names the source lines whose live allocations grew most between the two. Tracing costs CPU and a
+bounded amount of memory per live block, the same at both ends, so it moves no slope of a bounded service.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arbees_core.runtime.ports import free_port
+from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
+from arbees_core.telemetry.memtrace import growth_sites
+from arbees_core.validation.stats import linear_fit
+from benchmarks.common import servers
+
+SERVICES = ("market_discovery", "execution_service", "game_shard", "zmq_listener", "polymarket_monitor",
+            "kalshi_monitor", "api")
+FLAT, GROWING, INCONCLUSIVE = "flat", "growing", "inconclusive"
+#: Fewer samples after warm-up than this and a slope's interval says nothing useful.
+MIN_SAMPLES = 10
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """duration_s: the whole soak, warm-up included; warmup_s: left out of the fit; interval_s: between RSS
+    samples; sim_rate: venue messages/s per venue (SIM_RATE); misprice_every_s: SIM_MISPRICE_EVERY_S;
+    game_length_s: SIM_GAME_LENGTH_S; limit_mb_h: a slope interval within +-this is flat; tracemalloc_frames:
+    ARBEES_TRACEMALLOC for every service (0: no tracing, no growth sites)."""
+
+    duration_s: float = 1800.0
+    warmup_s: float = 300.0
+    interval_s: float = 10.0
+    sim_rate: float = 100.0
+    misprice_every_s: float = 1.0
+    game_length_s: float = 120.0
+    limit_mb_h: float = 1.0
+    tracemalloc_frames: int = 1
+    zmq: bool = True
+
+    def env(self) -> dict[str, str]:
+        return {"SIM_GAMES": "8", "SIM_RATE": f"{self.sim_rate:g}", "SIM_MISPRICE_AT_S": "",
+                "SIM_MISPRICE_EVERY_S": f"{self.misprice_every_s:g}", "SIM_MISPRICE_DURATION_MS": "300",
+                "SIM_GAME_LENGTH_S": f"{self.game_length_s:g}", "GAME_COOLDOWN_MS": "500",
+                "MAX_EXPOSURE_USD": "1000000000", "LOG_SAMPLE_PER_SEC": "2", "HEARTBEAT_INTERVAL_SECS": "1",
+                "MIRROR_LOG_PER_SEC": "1", "DISCOVERY_INTERVAL_S": "10", "ARBEES_TRACEMALLOC": str(self.tracemalloc_frames),
+                "API_PORT": str(free_port())}
+
+
+@dataclass
+class ServiceMemory:
+    """One service's RSS series (t_s, rss_mb) and its judgement after warm-up."""
+
+    name: str
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    slope_mb_h: float | None = None
+    ci_mb_h: tuple[float, float] | None = None
+    n: int = 0
+    rss_start_mb: float | None = None
+    rss_end_mb: float | None = None
+    verdict: str = INCONCLUSIVE
+    reason: str = ""
+    growth_sites: list[dict[str, Any]] = field(default_factory=list)
+    restarts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ci_mb_h"] = list(self.ci_mb_h) if self.ci_mb_h else None
+        out["samples"] = [[round(t, 1), round(m, 3)] for t, m in self.samples]
+        return out
+
+
+@dataclass
+class MemoryResult:
+    config: MemoryConfig
+    services: list[ServiceMemory] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def verdict(self) -> str:
+        verdicts = {s.verdict for s in self.services}
+        if not self.services or INCONCLUSIVE in verdicts and GROWING not in verdicts:
+            return INCONCLUSIVE
+        return GROWING if GROWING in verdicts else FLAT
+
+    def exit_code(self) -> int:
+        return {FLAT: 0, GROWING: 1, INCONCLUSIVE: 2}[self.verdict()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "verdict": self.verdict(), "elapsed_s": round(self.elapsed_s, 1),
+                "services": [s.to_json() for s in self.services], "counters": self.counters, "notes": self.notes}
+
+
+def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95) -> None:
+    """Fit the samples after warm-up and set slope, interval and verdict (see the module docstring)."""
+    points = [(t, m) for t, m in svc.samples if t >= warmup_s]
+    svc.n = len(points)
+    if points:
+        svc.rss_start_mb, svc.rss_end_mb = points[0][1], points[-1][1]
+    if len(points) < MIN_SAMPLES or len({t for t, _ in points}) < 2:
+        svc.verdict, svc.reason = INCONCLUSIVE, (f"{len(points)} samples after the {warmup_s:g} s warm-up, "
+                                                 f"need {MIN_SAMPLES}: the soak is too short to judge")
+        return
+    fit = linear_fit([t / 3600 for t, _ in points], [m for _, m in points], conf)
+    svc.slope_mb_h, svc.ci_mb_h = fit.slope, (fit.slope_lo, fit.slope_hi)
+    if svc.restarts:
+        svc.verdict, svc.reason = INCONCLUSIVE, f"the process changed {svc.restarts} time(s) during the soak"
+    elif -limit <= fit.slope_lo and fit.slope_hi <= limit:
+        svc.verdict, svc.reason = FLAT, f"interval within +-{limit:g} MB/h"
+    elif fit.slope_lo > limit:
+        svc.verdict, svc.reason = GROWING, f"interval above +{limit:g} MB/h"
+    else:
+        svc.verdict, svc.reason = INCONCLUSIVE, f"interval reaches past +-{limit:g} MB/h"
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process in MB (VmRSS), None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def run_memory(cfg: MemoryConfig, folder: Path, progress: Progress | None = None) -> MemoryResult:
+    """Start the pipeline, sample every service's RSS for `cfg.duration_s`, stop it, judge each service."""
+    say = progress or (lambda _line: None)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = MemoryResult(cfg)
+    with servers(folder / "servers") as srv:
+        env = {**pipeline_env(cfg.zmq, srv.redis_url, srv.database_url, folder), **cfg.env()}
+        stack = ProcessStack(folder, env)
+        try:
+            say("starting the pipeline")
+            start_pipeline(stack, cfg.zmq)
+            stack.start("api")
+            wait_for(lambda: stack.counter("execution_service", "signals_executed") > 0, 120, "a first fill", stack)
+            result.services, pids = _sample(stack, cfg, folder, say)
+            result.counters = {f"{n}.{k}": int(stack.metrics(n).get("counters", {}).get(k, 0)) for n, k in (
+                ("execution_service", "signals_executed"), ("execution_service", "positions_settled"),
+                ("game_shard", "prices_rx"), ("game_shard", "signals_published"), ("zmq_listener", "mirrored"))}
+        finally:
+            stack.stop_all()
+    for svc in result.services:
+        judge(svc, cfg.warmup_s, cfg.limit_mb_h)
+        if cfg.tracemalloc_frames and svc.verdict != FLAT:
+            svc.growth_sites = _sites(folder, svc.name, pids.get(svc.name))
+    if cfg.tracemalloc_frames == 0:
+        result.notes.append("tracemalloc off (--tracemalloc 0): no growth sites")
+    return result
+
+
+def _sample(stack: ProcessStack, cfg: MemoryConfig, folder: Path,
+            say: Progress) -> tuple[list[ServiceMemory], dict[str, int]]:
+    """RSS of every service every interval until the soak's end; snapshots at the end of warm-up and at the end."""
+    series = {n: ServiceMemory(n) for n in SERVICES}
+    pids = {n: stack.procs[n].pid for n in SERVICES}
+    t0 = time.monotonic()
+    traced_warmup = False
+    k = 0
+    while (t := time.monotonic() - t0) < cfg.duration_s:
+        for name, svc in series.items():
+            proc = stack.procs[name]
+            if proc.pid != pids[name] or proc.poll() is not None:
+                svc.restarts += 1
+                pids[name] = proc.pid
+            mb = rss_mb(proc.pid)
+            if mb is not None:
+                svc.samples.append((t, mb))
+        if not traced_warmup and t >= cfg.warmup_s:
+            traced_warmup = True
+            _snapshot_all(stack, cfg)
+        if k % max(1, round(60 / cfg.interval_s)) == 0:
+            say(f"soak {t:.0f}/{cfg.duration_s:.0f}s " + " ".join(
+                f"{n}={s.samples[-1][1]:.1f}MB" for n, s in series.items() if s.samples))
+        k += 1
+        time.sleep(max(0.0, t0 + k * cfg.interval_s - time.monotonic()))
+    _snapshot_all(stack, cfg)
+    wait_for(lambda: all(len(_snaps(folder, n, pids[n])) >= 2 for n in SERVICES) or not cfg.tracemalloc_frames,
+             120, "the final tracemalloc snapshots", stack, interval=1.0)
+    return list(series.values()), pids
+
+
+def _snapshot_all(stack: ProcessStack, cfg: MemoryConfig) -> None:
+    if cfg.tracemalloc_frames:
+        for proc in stack.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR2)
+
+
+def _snaps(folder: Path, name: str, pid: int | None) -> list[Path]:
+    found = (folder / ".arbees" / TRACE_FOLDER).glob(f"{name}.{pid}.*.snap")
+    return sorted((p for p in found if p.stat().st_size > 0), key=lambda p: int(p.name.split(".")[-2]))
+
+
+def _sites(folder: Path, name: str, pid: int | None) -> list[dict[str, Any]]:
+    snaps = _snaps(folder, name, pid)
+    if len(snaps) < 2:
+        return []
+    try:
+        return growth_sites(snaps[0], snaps[-1])
+    except (OSError, EOFError, ValueError):
+        return []
+
+
+def fmt_ci(ci: tuple[float, float] | None) -> str:
+    if ci is None or not all(math.isfinite(v) for v in ci):
+        return "-"
+    return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
