@@ -87,7 +87,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 description="cross-venue arbitrage -> signals.trade.<id>"),
     ServiceSpec(topics.EXECUTION_SERVICE, "arbees_core.services.execution_service", topics.EXECUTION_SERVICE_PORT,
                 ("ZMQ_SUB_ENDPOINT", "ZMQ_PRICE_ENDPOINTS", "ZMQ_PUB_PORT", "ZMQ_PUB_ENDPOINT", "DATABASE_URL",
-                 "SPOOL_PATH", "SPOOL_FSYNC", "SIGNAL_MAX_AGE_MS", "PRICE_DRAIN_MS", "KILL_SWITCH_FILE",
+                 "SPOOL_PATH", "SPOOL_FSYNC", "SIGNAL_MAX_AGE_MS", "EXECUTED_IDS_WINDOW_S", "EXECUTED_IDS_MAX", "PRICE_DRAIN_MS", "KILL_SWITCH_FILE",
                  "PAPER_TRADING", "MAX_EXPOSURE_USD", "MAX_ORDER_CONTRACTS", "LEG_POLICY", "KALSHI_TAKER_FEE_RATE",
                  "POLYMARKET_TAKER_FEE_RATE", "FEE_RATES_AS_OF"),
                 depends_on=(topics.GAME_SHARD,), description="IOC paper orders -> paper_trades"),

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from arbees_core.config import ConfigError, Env, state_dir
+from arbees_core.config import Env
 from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, TradeResult, TradingSignal, decode
 from arbees_core.services.execution_orders import (
     Execution,
     execute,
-    leg_policy_from_env,
     legging_report,
     rejected,
     trade_results,
@@ -41,26 +38,22 @@ from arbees_core.services.execution_support import (
     prepare_store,
     recent_resolutions,
 )
+from arbees_core.services.execution_config import ExecutionConfig
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
 from arbees_core.store.positions import record_legs
+from arbees_core.store.recent_ids import RecentIds
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
-from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.strategy.positions import LegPosition, PositionBook
-from arbees_core.strategy.risk import Rejection, RiskLimits, check_limits
+from arbees_core.strategy.risk import Rejection, check_limits
 from arbees_core.telemetry.logs import RateLimiter, fmt_ms
 from arbees_core.topics import (
     EXECUTION_GROUP,
     EXECUTION_SERVICE,
-    EXECUTION_SERVICE_PORT,
-    GAME_SHARD_PORT,
-    KALSHI_MONITOR_PORT,
-    POLYMARKET_MONITOR_PORT,
     Family,
     price_topic,
     result_topic,
-    tcp_endpoint,
 )
 from arbees_core.transport import (
     Delivery,
@@ -71,60 +64,6 @@ from arbees_core.transport import (
     make_publisher,
     make_subscriber,
 )
-
-
-@dataclass(frozen=True)
-class ExecutionConfig:
-    """signal_endpoints: ZMQ_SUB_ENDPOINT (game_shard's publisher; a comma list is accepted);
-    price_endpoints: ZMQ_PRICE_ENDPOINTS (the monitors, for the books fills are made against);
-    port / endpoint: ZMQ_PUB_PORT / ZMQ_PUB_ENDPOINT for trade results; database_url: DATABASE_URL (required);
-    spool_path: SPOOL_PATH; spool_fsync: SPOOL_FSYNC (fsync each append: survives power loss, costs latency);
-    signal_max_age_ms: SIGNAL_MAX_AGE_MS (older signals are rejected as expired, not traded);
-    kill_switch_file: KILL_SWITCH_FILE (exists = halt; so does Redis key `arbees:kill_switch` = on);
-    price_drain_ms: PRICE_DRAIN_MS (ZMQ mode, default 2, at most TRANSPORT_BLOCK_MS): how long queued prices may
-    wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
-    often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
-    leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`)."""
-
-    signal_endpoints: list[str]
-    price_endpoints: list[str]
-    port: int
-    endpoint: str
-    database_url: str
-    spool_path: Path
-    spool_fsync: bool
-    signal_max_age_ms: float
-    kill_switch_file: Path
-    fees: FeeSchedule
-    risk: RiskLimits
-    log_sample_per_s: float
-    price_drain_ms: float = 2.0
-    leg_policy: str = "joint"
-
-    @classmethod
-    def from_env(cls, env: Env) -> "ExecutionConfig":
-        if not env.bool("PAPER_TRADING", True):
-            raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
-        database_url = env.database_url()
-        if not database_url:
-            raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
-        prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
-        return cls(
-            signal_endpoints=env.endpoints("ZMQ_SUB_ENDPOINT", [tcp_endpoint("127.0.0.1", GAME_SHARD_PORT)]),
-            price_endpoints=env.endpoints("ZMQ_PRICE_ENDPOINTS", prices),
-            port=env.int("ZMQ_PUB_PORT", EXECUTION_SERVICE_PORT, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
-            database_url=database_url,
-            spool_path=Path(env.str("SPOOL_PATH") or state_dir() / "spool" / "execution_service.jsonl"),
-            spool_fsync=env.bool("SPOOL_FSYNC", False),
-            signal_max_age_ms=env.float("SIGNAL_MAX_AGE_MS", 5000.0, minimum=1.0),
-            kill_switch_file=Path(env.str("KILL_SWITCH_FILE") or state_dir() / "kill_switch"),
-            fees=FeeSchedule.from_env(env),
-            risk=RiskLimits.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
-            price_drain_ms=env.float("PRICE_DRAIN_MS", 2.0, minimum=0.1),
-            leg_policy=leg_policy_from_env(env),
-        )
 
 
 class ExecutionService(Service):
@@ -141,7 +80,7 @@ class ExecutionService(Service):
         self.kill_switch = KillSwitch(cfg.kill_switch_file, settings.redis_url)
         self.spool = TradeSpool(cfg.spool_path, fsync=cfg.spool_fsync)
         self.writer = TradeWriter(cfg.database_url, self.spool, on_reconnect=self.load_executed)
-        self.executed: set[str] = set()
+        self.executed = RecentIds(cfg.executed_ids_window_s, cfg.executed_ids_max)
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self.outbox: Outbox | None = None
         self._prices: Inbox | None = None
@@ -156,15 +95,17 @@ class ExecutionService(Service):
     def extra_snapshot(self) -> dict[str, Any]:
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),
                 "positions": {**self.positions.summary(time.time_ns()), "known": self.positions_known},
-                "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books)}
+                "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books),
+                "executed_ids": len(self.executed)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         if not self.announce_mode(stop):
             return
-        store = prepare_store(self.writer, self.log)
-        self.executed, last_signal_seq = store.executed, store.last_seq
+        store = prepare_store(self.writer, self.log, self.cfg.executed_ids_window_s)
+        self.executed.update(store.executed)
+        last_signal_seq = store.last_seq
         if store.positions is None:
             self.writer.request_positions()  # loaded once PostgreSQL is back; nothing trades until then
         self.install_positions(store.positions)
@@ -207,7 +148,7 @@ class ExecutionService(Service):
 
     def load_executed(self, conn: psycopg.Connection) -> None:
         """PostgreSQL usable again after it was not at start: the signals executed before count for idempotency."""
-        self.executed.update(executed_signal_ids(conn))
+        self.executed.update(executed_signal_ids(conn, self.cfg.executed_ids_window_s / 3600))
 
     def _open_inputs(self) -> tuple[Inbox, Inbox | None, PriceFeedThread | None]:
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
@@ -275,7 +216,8 @@ class ExecutionService(Service):
                 self.on_resolution(self._price_thread.resolutions.get_nowait())
         if not self.positions_known:
             self.install_positions(self.writer.take_positions())
-        self.tick()
+        if self.tick():
+            self.executed.prune()  # the window's age bound holds while no signal comes too
 
     def handle_batch(self, items: list[Received], inbox: Inbox) -> None:
         done: list[Received] = []
@@ -297,9 +239,8 @@ class ExecutionService(Service):
         if loud:
             self.log.info("Received signal via %s: %s", via, sig.signal_id)
             self.log.info("Signal latency: %s", fmt_ms(signal_ns))
-        if sig.signal_id in self.executed:
-            self.metrics.inc("signals_duplicate")
-            self.log.info("Duplicate signal %s ignored: already executed", sig.signal_id)
+        if self.executed.maybe_seen(sig.signal_id, sig.ts_detect_ns):
+            self.on_seen(sig)
             return
         ex = self.execute_legs(sig, loud)
         fill_ns = time.time_ns()
@@ -313,6 +254,18 @@ class ExecutionService(Service):
         self.positions.add(record_legs(record))
         self.note_legging(sig, ex)
         self.finish(sig, results, recv_ns, fill_ns, loud)
+
+    def on_seen(self, sig: TradingSignal) -> None:
+        """A redelivered signal (in the recent window), or one older than the window (it may have been executed
+        and dropped from memory since): neither trades."""
+        if sig.signal_id in self.executed:
+            self.metrics.inc("signals_duplicate")
+            self.log.info("Duplicate signal %s ignored: already executed", sig.signal_id)
+            return
+        self.metrics.inc("signals_beyond_window")
+        if self._limiter.allow("beyond_window"):
+            self.log.warning("Signal %s ignored: detected before the executed-ids window (EXECUTED_IDS_WINDOW_S=%g), "
+                             "it may have been executed already", sig.signal_id, self.cfg.executed_ids_window_s)
 
     def execute_legs(self, sig: TradingSignal, loud: bool) -> Execution:
         """Both legs under the leg policy, or both rejected with the reason (kill switch, expiry, limits)."""
