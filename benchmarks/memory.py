@@ -35,8 +35,10 @@ from benchmarks.common import servers
 SERVICES = ("market_discovery", "execution_service", "game_shard", "zmq_listener", "polymarket_monitor",
             "kalshi_monitor", "api")
 FLAT, GROWING, INCONCLUSIVE = "flat", "growing", "inconclusive"
-#: Fewer samples after warm-up than this and a slope's interval says nothing useful.
+#: Fewer samples after warm-up than this, or a shorter span, and a slope says too little to judge: RSS moves in
+#: steps (arenas, dict resizes), and a few minutes of them fit a steep line either way.
 MIN_SAMPLES = 10
+MIN_SPAN_S = 600.0
 
 Progress = Callable[[str], None]
 
@@ -124,7 +126,11 @@ def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95)
         return
     fit = linear_fit([t / 3600 for t, _ in points], [m for _, m in points], conf)
     svc.slope_mb_h, svc.ci_mb_h = fit.slope, (fit.slope_lo, fit.slope_hi)
-    if svc.restarts:
+    span = points[-1][0] - points[0][0]
+    if span < MIN_SPAN_S:
+        svc.verdict, svc.reason = INCONCLUSIVE, (f"{span / 60:.1f} min measured after warm-up, need "
+                                                 f"{MIN_SPAN_S / 60:g}: too short to tell a leak from filling caches")
+    elif svc.restarts:
         svc.verdict, svc.reason = INCONCLUSIVE, f"the process changed {svc.restarts} time(s) during the soak"
     elif -limit <= fit.slope_lo and fit.slope_hi <= limit:
         svc.verdict, svc.reason = FLAT, f"interval within +-{limit:g} MB/h"

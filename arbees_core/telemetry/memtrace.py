@@ -10,6 +10,7 @@ keeps its default action; on, tracing costs CPU and some memory per live block, 
 from __future__ import annotations
 
 import itertools
+import re
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 from arbees_core.config import ConfigError, Env, state_dir
 
 SETTING = "ARBEES_TRACEMALLOC"
+_LIB = re.compile(r".*/(?:site-packages|python3\.\d+|wt-[^/]+|work/[^/]+)/(?=[^/]+/)")
 SNAPSHOT_SIGNAL = signal.SIGUSR2
 FOLDER = "tracemalloc"
 
@@ -67,9 +69,6 @@ def growth_sites(before: Path, after: Path, top: int = 5) -> list[dict[str, Any]
 
 
 def _short(filename: str) -> str:
-    """A source path from the package or library it belongs to (`arbees_core/...`, `hdrh/...`)."""
-    for marker in ("/site-packages/", "/arbees_core/", "/lib/python3"):
-        if marker in filename:
-            tail = filename.split(marker, 1)[1]
-            return ("arbees_core/" + tail) if marker == "/arbees_core/" else tail
-    return filename
+    """A source path from the package or library it belongs to (`arbees_core/...`, `hdrh/...`, `json/...`)."""
+    m = _LIB.search(filename)
+    return filename[m.end():] if m else filename
