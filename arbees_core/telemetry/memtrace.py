@@ -21,7 +21,7 @@ from typing import Any
 from arbees_core.config import ConfigError, Env, state_dir
 
 SETTING = "ARBEES_TRACEMALLOC"
-_LIB = re.compile(r".*/(?:site-packages|python3\.\d+|wt-[^/]+|work/[^/]+)/(?=[^/]+/)")
+_LIB = re.compile(r".*/(?:site-packages|lib/python3\.\d+)/")
 SNAPSHOT_SIGNAL = signal.SIGUSR2
 FOLDER = "tracemalloc"
 
@@ -69,6 +69,11 @@ def growth_sites(before: Path, after: Path, top: int = 5) -> list[dict[str, Any]
 
 
 def _short(filename: str) -> str:
-    """A source path from the package or library it belongs to (`arbees_core/...`, `hdrh/...`, `json/...`)."""
+    """A source path from the package or library it belongs to (`arbees_core/...`, `hdrh/...`, `pathlib.py`)."""
     m = _LIB.search(filename)
-    return filename[m.end():] if m else filename
+    if m:
+        return filename[m.end():]
+    for package in ("/arbees_core/", "/arbees_cli/", "/benchmarks/"):
+        if package in filename:
+            return filename[filename.rindex(package) + 1:]
+    return filename
