@@ -9,10 +9,12 @@ fitted with a least-squares line per service: the slope in MB/h with its 95 % t-
 uses for the soak's memory row). A service is `flat` when the whole interval lies within +-limit, `growing` when
 it lies above +limit, `inconclusive` otherwise.
 
-With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py)
-and dumps a snapshot on SIGUSR2 at the end of warm-up and at the end of the soak; for a service that is not flat
-the report names the source lines whose live allocations grew most between the two. Tracing costs CPU and a
-bounded amount of memory per live block, the same at both ends, so it moves no slope of a bounded service.
+With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py).
+When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a snapshot (SIGUSR2) at its
+start and one at its end, and the report names the source lines whose live allocations grew most in between. No
+snapshot is taken inside the RSS window: taking one allocates megabytes that fragmentation keeps resident (a step
+in RSS, seen at 3-11 MB per service), and the freed room would then absorb real growth for a while. Tracing
+itself costs CPU and a bounded amount of memory per live block, so it moves no slope of a bounded service.
 """
 
 from __future__ import annotations
@@ -45,19 +47,23 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    """duration_s: the whole soak, warm-up included; warmup_s: left out of the fit; interval_s: between RSS
+    """duration_s: the whole soak, warm-up included; warmup_s: left out of the fit (10 min: the api's windows hold 5
+    minutes, and an ended game's books are kept 5 minutes after its 2-minute game; every cache is full by then);
+    interval_s: between RSS
     samples; sim_rate: venue messages/s per venue (SIM_RATE); misprice_every_s: SIM_MISPRICE_EVERY_S;
     game_length_s: SIM_GAME_LENGTH_S; limit_mb_h: a slope interval within +-this is flat; tracemalloc_frames:
-    ARBEES_TRACEMALLOC for every service (0: no tracing, no growth sites)."""
+    ARBEES_TRACEMALLOC for every service (0: no tracing, no growth sites); diagnose_s: between the two snapshots
+    taken after the RSS window when a service is not flat."""
 
     duration_s: float = 1800.0
-    warmup_s: float = 300.0
+    warmup_s: float = 600.0
     interval_s: float = 10.0
     sim_rate: float = 100.0
     misprice_every_s: float = 1.0
     game_length_s: float = 120.0
     limit_mb_h: float = 1.0
     tracemalloc_frames: int = 1
+    diagnose_s: float = 300.0
     zmq: bool = True
 
     def env(self) -> dict[str, str]:
@@ -152,7 +158,8 @@ def rss_mb(pid: int) -> float | None:
 
 
 def run_memory(cfg: MemoryConfig, folder: Path, progress: Progress | None = None) -> MemoryResult:
-    """Start the pipeline, sample every service's RSS for `cfg.duration_s`, stop it, judge each service."""
+    """Start the pipeline, sample every service's RSS for `cfg.duration_s`, judge each service; when one is not flat
+    (and tracing is on), find its growing lines over `cfg.diagnose_s` more; stop the pipeline."""
     say = progress or (lambda _line: None)
     folder.mkdir(parents=True, exist_ok=True)
     result = MemoryResult(cfg)
@@ -164,28 +171,27 @@ def run_memory(cfg: MemoryConfig, folder: Path, progress: Progress | None = None
             start_pipeline(stack, cfg.zmq)
             stack.start("api")
             wait_for(lambda: stack.counter("execution_service", "signals_executed") > 0, 120, "a first fill", stack)
-            result.services, pids = _sample(stack, cfg, folder, say)
+            result.services = _sample(stack, cfg, say)
+            for svc in result.services:
+                judge(svc, cfg.warmup_s, cfg.limit_mb_h)
             result.counters = {f"{n}.{k}": int(stack.metrics(n).get("counters", {}).get(k, 0)) for n, k in (
                 ("execution_service", "signals_executed"), ("execution_service", "positions_settled"),
                 ("game_shard", "prices_rx"), ("game_shard", "signals_published"), ("zmq_listener", "mirrored"))}
+            suspects = [s for s in result.services if s.verdict != FLAT]
+            if suspects and cfg.tracemalloc_frames:
+                _diagnose(stack, cfg, folder, suspects, say)
         finally:
             stack.stop_all()
-    for svc in result.services:
-        judge(svc, cfg.warmup_s, cfg.limit_mb_h)
-        if cfg.tracemalloc_frames and svc.verdict != FLAT:
-            svc.growth_sites = _sites(folder, svc.name, pids.get(svc.name))
     if cfg.tracemalloc_frames == 0:
         result.notes.append("tracemalloc off (--tracemalloc 0): no growth sites")
     return result
 
 
-def _sample(stack: ProcessStack, cfg: MemoryConfig, folder: Path,
-            say: Progress) -> tuple[list[ServiceMemory], dict[str, int]]:
-    """RSS of every service every interval until the soak's end; snapshots at the end of warm-up and at the end."""
+def _sample(stack: ProcessStack, cfg: MemoryConfig, say: Progress) -> list[ServiceMemory]:
+    """RSS of every service every `interval_s` until the soak's end."""
     series = {n: ServiceMemory(n) for n in SERVICES}
     pids = {n: stack.procs[n].pid for n in SERVICES}
     t0 = time.monotonic()
-    traced_warmup = False
     k = 0
     while (t := time.monotonic() - t0) < cfg.duration_s:
         for name, svc in series.items():
@@ -196,30 +202,34 @@ def _sample(stack: ProcessStack, cfg: MemoryConfig, folder: Path,
             mb = rss_mb(proc.pid)
             if mb is not None:
                 svc.samples.append((t, mb))
-        if not traced_warmup and t >= cfg.warmup_s:
-            traced_warmup = True
-            _snapshot_all(stack, cfg)
         if k % max(1, round(60 / cfg.interval_s)) == 0:
             say(f"soak {t:.0f}/{cfg.duration_s:.0f}s " + " ".join(
                 f"{n}={s.samples[-1][1]:.1f}MB" for n, s in series.items() if s.samples))
         k += 1
         time.sleep(max(0.0, t0 + k * cfg.interval_s - time.monotonic()))
-    _snapshot_all(stack, cfg)
-    wait_for(lambda: all(len(_snaps(folder, n, pids[n])) >= 2 for n in SERVICES) or not cfg.tracemalloc_frames,
-             120, "the final tracemalloc snapshots", stack, interval=1.0)
-    return list(series.values()), pids
+    return list(series.values())
 
 
-def _snapshot_all(stack: ProcessStack, cfg: MemoryConfig) -> None:
-    if cfg.tracemalloc_frames:
-        for proc in stack.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGUSR2)
+def _diagnose(stack: ProcessStack, cfg: MemoryConfig, folder: Path, suspects: list[ServiceMemory],
+              say: Progress) -> None:
+    """Two tracemalloc snapshots of each suspect, `diagnose_s` apart, and the lines that grew in between."""
+    pids = {s.name: stack.procs[s.name].pid for s in suspects}
+    say(f"not flat: {', '.join(pids)}; tracing what grows over {cfg.diagnose_s:.0f}s more")
+    for round_ in (1, 2):
+        for name in pids:
+            if stack.procs[name].poll() is None:
+                stack.procs[name].send_signal(signal.SIGUSR2)
+        wait_for(lambda: all(len(_snaps(folder, n, p)) >= round_ for n, p in pids.items()), 120,
+                 f"tracemalloc snapshot {round_}", stack, interval=1.0)
+        if round_ == 1:
+            time.sleep(cfg.diagnose_s)
+    for svc in suspects:
+        svc.growth_sites = _sites(folder, svc.name, pids[svc.name])
 
 
 def _snaps(folder: Path, name: str, pid: int | None) -> list[Path]:
     found = (folder / ".arbees" / TRACE_FOLDER).glob(f"{name}.{pid}.*.snap")
-    return sorted((p for p in found if p.stat().st_size > 0), key=lambda p: int(p.name.split(".")[-2]))
+    return sorted(found, key=lambda p: int(p.name.split(".")[-2]))
 
 
 def _sites(folder: Path, name: str, pid: int | None) -> list[dict[str, Any]]:
