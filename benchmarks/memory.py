@@ -105,6 +105,7 @@ class MemoryResult:
     counters: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    decide_row: dict[str, Any] = field(default_factory=dict)
 
     def verdict(self) -> str:
         verdicts = {s.verdict for s in self.services}
@@ -117,6 +118,7 @@ class MemoryResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "verdict": self.verdict(), "elapsed_s": round(self.elapsed_s, 1),
+                "decide_memory_row": self.decide_row,
                 "services": [s.to_json() for s in self.services], "counters": self.counters, "notes": self.notes}
 
 
@@ -184,7 +186,21 @@ def run_memory(cfg: MemoryConfig, folder: Path, progress: Progress | None = None
             stack.stop_all()
     if cfg.tracemalloc_frames == 0:
         result.notes.append("tracemalloc off (--tracemalloc 0): no growth sites")
+    result.decide_row = decide_memory_row(result)
     return result
+
+
+def decide_memory_row(result: MemoryResult) -> dict[str, Any]:
+    """`arbees decide`'s memory row on these samples (its limit from playbooks/decision.yaml, this run's warm-up):
+    what a phase 5 soak like this one would be judged."""
+    from arbees_core.validation.decide import memory_row
+    from arbees_core.validation.thresholds import load_thresholds
+
+    count = min((len(s.samples) for s in result.services), default=0)
+    samples = [{"t_s": result.services[0].samples[i][0],
+                "services": {s.name: {"rss_mb": s.samples[i][1]} for s in result.services}} for i in range(count)]
+    row = memory_row(samples, load_thresholds(overrides={"memory_warmup_s": result.config.warmup_s}))
+    return {"verdict": row.verdict, "reason": row.reason, "target": row.target}
 
 
 def _sample(stack: ProcessStack, cfg: MemoryConfig, say: Progress) -> list[ServiceMemory]:

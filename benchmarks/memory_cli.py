@@ -46,6 +46,10 @@ def run_and_report(cfg: MemoryConfig, as_json: bool, folder: Path | None = None)
     else:
         console = Console(width=160)
         console.print(table(result))
+        row = result.decide_row
+        if row:
+            console.print(f"arbees decide's memory row on these samples ({row['target']}): {row['verdict']}: "
+                          f"{row['reason']}", markup=False)
         for line in result.notes:
             console.print(f"note: {line}", markup=False)
         console.print(f"samples and snapshots: {folder}", markup=False)

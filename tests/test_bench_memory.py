@@ -42,3 +42,12 @@ def test_the_run_exits_0_flat_1_growing_2_inconclusive() -> None:
     assert result.exit_code() == 2 and result.verdict() == INCONCLUSIVE
     result.services.append(ServiceMemory("d", verdict=GROWING))
     assert result.exit_code() == 1
+
+
+def test_the_report_carries_decides_memory_row_on_the_same_samples() -> None:
+    from benchmarks.memory import decide_memory_row
+
+    flat = MemoryResult(MemoryConfig(), [_series(30, fill_mb=10, seed=s) for s in (1, 2)])
+    assert decide_memory_row(flat)["verdict"] == "GO"
+    leak = MemoryResult(MemoryConfig(), [_series(30, seed=1), _series(30, slope_mb_h=4, seed=2)])
+    assert decide_memory_row(leak)["verdict"] == "DEBUG"

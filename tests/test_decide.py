@@ -326,24 +326,24 @@ def _memory_only(samples: int, interval_s: float, fill_mb: float, fill_s: float)
 
 
 def test_memory_leaves_the_warm_up_out_so_caches_that_fill_then_stay_read_flat() -> None:
-    from arbees_core.validation.decide import _memory_row
+    from arbees_core.validation.decide import memory_row
 
     samples = _memory_only(samples=60, interval_s=30.0, fill_mb=8.0, fill_s=240.0)["data"]["samples"]
-    flat = _memory_row(samples, load_thresholds())
+    flat = memory_row(samples, load_thresholds())
     assert flat.verdict == GO and "after the 5-min warm-up" in flat.reason
     assert flat.ci is not None and -2 < flat.ci[0] and flat.ci[1] < 2
-    counted = _memory_row(samples, load_thresholds(overrides={"memory_warmup_s": 0}))
+    counted = memory_row(samples, load_thresholds(overrides={"memory_warmup_s": 0}))
     assert counted.verdict == DEBUG and "RSS growing" in counted.reason  # the fill itself, read as growth
 
 
 def test_a_short_soak_says_how_little_it_proves_about_memory_never_go() -> None:
-    from arbees_core.validation.decide import _memory_row
+    from arbees_core.validation.decide import memory_row
 
     quick = make_phase5(samples=8, interval_s=15.0)["data"]["samples"]  # a 2-minute soak: all of it warm-up
-    row_ = _memory_row(quick, load_thresholds())
+    row_ = memory_row(quick, load_thresholds())
     assert row_.verdict == DEBUG and "insufficient data" in row_.reason and "the soak lasted 2.0 min" in row_.reason
     short = make_phase5(samples=20, interval_s=30.0)["data"]["samples"]  # 10 min: 5 of them after warm-up
-    row_ = _memory_row(short, load_thresholds())
+    row_ = memory_row(short, load_thresholds())
     assert row_.verdict == DEBUG and row_.reason.startswith("inconclusive: 5.0 min measured")
 
 

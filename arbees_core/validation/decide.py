@@ -282,7 +282,7 @@ def _rate_row(samples: list[dict[str, Any]], mode: str, t: Thresholds) -> Row:
                [round(fit.slope_lo, 4), round(fit.slope_hi, 4)], len(points), "CV")
 
 
-def _memory_row(samples: list[dict[str, Any]], t: Thresholds) -> Row:
+def memory_row(samples: list[dict[str, Any]], t: Thresholds) -> Row:
     """RSS slope per service over the samples after the warm-up (`memory_warmup_s`: caches filling, the first games
     ending), so a service that fills its caches and then stays flat reads flat. GO needs every service's interval
     under the limit over at least `memory_min_span_s`; a shorter soak, or an interval across the limit, is DEBUG
@@ -347,7 +347,7 @@ def _soak_rows(data: dict[str, Any] | None, phase4: dict[str, Any] | None, t: Th
     phase4_lost = sum(int((w.get("counters") or {}).get("lost") or 0) for w in zmq_windows)
     rows = [_stability_row(samples, t), _lost_row(samples, phase4_lost, len(zmq_windows), t),
             _error_rate_row(samples, t), unhedged_row(samples, t), risk_rejections_row(samples, t),
-            _zmq_errors_row(samples, t), _rate_row(samples, mode, t), _memory_row(samples, t)]
+            _zmq_errors_row(samples, t), _rate_row(samples, mode, t), memory_row(samples, t)]
     if data is None:
         for row in rows:
             if row.verdict != NOGO:
