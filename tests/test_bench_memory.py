@@ -7,10 +7,11 @@ import random
 from benchmarks.memory import FLAT, GROWING, INCONCLUSIVE, MemoryConfig, MemoryResult, ServiceMemory, judge
 
 
-def _series(minutes: float, fill_mb: float = 0.0, slope_mb_h: float = 0.0, seed: int = 1) -> ServiceMemory:
+def _series(minutes: float, fill_mb: float = 0.0, slope_mb_h: float = 0.0, seed: int = 1,
+            name: str = "game_shard") -> ServiceMemory:
     """RSS every 10 s: `fill_mb` gained over the first 4 minutes (caches filling), then `slope_mb_h`, plus noise."""
     rng = random.Random(seed)
-    svc = ServiceMemory("game_shard")
+    svc = ServiceMemory(name)
     for k in range(int(minutes * 6) + 1):
         t = k * 10.0
         svc.samples.append((t, 60 + fill_mb * min(1.0, t / 240) + slope_mb_h * t / 3600 + rng.uniform(-0.05, 0.05)))
@@ -47,7 +48,8 @@ def test_the_run_exits_0_flat_1_growing_2_inconclusive() -> None:
 def test_the_report_carries_decides_memory_row_on_the_same_samples() -> None:
     from benchmarks.memory import decide_memory_row
 
-    flat = MemoryResult(MemoryConfig(), [_series(30, fill_mb=10, seed=s) for s in (1, 2)])
+    flat = MemoryResult(MemoryConfig(), [_series(30, fill_mb=10, seed=s, name=f"s{s}") for s in (1, 2)])
     assert decide_memory_row(flat)["verdict"] == "GO"
-    leak = MemoryResult(MemoryConfig(), [_series(30, seed=1), _series(30, slope_mb_h=4, seed=2)])
-    assert decide_memory_row(leak)["verdict"] == "DEBUG"
+    leak = MemoryResult(MemoryConfig(), [_series(30, seed=1, name="api"), _series(30, slope_mb_h=4, name="leaky")])
+    row = decide_memory_row(leak)
+    assert row["verdict"] == "DEBUG" and "leaky +4" in row["reason"] and "api" not in row["reason"]
