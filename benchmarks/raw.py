@@ -100,10 +100,11 @@ def _sender(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -> 
 
 
 def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -> None:
+    """The receiving process: decode every message (as a service would), record its one-way latency after the
+    warm-up, track sequence gaps; the result goes back through `out`."""
     decode = msgspec.json.Decoder(TradingSignal if spec.payload == "signal" else PriceUpdate).decode
     hist, seqs = new_histogram(), SeqTracker()
     skip = int(spec.rate * spec.warmup_s)
-    now = time.time_ns
     slow = spec.slow_us / 1e6
 
     def take(payload: bytes, recv_ns: int) -> None:
@@ -115,53 +116,63 @@ def _receiver(spec: RawSpec, endpoint: str, stream: str, ready: Any, out: Any) -
             time.sleep(slow)
 
     if spec.mode == "zmq":
-        import zmq
-
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, spec.hwm)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(endpoint)
-        from arbees_core.transport.zmq import poll_spinning  # the polling loop game_shard runs, on a bare socket
-
-        ready.set()
-
-        def wait() -> bool:
-            if spec.spin:
-                return poll_spinning(sock, time.monotonic_ns() + int(IDLE_TIMEOUT_S * 1e9))
-            return bool(sock.poll(int(IDLE_TIMEOUT_S * 1000)))
-
-        while wait():
-            topic, payload = sock.recv_multipart()
-            recv_ns = now()
-            if topic == END_TOPIC:
-                break
-            take(payload, recv_ns)
-        sock.close()
-        ctx.term()
+        _receive_zmq(spec, endpoint, ready, take)
     else:
-        import redis
-
-        client = redis.Redis.from_url(spec.redis_url, socket_timeout=IDLE_TIMEOUT_S + 5)
-        last = b"0-0"
-        ready.set()
-        done = False
-        while not done:
-            result = client.xread({stream: last}, count=500, block=int(IDLE_TIMEOUT_S * 1000))
-            if not result:
-                break
-            recv_ns = now()
-            for entry_id, fields in result[0][1]:
-                last = entry_id
-                if fields[b"topic"] == END_TOPIC:
-                    done = True
-                    break
-                take(fields[b"data"], recv_ns)
-        client.delete(stream)
-        client.close()
+        _receive_redis(spec, stream, ready, take)
     out.put({"hdr": hist.encode().decode("ascii") if hist.get_total_count() else "",
              "gaps": seqs.lost, "last": seqs.last or 0, "received": seqs.received})
+
+
+def _receive_zmq(spec: RawSpec, endpoint: str, ready: Any, take: Any) -> None:
+    """A bare SUB socket until the end marker or IDLE_TIMEOUT_S of silence (polling like game_shard with `spin`)."""
+    import zmq
+
+    from arbees_core.transport.zmq import poll_spinning  # the polling loop game_shard runs, on a bare socket
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, spec.hwm)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    ready.set()
+
+    def wait() -> bool:
+        if spec.spin:
+            return poll_spinning(sock, time.monotonic_ns() + int(IDLE_TIMEOUT_S * 1e9))
+        return bool(sock.poll(int(IDLE_TIMEOUT_S * 1000)))
+
+    while wait():
+        topic, payload = sock.recv_multipart()
+        recv_ns = time.time_ns()
+        if topic == END_TOPIC:
+            break
+        take(payload, recv_ns)
+    sock.close()
+    ctx.term()
+
+
+def _receive_redis(spec: RawSpec, stream: str, ready: Any, take: Any) -> None:
+    """A bare blocking XREAD loop until the end marker or IDLE_TIMEOUT_S of silence; the stream is deleted after."""
+    import redis
+
+    client = redis.Redis.from_url(spec.redis_url, socket_timeout=IDLE_TIMEOUT_S + 5)
+    last = b"0-0"
+    ready.set()
+    done = False
+    while not done:
+        result = client.xread({stream: last}, count=500, block=int(IDLE_TIMEOUT_S * 1000))
+        if not result:
+            break
+        recv_ns = time.time_ns()
+        for entry_id, fields in result[0][1]:
+            last = entry_id
+            if fields[b"topic"] == END_TOPIC:
+                done = True
+                break
+            take(fields[b"data"], recv_ns)
+    client.delete(stream)
+    client.close()
 
 
 def run_raw(spec: RawSpec, hop: str = "raw") -> HopRow:

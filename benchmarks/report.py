@@ -57,9 +57,8 @@ def _read(path: str) -> str | None:
 
 
 def idle_info() -> str | None:
-    """How an idle CPU waits, which sets what waking it costs: on the VMs here waking a halted vCPU was half of a bare
-    pyzmq hop (benchmarks/RESULTS.md, "2026-12-01, late"), so runs on hosts that differ in this differ in every
-    figure. `haltpoll/haltpoll, guest halt polling 0 ns`; None where the OS does not say."""
+    """How an idle CPU waits, which sets what waking it costs: on a VM, waking a halted vCPU can be half of a bare
+    pyzmq hop, so runs on hosts that differ in this differ in every figure. `haltpoll/haltpoll, guest halt polling 0 ns`; None where the OS does not say."""
     root = "/sys/devices/system/cpu/cpuidle/"
     driver, governor = _read(root + "current_driver"), _read(root + "current_governor_ro") or _read(
         root + "current_governor")

@@ -6,8 +6,10 @@ the CLI those views (status, logs, env) and the actions (up, down, restart), wha
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -132,3 +134,23 @@ class Runtime(Protocol):
         """Whether `service`'s port answers where its subscribers connect from (loopback locally; inside
         arbees-network under compose, as the plan's `docker exec zmq_listener nc -zv kalshi_monitor 5555`)."""
         ...
+
+    def run_settings(self, settings: dict[str, str]) -> AbstractContextManager[None]:
+        """`settings` for the services this runtime starts or restarts until the context ends, below `.env` (a
+        value the operator set there wins), and `.env` untouched: `validate --quick`'s settings for its own run."""
+        ...
+
+
+@contextmanager
+def process_environment(settings: dict[str, str]) -> Iterator[None]:
+    """`settings` in this process's environment until the context ends, then the environment as it was."""
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -19,6 +19,7 @@ Service names: the registry's (plan) names (`kalshi_monitor`, `market_discovery`
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import shutil
 import subprocess
@@ -56,6 +57,9 @@ HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaled
 HOST_PORT_DEFAULTS: dict[str, int] = {"api": 8000}
 
 _COMPOSE_TIMEOUT_S = 1800.0
+
+#: Settings for one run (`validate --quick`), read by every container before `.env`; removed after the run.
+RUN_ENV_FILE = ".arbees/run.env"
 
 
 class ComposeRuntime:
@@ -364,6 +368,18 @@ class ComposeRuntime:
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout or "").strip().splitlines()[-15:])
             raise RuntimeError_(f"`{' '.join(cmd)}` failed (exit {done.returncode}):\n{tail}")
+
+    @contextlib.contextmanager
+    def run_settings(self, settings: dict[str, str]) -> Iterator[None]:
+        """Containers read `.arbees/run.env` before `.env` (docker-compose.yml's env_file list), so these settings
+        hold for containers created until the context ends, and `.env` wins where it sets them too."""
+        path = self.root / RUN_ENV_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
     def up(self, services: list[str] | None = None, build: bool = False) -> list[ServiceStatus]:
         """`docker compose --profile full up -d [--build] [services]`; returns status(). Without `build` the image

@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ import psutil
 
 from arbees_core.config import project_root, redact_env, state_dir
 from arbees_core.registry import SERVICES, spec
-from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus, parse_utc, tcp_probe
+from arbees_core.runtime.base import (PortProbe, RuntimeError_, ServiceStatus, parse_utc, process_environment,
+                                      tcp_probe)
 from arbees_core.runtime.embedded import EmbeddedPostgres
 from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.preflight import check_local
@@ -232,6 +234,10 @@ class LocalRuntime:
             raise RuntimeError_(f"cannot read the environment of {st.name} (pid {st.pid}): {e}") from e
 
     # -- acting ------------------------------------------------------------------------------------------------
+
+    def run_settings(self, settings: dict[str, str]) -> AbstractContextManager[None]:
+        """The supervisor `up` starts inherits this process's environment, which its services read below `.env`."""
+        return process_environment(settings)
 
     def up(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
         """Start the stack (or the named services of a running one) and wait until they run."""

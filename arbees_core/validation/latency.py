@@ -25,6 +25,7 @@ Counters of a window (`counters`, deltas over the window, summed over the servic
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -266,9 +267,6 @@ def collect_windows(runtime: Any, root: Path, windows: int = 4, window_s: float 
     env_path = Path(root) / ".env"
     original_text = env_path.read_text() if env_path.exists() else None
     original_value = parse_dotenv(original_text or "").get("ZMQ_ENABLED")
-    written_text: str | None = original_text
-    last_mode: str | None = None  # the mode the stack was last restarted into
-    settled = True  # that restart completed (else some services may run in either mode)
     out: list[dict[str, Any]] = []
     per_window = warmup_s + window_s
     total = max(per_window * windows, 1e-9)
@@ -277,46 +275,62 @@ def collect_windows(runtime: Any, root: Path, windows: int = 4, window_s: float 
         if progress is not None:
             progress(message, min(1.0, max(0.0, done_s / total)))
 
+    switch = _ModeSwitch(written_text=original_text)
     ok = False
     try:
         for i in range(windows):
             mode = modes[i % len(modes)]
-            base = i * per_window
-            label = f"window {i + 1}/{windows} ({mode})"
-            report(f"{label}: restarting with ZMQ_ENABLED={_mode_value(mode)}", base)
-            write_dotenv_value("ZMQ_ENABLED", _mode_value(mode), env_path)
-            written_text = env_path.read_text()
-            last_mode, settled = mode, False
-            runtime.restart()
-            settled = True
-            report(f"{label}: warming up {warmup_s:g}s", base)
-            time.sleep(warmup_s)
-            s0 = take_snapshots(runtime, after_ns=time.time_ns())
-            started_at, t0 = utc_now_iso(), time.monotonic()
-            end = t0 + window_s
-            while (left := end - time.monotonic()) > 0:
-                report(f"{label}: measuring", base + warmup_s + (window_s - left))
-                time.sleep(min(1.0, left))
-            s1 = take_snapshots(runtime, after_ns=time.time_ns())
-            duration = window_span_s(s0, s1, fallback=time.monotonic() - t0)
-            problems = window_problems(s0, s1, mode)
-            out.append({
-                "index": i, "mode": mode, "started_at": started_at, "duration_s": round(duration, 3),
-                "hops": window_hops(s0, s1), "counters": window_counters(s0, s1),
-                "valid": not problems, "reason": "; ".join(problems),
-            })
-            report(f"{label}: done" + (f" (invalid: {'; '.join(problems)})" if problems else ""), base + per_window)
+            out.append(_measure_window(runtime, env_path, switch, i, windows, mode, warmup_s, window_s,
+                                       lambda message, done_s, base=i * per_window: report(message, base + done_s)))
         ok = True
     finally:
-        _restore_dotenv(env_path, original_text, written_text, "ZMQ_ENABLED", original_value)
+        _restore_dotenv(env_path, original_text, switch.written_text, "ZMQ_ENABLED", original_value)
         wanted = "zmq" if (original_value or "").strip().lower() in ("1", "true", "yes", "on") else "redis"
-        if restore_stack and last_mode is not None and (last_mode != wanted or not settled):
+        if restore_stack and switch.last_mode is not None and (switch.last_mode != wanted or not switch.settled):
             try:
                 runtime.restart()
             except Exception:
                 if ok:
                     raise  # else the measurement's own error is the one to see
     return {"windows": out, "window_seconds": float(window_s), "warmup_seconds": float(warmup_s)}
+
+
+@dataclass
+class _ModeSwitch:
+    """Where the mode switches left the stack: what `.env` was last written to, the mode the stack was last
+    restarted into, and whether that restart completed (else some services may run in either mode)."""
+
+    written_text: str | None
+    last_mode: str | None = None
+    settled: bool = True
+
+
+def _measure_window(runtime: Any, env_path: Path, switch: _ModeSwitch, i: int, windows: int, mode: str,
+                    warmup_s: float, window_s: float, report: Callable[[str, float], None]) -> dict[str, Any]:
+    """One window: restart the stack into `mode`, warm up, take the services' snapshots before and after, and
+    judge the window valid or not (a counter that restarted from zero mid-window makes it invalid)."""
+    label = f"window {i + 1}/{windows} ({mode})"
+    report(f"{label}: restarting with ZMQ_ENABLED={_mode_value(mode)}", 0.0)
+    write_dotenv_value("ZMQ_ENABLED", _mode_value(mode), env_path)
+    switch.written_text = env_path.read_text()
+    switch.last_mode, switch.settled = mode, False
+    runtime.restart()
+    switch.settled = True
+    report(f"{label}: warming up {warmup_s:g}s", 0.0)
+    time.sleep(warmup_s)
+    s0 = take_snapshots(runtime, after_ns=time.time_ns())
+    started_at, t0 = utc_now_iso(), time.monotonic()
+    end = t0 + window_s
+    while (left := end - time.monotonic()) > 0:
+        report(f"{label}: measuring", warmup_s + (window_s - left))
+        time.sleep(min(1.0, left))
+    s1 = take_snapshots(runtime, after_ns=time.time_ns())
+    problems = window_problems(s0, s1, mode)
+    report(f"{label}: done" + (f" (invalid: {'; '.join(problems)})" if problems else ""), warmup_s + window_s)
+    return {"index": i, "mode": mode, "started_at": started_at,
+            "duration_s": round(window_span_s(s0, s1, fallback=time.monotonic() - t0), 3),
+            "hops": window_hops(s0, s1), "counters": window_counters(s0, s1),
+            "valid": not problems, "reason": "; ".join(problems)}
 
 
 def summarize(data: Mapping[str, Any], include_invalid: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
