@@ -89,6 +89,7 @@ class ServiceMemory:
     verdict: str = INCONCLUSIVE
     reason: str = ""
     growth_sites: list[dict[str, Any]] = field(default_factory=list)
+    traced_mb: tuple[float, float] | None = None
     restarts: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -240,7 +241,7 @@ def _diagnose(stack: ProcessStack, cfg: MemoryConfig, folder: Path, suspects: li
         if round_ == 1:
             time.sleep(cfg.diagnose_s)
     for svc in suspects:
-        svc.growth_sites = _sites(folder, svc.name, pids[svc.name])
+        _sites(svc, folder, pids[svc.name])
 
 
 def _snaps(folder: Path, name: str, pid: int | None) -> list[Path]:
@@ -248,14 +249,14 @@ def _snaps(folder: Path, name: str, pid: int | None) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split(".")[-2]))
 
 
-def _sites(folder: Path, name: str, pid: int | None) -> list[dict[str, Any]]:
-    snaps = _snaps(folder, name, pid)
+def _sites(svc: ServiceMemory, folder: Path, pid: int | None) -> None:
+    snaps = _snaps(folder, svc.name, pid)
     if len(snaps) < 2:
-        return []
+        return
     try:
-        return growth_sites(snaps[0], snaps[-1])
+        svc.growth_sites, svc.traced_mb = growth_sites(snaps[0], snaps[-1])
     except (OSError, EOFError, ValueError):
-        return []
+        return
 
 
 def fmt_ci(ci: tuple[float, float] | None) -> str:

@@ -27,6 +27,9 @@ def table(result: MemoryResult) -> Table:
         rss = f"{s.rss_start_mb:.1f} -> {s.rss_end_mb:.1f}" if s.rss_start_mb is not None else "-"
         slope = f"{s.slope_mb_h:+.2f}" if s.slope_mb_h is not None else "-"
         t.add_row(s.name, rss, slope, fmt_ci(s.ci_mb_h), str(s.n), f"{s.verdict} ({s.reason})")
+        if s.traced_mb:
+            t.add_row("", "", "", "", "", f"  live Python memory (tracemalloc) over --diagnose: {s.traced_mb[0]:.2f} -> "
+                      f"{s.traced_mb[1]:.2f} MB")
         for site in s.growth_sites:
             t.add_row("", "", f"+{site['size_diff_kb']:.0f} kB", "", "", f"  grew: {site['site']} "
                       f"({site['count_diff']:+d} blocks)")

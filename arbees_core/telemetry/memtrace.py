@@ -60,12 +60,17 @@ def install(service: str, frames: int, log: logging.Logger) -> bool:
     return True
 
 
-def growth_sites(before: Path, after: Path, top: int = 5) -> list[dict[str, Any]]:
-    """The `top` source lines whose live allocations grew most from snapshot `before` to `after`."""
+def growth_sites(before: Path, after: Path, top: int = 5) -> tuple[list[dict[str, Any]], tuple[float, float]]:
+    """The `top` source lines whose live allocations grew most from snapshot `before` to `after`, and the traced
+    total (MB) of each. Live Python memory flat while RSS grows is the allocator keeping freed room (a burst's high
+    water, fragmentation), not a structure growing."""
     old, new = tracemalloc.Snapshot.load(str(before)), tracemalloc.Snapshot.load(str(after))
     stats = [s for s in new.compare_to(old, "lineno") if s.size_diff > 0][:top]
-    return [{"site": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}", "size_diff_kb": round(s.size_diff / 1024, 1),
-             "count_diff": s.count_diff, "size_kb": round(s.size / 1024, 1)} for s in stats]
+    sites = [{"site": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}",
+              "size_diff_kb": round(s.size_diff / 1024, 1), "count_diff": s.count_diff,
+              "size_kb": round(s.size / 1024, 1)} for s in stats]
+    totals = tuple(round(sum(t.size for t in snap.traces) / 2**20, 3) for snap in (old, new))
+    return sites, totals  # type: ignore[return-value]
 
 
 def _short(filename: str) -> str:
