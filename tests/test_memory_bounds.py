@@ -157,3 +157,20 @@ def test_game_shard_forgets_ended_games_cooldowns_and_gone_feeds_over_thousands_
         assert len(shard.books) <= 2 and len(shard.cooldown) <= 1 and len(shard.feed_live) <= 1
     assert pub.signals == games * SIGNALS_PER_GAME
     assert shard.metrics.counters["books_pruned"] == 2 * (games - 1)
+
+
+def test_latency_histograms_hold_fixed_memory_over_many_distinct_values_and_keep_hdr_percentiles() -> None:
+    from hdrh.histogram import HdrHistogram
+
+    from arbees_core.telemetry import metrics
+
+    hists, plain = metrics.LatencyHistograms(), HdrHistogram(1, 60_000_000, 3)
+    for n in range(20_000):
+        value_us = 1 + (n * 7919) % 5_000_000  # every sample in a bucket of its own, for a long while
+        hists.record_ns("end_to_end", value_us * 1000)
+        plain.record_value(value_us)
+        if n % 2000 == 1999:
+            summary = hists.summary()["end_to_end"]
+            assert len(metrics._COUNTS_INDEX) <= metrics.INDEX_CACHE_MAX and not hists._pending["end_to_end"]
+    assert len(hists._blocks["end_to_end"]) <= 18  # the per-hop state beside HDR's own fixed counts array
+    assert [summary[f"p{p}_us"] for p in (50, 95, 99)] == [plain.get_value_at_percentile(p) for p in (50, 95, 99)]
