@@ -174,3 +174,17 @@ def test_latency_histograms_hold_fixed_memory_over_many_distinct_values_and_keep
             assert len(metrics._COUNTS_INDEX) <= metrics.INDEX_CACHE_MAX and not hists._pending["end_to_end"]
     assert len(hists._blocks["end_to_end"]) <= 18  # the per-hop state beside HDR's own fixed counts array
     assert [summary[f"p{p}_us"] for p in (50, 95, 99)] == [plain.get_value_at_percentile(p) for p in (50, 95, 99)]
+
+
+def test_topic_family_cache_keeps_recurring_topics_only_and_at_most_its_bound() -> None:
+    from arbees_core.topics import TOPIC_CACHE_MAX, Family, _family_of_recurring, family_of, price_topic
+
+    _family_of_recurring.cache_clear()
+    for n in range(20_000):  # a signal and its two results each, and a market resolving: none cached
+        assert family_of(f"signals.trade.arb-{n:016x}") is Family.SIGNALS
+        assert family_of(f"trades.result.arb-{n:016x}-{n % 2}") is Family.RESULTS
+        assert family_of(f"markets.resolved.kalshi.K-{n}") is Family.RESOLUTIONS
+    assert _family_of_recurring.cache_info().currsize == 0
+    for n in range(TOPIC_CACHE_MAX + 500):  # markets of many generations of games
+        assert family_of(price_topic("kalshi", f"K-{n}")) is Family.PRICES_KALSHI
+    assert _family_of_recurring.cache_info().currsize == TOPIC_CACHE_MAX

@@ -9,6 +9,7 @@ keeps its default action; on, tracing costs CPU and some memory per live block, 
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import re
 import logging
@@ -24,6 +25,29 @@ SETTING = "ARBEES_TRACEMALLOC"
 _LIB = re.compile(r".*/(?:site-packages|lib/python3\.\d+)/")
 SNAPSHOT_SIGNAL = signal.SIGUSR2
 FOLDER = "tracemalloc"
+
+
+#: How often a service hands the C heap's free pages back to the system (`trim_heap`).
+TRIM_EVERY_S = 60.0
+_libc: Any = None
+
+
+def trim_heap() -> bool:
+    """glibc's malloc_trim(0): return the free pages of every malloc arena to the system. Freed memory otherwise
+    stays resident in the arenas (a burst's high water, fragmentation across threads), and RSS then grows while the
+    live memory does not: in the memory benchmark the api's RSS rose 6.6 MB/h while its live Python memory rose
+    0.08 MB/h. False where there is no glibc (nothing done)."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None)
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        return False
+    _libc.malloc_trim(0)
+    return True
 
 
 def frames_from_env(env: Env) -> int:
