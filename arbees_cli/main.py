@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from rich.markup import escape
 
-from arbees_cli import bench, chaos, clients, decide, diagnose, metrics, phases, report, stack
+from arbees_cli import bench, chaos, clients, decide, diagnose, metrics, phases, report, settings, stack
 from arbees_cli import venues as venue_commands
-from arbees_cli.output import EXIT_ERROR, err_console
-from arbees_core.runtime.base import RuntimeError_
+from arbees_cli.output import EXIT_ERROR, err_console, print_json
+from arbees_core.errors import ArbeesError
 
 app = typer.Typer(
     name="arbees",
@@ -43,6 +44,7 @@ venue_commands.register(app)
 chaos.register(app)
 clients.register(app)
 metrics.register(app)
+settings.register(app)
 
 
 def main() -> None:
@@ -55,12 +57,18 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001 - the one place that turns a bug or an environment problem into a line
         if _state["debug"] or "--debug" in sys.argv:
             raise
-        if isinstance(e, RuntimeError_):  # an operator-facing failure: its message already says what to do
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-            sys.exit(EXIT_ERROR)
-        err_console.print(f"[bold red]error:[/] {escape(type(e).__name__)}: {escape(str(e))} "
-                          "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_ERROR)
+        if isinstance(e, ArbeesError):  # an operator-facing failure: its message already says what to do
+            report_error(str(e), e.exit_code)
+        report_error(f"{type(e).__name__}: {e} (run with --debug for the traceback)", EXIT_ERROR)
+
+
+def report_error(message: str, code: int) -> NoReturn:
+    """One red line (under --json one JSON object, as `output.fail` writes it), then the exit code."""
+    if "--json" in sys.argv:
+        print_json({"error": message, "passed": False, "exit_code": code})
+    else:
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

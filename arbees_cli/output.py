@@ -43,7 +43,7 @@ def print_json(data: Any) -> None:
 def fail(message: str, code: int = EXIT_ERROR, as_json: bool = False) -> NoReturn:
     """Stop the command with one clear error line (or a JSON error object) and `code`."""
     if as_json:
-        print_json({"error": message, "passed": False})
+        print_json({"error": message, "passed": False, "exit_code": code})
     else:
         err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

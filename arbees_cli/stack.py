@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, activity, console, err_console, fail, parse_duration, print_json
+from arbees_core import settings as S
 from arbees_core.config import mask_url_passwords, read_dotenv, redact_env
 from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_, ServiceStatus
@@ -40,9 +41,13 @@ def warn_if_servers_differ(rt: Runtime) -> None:
     root: Path = rt.root  # type: ignore[attr-defined]
     dotenv = read_dotenv(root / ".env")
     for key, running in rt.urls().items():
-        wanted = (os.environ.get(key) or dotenv.get(key) or "").strip()  # the supervisor's order: environment first
+        setting = S.DECLARED.get(key)
+        if setting is None:
+            continue
+        here = (setting.raw(os.environ) or "").strip()
+        wanted = here or (setting.raw(dotenv) or "").strip()  # the supervisor's order: environment first
         if wanted and running and wanted != running:
-            where = "the environment" if os.environ.get(key) else str(root / ".env")
+            where = "the environment" if here else str(root / ".env")
             err_console.print(f"[yellow]warning:[/] {key}={escape(mask_url_passwords(wanted))} ({escape(where)}) is "
                               f"not the running stack's {escape(mask_url_passwords(running))}: the stack keeps its "
                               "own until `arbees down` and `arbees up`", highlight=False, soft_wrap=True)
@@ -160,11 +165,18 @@ def register(app: typer.Typer) -> None:
              since: Optional[str] = typer.Option(None, "--since", help="Only lines newer than this (5m, 1h)."),
              tail: Optional[int] = typer.Option(None, "--tail", "-n", help="Only the last N lines."),
              follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
-             runtime: str = RuntimeOpt) -> None:
-        """A service's log (the plan's `docker logs <service>`), greppable as the plan does."""
-        rt = get_runtime(runtime)
-        name = _names([service], False)[0]
-        sys.stdout.write(rt.logs(name, parse_duration(since) if since else None, tail))
+             runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
+        """A service's log (the plan's `docker logs <service>`), greppable as the plan does; --json: one object
+        with the service and its lines (not with --follow)."""
+        rt = get_runtime(runtime, as_json)
+        name = _names([service], as_json)[0]
+        text = rt.logs(name, parse_duration(since) if since else None, tail)
+        if as_json:
+            if follow:
+                fail("--follow streams lines; it cannot be one JSON object", as_json=True)
+            print_json({"service": name, "lines": text.splitlines()})
+            return
+        sys.stdout.write(text)
         sys.stdout.flush()
         if follow:
             try:

@@ -12,11 +12,15 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+from arbees_core.errors import ArbeesError
+
+if TYPE_CHECKING:
+    from arbees_core.settings.model import Setting
+
+T = TypeVar("T")
 _SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|PASS|TOKEN|PEM|PRIVATE|CREDENTIAL)", re.IGNORECASE)
 _ENDPOINT = re.compile(r"^(tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.*-]+):\d{1,5}|ipc://\S+|inproc://\S+)$")
 _URL_PASSWORD = re.compile(r"(?P<pre>://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<post>@)")
@@ -24,18 +28,31 @@ REDACTED: Final = "***"
 _USERINFO = re.compile(r"(?P<pre>(^|[\s/])[^:/@\s]*:)(?!\*\*\*@)[^@\s/]+@")
 
 
-class ConfigError(ValueError):
+class ConfigError(ArbeesError, ValueError):
     """A configuration value that cannot be used; the message names the variable and what was expected."""
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "No default given": the declared default applies.
+UNSET: Any = _Unset()
 
 
 def project_root() -> Path:
     """The folder holding `.env` and `.arbees/`: `ARBEES_HOME`, else the current directory."""
-    return Path(os.environ.get("ARBEES_HOME") or os.getcwd()).resolve()
+    from arbees_core import settings as S
+
+    return Path(Env().get(S.ARBEES_HOME) or os.getcwd()).resolve()
 
 
 def state_dir() -> Path:
     """`.arbees/` under the project root (logs, runs, spool, embedded servers)."""
-    return Path(os.environ.get("ARBEES_STATE_DIR") or project_root() / ".arbees")
+    from arbees_core import settings as S
+
+    return Path(Env().get(S.ARBEES_STATE_DIR) or project_root() / ".arbees")
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
@@ -64,7 +81,9 @@ def _dotenv_value(value: str) -> str:
 
 def read_dotenv(path: Path | None = None) -> dict[str, str]:
     """The `.env` file's values, or {} when there is none."""
-    path = path or Path(os.environ.get("ARBEES_ENV_FILE") or project_root() / ".env")
+    from arbees_core import settings as S
+
+    path = path or Path(Env().get(S.ARBEES_ENV_FILE) or project_root() / ".env")
     try:
         return parse_dotenv(path.read_text())
     except FileNotFoundError:
@@ -88,71 +107,32 @@ def write_dotenv_value(key: str, value: str, path: Path | None = None) -> Path:
 
 
 class Env:
-    """Typed reads of environment variables; every failure is a `ConfigError` naming the variable."""
+    """The settings of one environment, read through their declarations (`arbees_core.settings`): every read has
+    the declared type and default, and a malformed value is a `ConfigError` naming the variable."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._env = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str = "") -> str:
-        return self._env.get(name, default).strip()
+    def get(self, setting: Setting[T], default: Any = UNSET) -> T:
+        """`setting`'s value here: `default` (else the declared default) when unset."""
+        return setting.read(self._env, default)
 
-    def bool(self, name: str, default: bool = False) -> bool:
-        raw = self._env.get(name)
-        if raw is None:
-            return default
-        value = raw.strip().lower()
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        raise ConfigError(f"{name}: expected true/false, was {raw!r}")
+    def check(self, reader: str) -> None:
+        """Read every setting `reader` (a service name, or `arbees`) reads: the first malformed one raises its
+        ConfigError, even one this start would not have read (a live-venue setting of a simulated stack)."""
+        from arbees_core.settings.model import read_by
 
-    def int(self, name: str, default: int, minimum: int | None = None) -> int:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            value = int(float(raw.strip())) if "." in raw else int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name}: expected an integer, was {raw!r}") from None
-        if minimum is not None and value < minimum:
-            raise ConfigError(f"{name}: expected at least {minimum}, was {value}")
-        return value
+        for setting in read_by(reader):
+            setting.read(self._env)
 
-    def float(self, name: str, default: float, minimum: float | None = None) -> float:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name}: expected a number, was {raw!r}") from None
-        if value != value or (minimum is not None and value < minimum):
-            raise ConfigError(f"{name}: expected a number >= {minimum}, was {raw!r}")
-        return value
+    def __getattr__(self, name: str) -> Any:
+        """`env.int("NAME", ...)` and the other by-name reads are gone: say how to read a setting now."""
+        raise AttributeError(f"Env.{name}: settings are read through their declarations: declare the variable in "
+                             "arbees_core/settings/__init__.py and read it with env.get(S.NAME)")
 
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return list(default or [])
-        return [item.strip() for item in raw.split(",") if item.strip()]
-
-    def endpoints(self, name: str, default: list[str] | None = None) -> list[str]:
-        """A comma list of ZMQ endpoints, checked at start: a typo (`tcp//host:5555`, a missing port) is one
-        configuration error naming the variable, not a libzmq `Invalid argument` from deep in a socket call."""
-        values = self.list(name, default)
-        for value in values:
-            check_endpoint(name, value)
-        return values
-
-    def redis_url(self, name: str, default: str) -> str:
-        """A Redis URL, checked at start (`check_redis_url`); empty means `default`."""
-        return check_redis_url(name, self.str(name, default) or default)
-
-    def database_url(self, name: str = "DATABASE_URL") -> str:
-        """A PostgreSQL URL or key=value DSN, checked at start (`check_database_url`); "" when unset."""
-        value = self.str(name)
-        return check_database_url(name, value) if value else ""
+    def is_set(self, setting: Setting[Any]) -> bool:
+        """Whether `setting` is set to something other than blanks (an explicit request, not the default)."""
+        return bool((setting.raw(self._env) or "").strip())
 
 
 def check_endpoint(name: str, value: str) -> str:
@@ -188,13 +168,21 @@ def check_redis_url(name: str, value: str) -> str:
     return value
 
 
+#: A `password=...` setting of a key=value DSN (quoted or not).
+_KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password masked, in URL (`postgresql://u:pw@h/db`) or key=value (`password=pw`) form."""
+    masked = redact_value("DATABASE_URL", dsn)
+    return _KV_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, masked)
+
+
 def check_database_url(name: str, value: str) -> str:
     """`value` when libpq can parse it: a postgresql:// or postgres:// URL, or key=value settings, with a numeric
     port. Anything else (`mysql://...`) is a ConfigError naming the variable, password masked."""
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict
-
-    from arbees_core.store.db import redact_dsn
 
     shown = _mask_userinfo(redact_dsn(value))
     expected = "expected postgresql://user:password@host:port/database or key=value settings (host=... dbname=...)"
@@ -212,8 +200,11 @@ def check_database_url(name: str, value: str) -> str:
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether an env var name looks like a credential (its value is never shown)."""
-    return bool(_SECRET_NAME.search(name))
+    """Whether `name` is a credential (its value is never shown): declared secret, or named like one (a setting
+    arbees does not read, e.g. a venue key in `.env` for another tool, is still never shown)."""
+    from arbees_core.settings.model import is_declared_secret
+
+    return is_declared_secret(name) or bool(_SECRET_NAME.search(name))
 
 
 def redact_value(name: str, value: str) -> str:

@@ -8,7 +8,6 @@ traded the mispricing, 1 otherwise.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from arbees_core.config import state_dir
+from arbees_core import settings as S
+from arbees_core.config import Env, state_dir
 from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError
 from arbees_core.runtime.ports import PortCheckError, free_port
 from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
@@ -100,15 +100,16 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     servers: list = []
     try:
-        redis_url = os.environ.get("REDIS_URL")
+        env = Env()
+        redis_url = env.get(S.REDIS_URL, "")
         if not redis_url:
             servers.append(EmbeddedRedis(folder / "redis", free_port()).start())
             redis_url = servers[-1].url
-        db_url = os.environ.get("DATABASE_URL")
+        db_url = given_db = env.get(S.DATABASE_URL)
         if not db_url:
             servers.append(EmbeddedPostgres(state_dir() / "postgres").start())
             db_url = servers[-1].url
-        console.print(f"Redis: {redis_url}  PostgreSQL: {'embedded' if not os.environ.get('DATABASE_URL') else 'DATABASE_URL'}")
+        console.print(f"Redis: {redis_url}  PostgreSQL: {'DATABASE_URL' if given_db else 'embedded'}")
         ok = [run_mode(zmq, redis_url, db_url, folder) for zmq in (True, False)]
     except (EmbeddedServerError, PortCheckError) as e:
         console.print(f"[red]Cannot start the embedded stack:[/] {e}")

@@ -17,11 +17,11 @@ sides import, plus contract tests, is the cure.
 from __future__ import annotations
 
 import math
-import os
 from typing import Final, Literal, Union
 
 import msgspec
 
+from arbees_core import settings as S
 from arbees_core.topics import Family, family_of
 
 SCHEMA_VERSION: Final = 1
@@ -177,6 +177,65 @@ class MarketResolution(msgspec.Struct, kw_only=True, gc=False):
     snapshot: bool = False
 
 
+class ExitLeg(msgspec.Struct, kw_only=True, gc=False):
+    """Sell `qty` contracts of `side` held by leg `leg` of a pair, at no less than `limit_price` cents (the bid the
+    tracker saw: the exit is only worth it at that price)."""
+
+    leg: int
+    venue: Venue
+    ticker: str
+    side: Side
+    qty: float
+    limit_price: float
+
+
+class ExitSignal(msgspec.Struct, kw_only=True, gc=False):
+    """position_tracker's finding that selling both legs of pair `pair_id` now beats holding them to settlement.
+
+    Values are cents for the contracts named in `legs`: `exit_value_cents` what selling them into the bids seen
+    brings after sell fees, `hold_value_cents` what they pay at settlement (100 per hedged contract),
+    `gain_cents` the difference. `exit_id` is unique per decision; execution_service sells at most what the pair
+    still holds, both legs the same quantity or neither.
+    """
+
+    v: int = SCHEMA_VERSION
+    src: str
+    seq: int
+    ts_pub_ns: int = 0
+    ts_detect_ns: int
+    exit_id: str
+    pair_id: str
+    game_id: str = ""
+    legs: list[ExitLeg]
+    exit_value_cents: float
+    hold_value_cents: float
+    gain_cents: float
+
+
+class PositionUpdate(msgspec.Struct, kw_only=True, gc=False):
+    """One arbitrage pair's position as position_tracker sees it (published when it opens, changes, is re-marked or
+    closes). qty: contracts held per leg (hedged); cost_cents: what the open contracts cost; mark_cents: what
+    selling them into the current bids would bring after fees (None while a leg has no bid); hold_cents: what they
+    pay at settlement; realised_pnl_cents: settled and sold so far; status: open | closed."""
+
+    v: int = SCHEMA_VERSION
+    src: str
+    seq: int
+    ts_pub_ns: int = 0
+    ts_mark_ns: int = 0
+    pair_id: str
+    game_id: str = ""
+    status: Literal["open", "closed"]
+    open_legs: int
+    qty: float
+    cost_cents: float
+    mark_cents: float | None = None
+    hold_cents: float = 0.0
+    unrealised_pnl_cents: float | None = None
+    realised_pnl_cents: float = 0.0
+    close_reason: str = ""
+
+
 class Heartbeat(msgspec.Struct, kw_only=True, gc=False):
     """A service's periodic liveness and counters. `feed_live_ns` (monitors) says the venue feed was intact then,
     so a quiet market's unchanged book stays valid instead of ageing out (a failure of the original)."""
@@ -192,7 +251,7 @@ class Heartbeat(msgspec.Struct, kw_only=True, gc=False):
     counters: dict[str, float] = {}
 
 
-Message = Union[PriceUpdate, TradingSignal, TradeResult, MarketResolution, Heartbeat]
+Message = Union[PriceUpdate, TradingSignal, TradeResult, MarketResolution, Heartbeat, PositionUpdate, ExitSignal]
 
 MESSAGE_TYPES: Final[dict[Family, type]] = {
     Family.PRICES_KALSHI: PriceUpdate,
@@ -201,6 +260,8 @@ MESSAGE_TYPES: Final[dict[Family, type]] = {
     Family.RESULTS: TradeResult,
     Family.RESOLUTIONS: MarketResolution,
     Family.HEARTBEAT: Heartbeat,
+    Family.POSITIONS: PositionUpdate,
+    Family.EXITS: ExitSignal,
 }
 
 
@@ -219,21 +280,13 @@ class _VersionProbe(msgspec.Struct):
 
 _json_encoder = msgspec.json.Encoder()
 _msgpack_encoder = msgspec.msgpack.Encoder()
-_TYPES = (PriceUpdate, TradingSignal, TradeResult, MarketResolution, Heartbeat)
+_TYPES = (PriceUpdate, TradingSignal, TradeResult, MarketResolution, Heartbeat, PositionUpdate, ExitSignal)
 _JSON_DECODERS = {t: msgspec.json.Decoder(t) for t in _TYPES}
 _MSGPACK_DECODERS = {t: msgspec.msgpack.Decoder(t) for t in _TYPES}
 _json_probe = msgspec.json.Decoder(_VersionProbe)
 _msgpack_probe = msgspec.msgpack.Decoder(_VersionProbe)
 
-WIRE_FORMATS: Final = ("json", "msgpack")
-
-
-def wire_format_from_env() -> str:
-    """`ARBEES_WIRE` (json | msgpack), json when unset."""
-    wire = os.environ.get("ARBEES_WIRE", "json").strip().lower() or "json"
-    if wire not in WIRE_FORMATS:
-        raise ValueError(f"ARBEES_WIRE: expected one of {WIRE_FORMATS}, was {wire!r}")
-    return wire
+WIRE_FORMATS: Final = S.ARBEES_WIRE.choices
 
 
 def encode(msg: Message, wire: str = "json") -> bytes:
@@ -307,6 +360,19 @@ def check(msg: Message) -> str | None:
             return f"filled_qty {msg.filled_qty} of qty {msg.qty}"
     if isinstance(msg, MarketResolution) and not msg.ticker:
         return "empty ticker"
+    if isinstance(msg, ExitSignal):
+        return _check_exit(msg)
+    return None
+
+
+def _check_exit(msg: ExitSignal) -> str | None:
+    if len(msg.legs) != 2 or {leg.leg for leg in msg.legs} != {0, 1}:
+        return f"an exit sells both legs 0 and 1, this one names {[leg.leg for leg in msg.legs]}"
+    for leg in msg.legs:
+        if _bad_price(leg.limit_price):
+            return f"exit limit_price {leg.limit_price} outside 0..100 cents"
+        if _bad_size(leg.qty) or leg.qty == 0.0:
+            return f"exit qty {leg.qty} is not a positive number of contracts"
     return None
 
 

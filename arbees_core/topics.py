@@ -27,6 +27,8 @@ class Family(str, enum.Enum):
     RESULTS = "trades.result."
     RESOLUTIONS = "markets.resolved."
     HEARTBEAT = "heartbeat."
+    POSITIONS = "positions.pair."
+    EXITS = "positions.exit."
 
 
 #: Redis stream per family: the mirror target in ZMQ mode and the transport itself in Redis mode.
@@ -37,6 +39,8 @@ STREAMS: Final[dict[Family, str]] = {
     Family.RESULTS: "trades:results",
     Family.RESOLUTIONS: "markets:resolved",
     Family.HEARTBEAT: "heartbeats",
+    Family.POSITIONS: "positions:updates",
+    Family.EXITS: "positions:exits",
 }
 STREAM_FAMILY: Final[dict[str, Family]] = {stream: fam for fam, stream in STREAMS.items()}
 
@@ -50,6 +54,8 @@ KALSHI_MONITOR_PORT: Final = 5555
 POLYMARKET_MONITOR_PORT: Final = 5556
 GAME_SHARD_PORT: Final = 5558
 EXECUTION_SERVICE_PORT: Final = 5560
+#: position_tracker's publisher of `positions.pair.*` updates and `positions.exit.*` exit signals.
+POSITION_TRACKER_PORT: Final = 5562
 #: The api's HTTP port (dashboard, JSON, SSE), and the first of the local runtime's Prometheus metrics ports (one
 #: per service, in registry order; compose gives every container METRICS_CONTAINER_PORT).
 API_PORT: Final = 8000
@@ -64,6 +70,7 @@ EXECUTION_SERVICE: Final = "execution_service"
 ZMQ_LISTENER: Final = "zmq_listener"
 MARKET_DISCOVERY: Final = "market_discovery"
 API: Final = "api"
+POSITION_TRACKER: Final = "position_tracker"
 
 #: Consumer group through which execution_service reads `signals:trades` in Redis mode (at-least-once).
 EXECUTION_GROUP: Final = "execution_service"
@@ -101,6 +108,16 @@ def signal_topic(signal_id: str) -> str:
 def result_topic(order_id: str) -> str:
     """`trades.result.<order_id>`."""
     return Family.RESULTS.value + order_id
+
+
+def position_topic(pair_id: str) -> str:
+    """`positions.pair.<pair_id>`: one arbitrage pair's position, marked to market (pair id = the signal's id)."""
+    return Family.POSITIONS.value + pair_id
+
+
+def exit_topic(pair_id: str) -> str:
+    """`positions.exit.<pair_id>`: closing both legs of this pair now beats holding them to settlement."""
+    return Family.EXITS.value + pair_id
 
 
 def heartbeat_topic(service: str) -> str:

@@ -63,8 +63,8 @@ def build_updates(seed: int, games: int, per_venue: int = 3000) -> list[Any]:
     """The simulator's top-of-book changes as price updates, both venues interleaved. Built once per run (about a
     second of simulation) and handed to each throughput path's publisher, which only stamps and sends them."""
     from arbees_core.messages import PriceUpdate
-    from arbees_core.venues.kalshi.parsing import KalshiFeed
-    from arbees_core.venues.polymarket.parsing import PolymarketFeed
+    from arbees_core.venues.kalshi.feed import KalshiFeed
+    from arbees_core.venues.polymarket.feed import PolymarketFeed
     from arbees_core.venues.sim import SimConfig, SimVenue
 
     by_venue: list[list[PriceUpdate]] = []

@@ -47,7 +47,16 @@ def stack(local_project: Callable[[str], Path], request: pytest.FixtureRequest) 
     mode = getattr(request, "param", "zmq")
     rt = LocalRuntime(local_project(f"ZMQ_ENABLED={'true' if mode == 'zmq' else 'false'}\n{DOTENV}"))
     rt.up()
-    yield rt, rt.urls()["API_URL"]
+    base = rt.urls()["API_URL"]
+    eventually(lambda: _answers(f"{base}/api/status"), 60, 0.2, what="the api answering")  # up() does not wait for it
+    yield rt, base
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _get(url: str) -> dict:

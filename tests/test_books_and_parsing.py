@@ -14,8 +14,9 @@ import orjson
 import pytest
 
 from arbees_core.venues.book import BinaryBook, KalshiBook
-from arbees_core.venues.kalshi.parsing import KalshiFeed, subscribe_command
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.kalshi.feed import KalshiFeed
+from arbees_core.venues.kalshi.parsing import subscribe_command
+from arbees_core.venues.polymarket.feed import PolymarketFeed
 
 DATA = Path(__file__).parent / "data"
 BOS = "KXNBAGAME-26NOV24MIABOS-BOS"
@@ -134,7 +135,7 @@ def test_kalshi_sequence_gap_invalidates_books_until_a_fresh_snapshot() -> None:
 def test_kalshi_delta_before_any_snapshot_is_not_a_quote() -> None:
     feed = KalshiFeed()
     assert feed.handle(_frames("kalshi/orderbook_session.jsonl")[2], 1) == []
-    assert feed.deltas_before_snapshot == 1
+    assert feed.updates_before_snapshot == 1
 
 
 @pytest.mark.parametrize("raw, reason", [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, parse_dotenv, read_dotenv, redact_env, write_dotenv_value
 
 
@@ -29,13 +30,14 @@ def test_write_dotenv_value_replaces_every_earlier_definition(tmp_path: Path) ->
 
 @pytest.mark.parametrize(("raw", "expected"), [("true", True), ("1", True), ("YES", True), ("false", False), ("0", False)])
 def test_bool_reads_the_usual_spellings(raw: str, expected: bool) -> None:
-    assert Env({"ZMQ_ENABLED": raw}).bool("ZMQ_ENABLED") is expected
+    assert Env({"ZMQ_ENABLED": raw}).get(S.ZMQ_ENABLED) is expected
 
 
-@pytest.mark.parametrize(("method", "raw"), [("bool", "maybe"), ("int", "five"), ("float", "1,5")])
-def test_bad_values_name_the_variable(method: str, raw: str) -> None:
-    with pytest.raises(ConfigError, match="MIN_EDGE_PCT"):
-        getattr(Env({"MIN_EDGE_PCT": raw}), method)("MIN_EDGE_PCT", 0)
+@pytest.mark.parametrize(("setting", "raw"), [(S.ZMQ_ENABLED, "maybe"), (S.ZMQ_SNDHWM, "five"),
+                                              (S.MIN_EDGE_PCT, "1,5")])
+def test_bad_values_name_the_variable(setting: S.Setting, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{setting.name}: expected"):
+        Env({setting.name: raw}).get(setting)
 
 
 def test_secrets_and_url_passwords_are_redacted() -> None:

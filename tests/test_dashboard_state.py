@@ -163,6 +163,24 @@ def test_positions_are_read_from_the_position_store_and_marked_to_the_live_bid(p
     assert not broken.available and "lacks cost_cents" in broken.status
 
 
+def test_open_legs_show_the_trackers_fresh_mark_and_else_the_live_bid(pg_conn: psycopg.Connection) -> None:
+    from arbees_core.store.schema import migrate
+
+    migrate(pg_conn)
+    pg_conn.execute("""INSERT INTO positions (pair_id, leg, game_id, venue, ticker, side, qty, cost_cents, opened_at)
+        VALUES ('arb-1', 0, 'G', 'kalshi', 'KX-BOS', 'yes', 10, 400, now()),
+               ('arb-1', 1, 'G', 'polymarket', 'tok-bos', 'no', 10, 530, now())""")
+    pg_conn.execute("""INSERT INTO position_marks VALUES ('arb-1', 0, 42, 405.5, 5.5, now()),
+                                                         ('arb-1', 1, 50, 492.5, -37.5, now() - interval '1 hour')""")
+    bids = {("kalshi", "KX-BOS", "yes"): 43.0, ("polymarket", "tok-bos", "no"): 51.0}
+    view = read_positions(pg_conn, lambda venue, ticker, side: bids.get((venue, ticker, side)))
+    legs = {leg.leg: leg for leg in view.legs}
+    assert (legs[0].mark_source, legs[0].mark_cents, legs[0].unrealised_pnl_cents) == ("tracker", 405.5, 5.5)
+    assert (legs[1].mark_source, legs[1].mark_cents, legs[1].unrealised_pnl_cents) == ("api", 510.0, -20.0)  # stale
+    [(mark,)] = pg_conn.execute("SELECT mark_cents FROM market_positions WHERE venue = 'kalshi'").fetchall()
+    assert mark == 405.5
+
+
 def test_trade_history_comes_from_paper_trades(database_url: str, state: LiveState, tmp_path: Path) -> None:
     from arbees_core.store.spool import SpoolRecord, TradeSpool
     from arbees_core.store.trades import TradeWriter

@@ -11,8 +11,8 @@ from arbees_core.strategy.fees import (
     FeeSchedule,
     kalshi_taker_fee_cents,
     polymarket_taker_fee_cents,
-    taker_fee_cents,
 )
+from arbees_core.venues import taker_fee_cents
 
 quantities = st.floats(min_value=0.0, max_value=10_000.0, allow_nan=False)
 prices = st.floats(min_value=0.0, max_value=100.0, allow_nan=False)

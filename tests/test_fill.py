@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from arbees_core.messages import Leg, PriceUpdate
-from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.venues import taker_fee_cents
 from arbees_core.strategy.fill import ioc_fill, ioc_sell, joint_fill
 
 FEES = FeeSchedule()

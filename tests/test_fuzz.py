@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from arbees_core.messages import DecodeError, PriceUpdate, TradingSignal, check, decode
 from arbees_core.topics import price_topic, signal_topic
 from arbees_core.venues.book import BinaryBook, KalshiBook
-from arbees_core.venues.kalshi.parsing import KalshiFeed
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.kalshi.feed import KalshiFeed
+from arbees_core.venues.polymarket.feed import PolymarketFeed
 from arbees_core.venues.sim import SimConfig, SimVenue
 
 REASONS = {"malformed", "unknown_version", "bad_value", "oversized", "unknown_topic"}

@@ -29,10 +29,11 @@ from websockets.exceptions import ConnectionClosed
 from arbees_core.config import ConfigError, Env
 from arbees_core.venues.book import BookChange
 from arbees_core.venues.kalshi.auth import KalshiSigner, signed_path, verify
-from arbees_core.venues.kalshi.parsing import KalshiFeed
+from arbees_core.venues.kalshi.feed import KalshiFeed
 from arbees_core.venues.kalshi.rest import KalshiRestConfig, discover_markets, retry_after_s
 from arbees_core.venues.kalshi.ws import KalshiLiveConfig, KalshiLiveSource
-from arbees_core.venues.live import AUTH_FAILED, CONNECTED, Backoff, make_live_source
+from arbees_core.venues import adapter
+from arbees_core.venues.live import AUTH_FAILED, CONNECTED, Backoff
 from tests.venue_support import drive, eventually
 
 TICKER = "KXNBAGAME-26NOV24MIABOS-BOS"
@@ -127,7 +128,7 @@ async def run_client(server: FakeKalshi, signer: KalshiSigner, until: Callable[[
         port = ws_server.sockets[0].getsockname()[1]
         cfg = KalshiLiveConfig(f"ws://127.0.0.1:{port}{WS_PATH}", signer, Backoff(0.01, 0.05))
         feed = KalshiFeed()
-        source = make_live_source("kalshi", cfg, list(tickers) if not callable(tickers) else tickers, feed)
+        source = adapter("kalshi").make_live_source(cfg, list(tickers) if not callable(tickers) else tickers, feed)
         assert isinstance(source, KalshiLiveSource)
         return source, feed, await drive(source, feed, until, timeout)
 

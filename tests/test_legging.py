@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from arbees_core.messages import Leg, PriceUpdate
-from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.venues import taker_fee_cents
 from arbees_core.strategy.legging import first_leg, legging_loss_cents, sequential_fill
 
 FEES = FeeSchedule()

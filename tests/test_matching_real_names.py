@@ -9,7 +9,7 @@ import pytest
 
 from arbees_core.strategy.matching import match_markets
 from arbees_core.venues.kalshi.rest import to_listing
-from arbees_core.venues.polymarket.gamma import event_listings
+from arbees_core.venues.polymarket.rest import event_listings
 
 # (league, kalshi event ticker, away code, home code, Polymarket question, away outcome, home outcome, Gamma date
 # fields). Kalshi dates are US Eastern; Gamma's gameStartTime is UTC (a late game is the next UTC day).

@@ -36,6 +36,8 @@ PLAN_PHASE3_SQL = """SELECT order_id, status, filled_qty, latency_ms
 def running(request, tmp_path: Path, redis_url: str, database_url: str) -> Iterator[tuple[ProcessStack, bool]]:
     zmq_mode = request.param == "zmq"
     env = pipeline_env(zmq_mode, redis_url, database_url, tmp_path)
+    # the mispricing outlasts a busy machine's signal-to-fill time, so the fill sees the book that signalled
+    env["SIM_MISPRICE_DURATION_MS"] = "2500"
     if zmq_mode:  # a second signal source the test controls, to redeliver a signal over ZMQ
         env["_REPLAY_PORT"] = str(free_port())
         env["ZMQ_SUB_ENDPOINT"] += f",tcp://127.0.0.1:{env['_REPLAY_PORT']}"

@@ -24,9 +24,11 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from arbees_core.venues.book import BookChange
-from arbees_core.venues.live import Backoff, make_live_source, proxy_for
-from arbees_core.venues.polymarket.gamma import GammaConfig, check_geoblock, discover_markets, json_list
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues import adapter
+from arbees_core.venues.live import Backoff, proxy_for
+from arbees_core.venues.polymarket.auth import check_geoblock
+from arbees_core.venues.polymarket.rest import GammaConfig, discover_markets, json_list
+from arbees_core.venues.polymarket.feed import PolymarketFeed
 from arbees_core.venues.polymarket.ws import PolymarketLiveConfig, PolymarketLiveSource
 from tests.venue_support import drive, eventually
 
@@ -88,7 +90,7 @@ async def run_client(server: FakeClob, until: Callable[[PolymarketLiveSource, Po
         cfg = PolymarketLiveConfig(f"ws://127.0.0.1:{port}/ws/market", "", ping_s, Backoff(0.01, 0.05), "",
                                    snapshot_timeout_s)
         feed = PolymarketFeed()
-        source = make_live_source("polymarket", cfg, list(tickers), feed)
+        source = adapter("polymarket").make_live_source(cfg, list(tickers), feed)
         assert isinstance(source, PolymarketLiveSource)
         return source, feed, await drive(source, feed, until, 10.0)
 

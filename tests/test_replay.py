@@ -16,9 +16,9 @@ from arbees_core.services.kalshi_monitor import KalshiMonitor
 from arbees_core.services.market_discovery import DiscoveryConfig, discover
 from arbees_core.services.polymarket_monitor import PolymarketMonitor
 from arbees_core.venues.book import BookChange
-from arbees_core.venues.kalshi.parsing import KalshiFeed
-from arbees_core.venues.live import SourceSpec, parse_source
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.kalshi.feed import KalshiFeed
+from arbees_core.venues.source import SourceSpec, parse_source
+from arbees_core.venues.polymarket.feed import PolymarketFeed
 from arbees_core.venues.replay import (ReplaySource, load_listings, read_reads, read_recording, record, record_sim,
                                        save_listings)
 from arbees_core.venues.sim import SimConfig, SimVenue

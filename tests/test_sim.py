@@ -17,8 +17,8 @@ from arbees_core.messages import PriceUpdate
 from arbees_core.strategy.arb import ArbConfig, find_arbs
 from arbees_core.strategy.matching import match_markets
 from arbees_core.venues.book import TopOfBook
-from arbees_core.venues.kalshi.parsing import KalshiFeed
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
+from arbees_core.venues.kalshi.feed import KalshiFeed
+from arbees_core.venues.polymarket.feed import PolymarketFeed
 from arbees_core.venues.sim import SimConfig, SimVenue
 from arbees_core.venues.sim_schedule import GameSchedule, poly_token_id
 

@@ -151,14 +151,18 @@ class PositionLeg(BaseModel):
     open_qty: float
     cost_cents: float
     realised_pnl_cents: float
-    mark_cents: float | None = Field(None, description="open contracts x the current best bid of their side")
+    mark_cents: float | None = Field(None, description="what the open contracts would bring now: position_tracker's "
+                                     "mark (the bid of their side, net of the sell fee) while fresh, else open "
+                                     "contracts x the current best bid")
     unrealised_pnl_cents: float | None = None
+    mark_source: str = Field("", description="tracker | api: who marked it")
     closed: bool
     close_reason: str = ""
 
 
 class PositionsView(BaseModel):
-    """Positions as the position store keeps them in PostgreSQL (`positions`), marked to the live books here."""
+    """Positions as the position store keeps them in PostgreSQL (`positions`), marked by position_tracker
+    (`position_marks`) or, without a fresh mark of it, to the live books here."""
 
     available: bool
     status: str

@@ -1,8 +1,10 @@
 """What the api reads from PostgreSQL: recent paper trades (its history at start) and positions.
 
 Positions belong to the position store (`positions`, one row per leg of an executed signal; its writer owns the
-schema). The api only reads them and marks the open ones to the live books; when the table does not exist the
-panel says so ("position tracker not running") instead of showing anything made up.
+schema). The api only reads them. An open leg shows position_tracker's mark (`position_marks`: the bid of its side
+net of the sell fee, what closing it would really bring) while that mark is fresh, else the api's own mark at the
+live bid; when the table does not exist the panel says so ("position tracker not running") instead of showing
+anything made up.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ OPTIONAL_POSITION_COLUMNS = ("exited_qty", "close_reason")
 NOT_RUNNING = "position tracker not running: PostgreSQL has no positions table"
 #: Legs listed: every open one, and the most recently opened closed ones, up to this many rows.
 MAX_POSITION_ROWS = 300
+#: A tracker's mark older than this (seconds) is not shown: the tracker is behind or stopped.
+TRACKER_MARK_FRESH_S = 10.0
 
 _RESULT_COLUMNS = ("order_id", "signal_id", "game_id", "leg", "venue", "ticker", "side", "status", "limit_price",
                    "qty", "filled_qty", "avg_price", "fees_cents", "transport", "ts_origin_ns", "ts_fill_ns",
@@ -59,8 +63,17 @@ def read_positions(conn: psycopg.Connection, best_bid: BestBid) -> PositionsView
                              f"{', '.join(POSITION_COLUMNS)}")
     optional = [c for c in OPTIONAL_POSITION_COLUMNS if c in present]
     cols = [*POSITION_COLUMNS, *optional]
-    rows = conn.execute(f"SELECT {', '.join(cols)} FROM positions ORDER BY (closed_at IS NULL) DESC, opened_at DESC "
-                        "LIMIT %s", (MAX_POSITION_ROWS,)).fetchall()
+    marks = conn.execute("SELECT to_regclass('position_marks')").fetchone()[0] is not None
+    select = ", ".join(f"p.{c}" for c in cols)
+    if marks:
+        select += (", m.value_cents AS tracker_mark, m.unrealised_pnl_cents AS tracker_unrealised FROM positions p "
+                   "LEFT JOIN position_marks m ON m.pair_id = p.pair_id AND m.leg = p.leg AND "
+                   f"m.marked_at > now() - make_interval(secs => {TRACKER_MARK_FRESH_S})")
+        cols = [*cols, "tracker_mark", "tracker_unrealised"]
+    else:
+        select += " FROM positions p"
+    rows = conn.execute(f"SELECT {select} ORDER BY (p.closed_at IS NULL) DESC, p.opened_at DESC LIMIT %s",
+                        (MAX_POSITION_ROWS,)).fetchall()
     totals = conn.execute("SELECT count(*) FILTER (WHERE closed_at IS NULL), "
                           "coalesce(sum(cost_cents) FILTER (WHERE closed_at IS NULL), 0), "
                           "coalesce(sum(realised_pnl_cents), 0) FROM positions").fetchone()
@@ -75,17 +88,20 @@ def read_positions(conn: psycopg.Connection, best_bid: BestBid) -> PositionsView
 
 
 def _leg(row: dict, best_bid: BestBid) -> PositionLeg:
-    qty = float(row["qty"])
-    open_qty = 0.0 if row["closed_at"] is not None else qty - float(row.get("exited_qty") or 0.0)
-    cost = float(row["cost_cents"])
+    qty = float(row["qty"])  # what the leg holds: bought less sold (`strategy/positions.LegPosition`)
+    open_qty = 0.0 if row["closed_at"] is not None else qty
+    cost = float(row["cost_cents"])  # of the contracts held
     mark = unrealised = None
-    if open_qty > 0:
+    source = ""
+    if open_qty > 0 and row.get("tracker_mark") is not None:
+        mark, unrealised, source = round(row["tracker_mark"], 4), round(row["tracker_unrealised"], 4), "tracker"
+    elif open_qty > 0:
         bid = best_bid(row["venue"], row["ticker"], row["side"])
         if bid is not None:
-            mark = round(open_qty * bid, 4)
-            unrealised = round(mark - cost * open_qty / qty, 4) if qty else None
+            mark, source = round(open_qty * bid, 4), "api"
+            unrealised = round(mark - cost, 4)
     return PositionLeg(pair_id=row["pair_id"], leg=int(row["leg"]), game_id=row["game_id"], venue=row["venue"],
                        ticker=row["ticker"], side=row["side"], qty=qty, open_qty=open_qty, cost_cents=cost,
                        realised_pnl_cents=float(row["realised_pnl_cents"] or 0.0), mark_cents=mark,
-                       unrealised_pnl_cents=unrealised, closed=row["closed_at"] is not None,
+                       unrealised_pnl_cents=unrealised, mark_source=source, closed=row["closed_at"] is not None,
                        close_reason=row.get("close_reason") or "")

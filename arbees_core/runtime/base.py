@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from arbees_core.errors import ArbeesError
+
 _ISO = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$")
 
 
@@ -58,7 +60,7 @@ def tcp_probe(host: str, port: int, timeout_s: float = 2.0) -> PortProbe:
     return PortProbe(True, f"Connection to {host} {port} port [tcp] succeeded! ({ms:.2f}ms)", round(ms, 3))
 
 
-class RuntimeError_(Exception):
+class RuntimeError_(ArbeesError):
     """An operator-facing runtime failure: the message says what is wrong and what to do."""
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, project_root, read_dotenv
 from arbees_core.registry import SERVICES, ServiceSpec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
@@ -51,10 +52,8 @@ DEFAULT_PROFILES: tuple[str, ...] = ("full",)
 ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
 
 #: Compose services published on a host port (127.0.0.1) -> the variable that fixes that port (unset: any free one).
-HOST_PORT_VARS: dict[str, str] = {"redis": "ARBEES_REDIS_HOST_PORT", "timescaledb": "ARBEES_POSTGRES_HOST_PORT",
-                                  "api": "ARBEES_API_HOST_PORT"}
-#: The host port of a published service when its variable is unset (the others: any free port).
-HOST_PORT_DEFAULTS: dict[str, int] = {"api": 8000}
+HOST_PORT_VARS: dict[str, str] = {"redis": S.ARBEES_REDIS_HOST_PORT.name,
+                                  "timescaledb": S.ARBEES_POSTGRES_HOST_PORT.name, "api": S.ARBEES_API_HOST_PORT.name}
 
 _COMPOSE_TIMEOUT_S = 1800.0
 
@@ -111,7 +110,7 @@ class ComposeRuntime:
 
                 self._client = docker.from_env(timeout=SDK_TIMEOUT_S)
             except Exception as e:  # noqa: BLE001 - DockerException, missing socket, bad DOCKER_HOST
-                raise engine_error(e, os.environ.get("DOCKER_HOST", "")) from e
+                raise engine_error(e, Env().get(S.DOCKER_HOST)) from e
         return self._client
 
     def _base_url(self) -> str:
@@ -422,7 +421,7 @@ def host_port_clash(root: Path, running: set[str]) -> str:
     env = Env({**read_dotenv(root / ".env"), **os.environ})
     for key, var in HOST_PORT_VARS.items():
         try:
-            port = env.int(var, HOST_PORT_DEFAULTS.get(key, 0), minimum=1)
+            port = env.get(S.declared(var))
         except ConfigError as e:
             return str(e)
         holder = port_holder(port) if port and key not in running else None

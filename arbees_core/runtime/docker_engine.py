@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.registry import ServiceSpec
 from arbees_core.runtime.base import RuntimeError_, ServiceStatus
@@ -78,12 +79,14 @@ def container_status(name: str, container: Any, spec: ServiceSpec | None) -> Ser
     if spec is not None and spec.port:
         env = env_dict(attrs)
         try:
-            zmq_mode = Env(env).bool("ZMQ_ENABLED", False)
+            zmq_mode = Env(env).get(S.ZMQ_ENABLED)
         except ConfigError:
             zmq_mode = False
         if zmq_mode:  # the PUB port is bound in ZMQ mode only
-            raw = env.get("ZMQ_PUB_PORT", "").strip()
-            ports = [int(raw)] if raw.isdigit() else [spec.port]
+            try:
+                ports = [Env(env).get(S.ZMQ_PUB_PORT, spec.port)]
+            except ConfigError:
+                ports = [spec.port]
     exit_code = st.get("ExitCode")
     return ServiceStatus(
         name=name,

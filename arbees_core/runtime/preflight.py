@@ -2,8 +2,8 @@
 
 A service reads its settings at start and exits with code 2 on a bad one (services/runner.py). Left to the
 services, a typo in `.env` shows up as one service dying among several that started, behind its log lines. So
-`up` and `restart` (both runtimes) first build each service's settings from the environment it would get, exactly
-as the service does (`Service.from_env`, the scheduling priority), and stop at the first bad one with
+`up` and `restart` (both runtimes) first read each service's settings from the environment it would get, exactly
+as the service does (every declared setting it reads, then `Service.from_env`), and stop at the first bad one with
 `<.env path>: MIN_EDGE_PCT: expected a number, was 'abc' (read by game_shard); nothing was started`.
 
 Settings are only read here: `from_env` runs on a stand-in class whose `__init__` does nothing, so no spool file,
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -47,17 +46,14 @@ def service_class(entry: ServiceSpec) -> type:
 
 
 def read_settings(entry: ServiceSpec, environ: Mapping[str, str]) -> None:
-    """Read every setting of `entry` from `environ` as the service does at start; ConfigError on a bad one."""
-    from arbees_core.services.sched import rt_priority
-
+    """Read every setting of `entry` from `environ` as the service does at start: each declared setting it reads
+    (`Env.check`), then its `from_env` (what depends on several settings, a recording that must exist); ConfigError
+    on a bad one."""
     cls = service_class(entry)
     stand_in = type(f"{cls.__name__}Settings", (cls,), {"__init__": lambda self, *args, **kwargs: None})
     env = Env(environ)
+    env.check(entry.name)
     stand_in.from_env(env)
-    rt_priority(env)
-    level = environ.get("LOG_LEVEL", "INFO").strip().upper()
-    if not isinstance(logging.getLevelName(level), int):
-        raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, was {environ['LOG_LEVEL']!r}")
 
 
 def local_environments(root: Path, names: list[str], environ: Mapping[str, str]) -> dict[str, dict[str, str]]:

@@ -42,10 +42,10 @@ class ProcessStack:
     def start(self, name: str, **overrides: str) -> subprocess.Popen:
         """Start one service in a process group of its own, in this process's session (`SERVICE_SESSION`)."""
         env = {**os.environ, **self.env, **overrides}
-        log = open(self.log_path(name), "ab")
-        proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", spec(name).module], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder,
-                                **SERVICE_SESSION)
+        with open(self.log_path(name), "ab") as log:  # the service writes to its own copy of the descriptor
+            proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", spec(name).module], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder,
+                                    **SERVICE_SESSION)
         self.procs[name] = proc
         return proc
 
@@ -94,8 +94,8 @@ class ProcessStack:
 def pipeline_env(mode_zmq: bool, redis_url: str, database_url: str, folder: Path) -> dict[str, str]:
     """Env for a whole pipeline on free ports, with one known mispricing injected 4 s after the Kalshi stream
     starts (and no other), so a run has exactly one arbitrage to find."""
-    base = free_port_block(4)
-    ports = {n: base + i for i, n in enumerate(("kalshi", "poly", "shard", "exec"))}
+    base = free_port_block(5)
+    ports = {n: base + i for i, n in enumerate(("kalshi", "poly", "shard", "exec", "tracker"))}
     ep = {k: f"tcp://127.0.0.1:{p}" for k, p in ports.items()}
     state = folder / ".arbees"
     state.mkdir(parents=True, exist_ok=True)
@@ -113,8 +113,10 @@ def pipeline_env(mode_zmq: bool, redis_url: str, database_url: str, folder: Path
         "ZMQ_SUB_ENDPOINT": ep["shard"],
         "ZMQ_KALSHI_ENDPOINT": ep["kalshi"], "ZMQ_POLYMARKET_ENDPOINT": ep["poly"],
         "ZMQ_GAME_SHARD_ENDPOINT": ep["shard"], "ZMQ_EXECUTION_ENDPOINT": ep["exec"],
+        "ZMQ_EXIT_ENDPOINT": ep["tracker"], "ZMQ_POSITION_TRACKER_ENDPOINT": ep["tracker"],
         "_PORT_kalshi_monitor": str(ports["kalshi"]), "_PORT_polymarket_monitor": str(ports["poly"]),
         "_PORT_game_shard": str(ports["shard"]), "_PORT_execution_service": str(ports["exec"]),
+        "_PORT_position_tracker": str(ports["tracker"]),
         "PYTHONUNBUFFERED": "1",
         # Normal scheduling unless a caller asks: many test and benchmark stacks share a small machine, and a test
         # about scheduling sets ARBEES_RT_PRIORITY itself (the product default is real-time where permitted).

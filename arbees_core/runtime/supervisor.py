@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from arbees_core import settings as S
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, spec
 from arbees_core.runtime.ports import PortCheckError, port_holder
@@ -64,24 +65,25 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def default_ports(env: Env) -> dict[str, int]:
-    """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
+    """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks
+    (a fifth publisher, position_tracker, at base + 5: base + 4 is the api's)."""
+    base = env.get(S.ARBEES_PORT_BASE)
     publishers = [s for s in SERVICES if s.port is not None]
     if base:
-        return {s.name: base + i for i, s in enumerate(publishers)}
+        return {s.name: base + (i if i < HTTP_OFFSET else i + 1) for i, s in enumerate(publishers)}
     return {s.name: int(s.port) for s in publishers if s.port is not None}
 
 
 #: With ARBEES_PORT_BASE: the api's HTTP port is base + HTTP_OFFSET, each service's metrics port base +
-#: METRICS_OFFSET + its index in the registry (base + 4..7 stay free: tests plant wrong endpoints there).
+#: METRICS_OFFSET + its index in the registry (base + 6..7 stay free: tests plant wrong endpoints there).
 HTTP_OFFSET, METRICS_OFFSET = 4, 8
 
 
 def http_ports(env: Env) -> dict[str, int]:
     """The HTTP port of each service that serves one (the api): `API_PORT` when set, else its registry port
     (8000), or `ARBEES_PORT_BASE` + HTTP_OFFSET."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
-    chosen = env.int("API_PORT", 0, minimum=0)
+    base = env.get(S.ARBEES_PORT_BASE)
+    chosen = env.get(S.API_PORT, 0)
     return {s.name: chosen or (base + HTTP_OFFSET if base else int(s.http_port))
             for s in SERVICES if s.http_port is not None}
 
@@ -89,7 +91,7 @@ def http_ports(env: Env) -> dict[str, int]:
 def metrics_ports(env: Env) -> dict[str, int]:
     """The Prometheus port (METRICS_PORT) of every service: 9400 + its index in the registry, or `ARBEES_PORT_BASE`
     + METRICS_OFFSET + index."""
-    base = env.int("ARBEES_PORT_BASE", 0, minimum=0)
+    base = env.get(S.ARBEES_PORT_BASE)
     first = base + METRICS_OFFSET if base else METRICS_PORT_BASE
     return {s.name: first + i for i, s in enumerate(SERVICES)}
 
@@ -100,7 +102,8 @@ def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]
     prices = f"{ep['kalshi_monitor']},{ep['polymarket_monitor']}"
     return {"ZMQ_SUB_ENDPOINTS": prices, "ZMQ_PRICE_ENDPOINTS": prices, "ZMQ_SUB_ENDPOINT": ep["game_shard"],
             "ZMQ_KALSHI_ENDPOINT": ep["kalshi_monitor"], "ZMQ_POLYMARKET_ENDPOINT": ep["polymarket_monitor"],
-            "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"]}
+            "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"],
+            "ZMQ_EXIT_ENDPOINT": ep["position_tracker"], "ZMQ_POSITION_TRACKER_ENDPOINT": ep["position_tracker"]}
 
 
 def dependency_order(names: list[str]) -> list[str]:
@@ -177,7 +180,7 @@ class Supervisor:
         from arbees_core.runtime.ports import free_port
 
         env = self.base_env()
-        redis_url, database_url = env.str("REDIS_URL"), env.str("DATABASE_URL")
+        redis_url, database_url = env.get(S.REDIS_URL, ""), env.get(S.DATABASE_URL)
         if not redis_url:
             taken = {port for c in self.children.values() for port, _ in c.bound_ports()}
             port = next(p for p in iter(free_port, None) if p not in taken)  # never a publisher's port
@@ -198,7 +201,7 @@ class Supervisor:
 
     def check_ports(self) -> None:
         """Refuse a port (publisher, HTTP, metrics) whose bind would fail (`runtime.ports`), naming who holds it."""
-        host = self.base_env().str("ZMQ_BIND_HOST", "127.0.0.1") or "127.0.0.1"
+        host = self.base_env().get(S.ZMQ_BIND_HOST)
         for name in self.services:
             for port, what in self.children[name].bound_ports():
                 try:

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from arbees_core.config import ConfigError, Env, check_endpoint, state_dir
+from arbees_core import settings as S
+from arbees_core.config import Env, state_dir
 from arbees_core.dashboard.app import create_app
 from arbees_core.dashboard.feed import Feed, Poller, feed_status, load_history
 from arbees_core.dashboard.health import HealthReader
@@ -25,10 +26,10 @@ from arbees_core.dashboard.models import ApiStatus
 from arbees_core.dashboard.state import LiveState
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
-from arbees_core.services.zmq_listener import ENDPOINT_VARS
+from arbees_core.services.zmq_listener import ENDPOINT_SETTINGS
 from arbees_core.store.mapping_cache import MappingCache
 from arbees_core.strategy.arb import ArbConfig
-from arbees_core.topics import API, API_PORT
+from arbees_core.topics import API
 from arbees_core.transport import TransportError, TransportSettings
 
 #: How long the HTTP server may take to bind before the start counts as failed (seconds).
@@ -55,15 +56,10 @@ class ApiConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "ApiConfig":
-        port = env.int("API_PORT", API_PORT, minimum=1)
-        if port > 65535:
-            raise ConfigError(f"API_PORT: expected a TCP port (1-65535), was {port}")
-        return cls(host=env.str("API_HOST", "127.0.0.1") or "127.0.0.1", port=port,
-                   push_ms=env.float("API_PUSH_MS", 250.0, minimum=20.0),
-                   client_queue=env.int("API_CLIENT_QUEUE", 64, minimum=2),
-                   window_s=env.float("API_WINDOW_S", 300.0, minimum=10.0),
-                   endpoints=[check_endpoint(k, env.str(k, v) or v) for k, v in ENDPOINT_VARS.items()],
-                   database_url=env.str("DATABASE_URL"), arb=ArbConfig.from_env(env))
+        return cls(host=env.get(S.API_HOST), port=env.get(S.API_PORT), push_ms=env.get(S.API_PUSH_MS),
+                   client_queue=env.get(S.API_CLIENT_QUEUE), window_s=env.get(S.API_WINDOW_S),
+                   endpoints=[env.get(s) for s in ENDPOINT_SETTINGS],
+                   database_url=env.get(S.DATABASE_URL), arb=ArbConfig.from_env(env))
 
 
 class Api(Service):
@@ -81,7 +77,7 @@ class Api(Service):
     @classmethod
     def from_env(cls, env: Env) -> "Api":
         return cls(TransportSettings.from_env(env), ApiConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def status(self) -> ApiStatus:
         return ApiStatus(source=self.settings.mode, endpoints=self.cfg.endpoints if self.settings.zmq_enabled else [],

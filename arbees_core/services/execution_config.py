@@ -1,22 +1,17 @@
-"""execution_service's settings (`ExecutionConfig.from_env`), apart from the service itself."""
+"""execution_service's settings, read once at start (`ExecutionConfig.from_env`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, state_dir
 from arbees_core.services.execution_orders import leg_policy_from_env
-from arbees_core.store.recent_ids import DEFAULT_CAPACITY, DEFAULT_WINDOW_S
 from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.store.recent_ids import DEFAULT_CAPACITY, DEFAULT_WINDOW_S
 from arbees_core.strategy.risk import RiskLimits
-from arbees_core.topics import (
-    EXECUTION_SERVICE_PORT,
-    GAME_SHARD_PORT,
-    KALSHI_MONITOR_PORT,
-    POLYMARKET_MONITOR_PORT,
-    tcp_endpoint,
-)
+from arbees_core.topics import EXECUTION_SERVICE_PORT
 
 
 @dataclass(frozen=True)
@@ -31,6 +26,7 @@ class ExecutionConfig:
     wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
     often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
     leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`);
+    exit_endpoints: ZMQ_EXIT_ENDPOINT (position_tracker's publisher of exit signals, `services/execution_exits.py`);
     executed_ids_window_s / executed_ids_max: EXECUTED_IDS_WINDOW_S (600, at least SIGNAL_MAX_AGE_MS) /
     EXECUTED_IDS_MAX (100000), the bounds of the executed signal ids kept in memory (`store/recent_ids.py`)."""
 
@@ -48,33 +44,36 @@ class ExecutionConfig:
     log_sample_per_s: float
     price_drain_ms: float = 2.0
     leg_policy: str = "joint"
+    exit_endpoints: tuple[str, ...] = ()
     executed_ids_window_s: float = DEFAULT_WINDOW_S
     executed_ids_max: int = DEFAULT_CAPACITY
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionConfig":
-        if not env.bool("PAPER_TRADING", True):
+        if not env.get(S.PAPER_TRADING):
             raise ConfigError("PAPER_TRADING=false: this build places paper orders only; live order entry is not built")
-        database_url = env.database_url()
+        database_url = env.get(S.DATABASE_URL)
         if not database_url:
             raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
-        max_age_ms = env.float("SIGNAL_MAX_AGE_MS", 5000.0, minimum=1.0)
-        window_s = env.float("EXECUTED_IDS_WINDOW_S", DEFAULT_WINDOW_S, minimum=max_age_ms / 1000)
-        prices = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
+        window_s = env.get(S.EXECUTED_IDS_WINDOW_S)
+        if window_s * 1000 < env.get(S.SIGNAL_MAX_AGE_MS):
+            raise ConfigError(f"EXECUTED_IDS_WINDOW_S: expected at least SIGNAL_MAX_AGE_MS ({env.get(S.SIGNAL_MAX_AGE_MS):g} "
+                              f"ms), was {window_s:g} s")
         return cls(
-            signal_endpoints=env.endpoints("ZMQ_SUB_ENDPOINT", [tcp_endpoint("127.0.0.1", GAME_SHARD_PORT)]),
-            price_endpoints=env.endpoints("ZMQ_PRICE_ENDPOINTS", prices),
-            port=env.int("ZMQ_PUB_PORT", EXECUTION_SERVICE_PORT, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
+            signal_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINT)),
+            price_endpoints=list(env.get(S.ZMQ_PRICE_ENDPOINTS)),
+            port=env.get(S.ZMQ_PUB_PORT, EXECUTION_SERVICE_PORT),
+            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
             database_url=database_url,
-            spool_path=Path(env.str("SPOOL_PATH") or state_dir() / "spool" / "execution_service.jsonl"),
-            spool_fsync=env.bool("SPOOL_FSYNC", False),
-            signal_max_age_ms=max_age_ms, executed_ids_window_s=window_s,
-            executed_ids_max=env.int("EXECUTED_IDS_MAX", DEFAULT_CAPACITY, minimum=1),
-            kill_switch_file=Path(env.str("KILL_SWITCH_FILE") or state_dir() / "kill_switch"),
+            spool_path=Path(env.get(S.SPOOL_PATH) or state_dir() / "spool" / "execution_service.jsonl"),
+            spool_fsync=env.get(S.SPOOL_FSYNC),
+            signal_max_age_ms=env.get(S.SIGNAL_MAX_AGE_MS),
+            kill_switch_file=Path(env.get(S.KILL_SWITCH_FILE) or state_dir() / "kill_switch"),
             fees=FeeSchedule.from_env(env),
             risk=RiskLimits.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
-            price_drain_ms=env.float("PRICE_DRAIN_MS", 2.0, minimum=0.1),
+            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
+            price_drain_ms=env.get(S.PRICE_DRAIN_MS),
             leg_policy=leg_policy_from_env(env),
+            exit_endpoints=tuple(env.get(S.ZMQ_EXIT_ENDPOINT)),
+            executed_ids_window_s=window_s, executed_ids_max=env.get(S.EXECUTED_IDS_MAX),
         )

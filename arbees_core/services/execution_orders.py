@@ -13,22 +13,20 @@ from dataclasses import dataclass
 
 import msgspec
 
-from arbees_core.config import ConfigError, Env
+from arbees_core import settings as S
+from arbees_core.config import Env
 from arbees_core.messages import Leg, PriceUpdate, TradeResult, TradingSignal
 from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.strategy.fill import FillOutcome, joint_fill
 from arbees_core.strategy.legging import sequential_fill
 from arbees_core.strategy.positions import Unhedged
 
-LEG_POLICIES = ("joint", "sequential")
+LEG_POLICIES = S.LEG_POLICY.choices
 
 
 def leg_policy_from_env(env: Env) -> str:
     """LEG_POLICY: joint (default) or sequential."""
-    policy = (env.str("LEG_POLICY", "joint") or "joint").strip().lower()
-    if policy not in LEG_POLICIES:
-        raise ConfigError(f"LEG_POLICY={policy!r}: expected one of {', '.join(LEG_POLICIES)}")
-    return policy
+    return env.get(S.LEG_POLICY)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ A signal is executed at most once: its id is checked against everything executed
 background writer moves them into PostgreSQL, so a database outage or a `kill -9` loses nothing and a redelivery
 trades nothing twice. The positions the fills open (`strategy/positions.PositionBook`, stored in `positions`)
 are the exposure the risk limits judge; they close when the monitors announce their market's resolution
-(`markets.resolved.*`), which frees the exposure. Risk rejections are counted per kind (`signals_rejected.<kind>`),
+(`markets.resolved.*`), or when position_tracker's exit signal (`positions.exit.*`) has both legs sold
+(`services/execution_exits.py`), which frees the exposure. Risk rejections are counted per kind (`signals_rejected.<kind>`),
 apart from errors. Run: `python -m arbees_core.services.execution_service`.
 """
 
@@ -22,8 +23,19 @@ from typing import Any
 
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import Env
-from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, TradeResult, TradingSignal, decode
+from arbees_core.messages import (
+    DecodeError,
+    ExitSignal,
+    MarketResolution,
+    PriceUpdate,
+    TradeResult,
+    TradingSignal,
+    decode,
+)
+from arbees_core.services.execution_config import ExecutionConfig
+from arbees_core.services.execution_exits import exit_record, exit_rejection, exit_results, held_quantities, sales
 from arbees_core.services.execution_orders import (
     Execution,
     execute,
@@ -38,13 +50,13 @@ from arbees_core.services.execution_support import (
     prepare_store,
     recent_resolutions,
 )
-from arbees_core.services.execution_config import ExecutionConfig
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
 from arbees_core.store.positions import record_legs
 from arbees_core.store.recent_ids import RecentIds
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
+from arbees_core.strategy.exits import joint_sell
 from arbees_core.strategy.positions import LegPosition, PositionBook
 from arbees_core.strategy.risk import Rejection, check_limits
 from arbees_core.telemetry.logs import RateLimiter, fmt_ms
@@ -90,7 +102,7 @@ class ExecutionService(Service):
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionService":
         return cls(TransportSettings.from_env(env), ExecutionConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),
@@ -154,10 +166,10 @@ class ExecutionService(Service):
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
         prices, which it reads on every wake-up (`prime_books`, `take_prices`). Redis: signals through the consumer
         group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
-        prices = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS]
+        prices = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS, Family.EXITS]
         if self.settings.zmq_enabled:
             sub = make_subscriber(self.settings, [Family.SIGNALS], self.cfg.signal_endpoints, hot_path=True)
-            price_sub = make_subscriber(self.settings, prices, self.cfg.price_endpoints)
+            price_sub = make_subscriber(self.settings, prices, [*self.cfg.price_endpoints, *self.cfg.exit_endpoints])
             return (Inbox(sub, self.metrics, self.name, head_loss=(Family.SIGNALS,)),
                     Inbox(price_sub, self.metrics, f"{self.name}-prices"), None)
         # the consumer name is stable across restarts: a restarted instance reads the signals its predecessor
@@ -194,12 +206,14 @@ class ExecutionService(Service):
 
     def take_prices(self, prices: Inbox, queued: list[Delivery]) -> None:
         """ZMQ mode: queued prices into the books, oldest first, through the inbox (rejects and gaps counted);
-        market resolutions settle their positions."""
+        market resolutions settle their positions; exit signals sell both legs of their pair."""
         for item in prices.accept(queued):
             if isinstance(item.msg, PriceUpdate):
                 self.books.update(item.msg)
             elif isinstance(item.msg, MarketResolution):
                 self.on_resolution(item.msg)
+            elif isinstance(item.msg, ExitSignal) and not item.replay:
+                self.on_exit(item.msg, item.recv_ns)
 
     def between_legs(self) -> None:
         """Sequential policy, between its two orders: the prices that arrived meanwhile (ZMQ mode; in Redis mode
@@ -214,6 +228,8 @@ class ExecutionService(Service):
         if self._price_thread is not None:
             while not self._price_thread.resolutions.empty():
                 self.on_resolution(self._price_thread.resolutions.get_nowait())
+            while not self._price_thread.exits.empty():
+                self.on_exit(*self._price_thread.exits.get_nowait())
         if not self.positions_known:
             self.install_positions(self.writer.take_positions())
         if self.tick():
@@ -334,6 +350,36 @@ class ExecutionService(Service):
             self.log.info("Settled %s %s: %s; %d position(s) closed, P&L $%.2f, exposure $%.2f -> $%.2f", res.venue,
                           res.ticker, res.result, len(closed), sum(leg.realised_pnl_cents for leg in closed) / 100,
                           before, self.positions.exposure_usd)
+
+    def on_exit(self, ex: ExitSignal, recv_ns: int) -> None:
+        """position_tracker's exit: both legs of the pair sold IOC into the books, recorded, exposure freed."""
+        self.metrics.inc("exits_rx")
+        if ex.exit_id in self.executed:
+            self.metrics.inc("exits_duplicate")
+            return
+        held = held_quantities(self.positions, ex)
+        why = exit_rejection(ex, held, (time.time_ns() - ex.ts_detect_ns) / 1e6, self.cfg.signal_max_age_ms,
+                             self.kill_switch.source if self.kill_switch.active else "", self.positions_known)
+        if why is not None or held is None:
+            self.metrics.inc("exits_rejected")
+            self.metrics.inc(f"exits_rejected.{why.kind if why else 'unknown_pair'}")
+            self.log.warning("Exit %s of pair %s rejected: %s", ex.exit_id, ex.pair_id, why.reason if why else "")
+            return
+        outcomes = joint_sell(ex.legs, held, [self.books.get(leg.venue, leg.ticker) for leg in ex.legs], self.cfg.fees)
+        fill_ns = time.time_ns()
+        results = exit_results(ex, outcomes, self.settings.mode, recv_ns, fill_ns)
+        record = exit_record(ex, results, self.settings.mode, fill_ns)
+        self.spool.append(record)
+        self.executed.add(ex.exit_id)
+        self.writer.submit(record)
+        before = self.positions.exposure_usd
+        sold = self.positions.sell_legs(ex.pair_id, sales(results), fill_ns)
+        assert self.outbox is not None
+        self.outbox.publish_many([(result_topic(r.order_id), r) for r in results])
+        self.metrics.inc("exits_executed" if sold else "exits_unfilled")
+        self.log.info("Exit %s of pair %s: %s; exposure $%.2f -> $%.2f", ex.exit_id, ex.pair_id,
+                      f"sold {results[0].filled_qty:g} contracts per leg, P&L ${sum(leg.realised_pnl_cents for leg in sold) / 100:.2f}"
+                      if sold else f"nothing sold ({results[0].reason})", before, self.positions.exposure_usd)
 
     def finish(self, sig: TradingSignal, results: list[TradeResult], recv_ns: int, fill_ns: int, loud: bool) -> None:
         assert self.outbox is not None

@@ -16,14 +16,14 @@ import msgspec
 import psycopg
 import redis
 
-from arbees_core.messages import DecodeError, MarketResolution, PriceUpdate, decode
+from arbees_core.messages import DecodeError, ExitSignal, MarketResolution, PriceUpdate, decode
 from arbees_core.services.sched import normal_scheduling
 from arbees_core.store.db import StoreUnavailable, connect
 from arbees_core.store.schema import migrate
 from arbees_core.store.positions import load_open, record_legs, resolved_markets, settle_known
-from arbees_core.store.spool import TradeSpool
+from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
-from arbees_core.strategy.positions import LegPosition
+from arbees_core.strategy.positions import LegPosition, sell_before_settlement
 from arbees_core.telemetry.peers import PeerLink
 from arbees_core.topics import KILL_SWITCH_KEY, STREAMS, Family
 from arbees_core.transport import Inbox
@@ -130,12 +130,14 @@ class KillSwitch(threading.Thread):
 
 class PriceFeedThread(threading.Thread):
     """Redis mode: reads the price streams into the book cache while the main thread blocks on signals. Market
-    resolutions (read from the same subscriber) are queued for the main thread, which owns the positions."""
+    resolutions and exit signals (read from the same subscriber) are queued for the main thread, which owns the
+    positions."""
 
     def __init__(self, inbox: Inbox, books: BookCache, block_ms: int) -> None:
         super().__init__(name="price-feed", daemon=True)
         self.inbox, self.books, self.block_ms = inbox, books, block_ms
         self.resolutions: queue.SimpleQueue[MarketResolution] = queue.SimpleQueue()
+        self.exits: queue.SimpleQueue[tuple[ExitSignal, int]] = queue.SimpleQueue()
         self._halt = threading.Event()  # not `_stop`: Thread.join() calls Thread._stop()
 
     def run(self) -> None:
@@ -146,6 +148,8 @@ class PriceFeedThread(threading.Thread):
                     self.books.update(item.msg)
                 elif isinstance(item.msg, MarketResolution):
                     self.resolutions.put(item.msg)
+                elif isinstance(item.msg, ExitSignal) and not item.replay:  # an old exit at a restart: stale
+                    self.exits.put((item.msg, item.recv_ns))
 
     def close(self) -> None:
         self._halt.set()
@@ -191,7 +195,20 @@ def _open_positions(conn: psycopg.Connection, spool: TradeSpool) -> list[LegPosi
     stored = {row[0] for row in conn.execute(
         "SELECT signal_id FROM executed_signals WHERE signal_id = ANY(%s)", ([r.signal_id for r in pending],))}
     unstored = [leg for rec in pending if rec.signal_id not in stored for leg in record_legs(rec)]
-    return legs + settle_known(unstored, resolved_markets(conn, (leg.market for leg in unstored)))
+    legs = legs + settle_known(unstored, resolved_markets(conn, (leg.market for leg in unstored)))
+    return exits_applied(legs, [rec for rec in pending if rec.pair_id and rec.signal_id not in stored])
+
+
+def exits_applied(legs: list[LegPosition], exits: list[SpoolRecord]) -> list[LegPosition]:
+    """`legs` after the sales of exits not stored yet (the writer applies them to the database later)."""
+    by_key = {(leg.pair_id, leg.leg): leg for leg in legs}
+    for rec in exits:
+        for r in rec.results:
+            key = (rec.pair_id, r.leg)
+            if r.action == "sell" and r.filled_qty > 0 and r.avg_price is not None and key in by_key:
+                by_key[key] = sell_before_settlement(by_key[key], r.filled_qty, r.filled_qty * r.avg_price
+                                                     - r.fees_cents, r.ts_fill_ns or rec.executed_ns)
+    return list(by_key.values())
 
 
 #: Resolutions read back from `markets:resolved` at start in ZMQ mode (the newest first).

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.messages import Heartbeat, PriceRef, PriceUpdate, TradingSignal
 from arbees_core.services.runner import Service
@@ -25,11 +26,8 @@ from arbees_core.telemetry.logs import RateLimiter, fmt_ms
 from arbees_core.topics import (
     GAME_SHARD,
     GAME_SHARD_PORT,
-    KALSHI_MONITOR_PORT,
-    POLYMARKET_MONITOR_PORT,
     Family,
     signal_topic,
-    tcp_endpoint,
 )
 from arbees_core.transport import (
     Inbox,
@@ -63,15 +61,14 @@ class GameShardConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "GameShardConfig":
-        default_subs = [tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT), tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT)]
         return cls(
-            sub_endpoints=env.endpoints("ZMQ_SUB_ENDPOINTS", default_subs),
-            port=env.int("ZMQ_PUB_PORT", GAME_SHARD_PORT, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
-            database_url=env.database_url(),
-            shard_id=env.str("SHARD_ID"),
+            sub_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINTS)),
+            port=env.get(S.ZMQ_PUB_PORT, GAME_SHARD_PORT),
+            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
+            database_url=env.get(S.DATABASE_URL),
+            shard_id=env.get(S.SHARD_ID),
             arb=ArbConfig.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
+            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
         )
 
 
@@ -97,7 +94,7 @@ class GameShard(Service):
     @classmethod
     def from_env(cls, env: Env) -> "GameShard":
         return cls(TransportSettings.from_env(env), GameShardConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"min_edge_pct": self.cfg.arb.min_edge_pct, "max_edge_pct_10min": self.max_edge_pct(),

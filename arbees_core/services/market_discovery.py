@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
@@ -32,65 +33,54 @@ from arbees_core.strategy.matching import match_markets
 from arbees_core.telemetry.peers import PeerLink
 from arbees_core.topics import KALSHI, MARKET_DISCOVERY, POLYMARKET
 from arbees_core.transport import TransportSettings
+from arbees_core.venues import NAMES, adapter, venue
 from arbees_core.venues.listing import GameMapping, MarketListing
-from arbees_core.venues.live import SourceSpec, VenueError, parse_source
+from arbees_core.venues.live import VenueError
 from arbees_core.venues.replay import load_listings
 from arbees_core.venues.sim import SimConfig, SimVenue
+from arbees_core.venues.source import SourceSpec, parse_source
 
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
     """database_url: DATABASE_URL (required); interval_s: DISCOVERY_INTERVAL_S; shard_id: SHARD_ID assigned to
-    every game (one shard today); kalshi_source / poly_source: KALSHI_SOURCE / POLYMARKET_SOURCE (`sim` |
-    `live` | `replay:<file>[@<speed>x]`); kalshi_rest / gamma: the live discovery settings (KalshiRestConfig,
-    GammaConfig) when that venue is live; retry_s: DISCOVERY_RETRY_S (30) after a venue failure."""
+    every game (one shard today); sources: venue -> its `<VENUE>_SOURCE` (`sim` | `live` |
+    `replay:<file>[@<speed>x]`, sim when absent); live: venue -> its discovery settings (the adapter's
+    `discovery_config`: KalshiRestConfig, GammaConfig) for each live venue; retry_s: DISCOVERY_RETRY_S (30) after a
+    venue failure."""
 
     database_url: str
     interval_s: float
     shard_id: str
     sim: SimConfig
-    kalshi_source: SourceSpec = SourceSpec()
-    poly_source: SourceSpec = SourceSpec()
-    kalshi_rest: Any = None
-    gamma: Any = None
+    sources: dict[str, SourceSpec] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)
     retry_s: float = 30.0
+
+    def source(self, name: str) -> SourceSpec:
+        return self.sources.get(name, SourceSpec())
 
     @classmethod
     def from_env(cls, env: Env) -> "DiscoveryConfig":
-        url = env.database_url()
+        url = env.get(S.DATABASE_URL)
         if not url:
             raise ConfigError("DATABASE_URL is not set: market_discovery stores the mapping in PostgreSQL")
-        kalshi = parse_source(env.str("KALSHI_SOURCE", "sim"), "KALSHI_SOURCE")
-        poly = parse_source(env.str("POLYMARKET_SOURCE", "sim"), "POLYMARKET_SOURCE")
-        rest = gamma = None
-        if kalshi.kind == "live":
-            from arbees_core.venues.kalshi.rest import KalshiRestConfig
-
-            rest = KalshiRestConfig.from_env(env)
-        if poly.kind == "live":
-            from arbees_core.venues.polymarket.gamma import GammaConfig
-
-            gamma = GammaConfig.from_env(env)
-        return cls(url, env.float("DISCOVERY_INTERVAL_S", 60.0, minimum=1.0), env.str("SHARD_ID", "shard-1"),
-                   SimConfig.from_env(env), kalshi, poly, rest, gamma,
-                   env.float("DISCOVERY_RETRY_S", 30.0, minimum=1.0))
+        sources = {name: parse_source(env.get(venue(name).source), venue(name).source.name) for name in NAMES}
+        live = {name: adapter(name).discovery_config(env) for name, spec in sources.items() if spec.kind == "live"}
+        return cls(url, env.get(S.DISCOVERY_INTERVAL_S), env.get(S.SHARD_ID, "shard-1"), SimConfig.from_env(env),
+                   sources, live, env.get(S.DISCOVERY_RETRY_S))
 
 
-def venue_listings(venue: str, source: SourceSpec, cfg: DiscoveryConfig) -> list[MarketListing]:
+def venue_listings(name: str, cfg: DiscoveryConfig) -> list[MarketListing]:
     """One venue's listings from where its monitor's prices come from. Raises VenueError when a live venue fails."""
+    source = cfg.source(name)
     if source.kind == "live":
-        if venue == KALSHI:
-            from arbees_core.venues.kalshi.rest import discover_markets as kalshi_markets
-
-            return kalshi_markets(cfg.kalshi_rest)
-        from arbees_core.venues.polymarket.gamma import discover_markets as gamma_markets
-
-        return gamma_markets(cfg.gamma)
+        return adapter(name).discover(cfg.live[name])
     if source.kind == "replay":
         stored = load_listings(source.path)
         if stored is not None:
-            return [x for x in stored if x.venue == venue]
-    return SimVenue(venue, cfg.sim).listings(listing_horizon_s(cfg))
+            return [x for x in stored if x.venue == name]
+    return SimVenue(name, cfg.sim).listings(listing_horizon_s(cfg))
 
 
 def listing_horizon_s(cfg: DiscoveryConfig) -> float:
@@ -102,9 +92,7 @@ def listing_horizon_s(cfg: DiscoveryConfig) -> float:
 
 def discover(cfg: DiscoveryConfig) -> tuple[list[GameMapping], list[MarketListing]]:
     """One discovery pass: list both venues, match, assign the shard."""
-    kalshi = venue_listings(KALSHI, cfg.kalshi_source, cfg)
-    poly = venue_listings(POLYMARKET, cfg.poly_source, cfg)
-    games, unmatched = match_markets(kalshi, poly)
+    games, unmatched = match_markets(venue_listings(KALSHI, cfg), venue_listings(POLYMARKET, cfg))
     return [replace(g, shard_id=cfg.shard_id) for g in games], unmatched
 
 
@@ -120,18 +108,16 @@ class MarketDiscovery(Service):
     @classmethod
     def from_env(cls, env: Env) -> "MarketDiscovery":
         return cls(TransportSettings.from_env(env), DiscoveryConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         return {"discovery": self.last}
 
     def run(self, stop: threading.Event) -> None:
-        self.log.info("Discovery sources: kalshi %s, polymarket %s", self.cfg.kalshi_source.describe(),
-                      self.cfg.poly_source.describe())
-        if self.cfg.gamma is not None and self.cfg.gamma.geoblock_url:
-            from arbees_core.venues.polymarket.gamma import check_geoblock
-
-            check_geoblock(self.cfg.gamma.geoblock_url, self.cfg.gamma.proxy, self.log)
+        self.log.info("Discovery sources: %s", ", ".join(f"{name} {self.cfg.source(name).describe()}"
+                                                          for name in NAMES))
+        for name, live in self.cfg.live.items():
+            adapter(name).before_discovery(live, self.log)
         store = PeerLink(postgres_peer(self.cfg.database_url), "storing the mapping")
         try:
             while not stop.is_set():

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.messages import PriceUpdate, encode_json
 from arbees_core.services.runner import Service
@@ -32,30 +32,19 @@ from arbees_core.store.mapping_cache import MappingCache
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.topics import price_topic, resolution_topic
 from arbees_core.transport import Outbox, TransportSettings, make_publisher
+from arbees_core.venues import adapter, venue
 from arbees_core.venues.book import BookChange, TopOfBook
-from arbees_core.venues.live import SourceSpec, live_config_from_env, make_live_source, parse_source, safe_url
+from arbees_core.venues.feed import VenueFeed
+from arbees_core.venues.live import safe_url
 from arbees_core.venues.replay import ReplaySource
 from arbees_core.venues.resolution import Resolution, resolution_message
 from arbees_core.venues.sim import SimConfig, SimVenue
+from arbees_core.venues.source import SourceSpec, VenueSource, parse_source
 
 #: How often the monitor's housekeeping runs (heartbeat, late joiners, mapping refresh), seconds.
 HOUSEKEEPING_S = 0.02
 #: How often markets are checked for staleness, seconds.
 STALE_CHECK_S = 1.0
-
-
-class VenueFeed(Protocol):
-    """A venue's parser + books: the raw wire messages of one read in, top-of-book changes out."""
-
-    def handle_many(self, frames: list[bytes], recv_ns: int) -> list[BookChange]:
-        """The frames of one read: each market whose top moved, once."""
-        ...
-
-
-class VenueSource(Protocol):
-    """Where raw venue messages come from (simulator, replay file, live WebSocket)."""
-
-    def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -81,17 +70,17 @@ class MonitorConfig:
 
 
 class MonitorService(Service):
-    """Base of kalshi_monitor and polymarket_monitor; subclasses name the venue, port and feed."""
+    """Base of kalshi_monitor and polymarket_monitor; subclasses name the venue and port, the venue registry
+    gives the rest (feed, live source, simulator encoder, the variable that picks the source)."""
 
     venue: ClassVar[str]
     default_port: ClassVar[int]
     rt_scope = "zmq_io"  # ARBEES_RT_PRIORITY: the I/O threads that send prices, not the parsing thread
-    source_env: ClassVar[str]
 
     def __init__(self, settings: TransportSettings, cfg: MonitorConfig, heartbeat_interval_s: float = 0.5) -> None:
         super().__init__(settings, heartbeat_interval_s)
         self.cfg = cfg
-        self.feed = self.make_feed()
+        self.feed: VenueFeed = adapter(self.venue).make_feed()
         self.mapping = MappingCache(cfg.database_url, self.log)
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self._feed_live_ns = 0
@@ -105,41 +94,39 @@ class MonitorService(Service):
 
     @classmethod
     def config_from_env(cls, env: Env) -> MonitorConfig:
-        spec = parse_source(env.str(cls.source_env, "sim"), cls.source_env)
+        source = venue(cls.venue).source
+        spec = parse_source(env.get(source), source.name)
         live = None
         if spec.kind == "live":
-            live = live_config_from_env(cls.venue, env)
-            if not env.str("DATABASE_URL"):
-                raise ConfigError(f"{cls.source_env}=live subscribes to the discovery mapping's markets: set "
+            live = adapter(cls.venue).live_config(env)
+            if not env.get(S.DATABASE_URL):
+                raise ConfigError(f"{source.name}=live subscribes to the discovery mapping's markets: set "
                                   "DATABASE_URL (and run market_discovery with the live source)")
         elif spec.kind == "replay" and not Path(spec.path).is_file():
-            raise ConfigError(f"{cls.source_env}={spec.describe()!r}: no recording at {spec.path!r}")
+            raise ConfigError(f"{source.name}={spec.describe()!r}: no recording at {spec.path!r}")
         return MonitorConfig(
-            port=env.int("ZMQ_PUB_PORT", cls.default_port, minimum=0),
-            endpoint=env.str("ZMQ_PUB_ENDPOINT"),
+            port=env.get(S.ZMQ_PUB_PORT, cls.default_port),
+            endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
             source=spec.describe(),
-            database_url=env.database_url(),
+            database_url=env.get(S.DATABASE_URL),
             sim=SimConfig.from_env(env),
-            log_sample_per_s=env.float("LOG_SAMPLE_PER_SEC", 5.0, minimum=0.0),
+            log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
             live=live,
-            stale_feed_s=env.float("STALE_FEED_S", 30.0, minimum=0.0),
+            stale_feed_s=env.get(S.STALE_FEED_S),
         )
 
     @classmethod
     def from_env(cls, env: Env) -> "MonitorService":
         return cls(TransportSettings.from_env(env), cls.config_from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 0.5, minimum=0.05))
-
-    def make_feed(self) -> VenueFeed:
-        raise NotImplementedError
+                   env.get(S.HEARTBEAT_INTERVAL_SECS, 0.5))
 
     def make_source(self) -> VenueSource:
         spec = self.cfg.source_spec
         if spec.kind == "replay":
             return ReplaySource(spec.path, spec.speed)
         if spec.kind == "live":
-            return make_live_source(self.venue, self.cfg.live, self.live_tickers, self.feed)
-        return SimVenue(self.venue, self.cfg.sim, resync=getattr(self.feed, "take_resync", None))
+            return adapter(self.venue).make_live_source(self.cfg.live, self.live_tickers, self.feed)
+        return SimVenue(self.venue, self.cfg.sim, resync=self.feed.take_resync)
 
     def live_tickers(self) -> list[str]:
         """The contracts of this venue in the discovery mapping (the live source subscribes to exactly these)."""
@@ -157,29 +144,30 @@ class MonitorService(Service):
 
     def note_liveness(self, now_ns: int) -> int:
         """When the feed was last known intact (ns since the epoch): `now_ns` when it is intact now."""
-        if self.source is not None and self.feed_intact(now_ns):
+        if self.feed_intact(now_ns):
             self._feed_live_ns = now_ns
         return self._feed_live_ns
 
     def feed_intact(self, now_ns: int) -> bool:
         """The source is connected with its keep-alive current (a live source's `intact`; a simulator always is, a
         replay while it plays), and no published quote comes from an invalid book (withdrawn first)."""
+        if self.source is None:
+            return False
         self.sync_connection(now_ns)
-        intact = getattr(self.source, "intact", None)
-        return intact(now_ns) if callable(intact) else self.source_connected()
+        return self.source.intact(now_ns)
 
     def sync_connection(self, now_ns: int) -> None:
         """A new venue connection voids the books of the previous one until their snapshot: withdraw their quotes
         before anything vouches for the feed again."""
-        connects = getattr(self.source, "connects", 0)
+        connects = self.source.connects if self.source is not None else 0
         if connects != self._connects_seen:
             self._connects_seen = connects
             self.clear_invalid_books(now_ns, "new connection")
 
     def extra_snapshot(self) -> dict[str, Any]:
-        connection = getattr(self.source, "stats", None)
-        return {"venue": self.venue, "source": self.cfg.source, "feed": getattr(self.feed, "stats", lambda: {})(),
-                "connection": connection() if callable(connection) else {}, "stale_markets": sorted(self._stale)}
+        return {"venue": self.venue, "source": self.cfg.source, "feed": self.feed.stats(),
+                "connection": self.source.stats() if self.source is not None else {},
+                "stale_markets": sorted(self._stale)}
 
     # -- run --------------------------------------------------------------------------------------------------
 
@@ -204,8 +192,7 @@ class MonitorService(Service):
             return f"recording {spec.path} at {'maximum speed' if spec.speed <= 0 else f'{spec.speed:g}x'}"
         if spec.kind == "live":
             live = self.cfg.live
-            url = getattr(live, "ws_url", "")
-            proxy = getattr(live, "proxy", "")
+            url, proxy = live.ws_url, live.proxy
             return (f"live {safe_url(url)}{f' via proxy {safe_url(proxy)}' if proxy else ''}, markets of the "
                     f"discovery mapping, prices withdrawn after {self.cfg.stale_feed_s:g}s without keep-alive")
         s = self.cfg.sim
@@ -241,40 +228,35 @@ class MonitorService(Service):
     def note_connection(self) -> None:
         """Connection state as gauges (`venue_connected` 1/0, `venue_reconnects`, `venue_auth_failures`)."""
         self.metrics.gauges["venue_connected"] = 1 if self.source_connected() else 0
-        for name in ("reconnects", "auth_failures", "resubscribes", "keepalive_misses", "snapshot_timeouts"):
-            value = getattr(self.source, name, None)
-            if isinstance(value, int):
-                self.metrics.gauges[f"venue_{name}"] = value
+        for name, value in (self.source.gauges() if self.source is not None else {}).items():
+            self.metrics.gauges[f"venue_{name}"] = value
 
     def source_connected(self) -> bool:
         """Whether the venue connection is up (a simulator always is; a finished replay is not)."""
-        return bool(getattr(self.source, "connected", True))
+        return self.source is None or self.source.connected
 
     async def _read(self, source: VenueSource, done: asyncio.Event) -> None:
         """Apply every frame to the books; publish each changed market's top once per read. A source that
         delivers reads (`stream_batches`: the frames that arrived together) gets one publish per market per
         read, so a burst of deltas moving one book is one price update, not one per delta."""
-        batches = getattr(source, "stream_batches", None)
-        stream = batches(done) if batches is not None else source.stream(done)
-        async for item in stream:
-            frames = item if isinstance(item, list) else [item]
+        async for frames in source.stream_batches(done):
             recv_ns = time.time_ns()
             self.sync_connection(recv_ns)
             self.metrics.inc("venue_rx", len(frames))
             changed = self.feed.handle_many(frames, recv_ns)  # books whose top moved, once each
             if self._check_gaps(recv_ns):  # a book that lost deltas is not published from this read either
-                books = getattr(self.feed, "books", {})
+                books = self.feed.books
                 changed = [c for c in changed if c.ticker not in books or books[c.ticker].ready]
             if changed:
                 self.publish_changes(changed, recv_ns)
-            resolved = getattr(self.feed, "take_resolutions", list)()
+            resolved = self.feed.take_resolutions()
             if resolved:
                 self.publish_resolutions(resolved, recv_ns)
             self.note_liveness(recv_ns)
 
     def _check_gaps(self, recv_ns: int) -> bool:
         """True when the feed saw a new sequence gap (its books are withdrawn until their fresh snapshot)."""
-        gaps = getattr(self.feed, "gaps", 0)
+        gaps = self.feed.gaps
         if gaps == self._gaps_seen:
             return False
         self._gaps_seen = gaps
@@ -308,7 +290,7 @@ class MonitorService(Service):
 
     def republish(self, tickers: list[str], now_ns: int) -> None:
         """The feed is intact again: the current top of every withdrawn market whose book is still valid."""
-        books = getattr(self.feed, "books", {})
+        books = self.feed.books
         valid = [BookChange(t, books[t].top(), 0, now_ns) for t in tickers if t in books and books[t].ready]
         self._stale.clear()
         self.metrics.gauges["stale_markets"] = 0
@@ -320,7 +302,7 @@ class MonitorService(Service):
     def clear_invalid_books(self, now_ns: int, why: str) -> None:
         """Books the feed marked invalid until a fresh snapshot (a sequence gap, a new connection): withdraw their
         last quotes."""
-        books = getattr(self.feed, "books", {})
+        books = self.feed.books
         invalid = [t for t in self._published if t in books and not books[t].ready]
         if invalid:
             self.log.warning("%d %s markets withdrawn until their fresh snapshot (%s)", len(invalid), self.venue, why)

@@ -7,20 +7,15 @@ discovery mapping. Run: `python -m arbees_core.services.polymarket_monitor`.
 
 from __future__ import annotations
 
-from arbees_core.services.monitor import MonitorService, VenueFeed
+from arbees_core.services.monitor import MonitorService
 from arbees_core.services.runner import main as run_main
 from arbees_core.topics import POLYMARKET, POLYMARKET_MONITOR, POLYMARKET_MONITOR_PORT
-from arbees_core.venues.polymarket.parsing import PolymarketFeed
 
 
 class PolymarketMonitor(MonitorService):
     name = POLYMARKET_MONITOR
     venue = POLYMARKET
     default_port = POLYMARKET_MONITOR_PORT
-    source_env = "POLYMARKET_SOURCE"
-
-    def make_feed(self) -> VenueFeed:
-        return PolymarketFeed()
 
 
 def main() -> int:

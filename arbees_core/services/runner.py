@@ -28,7 +28,7 @@ import redis
 
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ, state_dir
 from arbees_core.messages import Heartbeat
-from arbees_core.registry import COMMON_ENV, spec
+from arbees_core.registry import spec
 from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
@@ -197,7 +197,7 @@ def help_text(service_cls: type[Service]) -> tuple[str, str]:
     """(what the service does, the settings it reads) for `--help`: its module's docstring and the registry."""
     entry = spec(service_cls.name)
     doc = (sys.modules[service_cls.__module__].__doc__ or entry.description).strip()
-    names = list(dict.fromkeys((*entry.env, *COMMON_ENV)))
+    names = entry.env
     settings = "\n".join(textwrap.wrap(", ".join(names), 100, initial_indent="  ", subsequent_indent="  "))
     return doc, (f"settings it reads (environment, or .env in the working directory; the environment wins):\n"
                  f"{settings}\n\nREADME.md gives their meaning and defaults.")
@@ -250,6 +250,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     log = setup_logging(service_cls.name)
     stop = stop_on_signals(log)
     try:
+        Env().check(service_cls.name)
         install_memtrace(service_cls.name, memtrace_frames(Env()), log)  # first: what the service builds is traced
         service = service_cls.from_env(Env())
         priority = rt_priority(Env())

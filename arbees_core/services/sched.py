@@ -34,14 +34,15 @@ import logging
 import os
 from typing import Literal
 
-from arbees_core.config import ConfigError, Env
+from arbees_core import settings as S
+from arbees_core.config import Env
 
-RT_ENV = "ARBEES_RT_PRIORITY"
+RT_ENV = S.ARBEES_RT_PRIORITY.name
 #: 99 is left to the kernel's own watchdogs and migration threads.
-MAX_PRIORITY = 98
+MAX_PRIORITY = S.ARBEES_RT_PRIORITY.maximum
 #: The priority used when ARBEES_RT_PRIORITY is unset, where the process may use real-time scheduling: above
 #: ordinary kernel threads' default of 0/1, far below the kernel's own watchdogs.
-DEFAULT_PRIORITY = 10
+DEFAULT_PRIORITY = S.ARBEES_RT_PRIORITY.default
 
 Scope = Literal["process", "zmq_io", "none"]
 
@@ -49,15 +50,12 @@ Scope = Literal["process", "zmq_io", "none"]
 def rt_priority(env: Env) -> int:
     """ARBEES_RT_PRIORITY: 0 = normal scheduling, 1..98 = SCHED_FIFO at that priority; unset = DEFAULT_PRIORITY
     where permitted (`rt_explicit` tells the two apart)."""
-    value = env.int(RT_ENV, DEFAULT_PRIORITY, minimum=0)
-    if value > MAX_PRIORITY:
-        raise ConfigError(f"{RT_ENV}: expected 0 (off) or 1..{MAX_PRIORITY}, was {value}")
-    return value
+    return env.get(S.ARBEES_RT_PRIORITY)
 
 
 def rt_explicit(env: Env) -> bool:
     """Whether ARBEES_RT_PRIORITY was set (an explicit request warns when it cannot be met; the default does not)."""
-    return bool(env.str(RT_ENV))
+    return env.is_set(S.ARBEES_RT_PRIORITY)
 
 
 def rt_permitted(priority: int) -> bool:

@@ -15,27 +15,33 @@ them out in-process (`telemetry.peers`). A configuration error does not heal: `R
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from arbees_core.config import ConfigError, state_dir
+from arbees_core import settings as S
+from arbees_core.config import ConfigError, Env, state_dir
 from arbees_core.telemetry.metrics import read_snapshot, write_snapshot
 
 #: Exit code of a configuration error; a supervisor that restarts on exit must not restart on this one.
 EXIT_CONFIG = 2
 #: exit (default): exit with EXIT_CONFIG; hold: stay alive until SIGTERM (under a restart policy).
-CONFIG_ERROR_ENV = "ARBEES_CONFIG_ERROR"
+CONFIG_ERROR_ENV = S.ARBEES_CONFIG_ERROR.name
 #: Snapshot state of a service stopped by a configuration error (its `error` field holds the line).
 STATE_CONFIG_ERROR = "config_error"
 
 
 def hold_on_config_error() -> bool:
-    """Whether ARBEES_CONFIG_ERROR says hold. Read directly: the configuration may be what is broken."""
-    return os.environ.get(CONFIG_ERROR_ENV, "").strip().lower() == "hold"
+    """Whether ARBEES_CONFIG_ERROR says hold; a malformed value means exit (it may be the error being reported)."""
+    try:
+        return Env().get(S.ARBEES_CONFIG_ERROR) == "hold"
+    except ConfigError:
+        return False
 
 
 def config_error_snapshot(service: str, message: str) -> dict[str, Any]:
@@ -72,6 +78,26 @@ def health_problem(snap: dict[str, Any] | None, age_s: float, stale_s: float = 1
         return f"state={state}, metrics snapshot {age_s:.0f}s old"
     if state != "running":
         return f"{state}: {peers_problem(snap)}" if peers_problem(snap) else state
+    return ""
+
+
+def container_problem() -> str:
+    """What compose's healthcheck reports for the service this container runs (ARBEES_SERVICE), "" when healthy:
+    its snapshot's problem (`health_problem`), or in ZMQ mode a PUB port that does not answer."""
+    env = Env()
+    path = state_dir() / "metrics" / f"{env.get(S.ARBEES_SERVICE)}.json"
+    try:
+        snap, age = json.loads(path.read_text()), time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        snap, age = None, 0.0
+    problem = health_problem(snap, age)
+    if problem or not (env.get(S.ZMQ_ENABLED) and env.is_set(S.ZMQ_PUB_PORT)) or env.get(S.ZMQ_PUB_ENDPOINT):
+        return problem
+    port = env.get(S.ZMQ_PUB_PORT)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError as e:
+        return f"ZMQ PUB port {port} does not answer: {e}"
     return ""
 
 

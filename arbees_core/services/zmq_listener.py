@@ -1,7 +1,8 @@
 """zmq_listener: mirrors the ZMQ hot path into Redis streams for everything off the hot path.
 
-SUB to every publisher (monitors, game_shard, execution_service) -> pipelined XADD into `prices:kalshi`,
-`prices:poly`, `signals:trades`, `trades:results`, `heartbeats` (MAXLEN ~). It only consumes ZMQ and only writes
+SUB to every publisher (monitors, game_shard, execution_service, position_tracker) -> pipelined XADD into
+`prices:kalshi`, `prices:poly`, `signals:trades`, `trades:results`, `heartbeats`, `positions:updates`,
+`positions:exits` (MAXLEN ~). It only consumes ZMQ and only writes
 Redis, so it can never re-publish into a channel it consumes (the original doubled every signal that way).
 While Redis is away or refuses it (`DENIED`, `NOAUTH`, ...: one line per reason, never an exit) it buffers up to
 `MIRROR_BUFFER_MAX` frames, counts what it drops, and catches up once Redis is usable.
@@ -18,32 +19,24 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from arbees_core.config import Env, check_endpoint
+from arbees_core import settings as S
+from arbees_core.config import Env
 from arbees_core.messages import encode_json
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.topics import (
-    EXECUTION_SERVICE_PORT,
-    GAME_SHARD_PORT,
-    KALSHI_MONITOR_PORT,
-    POLYMARKET_MONITOR_PORT,
     ZMQ_LISTENER,
     Family,
     stream_for_topic,
-    tcp_endpoint,
 )
 from arbees_core.transport import Inbox, Received, TransportSettings
 from arbees_core.transport.redis import RedisStreamPublisher, connect_redis
 from arbees_core.transport.zmq import ZmqSubscriber
 
-#: Endpoint variables (the original's names) and their local defaults.
-ENDPOINT_VARS = {
-    "ZMQ_KALSHI_ENDPOINT": tcp_endpoint("127.0.0.1", KALSHI_MONITOR_PORT),
-    "ZMQ_POLYMARKET_ENDPOINT": tcp_endpoint("127.0.0.1", POLYMARKET_MONITOR_PORT),
-    "ZMQ_GAME_SHARD_ENDPOINT": tcp_endpoint("127.0.0.1", GAME_SHARD_PORT),
-    "ZMQ_EXECUTION_ENDPOINT": tcp_endpoint("127.0.0.1", EXECUTION_SERVICE_PORT),
-}
+#: One endpoint setting per publisher (the original's names).
+ENDPOINT_SETTINGS = (S.ZMQ_KALSHI_ENDPOINT, S.ZMQ_POLYMARKET_ENDPOINT, S.ZMQ_GAME_SHARD_ENDPOINT,
+                     S.ZMQ_EXECUTION_ENDPOINT)
 
 
 @dataclass(frozen=True)
@@ -65,13 +58,11 @@ class ListenerConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "ListenerConfig":
-        endpoints = env.endpoints("ZMQ_LISTENER_ENDPOINTS") or [
-            check_endpoint(k, env.str(k, v) or v) for k, v in ENDPOINT_VARS.items()]
-        return cls(endpoints=endpoints, buffer_max=env.int("MIRROR_BUFFER_MAX", 200_000, minimum=100),
-                   log_per_s=env.float("MIRROR_LOG_PER_SEC", 2.0, minimum=0.0),
-                   flush_ms=env.float("MIRROR_FLUSH_MS", 5.0, minimum=0.0),
-                   batch_max=env.int("MIRROR_BATCH_MAX", 512, minimum=1),
-                   nice=env.int("MIRROR_NICE", 10, minimum=0))
+        endpoints = list(env.get(S.ZMQ_LISTENER_ENDPOINTS)) or [
+            env.get(s) for s in (*ENDPOINT_SETTINGS, S.ZMQ_POSITION_TRACKER_ENDPOINT)]
+        return cls(endpoints=endpoints, buffer_max=env.get(S.MIRROR_BUFFER_MAX),
+                   log_per_s=env.get(S.MIRROR_LOG_PER_SEC), flush_ms=env.get(S.MIRROR_FLUSH_MS),
+                   batch_max=env.get(S.MIRROR_BATCH_MAX), nice=env.get(S.MIRROR_NICE))
 
 
 class ZmqListener(Service):
@@ -87,7 +78,7 @@ class ZmqListener(Service):
     @classmethod
     def from_env(cls, env: Env) -> "ZmqListener":
         return cls(TransportSettings.from_env(env), ListenerConfig.from_env(env),
-                   env.float("HEARTBEAT_INTERVAL_SECS", 1.0, minimum=0.05))
+                   env.get(S.HEARTBEAT_INTERVAL_SECS))
 
     def extra_snapshot(self) -> dict[str, Any]:
         if self.mirror is None:

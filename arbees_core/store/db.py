@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from arbees_core.config import REDACTED, redact_value
+from arbees_core.config import redact_dsn
 from arbees_core.telemetry.peers import Peer, peer
 
 #: Seconds libpq waits for the TCP connection and the startup handshake; short, so an absent server is noticed.
@@ -30,7 +30,6 @@ MAX_DELAY_S = 5.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-_KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 class StoreUnavailable(Exception):
@@ -40,12 +39,6 @@ class StoreUnavailable(Exception):
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN with its password masked, in URL (`postgresql://u:pw@h/db`) or key=value (`password=pw`) form."""
-    masked = redact_value("DATABASE_URL", dsn)
-    return _KV_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, masked)
 
 
 def postgres_location(dsn: str) -> str:

@@ -8,7 +8,8 @@ settling, so their order does not matter and each is idempotent. Exposure is the
 rows; `load_open` rebuilds execution's `PositionBook` from them at a restart.
 
 The settlement arithmetic is `strategy/positions.settle`, the same function the in-memory book uses.
-Made to be taken over by a position tracker (marking to market, exits): it only needs these two tables.
+execution_service's trade writer is the only writer of a leg's contracts and cost; position_tracker stores market
+results too (the same idempotent `record_resolutions`) and keeps its marks apart (`store/marks.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from arbees_core.messages import MarketResolution
 from arbees_core.store.db import datetime_to_ns as _to_ns
 from arbees_core.store.db import ns_to_datetime
 from arbees_core.store.spool import SpoolRecord
-from arbees_core.strategy.positions import LegPosition, legs_of, settle
+from arbees_core.strategy.positions import LegPosition, legs_of, sell_before_settlement, settle
 
 _COLUMNS = ("pair_id", "leg", "game_id", "venue", "ticker", "side", "qty", "cost_cents", "exited_qty",
             "exit_proceeds_cents", "realised_pnl_cents", "opened_at", "closed_at", "close_reason", "result",
@@ -76,10 +77,41 @@ def settle_known(legs: list[LegPosition], resolved: dict[tuple[str, str], tuple]
     return out
 
 
+_SELL = ("UPDATE positions SET qty = %s, cost_cents = %s, exited_qty = %s, exit_proceeds_cents = %s, "
+         "realised_pnl_cents = %s, closed_at = %s, close_reason = %s, result = %s, payout_cents = %s "
+         "WHERE pair_id = %s AND leg = %s")
+
+
+def apply_exits(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
+    """Apply newly stored exits' sales to their pairs' legs (call inside their insert transaction, which
+    `executed_signals` gates, so an exit is applied once). A leg settled meanwhile is sold as it was before its
+    settlement and settled again (`sell_before_settlement`). Returns the legs changed."""
+    changed = 0
+    for rec in records:
+        sales = [r for r in rec.results if r.action == "sell" and r.filled_qty > 0 and r.avg_price is not None]
+        if not rec.pair_id or not sales:
+            continue
+        rows = conn.execute("SELECT " + ", ".join(_COLUMNS) + " FROM positions WHERE pair_id = %s FOR UPDATE",
+                            (rec.pair_id,)).fetchall()
+        legs = {leg.leg: leg for leg in map(_leg, rows)}
+        for r in sales:
+            if r.leg not in legs:
+                continue
+            leg = sell_before_settlement(legs[r.leg], r.filled_qty, r.filled_qty * float(r.avg_price or 0.0)
+                                         - r.fees_cents, r.ts_fill_ns or rec.executed_ns)
+            legs[r.leg] = leg
+            conn.execute(_SELL, (leg.qty, leg.cost_cents, leg.exited_qty, leg.exit_proceeds_cents,
+                                 leg.realised_pnl_cents, ns_to_datetime(leg.closed_ns) if leg.closed_ns else None,
+                                 leg.close_reason or None, leg.result or None,
+                                 leg.payout_cents if leg.close_reason == "settled" else None, leg.pair_id, leg.leg))
+            changed += 1
+    return changed
+
+
 def insert_positions(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
     """Open the positions of newly stored signals (call inside their insert transaction); a leg whose market has
     already resolved is stored settled. Returns the rows written."""
-    rows = [(leg, rec.transport) for rec in records for leg in record_legs(rec)]
+    rows = [(leg, rec.transport) for rec in records if not rec.pair_id for leg in record_legs(rec)]
     if not rows:
         return 0
     resolved = resolved_markets(conn, (leg.market for leg, _ in rows))
@@ -94,6 +126,8 @@ def record_resolutions(conn: psycopg.Connection, resolutions: list[MarketResolut
     already stored is kept, a position already closed is left. Returns the positions settled."""
     if not resolutions:
         return 0
+    # in one order (markets, then legs): execution's writer and position_tracker may store the same results at once
+    resolutions = sorted(resolutions, key=lambda r: (r.venue, r.ticker))
     with conn.transaction():
         with conn.cursor() as cur:
             cur.executemany(_INSERT_RESOLUTION, [(r.venue, r.ticker, r.result, r.game_id,
@@ -102,7 +136,8 @@ def record_resolutions(conn: psycopg.Connection, resolutions: list[MarketResolut
         markets = {(r.venue, r.ticker) for r in resolutions}
         resolved = resolved_markets(conn, markets)
         rows = conn.execute("SELECT " + ", ".join(_COLUMNS) + " FROM positions WHERE closed_at IS NULL AND "
-                            "(venue, ticker) IN (SELECT * FROM unnest(%s::text[], %s::text[])) FOR UPDATE",
+                            "(venue, ticker) IN (SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY pair_id, leg "
+                            "FOR UPDATE",
                             ([m[0] for m in markets], [m[1] for m in markets])).fetchall()
         done = settle_known([_leg(r) for r in rows], resolved)
         with conn.cursor() as cur:
@@ -141,3 +176,8 @@ def unequal_pairs(conn: psycopg.Connection, since: datetime | None = None) -> li
     where, params = ("WHERE created_at >= %s", (since,)) if since is not None else ("", ())
     rows = conn.execute(_UNEQUAL_PAIRS.format(where=where), params).fetchall()
     return [(r[0], float(r[1]), float(r[2])) for r in rows]
+
+
+#: The columns of a `positions` row, and the leg one such row holds (for the tracker's reads, store/marks.py).
+POSITION_COLUMNS = _COLUMNS
+leg_from_row = _leg

@@ -134,6 +134,43 @@ ALTER TABLE paper_trades ADD COLUMN IF NOT EXISTS legging_loss_cents double prec
 """
 
 
+_POSITION_MARKS = """
+-- position_tracker's marks: each open leg at the current bid of its side, net of the sell fee (store/marks.py)
+CREATE TABLE IF NOT EXISTS position_marks (
+    pair_id text NOT NULL,
+    leg integer NOT NULL,
+    bid double precision,
+    value_cents double precision,
+    unrealised_pnl_cents double precision,
+    marked_at timestamptz NOT NULL,
+    PRIMARY KEY (pair_id, leg)
+);
+-- per arbitrage pair: its open legs, open cost, realised P&L, and the tracker's mark of what is open
+CREATE OR REPLACE VIEW pair_positions AS
+SELECT p.pair_id, min(p.game_id) AS game_id, count(*) FILTER (WHERE p.closed_at IS NULL) AS open_legs,
+       coalesce(sum(p.cost_cents) FILTER (WHERE p.closed_at IS NULL), 0) AS open_cost_cents,
+       sum(p.realised_pnl_cents) AS realised_pnl_cents,
+       sum(m.value_cents) FILTER (WHERE p.closed_at IS NULL) AS mark_cents,
+       sum(m.unrealised_pnl_cents) FILTER (WHERE p.closed_at IS NULL) AS unrealised_pnl_cents,
+       max(m.marked_at) AS marked_at, min(p.opened_at) AS opened_at, max(p.closed_at) AS last_closed_at
+  FROM positions p LEFT JOIN position_marks m USING (pair_id, leg)
+ GROUP BY p.pair_id;
+-- per market (venue, contract, side): the open contracts held there, their cost and mark
+CREATE OR REPLACE VIEW market_positions AS
+SELECT p.venue, p.ticker, p.side, min(p.game_id) AS game_id, count(*) AS open_legs, sum(p.qty) AS qty,
+       sum(p.cost_cents) AS cost_cents, sum(m.value_cents) AS mark_cents,
+       sum(m.unrealised_pnl_cents) AS unrealised_pnl_cents, max(m.marked_at) AS marked_at
+  FROM positions p LEFT JOIN position_marks m USING (pair_id, leg)
+ WHERE p.closed_at IS NULL
+ GROUP BY p.venue, p.ticker, p.side;
+"""
+
+
+def _position_marks(conn: psycopg.Connection) -> bool:
+    conn.execute(_POSITION_MARKS)
+    return True
+
+
 def _base_tables(conn: psycopg.Connection) -> bool:
     conn.execute(_BASE_TABLES)
     return True
@@ -180,6 +217,7 @@ MIGRATIONS: Final[list[tuple[str, Callable[[psycopg.Connection], bool]]]] = [
     ("0001_base_tables", _base_tables),
     (TIMESCALE_MIGRATION, _timescale),
     ("0003_positions", _positions),
+    ("0004_position_marks", _position_marks),
 ]
 
 

@@ -45,6 +45,8 @@ class SpoolRecord(msgspec.Struct):
     edge_cents: float | None = None
     signal_src: str = ""
     signal_seq: int = 0
+    #: An exit's record (`signal_id` is the exit's id): the pair whose legs its sales close; "" for a signal.
+    pair_id: str = ""
 
 
 _encoder = msgspec.json.Encoder()

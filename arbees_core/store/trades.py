@@ -4,7 +4,7 @@ The spool (`store.spool`) is the queue of truth: execution appends a record ther
 only wakes the writer thread, which drains `spool.pending()` into PostgreSQL in batches and advances the
 spool's committed offset. The insert is idempotent per signal id (`executed_signals` gates `paper_trades` and the
 signal's `positions` in the same transaction), so a record replayed after a crash or an outage never duplicates
-trades or positions. Market resolutions (`submit_resolution`) go the same way, after the records: they settle the
+trades or positions; an exit's record (`pair_id` set) sells its pair's legs in the same transaction, once. Market resolutions (`submit_resolution`) go the same way, after the records: they settle the
 positions in PostgreSQL; while it is away they wait in memory (a restarted execution_service hears them again from
 the monitors' last values and the `markets:resolved` stream).
 """
@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 
 from arbees_core.messages import MarketResolution
 from arbees_core.store.db import connect, ns_to_datetime, postgres_peer
-from arbees_core.store.positions import insert_positions, load_open, record_resolutions
+from arbees_core.store.positions import apply_exits, insert_positions, load_open, record_resolutions
 from arbees_core.store.schema import migrate
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.strategy.positions import LegPosition
@@ -86,6 +86,7 @@ def insert_records(conn: psycopg.Connection, records: list[SpoolRecord]) -> int:
             cur.executemany(_INSERT_TRADE, rows)
             inserted = max(cur.rowcount, 0)
         insert_positions(conn, [r for r in recs if r.signal_id in new])
+        apply_exits(conn, [r for r in recs if r.signal_id in new])
         return inserted
 
 

@@ -2,7 +2,7 @@
 
 Both contracts pay on the same team (`outcome`), so exactly one of YES-here / NO-there pays $1 at settlement.
 An opportunity is a two-leg object naming both contracts, sized from both books (the NO leg from the NO side of
-the book, which the original got wrong), with both venues' taker fees from `fees.taker_fee_cents`.
+the book, which the original got wrong), with both venues' taker fees from the venue registry's `taker_fee_cents`.
 
 Safety rules, each with a test that proves it blocks: a price not confirmed valid within `max_price_age_ms` is
 not traded on; an edge below `min_edge_pct` (a **percent** of the cost, never cents: the original compared a
@@ -19,9 +19,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.messages import Leg, PriceUpdate, Side
-from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.venues import taker_fee_cents
 
 #: (Kalshi side, Polymarket side) of the two directions: YES on Kalshi + NO on Polymarket, and the reverse.
 DIRECTIONS: Final[tuple[tuple[Side, Side], ...]] = (("yes", "no"), ("no", "yes"))
@@ -35,19 +37,19 @@ class ArbConfig:
     max_order_contracts: MAX_ORDER_CONTRACTS, the largest leg in contracts (100);
     fees: the taker fee rates (KALSHI_TAKER_FEE_RATE, POLYMARKET_TAKER_FEE_RATE, FEE_RATES_AS_OF)."""
 
-    min_edge_pct: float = 0.5
-    max_price_age_ms: float = 2000.0
-    cooldown_ms: float = 10000.0
-    max_order_contracts: float = 100.0
+    min_edge_pct: float = S.MIN_EDGE_PCT.default
+    max_price_age_ms: float = S.MAX_PRICE_AGE_MS.default
+    cooldown_ms: float = S.GAME_COOLDOWN_MS.default
+    max_order_contracts: float = S.MAX_ORDER_CONTRACTS.default
     fees: FeeSchedule = field(default_factory=FeeSchedule)
 
     @classmethod
     def from_env(cls, env: Env) -> "ArbConfig":
         return cls(
-            min_edge_pct=env.float("MIN_EDGE_PCT", 0.5, minimum=0.0),
-            max_price_age_ms=env.float("MAX_PRICE_AGE_MS", 2000.0, minimum=0.0),
-            cooldown_ms=env.float("GAME_COOLDOWN_MS", 10000.0, minimum=0.0),
-            max_order_contracts=env.float("MAX_ORDER_CONTRACTS", 100.0, minimum=1.0),
+            min_edge_pct=env.get(S.MIN_EDGE_PCT),
+            max_price_age_ms=env.get(S.MAX_PRICE_AGE_MS),
+            cooldown_ms=env.get(S.GAME_COOLDOWN_MS),
+            max_order_contracts=env.get(S.MAX_ORDER_CONTRACTS),
             fees=FeeSchedule.from_env(env),
         )
 

@@ -1,8 +1,8 @@
 """Taker fees of both venues, one model used everywhere (arbitrage detection and paper fills alike).
 
-The original checked arbitrage with a Polymarket fee of 0 and filled paper trades with 2 % of price, so a
-"profitable" arb and its fills disagreed. Here `taker_fee_cents` is the only fee function; detection and the
-fill model both call it with the same `FeeSchedule`.
+Detection and the fill model must agree on fees, or a "profitable" arb and its fills disagree: both call the
+venue registry's `taker_fee_cents` (venues/__init__.py), which picks the venue's model below, with the same
+`FeeSchedule`.
 
 Units: prices in **cents** (0..100) of a $1 contract, quantities in **contracts**, fees in **cents** for the
 whole order (not per contract).
@@ -20,11 +20,12 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 
-KALSHI_TAKER_RATE: Final = 0.07
-POLYMARKET_SPORTS_TAKER_RATE: Final = 0.03
-RATES_AS_OF: Final = "2026-11-24"
+KALSHI_TAKER_RATE: Final = S.KALSHI_TAKER_FEE_RATE.default
+POLYMARKET_SPORTS_TAKER_RATE: Final = S.POLYMARKET_TAKER_FEE_RATE.default
+RATES_AS_OF: Final = S.FEE_RATES_AS_OF.default
 #: Products like 0.07 x 100 x 50 x 50 / 100 are 175.00000000000003 in binary floating point; rounding to this
 #: many decimals before `ceil` keeps an exact cent exact instead of charging one more.
 _FLOAT_GUARD_DECIMALS: Final = 9
@@ -46,9 +47,9 @@ class FeeSchedule:
     @classmethod
     def from_env(cls, env: Env) -> "FeeSchedule":
         return cls(
-            kalshi_taker_rate=env.float("KALSHI_TAKER_FEE_RATE", KALSHI_TAKER_RATE, minimum=0.0),
-            polymarket_taker_rate=env.float("POLYMARKET_TAKER_FEE_RATE", POLYMARKET_SPORTS_TAKER_RATE, minimum=0.0),
-            as_of=env.str("FEE_RATES_AS_OF", RATES_AS_OF) or RATES_AS_OF,
+            kalshi_taker_rate=env.get(S.KALSHI_TAKER_FEE_RATE),
+            polymarket_taker_rate=env.get(S.POLYMARKET_TAKER_FEE_RATE),
+            as_of=env.get(S.FEE_RATES_AS_OF),
         )
 
 
@@ -80,12 +81,3 @@ def polymarket_taker_fee_cents(qty: float, price_cents: float, rate: float = POL
     """Polymarket taker fee in cents for `qty` contracts at `price_cents`, rounded up to 0.01 cent ($0.0001)."""
     _check_order(qty, price_cents)
     return _ceil(rate * _variance_cents(qty, price_cents) * 100.0) / 100.0
-
-
-def taker_fee_cents(venue: str, qty: float, price_cents: float, fees: FeeSchedule) -> float:
-    """The taker fee in cents of buying `qty` contracts at `price_cents` on `venue` ("kalshi" or "polymarket")."""
-    if venue == "kalshi":
-        return kalshi_taker_fee_cents(qty, price_cents, fees.kalshi_taker_rate)
-    if venue == "polymarket":
-        return polymarket_taker_fee_cents(qty, price_cents, fees.polymarket_taker_rate)
-    raise ValueError(f"unknown venue {venue!r}: expected 'kalshi' or 'polymarket'")

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from msgspec.structs import replace as with_fields
 
 from arbees_core.messages import Leg, PriceUpdate
-from arbees_core.strategy.fees import FeeSchedule, taker_fee_cents
+from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.venues import taker_fee_cents
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,20 @@ def sell(leg: LegPosition, qty: float, proceeds_cents: float, ts_ns: int) -> Leg
     return replace(out, closed_ns=ts_ns, close_reason="exit", cost_cents=0.0, qty=0.0) if left <= QTY_EPSILON else out
 
 
+def sell_before_settlement(leg: LegPosition, qty: float, proceeds_cents: float, ts_ns: int) -> LegPosition:
+    """`sell`, for a leg that may have been settled since the sale was made (the position store heard the market's
+    result before the sale's record): the sale came first, so it is applied to the leg as it was before settlement,
+    and what is left is settled again. A leg closed by an earlier exit is returned as it is."""
+    if leg.open:
+        return sell(leg, qty, proceeds_cents, ts_ns)
+    if leg.close_reason != "settled":
+        return leg
+    before = replace(leg, closed_ns=0, close_reason="", result="", payout_cents=0.0,
+                     realised_pnl_cents=leg.realised_pnl_cents - (leg.payout_cents - leg.cost_cents))
+    sold = sell(before, qty, proceeds_cents, ts_ns)
+    return settle(sold, leg.result, leg.closed_ns) if sold.open else sold
+
+
 def legs_of(pair_id: str, game_id: str, results: Iterable[TradeResult], opened_ns: int) -> list[LegPosition]:
     """The positions an executed signal's results open: one per leg that bought something, less what the same
     signal sold of it (an unwind). Sales are matched to the leg of the same contract and side."""
@@ -173,6 +187,20 @@ class PositionBook:
             closed.append(done)
         self._drop_closed_pairs({leg.pair_id for leg in closed})
         return closed
+
+    def sell_legs(self, pair_id: str, sales: list[tuple[int, float, float]], ts_ns: int) -> list[LegPosition]:
+        """An exit: (leg number, contracts sold, proceeds net of fees in cents) applied to the pair's open legs;
+        returns the legs after the sales (a leg sold out is closed as an exit, its exposure freed)."""
+        done = []
+        for leg_no, qty, proceeds in sales:
+            leg = self._pairs.get(pair_id, {}).get(leg_no)
+            if leg is None or not leg.open or qty <= 0:
+                continue
+            after = sell(leg, qty, proceeds, ts_ns)
+            self._replace(after)
+            done.append(after)
+        self._drop_closed_pairs({pair_id})
+        return done
 
     def _replace(self, leg: LegPosition) -> None:
         old = self._pairs[leg.pair_id][leg.leg]

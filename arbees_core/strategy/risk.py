@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.messages import TradingSignal
 
@@ -28,14 +29,14 @@ class RiskLimits:
     """max_exposure_usd: MAX_EXPOSURE_USD, cost of open positions allowed, dollars (default 1000);
     max_order_contracts: MAX_ORDER_CONTRACTS, the largest leg, contracts (default 100)."""
 
-    max_exposure_usd: float = 1000.0
-    max_order_contracts: float = 100.0
+    max_exposure_usd: float = S.MAX_EXPOSURE_USD.default
+    max_order_contracts: float = S.MAX_ORDER_CONTRACTS.default
 
     @classmethod
     def from_env(cls, env: Env) -> "RiskLimits":
         return cls(
-            max_exposure_usd=env.float("MAX_EXPOSURE_USD", 1000.0, minimum=0.0),
-            max_order_contracts=env.float("MAX_ORDER_CONTRACTS", 100.0, minimum=1.0),
+            max_exposure_usd=env.get(S.MAX_EXPOSURE_USD),
+            max_order_contracts=env.get(S.MAX_ORDER_CONTRACTS),
         )
 
 

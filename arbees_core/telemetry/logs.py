@@ -17,7 +17,8 @@ import time
 from types import TracebackType
 from typing import Final
 
-from arbees_core.config import is_secret_name
+from arbees_core import settings as S
+from arbees_core.config import ConfigError, Env, is_secret_name
 from arbees_core.telemetry import redact
 
 LOG_FORMAT: Final = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s"
@@ -37,13 +38,21 @@ def setup_logging(service: str, level: str | None = None) -> logging.Logger:
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("LOG_LEVEL", "INFO")).upper())
+    root.setLevel((level or _level_from_env()).upper())
     redact.SECRETS.register_env(os.environ, is_secret_name)
     redact.install([handler])
     log = logging.getLogger(service)
     sys.excepthook = lambda kind, value, tb: _log_uncaught(log, kind, value, tb)
     threading.excepthook = lambda args: _log_uncaught(log, args.exc_type, args.exc_value, args.exc_traceback)
     return log
+
+
+def _level_from_env() -> str:
+    """LOG_LEVEL; INFO when it is malformed, so that the service can log the configuration error itself."""
+    try:
+        return Env().get(S.LOG_LEVEL)
+    except ConfigError:
+        return S.LOG_LEVEL.default
 
 
 def _log_uncaught(log: logging.Logger, kind: type[BaseException], value: BaseException | None,

@@ -28,7 +28,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from arbees_core.config import ConfigError, Env
+from arbees_core import settings as S
+from arbees_core.config import Env
 from arbees_core.telemetry.metrics import Metrics
 
 #: Histogram bucket bounds in seconds: 50 us .. 60 s, dense where the hops live (0.1-5 ms).
@@ -150,10 +151,7 @@ class MetricsEndpoint:
 
     @classmethod
     def from_env(cls, env: Env) -> "MetricsEndpoint":
-        port = env.int("METRICS_PORT", 0, minimum=0)
-        if port > 65535:
-            raise ConfigError(f"METRICS_PORT: expected a TCP port (1-65535, 0 = off), was {port}")
-        return cls(port, env.str("METRICS_HOST", "127.0.0.1") or "127.0.0.1")
+        return cls(env.get(S.METRICS_PORT), env.get(S.METRICS_HOST))
 
 
 class Exporter:

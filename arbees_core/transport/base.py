@@ -10,6 +10,7 @@ import abc
 from dataclasses import dataclass
 from typing import Final
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 
 # Socket options, named in one place (pyzmq guide habits: linger set, HWM explicit, heartbeats on).
@@ -41,36 +42,31 @@ class TransportSettings:
     before it blocks again (`zmq.ZmqSubscriber`); opt-in, because a game_shard in traffic then shows ~80 % CPU.
     """
 
-    zmq_enabled: bool = False
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    wire: str = "json"
-    bind_host: str = "127.0.0.1"
-    sndhwm: int = 10_000
-    rcvhwm: int = 10_000
-    stream_maxlen: int = 10_000
-    block_ms: int = 100
-    send_yield: bool = True
-    spin_us: int = 0
+    zmq_enabled: bool = S.ZMQ_ENABLED.default
+    redis_url: str = S.REDIS_URL.default
+    wire: str = S.ARBEES_WIRE.default
+    bind_host: str = S.ZMQ_BIND_HOST.default
+    sndhwm: int = S.ZMQ_SNDHWM.default
+    rcvhwm: int = S.ZMQ_RCVHWM.default
+    stream_maxlen: int = S.REDIS_STREAM_MAXLEN.default
+    block_ms: int = S.TRANSPORT_BLOCK_MS.default
+    send_yield: bool = S.ZMQ_SEND_YIELD.default
+    spin_us: int = S.ZMQ_SPIN_US.default
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> "TransportSettings":
         env = env or Env()
-        wire = env.str("ARBEES_WIRE", "json").lower() or "json"
-        if wire not in ("json", "msgpack"):
-            from arbees_core.config import ConfigError
-
-            raise ConfigError(f"ARBEES_WIRE: expected json or msgpack, was {wire!r}")
         return cls(
-            zmq_enabled=env.bool("ZMQ_ENABLED", False),
-            redis_url=env.redis_url("REDIS_URL", cls.redis_url),
-            wire=wire,
-            bind_host=env.str("ZMQ_BIND_HOST", cls.bind_host) or cls.bind_host,
-            sndhwm=env.int("ZMQ_SNDHWM", cls.sndhwm, minimum=0),
-            rcvhwm=env.int("ZMQ_RCVHWM", cls.rcvhwm, minimum=0),
-            stream_maxlen=env.int("REDIS_STREAM_MAXLEN", cls.stream_maxlen, minimum=100),
-            block_ms=env.int("TRANSPORT_BLOCK_MS", cls.block_ms, minimum=1),
-            send_yield=env.bool("ZMQ_SEND_YIELD", cls.send_yield),
-            spin_us=env.int("ZMQ_SPIN_US", cls.spin_us, minimum=0),
+            zmq_enabled=env.get(S.ZMQ_ENABLED),
+            redis_url=env.get(S.REDIS_URL),
+            wire=env.get(S.ARBEES_WIRE),
+            bind_host=env.get(S.ZMQ_BIND_HOST),
+            sndhwm=env.get(S.ZMQ_SNDHWM),
+            rcvhwm=env.get(S.ZMQ_RCVHWM),
+            stream_maxlen=env.get(S.REDIS_STREAM_MAXLEN),
+            block_ms=env.get(S.TRANSPORT_BLOCK_MS),
+            send_yield=env.get(S.ZMQ_SEND_YIELD),
+            spin_us=env.get(S.ZMQ_SPIN_US),
         )
 
     @property

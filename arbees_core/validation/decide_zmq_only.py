@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from arbees_core.validation.verdicts import DEBUG, GO, Row
+
 METRIC = "ZMQ only (week 3: no Redis mirror)"
 TARGET = "`arbees phase zmq-only` passes"
 
 
-def zmq_only_row(result: dict[str, Any] | None) -> Any:
+def zmq_only_row(result: dict[str, Any] | None) -> Row:
     """The row for the latest stored zmq-only result (None: not run)."""
-    from arbees_core.validation.decide import DEBUG, GO, Row
-
     if result is None:
         return Row(METRIC, TARGET, None, DEBUG, "no zmq-only result: run `arbees phase zmq-only` (the plan's week 3) "
                    "before phasing out the Redis mirror", False, None, 0)

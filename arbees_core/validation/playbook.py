@@ -18,12 +18,13 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from arbees_core.errors import ArbeesError
 from arbees_core.registry import spec
 
 PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "playbooks"
 
 
-class PlaybookError(ValueError):
+class PlaybookError(ArbeesError, ValueError):
     """A playbook that cannot run: `file:line: reason`."""
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from arbees_core.config import read_dotenv, write_dotenv_value
-from arbees_core.registry import COMMON_ENV, SERVICES, spec
+from arbees_core.registry import SERVICES, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_
 from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import (
@@ -37,6 +37,7 @@ from arbees_core.validation.playbook import (
     StreamLen,
     WaitLog,
 )
+from arbees_core.validation.polling import poll as _poll
 from arbees_core.validation.results import RunResult
 from arbees_core.validation.taps import mirror_absent, stream_publisher
 
@@ -123,15 +124,6 @@ def _describe(step: Step) -> str:
     return f"{kind} " + ", ".join(f"{k}={v}" for k, v in list(fields.items())[:3])
 
 
-def _poll(timeout: float, fn: Callable[[], Any], interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
 def _set_env(ctx: RunContext, step: SetEnv) -> None:
     env_file = ctx.root / ".env"
     for key, value in step.values.items():
@@ -156,7 +148,7 @@ def _set_env(ctx: RunContext, step: SetEnv) -> None:
 def _reads_any(service: str, keys: dict[str, str]) -> bool:
     """Whether a pipeline service reads any of `keys` (Redis, PostgreSQL and other containers read none)."""
     found = next((s for s in SERVICES if s.name == service), None)
-    return found is not None and any(k in COMMON_ENV or k in found.env for k in keys)
+    return found is not None and any(k in found.env for k in keys)
 
 
 def _start(ctx: RunContext, step: Start) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, read_dotenv
 from arbees_core.registry import spec
 from arbees_core.topics import (
@@ -47,7 +48,7 @@ def mirror_absent(runtime: Any, root: Path) -> str:
     """Why the streams get no new entries (ZMQ mode, zmq_listener not running), or "" when they do (the mirror runs,
     or Redis mode, where the services write the streams themselves)."""
     try:
-        zmq_mode = Env({**read_dotenv(root / ".env")}).bool("ZMQ_ENABLED", False)
+        zmq_mode = Env({**read_dotenv(root / ".env")}).get(S.ZMQ_ENABLED)
     except ConfigError:
         return ""
     if not zmq_mode:

@@ -1,6 +1,6 @@
 """What both live venue adapters share: source selection, the reconnecting WebSocket loop, backoff, proxies.
 
-A live source is an async iterator of raw venue frames, like the simulator and the replay file, so the monitor
+A live source is a `VenueSource` (venues/source.py), like the simulator and the replay file, so the monitor
 runs the same parser and books on all three. `LiveSource.stream()` owns the connection: connect (through a proxy
 when configured), subscribe, read, answer the venue's needs between frames (resubscribe after a sequence gap,
 follow the mapping's tickers, keep-alive), and on any disconnect wait a jittered exponential backoff and start
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import Opcode
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, redact_value
 from arbees_core.venues.keepalive import KeepAlive, WatchedConnection
 
@@ -69,51 +69,6 @@ class AuthFailed(VenueError):
     """The venue rejected our credentials."""
 
 
-# -- source selection ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """`<VENUE>_SOURCE`: `sim` (default), `live`, or `replay:<file>[@<speed>x]` (speed 1 by default; `0x` or
-    `maxx`/`max` = as fast as possible)."""
-
-    kind: str = "sim"
-    path: str = ""
-    speed: float = 1.0
-
-    def describe(self) -> str:
-        if self.kind == "replay":
-            return f"replay:{self.path}@{'max' if self.speed <= 0 else f'{self.speed:g}x'}"
-        return self.kind
-
-
-def parse_source(text: str, var: str) -> SourceSpec:
-    """Parse a `<VENUE>_SOURCE` value; a ConfigError names the variable and the accepted forms."""
-    value = (text or "sim").strip()
-    if value in ("sim", "live"):
-        return SourceSpec(value)
-    if value.startswith("replay:") and len(value) > len("replay:"):
-        body = value[len("replay:"):]
-        head, sep, tail = body.rpartition("@")
-        rate = tail.lower()
-        rate = "max" if rate in ("max", "maxx") else rate.removesuffix("x")
-        if sep and head and (rate == "max" or _is_number(rate)):
-            speed = 0.0 if rate == "max" else float(rate)
-            if speed < 0:
-                raise ConfigError(f"{var}={value!r}: the replay speed cannot be negative")
-            return SourceSpec("replay", head, speed)
-        return SourceSpec("replay", body, 1.0)
-    raise ConfigError(f"{var}={value!r}: expected sim, live, or replay:<file>[@<speed>x]")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
 # -- backoff and proxies -------------------------------------------------------------------------------------------
 
 
@@ -128,8 +83,8 @@ class Backoff:
 
     @classmethod
     def from_env(cls, env: Env) -> "Backoff":
-        lo = env.float("VENUE_BACKOFF_MIN_S", 0.5, minimum=0.0)
-        return cls(lo, max(lo, env.float("VENUE_BACKOFF_MAX_S", 30.0, minimum=0.0)))
+        lo = env.get(S.VENUE_BACKOFF_MIN_S)
+        return cls(lo, max(lo, env.get(S.VENUE_BACKOFF_MAX_S)))
 
     def next_delay(self) -> float:
         cap = min(self.max_s, self.min_s * (2 ** min(self.attempt, 30)))
@@ -143,15 +98,14 @@ class Backoff:
 def proxy_for(url: str, explicit: str = "", environ: dict[str, str] | None = None) -> str | None:
     """The proxy to reach `url` through: `explicit` when given, else HTTPS_PROXY / ALL_PROXY (either case) from the
     environment; None for loopback hosts and hosts in NO_PROXY. http(s):// and socks5:// proxies are supported."""
-    env = os.environ if environ is None else environ
+    env = Env(environ)
     host = (urlsplit(url).hostname or "").lower()
     if host in _LOOPBACK:
         return None
-    proxy = explicit or next((env[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-                              if env.get(k)), "")
+    proxy = explicit or env.get(S.HTTPS_PROXY) or env.get(S.ALL_PROXY)
     if not proxy:
         return None
-    no_proxy = [h.strip().lower().lstrip(".") for h in (env.get("NO_PROXY") or env.get("no_proxy") or "").split(",")]
+    no_proxy = [h.lower().lstrip(".") for h in env.get(S.NO_PROXY)]
     if "*" in no_proxy or any(h and (host == h or host.endswith("." + h)) for h in no_proxy):
         return None
     return proxy
@@ -176,15 +130,20 @@ class LiveSource:
     `handshake_headers()`, `on_open(ws)` (subscribe), `on_idle(ws)` (between frames: resync, tickers,
     keep-alive), `inspect(raw)` (True = hand the frame to the monitor; may raise AuthFailed) and
     `is_keepalive(raw)` (a text keep-alive answer). keepalive_s: the venue's keep-alive interval, seconds;
-    protocol_ping_s: how often we send a WebSocket Ping of our own (default: once per keep-alive interval)."""
+    protocol_ping_s: how often we send a WebSocket Ping of our own (default: once per keep-alive interval).
+    The feed's side: `resync` returns what lost updates and must be subscribed again (the feed's `take_resync`);
+    `on_connect` runs before each new connection's first frame (the feed voids the previous connection's books)."""
 
     venue: str = ""
     label: str = ""
 
     def __init__(self, url: str, tickers: Tickers, backoff: Backoff | None = None, proxy: str | None = None,
                  log: logging.Logger | None = None, keepalive_s: float = DEFAULT_KEEPALIVE_S,
-                 protocol_ping_s: float | None = None) -> None:
+                 protocol_ping_s: float | None = None, resync: Callable[[], set[Any]] | None = None,
+                 on_connect: Callable[[], None] | None = None) -> None:
         self.url = url
+        self.resync = resync
+        self.on_connect = on_connect
         self.tickers = tickers
         self.backoff = backoff or Backoff()
         self.proxy = proxy
@@ -197,6 +156,7 @@ class LiveSource:
         self.disconnects = 0
         self.auth_failures = 0
         self.messages = 0
+        self.resubscribes = 0
         self.last_error = ""
         self.keepalive = KeepAlive(keepalive_s, RECV_POLL_S)
         self.protocol_ping_s = protocol_ping_s or keepalive_s
@@ -236,6 +196,11 @@ class LiveSource:
     def keepalive_misses(self) -> int:
         return self.keepalive.misses
 
+    def gauges(self) -> dict[str, int]:
+        """The connection counters the monitor exports (`venue_<name>`)."""
+        return {"reconnects": self.reconnects, "auth_failures": self.auth_failures,
+                "resubscribes": self.resubscribes, "keepalive_misses": self.keepalive.misses}
+
     def stats(self) -> dict[str, Any]:
         return {"state": self.state, "url": safe_url(self.url), "connects": self.connects,
                 "reconnects": self.reconnects, "disconnects": self.disconnects, "auth_failures": self.auth_failures,
@@ -272,6 +237,11 @@ class LiveSource:
         finally:
             self._set_state(STOPPED)
 
+    async def stream_batches(self, stop: asyncio.Event | None = None) -> AsyncIterator[list[bytes]]:
+        """`stream` as reads of one frame each (a WebSocket read is one frame)."""
+        async for raw in self.stream(stop):
+            yield [raw]
+
     async def _one_connection(self, stop: asyncio.Event) -> AsyncIterator[bytes]:
         self._set_state(CONNECTING)
         opened_at = 0.0
@@ -285,6 +255,7 @@ class LiveSource:
                                ping_timeout=WS_PING_TIMEOUT_S, max_size=MAX_FRAME_BYTES, close_timeout=2) as ws:
                 opened_at = time.monotonic()
                 self._opened()
+                self._feed_reset()
                 await self.on_open(ws)
                 while not stop.is_set():
                     try:
@@ -309,18 +280,10 @@ class LiveSource:
                             self._auth_reported = False
                         yield data
                     await self._idle(ws)
-        except InvalidStatus as e:
-            status = e.response.status_code
-            if status in (401, 403):
-                self._auth_failed(f"HTTP {status} on the WebSocket handshake")
-            else:
-                self.last_error = f"handshake rejected: HTTP {status}"
         except InvalidURI as e:
             raise ConfigError(f"{self.label} URL {safe_url(self.url)!r} is not a WebSocket URL: {e}") from None
-        except ConnectionClosed as e:
-            self.last_error = f"connection closed: code {e.rcvd.code if e.rcvd else 1006}"
-        except (OSError, TimeoutError, InvalidHandshake, EOFError) as e:
-            self.last_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        except (ConnectionClosed, OSError, TimeoutError, InvalidHandshake, EOFError) as e:
+            self._lost(e)
         finally:
             if self.state == CONNECTED:
                 self.disconnects += 1
@@ -329,6 +292,20 @@ class LiveSource:
                 self._set_state(DISCONNECTED)
             if opened_at and time.monotonic() - opened_at >= STABLE_AFTER_S:
                 self.backoff.reset()
+
+    def _lost(self, e: Exception) -> None:
+        """Why the connection ended or never opened, as `last_error`; HTTP 401/403 on the handshake is an
+        authentication failure."""
+        if isinstance(e, InvalidStatus):
+            status = e.response.status_code
+            if status in (401, 403):
+                self._auth_failed(f"HTTP {status} on the WebSocket handshake")
+            else:
+                self.last_error = f"handshake rejected: HTTP {status}"
+        elif isinstance(e, ConnectionClosed):
+            self.last_error = f"connection closed: code {e.rcvd.code if e.rcvd else 1006}"
+        else:
+            self.last_error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
     async def _idle(self, ws: ClientConnection) -> None:
         """Between frames: the venue's own housekeeping, then whether its keep-alive is overdue (one line each way)."""
@@ -339,6 +316,17 @@ class LiveSource:
                              "and its prices age out", self.label, self.keepalive.window_ns / 1e9)
         elif change is False:
             self.log.info("%s keep-alive back; the feed is intact again", self.label)
+
+    def _feed_reset(self) -> None:
+        """A new connection: the feed forgets the previous one, and what it asked to resubscribe then is void
+        (everything is subscribed afresh)."""
+        if self.on_connect is not None:
+            self.on_connect()
+        self.take_resync()
+
+    def take_resync(self) -> set[Any]:
+        """What the feed wants subscribed again since the last call (empty without a feed)."""
+        return self.resync() if self.resync is not None else set()
 
     def _control(self, opcode: Opcode) -> None:
         """A Ping or Pong frame from the venue (Kalshi's heartbeat, or the answer to our protocol ping)."""
@@ -367,33 +355,3 @@ class LiveSource:
             self.log.error("%s authentication failed (%s): check the API key id and private key for this "
                            "environment; retrying with backoff", self.label, why)
             self._auth_reported = True
-
-
-# -- per-venue wiring (imports are late: the venue modules import this one) -----------------------------------------
-
-
-def live_config_from_env(venue: str, env: Env) -> Any:
-    """The live adapter's configuration for `venue`; ConfigError when credentials or URLs are missing/wrong."""
-    if venue == "kalshi":
-        from arbees_core.venues.kalshi.ws import KalshiLiveConfig
-
-        return KalshiLiveConfig.from_env(env)
-    if venue == "polymarket":
-        from arbees_core.venues.polymarket.ws import PolymarketLiveConfig
-
-        return PolymarketLiveConfig.from_env(env)
-    raise ConfigError(f"no live adapter for venue {venue!r}")
-
-
-def make_live_source(venue: str, cfg: Any, tickers: Tickers, feed: Any) -> LiveSource:
-    """The live source of `venue`, coupled to its feed: the feed's `take_resync()` drives resubscription."""
-    if venue == "kalshi":
-        from arbees_core.venues.kalshi.ws import KalshiLiveSource
-
-        return KalshiLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=feed.forget_connection)
-    if venue == "polymarket":
-        from arbees_core.venues.polymarket.ws import PolymarketLiveSource
-
-        return PolymarketLiveSource(cfg, tickers, resync=feed.take_resync, on_connect=feed.forget_connection,
-                                    has_snapshot=feed.has_snapshot)
-    raise ConfigError(f"no live adapter for venue {venue!r}")

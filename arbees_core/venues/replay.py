@@ -156,6 +156,16 @@ class ReplaySource:
         if not self.path.exists():
             raise FileNotFoundError(f"no recording at {self.path}")
 
+    #: A recording has no connections to count (the monitor's VenueSource protocol).
+    connects = 0
+
+    def intact(self, now_ns: int) -> bool:
+        """While it plays: a finished replay is a silent feed whose prices age out."""
+        return self.connected
+
+    def gauges(self) -> dict[str, int]:
+        return {}
+
     def stats(self) -> dict[str, Any]:
         return {"state": "replaying" if self.connected else "finished", "path": str(self.path),
                 "speed": self.speed or "max", "frames": self.frames}

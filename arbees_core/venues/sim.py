@@ -21,7 +21,8 @@ Properties the validation relies on:
 * **A leg can miss on request.** `SIM_LEG_MISS_AT_S` shows a mispricing for one read and takes it back at once:
   the book moves between the signal it triggers and that signal's fill (`arbees chaos leg-miss`).
 
-Settings, games and the schedule: `sim_schedule.py`; the venues' message formats: `sim_wire.py`.
+Settings, games and the schedule: `sim_schedule.py`; each venue's message format: its own encoder,
+`venues/<venue>/sim.py` (found through the registry, venues/__init__.py), so nothing here depends on the venue.
 """
 
 from __future__ import annotations
@@ -33,52 +34,39 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final
 
-import orjson
-
 from arbees_core.strategy.matching import Team
+from arbees_core.venues import adapter
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.pacing import LoopTurns
-from arbees_core.venues.sim_schedule import (
-    KALSHI,
-    POLYMARKET,
-    GameSchedule,
-    SimConfig,
-    SimGame,
-    make_games,
-    poly_condition_id,
-    poly_token_id,
-)
-from arbees_core.venues.sim_wire import BOOK_SID, Levels, SimMarket, SimWire
+from arbees_core.venues.sim_schedule import GameSchedule, SimConfig, SimGame, make_games
+from arbees_core.venues.sim_wire import Change, Levels, SimMarket
 
-__all__ = ["KALSHI", "POLYMARKET", "SimConfig", "SimGame", "SimVenue", "make_games"]
+__all__ = ["SimConfig", "SimGame", "SimVenue", "make_games"]
 
 #: Cents either side of the fair value each venue quotes, and book depth in levels per side.
 HALF_SPREAD: Final = 1
 DEPTH: Final = 4
 
 
-class SimVenue(SimWire):
+class SimVenue:
     """One simulated venue. `listings()` is what its discovery API returns; `stream()` its market-data feed."""
 
     def __init__(self, venue: str, cfg: SimConfig, resync: Callable[[], set] | None = None) -> None:
         """`resync`: the feed's `take_resync`; when it names lost state, the venue sends fresh snapshots, as a
         real venue does on a resubscribe (counted in `resubscribes`)."""
-        if venue not in (KALSHI, POLYMARKET):
-            raise ValueError(f"unknown venue {venue!r}")
-        super().__init__()
+        self.wire = adapter(venue).sim_wire(cfg.seed)  # ValueError for an unknown venue
         self.venue = venue
         self.cfg = cfg
         self.schedule = GameSchedule(cfg)
         self._rng = random.Random(f"{cfg.seed}:{venue}")
         self.games: list[SimGame] = []  # the game each slot plays now, by slot
         self._by_game: dict[int, list[SimMarket]] = {}
-        self._condition: dict[int, str] = {}
         self._last_home: dict[int, int] = {}
         self.markets: list[SimMarket] = []
         for game in self.schedule.current(time.time()):
             self._open_game(game)
         self._resync = resync
-        self._gaps_due = list(cfg.fault_gap_at_s) if venue == KALSHI else []
+        self._gaps_due = list(cfg.fault_gap_at_s) if self.wire.sequenced else []
         self._leg_misses_due = list(cfg.leg_miss_at_s) if venue == cfg.mispricing_venue else []
         self._forced: int | None = None  # the slot a leg-miss injection misprices right now
         self.resubscribes = 0
@@ -88,6 +76,19 @@ class SimVenue(SimWire):
         self._t0 = time.monotonic()
         self._cursor = 0
         self.injections = 0
+
+    def _now(self) -> float:
+        return self.wire.now()
+
+    #: The simulator is always connected, never reconnects, and its feed is always intact (VenueSource protocol).
+    connects = 0
+    connected = True
+
+    def intact(self, now_ns: int) -> bool:
+        return True
+
+    def gauges(self) -> dict[str, int]:
+        return {"resubscribes": self.resubscribes}
 
     def stats(self) -> dict[str, int]:
         """What the simulator injected and resolved so far (a monitor's snapshot shows it as its `connection`)."""
@@ -104,12 +105,8 @@ class SimVenue(SimWire):
             self.games[slot] = game
         else:
             self.games.append(game)
-        made = []
-        for team in (game.away, game.home):
-            ticker = game.kalshi_ticker(team) if self.venue == KALSHI else poly_token_id(self.cfg.seed, game, team)
-            made.append(SimMarket(ticker, game, team))
+        made = [self.wire.market(game, team) for team in (game.away, game.home)]
         self._by_game[slot] = made
-        self._condition[slot] = poly_condition_id(self.cfg.seed, game)
         self._last_home.pop(slot, None)
         self.markets = [m for s in sorted(self._by_game) for m in self._by_game[s]]
         return made
@@ -125,8 +122,7 @@ class SimVenue(SimWire):
             fresh = self._open_game(now)
             for m in fresh:
                 m.levels = self.desired(m, self.fair_cents(now, m.team, wall_s, elapsed_s))
-            out += [self._kalshi_snapshot(m) for m in fresh] if self.venue == KALSHI else \
-                [orjson.dumps([self._poly_book(m, self._condition[slot]) for m in fresh])]
+            out += self.wire.books(fresh)
         return out
 
     def _resolved(self, game: SimGame) -> list[bytes]:
@@ -134,30 +130,15 @@ class SimVenue(SimWire):
         self.resolutions += 1
         markets = self._by_game[game.index]
         home_won = self.schedule.home_wins(game)
-        won = [(m.team is game.home) == home_won for m in markets]
-        if self.venue == KALSHI:
-            return [self._kalshi_determined(m, w) for m, w in zip(markets, won)]
-        winner = next(m for m, w in zip(markets, won) if w)
-        return [self._poly_resolved(self._condition[game.index], markets, winner)]
+        return self.wire.resolved(markets, [(m.team is game.home) == home_won for m in markets])
 
     # -- discovery ------------------------------------------------------------------------------------------------
 
     def listings(self, horizon_s: float = 0.0, wall_s: float | None = None) -> list[MarketListing]:
         """The markets of the games being played at `wall_s` (default now) and of those starting within
         `horizon_s` seconds after it."""
-        out = []
-        for g in self.schedule.listed(self._now() if wall_s is None else wall_s, horizon_s):
-            for team in (g.away, g.home):
-                if self.venue == KALSHI:
-                    title = f"{g.away.city or g.away.nickname} at {g.home.city or g.home.nickname} Winner?"
-                    out.append(MarketListing(KALSHI, g.kalshi_ticker(team), g.event_ticker, title, team.code,
-                                             g.league, g.day, {"yes_sub_title": team.city or team.nickname}))
-                else:
-                    title = f"{g.away.nickname} vs. {g.home.nickname}"
-                    out.append(MarketListing(POLYMARKET, poly_token_id(self.cfg.seed, g, team),
-                                             poly_condition_id(self.cfg.seed, g), title, team.nickname, g.league,
-                                             g.day, {"question": title}))
-        return out
+        listed = self.schedule.listed(self._now() if wall_s is None else wall_s, horizon_s)
+        return [self.wire.listing(g, team) for g in listed for team in (g.away, g.home)]
 
     # -- prices ---------------------------------------------------------------------------------------------------
     def injected_game(self, elapsed_s: float) -> int | None:
@@ -195,11 +176,7 @@ class SimVenue(SimWire):
         """The book this venue shows for fair value `fair`: DEPTH levels a side, current sizes kept."""
         out: Levels = {}
         for i in range(DEPTH):
-            if self.venue == KALSHI:
-                wanted = (("yes", fair - HALF_SPREAD - i), ("no", 100 - fair - HALF_SPREAD - i))
-            else:
-                wanted = (("BUY", fair - HALF_SPREAD - i), ("SELL", fair + HALF_SPREAD + i))
-            for key in wanted:
+            for key in self.wire.quote_levels(fair, HALF_SPREAD + i):
                 if 1 <= key[1] <= 99:
                     out[key] = m.levels.get(key) or self._size()
         return out
@@ -209,15 +186,13 @@ class SimVenue(SimWire):
     def resnapshot(self) -> list[bytes]:
         """Every market's current book again (what a resubscribe returns), continuing the sequence."""
         self.resubscribes += 1
-        if self.venue == KALSHI:
-            return [self._kalshi_snapshot(m) for m in self.markets]
-        return [orjson.dumps([self._poly_book(m, self._condition[m.game.index]) for m in self.markets])]
+        return self.wire.books(self.markets)
 
     def _maybe_drop_one(self, elapsed_s: float) -> None:
         """Fault injection (SIM_FAULT_GAP_AT_S): lose one Kalshi delta's sequence number, as a lossy link would."""
         if self._gaps_due and elapsed_s >= self._gaps_due[0]:
             self._gaps_due.pop(0)
-            self._seq += 1
+            self.wire.next_seq()
             self.gaps_injected += 1
 
     # stepping ---------------------------------------------------------------------------------------------------
@@ -225,24 +200,21 @@ class SimVenue(SimWire):
     def snapshots(self) -> list[bytes]:
         """The messages a subscriber gets on subscribing: the acknowledgement and every market's full book (of
         the games being played now)."""
-        now, elapsed = self._now(), (time.monotonic() - self._t0 if self._clock_s is None else 0.0)
+        now, elapsed = self._now(), (time.monotonic() - self._t0 if self.wire.clock_s is None else 0.0)
         for game in self.schedule.current(now):
             if game.generation != self.games[game.index].generation:
                 self._open_game(game)
         for m in self.markets:
             m.levels = self.desired(m, self.fair_cents(m.game, m.team, now, elapsed))
-        if self.venue == KALSHI:
-            ack = orjson.dumps({"id": 1, "type": "subscribed", "msg": {"channel": "orderbook_delta", "sid": BOOK_SID}})
-            return [ack, *(self._kalshi_snapshot(m) for m in self.markets)]
-        return [orjson.dumps([self._poly_book(m, self._condition[m.game.index]) for m in self.markets])]
+        return self.wire.subscribed() + self.wire.books(self.markets)
 
     def step_game(self, game: SimGame, wall_s: float, elapsed_s: float) -> list[bytes]:
         """Bring one game's books to the fair value now; when nothing moved, jitter one level's size.
         The books are only rebuilt when the whole-cent fair value changed (most steps it has not): the simulator
         shares the machine with the pipeline it feeds, so its cost per update is kept low."""
         markets = self._by_game[game.index]
-        removals: list[tuple[SimMarket, str, int, float, float]] = []  # (market, side, price, old, new)
-        additions: list[tuple[SimMarket, str, int, float, float]] = []
+        removals: list[Change] = []
+        additions: list[Change] = []
         home = self.home_cents(game, wall_s, self.injected_game(elapsed_s))
         if self._last_home.get(game.index) != home:
             self._last_home[game.index] = home
@@ -259,20 +231,13 @@ class SimVenue(SimWire):
             key = self._rng.choice(list(m.levels))
             new = max(5.0, m.levels[key] + self._rng.choice((-1, 1)) * float(self._rng.randrange(5, 60, 5)))
             additions.append((m, key[0], key[1], m.levels[key], new))
-        out: list[bytes] = []
-        poly: list[tuple[SimMarket, str, int, float]] = []
-        for m, side, price, old, new in removals + additions:  # removals first: never a crossed book
+        changes = removals + additions  # removals first: never a crossed book
+        for m, side, price, _, new in changes:
             if new <= 0:
                 m.levels.pop((side, price), None)
             else:
                 m.levels[(side, price)] = new
-            if self.venue == KALSHI:
-                out.append(self._kalshi_delta(m, side, price, new - old))
-            else:
-                poly.append((m, side, price, new))
-        if poly:
-            out.append(self._poly_change(self._condition[game.index], poly))
-        return out
+        return self.wire.changes(changes)
 
     def step(self, wall_s: float | None = None, elapsed_s: float | None = None) -> list[bytes]:
         """One update: games that ended resolve first, then the injected game while its state changes,
@@ -333,16 +298,16 @@ class SimVenue(SimWire):
         start = time.time() if start_wall_s is None else start_wall_s
         interval = 1.0 / self.cfg.rate_per_s
         try:
-            self._clock_s = start
+            self.wire.clock_s = start
             yield start, self.snapshots()
             for k in range(1, int(seconds * self.cfg.rate_per_s) + 1):
                 elapsed = k * interval
-                self._clock_s = start + elapsed
-                frames = self.step(self._clock_s, elapsed)
+                self.wire.clock_s = start + elapsed
+                frames = self.step(self.wire.clock_s, elapsed)
                 if frames:
-                    yield self._clock_s, frames
+                    yield self.wire.clock_s, frames
         finally:
-            self._clock_s = None
+            self.wire.clock_s = None
 
     async def stream(self, stop: asyncio.Event | None = None) -> AsyncIterator[bytes]:
         """Snapshots, then updates at `rate_per_s` until `stop` is set, one frame at a time."""

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Final
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.strategy.matching import TEAMS, Team, parse_kalshi_ticker, team_code
+from arbees_core.topics import KALSHI
 
-KALSHI: Final = "kalshi"
-POLYMARKET: Final = "polymarket"
 _LEAGUES: Final = ("NBA", "NHL", "NFL", "MLB")
 _MONTHS: Final = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 #: Fair values stay inside this band (cents) so every level has a valid price.
 _FAIR_MIN, _FAIR_MAX = 8.0, 92.0
 #: SIM_GAME_LENGTH_S when the environment does not set it: a game every 10 minutes per slot.
-DEFAULT_GAME_LENGTH_S: Final = 600.0
+DEFAULT_GAME_LENGTH_S: Final = S.SIM_GAME_LENGTH_S.default
 
 
 def _eastern_today() -> str:
@@ -70,36 +70,20 @@ class SimConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "SimConfig":
-        venue = (env.str("SIM_MISPRICE_VENUE", KALSHI) or KALSHI).lower()
-        venue = POLYMARKET if venue in ("poly", "polymarket") else venue
-        if venue not in (KALSHI, POLYMARKET):
-            raise ConfigError(f"SIM_MISPRICE_VENUE={venue!r}: expected kalshi or polymarket")
-        start = env.str("SIM_DATE") or _eastern_today()
+        start = env.get(S.SIM_DATE) or _eastern_today()
         try:
             date.fromisoformat(start)
         except ValueError as e:
             raise ConfigError(f"SIM_DATE={start!r} is not an ISO date (YYYY-MM-DD)") from e
-        games = env.int("SIM_GAMES", 4, minimum=1)
-        if games > 40:
-            raise ConfigError(f"SIM_GAMES={games}: at most 40 simulated games")
-        return cls(seed=env.int("SIM_SEED", 7), games=games, rate_per_s=env.float("SIM_RATE", 50.0, minimum=0.1),
-                   mispricing_every_s=env.float("SIM_MISPRICE_EVERY_S", 30.0, minimum=0.0),
-                   mispricing_at_s=tuple(_seconds(env, "SIM_MISPRICE_AT_S")),
-                   mispricing_cents=env.float("SIM_MISPRICE_CENTS", 12.0, minimum=0.0),
-                   mispricing_duration_ms=env.float("SIM_MISPRICE_DURATION_MS", 1000.0, minimum=1.0),
-                   mispricing_venue=venue, start_date=start,
-                   fault_gap_at_s=tuple(sorted(_seconds(env, "SIM_FAULT_GAP_AT_S"))),
-                   game_length_s=env.float("SIM_GAME_LENGTH_S", DEFAULT_GAME_LENGTH_S, minimum=0.0),
-                   leg_miss_at_s=tuple(sorted(_seconds(env, "SIM_LEG_MISS_AT_S"))),
-                   leg_miss_hold_ms=tuple(max(0.0, x) for x in _seconds(env, "SIM_LEG_MISS_HOLD_MS")) or (0.0,))
-
-
-def _seconds(env: Env, name: str) -> list[float]:
-    """A comma list of numbers (seconds, or milliseconds where the name says MS)."""
-    try:
-        return [float(x) for x in env.list(name, [])]
-    except ValueError as e:
-        raise ConfigError(f"{name} must be a comma list of numbers: {e}") from e
+        return cls(seed=env.get(S.SIM_SEED), games=env.get(S.SIM_GAMES), rate_per_s=env.get(S.SIM_RATE),
+                   mispricing_every_s=env.get(S.SIM_MISPRICE_EVERY_S), mispricing_at_s=env.get(S.SIM_MISPRICE_AT_S),
+                   mispricing_cents=env.get(S.SIM_MISPRICE_CENTS),
+                   mispricing_duration_ms=env.get(S.SIM_MISPRICE_DURATION_MS),
+                   mispricing_venue=env.get(S.SIM_MISPRICE_VENUE), start_date=start,
+                   fault_gap_at_s=tuple(sorted(env.get(S.SIM_FAULT_GAP_AT_S))),
+                   game_length_s=env.get(S.SIM_GAME_LENGTH_S),
+                   leg_miss_at_s=tuple(sorted(env.get(S.SIM_LEG_MISS_AT_S))),
+                   leg_miss_hold_ms=tuple(max(0.0, x) for x in env.get(S.SIM_LEG_MISS_HOLD_MS)) or (0.0,))
 
 
 # -- games --------------------------------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ function drawPositions(pos) {
     ? `${pos.status}; open cost ${num(pos.open_cost_cents / 100, 2)} $, realised P&L ${num(pos.realised_pnl_cents / 100, 2)} $, unrealised ${pos.unrealised_pnl_cents === null ? "–" : num(pos.unrealised_pnl_cents / 100, 2) + " $"}`
     : pos.status;
   const rows = (pos.legs || []).map(l => row([l.pair_id, l.leg, l.game_id, `${l.venue} ${l.side} ${short(l.ticker)}`,
-    `${num(l.open_qty, 0)} / ${num(l.qty, 0)}`, num(l.cost_cents, 2), num(l.mark_cents, 2),
+    `${num(l.open_qty, 0)} / ${num(l.qty, 0)}`, num(l.cost_cents, 2),
+    l.mark_source === "tracker" ? `${num(l.mark_cents, 2)} (after fees)` : num(l.mark_cents, 2),
     el("td", num(l.unrealised_pnl_cents, 2), (l.unrealised_pnl_cents ?? 0) >= 0 ? "pos" : "neg"),
     num(l.realised_pnl_cents, 2), l.closed ? (l.close_reason || "closed") : "open"]));
   fill(document.querySelector("#positions tbody"), rows);

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, eventually, restarted_with
+from arbees_core import settings as S
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, eventually, restarted_with, running_setting
 from arbees_core.validation.results import RunResult
 
 
@@ -21,7 +22,7 @@ def feed_gap(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     svc = "kalshi_monitor"
     if probe.row(svc).state != "running":
         raise ChaosUnavailable(f"{svc} is not running; start it with `arbees up {svc}`")
-    source = runtime.env(svc).get("KALSHI_SOURCE", "sim") or "sim"
+    source = running_setting(runtime, svc, S.KALSHI_SOURCE)
     if source != "sim":
         raise ChaosUnavailable(f"feed-gap drops a delta inside the simulated venue; {svc} runs KALSHI_SOURCE={source}")
     t0_wall, since_ns = time.time(), time.time_ns()

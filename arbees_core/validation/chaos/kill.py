@@ -25,7 +25,7 @@ from arbees_core.validation.results import RunResult
 #: The counter a restarted instance's work shows up in (zmq_listener and execution_service in Redis mode: none).
 FLOW_COUNTER = {"kalshi_monitor": "prices_published", "polymarket_monitor": "prices_published",
                 "game_shard": "prices_rx", "execution_service": "rx", "zmq_listener": "mirrored",
-                "market_discovery": "discovery_runs"}
+                "market_discovery": "discovery_runs", "position_tracker": "rx"}
 
 
 def flow_resumed(probe: StackProbe, service: str, since_ns: int, timeout_s: float) -> tuple[bool, str]:

@@ -21,7 +21,9 @@ from typing import Any
 
 from arbees_core.store.db import connect
 from arbees_core.store.positions import unequal_pairs
-from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, eventually, ledger, restarted_with
+from arbees_core import settings as S
+from arbees_core.validation.chaos.probe import (ChaosUnavailable, StackProbe, eventually, ledger, restarted_with,
+                                               running_setting)
 from arbees_core.validation.results import RunResult
 
 #: Seconds before the first injection (the restarted monitor's books settle first), and how long each one holds
@@ -41,15 +43,15 @@ SELECT count(*) FROM (
 
 
 def _mispriced_monitor(runtime: Any) -> str:
-    venue = (runtime.env("kalshi_monitor").get("SIM_MISPRICE_VENUE") or "kalshi").strip().lower()
-    return "polymarket_monitor" if venue in ("poly", "polymarket") else "kalshi_monitor"
+    venue = running_setting(runtime, "kalshi_monitor", S.SIM_MISPRICE_VENUE)
+    return "polymarket_monitor" if venue == "polymarket" else "kalshi_monitor"
 
 
 def _schedule(runtime: Any, monitor: str) -> list[float]:
     """Injection times (seconds after the monitor's stream starts): one game after the other, each game again only
     after game_shard's cooldown, so every injection can make a signal."""
-    cooldown_s = float(runtime.env("game_shard").get("GAME_COOLDOWN_MS") or 10_000) / 1000
-    games = max(1, int(runtime.env(monitor).get("SIM_GAMES") or 4))
+    cooldown_s = running_setting(runtime, "game_shard", S.GAME_COOLDOWN_MS) / 1000
+    games = running_setting(runtime, monitor, S.SIM_GAMES)
     spacing = max(2.0, cooldown_s / games + 1.0)
     return [round(FIRST_AT_S + k * spacing, 3) for k in range(len(HOLDS_MS))]
 
@@ -124,7 +126,7 @@ def _check_trading_resumes(probe: StackProbe, result: RunResult, flow_s: float, 
     name = "the next signals trade normally: both legs filled at the same size"
     restored = datetime.now(timezone.utc)
     refused0 = probe.counter("execution_service", "signals_rejected.exposure")
-    every_s = float(probe.rt.env("kalshi_monitor").get("SIM_MISPRICE_EVERY_S") or 30)
+    every_s = running_setting(probe.rt, "kalshi_monitor", S.SIM_MISPRICE_EVERY_S)
     wait_s = flow_s + every_s + float(opts.get("extra_s", 0))
     hedged = eventually(lambda: _hedged_fills_since(probe.urls["DATABASE_URL"], restored), wait_s)
     if hedged:

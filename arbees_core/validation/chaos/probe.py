@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 
+from arbees_core import settings as S
+from arbees_core.config import ConfigError, Env, read_dotenv
 from arbees_core.messages import PriceUpdate, encode
 from arbees_core.registry import SERVICES
 from arbees_core.runtime.ports import find_holder
@@ -29,10 +31,11 @@ from arbees_core.topics import price_topic
 #: Services that subscribe to each publisher in ZMQ mode (who must reconnect after it restarts); the api's dashboard
 #: feed subscribes to every publisher.
 SUBSCRIBERS: dict[str, tuple[str, ...]] = {
-    "kalshi_monitor": ("game_shard", "execution_service", "zmq_listener", "api"),
-    "polymarket_monitor": ("game_shard", "execution_service", "zmq_listener", "api"),
+    "kalshi_monitor": ("game_shard", "execution_service", "zmq_listener", "api", "position_tracker"),
+    "polymarket_monitor": ("game_shard", "execution_service", "zmq_listener", "api", "position_tracker"),
     "game_shard": ("execution_service", "zmq_listener", "api"),
-    "execution_service": ("zmq_listener", "api"),
+    "execution_service": ("zmq_listener", "api", "position_tracker"),
+    "position_tracker": ("execution_service", "zmq_listener"),
 }
 
 
@@ -48,6 +51,15 @@ def eventually(condition: Callable[[], Any], timeout_s: float, interval_s: float
         time.sleep(interval_s)
         value = condition()
     return value
+
+
+def running_setting(runtime: Any, service: str, setting: S.Setting[Any]) -> Any:
+    """`setting` as the running `service` has it (its real environment), through its declaration; the declared
+    default when the value is malformed (a service would not have started with it)."""
+    try:
+        return Env(runtime.env(service)).get(setting)
+    except ConfigError:
+        return setting.default
 
 
 class StackProbe:
@@ -99,11 +111,13 @@ class StackProbe:
     @property
     def zmq_mode(self) -> bool:
         try:
-            return self.rt.env("game_shard").get("ZMQ_ENABLED", "false").strip().lower() in ("1", "true", "yes", "on")
+            environ = self.rt.env("game_shard")
         except Exception:  # noqa: BLE001 - game_shard not running: fall back to the .env value
-            from arbees_core.config import read_dotenv
-
-            return read_dotenv(self.rt.root / ".env").get("ZMQ_ENABLED", "false").lower() in ("1", "true", "yes")
+            environ = read_dotenv(self.rt.root / ".env")
+        try:
+            return Env(environ).get(S.ZMQ_ENABLED)
+        except ConfigError:
+            return False
 
     def logs_since(self, service: str, t0_wall: float) -> str:
         return self.rt.logs(service, since_s=max(0.0, time.time() - t0_wall) + 0.2)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 
+from arbees_core import settings as S
+from arbees_core.config import ConfigError, Env
 from arbees_core.registry import spec
 from arbees_core.runtime.base import ServiceStatus, parse_utc
 from arbees_core.topics import (
@@ -207,13 +209,13 @@ class Context:
         env = self.env(name)
         if env is None:
             return None, ""
-        raw = env.get("ZMQ_ENABLED")
+        raw = S.ZMQ_ENABLED.raw(env)
         if raw is None:
             return False, "<unset: default false>"
-        value = raw.strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True, raw
-        return False, raw
+        try:
+            return Env(env).get(S.ZMQ_ENABLED), raw
+        except ConfigError:
+            return False, raw
 
     def bind(self, pub: str) -> Bind:
         """Where `pub` binds: its log line of this instance, else its env, else the runtime's ports, else the

@@ -9,12 +9,9 @@ from typing import Any
 import yaml
 
 from arbees_core.validation.diagnose import flow  # noqa: F401 - registers the flow probes
+from arbees_core.validation.playbook import PlaybookError  # one error type for every playbook
 from arbees_core.validation.diagnose.context import PLAYBOOK_DIR, TARGETS
 from arbees_core.validation.diagnose.probes import PROBES
-
-
-class PlaybookError(ValueError):
-    """A playbook that cannot be used; the message names the file and what is wrong."""
 
 
 # -- playbooks -----------------------------------------------------------------------------------------------------

@@ -17,18 +17,30 @@ import base64
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from arbees_core import settings as S
 from arbees_core.config import REDACTED, ConfigError, Env
 from arbees_core.telemetry.redact import register_secret
 
+#: Kalshi's environments (`KALSHI_ENV`); keys are per environment.
+WS_URLS: Final = {"prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+                  "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"}
+REST_URLS: Final = {"prod": "https://external-api.kalshi.com/trade-api/v2",
+                    "demo": "https://external-api.demo.kalshi.co/trade-api/v2"}
 ACCESS_KEY = "KALSHI-ACCESS-KEY"
 ACCESS_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
 ACCESS_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
+
+
+def kalshi_env(env: Env) -> str:
+    """`KALSHI_ENV` (prod | demo): which hosts, and which keys, are used."""
+    return env.get(S.KALSHI_ENV)
 
 
 def pss_padding() -> padding.PSS:
@@ -75,18 +87,18 @@ class KalshiSigner:
     @classmethod
     def from_env(cls, env: Env) -> "KalshiSigner":
         """KALSHI_API_KEY_ID plus KALSHI_PRIVATE_KEY_PATH (a file) or KALSHI_PRIVATE_KEY (PEM text, `\\n` allowed)."""
-        key_id = env.str("KALSHI_API_KEY_ID")
+        key_id = env.get(S.KALSHI_API_KEY_ID)
         if not key_id:
             raise ConfigError("KALSHI_API_KEY_ID is not set: the Kalshi connection is signed even for market data "
                               "(create an API key at kalshi.com -> Account -> API keys, per environment)")
-        path = env.str("KALSHI_PRIVATE_KEY_PATH")
+        path = env.get(S.KALSHI_PRIVATE_KEY_PATH)
         if path:
             try:
                 pem = Path(path).expanduser().read_bytes()
             except OSError as e:
                 raise ConfigError(f"KALSHI_PRIVATE_KEY_PATH={path!r}: cannot read it ({e.strerror})") from None
         else:
-            text = env.str("KALSHI_PRIVATE_KEY")
+            text = env.get(S.KALSHI_PRIVATE_KEY)
             if not text:
                 raise ConfigError("neither KALSHI_PRIVATE_KEY_PATH nor KALSHI_PRIVATE_KEY is set: the Kalshi "
                                   "connection needs the API key's RSA private key (PEM)")

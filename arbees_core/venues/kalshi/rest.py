@@ -23,17 +23,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
 from arbees_core.strategy.matching import parse_kalshi_ticker
-from arbees_core.venues.kalshi.auth import KalshiSigner
-from arbees_core.venues.kalshi.ws import REST_URLS, kalshi_env
+from arbees_core.venues.kalshi.auth import REST_URLS, KalshiSigner, kalshi_env
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import AuthFailed, VenueError, proxy_for, safe_url
 
 log = logging.getLogger("kalshi")
 
 #: Kalshi's game-winner series, one per league.
-GAME_SERIES: Final = ("KXNBAGAME", "KXNFLGAME", "KXNHLGAME", "KXMLBGAME")
+GAME_SERIES: Final = S.KALSHI_SERIES.default
 PAGE_LIMIT: Final = 1000
 REQUEST_TIMEOUT_S: Final = 15.0
 
@@ -54,11 +54,11 @@ class KalshiRestConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "KalshiRestConfig":
-        signer = KalshiSigner.from_env(env) if env.str("KALSHI_API_KEY_ID") else None
-        return cls(env.str("KALSHI_REST_URL") or REST_URLS[kalshi_env(env)], signer,
-                   tuple(s.upper() for s in env.list("KALSHI_SERIES", list(GAME_SERIES))),
-                   env.float("KALSHI_REST_MIN_INTERVAL_MS", 60.0, minimum=0.0) / 1000.0,
-                   env.int("KALSHI_REST_MAX_RETRIES", 6, minimum=0), env.str("KALSHI_PROXY"))
+        signer = KalshiSigner.from_env(env) if env.get(S.KALSHI_API_KEY_ID) else None
+        return cls(env.get(S.KALSHI_REST_URL) or REST_URLS[kalshi_env(env)], signer,
+                   tuple(s.upper() for s in env.get(S.KALSHI_SERIES)),
+                   env.get(S.KALSHI_REST_MIN_INTERVAL_MS) / 1000.0,
+                   env.get(S.KALSHI_REST_MAX_RETRIES), env.get(S.KALSHI_PROXY))
 
 
 def retry_after_s(value: str | None, now: float | None = None) -> float | None:

@@ -25,30 +25,21 @@ from urllib.parse import urlsplit
 import orjson
 from websockets.asyncio.client import ClientConnection
 
-from arbees_core.config import ConfigError, Env
+from arbees_core import settings as S
+from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
-from arbees_core.venues.kalshi.auth import KalshiSigner
-from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command
+from arbees_core.topics import KALSHI
+from arbees_core.venues.kalshi.auth import WS_URLS, KalshiSigner, kalshi_env
+from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command, unsubscribe_command
 from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
 from arbees_core.venues.live import TICKER_CHECK_S as _TICKER_CHECK_S
 
-WS_URLS: Final = {"prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
-                  "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"}
-REST_URLS: Final = {"prod": "https://external-api.kalshi.com/trade-api/v2",
-                    "demo": "https://external-api.demo.kalshi.co/trade-api/v2"}
 #: Markets per subscribe command (keeps one command's reply and snapshot burst bounded).
 SUBSCRIBE_BATCH: Final = 200
 #: Kalshi error codes: 9 = authentication required.
 AUTH_REQUIRED: Final = 9
 #: How often Kalshi sends its heartbeat Ping frame, seconds (its WebSocket documentation).
-HEARTBEAT_S: Final = 10.0
-
-
-def kalshi_env(env: Env) -> str:
-    name = (env.str("KALSHI_ENV", "prod") or "prod").lower()
-    if name not in WS_URLS:
-        raise ConfigError(f"KALSHI_ENV={name!r}: expected prod or demo")
-    return name
+HEARTBEAT_S: Final = S.KALSHI_HEARTBEAT_S.default
 
 
 @dataclass(frozen=True)
@@ -65,28 +56,24 @@ class KalshiLiveConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "KalshiLiveConfig":
-        return cls(env.str("KALSHI_WS_URL") or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
-                   Backoff.from_env(env), env.str("KALSHI_PROXY"),
-                   env.float("KALSHI_HEARTBEAT_S", HEARTBEAT_S, minimum=0.05))
+        return cls(env.get(S.KALSHI_WS_URL) or WS_URLS[kalshi_env(env)], KalshiSigner.from_env(env),
+                   Backoff.from_env(env), env.get(S.KALSHI_PROXY), env.get(S.KALSHI_HEARTBEAT_S))
 
 
 class KalshiLiveSource(LiveSource):
     """Raw frames of Kalshi's `orderbook_delta` channel for `tickers` (a list, or a callable returning the
     current list: subscriptions follow it). `resync` returns the sids whose books lost deltas (the feed's
     `take_resync`); `on_connect` runs before each new connection's first frame (the feed forgets the previous
-    connection's sequence numbers, which restart with new sids)."""
+    connection's sequence numbers, which restart with new sids); both are LiveSource's."""
 
-    venue = "kalshi"
+    venue = KALSHI
     label = "Kalshi WebSocket"
 
     def __init__(self, cfg: KalshiLiveConfig, tickers: Tickers, resync: Callable[[], set[int]] | None = None,
                  on_connect: Callable[[], None] | None = None) -> None:
         super().__init__(cfg.ws_url, tickers, Backoff(cfg.backoff.min_s, cfg.backoff.max_s), cfg.proxy or None,
-                         keepalive_s=cfg.heartbeat_s)
+                         keepalive_s=cfg.heartbeat_s, resync=resync, on_connect=on_connect)
         self.cfg = cfg
-        self.resync = resync
-        self.on_connect = on_connect
-        self.resubscribes = 0
         self.venue_errors = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, list[str]] = {}  # command id -> tickers of a subscribe awaiting its sid
@@ -108,19 +95,14 @@ class KalshiLiveSource(LiveSource):
         self._pending.clear()
         self._sids.clear()
         self._subscribed.clear()
-        if self.on_connect is not None:
-            self.on_connect()
-        if self.resync is not None:
-            self.resync()  # gaps of the previous connection are void: everything is subscribed afresh
         await self._subscribe(ws, tickers_of(self.tickers))
         await ws.send(lifecycle_subscribe_command(next(self._ids)).decode())  # market results; no sid to track
         self._next_ticker_check = _now() + _TICKER_CHECK_S
 
     async def on_idle(self, ws: ClientConnection) -> None:
-        if self.resync is not None:
-            sids = self.resync()
-            if sids:
-                await self._resubscribe(ws, sids)
+        sids = self.take_resync()
+        if sids:
+            await self._resubscribe(ws, sids)
         if _now() >= self._next_ticker_check:
             self._next_ticker_check = _now() + _TICKER_CHECK_S
             await self._follow_tickers(ws)
@@ -164,8 +146,7 @@ class KalshiLiveSource(LiveSource):
         """Unsubscribe `sids`; returns their tickers."""
         tickers = [t for sid in sids for t in self._sids.pop(sid, [])]
         if sids:
-            command = {"id": next(self._ids), "cmd": "unsubscribe", "params": {"sids": sids}}
-            await ws.send(orjson.dumps(command).decode())
+            await ws.send(unsubscribe_command(next(self._ids), sids).decode())
         self._subscribed.difference_update(tickers)
         return tickers
 

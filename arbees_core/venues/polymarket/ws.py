@@ -23,8 +23,10 @@ from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
+from arbees_core.topics import POLYMARKET
 from arbees_core.venues.live import (
     DEFAULT_KEEPALIVE_S,
     TICKER_CHECK_S,
@@ -34,11 +36,12 @@ from arbees_core.venues.live import (
     proxy_for,
     tickers_of,
 )
+from arbees_core.venues.polymarket.auth import check_geoblock
 from arbees_core.venues.polymarket.parsing import subscribe_command
 
-WS_URL: Final = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
-PING_S: Final = 10.0
-SNAPSHOT_TIMEOUT_S: Final = 5.0
+WS_URL: Final = S.POLYMARKET_WS_URL.default
+PING_S: Final = S.POLYMARKET_PING_S.default
+SNAPSHOT_TIMEOUT_S: Final = S.POLYMARKET_SNAPSHOT_TIMEOUT_S.default
 _KEEPALIVE: Final = frozenset({b"PONG", b"PING"})
 
 
@@ -59,13 +62,9 @@ class PolymarketLiveConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "PolymarketLiveConfig":
-        from arbees_core.venues.polymarket.gamma import GEOBLOCK_URL
-
-        url = env.str("POLYMARKET_WS_URL") or WS_URL
-        return cls(url, proxy_for(url, env.str("POLYMARKET_PROXY")) or "",
-                   env.float("POLYMARKET_PING_S", PING_S, minimum=0.1), Backoff.from_env(env),
-                   env.str("POLYMARKET_GEOBLOCK_URL", GEOBLOCK_URL),
-                   env.float("POLYMARKET_SNAPSHOT_TIMEOUT_S", SNAPSHOT_TIMEOUT_S, minimum=0.1))
+        url = env.get(S.POLYMARKET_WS_URL)
+        return cls(url, proxy_for(url, env.get(S.POLYMARKET_PROXY)) or "", env.get(S.POLYMARKET_PING_S),
+                   Backoff.from_env(env), env.get(S.POLYMARKET_GEOBLOCK_URL), env.get(S.POLYMARKET_SNAPSHOT_TIMEOUT_S))
 
 
 class PolymarketLiveSource(LiveSource):
@@ -74,21 +73,19 @@ class PolymarketLiveSource(LiveSource):
     feed's `take_resync`); `on_connect` runs before each new connection's first frame (the feed voids the books of
     the previous one); `has_snapshot(token)` says whether a token's `book` arrived (the feed's)."""
 
-    venue = "polymarket"
+    venue = POLYMARKET
     label = "Polymarket WebSocket"
 
     def __init__(self, cfg: PolymarketLiveConfig, tickers: Tickers,
                  resync: Callable[[], set[str]] | None = None, on_connect: Callable[[], None] | None = None,
                  has_snapshot: Callable[[str], bool] | None = None) -> None:
         super().__init__(cfg.ws_url, tickers, Backoff(cfg.backoff.min_s, cfg.backoff.max_s), cfg.proxy or None,
-                         keepalive_s=cfg.ping_s, protocol_ping_s=DEFAULT_KEEPALIVE_S)  # the text PING is the keep-alive
+                         keepalive_s=cfg.ping_s, protocol_ping_s=DEFAULT_KEEPALIVE_S,  # the text PING keeps alive
+                         resync=resync, on_connect=on_connect)
         self.cfg = cfg
-        self.resync = resync
-        self.on_connect = on_connect
         self.has_snapshot = has_snapshot
         self.pings = 0
         self.pongs = 0
-        self.resubscribes = 0
         self.snapshot_timeouts = 0
         self._subscribed: set[str] = set()
         self._awaiting: dict[str, float] = {}  # token -> when its book is overdue (monotonic s)
@@ -96,6 +93,9 @@ class PolymarketLiveSource(LiveSource):
         self._next_ticker_check = 0.0
         self._geoblock_checked = False
         self._limiter = RateLimiter(1 / 60, burst=1)
+
+    def gauges(self) -> dict[str, int]:
+        return super().gauges() | {"snapshot_timeouts": self.snapshot_timeouts}
 
     def stats(self) -> dict[str, Any]:
         return super().stats() | {"pings": self.pings, "pongs": self.pongs, "resubscribes": self.resubscribes,
@@ -105,8 +105,6 @@ class PolymarketLiveSource(LiveSource):
     async def stream(self, stop: asyncio.Event | None = None):  # type: ignore[override]
         if not self._geoblock_checked and self.cfg.geoblock_url:
             self._geoblock_checked = True
-            from arbees_core.venues.polymarket.gamma import check_geoblock
-
             await asyncio.to_thread(check_geoblock, self.cfg.geoblock_url, self.cfg.proxy, self.log)
         async for raw in super().stream(stop):
             yield raw
@@ -116,10 +114,6 @@ class PolymarketLiveSource(LiveSource):
     async def on_open(self, ws: ClientConnection) -> None:
         self._subscribed = set()
         self._awaiting.clear()
-        if self.on_connect is not None:
-            self.on_connect()
-        if self.resync is not None:
-            self.resync()
         wanted = tickers_of(self.tickers)
         if wanted:
             await self._send(ws, wanted, "subscribe")
@@ -134,11 +128,10 @@ class PolymarketLiveSource(LiveSource):
             self._next_ping = now + self.cfg.ping_s
             self.pings += 1
             await ws.send("PING")
-        if self.resync is not None:
-            tokens = self.resync()
-            if tokens:
-                self.resubscribes += 1
-                await self._resubscribe(ws, sorted(tokens))
+        tokens = self.take_resync()
+        if tokens:
+            self.resubscribes += 1
+            await self._resubscribe(ws, sorted(tokens))
         await self._check_snapshots(ws, now)
         if now >= self._next_ticker_check:
             self._next_ticker_check = now + TICKER_CHECK_S

@@ -1,4 +1,4 @@
-"""Polymarket discovery through the Gamma API, and the geoblock check.
+"""Polymarket REST: market discovery through the Gamma API.
 
 Gamma (`https://gamma-api.polymarket.com`, `POLYMARKET_GAMMA_URL` overrides) lists events with their markets.
 `GET /sports` names each league's series id; `GET /events?series_id=<id>&closed=false&limit=&offset=` pages
@@ -11,8 +11,7 @@ question once more.
 Each token becomes a `MarketListing`: ticker = token id, event_id = condition id, title = question, outcome =
 outcome name, league, start_date = the game's US Eastern date.
 
-Geoblock (`GET https://polymarket.com/api/geoblock` -> `blocked`, `country`, ...): orders are refused from
-several countries while market data is not; the answer is logged at start and never stops anything.
+The geoblock check (asked once before discovery and before the WebSocket connects) is in polymarket/auth.py.
 """
 
 from __future__ import annotations
@@ -26,15 +25,16 @@ from typing import Any, Final
 import httpx
 import orjson
 
+from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.venues.listing import MarketListing
+from arbees_core.venues.polymarket.auth import GEOBLOCK_URL
 from arbees_core.venues.live import VenueError, proxy_for, safe_url
 
 log = logging.getLogger("polymarket")
 
-GAMMA_URL: Final = "https://gamma-api.polymarket.com"
-GEOBLOCK_URL: Final = "https://polymarket.com/api/geoblock"
-LEAGUES: Final = ("NBA", "NFL", "NHL", "MLB")
+GAMMA_URL: Final = S.POLYMARKET_GAMMA_URL.default
+LEAGUES: Final = S.POLYMARKET_LEAGUES.default
 PAGE_LIMIT: Final = 100
 MAX_PAGES: Final = 50
 REQUEST_TIMEOUT_S: Final = 15.0
@@ -54,9 +54,9 @@ class GammaConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> "GammaConfig":
-        url = env.str("POLYMARKET_GAMMA_URL") or GAMMA_URL
-        return cls(url, tuple(x.upper() for x in env.list("POLYMARKET_LEAGUES", list(LEAGUES))),
-                   proxy_for(url, env.str("POLYMARKET_PROXY")) or "", env.str("POLYMARKET_GEOBLOCK_URL", GEOBLOCK_URL))
+        url = env.get(S.POLYMARKET_GAMMA_URL)
+        return cls(url, tuple(x.upper() for x in env.get(S.POLYMARKET_LEAGUES)),
+                   proxy_for(url, env.get(S.POLYMARKET_PROXY)) or "", env.get(S.POLYMARKET_GEOBLOCK_URL))
 
 
 def json_list(value: Any) -> list[Any]:
@@ -202,25 +202,3 @@ def discover_markets(cfg: GammaConfig) -> list[MarketListing]:
     log.info("Polymarket discovery from %s: %d moneyline tokens in %s", safe_url(cfg.base_url), len(listings),
              ",".join(cfg.leagues))
     return listings
-
-
-def check_geoblock(url: str, proxy: str = "", logger: logging.Logger | None = None) -> dict[str, Any] | None:
-    """Ask Polymarket whether this IP may place orders; log the answer. Never raises (None when unknown)."""
-    logger = logger or log
-    try:
-        with httpx.Client(timeout=REQUEST_TIMEOUT_S, trust_env=False, proxy=proxy_for(url, proxy) or None) as client:
-            resp = client.get(url)
-        answer = resp.json() if resp.status_code == 200 else None
-    except (httpx.HTTPError, ValueError) as e:
-        logger.warning("Polymarket geoblock check failed (%s); orders may be refused from a blocked country",
-                       type(e).__name__)
-        return None
-    if not isinstance(answer, dict):
-        logger.warning("Polymarket geoblock check: unexpected answer (HTTP %s)", resp.status_code)
-        return None
-    country = answer.get("country") or "?"
-    if answer.get("blocked"):
-        logger.warning("Polymarket reports this IP blocked in %s: orders are not allowed; market data only", country)
-    else:
-        logger.info("Polymarket geoblock check: this IP is not blocked (%s)", country)
-    return answer
