@@ -19,7 +19,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from arbees_core.config import ConfigError, Env, state_dir
+from arbees_core.config import Env, state_dir
 
 SETTING = "ARBEES_TRACEMALLOC"
 _LIB = re.compile(r".*/(?:site-packages|lib/python3\.\d+)/")
@@ -51,11 +51,10 @@ def trim_heap() -> bool:
 
 
 def frames_from_env(env: Env) -> int:
-    """Frames per traced allocation (0: off). A value tracemalloc cannot take is a configuration error."""
-    n = env.int(SETTING, 0, minimum=0)
-    if n > 100:
-        raise ConfigError(f"{SETTING}={n}: at most 100 frames")
-    return n
+    """Frames per traced allocation (0: off), from ARBEES_TRACEMALLOC (declared in arbees_core/settings)."""
+    from arbees_core import settings as S
+
+    return int(env.get(S.ARBEES_TRACEMALLOC))
 
 
 def install(service: str, frames: int, log: logging.Logger) -> bool:
