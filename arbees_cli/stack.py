@@ -14,7 +14,7 @@ from rich.table import Table
 from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, activity, console, err_console, fail, parse_duration, print_json
 from arbees_core import settings as S
 from arbees_core.config import mask_url_passwords, read_dotenv, redact_env
-from arbees_core.registry import SERVICES, spec
+from arbees_core.registry import SERVICES, instance_name, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_, ServiceStatus
 from arbees_core.runtime.preflight import SettingsError
 from arbees_core.runtime.select import select_runtime
@@ -68,7 +68,7 @@ def stop_what_started(rt: Runtime, as_json: bool) -> str:
 
 def _names(services: list[str] | None, as_json: bool) -> list[str]:
     try:
-        return [spec(s).name for s in services or []]
+        return [instance_name(s) for s in services or []]
     except KeyError as e:
         fail(str(e.args[0]), as_json=as_json)
 
@@ -101,10 +101,15 @@ def register(app: typer.Typer) -> None:
     def up(services: Optional[list[str]] = typer.Argument(None, help="Services to start (default: all)."),
            build: bool = typer.Option(False, "--build", help="Compose: rebuild the image first (after a code "
                                       "change); without it the image is built only when missing."),
+           shards: Optional[int] = typer.Option(None, "--shards", min=1, help="How many game shards to run "
+                                                 "(default GAME_SHARDS from .env, else 1); the orchestrator spreads "
+                                                 "the games over them."),
            runtime: str = RuntimeOpt, as_json: bool = JsonOpt) -> None:
         """Start the stack, or the named services. Local runtime: a supervisor process starts every service
         (and an embedded Redis and PostgreSQL when REDIS_URL / DATABASE_URL are unset) and keeps running after
         this command returns. A second `up` finds the running stack and starts only what is missing."""
+        if shards is not None:
+            os.environ["GAME_SHARDS"] = str(shards)  # the supervisor (and compose) read it like `.env`'s
         rt = get_runtime(runtime, as_json)
         names = _names(services, as_json)
         was_up = rt.is_up()

@@ -96,6 +96,8 @@ class TradingSignal(msgspec.Struct, kw_only=True, gc=False):
     Edges are per contract: `gross_edge_cents` = 100 - price sum; `edge_cents` after both venues' fees;
     `edge_pct` = `edge_cents` / cost per contract (incl. fees) x 100, the figure `MIN_EDGE_PCT` is compared with.
     `ts_origin_ns` is the venue receipt time of the newest input price: the start of the end-to-end latency.
+    `shard_id` / `epoch`: the shard that held the game and the assignment epoch it held it under (0: the shard
+    evaluates every game, no orchestrator); execution_service refuses an epoch older than the game's newest.
     """
 
     v: int = SCHEMA_VERSION
@@ -115,6 +117,8 @@ class TradingSignal(msgspec.Struct, kw_only=True, gc=False):
     cost_cents: float
     price_latency_ms: float = 0.0
     inputs: list[PriceRef] = []
+    shard_id: str = ""
+    epoch: int = 0
 
 
 class TradeResult(msgspec.Struct, kw_only=True, gc=False):

@@ -7,9 +7,11 @@ The settings each service reads are not listed here: they come from the declarat
 
 from __future__ import annotations
 
+import re
 from dataclasses import KW_ONLY, dataclass, field
 
 from arbees_core import settings, topics
+
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,43 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(topics.POSITION_TRACKER, "arbees_core.services.position_tracker", topics.POSITION_TRACKER_PORT,
                 depends_on=(topics.EXECUTION_SERVICE,),
                 description="positions per pair and market, marked, settled -> positions.pair.<id>, exits"),
+    ServiceSpec(topics.ORCHESTRATOR, "arbees_core.services.orchestrator", None, depends_on=(topics.MARKET_DISCOVERY,),
+                description="assigns every game to one live game_shard, moves the games of dead shards"),
 )
 
 BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}
 
 
-def spec(name: str) -> ServiceSpec:
-    """The service called `name` (plan spelling; `-` and `_` are interchangeable)."""
+#: A second, third, ... game shard's name (`game_shard_2`): the game_shard service, one more instance.
+_SHARD_INSTANCE = re.compile(rf"^{topics.GAME_SHARD}_(\d+)$")
+
+
+def shard_number(name: str) -> int | None:
+    """2 for `game_shard_2`, 1 for `game_shard`, None for any other service."""
     key = name.replace("-", "_")
+    if key == topics.GAME_SHARD:
+        return 1
+    m = _SHARD_INSTANCE.match(key)
+    return int(m.group(1)) if m else None
+
+
+def shard_names(count: int) -> list[str]:
+    """The names of `count` game shards: `game_shard`, `game_shard_2`, ..."""
+    return [topics.GAME_SHARD] + [f"{topics.GAME_SHARD}_{k}" for k in range(2, count + 1)]
+
+
+def instance_name(name: str) -> str:
+    """A service's name as runtimes key it: the registry name, or `game_shard_<n>` for a further shard."""
+    n = shard_number(name)
+    return shard_names(n)[-1] if n else spec(name).name
+
+
+def spec(name: str) -> ServiceSpec:
+    """The service called `name` (plan spelling; `-` and `_` are interchangeable; `game_shard_<n>` is a further
+    game shard)."""
+    key = name.replace("-", "_")
+    if shard_number(key):
+        return BY_NAME[topics.GAME_SHARD]
     if key not in BY_NAME:
         raise KeyError(f"unknown service {name!r}: expected one of {', '.join(BY_NAME)}")
     return BY_NAME[key]

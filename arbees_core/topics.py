@@ -70,6 +70,10 @@ EXECUTION_SERVICE: Final = "execution_service"
 ZMQ_LISTENER: Final = "zmq_listener"
 MARKET_DISCOVERY: Final = "market_discovery"
 API: Final = "api"
+ORCHESTRATOR: Final = "orchestrator"
+
+#: Redis stream of every assignment change the orchestrator makes (control plane, written in both modes).
+ASSIGNMENTS_STREAM: Final = "games:assignments"
 POSITION_TRACKER: Final = "position_tracker"
 
 #: Consumer group through which execution_service reads `signals:trades` in Redis mode (at-least-once).

@@ -90,9 +90,9 @@ def _fresh_peers() -> Iterator[None]:
     reset_peers()
 
 
-#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3 and base+5, the api base+4, metrics base+8..; probes
-#: may plant faults at base+6..7.
-STACK_PORTS = 20
+#: Ports a test's stack may use from ARBEES_PORT_BASE: ZMQ base..base+3 and base+5, the api base+4, metrics base+8..16,
+#: further game shards base+20..; probes may plant faults at base+6..7.
+STACK_PORTS = 36
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ VPN_FILE = ROOT / "docker-compose.vpn.yml"
 #: Names the compose file may set beyond what the registry lists: the image's service selector (read by the
 #: Dockerfile's CMD, not by a service).
 COMPOSE_ONLY_ENV = {"ARBEES_SERVICE"}
-INFRA = {"timescaledb", "redis", "orchestrator", "vpn"}
+INFRA = {"timescaledb", "redis", "vpn"}
 #: Services for the plan's own commands: `market-discovery-rust` (Phase 2) and the `zmqtools` image.
 PLAN_EXTRAS = {"market-discovery-rust", "zmqtools"}
 
@@ -184,8 +184,6 @@ def test_compose_infrastructure(compose: dict) -> None:
             # loopback only, on a free port unless one is fixed: the machine's own Redis/PostgreSQL keep theirs
             assert re.fullmatch(r"127\.0\.0\.1:\$\{ARBEES_(REDIS|POSTGRES)_HOST_PORT:-\}:\d+", str(port)), port
     assert compose["networks"]["arbees-network"]["name"] == "arbees-network"
-    orch = s["orchestrator"]
-    assert orch["profiles"] == ["full"] and orch["healthcheck"] and "arbees-network" in networks_of(orch)
     assert s["vpn"]["profiles"] == ["vpn"]
     assert s["vpn"]["image"] == "${ARBEES_VPN_IMAGE:-qmcgaw/gluetun:v3}"
     alias = s["market-discovery-rust"]  # the plan's `up -d orchestrator market-discovery-rust game_shard`
@@ -291,3 +289,29 @@ def test_registry_specs_are_well_formed() -> None:
     """What the compose file test relies on."""
     assert all(isinstance(s, ServiceSpec) and s.module.startswith("arbees_core.services.") for s in SERVICES)
     assert len({s.compose_key for s in SERVICES}) == len(SERVICES)
+
+
+def test_further_game_shards_are_copies_of_game_shard_with_their_own_id(tmp_path: Path) -> None:
+    """GAME_SHARDS=3 under compose: game_shard keeps its name (`docker logs game_shard`), game_shard_2 and
+    game_shard_3 are copies with their own container name, SHARD_ID and advertised endpoint, and compose accepts
+    the two files together."""
+    import shutil
+    import subprocess
+
+    from arbees_core.runtime.compose_shards import write_override
+
+    override = write_override(tmp_path, COMPOSE_FILE, 3, folder=tmp_path)
+    assert write_override(tmp_path, COMPOSE_FILE, 1, folder=tmp_path) is None
+    extra = yaml.safe_load(override.read_text())["services"]
+    assert list(extra) == ["game_shard_2", "game_shard_3"]
+    for k, name in ((2, "game_shard_2"), (3, "game_shard_3")):
+        env = service_env(extra[name])
+        assert extra[name]["container_name"] == name
+        assert env["SHARD_ID"] == str(k) and env["ZMQ_ADVERTISE_HOST"] == name
+        assert env["GAME_ASSIGNMENT"] == "orchestrator" and env["ARBEES_SERVICE"] == "game_shard"
+    if shutil.which("docker"):
+        done = subprocess.run(["docker", "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "-f",
+                               str(override), "--profile", "full", "config", "--services"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert {"game_shard", "game_shard_2", "game_shard_3", "orchestrator"} <= set(done.stdout.split())

@@ -81,7 +81,7 @@ def test_up_survives_the_cli_and_status_logs_env_find_it(project: Path) -> None:
     services = json.loads(started.stdout)["services"]
     assert {s["name"]: s["state"] for s in services} == dict.fromkeys(
         ["market_discovery", "zmq_listener", "kalshi_monitor", "polymarket_monitor", "game_shard", "execution_service",
-         "api", "position_tracker"],
+         "api", "position_tracker", "orchestrator"],
         "running")
     base = int(os.environ["ARBEES_PORT_BASE"])
     assert {s["name"]: s["ports"] for s in services}["kalshi_monitor"] == [base]

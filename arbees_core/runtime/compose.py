@@ -32,6 +32,7 @@ from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, project_root, read_dotenv
 from arbees_core.registry import SERVICES, ServiceSpec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
+from arbees_core.runtime.compose_shards import shard_count, write_override
 from arbees_core.runtime.docker_engine import (
     ONEOFF_LABEL,
     PROJECT_LABEL,
@@ -332,11 +333,16 @@ class ComposeRuntime:
     def compose_command(self, *args: str, profiles: Sequence[str] | None = None) -> list[str]:
         """The full `docker compose` command line for `args` (also what `arbees` prints for the operator)."""
         cmd = self._compose_exe() + ["-p", self.project, "--project-directory", str(self.root)]
-        for f in self.compose_files:
+        for f in self.compose_files + self._shard_files():
             cmd += ["-f", str(f)]
         for p in self.profiles if profiles is None else profiles:
             cmd += ["--profile", p]
         return cmd + list(args)
+
+    def _shard_files(self) -> list[Path]:
+        """GAME_SHARDS > 1: the generated file of the further shards (`runtime/compose_shards.py`)."""
+        override = write_override(self.root, self.compose_files[0], shard_count(self.root))
+        return [override] if override is not None else []
 
     def _compose_exe(self) -> list[str]:
         docker_cli = shutil.which("docker")

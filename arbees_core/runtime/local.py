@@ -20,15 +20,15 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
 from arbees_core.config import project_root, redact_env, state_dir
-from arbees_core.registry import SERVICES, spec
+from arbees_core.registry import SERVICES, instance_name, shard_names, spec
 from arbees_core.runtime.base import (PortProbe, RuntimeError_, ServiceStatus, parse_utc, process_environment,
                                       tcp_probe)
 from arbees_core.runtime.embedded import EmbeddedPostgres
+from arbees_core.runtime.local_stack import game_shards, stack_names, stack_ports
 from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.preflight import check_local
 from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
@@ -122,18 +122,18 @@ class LocalRuntime:
         stack = self.read_stack()
         up = self.supervisor_pid(stack) is not None
         out = []
-        for s in SERVICES:
-            view = stack.get("services", {}).get(s.name, {})
+        for name in stack_names(stack):
+            view = stack.get("services", {}).get(name, {})
             pid = view.get("pid")
             state = view.get("state", "missing") if up else ("stopped" if view else "missing")
             if up and state == "running" and not _alive(pid):
                 state = "exited"
             out.append(ServiceStatus(
-                name=s.name, state=state, pid=pid if state == "running" else None,
+                name=name, state=state, pid=pid if state == "running" else None,
                 started_at=view.get("started_at", ""),
                 restarts=int(view.get("restarts", 0)), exit_code=view.get("exit_code"),
-                ports=[view["port"]] if view.get("port") else [], health=self._health(s.name, state),
-                detail=view.get("detail", "") if state != "running" else self._waiting_for(s.name),
+                ports=[view["port"]] if view.get("port") else [], health=self._health(name, state),
+                detail=view.get("detail", "") if state != "running" else self._waiting_for(name),
                 http_port=view.get("http_port"), metrics_port=view.get("metrics_port")))
         return out
 
@@ -155,13 +155,13 @@ class LocalRuntime:
     def metrics(self, service: str) -> dict[str, Any]:
         """The service's latest metrics snapshot (counters, gauges, per-hop HDR latency), {} before the first."""
         try:
-            return json.loads((self.state / "metrics" / f"{spec(service).name}.json").read_text())
+            return json.loads((self.state / "metrics" / f"{instance_name(service)}.json").read_text())
         except (OSError, ValueError):
             return {}
 
     def resources(self, service: str) -> dict[str, float]:
         """Resident memory (MB) and CPU (% of one core since the last call) of the running service."""
-        st = next(s for s in self.status() if s.name == spec(service).name)
+        st = next(s for s in self.status() if s.name == instance_name(service))
         if st.pid is None:
             return {}
         try:
@@ -183,7 +183,7 @@ class LocalRuntime:
         return tcp_probe("127.0.0.1", port, timeout_s)
 
     def log_path(self, service: str) -> Path:
-        return self.state / "logs" / f"{spec(service).name}.log"
+        return self.state / "logs" / f"{instance_name(service)}.log"
 
     def logs(self, service: str, since_s: float | None = None, tail: int | None = None) -> str:
         try:
@@ -225,7 +225,7 @@ class LocalRuntime:
 
     def env(self, service: str) -> dict[str, str]:
         """The running process's environment, secrets redacted (the plan's `docker exec <svc> env`)."""
-        st = next(s for s in self.status() if s.name == spec(service).name)
+        st = next(s for s in self.status() if s.name == instance_name(service))
         if st.pid is None:
             raise RuntimeError_(f"{st.name} is not running ({st.state}); start it with `arbees up {st.name}`")
         try:
@@ -241,8 +241,11 @@ class LocalRuntime:
 
     def up(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
         """Start the stack (or the named services of a running one) and wait until they run."""
-        names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
-        check_local(self.root, names)
+        names = [instance_name(n) for n in services or []] or [s.name for s in SERVICES]
+        check_local(self.root, [spec(n).name for n in names])
+        if "game_shard" in names:  # GAME_SHARDS (or `arbees up --shards N`): every shard of the stack
+            count = game_shards(self.root)
+            names += [n for n in shard_names(count)[1:] if n not in names]
         if self.is_up():
             self.request("start", names)
         else:
@@ -333,13 +336,13 @@ class LocalRuntime:
 
     def restart(self, services: list[str] | None = None, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceStatus]:
         """Stop and start with the current `.env` (the environment is rebuilt, never reused)."""
-        names = [spec(n).name for n in services or []] or [s.name for s in SERVICES]
-        check_local(self.root, names)
+        names = [instance_name(n) for n in services or []] or [s.name for s in SERVICES]
+        check_local(self.root, [spec(n).name for n in names])
         self.request("restart", names)
         return self.wait_running(names, timeout_s)
 
     def stop(self, services: list[str]) -> None:
-        self.request("stop", [spec(n).name for n in services])
+        self.request("stop", [instance_name(n) for n in services])
 
     def down(self, timeout_s: float = DOWN_TIMEOUT_S) -> None:
         """Stop the stack for good; return only when every process of it has exited and its ports are free.
@@ -396,14 +399,3 @@ class LocalRuntime:
         folder = stack.get("embedded", {}).get("postgres", {}).get("folder")
         if folder:
             EmbeddedPostgres(Path(folder)).stop()
-
-
-def stack_ports(stack: dict[str, Any]) -> list[int]:
-    """The TCP ports a stack binds: its publishers', HTTP and metrics ports and the embedded Redis's (PostgreSQL uses
-    a socket file)."""
-    ports = [int(v[key]) for v in stack.get("services", {}).values() for key in ("port", "http_port", "metrics_port")
-             if v.get(key)]
-    redis_url = stack.get("embedded", {}).get("redis", {}).get("url", "")
-    if redis_url:
-        ports.append(int(urlsplit(redis_url).port or 6379))
-    return ports

@@ -37,12 +37,13 @@ from typing import Any
 
 from arbees_core import settings as S
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
-from arbees_core.registry import SERVICES, ServiceSpec, spec
+from arbees_core.registry import SERVICES, ServiceSpec, instance_name, shard_names, shard_number, spec
+from arbees_core.runtime.layout import SHARD_METRICS_FIRST, SHARD_OFFSET, SHARD_PORT_FIRST, dependency_order, shard_count
+from arbees_core.topics import METRICS_PORT_BASE, tcp_endpoint
 from arbees_core.runtime.ports import PortCheckError, port_holder
 from arbees_core.runtime.processes import SERVICE_SESSION
 from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
 from arbees_core.telemetry.logs import setup_logging
-from arbees_core.topics import METRICS_PORT_BASE, tcp_endpoint
 
 log = logging.getLogger("supervisor")
 
@@ -106,24 +107,6 @@ def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]
             "ZMQ_EXIT_ENDPOINT": ep["position_tracker"], "ZMQ_POSITION_TRACKER_ENDPOINT": ep["position_tracker"]}
 
 
-def dependency_order(names: list[str]) -> list[str]:
-    """`names` with each service after the ones it depends on (registry order breaks ties)."""
-    order: list[str] = []
-
-    def visit(n: str) -> None:
-        if n in order:
-            return
-        for dep in spec(n).depends_on:
-            if dep in names:
-                visit(dep)
-        order.append(n)
-
-    for s in SERVICES:
-        if s.name in names:
-            visit(s.name)
-    return order
-
-
 @dataclass
 class Child:
     """One supervised service."""
@@ -142,6 +125,11 @@ class Child:
     backoff_s: float = BACKOFF_FIRST_S
     wanted: bool = False
     detail: str = ""
+    name: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.spec.name
 
     def view(self) -> dict[str, Any]:
         return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "state": self.state,
@@ -153,6 +141,18 @@ class Child:
         """(port, what) of every TCP port the service binds when it runs."""
         kinds = (("ZMQ", self.port), ("HTTP", self.http_port), ("metrics", self.metrics_port))
         return [(port, what) for what, port in kinds if port is not None]
+
+
+def shard_children(env: Env, count: int) -> dict[str, Child]:
+    """game_shard_2 .. game_shard_<count>, each with its own ZMQ and metrics port."""
+    base = env.get(S.ARBEES_PORT_BASE)
+    out: dict[str, Child] = {}
+    for name in shard_names(count)[1:]:
+        k = shard_number(name) or 2
+        zmq_port = base + SHARD_OFFSET + 2 * (k - 2) if base else SHARD_PORT_FIRST + k - 2
+        metrics = base + SHARD_OFFSET + 2 * (k - 2) + 1 if base else SHARD_METRICS_FIRST + k - 2
+        out[name] = Child(spec(name), zmq_port, None, metrics, name=name)
+    return out
 
 
 @dataclass
@@ -219,6 +219,12 @@ class Supervisor:
         env = {**wiring_env(ports), **os.environ, **read_dotenv(self.root / ".env"), **self.urls,
                "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1",
                CONFIG_ERROR_ENV: "exit"}  # this supervisor does not restart exit code 2: no need to hold
+        if "orchestrator" in self.services or shard_count(self.base_env()) > 1:  # the shards, execution_service
+            # and zmq_listener follow the orchestrator's assignments
+            env.setdefault("GAME_ASSIGNMENT", "orchestrator")  # unless `.env` says static
+            k = shard_number(child.name)
+            if k is not None:
+                env["SHARD_ID"] = str(k)
         if child.port is not None:
             env["ZMQ_PUB_PORT"] = str(child.port)
         if child.http_port is not None:
@@ -233,18 +239,18 @@ class Supervisor:
         """Start the service, unless the stack is stopping: the one place a process is started, so once
         `shutdown` began no start or restart (scheduled, requested or under way) can run anything again."""
         if self._stopping:
-            log.info("Not starting %s: the stack is stopping", child.spec.name)
+            log.info("Not starting %s: the stack is stopping", child.name)
             return
         logs = self.state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        out = open(logs / f"{child.spec.name}.log", "ab")
+        out = open(logs / f"{child.name}.log", "ab")
         child.proc = subprocess.Popen([sys.executable, "-m", child.spec.module], env=self.child_env(child),
                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       cwd=self.root, **SERVICE_SESSION)
         out.close()
         child.state, child.started_at, child.started_mono, child.detail = "running", now_iso(), time.monotonic(), ""
         self._dirty = True
-        log.info("Started %s (pid %d)", child.spec.name, child.proc.pid)
+        log.info("Started %s (pid %d)", child.name, child.proc.pid)
 
     def stop_child(self, child: Child, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM, SIGKILL after `grace_s` seconds; returns when the process has exited (and its port is free)."""
@@ -254,7 +260,7 @@ class Supervisor:
             try:
                 proc.wait(grace_s)
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", child.spec.name, grace_s)
+                log.warning("%s did not stop within %.0fs; killing it", child.name, grace_s)
                 proc.kill()
                 proc.wait()
         if proc is not None:
@@ -272,16 +278,16 @@ class Supervisor:
                 uptime = now - child.started_mono
                 if child.exit_code == EXIT_CONFIG:
                     child.state, child.wanted, self._dirty = "failed", False, True
-                    child.detail = recorded_config_error(self.state, child.spec.name, proc.pid)
+                    child.detail = recorded_config_error(self.state, child.name, proc.pid)
                     log.error("%s exited with code 2 (%s) after %.1fs; not restarted: fix .env, then `arbees restart "
-                              "%s`", child.spec.name, child.detail, uptime, child.spec.name)
+                              "%s`", child.name, child.detail, uptime, child.name)
                     continue
                 if uptime > BACKOFF_RESET_S:
                     child.backoff_s = BACKOFF_FIRST_S
                 child.state = "restarting"
                 child.restarts += 1
                 child.next_start = now + child.backoff_s
-                log.error("%s exited with code %s after %.1fs; restart %d in %.1fs", child.spec.name, child.exit_code,
+                log.error("%s exited with code %s after %.1fs; restart %d in %.1fs", child.name, child.exit_code,
                           uptime, child.restarts, child.backoff_s)
                 child.backoff_s = min(child.backoff_s * 2, BACKOFF_MAX_S)
                 self._dirty = True
@@ -309,7 +315,10 @@ class Supervisor:
         if self._stopping:
             return "the stack is stopping"
         try:
-            names = [spec(n).name for n in names] or list(self.children)
+            names = [instance_name(n) for n in names] or list(self.children)
+            unknown = [n for n in names if n not in self.children]
+            if unknown:
+                return f"{unknown[0]} is not part of this stack (GAME_SHARDS / `arbees up --shards N`)"
         except KeyError as e:
             return str(e)
         if action == "start":
@@ -365,6 +374,9 @@ class Supervisor:
         env = self.base_env()
         ports, http, metrics = default_ports(env), http_ports(env), metrics_ports(env)
         self.children = {s.name: Child(s, ports.get(s.name), http.get(s.name), metrics.get(s.name)) for s in SERVICES}
+        self.children.update(shard_children(env, shard_count(env)))
+        if "game_shard" in self.services:
+            self.services += [n for n in shard_names(shard_count(env))[1:] if n not in self.services]
         self.write_state("starting")
         try:
             self.check_ports()
@@ -436,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("supervisor")
     root, state = project_root(), state_dir()
     state.mkdir(parents=True, exist_ok=True)
-    names = [spec(n).name for n in args.services.split(",") if n] or [s.name for s in SERVICES]
+    names = [instance_name(n) for n in args.services.split(",") if n] or [s.name for s in SERVICES]
     sup = Supervisor(root, state, names)
     signal.signal(signal.SIGTERM, sup.request_stop)
     signal.signal(signal.SIGINT, sup.request_stop)

@@ -8,6 +8,7 @@ from pathlib import Path
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, state_dir
 from arbees_core.services.execution_orders import leg_policy_from_env
+from arbees_core.services.shards import ShardingConfig
 from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.store.recent_ids import DEFAULT_CAPACITY, DEFAULT_WINDOW_S
 from arbees_core.strategy.risk import RiskLimits
@@ -44,6 +45,7 @@ class ExecutionConfig:
     log_sample_per_s: float
     price_drain_ms: float = 2.0
     leg_policy: str = "joint"
+    sharding: ShardingConfig = ShardingConfig()
     exit_endpoints: tuple[str, ...] = ()
     executed_ids_window_s: float = DEFAULT_WINDOW_S
     executed_ids_max: int = DEFAULT_CAPACITY
@@ -74,6 +76,7 @@ class ExecutionConfig:
             log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
             price_drain_ms=env.get(S.PRICE_DRAIN_MS),
             leg_policy=leg_policy_from_env(env),
+            sharding=ShardingConfig.from_env(env),
             exit_endpoints=tuple(env.get(S.ZMQ_EXIT_ENDPOINT)),
             executed_ids_window_s=window_s, executed_ids_max=env.get(S.EXECUTED_IDS_MAX),
         )

@@ -52,6 +52,7 @@ from arbees_core.services.execution_support import (
 )
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
+from arbees_core.services.shards import EpochFence, ShardDirectory
 from arbees_core.store.positions import record_legs
 from arbees_core.store.recent_ids import RecentIds
 from arbees_core.store.spool import SpoolRecord, TradeSpool
@@ -73,7 +74,6 @@ from arbees_core.transport import (
     Outbox,
     Received,
     TransportSettings,
-    make_publisher,
     make_subscriber,
 )
 
@@ -98,6 +98,7 @@ class ExecutionService(Service):
         self._prices: Inbox | None = None
         self._price_thread: PriceFeedThread | None = None
         self._late: list[Delivery] = []  # prices read between two legs, handled with the loop's queue
+        self.fence = EpochFence()
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionService":
@@ -108,7 +109,8 @@ class ExecutionService(Service):
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),
                 "positions": {**self.positions.summary(time.time_ns()), "known": self.positions_known},
                 "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books),
-                "executed_ids": len(self.executed)}
+                "executed_ids": len(self.executed), "shards": self.fence.shards(),
+                "games_fenced": len(self.fence.epochs)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -123,12 +125,11 @@ class ExecutionService(Service):
         self.install_positions(store.positions)
         self.writer.start()
         self.kill_switch.start()
-        publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
-        if self.settings.zmq_enabled:
-            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
-                          getattr(publisher, "endpoint", ""))
-        self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        self.outbox = self.open_outbox(self.cfg.port, self.cfg.endpoint)
+        publisher = self.outbox.publisher
         inbox, prices, price_thread = self._open_inputs()
+        if self.cfg.sharding.orchestrated:
+            self.fence.start(ShardDirectory(self.cfg.database_url, self.cfg.sharding, epochs=True))
         self._prices, self._price_thread = prices, price_thread
         if prices is not None:  # Redis mode reads the stream's last values through its subscriber instead
             for res in recent_resolutions(self.settings.redis_url, self.log):
@@ -148,7 +149,9 @@ class ExecutionService(Service):
                     self.take_prices(prices, queued + self._late if self._late else queued)
                     self._late = []
                 self.housekeeping()
+                self.fence.follow(inbox.subscriber)
         finally:
+            self.fence.close()
             if price_thread is not None:
                 price_thread.close()
             if prices is not None:
@@ -299,6 +302,9 @@ class ExecutionService(Service):
                        self.cfg.fees, self.between_legs)
 
     def rejection(self, sig: TradingSignal) -> Rejection | None:
+        stale = self.fence.superseded(sig)
+        if stale:
+            return Rejection("superseded", stale)
         if self.kill_switch.active:
             return Rejection("kill_switch", f"kill switch on ({self.kill_switch.source})")
         age_ms = (time.time_ns() - sig.ts_detect_ns) / 1e6

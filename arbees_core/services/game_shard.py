@@ -20,6 +20,7 @@ from arbees_core.config import Env
 from arbees_core.messages import Heartbeat, PriceRef, PriceUpdate, TradingSignal
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
+from arbees_core.services.shards import ShardingConfig, ShardMembership, shard_service_name
 from arbees_core.store.mapping_cache import MappingCache, prune_books
 from arbees_core.strategy.arb import ArbConfig, ArbOpportunity, GameCooldown, best_arb, find_arbs, signal_id_for
 from arbees_core.telemetry.logs import RateLimiter, fmt_ms
@@ -35,7 +36,6 @@ from arbees_core.transport import (
     Received,
     Subscriber,
     TransportSettings,
-    make_publisher,
     make_subscriber,
 )
 
@@ -48,8 +48,10 @@ PRUNE_EVERY_S = 10.0
 @dataclass(frozen=True)
 class GameShardConfig:
     """sub_endpoints: ZMQ_SUB_ENDPOINTS (the monitors' publishers); port: ZMQ_PUB_PORT; endpoint: ZMQ_PUB_ENDPOINT;
-    shard_id: SHARD_ID (games assigned to this shard; empty = every game); arb: MIN_EDGE_PCT, MAX_PRICE_AGE_MS,
-    GAME_COOLDOWN_MS, MAX_ORDER_CONTRACTS and the fee rates; log_sample_per_s: LOG_SAMPLE_PER_SEC."""
+    shard_id: SHARD_ID (static: the games discovery gave this shard, empty = every game; orchestrator: this
+    shard's id, default 1); arb: MIN_EDGE_PCT, MAX_PRICE_AGE_MS, GAME_COOLDOWN_MS, MAX_ORDER_CONTRACTS and the fee
+    rates; log_sample_per_s: LOG_SAMPLE_PER_SEC; sharding: GAME_ASSIGNMENT, SHARD_DEAD_S, ASSIGNMENT_POLL_MS,
+    SHARD_ENDPOINT (`services/shards.py`)."""
 
     sub_endpoints: list[str]
     port: int
@@ -58,17 +60,20 @@ class GameShardConfig:
     shard_id: str
     arb: ArbConfig
     log_sample_per_s: float
+    sharding: ShardingConfig = ShardingConfig()
 
     @classmethod
     def from_env(cls, env: Env) -> "GameShardConfig":
+        sharding = ShardingConfig.from_env(env)
         return cls(
             sub_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINTS)),
             port=env.get(S.ZMQ_PUB_PORT, GAME_SHARD_PORT),
             endpoint=env.get(S.ZMQ_PUB_ENDPOINT),
             database_url=env.get(S.DATABASE_URL),
-            shard_id=env.get(S.SHARD_ID),
+            shard_id=env.get(S.SHARD_ID) or ("1" if sharding.orchestrated else ""),
             arb=ArbConfig.from_env(env),
             log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
+            sharding=sharding,
         )
 
 
@@ -77,9 +82,14 @@ class GameShard(Service):
     rt_scope = "process"
 
     def __init__(self, settings: TransportSettings, cfg: GameShardConfig, heartbeat_interval_s: float = 1.0) -> None:
+        self.orchestrated = cfg.sharding.orchestrated
+        if self.orchestrated:
+            self.name = shard_service_name(cfg.shard_id)  # its log, metrics and health key: one per shard
         super().__init__(settings, heartbeat_interval_s)
         self.cfg = cfg
-        self.mapping = MappingCache(cfg.database_url, self.log, shard_id=cfg.shard_id or None)
+        self.membership: ShardMembership | None = None
+        static_filter = None if self.orchestrated else (cfg.shard_id or None)
+        self.mapping = MappingCache(cfg.database_url, self.log, shard_id=static_filter)
         self.cooldown = GameCooldown(cfg.arb.cooldown_ms)
         self._scan_cfg = dataclasses.replace(cfg.arb, min_edge_pct=float("-inf"))
         self.books: dict[tuple[str, str], tuple[PriceUpdate, int]] = {}
@@ -100,7 +110,15 @@ class GameShard(Service):
         return {"min_edge_pct": self.cfg.arb.min_edge_pct, "max_edge_pct_10min": self.max_edge_pct(),
                 "games_mapped": len(self.mapping.games), "markets_seen": len(self.books),
                 "cooldowns": len(self.cooldown), "feeds": len(self.feed_live),
-                "sub_endpoints": self.cfg.sub_endpoints, **self.spin_snapshot()}
+                "sub_endpoints": self.cfg.sub_endpoints, **self.spin_snapshot(), **self.shard_snapshot()}
+
+    def shard_snapshot(self) -> dict[str, Any]:
+        if self.membership is None:
+            return {"shard_id": self.cfg.shard_id, "assignment": self.cfg.sharding.mode}
+        held = self.membership.games
+        return {"shard_id": self.cfg.shard_id, "assignment": "orchestrator", "games_held": len(held),
+                "held_games": sorted(held)[:50], "endpoint": self.membership.endpoint,
+                "epoch_max": max(held.values(), default=0)}
 
     def spin_snapshot(self) -> dict[str, Any]:
         """With ZMQ_SPIN_US: the share of a core that busy-polling for prices took since the previous snapshot.
@@ -116,11 +134,13 @@ class GameShard(Service):
     def run(self, stop: threading.Event) -> None:
         if not self.announce_mode(stop):
             return
-        publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
-        if self.settings.zmq_enabled:
-            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
-                          getattr(publisher, "endpoint", ""))
-        self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        self.outbox = self.open_outbox(self.cfg.port, self.cfg.endpoint)
+        publisher = self.outbox.publisher
+        if self.orchestrated:
+            port = getattr(publisher, "port", None) if self.settings.zmq_enabled else None
+            self.membership = ShardMembership(self.cfg.database_url, self.cfg.sharding, self.cfg.shard_id,
+                                              self.cfg.sharding.endpoint_for(port), self.instance, self.log)
+            self.membership.start()
         families = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.HEARTBEAT]
         subscriber = self._prices = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True,
                                                     hot_path=True, spin=True)
@@ -136,6 +156,8 @@ class GameShard(Service):
                     self.prune(time.time_ns())
                 self.mapping.maybe_refresh()
         finally:
+            if self.membership is not None:
+                self.membership.close()
             subscriber.close()
             publisher.close()
 
@@ -181,6 +203,13 @@ class GameShard(Service):
             self.metrics.inc("prices_unmapped")
             return None
         game, pair = found
+        epoch = 0
+        if self.membership is not None:
+            held = self.membership.epoch_of(game.game_id)
+            if held is None:
+                self.metrics.inc("prices_not_held")
+                return None
+            epoch = held
         kalshi = self.books.get(("kalshi", pair.kalshi_ticker))
         poly = self.books.get(("polymarket", pair.poly_token))
         if kalshi is None or poly is None:
@@ -199,7 +228,7 @@ class GameShard(Service):
             self.metrics.inc("arbs_in_cooldown")
             return None
         self.cooldown.record(game.game_id, now)
-        return self.make_signal(best, upd, recv_ns, now)
+        return self.make_signal(best, upd, recv_ns, now, epoch)
 
     def prune(self, now_ns: int) -> None:
         """At most every PRUNE_EVERY_S: forget what ended games and gone feeds left behind. The bounds: books and
@@ -216,7 +245,8 @@ class GameShard(Service):
     def _valid_ns(self, upd: PriceUpdate) -> int:
         return max(upd.ts_origin_ns, self.feed_live.get(upd.src, 0))
 
-    def make_signal(self, opp: ArbOpportunity, trigger: PriceUpdate, recv_ns: int, now: int) -> TradingSignal:
+    def make_signal(self, opp: ArbOpportunity, trigger: PriceUpdate, recv_ns: int, now: int,
+                    epoch: int = 0) -> TradingSignal:
         refs = [PriceRef(venue=u.venue, ticker=u.ticker, src=u.src, seq=u.seq, ts_origin_ns=u.ts_origin_ns,
                          ts_pub_ns=u.ts_pub_ns, ts_recv_ns=self.books[(u.venue, u.ticker)][1]) for u in opp.inputs]
         return TradingSignal(
@@ -224,6 +254,7 @@ class GameShard(Service):
             game_id=opp.game_id, legs=list(opp.legs), qty=opp.qty, gross_edge_cents=opp.gross_edge_cents,
             edge_cents=opp.edge_cents, edge_pct=opp.edge_pct, cost_cents=opp.cost_cents,
             price_latency_ms=(recv_ns - trigger.ts_pub_ns) / 1e6, inputs=refs,
+            shard_id=self.cfg.shard_id if epoch else "", epoch=epoch,
         )
 
     def publish_signal(self, signal: TradingSignal) -> None:

@@ -31,7 +31,7 @@ from arbees_core.services.runner import Service
 from arbees_core.store.mapping_cache import MappingCache
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.topics import price_topic, resolution_topic
-from arbees_core.transport import Outbox, TransportSettings, make_publisher
+from arbees_core.transport import Outbox, TransportSettings
 from arbees_core.venues import adapter, venue
 from arbees_core.venues.book import BookChange, TopOfBook
 from arbees_core.venues.feed import VenueFeed
@@ -174,11 +174,8 @@ class MonitorService(Service):
     def run(self, stop: threading.Event) -> None:
         if not self.announce_mode(stop):
             return
-        publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
-        if self.settings.zmq_enabled:
-            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
-                          getattr(publisher, "endpoint", ""))
-        self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        self.outbox = self.open_outbox(self.cfg.port, self.cfg.endpoint)
+        publisher = self.outbox.publisher
         self.log.info("%s source: %s (%s)", self.venue, self.cfg.source, self.describe_source())
         self.mapping.refresh()
         try:

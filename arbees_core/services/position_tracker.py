@@ -45,7 +45,7 @@ from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.strategy.positions import LegPosition
 from arbees_core.telemetry.peers import PeerLink
 from arbees_core.topics import POSITION_TRACKER, POSITION_TRACKER_PORT, Family, exit_topic, position_topic
-from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, make_publisher, make_subscriber
+from arbees_core.transport import Inbox, Outbox, Received, TransportSettings, make_subscriber
 
 FAMILIES = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS, Family.RESULTS]
 #: How long a trade result's pair is re-read for (every loop) until the store shows it, seconds.
@@ -131,11 +131,8 @@ class PositionTracker(Service):
     def run(self, stop: threading.Event) -> None:
         if not self.announce_mode(stop):
             return
-        publisher = make_publisher(self.settings, self.cfg.port, self.cfg.endpoint)
-        if self.settings.zmq_enabled:
-            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", self.cfg.port),
-                          getattr(publisher, "endpoint", ""))
-        self.outbox = self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        self.outbox = self.open_outbox(self.cfg.port, self.cfg.endpoint)
+        publisher = self.outbox.publisher
         sub = make_subscriber(self.settings, FAMILIES, self.cfg.endpoints, last_value=True)
         inbox = Inbox(sub, self.metrics, self.name)
         try:

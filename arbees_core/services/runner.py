@@ -124,6 +124,18 @@ class Service(abc.ABC):
     @abc.abstractmethod
     def run(self, stop: threading.Event) -> None: ...
 
+    def open_outbox(self, port: int, endpoint: str) -> Outbox:
+        """The service's publisher (ZMQ PUB, or the Redis streams in Redis mode) behind an Outbox that its
+        heartbeats share; in ZMQ mode the plan's `ZMQ publisher initialized on port ...` line."""
+        from arbees_core.transport import make_publisher
+
+        publisher = make_publisher(self.settings, port, endpoint)
+        if self.settings.zmq_enabled:
+            self.log.info("ZMQ publisher initialized on port %s (%s)", getattr(publisher, "port", port),
+                          getattr(publisher, "endpoint", ""))
+        self.heartbeat_outbox = Outbox(publisher, self.instance, self.settings.wire, self.metrics)
+        return self.heartbeat_outbox
+
     def announce_mode(self, stop: threading.Event) -> bool:
         """The plan's start lines: `ZMQ mode enabled`, or `Connected to Redis (Redis mode)` after a real INFO.
         Redis mode needs Redis (it is the transport), so the start waits here until Redis is usable, heartbeating

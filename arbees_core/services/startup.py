@@ -85,7 +85,9 @@ def container_problem() -> str:
     """What compose's healthcheck reports for the service this container runs (ARBEES_SERVICE), "" when healthy:
     its snapshot's problem (`health_problem`), or in ZMQ mode a PUB port that does not answer."""
     env = Env()
-    path = state_dir() / "metrics" / f"{env.get(S.ARBEES_SERVICE)}.json"
+    from arbees_core.services.shards import health_name  # an orchestrated shard writes under its own name
+
+    path = state_dir() / "metrics" / f"{health_name(dict(os.environ))}.json"
     try:
         snap, age = json.loads(path.read_text()), time.time() - path.stat().st_mtime
     except (OSError, ValueError):

@@ -24,6 +24,7 @@ from arbees_core.config import Env
 from arbees_core.messages import encode_json
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
+from arbees_core.services.shards import EpochFence, ShardDirectory, ShardingConfig
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.topics import (
     ZMQ_LISTENER,
@@ -47,7 +48,8 @@ class ListenerConfig:
     when the oldest has waited flush_ms or batch_max are pending (one Redis round trip per batch, not per frame);
     the listener sleeps out that window and then reads what queued, instead of waking up for every frame;
     nice: MIRROR_NICE (10), the listener's CPU niceness: it is off the hot path, and on a small machine the
-    scheduler should give the monitors, game_shard and execution_service the cores first."""
+    scheduler should give the monitors, game_shard and execution_service the cores first; database_url /
+    sharding: DATABASE_URL and GAME_ASSIGNMENT=orchestrator, to follow the game shards that join."""
 
     endpoints: list[str]
     buffer_max: int
@@ -55,6 +57,8 @@ class ListenerConfig:
     flush_ms: float = 5.0
     batch_max: int = 512
     nice: int = 10
+    database_url: str = ""
+    sharding: ShardingConfig = ShardingConfig()
 
     @classmethod
     def from_env(cls, env: Env) -> "ListenerConfig":
@@ -62,7 +66,8 @@ class ListenerConfig:
             env.get(s) for s in (*ENDPOINT_SETTINGS, S.ZMQ_POSITION_TRACKER_ENDPOINT)]
         return cls(endpoints=endpoints, buffer_max=env.get(S.MIRROR_BUFFER_MAX),
                    log_per_s=env.get(S.MIRROR_LOG_PER_SEC), flush_ms=env.get(S.MIRROR_FLUSH_MS),
-                   batch_max=env.get(S.MIRROR_BATCH_MAX), nice=env.get(S.MIRROR_NICE))
+                   batch_max=env.get(S.MIRROR_BATCH_MAX), nice=env.get(S.MIRROR_NICE),
+                   database_url=env.get(S.DATABASE_URL), sharding=ShardingConfig.from_env(env))
 
 
 class ZmqListener(Service):
@@ -102,6 +107,9 @@ class ZmqListener(Service):
         families = list(Family)
         sub = ZmqSubscriber(self.settings, self.cfg.endpoints, [f.value for f in families])
         inbox = Inbox(sub, self.metrics, self.name)
+        shards = EpochFence()  # only its directory: the shards that join, whose signals are mirrored too
+        if self.cfg.sharding.orchestrated and self.cfg.database_url:
+            shards.start(ShardDirectory(self.cfg.database_url, self.cfg.sharding, epochs=False))
         pending: list[Received] = []
         oldest = 0.0
         flush_s = self.cfg.flush_ms / 1000.0
@@ -120,9 +128,11 @@ class ZmqListener(Service):
                 elif self.mirror.backlog or not self.mirror.available:
                     self.mirror.flush()  # a backlog, or an outage to end (probed at the backoff's pace)
                 self.tick()
+                shards.follow(sub)
             if pending:
                 self.mirror_items(pending)
         finally:
+            shards.close()
             sub.close()
             self.mirror.close()
 

@@ -17,15 +17,16 @@ from arbees_core.settings.model import (DECLARED, Bool, Choice, DatabaseUrl, End
 from arbees_core.topics import API, EXECUTION_SERVICE, EXECUTION_SERVICE_PORT, GAME_SHARD, GAME_SHARD_PORT
 from arbees_core.topics import API_PORT as _API_HTTP_PORT
 from arbees_core.topics import (KALSHI_MONITOR, KALSHI_MONITOR_PORT, MARKET_DISCOVERY, POLYMARKET_MONITOR,
-                                POLYMARKET_MONITOR_PORT, POSITION_TRACKER, POSITION_TRACKER_PORT, ZMQ_LISTENER,
-                                tcp_endpoint)
+                                ORCHESTRATOR, POLYMARKET_MONITOR_PORT, POSITION_TRACKER, POSITION_TRACKER_PORT,
+                                ZMQ_LISTENER, tcp_endpoint)
 
 __all__ = ["DECLARED", "Setting", "declared", "read_by"]
 
 # Readers: service names as the registry spells them, and `arbees` (the CLI, its runtimes and checks).
 ARBEES = "arbees"
 PIPELINE = (MARKET_DISCOVERY, ZMQ_LISTENER, KALSHI_MONITOR, POLYMARKET_MONITOR, GAME_SHARD, EXECUTION_SERVICE, API,
-            POSITION_TRACKER)
+            POSITION_TRACKER, ORCHESTRATOR)
+SHARDED = (GAME_SHARD, EXECUTION_SERVICE, ZMQ_LISTENER, ORCHESTRATOR)
 MONITORS = (KALSHI_MONITOR, POLYMARKET_MONITOR)
 PUBLISHERS = (*MONITORS, GAME_SHARD, EXECUTION_SERVICE, POSITION_TRACKER)
 SIM = (MARKET_DISCOVERY, *MONITORS)
@@ -105,7 +106,8 @@ ARBEES_ENV_FILE = Str("ARBEES_ENV_FILE", "", "the `.env` file", (*PIPELINE, ARBE
 ARBEES_SERVICE = Str("ARBEES_SERVICE", "", "the service a container runs (the image's CMD, the healthcheck)",
                      PIPELINE, shown_default="set per service by docker-compose.yml")
 DATABASE_URL = DatabaseUrl("DATABASE_URL", "", "PostgreSQL (market mapping, paper trades)",
-                           (MARKET_DISCOVERY, *MONITORS, GAME_SHARD, EXECUTION_SERVICE, API, POSITION_TRACKER, ARBEES),
+                           (MARKET_DISCOVERY, *MONITORS, GAME_SHARD, EXECUTION_SERVICE, API, POSITION_TRACKER,
+                            ZMQ_LISTENER, ORCHESTRATOR, ARBEES),
                            shown_default="none (the local runtime: its embedded server)")
 
 # --- venues: where the books come from ---
@@ -185,7 +187,24 @@ DISCOVERY_INTERVAL_S = Float("DISCOVERY_INTERVAL_S", 60.0, "how often both venue
 DISCOVERY_RETRY_S = Float("DISCOVERY_RETRY_S", 30.0, "retry after a failed discovery", (MARKET_DISCOVERY,), unit="s",
                           minimum=1.0)
 SHARD_ID = Str("SHARD_ID", "", "the shard games are assigned to", (MARKET_DISCOVERY, GAME_SHARD),
-               shown_default="market_discovery: shard-1; game_shard: every game")
+               shown_default="market_discovery: shard-1; game_shard: every game (orchestrated: 1)")
+
+# --- game shards and the orchestrator ---
+GAME_ASSIGNMENT = Choice("GAME_ASSIGNMENT", "static", "static: a shard evaluates every game (or discovery's SHARD_ID); "
+                         "orchestrator: only the games the orchestrator assigned it", SHARDED,
+                         choices=("static", "orchestrator"))
+SHARD_DEAD_S = Float("SHARD_DEAD_S", 5.0, "a shard silent this long loses its games to the live shards", SHARDED,
+                     unit="s", minimum=0.5)
+ASSIGNMENT_POLL_MS = Float("ASSIGNMENT_POLL_MS", 250.0, "how often shards heartbeat and services re-read the "
+                           "assignments", SHARDED, unit="ms", minimum=10.0)
+SHARD_ENDPOINT = Str("SHARD_ENDPOINT", "", "the endpoint others reach this shard's signals at", (GAME_SHARD,),
+                     shown_default="tcp://<ZMQ_ADVERTISE_HOST>:<port>")
+ZMQ_ADVERTISE_HOST = Str("ZMQ_ADVERTISE_HOST", "127.0.0.1", "host a shard advertises its PUB socket at (auto: "
+                         "this host's own address)", (GAME_SHARD,))
+MAX_GAMES_PER_SHARD = Int("MAX_GAMES_PER_SHARD", 100, "most games one shard holds", (ORCHESTRATOR,), minimum=1)
+ORCHESTRATOR_INTERVAL_MS = Float("ORCHESTRATOR_INTERVAL_MS", 250.0, "how often the orchestrator plans a round",
+                                 (ORCHESTRATOR,), unit="ms", minimum=10.0)
+GAME_SHARDS = Int("GAME_SHARDS", 1, "how many game shards `arbees up` runs (local and compose)", (ARBEES,), minimum=1)
 
 # --- strategy: edges, sizing, fees ---
 MIN_EDGE_PCT = Float("MIN_EDGE_PCT", 0.5, "least edge after fees to signal", ARB, unit="%", minimum=0.0)

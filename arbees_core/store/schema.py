@@ -181,6 +181,13 @@ def _positions(conn: psycopg.Connection) -> bool:
     return True
 
 
+def _game_assignments(conn: psycopg.Connection) -> bool:
+    from arbees_core.store.assignments import ASSIGNMENT_TABLES
+
+    conn.execute(ASSIGNMENT_TABLES)
+    return True
+
+
 def _timescale(conn: psycopg.Connection) -> bool:
     """Make paper_trades a hypertable when TimescaleDB can be loaded; False (not recorded) when it cannot, so a
     server that gains the extension later is converted on the next start."""
@@ -218,6 +225,7 @@ MIGRATIONS: Final[list[tuple[str, Callable[[psycopg.Connection], bool]]]] = [
     (TIMESCALE_MIGRATION, _timescale),
     ("0003_positions", _positions),
     ("0004_position_marks", _position_marks),
+    ("0005_game_assignments", _game_assignments),
 ]
 
 

@@ -203,6 +203,19 @@ class ZmqSubscriber(Subscriber):
                 raise TransportError(f"Cannot connect {name} to {endpoint!r}: {e.strerror}") from None
             log.info("%s connecting to %s (topics %s)", name, endpoint, ", ".join(prefixes) or "all")
 
+    def add_endpoint(self, endpoint: str) -> bool:
+        """Connect to one more publisher (a game shard that joined); False when already connected to it."""
+        if endpoint in self.endpoints or self._closed:
+            return False
+        try:
+            self._sock.connect(endpoint)
+        except zmq.ZMQError as e:
+            log.warning("%s cannot connect to %r: %s", self.name, endpoint, e.strerror)
+            return False
+        self.endpoints.append(endpoint)
+        log.info("%s connecting to %s (a new publisher)", self.name, endpoint)
+        return True
+
     @property
     def spin_us(self) -> int:
         return self._spin_ns // 1000

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from arbees_core.config import read_dotenv, write_dotenv_value
-from arbees_core.registry import SERVICES, spec
+from arbees_core.registry import SERVICES, shard_number, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_
 from arbees_core.runtime.preflight import SettingsError
 from arbees_core.validation.playbook import (
@@ -284,8 +284,17 @@ def _env_equals(ctx: RunContext, step: EnvEquals) -> None:
 
 
 def _counter(ctx: RunContext, step: Counter) -> None:
+    """On a stack of several game shards a game_shard counter is checked on every shard, each its own check."""
+    names = [spec(step.service).name]
+    if names == ["game_shard"]:
+        names += [s.name for s in ctx.runtime.status() if shard_number(s.name) not in (None, 1)]
+    for name in names:
+        _counter_of(ctx, step, name, len(names) > 1)
+
+
+def _counter_of(ctx: RunContext, step: Counter, name: str, named: bool) -> None:
     def value() -> int:
-        return int(ctx.runtime.metrics(step.service).get("counters", {}).get(step.counter, 0))
+        return int(ctx.runtime.metrics(name).get("counters", {}).get(step.counter, 0))
 
     if step.min is not None:
         n = _poll(step.timeout, lambda: (lambda v: v if v >= step.min else 0)(value())) or value()
@@ -294,8 +303,9 @@ def _counter(ctx: RunContext, step: Counter) -> None:
     ok = (step.min is None or n >= step.min) and (step.max is None or n <= step.max)
     limits = " and ".join(x for x in (f">= {step.min}" if step.min is not None else "",
                                       f"<= {step.max}" if step.max is not None else "") if x)
-    ctx.result.add(step.name or f"{spec(step.service).name} {step.counter} {limits}", ok,
-                   f"{spec(step.service).name} counter {step.counter} = {n} (need {limits})", step.critical)
+    title = step.name or f"{name} {step.counter} {limits}"
+    ctx.result.add(f"{title} ({name})" if named else title, ok, f"{name} counter {step.counter} = {n} "
+                   f"(need {limits})", step.critical)
 
 
 def _sql(ctx: RunContext, step: Sql) -> None:

@@ -20,6 +20,7 @@ from arbees_core.validation.chaos.probe import (
     new_instance,
     reconnected,
 )
+from arbees_core.validation.chaos.failover import check_failover, victim_games
 from arbees_core.validation.results import RunResult
 
 #: The counter a restarted instance's work shows up in (zmq_listener and execution_service in Redis mode: none).
@@ -62,10 +63,15 @@ def kill_service(service: str) -> Any:
             raise ChaosUnavailable(f"{service} is not running ({row.state}); start it with `arbees up {service}`")
         if service == "execution_service":
             await_trading(probe, flow_s)
+        victim = victim_games(probe, service)  # several shards: the games that must move
+        if victim is not None:
+            await_trading(probe, flow_s)
         before = probe.restarts()
         t0_wall, t0_ns, since_ms = time.time(), time.time_ns(), int(time.time() * 1000)
         signals_before = probe.counter(service, "signals_executed")
         probe.fault("kill", service)
+        if victim is not None:  # first: the moves are watched as they happen, before the restarted shard rejoins
+            check_failover(probe, result, victim, t0_ns, flow_s)
         new = new_instance(probe, service, row, 60)
         result.add(f"{service} restarted after kill -9 and the restart counted", bool(new),
                    f"{_describe(row)} -> {_describe(new)}, restarts {row.restarts} -> {new.restarts}, last exit "

@@ -11,7 +11,7 @@ from typing import Any
 
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
-from arbees_core.registry import spec
+from arbees_core.registry import instance_name, spec
 from arbees_core.runtime.base import ServiceStatus, parse_utc
 from arbees_core.topics import (
     EXECUTION_SERVICE,
@@ -95,7 +95,7 @@ class Context:
 
     # status
     def status(self, name: str) -> ServiceStatus | None:
-        return self._status.get(spec(name).name)
+        return self._status.get(instance_name(name))
 
     def running(self, name: str) -> bool:
         st = self.status(name)
@@ -132,7 +132,7 @@ class Context:
     # environment
     def env(self, name: str) -> dict[str, str] | None:
         """The running process's real environment; None (with `env_error`) when it cannot be read."""
-        name = spec(name).name
+        name = instance_name(name)
         if name not in self._env:
             if not self.running(name):
                 self._env[name] = None
@@ -146,12 +146,12 @@ class Context:
         return self._env[name]
 
     def env_error(self, name: str) -> str:
-        return self._env_error.get(spec(name).name, "")
+        return self._env_error.get(instance_name(name), "")
 
     # logs
     def lines(self, name: str) -> list[tuple[datetime | None, str]]:
         """Log lines of the service's current instance (or of the window when its start is unknown), timestamped."""
-        name = spec(name).name
+        name = instance_name(name)
         if name not in self._lines:
             start = self.started(name)
             span = self.since_s
@@ -188,7 +188,7 @@ class Context:
     # metrics
     def metrics(self, name: str) -> dict[str, Any]:
         """The latest snapshot of the *current* instance ({} when the file is from an earlier process)."""
-        name = spec(name).name
+        name = instance_name(name)
         if name not in self._metrics:
             try:
                 snap = dict(self.rt.metrics(name) or {})

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from arbees_core.validation.diagnose import flow  # noqa: F401 - registers the flow probes
+from arbees_core.validation.diagnose import shards  # noqa: F401 - registers the shards probe
 from arbees_core.validation.playbook import PlaybookError  # one error type for every playbook
 from arbees_core.validation.diagnose.context import PLAYBOOK_DIR, TARGETS
 from arbees_core.validation.diagnose.probes import PROBES

@@ -8,7 +8,6 @@ result of a market held here drops its book and queues its `Resolution` (`take_r
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.venues.book import KalshiBook, ReadChanges

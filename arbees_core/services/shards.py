@@ -1,0 +1,237 @@
+"""The shards' control plane as services see it, read from PostgreSQL off the hot path (`store/assignments.py`).
+
+* `ShardMembership` (each game_shard): heartbeats its shard id and PUB endpoint and reads the games it holds and
+  their epochs, every ASSIGNMENT_POLL_MS. It holds nothing while its last successful heartbeat is older than
+  most of SHARD_DEAD_S (the orchestrator gives a silent shard's games away after SHARD_DEAD_S, so a shard cut
+  off from the database stops first), nor while another live instance holds its SHARD_ID.
+* `ShardDirectory` (execution_service, zmq_listener): the live shards' endpoints, which their SUB sockets connect
+  to as shards appear, and every game's newest epoch, which execution_service fences signals with.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from arbees_core import settings as S
+from arbees_core.config import Env
+from arbees_core.store.assignments import ShardView, game_epochs, live_endpoints, shard_heartbeat
+from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
+from arbees_core.store.schema import migrate
+from arbees_core.telemetry.peers import PeerLink
+from arbees_core.topics import GAME_SHARD
+
+if TYPE_CHECKING:
+    from arbees_core.messages import TradingSignal
+
+#: Share of SHARD_DEAD_S after which a shard that could not heartbeat stops evaluating (before it is declared dead).
+SELF_FENCE_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class ShardingConfig:
+    """mode: GAME_ASSIGNMENT, `static` (default: the shard evaluates every game, or those discovery gave its
+    SHARD_ID) or `orchestrator` (only the games the orchestrator assigned it); dead_s: SHARD_DEAD_S (5), seconds
+    without a heartbeat before a shard's games move; poll_s: ASSIGNMENT_POLL_MS (250), how often shards heartbeat
+    and services re-read the assignments; advertise: SHARD_ENDPOINT, the endpoint others connect to for this
+    shard's signals (default tcp://<ZMQ_ADVERTISE_HOST or 127.0.0.1>:<port>; `auto` host = this host's address)."""
+
+    mode: str = "static"
+    dead_s: float = 5.0
+    poll_s: float = 0.25
+    advertise: str = ""
+    advertise_host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, env: Env) -> "ShardingConfig":
+        return cls(mode=env.get(S.GAME_ASSIGNMENT), dead_s=env.get(S.SHARD_DEAD_S),
+                   poll_s=env.get(S.ASSIGNMENT_POLL_MS) / 1000, advertise=env.get(S.SHARD_ENDPOINT),
+                   advertise_host=env.get(S.ZMQ_ADVERTISE_HOST) or "127.0.0.1")
+
+    @property
+    def orchestrated(self) -> bool:
+        return self.mode == "orchestrator"
+
+    def endpoint_for(self, port: int | None) -> str:
+        if self.advertise:
+            return self.advertise
+        host = self.advertise_host
+        if host == "auto":
+            host = socket.gethostbyname(socket.gethostname())
+        return f"tcp://{host}:{port}" if port else ""
+
+
+def shard_service_name(shard_id: str) -> str:
+    """`game_shard` for shard 1 (or no id: the plan's commands name it so), `game_shard_<id>` for the others."""
+    return GAME_SHARD if shard_id in ("", "1") else f"{GAME_SHARD}_{shard_id}"
+
+
+def health_name(environ: dict[str, str]) -> str:
+    """The name a container's service writes its metrics under (what its healthcheck reads): ARBEES_SERVICE, or
+    for an orchestrated game shard `shard_service_name(SHARD_ID)` (a swarm replica's SHARD_ID is its task slot)."""
+    service = environ.get("ARBEES_SERVICE", "")
+    if service == GAME_SHARD and (environ.get("GAME_ASSIGNMENT") or "").lower() == "orchestrator":
+        return shard_service_name(environ.get("SHARD_ID") or "1")
+    return service
+
+
+class DbPoller(threading.Thread):
+    """Runs `poll(conn)` every `interval_s` on a thread of its own, with one connection kept open; the database
+    being unusable is the process's PostgreSQL peer's outage (one line per reason, retried with its backoff)."""
+
+    def __init__(self, database_url: str, interval_s: float, what: str) -> None:
+        super().__init__(name=what, daemon=True)
+        self.database_url = database_url
+        self.interval_s = interval_s
+        self._halt = threading.Event()
+        self._link = PeerLink(postgres_peer(database_url), what)
+        self._conn: psycopg.Connection | None = None
+        self.polls = 0
+
+    def poll(self, conn: psycopg.Connection) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._once()
+            self._halt.wait(self.interval_s if self._link.may_try() else max(self.interval_s, self._link.wait_s()))
+        if self._conn is not None:
+            self._conn.close()
+
+    def _once(self) -> None:
+        if not self._link.may_try():
+            return
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.database_url, retries=0)
+                migrate(self._conn)
+            self.poll(self._conn)
+            self.polls += 1
+            self._link.ok()
+        except (StoreUnavailable, psycopg.Error, OSError) as e:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._link.failed(e, "retrying with backoff")
+
+    def close(self) -> None:
+        self._halt.set()
+        self.join(timeout=3)
+
+
+class ShardMembership(DbPoller):
+    """This shard's registration and the games it holds (game -> epoch)."""
+
+    def __init__(self, database_url: str, cfg: ShardingConfig, shard_id: str, endpoint: str, instance: str,
+                 log: logging.Logger) -> None:
+        super().__init__(database_url, cfg.poll_s, "shard-membership")
+        self.cfg, self.shard_id, self.endpoint, self.instance, self.log = cfg, shard_id, endpoint, instance, log
+        self._games: dict[str, int] = {}
+        self._ok_mono = 0.0
+        self._waiting_logged = False
+        self.view: ShardView | None = None
+
+    def poll(self, conn: psycopg.Connection) -> None:
+        started = time.monotonic()
+        view = shard_heartbeat(conn, self.shard_id, self.endpoint, self.instance, self.cfg.dead_s)
+        if not view.registered:
+            if not self._waiting_logged:
+                self.log.warning("SHARD_ID=%s is held by another live instance (%s); holding no game until it has "
+                                 "been silent for twice SHARD_DEAD_S=%gs", self.shard_id, view.holder, self.cfg.dead_s)
+                self._waiting_logged = True
+            self._games = {}
+            return
+        if self._waiting_logged or self.view is None:
+            self.log.info("Shard %s registered at epoch %d (endpoint %s)", self.shard_id, view.joined_epoch,
+                          self.endpoint or "none")
+            self._waiting_logged = False
+        if self.view is None or view.games != self.view.games:
+            self._log_change(view.games)
+        self.view, self._games, self._ok_mono = view, view.games, started
+
+    def _log_change(self, games: dict[str, int]) -> None:
+        before = self._games
+        gained = sorted(set(games) - set(before))
+        lost = sorted(set(before) - set(games))
+        if gained or lost:
+            self.log.info("Assignments: holding %d games (+%d %s, -%d %s)", len(games), len(gained),
+                          ",".join(gained[:5]), len(lost), ",".join(lost[:5]))
+
+    def epoch_of(self, game_id: str) -> int | None:
+        """The epoch this shard holds `game_id` under, or None: not its game, or its lease is too old to trust."""
+        if time.monotonic() - self._ok_mono > self.cfg.dead_s * SELF_FENCE_SHARE:
+            return None
+        return self._games.get(game_id)
+
+    @property
+    def games(self) -> dict[str, int]:
+        return self._games if time.monotonic() - self._ok_mono <= self.cfg.dead_s * SELF_FENCE_SHARE else {}
+
+
+class ShardDirectory(DbPoller):
+    """The live shards' PUB endpoints and every game's newest epoch."""
+
+    def __init__(self, database_url: str, cfg: ShardingConfig, epochs: bool) -> None:
+        super().__init__(database_url, cfg.poll_s, "shard-directory")
+        self.cfg = cfg
+        self.want_epochs = epochs
+        self.endpoints: dict[str, str] = {}
+        self.epochs: dict[str, int] = {}
+
+    def poll(self, conn: psycopg.Connection) -> None:
+        self.endpoints = live_endpoints(conn, self.cfg.dead_s)
+        if self.want_epochs:
+            self.epochs = game_epochs(conn)
+
+
+class EpochFence:
+    """execution_service's side: follows the shard directory (new shards' endpoints into the signal subscriber,
+    ZMQ mode; in Redis mode every shard writes the one stream) and refuses a signal whose epoch is older than the
+    newest known for its game. An accepted signal raises the game's known epoch, so once the new holder has been
+    heard the old holder's signals are refused even before the directory's next read."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[str, int] = {}
+        self.directory: ShardDirectory | None = None
+        self._next = 0.0
+
+    def start(self, directory: ShardDirectory) -> None:
+        self.directory = directory
+        directory.start()
+
+    def shards(self) -> list[str]:
+        return sorted(self.directory.endpoints) if self.directory is not None else []
+
+    def follow(self, subscriber: object) -> None:
+        now = time.monotonic()
+        if self.directory is None or now < self._next:
+            return
+        self._next = now + self.directory.interval_s
+        add = getattr(subscriber, "add_endpoint", None)
+        if add is not None:
+            for endpoint in self.directory.endpoints.values():
+                add(endpoint)
+        for game, epoch in self.directory.epochs.items():
+            if epoch > self.epochs.get(game, 0):
+                self.epochs[game] = epoch
+
+    def superseded(self, sig: "TradingSignal") -> str:
+        """Why `sig` comes from a superseded epoch, or "" (accepted, or from an unsharded stack: epoch 0)."""
+        if not sig.epoch:
+            return ""
+        newest = self.epochs.get(sig.game_id, 0)
+        if sig.epoch < newest:
+            return (f"superseded: shard {sig.shard_id} held {sig.game_id} under epoch {sig.epoch}, the game's "
+                    f"current epoch is {newest}")
+        self.epochs[sig.game_id] = sig.epoch
+        return ""
+
+    def close(self) -> None:
+        if self.directory is not None:
+            self.directory.close()

@@ -1,0 +1,150 @@
+"""The Docker Swarm stack (`docker-stack.yml`) on a single-node swarm: three game_shard replicas (shard id = task
+slot) trade with the games spread over them, a killed replica's games trade again on the others within
+SHARD_DEAD_S + 5 s, and `docker service scale` adds a shard that takes games. Marked `docker`: it needs the engine,
+holds the engine lock (`tests/docker_support.py`) and removes the stack, its volumes and the node labels it added
+(swarm mode stays on)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import eventually
+from tests.docker_support import IMAGE, ROOT, build_image, engine_lock, engine_reason, run, unavailable
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]  # the image build, then the stack
+
+STACK = "arbeeswarm"
+DEAD_S = 3.0
+LABELS = ("arbees.db=true", "arbees.venues=true")
+
+
+class Swarm:
+    """The deployed stack and the commands an operator runs against it."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    def container(self, service: str, slot: int | None = None) -> str:
+        out = run(["docker", "ps", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}",
+                   "--format", '{{.ID}} {{.Label "com.docker.swarm.task.name"}}'], timeout=30).stdout.split("\n")
+        for line in out:
+            if line.strip() and (slot is None or f"_{service}.{slot}." in line):
+                return line.split()[0]
+        return ""
+
+    def psql(self, query: str) -> list[list[str]]:
+        cid = self.container("timescaledb")
+        done = run(["docker", "exec", cid, "psql", "-U", "arbees", "-d", "arbees", "-tAF", "|", "-c", query],
+                   timeout=60)
+        return [ln.split("|") for ln in done.stdout.splitlines() if ln.strip()] if done.returncode == 0 else []
+
+    def signals(self, since_ms: int = 0) -> list[dict]:
+        cid = self.container("redis")
+        done = run(["docker", "exec", cid, "redis-cli", "--raw", "XRANGE", "signals:trades", f"{since_ms}-0", "+"],
+                   timeout=60)
+        out = []
+        for line in done.stdout.splitlines():
+            if line.startswith("{") and '"signal_id"' in line:
+                out.append(json.loads(line))
+        return out
+
+    def held(self) -> dict[str, str]:
+        return {g: s for g, s in self.psql("SELECT game_id, shard_id FROM game_assignments WHERE shard_id IS NOT NULL")}
+
+    def dump(self) -> str:
+        """What an operator looks at when the stack does not trade: services, tasks, and the logs that matter."""
+        parts = [run(["docker", "service", "ls", "--filter", f"label=com.docker.stack.namespace={STACK}"],
+                     timeout=30).stdout,
+                 run(["docker", "stack", "ps", "--no-trunc", "--format", "{{.Name}} {{.CurrentState}} {{.Error}}",
+                      STACK], timeout=30).stdout]
+        for service in ("orchestrator", "game_shard", "execution_service", "market-discovery"):
+            logs = run(["docker", "service", "logs", "--tail", "15", f"{STACK}_{service}"], timeout=30)
+            parts.append(f"--- {service}\n{logs.stdout[-2500:]}{logs.stderr[-800:]}")
+        parts.append(str(self.psql("SELECT shard_id, endpoint, joined_epoch, seen_epoch, heartbeat_at FROM game_shards")))
+        return "\n".join(parts)
+
+    def executed(self) -> set[str]:
+        return {r[0] for r in self.psql("SELECT signal_id FROM executed_signals")}
+
+
+def _swarm_active() -> bool:
+    return run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], timeout=30).stdout.strip() == "active"
+
+
+def _remove_stack(node: str) -> None:
+    run(["docker", "stack", "rm", STACK], timeout=120)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+            run(["docker", "ps", "-aq", "--filter", f"label=com.docker.stack.namespace={STACK}"], timeout=30).stdout.strip()
+            or run(["docker", "network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}"],
+                   timeout=30).stdout.strip()):
+        time.sleep(1)
+    vols = run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}"],
+               timeout=30).stdout.split()
+    if vols:
+        run(["docker", "volume", "rm", *vols], timeout=120)
+    for label in LABELS:
+        run(["docker", "node", "update", "--label-rm", label.split("=")[0], node], timeout=30)
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[Swarm]:
+    reason = engine_reason()
+    if reason:
+        unavailable(reason)
+    with engine_lock():
+        if not _swarm_active():
+            init = run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], timeout=120)
+            assert init.returncode == 0, init.stderr
+        node = run(["docker", "info", "--format", "{{.Swarm.NodeID}}"], timeout=30).stdout.strip()
+        build_image()
+        for label in LABELS:
+            run(["docker", "node", "update", "--label-add", label, node], timeout=30, check=True)
+        env = {**os.environ, "ARBEES_IMAGE": IMAGE, "GAME_SHARDS": "3", "SHARD_DEAD_S": str(DEAD_S),
+               "HEARTBEAT_INTERVAL_SECS": "0.5", "SIM_GAMES": "6"}
+        try:
+            deploy = run(["docker", "stack", "deploy", "-c", str(ROOT / "docker-stack.yml"), STACK], env=env,
+                         timeout=300)
+            assert deploy.returncode == 0, deploy.stderr
+            yield Swarm(node)
+        finally:
+            _remove_stack(node)
+
+
+def test_swarm_stack_trades_on_three_shard_replicas_fails_over_and_scales(swarm: Swarm) -> None:
+    try:
+        _trades_fails_over_and_scales(swarm)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{swarm.dump()}") from None
+
+
+def _trades_fails_over_and_scales(swarm: Swarm) -> None:
+    eventually(lambda: set(swarm.held().values()) == {"1", "2", "3"}, 180, interval=2,
+               what="the games spread over shard replicas 1, 2, 3")
+    eventually(lambda: {str(s.get("shard_id")) for s in swarm.signals()} >= {"1", "2", "3"}, 120, interval=2,
+               what="signals from all three replicas")
+    assert swarm.executed(), "execution_service traded"
+    # failover: kill replica 2's container; swarm reschedules slot 2, which rejoins after twice SHARD_DEAD_S
+    lost = {g for g, s in swarm.held().items() if s == "2"}
+    kill_ms = int(time.time() * 1000)
+    run(["docker", "kill", swarm.container("game_shard", 2)], timeout=30, check=True)
+    eventually(lambda: all(swarm.held().get(g) not in (None, "2") for g in lost), DEAD_S + 5, interval=0.5,
+               what="replica 2's games moved to live replicas")
+
+    def moved_trade() -> dict | None:
+        executed = swarm.executed()
+        return next((s for s in swarm.signals(kill_ms) if s["game_id"] in lost and s.get("shard_id") != "2"
+                     and s["signal_id"] in executed), None)
+
+    first = eventually(moved_trade, 60, interval=1, what="a moved game traded on another replica")
+    gap_s = (int(first["ts_detect_ns"]) / 1e6 - kill_ms) / 1000
+    print(f"swarm failover gap: {gap_s:.2f} s ({first['game_id']} on shard {first['shard_id']})")
+    assert gap_s <= DEAD_S + 5
+    # scale: a fourth replica joins and takes a share
+    run(["docker", "service", "scale", "-d", f"{STACK}_game_shard=4"], timeout=60, check=True)
+    eventually(lambda: "4" in set(swarm.held().values()), 180, interval=2, what="replica 4 holds games")
