@@ -132,10 +132,26 @@ def heartbeat_topic(service: str) -> str:
 _FAMILIES_BY_LENGTH = sorted(Family, key=lambda f: -len(f.value))
 
 
-@functools.lru_cache(maxsize=65536)
+#: Families with a topic per signal, per order or per resolved market: each topic is seen once or twice, so
+#: caching their family would only keep every topic ever seen (the cache held one per signal and trade result, a
+#: few MB/h in each service at a signal per second).
+_PER_MESSAGE_FAMILIES = (Family.SIGNALS, Family.RESULTS, Family.RESOLUTIONS)
+#: Bound of the family cache of the other topics (one per market and family, and one per service's heartbeat).
+TOPIC_CACHE_MAX = 4096
+
+
 def family_of(topic: str) -> Family | None:
-    """The family a topic belongs to, or None for a topic outside the contract. Cached: it runs two or three
-    times per message on every hot path, and the set of topics (one per market) is small and stable."""
+    """The family a topic belongs to, or None for a topic outside the contract. It runs two or three times per
+    message on every hot path: a price or heartbeat topic's family is cached (at most TOPIC_CACHE_MAX topics, the
+    least recently used go first), a per-message topic's is not."""
+    for fam in _PER_MESSAGE_FAMILIES:
+        if topic.startswith(fam.value):
+            return fam
+    return _family_of_recurring(topic)
+
+
+@functools.lru_cache(maxsize=TOPIC_CACHE_MAX)
+def _family_of_recurring(topic: str) -> Family | None:
     for fam in _FAMILIES_BY_LENGTH:
         if topic.startswith(fam.value):
             return fam

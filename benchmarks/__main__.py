@@ -34,7 +34,21 @@ def main(argv: list[str] | None = None) -> int:
                         "rows <hop>@spin); 0 skips (default 2000)")
     p.add_argument("--no-compose", action="store_true",
                    help="skip the rows through container networking (<hop>@compose), which need a Docker engine")
+    p.add_argument("--memory", action="store_true",
+                   help="run the memory benchmark instead (benchmarks/memory.py): RSS slope per service after warm-up")
+    p.add_argument("--soak", type=float, default=1800.0, help="--memory: soak seconds, warm-up included (1800)")
+    p.add_argument("--warmup", type=float, default=600.0, help="--memory: seconds left out of the slope (600)")
+    p.add_argument("--tracemalloc", type=int, default=1, help="--memory: ARBEES_TRACEMALLOC frames; 0 = off (1)")
+    p.add_argument("--diagnose", type=float, default=300.0,
+                   help="--memory: seconds between the two snapshots taken when a service is not flat (300)")
     a = p.parse_args(argv)
+    if a.memory:
+        from benchmarks.memory import MemoryConfig
+        from benchmarks.memory_cli import run_and_report as run_memory
+
+        return run_memory(MemoryConfig(duration_s=a.soak, warmup_s=a.warmup, tracemalloc_frames=max(0, a.tracemalloc),
+                                       diagnose_s=a.diagnose),
+                          a.json)
     return run_and_report(a.quick, a.json, a.rate, a.duration, a.markdown, a.rt_priority, a.spin_us,
                           not a.no_compose)
 

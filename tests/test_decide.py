@@ -316,6 +316,37 @@ def test_memory_growth_is_debug_with_the_slope_in_the_reason() -> None:
     assert "> limit 2 MB/h" in memory["reason"] and "n=13 samples" in memory["reason"]
 
 
+def _memory_only(samples: int, interval_s: float, fill_mb: float, fill_s: float) -> dict[str, Any]:
+    """Phase 5 samples whose RSS climbs `fill_mb` over the first `fill_s` seconds (caches filling), then stays."""
+    result = make_phase5(samples=samples, interval_s=interval_s)
+    for s in result["data"]["samples"]:
+        for view in s["services"].values():
+            view["rss_mb"] = round(view["rss_mb"] + fill_mb * min(1.0, s["t_s"] / fill_s), 3)
+    return result
+
+
+def test_memory_leaves_the_warm_up_out_so_caches_that_fill_then_stay_read_flat() -> None:
+    from arbees_core.validation.decide import memory_row
+
+    samples = _memory_only(samples=60, interval_s=30.0, fill_mb=8.0, fill_s=240.0)["data"]["samples"]
+    flat = memory_row(samples, load_thresholds())
+    assert flat.verdict == GO and "after the 5-min warm-up" in flat.reason
+    assert flat.ci is not None and -2 < flat.ci[0] and flat.ci[1] < 2
+    counted = memory_row(samples, load_thresholds(overrides={"memory_warmup_s": 0}))
+    assert counted.verdict == DEBUG and "RSS growing" in counted.reason  # the fill itself, read as growth
+
+
+def test_a_short_soak_says_how_little_it_proves_about_memory_never_go() -> None:
+    from arbees_core.validation.decide import memory_row
+
+    quick = make_phase5(samples=8, interval_s=15.0)["data"]["samples"]  # a 2-minute soak: all of it warm-up
+    row_ = memory_row(quick, load_thresholds())
+    assert row_.verdict == DEBUG and "insufficient data" in row_.reason and "the soak lasted 2.0 min" in row_.reason
+    short = make_phase5(samples=20, interval_s=30.0)["data"]["samples"]  # 10 min: 5 of them after warm-up
+    row_ = memory_row(short, load_thresholds())
+    assert row_.verdict == DEBUG and row_.reason.startswith("inconclusive: 5.0 min measured")
+
+
 def test_dropping_message_rate_is_debug() -> None:
     decision = judge("rate-dropping")
     assert decision.decision == DEBUG and decision.decided_by == ["Message rate (mirrored_per_s)"]

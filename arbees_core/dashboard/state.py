@@ -16,12 +16,14 @@ from arbees_core.dashboard.models import (
 )
 from arbees_core.dashboard.windows import LatencyWindow, RateMeter
 from arbees_core.messages import Heartbeat, PriceUpdate, TradeResult, TradingSignal
-from arbees_core.store.mapping_cache import MappingCache
+from arbees_core.store.mapping_cache import MappingCache, prune_books
 from arbees_core.strategy.arb import ArbConfig, direction_edges, is_stale
 from arbees_core.venues.listing import GameMapping, OutcomePair
 
 #: Signals and executed signals kept for the page and the JSON endpoints (oldest dropped first).
 KEEP_EVENTS = 200
+#: How often the books of ended games are forgotten (`LiveState.changes`).
+PRUNE_EVERY_S = 10.0
 
 
 def _bounded_put(store: collections.OrderedDict, key: str, value: object) -> None:
@@ -50,6 +52,7 @@ class LiveState:
         self._dirty_games: set[str] = set()
         self._new_signals: list[str] = []
         self._changed_trades: set[str] = set()
+        self._next_prune = 0.0
 
     # -- the feed thread ----------------------------------------------------------------------------------------
 
@@ -62,7 +65,8 @@ class LiveState:
 
     def on_heartbeat(self, hb: Heartbeat) -> None:
         if hb.feed_live_ns:
-            self._feed_live[hb.src] = hb.feed_live_ns
+            with self._lock:  # `changes` prunes the map on the push task's thread
+                self._feed_live[hb.src] = hb.feed_live_ns
 
     def on_signal(self, sig: TradingSignal) -> None:
         view = SignalView(signal_id=sig.signal_id, game_id=sig.game_id, ts_detect_ns=sig.ts_detect_ns,
@@ -161,8 +165,12 @@ class LiveState:
             return [t.model_copy(deep=True) for t in reversed(list(self._trades.values())[-limit:])]
 
     def changes(self) -> tuple[list[GameView], list[SignalView], list[TradeView]]:
-        """What changed since the previous call: games whose books moved, new signals, new or completed trades."""
+        """What changed since the previous call: games whose books moved, new signals, new or completed trades.
+        Every PRUNE_EVERY_S it also forgets the books of ended games and the feeds gone (`prune_books`)."""
         with self._lock:
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY_S
+                prune_books(self._books, self._feed_live, self.mapping, time.time_ns())
             dirty, self._dirty_games = self._dirty_games, set()
             signals = [self._signals[s].model_copy() for s in self._new_signals if s in self._signals]
             trades = [self._trades[t].model_copy(deep=True) for t in self._changed_trades if t in self._trades]

@@ -10,6 +10,7 @@ from arbees_core.config import ConfigError, Env, state_dir
 from arbees_core.services.execution_orders import leg_policy_from_env
 from arbees_core.services.shards import ShardingConfig
 from arbees_core.strategy.fees import FeeSchedule
+from arbees_core.store.recent_ids import DEFAULT_CAPACITY, DEFAULT_WINDOW_S
 from arbees_core.strategy.risk import RiskLimits
 from arbees_core.topics import EXECUTION_SERVICE_PORT
 
@@ -26,7 +27,9 @@ class ExecutionConfig:
     wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
     often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
     leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`);
-    exit_endpoints: ZMQ_EXIT_ENDPOINT (position_tracker's publisher of exit signals, `services/execution_exits.py`)."""
+    exit_endpoints: ZMQ_EXIT_ENDPOINT (position_tracker's publisher of exit signals, `services/execution_exits.py`);
+    executed_ids_window_s / executed_ids_max: EXECUTED_IDS_WINDOW_S (600, at least SIGNAL_MAX_AGE_MS) /
+    EXECUTED_IDS_MAX (100000), the bounds of the executed signal ids kept in memory (`store/recent_ids.py`)."""
 
     signal_endpoints: list[str]
     price_endpoints: list[str]
@@ -44,6 +47,8 @@ class ExecutionConfig:
     leg_policy: str = "joint"
     sharding: ShardingConfig = ShardingConfig()
     exit_endpoints: tuple[str, ...] = ()
+    executed_ids_window_s: float = DEFAULT_WINDOW_S
+    executed_ids_max: int = DEFAULT_CAPACITY
 
     @classmethod
     def from_env(cls, env: Env) -> "ExecutionConfig":
@@ -52,6 +57,10 @@ class ExecutionConfig:
         database_url = env.get(S.DATABASE_URL)
         if not database_url:
             raise ConfigError("DATABASE_URL is not set: execution_service records paper_trades in PostgreSQL")
+        window_s = env.get(S.EXECUTED_IDS_WINDOW_S)
+        if window_s * 1000 < env.get(S.SIGNAL_MAX_AGE_MS):
+            raise ConfigError(f"EXECUTED_IDS_WINDOW_S: expected at least SIGNAL_MAX_AGE_MS ({env.get(S.SIGNAL_MAX_AGE_MS):g} "
+                              f"ms), was {window_s:g} s")
         return cls(
             signal_endpoints=list(env.get(S.ZMQ_SUB_ENDPOINT)),
             price_endpoints=list(env.get(S.ZMQ_PRICE_ENDPOINTS)),
@@ -69,4 +78,5 @@ class ExecutionConfig:
             leg_policy=leg_policy_from_env(env),
             sharding=ShardingConfig.from_env(env),
             exit_endpoints=tuple(env.get(S.ZMQ_EXIT_ENDPOINT)),
+            executed_ids_window_s=window_s, executed_ids_max=env.get(S.EXECUTED_IDS_MAX),
         )

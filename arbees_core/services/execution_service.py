@@ -54,6 +54,7 @@ from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
 from arbees_core.services.shards import EpochFence, ShardDirectory
 from arbees_core.store.positions import record_legs
+from arbees_core.store.recent_ids import RecentIds
 from arbees_core.store.spool import SpoolRecord, TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids
 from arbees_core.strategy.exits import joint_sell
@@ -91,7 +92,7 @@ class ExecutionService(Service):
         self.kill_switch = KillSwitch(cfg.kill_switch_file, settings.redis_url)
         self.spool = TradeSpool(cfg.spool_path, fsync=cfg.spool_fsync)
         self.writer = TradeWriter(cfg.database_url, self.spool, on_reconnect=self.load_executed)
-        self.executed: set[str] = set()
+        self.executed = RecentIds(cfg.executed_ids_window_s, cfg.executed_ids_max)
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self.outbox: Outbox | None = None
         self._prices: Inbox | None = None
@@ -108,15 +109,17 @@ class ExecutionService(Service):
         return {"writer": self.writer.stats(), "exposure_usd": round(self.positions.exposure_usd, 4),
                 "positions": {**self.positions.summary(time.time_ns()), "known": self.positions_known},
                 "leg_policy": self.cfg.leg_policy, "kill_switch": self.kill_switch.active, "books": len(self.books),
-                "shards": self.fence.shards(), "games_fenced": len(self.fence.epochs)}
+                "executed_ids": len(self.executed), "shards": self.fence.shards(),
+                "games_fenced": len(self.fence.epochs)}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         if not self.announce_mode(stop):
             return
-        store = prepare_store(self.writer, self.log)
-        self.executed, last_signal_seq = store.executed, store.last_seq
+        store = prepare_store(self.writer, self.log, self.cfg.executed_ids_window_s)
+        self.executed.update(store.executed)
+        last_signal_seq = store.last_seq
         if store.positions is None:
             self.writer.request_positions()  # loaded once PostgreSQL is back; nothing trades until then
         self.install_positions(store.positions)
@@ -160,7 +163,7 @@ class ExecutionService(Service):
 
     def load_executed(self, conn: psycopg.Connection) -> None:
         """PostgreSQL usable again after it was not at start: the signals executed before count for idempotency."""
-        self.executed.update(executed_signal_ids(conn))
+        self.executed.update(executed_signal_ids(conn, self.cfg.executed_ids_window_s / 3600))
 
     def _open_inputs(self) -> tuple[Inbox, Inbox | None, PriceFeedThread | None]:
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
@@ -232,7 +235,8 @@ class ExecutionService(Service):
                 self.on_exit(*self._price_thread.exits.get_nowait())
         if not self.positions_known:
             self.install_positions(self.writer.take_positions())
-        self.tick()
+        if self.tick():
+            self.executed.prune()  # the window's age bound holds while no signal comes too
 
     def handle_batch(self, items: list[Received], inbox: Inbox) -> None:
         done: list[Received] = []
@@ -254,9 +258,8 @@ class ExecutionService(Service):
         if loud:
             self.log.info("Received signal via %s: %s", via, sig.signal_id)
             self.log.info("Signal latency: %s", fmt_ms(signal_ns))
-        if sig.signal_id in self.executed:
-            self.metrics.inc("signals_duplicate")
-            self.log.info("Duplicate signal %s ignored: already executed", sig.signal_id)
+        if self.executed.maybe_seen(sig.signal_id, sig.ts_detect_ns):
+            self.on_seen(sig)
             return
         ex = self.execute_legs(sig, loud)
         fill_ns = time.time_ns()
@@ -270,6 +273,18 @@ class ExecutionService(Service):
         self.positions.add(record_legs(record))
         self.note_legging(sig, ex)
         self.finish(sig, results, recv_ns, fill_ns, loud)
+
+    def on_seen(self, sig: TradingSignal) -> None:
+        """A redelivered signal (in the recent window), or one older than the window (it may have been executed
+        and dropped from memory since): neither trades."""
+        if sig.signal_id in self.executed:
+            self.metrics.inc("signals_duplicate")
+            self.log.info("Duplicate signal %s ignored: already executed", sig.signal_id)
+            return
+        self.metrics.inc("signals_beyond_window")
+        if self._limiter.allow("beyond_window"):
+            self.log.warning("Signal %s ignored: detected before the executed-ids window (EXECUTED_IDS_WINDOW_S=%g), "
+                             "it may have been executed already", sig.signal_id, self.cfg.executed_ids_window_s)
 
     def execute_legs(self, sig: TradingSignal, loud: bool) -> Execution:
         """Both legs under the leg policy, or both rejected with the reason (kill switch, expiry, limits)."""

@@ -169,17 +169,17 @@ class StoreState:
     positions: list[LegPosition] | None
 
 
-def prepare_store(writer: TradeWriter, logger: logging.Logger) -> StoreState:
+def prepare_store(writer: TradeWriter, logger: logging.Logger, window_s: float = 48 * 3600.0) -> StoreState:
     """Run migrations and read `StoreState`. With PostgreSQL not usable (down, no such database, wrong password:
     one line), the spool's ids are used; the writer keeps trying with backoff, and when it gets through it migrates
     and adds the database's ids (`on_reconnect`) and loads the open positions (`TradeWriter.request_positions`),
-    until which no signal trades."""
+    until which no signal trades. window_s: how far back the database's ids are read (execution keeps no more)."""
     executed, last_seq = writer.spool.scan()
     positions: list[LegPosition] | None = None
     try:
         with connect(writer.database_url, retries=0, log=logger) as conn:
             migrate(conn)
-            executed |= executed_signal_ids(conn)
+            executed |= executed_signal_ids(conn, window_s / 3600)
             positions = _open_positions(conn, writer.spool)
     except (StoreUnavailable, psycopg.Error) as e:
         writer.mark_unavailable(e, f"trades are spooled to {writer.spool.path} until it is back; retrying with "

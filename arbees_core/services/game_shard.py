@@ -21,7 +21,7 @@ from arbees_core.messages import Heartbeat, PriceRef, PriceUpdate, TradingSignal
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
 from arbees_core.services.shards import ShardingConfig, ShardMembership, shard_service_name
-from arbees_core.store.mapping_cache import MappingCache
+from arbees_core.store.mapping_cache import MappingCache, prune_books
 from arbees_core.strategy.arb import ArbConfig, ArbOpportunity, GameCooldown, best_arb, find_arbs, signal_id_for
 from arbees_core.telemetry.logs import RateLimiter, fmt_ms
 from arbees_core.topics import (
@@ -41,6 +41,8 @@ from arbees_core.transport import (
 
 #: Window over which the best edge seen is kept, for `arbees diagnose game-shard` ("max edge in the last 10 min").
 EDGE_WINDOW_S = 600
+#: How often game_shard forgets what ended games left behind (GameShard.prune).
+PRUNE_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class GameShard(Service):
         self.outbox: Outbox | None = None
         self._prices: Subscriber | None = None
         self._spin_mark = (0, 0)
+        self._next_prune = 0.0
 
     @classmethod
     def from_env(cls, env: Env) -> "GameShard":
@@ -106,6 +109,7 @@ class GameShard(Service):
     def extra_snapshot(self) -> dict[str, Any]:
         return {"min_edge_pct": self.cfg.arb.min_edge_pct, "max_edge_pct_10min": self.max_edge_pct(),
                 "games_mapped": len(self.mapping.games), "markets_seen": len(self.books),
+                "cooldowns": len(self.cooldown), "feeds": len(self.feed_live),
                 "sub_endpoints": self.cfg.sub_endpoints, **self.spin_snapshot(), **self.shard_snapshot()}
 
     def shard_snapshot(self) -> dict[str, Any]:
@@ -148,7 +152,8 @@ class GameShard(Service):
         try:
             while not stop.is_set():
                 self.handle_batch(inbox.receive(self.settings.block_ms))
-                self.tick()
+                if self.tick():
+                    self.prune(time.time_ns())
                 self.mapping.maybe_refresh()
         finally:
             if self.membership is not None:
@@ -224,6 +229,18 @@ class GameShard(Service):
             return None
         self.cooldown.record(game.game_id, now)
         return self.make_signal(best, upd, recv_ns, now, epoch)
+
+    def prune(self, now_ns: int) -> None:
+        """At most every PRUNE_EVERY_S: forget what ended games and gone feeds left behind. The bounds: books and
+        feeds as `prune_books` keeps them (markets mapped now or updated within BOOK_RETAIN_S), cooldowns of the
+        games that signalled within GAME_COOLDOWN_MS."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        gone = prune_books(self.books, self.feed_live, self.mapping, now_ns)
+        self.cooldown.prune(now_ns)
+        if gone:
+            self.metrics.inc("books_pruned", gone)
 
     def _valid_ns(self, upd: PriceUpdate) -> int:
         return max(upd.ts_origin_ns, self.feed_live.get(upd.src, 0))

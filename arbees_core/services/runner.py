@@ -32,6 +32,9 @@ from arbees_core.registry import spec
 from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
+from arbees_core.telemetry.memtrace import TRIM_EVERY_S, trim_heap
+from arbees_core.telemetry.memtrace import frames_from_env as memtrace_frames
+from arbees_core.telemetry.memtrace import install as install_memtrace
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
 from arbees_core.telemetry.prometheus import Exporter, MetricsEndpoint
 from arbees_core.telemetry.peers import PeerLink, describe, peers_view
@@ -42,7 +45,7 @@ from arbees_core.transport.redis import REDIS_ERRORS, connect_redis, make_client
 
 class HealthReporter(threading.Thread):
     """Writes each metrics snapshot to `.arbees/metrics/<service>.json` and to Redis `arbees:health:<service>`
-    (TTL = 3 heartbeats), off the hot path. Redis being unusable only costs the key (one line per reason, through
+    (TTL = 3 heartbeats), off the hot path, and every TRIM_EVERY_S returns the C heap's free pages (`trim_heap`). Redis being unusable only costs the key (one line per reason, through
     the process's Redis peer), retried with backoff."""
 
     def __init__(self, service: str, redis_url: str, interval_s: float) -> None:
@@ -54,6 +57,7 @@ class HealthReporter(threading.Thread):
         self._client: redis.Redis | None = None
         self._link = PeerLink(redis_peer(redis_url), "health reporting")
         self._folder = state_dir() / "metrics"
+        self._next_trim = time.monotonic() + TRIM_EVERY_S
 
     def submit(self, snap: dict[str, Any]) -> None:
         try:
@@ -76,6 +80,9 @@ class HealthReporter(threading.Thread):
             except OSError as e:
                 log.warning("Cannot write metrics snapshot to %s: %s", self._folder, e)
             self._to_redis(snap)
+            if time.monotonic() >= self._next_trim:  # off the hot path: this thread has nothing else to do now
+                self._next_trim = time.monotonic() + TRIM_EVERY_S
+                trim_heap()
 
     def _to_redis(self, snap: dict[str, Any]) -> None:
         if not self._link.may_try():
@@ -256,6 +263,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     stop = stop_on_signals(log)
     try:
         Env().check(service_cls.name)
+        install_memtrace(service_cls.name, memtrace_frames(Env()), log)  # first: what the service builds is traced
         service = service_cls.from_env(Env())
         priority = rt_priority(Env())
         metrics_endpoint = MetricsEndpoint.from_env(Env())

@@ -92,6 +92,9 @@ METRICS_PORT = Int("METRICS_PORT", 0, "Prometheus text endpoint (0 = off by hand
 METRICS_HOST = Str("METRICS_HOST", _LOCAL, "host the Prometheus endpoint binds", PIPELINE)
 ARBEES_CONFIG_ERROR = Choice("ARBEES_CONFIG_ERROR", "exit", "on a configuration error: exit with code 2, or hold "
                              "until SIGTERM (under a restart policy)", PIPELINE, choices=("exit", "hold"))
+ARBEES_TRACEMALLOC = Int("ARBEES_TRACEMALLOC", 0, "trace allocations with N frames; SIGUSR2 writes a snapshot to "
+                         "`.arbees/tracemalloc/` (0 = off; costs CPU: for `bench --memory`)", PIPELINE, minimum=0,
+                         maximum=100)
 ARBEES_RT_PRIORITY = Int("ARBEES_RT_PRIORITY", 10, "SCHED_FIFO priority of the hot path's receiving threads where "
                          "permitted (0 = off)", PIPELINE, minimum=0, maximum=98)
 ARBEES_HOME = Str("ARBEES_HOME", "", "the project folder (`.env`, `.arbees/`)", (*PIPELINE, ARBEES),
@@ -225,6 +228,11 @@ LEG_POLICY = Choice("LEG_POLICY", "joint", "how the two legs are filled (README:
                     (EXECUTION_SERVICE,), choices=("joint", "sequential"))
 SIGNAL_MAX_AGE_MS = Float("SIGNAL_MAX_AGE_MS", 5000.0, "a signal older than this is rejected", (EXECUTION_SERVICE,),
                           unit="ms", minimum=1.0)
+EXECUTED_IDS_WINDOW_S = Float("EXECUTED_IDS_WINDOW_S", 600.0, "executed signal ids kept in memory this long (at least "
+                              "SIGNAL_MAX_AGE_MS; older signals are refused)", (EXECUTION_SERVICE,), unit="s",
+                              minimum=1.0)
+EXECUTED_IDS_MAX = Int("EXECUTED_IDS_MAX", 100_000, "at most this many executed signal ids kept in memory",
+                       (EXECUTION_SERVICE,), minimum=1)
 PRICE_DRAIN_MS = Float("PRICE_DRAIN_MS", 2.0, "queued prices are read on each signal and at least this often (ZMQ)",
                        (EXECUTION_SERVICE,), unit="ms", minimum=0.1)
 SPOOL_PATH = Str("SPOOL_PATH", "", "trades spooled while PostgreSQL is away", (EXECUTION_SERVICE, ARBEES),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
 from arbees_core.store.mappings import load_mappings
@@ -95,3 +96,22 @@ class MappingCache:
         self.version += 1
         if changed:
             self.log.info("Loaded market mapping: %d games, %d contracts", len(games), len(by_ticker))
+
+
+#: How long the book of a market not mapped now, and a feed not heard from, are kept (`prune_books`).
+BOOK_RETAIN_S = 300.0
+
+
+def prune_books(books: dict[tuple[str, str], tuple[Any, int]], feed_live: dict[str, int], mapping: MappingCache,
+                now_ns: int, retain_s: float = BOOK_RETAIN_S) -> int:
+    """Forget what ended games and gone monitors left behind in a consumer's latest books (game_shard, the api):
+    keep the books of the markets mapped now and of any market updated within `retain_s` (a new game's markets
+    may be heard before discovery maps them; an ended game's leave the mapping and go quiet), and the feeds
+    (monitor instances, `feed_live_ns` by src) heard of within `retain_s`. Returns how many books went."""
+    retain_ns = retain_s * 1e9
+    gone = [k for k, (_, recv_ns) in books.items() if now_ns - recv_ns > retain_ns and mapping.pair_of(*k) is None]
+    for key in gone:
+        del books[key]
+    for src in [s for s, live_ns in feed_live.items() if now_ns - live_ns > retain_ns]:
+        del feed_live[src]
+    return len(gone)

@@ -178,3 +178,14 @@ class GameCooldown:
     def record(self, game_id: str, now_ns: int) -> None:
         """Remember that `game_id` signalled at `now_ns`."""
         self._last_ns[game_id] = now_ns
+
+    def prune(self, now_ns: int) -> int:
+        """Forget games whose cooldown is over (`ready` says the same without them): the map holds only the games
+        that signalled within the last `cooldown_ms`. Returns how many were forgotten."""
+        over = [g for g, last in self._last_ns.items() if now_ns - last >= self.cooldown_ns]
+        for g in over:
+            del self._last_ns[g]
+        return len(over)
+
+    def __len__(self) -> int:
+        return len(self._last_ns)

@@ -208,7 +208,11 @@ class PositionBook:
         self.realised_pnl_cents += leg.realised_pnl_cents - old.realised_pnl_cents
         self._pairs[leg.pair_id][leg.leg] = leg
         if not leg.open:
-            self._open_by_market.get(leg.market, set()).discard((leg.pair_id, leg.leg))
+            still_open = self._open_by_market.get(leg.market)
+            if still_open is not None:
+                still_open.discard((leg.pair_id, leg.leg))
+                if not still_open:  # a market with no open leg left is not kept
+                    del self._open_by_market[leg.market]
 
     def _drop_closed_pairs(self, pair_ids: set[str]) -> None:
         for pair_id in pair_ids:

@@ -68,7 +68,11 @@ def fmt_ms(ns: int | float) -> str:
 
 class RateLimiter:
     """At most `per_second` events per key (burst of the same size, or `burst`), counting the ones it held back.
-    `RateLimiter(1 / 60, burst=1)`: the first event, then one a minute."""
+    `RateLimiter(1 / 60, burst=1)`: the first event, then one a minute. Its state is bounded: past `MAX_KEYS`
+    keys, those idle long enough to have refilled (their state is the default again) are forgotten, then the
+    least recently used, so a key made of message content cannot grow it without bound."""
+
+    MAX_KEYS = 256
 
     def __init__(self, per_second: float = 10.0, burst: float | None = None) -> None:
         self.per_second = per_second
@@ -85,12 +89,25 @@ class RateLimiter:
         tokens = self._tokens.get(key, self.burst)
         tokens = min(self.burst, tokens + (now - self._last.get(key, now)) * self.per_second)
         self._last[key] = now
+        if len(self._last) > self.MAX_KEYS:
+            self._forget(now)
         if tokens >= 1.0:
             self._tokens[key] = tokens - 1.0
             return True
         self._tokens[key] = tokens
         self.suppressed[key] = self.suppressed.get(key, 0) + 1
         return False
+
+    def _forget(self, now: float) -> None:
+        """Forget refilled keys, then the least recently used ones down to half of MAX_KEYS."""
+        refill_s = self.burst / self.per_second
+        idle = [k for k, last in self._last.items() if now - last >= refill_s]
+        if len(self._last) - len(idle) > self.MAX_KEYS // 2:
+            idle = sorted(self._last, key=self._last.__getitem__)[:len(self._last) - self.MAX_KEYS // 2]
+        for k in idle:
+            self._last.pop(k, None)
+            self._tokens.pop(k, None)
+            self.suppressed.pop(k, None)
 
     def take_suppressed(self, key: str) -> int:
         """How many events under `key` were held back since the last call (and reset it)."""

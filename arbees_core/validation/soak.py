@@ -5,7 +5,8 @@ and the mean `End-to-end latency` of execution_service's log lines. A sample her
 the criteria need ("no crashes", "memory stable", "rates steady", "latency consistent"):
 
 * services: state and restarts (runtime.status()), rss_mb / cpu_pct (runtime.resources(); None when not running;
-  cpu_pct is the share of one core since the previous sample);
+  cpu_pct is the share of one core since the previous sample). Every sample is kept; `arbees decide` judges memory
+  on those from `memory_warmup_s` on (playbooks/decision.yaml), so caches filling at start are not read as growth;
 * error_lines: log lines of every service in the interval with " ERROR " or " CRITICAL " (records, not their
   traceback lines); zmq_error_lines: those of them matching (?i)zmq.*error (the plan's grep);
 * mirrored: zmq_listener log lines with "Mirrored" in the interval (the plan's grep). Those lines are rate-limited

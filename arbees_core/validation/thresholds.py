@@ -31,6 +31,8 @@ class Thresholds:
     rate_drop_pct_per_hour_max: float = 5.0
     stall_samples: int = 2
     memory_slope_mb_per_hour_max: float = 2.0
+    memory_warmup_s: float = 300.0
+    memory_min_span_s: float = 600.0
     lost_max: int = 0
     crashes_max: int = 0
     unhedged_max_contracts: float = 0.0

@@ -1,0 +1,265 @@
+"""The memory benchmark: a soak of the whole pipeline at a high signal rate, each service's RSS slope after warm-up.
+
+Every service (monitors, market_discovery, game_shard, execution_service, zmq_listener, api) runs as a real
+process (`ProcessStack`) on the simulated venues at SIM_RATE venue messages/s per venue, a mispricing every
+`misprice_every_s` (so a signal, a paper fill and a position each time) and games of `game_length_s` (so markets
+resolve, positions settle and new games' markets appear: what a structure keyed by market must survive). RSS is
+read from /proc every `interval_s`. After `warmup_s` (caches filling, the first games ending) the samples are
+fitted with a least-squares line per service: the slope in MB/h with its 95 % t-interval (the fit `arbees decide`
+uses for the soak's memory row). A service is `flat` when the whole interval lies within +-limit, `growing` when
+it lies above +limit, `inconclusive` otherwise.
+
+With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py).
+When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a snapshot (SIGUSR2) at its
+start and one at its end, and the report names the source lines whose live allocations grew most in between. No
+snapshot is taken inside the RSS window: taking one allocates megabytes that fragmentation keeps resident (a step
+in RSS, seen at 3-11 MB per service), and the freed room would then absorb real growth for a while. Tracing
+itself costs CPU and a bounded amount of memory per live block, so it moves no slope of a bounded service.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arbees_core.runtime.ports import free_port
+from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
+from arbees_core.telemetry.memtrace import growth_sites
+from arbees_core.validation.stats import linear_fit
+from benchmarks.common import servers
+
+SERVICES = ("market_discovery", "execution_service", "game_shard", "zmq_listener", "polymarket_monitor",
+            "kalshi_monitor", "api")
+FLAT, GROWING, INCONCLUSIVE = "flat", "growing", "inconclusive"
+#: Fewer samples after warm-up than this, or a shorter span, and a slope says too little to judge: RSS moves in
+#: steps (arenas, dict resizes), and a few minutes of them fit a steep line either way.
+MIN_SAMPLES = 10
+MIN_SPAN_S = 600.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """duration_s: the whole soak, warm-up included; warmup_s: left out of the fit (10 min: the api's windows hold 5
+    minutes, and an ended game's books are kept 5 minutes after its 2-minute game; every cache is full by then);
+    interval_s: between RSS
+    samples; sim_rate: venue messages/s per venue (SIM_RATE); misprice_every_s: SIM_MISPRICE_EVERY_S;
+    game_length_s: SIM_GAME_LENGTH_S; limit_mb_h: a slope interval within +-this is flat; tracemalloc_frames:
+    ARBEES_TRACEMALLOC for every service (0: no tracing, no growth sites); diagnose_s: between the two snapshots
+    taken after the RSS window when a service is not flat."""
+
+    duration_s: float = 1800.0
+    warmup_s: float = 600.0
+    interval_s: float = 10.0
+    sim_rate: float = 100.0
+    misprice_every_s: float = 1.0
+    game_length_s: float = 120.0
+    limit_mb_h: float = 1.0
+    tracemalloc_frames: int = 1
+    diagnose_s: float = 300.0
+    zmq: bool = True
+
+    def env(self) -> dict[str, str]:
+        return {"SIM_GAMES": "8", "SIM_RATE": f"{self.sim_rate:g}", "SIM_MISPRICE_AT_S": "",
+                "SIM_MISPRICE_EVERY_S": f"{self.misprice_every_s:g}", "SIM_MISPRICE_DURATION_MS": "300",
+                "SIM_GAME_LENGTH_S": f"{self.game_length_s:g}", "GAME_COOLDOWN_MS": "500",
+                "MAX_EXPOSURE_USD": "1000000000", "LOG_SAMPLE_PER_SEC": "2", "HEARTBEAT_INTERVAL_SECS": "1",
+                "MIRROR_LOG_PER_SEC": "1", "DISCOVERY_INTERVAL_S": "10", "ARBEES_TRACEMALLOC": str(self.tracemalloc_frames),
+                "API_PORT": str(free_port())}
+
+
+@dataclass
+class ServiceMemory:
+    """One service's RSS series (t_s, rss_mb) and its judgement after warm-up."""
+
+    name: str
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    slope_mb_h: float | None = None
+    ci_mb_h: tuple[float, float] | None = None
+    n: int = 0
+    rss_start_mb: float | None = None
+    rss_end_mb: float | None = None
+    verdict: str = INCONCLUSIVE
+    reason: str = ""
+    growth_sites: list[dict[str, Any]] = field(default_factory=list)
+    traced_mb: tuple[float, float] | None = None
+    restarts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ci_mb_h"] = list(self.ci_mb_h) if self.ci_mb_h else None
+        out["samples"] = [[round(t, 1), round(m, 3)] for t, m in self.samples]
+        return out
+
+
+@dataclass
+class MemoryResult:
+    config: MemoryConfig
+    services: list[ServiceMemory] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    decide_row: dict[str, Any] = field(default_factory=dict)
+
+    def verdict(self) -> str:
+        verdicts = {s.verdict for s in self.services}
+        if not self.services or INCONCLUSIVE in verdicts and GROWING not in verdicts:
+            return INCONCLUSIVE
+        return GROWING if GROWING in verdicts else FLAT
+
+    def exit_code(self) -> int:
+        return {FLAT: 0, GROWING: 1, INCONCLUSIVE: 2}[self.verdict()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "verdict": self.verdict(), "elapsed_s": round(self.elapsed_s, 1),
+                "decide_memory_row": self.decide_row,
+                "services": [s.to_json() for s in self.services], "counters": self.counters, "notes": self.notes}
+
+
+def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95) -> None:
+    """Fit the samples after warm-up and set slope, interval and verdict (see the module docstring)."""
+    points = [(t, m) for t, m in svc.samples if t >= warmup_s]
+    svc.n = len(points)
+    if points:
+        svc.rss_start_mb, svc.rss_end_mb = points[0][1], points[-1][1]
+    if len(points) < MIN_SAMPLES or len({t for t, _ in points}) < 2:
+        svc.verdict, svc.reason = INCONCLUSIVE, (f"{len(points)} samples after the {warmup_s:g} s warm-up, "
+                                                 f"need {MIN_SAMPLES}: the soak is too short to judge")
+        return
+    fit = linear_fit([t / 3600 for t, _ in points], [m for _, m in points], conf)
+    svc.slope_mb_h, svc.ci_mb_h = fit.slope, (fit.slope_lo, fit.slope_hi)
+    span = points[-1][0] - points[0][0]
+    if span < MIN_SPAN_S:
+        svc.verdict, svc.reason = INCONCLUSIVE, (f"{span / 60:.1f} min measured after warm-up, need "
+                                                 f"{MIN_SPAN_S / 60:g}: too short to tell a leak from filling caches")
+    elif svc.restarts:
+        svc.verdict, svc.reason = INCONCLUSIVE, f"the process changed {svc.restarts} time(s) during the soak"
+    elif -limit <= fit.slope_lo and fit.slope_hi <= limit:
+        svc.verdict, svc.reason = FLAT, f"interval within +-{limit:g} MB/h"
+    elif fit.slope_lo > limit:
+        svc.verdict, svc.reason = GROWING, f"interval above +{limit:g} MB/h"
+    else:
+        svc.verdict, svc.reason = INCONCLUSIVE, f"interval reaches past +-{limit:g} MB/h"
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process in MB (VmRSS), None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def run_memory(cfg: MemoryConfig, folder: Path, progress: Progress | None = None) -> MemoryResult:
+    """Start the pipeline, sample every service's RSS for `cfg.duration_s`, judge each service; when one is not flat
+    (and tracing is on), find its growing lines over `cfg.diagnose_s` more; stop the pipeline."""
+    say = progress or (lambda _line: None)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = MemoryResult(cfg)
+    with servers(folder / "servers") as srv:
+        env = {**pipeline_env(cfg.zmq, srv.redis_url, srv.database_url, folder), **cfg.env()}
+        stack = ProcessStack(folder, env)
+        try:
+            say("starting the pipeline")
+            start_pipeline(stack, cfg.zmq)
+            stack.start("api")
+            wait_for(lambda: stack.counter("execution_service", "signals_executed") > 0, 120, "a first fill", stack)
+            result.services = _sample(stack, cfg, say)
+            for svc in result.services:
+                judge(svc, cfg.warmup_s, cfg.limit_mb_h)
+            result.counters = {f"{n}.{k}": int(stack.metrics(n).get("counters", {}).get(k, 0)) for n, k in (
+                ("execution_service", "signals_executed"), ("execution_service", "positions_settled"),
+                ("game_shard", "prices_rx"), ("game_shard", "signals_published"), ("zmq_listener", "mirrored"))}
+            suspects = [s for s in result.services if s.verdict != FLAT]
+            if suspects and cfg.tracemalloc_frames:
+                _diagnose(stack, cfg, folder, suspects, say)
+        finally:
+            stack.stop_all()
+    if cfg.tracemalloc_frames == 0:
+        result.notes.append("tracemalloc off (--tracemalloc 0): no growth sites")
+    result.decide_row = decide_memory_row(result)
+    return result
+
+
+def decide_memory_row(result: MemoryResult) -> dict[str, Any]:
+    """`arbees decide`'s memory row on these samples (its limit from playbooks/decision.yaml, this run's warm-up):
+    what a phase 5 soak like this one would be judged."""
+    from arbees_core.validation.decide import memory_row
+    from arbees_core.validation.thresholds import load_thresholds
+
+    count = min((len(s.samples) for s in result.services), default=0)
+    samples = [{"t_s": result.services[0].samples[i][0],
+                "services": {s.name: {"rss_mb": s.samples[i][1]} for s in result.services}} for i in range(count)]
+    row = memory_row(samples, load_thresholds(overrides={"memory_warmup_s": result.config.warmup_s}))
+    return {"verdict": row.verdict, "reason": row.reason, "target": row.target}
+
+
+def _sample(stack: ProcessStack, cfg: MemoryConfig, say: Progress) -> list[ServiceMemory]:
+    """RSS of every service every `interval_s` until the soak's end."""
+    series = {n: ServiceMemory(n) for n in SERVICES}
+    pids = {n: stack.procs[n].pid for n in SERVICES}
+    t0 = time.monotonic()
+    k = 0
+    while (t := time.monotonic() - t0) < cfg.duration_s:
+        for name, svc in series.items():
+            proc = stack.procs[name]
+            if proc.pid != pids[name] or proc.poll() is not None:
+                svc.restarts += 1
+                pids[name] = proc.pid
+            mb = rss_mb(proc.pid)
+            if mb is not None:
+                svc.samples.append((t, mb))
+        if k % max(1, round(60 / cfg.interval_s)) == 0:
+            say(f"soak {t:.0f}/{cfg.duration_s:.0f}s " + " ".join(
+                f"{n}={s.samples[-1][1]:.1f}MB" for n, s in series.items() if s.samples))
+        k += 1
+        time.sleep(max(0.0, t0 + k * cfg.interval_s - time.monotonic()))
+    return list(series.values())
+
+
+def _diagnose(stack: ProcessStack, cfg: MemoryConfig, folder: Path, suspects: list[ServiceMemory],
+              say: Progress) -> None:
+    """Two tracemalloc snapshots of each suspect, `diagnose_s` apart, and the lines that grew in between."""
+    pids = {s.name: stack.procs[s.name].pid for s in suspects}
+    say(f"not flat: {', '.join(pids)}; tracing what grows over {cfg.diagnose_s:.0f}s more")
+    for round_ in (1, 2):
+        for name in pids:
+            if stack.procs[name].poll() is None:
+                stack.procs[name].send_signal(signal.SIGUSR2)
+        wait_for(lambda: all(len(_snaps(folder, n, p)) >= round_ for n, p in pids.items()), 120,
+                 f"tracemalloc snapshot {round_}", stack, interval=1.0)
+        if round_ == 1:
+            time.sleep(cfg.diagnose_s)
+    for svc in suspects:
+        _sites(svc, folder, pids[svc.name])
+
+
+def _snaps(folder: Path, name: str, pid: int | None) -> list[Path]:
+    found = (folder / ".arbees" / TRACE_FOLDER).glob(f"{name}.{pid}.*.snap")
+    return sorted(found, key=lambda p: int(p.name.split(".")[-2]))
+
+
+def _sites(svc: ServiceMemory, folder: Path, pid: int | None) -> None:
+    snaps = _snaps(folder, svc.name, pid)
+    if len(snaps) < 2:
+        return
+    try:
+        svc.growth_sites, svc.traced_mb = growth_sites(snaps[0], snaps[-1])
+    except (OSError, EOFError, ValueError):
+        return
+
+
+def fmt_ci(ci: tuple[float, float] | None) -> str:
+    if ci is None or not all(math.isfinite(v) for v in ci):
+        return "-"
+    return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"

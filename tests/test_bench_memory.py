@@ -1,0 +1,55 @@
+"""The memory benchmark's judgement (benchmarks/memory.py) on RSS series given to it: flat, growing, too short."""
+
+from __future__ import annotations
+
+import random
+
+from benchmarks.memory import FLAT, GROWING, INCONCLUSIVE, MemoryConfig, MemoryResult, ServiceMemory, judge
+
+
+def _series(minutes: float, fill_mb: float = 0.0, slope_mb_h: float = 0.0, seed: int = 1,
+            name: str = "game_shard") -> ServiceMemory:
+    """RSS every 10 s: `fill_mb` gained over the first 4 minutes (caches filling), then `slope_mb_h`, plus noise."""
+    rng = random.Random(seed)
+    svc = ServiceMemory(name)
+    for k in range(int(minutes * 6) + 1):
+        t = k * 10.0
+        svc.samples.append((t, 60 + fill_mb * min(1.0, t / 240) + slope_mb_h * t / 3600 + rng.uniform(-0.05, 0.05)))
+    return svc
+
+
+def test_caches_that_fill_during_warm_up_then_stay_read_flat() -> None:
+    svc = _series(30, fill_mb=10)
+    judge(svc, warmup_s=300, limit=1.0)
+    assert svc.verdict == FLAT and svc.ci_mb_h is not None and -1 <= svc.ci_mb_h[0] and svc.ci_mb_h[1] <= 1
+    counted = _series(30, fill_mb=10)
+    judge(counted, warmup_s=0, limit=1.0)
+    assert counted.verdict == GROWING  # without the warm-up, the fill reads as growth
+
+
+def test_a_leak_reads_growing_and_a_short_soak_inconclusive() -> None:
+    leak = _series(30, slope_mb_h=4)
+    judge(leak, warmup_s=300, limit=1.0)
+    assert leak.verdict == GROWING and 3 < (leak.slope_mb_h or 0) < 5
+    short = _series(12)
+    judge(short, warmup_s=300, limit=1.0)
+    assert short.verdict == INCONCLUSIVE and "too short" in short.reason
+
+
+def test_the_run_exits_0_flat_1_growing_2_inconclusive() -> None:
+    result = MemoryResult(MemoryConfig(), [ServiceMemory("a", verdict=FLAT), ServiceMemory("b", verdict=FLAT)])
+    assert result.exit_code() == 0
+    result.services.append(ServiceMemory("c", verdict=INCONCLUSIVE))
+    assert result.exit_code() == 2 and result.verdict() == INCONCLUSIVE
+    result.services.append(ServiceMemory("d", verdict=GROWING))
+    assert result.exit_code() == 1
+
+
+def test_the_report_carries_decides_memory_row_on_the_same_samples() -> None:
+    from benchmarks.memory import decide_memory_row
+
+    flat = MemoryResult(MemoryConfig(), [_series(30, fill_mb=10, seed=s, name=f"s{s}") for s in (1, 2)])
+    assert decide_memory_row(flat)["verdict"] == "GO"
+    leak = MemoryResult(MemoryConfig(), [_series(30, seed=1, name="api"), _series(30, slope_mb_h=4, name="leaky")])
+    row = decide_memory_row(leak)
+    assert row["verdict"] == "DEBUG" and "leaky +3.9" in row["reason"] and "api" not in row["reason"]

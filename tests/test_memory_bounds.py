@@ -1,0 +1,190 @@
+"""What execution_service and game_shard keep per signal, market and feed stays at its bound, however many pass.
+
+Both services run in process (their own code paths: `on_signal`, `on_resolution`, `handle_batch`, `prune`) over
+thousands of signals on games that end one after another, as a long soak would see them. execution_service's
+trades go through its spool into a real PostgreSQL; its results and game_shard's signals go to a publisher that
+only counts (what a socket would carry is not what is under test). Time passing is given to the pruning code as an
+argument, never waited for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import psycopg
+
+from arbees_core.config import Env
+from arbees_core.messages import Heartbeat, Leg, MarketResolution, PriceUpdate, TradingSignal
+from arbees_core.services.execution_service import ExecutionConfig, ExecutionService
+from arbees_core.services.execution_support import prepare_store
+from arbees_core.services.game_shard import GameShard, GameShardConfig
+from arbees_core.store.mapping_cache import BOOK_RETAIN_S
+from arbees_core.store.recent_ids import RecentIds
+from arbees_core.transport import Outbox, Received, TransportSettings
+from arbees_core.transport.base import Delivery, Publisher
+from arbees_core.venues.listing import GameMapping, OutcomePair
+from tests.conftest import eventually
+
+SIGNALS_PER_GAME = 5
+
+
+class _CountingPublisher(Publisher):
+    def __init__(self) -> None:
+        self.sent = 0
+        self.signals = 0
+
+    def send(self, topic: str, payload: bytes) -> None:
+        self.sent += 1
+        self.signals += topic.startswith("signals.trade.")
+
+    def close(self) -> None:
+        pass
+
+
+def _markets(game: int) -> tuple[str, str]:
+    return f"KXNBAGAME-26NOV24G{game:05d}-BOS", f"{9_000_000 + game}"
+
+
+def _price(venue: str, ticker: str, src: str = "", **quote: float) -> PriceUpdate:
+    now = time.time_ns()
+    return PriceUpdate(src=src or f"{venue}_monitor.1", seq=0, ts_origin_ns=now, ts_pub_ns=now, venue=venue,  # type: ignore[arg-type]
+                       ticker=ticker, game_id="", outcome="BOS", **quote)
+
+
+def _signal(n: int, game: int) -> TradingSignal:
+    kalshi, poly = _markets(game)
+    now = time.time_ns()
+    return TradingSignal(src="game_shard.test", seq=n + 1, ts_origin_ns=now, ts_detect_ns=now,
+                         signal_id=f"arb-{n:08x}", game_id=f"G{game}",
+                         legs=[Leg(venue="kalshi", ticker=kalshi, side="yes", limit_price=40.0, qty=5.0),
+                               Leg(venue="polymarket", ticker=poly, side="no", limit_price=55.0, qty=5.0)],
+                         qty=5.0, gross_edge_cents=5.0, edge_cents=3.0, edge_pct=3.1, cost_cents=97.0)
+
+
+def _execution(tmp_path: Path, database_url: str, redis_url: str, max_ids: int) -> tuple[ExecutionService, _CountingPublisher]:
+    env = Env({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+               "KILL_SWITCH_FILE": str(tmp_path / "kill_switch"), "MAX_EXPOSURE_USD": "1000000",
+               "EXECUTED_IDS_MAX": str(max_ids), "LOG_SAMPLE_PER_SEC": "1"})
+    svc = ExecutionService(TransportSettings(redis_url=redis_url), ExecutionConfig.from_env(env))
+    store = prepare_store(svc.writer, logging.getLogger("test"), svc.cfg.executed_ids_window_s)
+    svc.executed.update(store.executed)
+    svc.install_positions(store.positions)
+    svc.writer.start()
+    pub = _CountingPublisher()
+    svc.outbox = Outbox(pub, "execution_service.test", "json", svc.metrics)
+    return svc, pub
+
+
+def test_execution_keeps_a_bounded_window_of_ids_books_and_positions_over_thousands_of_signals(
+        tmp_path: Path, state_dir: Path, database_url: str, redis_url: str) -> None:
+    signals, max_ids = 3000, 200
+    svc, _ = _execution(tmp_path, database_url, redis_url, max_ids)
+    try:
+        for n in range(signals):
+            game = n // SIGNALS_PER_GAME
+            kalshi, poly = _markets(game)
+            svc.books.update(_price("kalshi", kalshi, yes_ask=40.0, yes_ask_size=500.0))
+            svc.books.update(_price("polymarket", poly, no_ask=55.0, no_ask_size=500.0))
+            svc.on_signal(_signal(n, game), time.time_ns())
+            if n % SIGNALS_PER_GAME == SIGNALS_PER_GAME - 1:  # the game ends: both markets resolve
+                for venue, ticker in (("kalshi", kalshi), ("polymarket", poly)):
+                    svc.on_resolution(MarketResolution(src="m", seq=0, ts_origin_ns=time.time_ns(), venue=venue,  # type: ignore[arg-type]
+                                                       ticker=ticker, result="yes"))  # type: ignore[arg-type]
+            assert len(svc.executed) <= max_ids
+            assert len(svc.books) <= 2 and svc.positions.open_pairs <= SIGNALS_PER_GAME
+            assert len(svc.positions._open_by_market) <= 2
+        c = svc.metrics.counters
+        assert c["signals_executed"] == signals and c["legs_filled"] == 2 * signals
+        assert len(svc.executed) == max_ids and svc.positions.open_pairs == 0
+
+        svc.on_signal(_signal(signals - 1, (signals - 1) // SIGNALS_PER_GAME), time.time_ns())  # redelivered, recent
+        first = _signal(0, 0)
+        first.ts_detect_ns = first.ts_origin_ns = svc.executed.horizon_ns  # an old one, out of the window by now
+        svc.on_signal(first, time.time_ns())
+        assert c["signals_duplicate"] == 1 and c["signals_beyond_window"] == 1 and c["signals_executed"] == signals
+
+        def stored() -> int:
+            with psycopg.connect(database_url) as conn:
+                return conn.execute("SELECT count(*) FROM executed_signals").fetchone()[0]  # type: ignore[index]
+        eventually(lambda: stored() == signals, timeout=120, what="every executed signal in PostgreSQL, once")
+    finally:
+        svc.writer.close(timeout_s=5.0)
+
+
+def test_recent_ids_bound_by_age_and_count_and_say_what_they_cannot_know() -> None:
+    clock = [1_000]
+    ids = RecentIds(window_s=10, capacity=3, clock_ns=lambda: clock[0])
+    for i in range(5):
+        ids.add(f"s{i}")
+        clock[0] += 1
+    assert len(ids) == 3 and "s0" not in ids and "s4" in ids
+    assert ids.maybe_seen("s1", detected_ns=500) and not ids.maybe_seen("new", detected_ns=clock[0])
+    clock[0] += 11 * 10**9
+    assert ids.prune() == 3 and len(ids) == 0 and ids.horizon_ns == 1_004
+
+
+def _game(g: int) -> GameMapping:
+    kalshi, poly = _markets(g)
+    return GameMapping(game_id=f"G{g}", league="NBA", start_date="2026-11-24", away="MIA", home="BOS",
+                       pairs=(OutcomePair("BOS", kalshi, poly),))
+
+
+def test_game_shard_forgets_ended_games_cooldowns_and_gone_feeds_over_thousands_of_signals() -> None:
+    games = 1000
+    shard = GameShard(TransportSettings(), GameShardConfig.from_env(Env({"MIN_EDGE_PCT": "0.5",
+                                                                        "GAME_COOLDOWN_MS": "0"})))
+    pub = _CountingPublisher()
+    shard.outbox = Outbox(pub, "game_shard.test", "json", shard.metrics)
+    later_ns = 0
+    for g in range(games):
+        shard.mapping._install([_game(g)])  # discovery's refresh: the ended game left, the next one came
+        kalshi, poly = _markets(g)
+        src = f"kalshi_monitor.{g}"  # a monitor restarted: a feed of its own
+        hb = Heartbeat(src=src, seq=1, service="kalshi_monitor", feed_live_ns=time.time_ns())
+        batch = [hb, _price("polymarket", poly, yes_bid=50.0, yes_ask=52.0, no_bid=48.0, no_ask=50.0,
+                            no_ask_size=100.0)]
+        for i in range(SIGNALS_PER_GAME):
+            batch.append(_price("kalshi", kalshi, src=src, yes_bid=38.0, yes_ask=40.0 - i / 10, yes_ask_size=100.0,
+                                no_bid=60.0, no_ask=62.0))
+            shard.handle_batch([Received(topic="", msg=m, recv_ns=time.time_ns(), replay=False,
+                                         delivery=Delivery("", b"", 0)) for m in batch])
+            batch = []
+        later_ns = time.time_ns() + int((BOOK_RETAIN_S + 1) * 1e9)  # as if the retention had passed
+        shard._next_prune = 0.0
+        shard.prune(later_ns)
+        assert len(shard.books) <= 2 and len(shard.cooldown) <= 1 and len(shard.feed_live) <= 1
+    assert pub.signals == games * SIGNALS_PER_GAME
+    assert shard.metrics.counters["books_pruned"] == 2 * (games - 1)
+
+
+def test_latency_histograms_hold_fixed_memory_over_many_distinct_values_and_keep_hdr_percentiles() -> None:
+    from hdrh.histogram import HdrHistogram
+
+    from arbees_core.telemetry import metrics
+
+    hists, plain = metrics.LatencyHistograms(), HdrHistogram(1, 60_000_000, 3)
+    for n in range(20_000):
+        value_us = 1 + (n * 7919) % 5_000_000  # every sample in a bucket of its own, for a long while
+        hists.record_ns("end_to_end", value_us * 1000)
+        plain.record_value(value_us)
+        if n % 2000 == 1999:
+            summary = hists.summary()["end_to_end"]
+            assert len(metrics._COUNTS_INDEX) <= metrics.INDEX_CACHE_MAX and not hists._pending["end_to_end"]
+    assert len(hists._blocks["end_to_end"]) <= 18  # the per-hop state beside HDR's own fixed counts array
+    assert [summary[f"p{p}_us"] for p in (50, 95, 99)] == [plain.get_value_at_percentile(p) for p in (50, 95, 99)]
+
+
+def test_topic_family_cache_keeps_recurring_topics_only_and_at_most_its_bound() -> None:
+    from arbees_core.topics import TOPIC_CACHE_MAX, Family, _family_of_recurring, family_of, price_topic
+
+    _family_of_recurring.cache_clear()
+    for n in range(20_000):  # a signal and its two results each, and a market resolving: none cached
+        assert family_of(f"signals.trade.arb-{n:016x}") is Family.SIGNALS
+        assert family_of(f"trades.result.arb-{n:016x}-{n % 2}") is Family.RESULTS
+        assert family_of(f"markets.resolved.kalshi.K-{n}") is Family.RESOLUTIONS
+    assert _family_of_recurring.cache_info().currsize == 0
+    for n in range(TOPIC_CACHE_MAX + 500):  # markets of many generations of games
+        assert family_of(price_topic("kalshi", f"K-{n}")) is Family.PRICES_KALSHI
+    assert _family_of_recurring.cache_info().currsize == TOPIC_CACHE_MAX
