@@ -24,6 +24,7 @@ import redis
 
 from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from arbees_core.runtime.ports import free_port, free_port_block
+from arbees_core.transport.base import Publisher
 
 
 def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
@@ -78,6 +79,19 @@ def listening_process(port: int, host: str = "127.0.0.1") -> Iterator[subprocess
         proc.kill()
         proc.wait()
 
+
+
+class KeptPublisher(Publisher):
+    """A transport publisher that keeps what it is given (topic, payload), for services driven in process."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, bytes]] = []
+
+    def send(self, topic: str, payload: bytes) -> None:
+        self.frames.append((topic, payload))
+
+    def close(self) -> None:
+        pass
 
 @pytest.fixture(autouse=True)
 def _fresh_peers() -> Iterator[None]:

@@ -8,8 +8,9 @@ from arbees_core.config import Env
 from arbees_core.messages import Heartbeat, TradingSignal, decode
 from arbees_core.services.game_shard import GameShard, GameShardConfig
 from arbees_core.transport import Outbox, Received, TransportSettings
-from arbees_core.transport.base import Delivery, Publisher
+from arbees_core.transport.base import Delivery
 from arbees_core.venues.listing import GameMapping, OutcomePair
+from tests.conftest import KeptPublisher
 from tests.test_messages import _make_price
 
 GAME = GameMapping(game_id="NBA-2026-11-24-MIA-BOS", league="NBA", start_date="2026-11-24", away="MIA", home="BOS",
@@ -17,21 +18,12 @@ GAME = GameMapping(game_id="NBA-2026-11-24-MIA-BOS", league="NBA", start_date="2
                           OutcomePair("MIA", "KXNBAGAME-26NOV24MIABOS-MIA", "222")))
 
 
-class _CapturePublisher(Publisher):
-    def __init__(self) -> None:
-        self.frames: list[tuple[str, bytes]] = []
-
-    def send(self, topic: str, payload: bytes) -> None:
-        self.frames.append((topic, payload))
-
-    def close(self) -> None:
-        pass
 
 
-def _make_shard(**env: str) -> tuple[GameShard, _CapturePublisher]:
+def _make_shard(**env: str) -> tuple[GameShard, KeptPublisher]:
     shard = GameShard(TransportSettings(), GameShardConfig.from_env(Env({"MIN_EDGE_PCT": "0.5", **env})))
     shard.mapping._install([GAME])
-    pub = _CapturePublisher()
+    pub = KeptPublisher()
     shard.outbox = Outbox(pub, "game_shard.test", "json", shard.metrics)
     return shard, pub
 
@@ -54,7 +46,7 @@ def _poly(**kw):
     return _make_price(**{**base, **kw})
 
 
-def _signals(pub: _CapturePublisher) -> list[TradingSignal]:
+def _signals(pub: KeptPublisher) -> list[TradingSignal]:
     return [decode(t, p) for t, p in pub.frames if t.startswith("signals.trade.")]  # type: ignore[misc]
 
 

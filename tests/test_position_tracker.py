@@ -15,24 +15,14 @@ from arbees_core.store.schema import migrate
 from arbees_core.store.trades import insert_records
 from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.topics import price_topic, resolution_topic
-from arbees_core.transport import Delivery, Outbox, Publisher, Received, TransportSettings
+from arbees_core.transport import Delivery, Outbox, Received, TransportSettings
+from tests.conftest import KeptPublisher
 from tests.test_spool import make_record
 
 KALSHI = ("kalshi", "KXNBAGAME-26NOV24MIABOS-BOS")
 POLY = ("polymarket", "1234")
 
 
-class Kept(Publisher):
-    """A publisher that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.frames: list[tuple[str, bytes]] = []
-
-    def send(self, topic: str, payload: bytes) -> None:
-        self.frames.append((topic, payload))
-
-    def close(self) -> None:
-        pass
 
 
 def _received(topic: str, msg: object) -> Received:
@@ -49,7 +39,7 @@ def _resolution(venue: str, ticker: str, result: str) -> Received:
 def tracker(database_url: str, state_dir) -> PositionTracker:
     cfg = TrackerConfig(endpoints=[], port=0, endpoint="", database_url=database_url, fees=FeeSchedule())
     t = PositionTracker(TransportSettings(), cfg)
-    t.outbox = Outbox(Kept(), "tracker.t", "json")
+    t.outbox = Outbox(KeptPublisher(), "tracker.t", "json")
     return t
 
 
