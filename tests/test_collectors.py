@@ -23,6 +23,7 @@ from arbees_core.telemetry.metrics import decode_histogram
 from arbees_core.validation.latency import (collect_windows, new_histogram, subtract, summarize, window_counters,
                                             window_problems)
 from arbees_core.validation.soak import read_samples, run_soak
+from arbees_core.registry import SERVICES
 from tests.conftest import eventually
 
 DOTENV = ("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
@@ -30,8 +31,7 @@ DOTENV = ("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=
 SAMPLE_FIELDS = {"at", "t_s", "services", "error_lines", "zmq_error_lines", "mirrored", "mirrored_per_s",
                  "prices_per_s", "end_to_end", "lost", "rejected", "messages", "malformed", "failed_writes",
                  "risk_rejected", "signals", "leg_misses", "exposure_usd", "unhedged"}
-SERVICE_NAMES = {"market_discovery", "zmq_listener", "kalshi_monitor", "polymarket_monitor", "game_shard",
-                 "execution_service", "api"}
+SERVICE_NAMES = {s.name for s in SERVICES}  # every service of the registry is sampled
 
 
 
