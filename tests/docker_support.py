@@ -99,10 +99,21 @@ def remove_stack() -> None:
             run(["docker", *remove, *ids], timeout=120)
 
 
+_LOCK_DEPTH = [0]  # how deep this process is inside engine_lock(): the lock is this process's once taken
+
+
 @contextlib.contextmanager
 def engine_lock() -> Iterator[None]:
     """One test session on the engine at a time (a second one would rebuild the image under the first and tear
-    its stack down): a second session skips, or under ARBEES_REQUIRE_DOCKER waits for the first to finish."""
+    its stack down): a second session skips, or under ARBEES_REQUIRE_DOCKER waits for the first to finish. Within
+    one session it is re-entrant (the session's compose stack holds it while a later module's swarm takes it)."""
+    if _LOCK_DEPTH[0]:
+        _LOCK_DEPTH[0] += 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH[0] -= 1
+        return
     with open(LOCK_FILE, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -110,9 +121,11 @@ def engine_lock() -> Iterator[None]:
             if not os.environ.get("ARBEES_REQUIRE_DOCKER"):
                 pytest.skip("another test session is using the Docker engine (it holds " + LOCK_FILE + ")")
             fcntl.flock(handle, fcntl.LOCK_EX)
+        _LOCK_DEPTH[0] = 1
         try:
             yield
         finally:
+            _LOCK_DEPTH[0] = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -34,7 +34,8 @@ from arbees_core.store.mappings import save_mappings
 from arbees_core.store.schema import migrate
 from arbees_core.transport import Outbox, TransportSettings
 from arbees_core.venues.listing import GameMapping, OutcomePair
-from tests.test_game_shard import _CapturePublisher, _kalshi, _make_shard, _poly, _received, _signals
+from tests.conftest import KeptPublisher
+from tests.test_game_shard import _kalshi, _make_shard, _poly, _received, _signals
 from tests.test_kalshi_live import WS_PATH, FakeKalshi, snapshot
 from tests.test_polymarket_live import FakeClob, book
 from tests.venue_support import eventually
@@ -59,7 +60,7 @@ class Run:
     keepalives: Callable[[], int]
     keepalive_spacing_s: float  # the server's keep-alives are at least this far apart
     silence: Callable[[], None]
-    publisher: _CapturePublisher = field(default_factory=_CapturePublisher)
+    publisher: KeptPublisher = field(default_factory=KeptPublisher)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def messages(self) -> list[Any]:

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import eventually
-from tests.docker_support import IMAGE, ROOT, build_image, engine_lock, engine_reason, run, unavailable
+from tests.docker_support import (IMAGE, ROOT, build_image, engine_lock, engine_reason, existing_stack,
+                                  left_by_a_test_session, remove_stack, run, unavailable)
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]  # the image build, then the stack
 
@@ -98,6 +99,9 @@ def swarm() -> Iterator[Swarm]:
     if reason:
         unavailable(reason)
     with engine_lock():
+        stack = existing_stack()
+        if stack and left_by_a_test_session(stack):  # this session's compose stack (its tests ran before): the
+            remove_stack()                           # engine is this test's now, two stacks would halve each
         if not _swarm_active():
             init = run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], timeout=120)
             assert init.returncode == 0, init.stderr
