@@ -29,7 +29,6 @@ from arbees_core.messages import (
     DecodeError,
     ExitSignal,
     MarketResolution,
-    PriceRef,
     PriceUpdate,
     TradeResult,
     TradingSignal,
@@ -77,10 +76,6 @@ from arbees_core.transport import (
     TransportSettings,
     make_subscriber,
 )
-
-#: ZMQ mode: how long a signal may wait for the input prices it was derived from to reach execution's books (they
-#: come on another connection; a few hundred microseconds behind at most on a healthy host).
-PRICE_CATCHUP_MS = 5.0
 
 
 class ExecutionService(Service):
@@ -147,8 +142,6 @@ class ExecutionService(Service):
             while not stop.is_set():
                 items = inbox.receive(wait_ms)
                 queued = prices.subscriber.receive(0) if prices is not None else []  # as read, not yet decoded
-                if items and prices is not None:
-                    queued = self.catch_up(items, queued, prices)  # the prices the signals were derived from
                 if items:
                     self.prime_books(items, queued)  # the legs' latest prices first: fills use the latest book
                     self.handle_batch(items, inbox)
@@ -199,36 +192,6 @@ class ExecutionService(Service):
         ~PRICE_DRAIN_MS of prices; `take_prices` then handles every queued price as usual)."""
         self.prime({price_topic(leg.venue, leg.ticker) for i in items if isinstance(i.msg, TradingSignal)
                     for leg in i.msg.legs}, queued)
-
-    def catch_up(self, items: list[Received], queued: list[Delivery], prices: Inbox) -> list[Delivery]:
-        """ZMQ mode: a signal comes monitor -> game_shard -> here, its input prices monitor -> here on another
-        connection, so a price can arrive a moment after the signal derived from it. Wait up to
-        PRICE_CATCHUP_MS for every input price (`TradingSignal.inputs`, by publisher and sequence) to reach the
-        books, so a fill sees at least the book its signal saw; counted (`price_catchup_waits`, and
-        `price_catchup_timeouts` when one never came, e.g. a monitor that died). Returns `queued` with what came."""
-        refs = [r for i in items if isinstance(i.msg, TradingSignal) for r in i.msg.inputs]
-        self.prime({price_topic(r.venue, r.ticker) for r in refs}, queued)
-        missing = [r for r in refs if not self._book_has(r)]
-        if not missing:
-            return queued
-        self.metrics.inc("price_catchup_waits")
-        deadline = time.monotonic() + PRICE_CATCHUP_MS / 1000
-        while missing and time.monotonic() < deadline:
-            more = prices.subscriber.receive(1)
-            if more:
-                queued = queued + more
-                self.prime({price_topic(r.venue, r.ticker) for r in missing}, more)
-                missing = [r for r in missing if not self._book_has(r)]
-        if missing:
-            self.metrics.inc("price_catchup_timeouts")
-        return queued
-
-    def _book_has(self, ref: PriceRef) -> bool:
-        """Whether the book holds the referenced price or a newer one of the same publisher (by time otherwise)."""
-        book = self.books.get(ref.venue, ref.ticker)
-        if book is None:
-            return False
-        return book.seq >= ref.seq if book.src == ref.src else book.ts_pub_ns >= ref.ts_pub_ns
 
     def prime(self, topics: set[str], queued: list[Delivery]) -> None:
         """The newest valid price of each of `topics` among `queued` into the books (not yet counted: the loop
