@@ -45,13 +45,19 @@ def unavailable() -> str:
     return ""
 
 
-def build_image() -> None:
-    args = ["docker", "build", "-q", "-t", IMAGE]
+def build_command(tag: str, context: Path) -> list[str]:
+    """`docker build` of the arbees image with the engine's settings from the environment: ARBEES_BUILD_NETWORK
+    (host where the default bridge cannot reach the package index), PYTHON_IMAGE (the base image)."""
+    args = ["docker", "build", "-q", "-t", tag]
     if os.environ.get("ARBEES_BUILD_NETWORK"):
         args += ["--network", os.environ["ARBEES_BUILD_NETWORK"]]
     if os.environ.get("PYTHON_IMAGE"):
         args += ["--build-arg", f"PYTHON_IMAGE={os.environ['PYTHON_IMAGE']}"]
-    done = subprocess.run([*args, str(ROOT)], capture_output=True, text=True, timeout=1800)
+    return [*args, str(context)]
+
+
+def build_image() -> None:
+    done = subprocess.run(build_command(IMAGE, ROOT), capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"docker build failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
 

@@ -131,12 +131,9 @@ def engine_lock() -> Iterator[None]:
 
 def build_image() -> None:
     """The arbees image of this checkout, built once (`docker build`, classic builder where BuildKit is absent)."""
-    args = ["docker", "build", "-q", "-t", IMAGE]
-    if os.environ.get("ARBEES_BUILD_NETWORK"):
-        args += ["--network", os.environ["ARBEES_BUILD_NETWORK"]]
-    if os.environ.get("PYTHON_IMAGE"):
-        args += ["--build-arg", f"PYTHON_IMAGE={os.environ['PYTHON_IMAGE']}"]
-    run([*args, str(ROOT)], timeout=1200, check=True)
+    from benchmarks.compose import build_command
+
+    run(build_command(IMAGE, ROOT), timeout=1200, check=True)
     run(["docker", "tag", IMAGE, "zmqtools"], check=True)  # what `docker compose --profile tools build` makes
 
 
