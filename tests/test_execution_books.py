@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from arbees_core.messages import Leg, PriceUpdate, TradingSignal, encode
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env
+from arbees_core.polling import eventually
 from arbees_core.topics import price_topic, signal_topic
 from arbees_core.transport import Outbox, TransportSettings
 from arbees_core.transport.zmq import ZmqPublisher
@@ -55,7 +56,8 @@ def _fill(database_url: str, signal_id: str) -> tuple[str, float] | None:
 
 
 def _wait_subscribed(pub: ZmqPublisher, stack: ProcessStack) -> None:
-    wait_for(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}", stack)
+    eventually(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}",
+               details=stack.dump)
 
 
 class Venues:
@@ -77,8 +79,8 @@ class Venues:
 
     def start(self) -> None:
         self.stack.start("execution_service", ZMQ_PUB_PORT=self.env["_PORT_execution_service"])
-        wait_for(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
-                 self.stack)
+        eventually(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
+                   details=self.stack.dump)
         for pub in (self.kalshi, self.poly, self.shard):
             _wait_subscribed(pub, self.stack)
         Outbox(self.poly, "test.poly", "json").publish(price_topic("polymarket", TOKEN), _poly_price())
@@ -87,7 +89,8 @@ class Venues:
         """A signal 40 ms after the last price; its Kalshi leg's fill."""
         time.sleep(0.04)
         self.signals.publish(signal_topic(signal_id), _signal(signal_id))
-        return wait_for(lambda: _fill(self.database_url, signal_id), 30, f"the fill of {signal_id}", self.stack)
+        return eventually(lambda: _fill(self.database_url, signal_id), 30, f"the fill of {signal_id}",
+                          details=self.stack.dump)
 
     def close(self) -> None:
         self.stack.stop_all()
@@ -127,5 +130,5 @@ def test_a_bad_frame_after_the_latest_price_is_counted_and_the_fill_uses_the_las
 
     # Assert: filled against the good price; the bad frame counted under its reason, not traded on
     assert fill == ("partial", 6.0)
-    wait_for(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
-             "the bad frame counted", venues.stack)
+    eventually(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
+               "the bad frame counted", details=venues.stack.dump)
