@@ -84,7 +84,7 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
     assert all(r[3] is not None and r[3] > 0 for r in rows), rows
     assert all(None not in r[4:7] for r in rows), rows
     assert {r[7] for r in rows} == {"zmq" if zmq_mode else "redis"}
-    assert any(r[1] in ("filled", "partial") and r[2] > 0 for r in rows), rows
+    assert any(r[1] in ("filled", "partial") and r[2] > 0 for r in rows), [(r[0], r[1], r[8]) for r in rows]
     with psycopg.connect(database_url) as conn:
         plan_rows = conn.execute(PLAN_PHASE3_SQL).fetchall()
     assert {r[0] for r in plan_rows} == {f"{sig.signal_id}-0", f"{sig.signal_id}-1"}

@@ -151,24 +151,25 @@ class StackProbe:
 
 
 @contextmanager
-def restarted_with(runtime: Any, root: Path, service: str, values: dict[str, str]) -> Iterator[None]:
-    """`service` restarted with `values` set in the project's `.env` for the body (fault injection through the
-    settings it reads at start); `.env` restored exactly and the service restarted again afterwards."""
+def restarted_with(runtime: Any, root: Path, service: str | list[str], values: dict[str, str]) -> Iterator[None]:
+    """`service` (or several) restarted with `values` set in the project's `.env` for the body (fault injection
+    through the settings read at start); `.env` restored exactly and the services restarted again afterwards."""
     from arbees_core.config import write_dotenv_value
 
+    services = [service] if isinstance(service, str) else list(service)
     env_file = root / ".env"
     saved = env_file.read_text() if env_file.exists() else None
     for key, value in values.items():
         write_dotenv_value(key, value, env_file)
     try:
-        runtime.restart([service])
+        runtime.restart(services)
         yield
     finally:
         if saved is None:
             env_file.unlink(missing_ok=True)
         else:
             env_file.write_text(saved)
-        runtime.restart([service])
+        runtime.restart(services)
 
 
 def new_instance(probe: StackProbe, service: str, old: Any, timeout_s: float) -> Any:
