@@ -59,13 +59,13 @@ _LISTENER = ("import socket, sys, time\n"
 @contextlib.contextmanager
 def listening_process(port: int, host: str = "127.0.0.1") -> Iterator[subprocess.Popen]:
     """A real process of its own listening on `host:port` (another program holding a port), stopped on exit."""
-    proc = subprocess.Popen([sys.executable, "-c", _LISTENER, str(port), host], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", "the listener did not start"
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
+    with subprocess.Popen([sys.executable, "-c", _LISTENER, str(port), host], stdout=subprocess.PIPE,
+                          text=True) as proc:  # its exit closes the pipe and waits for the process
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", "the listener did not start"
+            yield proc
+        finally:
+            proc.kill()
 
 
 

@@ -5,6 +5,7 @@ and every change is published as `positions.pair.<id>`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -36,11 +37,12 @@ def _resolution(venue: str, ticker: str, result: str) -> Received:
 
 
 @pytest.fixture
-def tracker(database_url: str, state_dir) -> PositionTracker:
+def tracker(database_url: str, state_dir) -> Iterator[PositionTracker]:
     cfg = TrackerConfig(endpoints=[], port=0, endpoint="", database_url=database_url, fees=FeeSchedule())
     t = PositionTracker(TransportSettings(), cfg)
     t.outbox = Outbox(KeptPublisher(), "tracker.t", "json")
-    return t
+    yield t
+    t.close()
 
 
 def _updates(t: PositionTracker) -> list[PositionUpdate]:

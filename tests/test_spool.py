@@ -132,15 +132,14 @@ while True:
 def test_kill_9_while_appending_leaves_every_complete_line_readable(tmp_path: Path) -> None:
     path = tmp_path / "spool.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], env=env, cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == b"ready", proc.stderr.read() if proc.stderr else b""
-        eventually(lambda: path.stat().st_size > 200_000, timeout=20, what="writer appended a while")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+    with subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], env=env, cwd=str(ROOT),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:  # pipes closed, process waited for
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == b"ready", proc.stderr.read() if proc.stderr else b""
+            eventually(lambda: path.stat().st_size > 200_000, timeout=20, what="writer appended a while")
+        finally:
+            proc.send_signal(signal.SIGKILL)
     data = path.read_bytes()
     complete = data.count(b"\n")
     spool = TradeSpool(path)

@@ -25,6 +25,7 @@ def _price(seq: int) -> PriceUpdate:
 
 
 def _run(*args: str) -> subprocess.Popen[str]:
+    """`zmq-sub ARGS` with its output on pipes; a `with` block closes them and waits for the process."""
     return subprocess.Popen([sys.executable, "-m", "arbees_cli.zmq_sub", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -33,21 +34,21 @@ def test_zmq_sub_prints_a_stream_of_messages_from_a_publisher() -> None:
     port = free_port()
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.bind(f"tcp://127.0.0.1:{port}")
-    proc = _run(f"tcp://127.0.0.1:{port}", "--count", "3", "--timeout", "30")
-    try:
-        seq = [0]
+    with _run(f"tcp://127.0.0.1:{port}", "--count", "3", "--timeout", "30") as proc:
+        try:
+            seq = [0]
 
-        def send_until_done() -> bool:
-            seq[0] += 1
-            for fmt in ("json", "msgpack"):
-                pub.send_multipart([b"prices.kalshi.KXTEST-A", encode(_price(seq[0]), fmt)])
-            return proc.poll() is not None
+            def send_until_done() -> bool:
+                seq[0] += 1
+                for fmt in ("json", "msgpack"):
+                    pub.send_multipart([b"prices.kalshi.KXTEST-A", encode(_price(seq[0]), fmt)])
+                return proc.poll() is not None
 
-        eventually(send_until_done, timeout=30, interval=0.1, what="zmq-sub received 3 messages")
-        out, _ = proc.communicate(timeout=10)
-    finally:
-        proc.kill()
-        pub.close(0)
+            eventually(send_until_done, timeout=30, interval=0.1, what="zmq-sub received 3 messages")
+            out, _ = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+            pub.close(0)
     assert proc.returncode == 0
     lines = out.splitlines()
     assert len(lines) == 3
@@ -59,7 +60,7 @@ def test_zmq_sub_prints_a_stream_of_messages_from_a_publisher() -> None:
 
 
 def test_zmq_sub_stops_on_sigterm_and_says_nothing_arrived() -> None:
-    proc = _run(f"tcp://127.0.0.1:{free_port()}")
-    assert "subscribed to every topic" in proc.stderr.readline()  # its handler is in place from here on
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 1  # stopped, and exit 1: no message arrived
+    with _run(f"tcp://127.0.0.1:{free_port()}") as proc:
+        assert proc.stderr is not None and "subscribed to every topic" in proc.stderr.readline()  # handler in place
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 1  # stopped, and exit 1: no message arrived

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from typing import Any
 import psutil
 
 from arbees_core.config import project_root, redact_env, state_dir
+from arbees_core.polling import eventually
 from arbees_core.registry import SERVICES, instance_name, shard_names, spec
 from arbees_core.runtime.base import (PortProbe, RuntimeError_, ServiceStatus, parse_utc, process_environment,
                                       tcp_probe)
@@ -68,27 +70,21 @@ def _alive(pid: int | None, marker: str = "") -> bool:
         return False
 
 
-def _wait_exited(pids: list[int], timeout_s: float, poll_s: float = 0.05) -> bool:
+def _wait_exited(pids: list[int], timeout_s: float) -> bool:
     """Whether every process of `pids` has exited (a zombie counts) within `timeout_s` seconds."""
-    deadline = time.monotonic() + timeout_s
-    while any(_alive(pid) for pid in pids):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)
-    return True
+    return bool(eventually(lambda: not any(_alive(pid) for pid in pids), timeout_s, interval=0.05, raises=False))
 
 
-def _wait_ports_free(ports: list[int], timeout_s: float, poll_s: float = 0.05) -> list[PortHolder]:
+def _wait_ports_free(ports: list[int], timeout_s: float) -> list[PortHolder]:
     """Wait until every port of `ports` is free (`runtime.ports`); what still holds one after `timeout_s`.
 
     Needed even once every process is reported exited: a multi-threaded process killed by a signal shows as a
     zombie as soon as its main thread has exited, and its sockets close only when its last thread has."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        held = [h for h in map(port_holder, ports) if h is not None]
-        if not held or time.monotonic() >= deadline:
-            return held
-        time.sleep(poll_s)
+    def held() -> list[PortHolder]:
+        return [h for h in map(port_holder, ports) if h is not None]
+
+    eventually(lambda: not held(), timeout_s, interval=0.05, raises=False)
+    return held()
 
 
 class LocalRuntime:
@@ -258,9 +254,11 @@ class LocalRuntime:
         self.stack_file.unlink(missing_ok=True)
         env = {**os.environ, "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state)}
         with open(self.state / "logs" / "supervisor.log", "ab") as out:
-            subprocess.Popen([sys.executable, "-m", "arbees_core.runtime.supervisor", "--services", ",".join(names)],
-                             env=env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
+            proc = subprocess.Popen([sys.executable, "-m", "arbees_core.runtime.supervisor", "--services",
+                                     ",".join(names)], env=env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        # It outlives this command; while this process lives, a thread reaps it (no zombie, no handle dropped running)
+        threading.Thread(target=proc.wait, name="supervisor-reaper", daemon=True).start()
 
     def wait_running(self, names: list[str], timeout_s: float) -> list[ServiceStatus]:
         """Until every named service is past its start (see _settled); a failed start raises with its last log lines."""

@@ -143,8 +143,13 @@ class PositionTracker(Service):
         finally:
             sub.close()
             publisher.close()
-            self._disconnect()
-            self._link.close()
+            self.close()
+
+    def close(self) -> None:
+        """The end of `run`, or of a test that drives the tracker in process: the store connection closed, the
+        PostgreSQL link forgotten."""
+        self._disconnect()
+        self._link.close()
 
     def dispatch(self, item: Received) -> None:
         msg = item.msg
