@@ -54,6 +54,11 @@ def _signals(client: redis.Redis) -> list[TradingSignal]:
     return [decode(f[b"topic"].decode(), f[b"data"]) for _, f in client.xrange("signals:trades")]  # type: ignore[misc]
 
 
+#: Prices game_shard reads after the signal before the test calls it the only one: about 3 s of this stack's flow
+#: (3 games on two simulated venues), several times the mispricing's SIM_MISPRICE_DURATION_MS.
+PRICES_PAST_THE_MISPRICING = 300
+
+
 def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, redis_url: str, database_url: str) -> None:
     stack, zmq_mode = running
     client = redis.Redis.from_url(redis_url)
@@ -67,7 +72,12 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
 
     # Phase 2: the injected mispricing becomes exactly one signal
     eventually(lambda: client.xlen("signals:trades") >= 1, 45, "a signal", details=stack.dump)
-    time.sleep(3.0)  # the mispricing has ended; nothing else may signal
+    # No second signal while game_shard reads on well past the mispricing's end (SIM_MISPRICE_DURATION_MS): its own
+    # counters say how far it has read, and that it published one signal in all.
+    read = stack.counter("game_shard", "prices_rx") + PRICES_PAST_THE_MISPRICING
+    eventually(lambda: stack.counter("game_shard", "prices_rx") >= read, 60, "game_shard reads on",
+               details=stack.dump)
+    assert stack.counter("game_shard", "signals_published") == 1
     signals = _signals(client)
     assert len(signals) == 1, [s.signal_id for s in signals]
     sig = signals[0]
