@@ -21,7 +21,7 @@ from arbees_core.runtime.compose import ComposeRuntime, engine_available
 from arbees_core.bench.common import HopRow, row_from_histogram, sleep_reporting, window_histogram
 from arbees_core.bench.pipeline import SERVICE_HOPS, Progress, bench_env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: docker-compose.yml and the Dockerfile
 IMAGE = "arbees:bench"
 SUFFIX = "@compose"
 #: Compose starts services one after another behind healthchecks: traffic must outlast that too.
