@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core.runtime.ports import free_port
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
 from arbees_core.telemetry.memtrace import growth_sites
 from arbees_core.validation.stats import linear_fit
-from benchmarks.common import servers
+from arbees_core.bench.common import servers
 
 SERVICES = ("market_discovery", "execution_service", "game_shard", "zmq_listener", "polymarket_monitor",
             "kalshi_monitor", "api")
