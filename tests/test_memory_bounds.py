@@ -179,29 +179,22 @@ def test_latency_histograms_hold_fixed_memory_over_many_distinct_values_and_keep
     assert [summary[f"p{p}_us"] for p in (50, 95, 99)] == [plain.get_value_at_percentile(p) for p in (50, 95, 99)]
 
 
-def test_topic_family_cache_keeps_recurring_topics_only_and_at_most_its_bound() -> None:
-    from arbees_core.topics import TOPIC_CACHE_MAX, Family, _family_of_recurring, family_of, price_topic
+def test_topic_families_are_found_with_nothing_kept_per_topic() -> None:
+    """`family_of` runs on every message; it keeps no state per topic, so markets that come and go (a game's
+    markets every few minutes) leave nothing behind, and it answers as a prefix match over the families does."""
+    from arbees_core import topics
+    from arbees_core.topics import Family, family_of, price_topic
 
-    _family_of_recurring.cache_clear()
-    for n in range(20_000):  # a signal and its two results each, and a market resolving: none cached
+    state = {k: v for k, v in vars(topics).items() if isinstance(v, (dict, list, set))}
+    sizes = {k: len(v) for k, v in state.items()}
+    for n in range(20_000):
         assert family_of(f"signals.trade.arb-{n:016x}") is Family.SIGNALS
         assert family_of(f"trades.result.arb-{n:016x}-{n % 2}") is Family.RESULTS
         assert family_of(f"markets.resolved.kalshi.K-{n}") is Family.RESOLUTIONS
-    assert _family_of_recurring.cache_info().currsize == 0
-    for n in range(TOPIC_CACHE_MAX + 500):  # markets of many generations of games
         assert family_of(price_topic("kalshi", f"K-{n}")) is Family.PRICES_KALSHI
-    assert _family_of_recurring.cache_info().currsize == TOPIC_CACHE_MAX
-
-
-def test_the_epoch_fence_forgets_only_games_that_left_the_assignments_and_went_quiet() -> None:
-    from arbees_core.services.shards import EpochFence
-
-    fence = EpochFence(keep_s=60)
-    for game in range(3):
-        assert fence.superseded(_signal(game, game, epoch=2)) == ""
-    now = time.monotonic()
-    fence.prune({"G0": 2}, now + 30)  # G0 assigned; G1, G2 left but were heard 30 s ago
-    assert sorted(fence.epochs) == ["G0", "G1", "G2"]
-    fence.prune({"G0": 2}, now + 61)
-    assert sorted(fence.epochs) == ["G0"] and sorted(fence._heard) == ["G0"]
-    assert "superseded" in fence.superseded(_signal(9, 0, epoch=1))  # the assigned game is still fenced
+        assert family_of(price_topic("polymarket", f"0x{n:x}.{n}")) is Family.PRICES_POLY
+    assert {k: len(v) for k, v in state.items()} == sizes
+    for topic in ("heartbeat.api", "positions.pair.p", "positions.exit.p", "prices.kalshi", "prices.kalshiX.a",
+                  "prices..a", "heartbeat", "", ".", "trades.results.x"):
+        expected = next((f for f in Family if topic.startswith(f.value)), None)
+        assert family_of(topic) is expected, topic
