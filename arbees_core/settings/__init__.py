@@ -161,7 +161,8 @@ POLYMARKET_SNAPSHOT_TIMEOUT_S = Float("POLYMARKET_SNAPSHOT_TIMEOUT_S", 5.0, "a b
 
 # --- simulated venues ---
 SIM_SEED = Int("SIM_SEED", 7, "random seed of the simulated books", SIM)
-SIM_GAMES = Int("SIM_GAMES", 4, "simulated games at a time", SIM, minimum=1, maximum=40)
+SIM_GAMES = Int("SIM_GAMES", 4, "simulated games at a time (on one day up to 40, over several days beyond)", SIM,
+                minimum=1, maximum=400)
 SIM_RATE = Float("SIM_RATE", 50.0, "book updates per venue", SIM, unit="msg/s", minimum=0.1)
 SIM_DATE = Str("SIM_DATE", "", "the simulated games' date (YYYY-MM-DD)", SIM, shown_default="today (US Eastern)")
 SIM_GAME_LENGTH_S = Float("SIM_GAME_LENGTH_S", 600.0, "a game's markets resolve at its end and the next game of its "
