@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core.runtime.ports import free_port
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
 from arbees_core.telemetry.memtrace import growth_sites
 from arbees_core.validation.stats import linear_fit

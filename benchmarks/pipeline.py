@@ -26,7 +26,7 @@ import redis
 
 from arbees_core.config import Env
 from arbees_core.messages import TradeResult, TradingSignal
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.topics import STREAMS
 from arbees_core.venues.replay import record_sim
 from arbees_core.venues.sim import SimConfig, SimVenue

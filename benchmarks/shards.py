@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from arbees_core.registry import shard_names
-from arbees_core.runtime.processes import ProcessStack, wait_for
+from arbees_core.harness import ProcessStack, wait_for
 from arbees_core.runtime.ports import free_port_block
 from benchmarks.pipeline import bench_env, reset_streams
 from benchmarks.throughput import KEEP_UP_GRACE_S, ReplayPublisher

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arbees_core.runtime.processes import ProcessStack, wait_for
+from arbees_core.harness import ProcessStack, wait_for
 from benchmarks.common import HopRow, row_from_histogram, sleep_reporting, window_histogram
 from benchmarks.pipeline import SIM_GAMES, bench_env, reset_streams
 

@@ -17,6 +17,7 @@ import psycopg
 
 from arbees_core.config import Env
 from arbees_core.messages import Heartbeat, Leg, MarketResolution, PriceUpdate, TradingSignal
+from arbees_core.polling import eventually
 from arbees_core.services.execution_service import ExecutionConfig, ExecutionService
 from arbees_core.services.execution_support import prepare_store
 from arbees_core.services.game_shard import GameShard, GameShardConfig
@@ -25,7 +26,6 @@ from arbees_core.store.recent_ids import RecentIds
 from arbees_core.transport import Outbox, Received, TransportSettings
 from arbees_core.transport.base import Delivery, Publisher
 from arbees_core.venues.listing import GameMapping, OutcomePair
-from tests.conftest import eventually
 
 SIGNALS_PER_GAME = 5
 

@@ -15,8 +15,9 @@ import psutil
 import pytest
 import zmq
 
+from arbees_core.polling import eventually
 from arbees_core.runtime.ports import PortCheckError, free_port, port_free, port_holder
-from tests.conftest import eventually, listening_process
+from tests.conftest import listening_process
 
 
 def _zmq_binds(port: int, host: str = "127.0.0.1") -> bool:

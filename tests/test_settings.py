@@ -33,7 +33,7 @@ ALLOWED_ENVIRON_USES = {
     ("ZMQ_ENABLED", "maybe", "ZMQ_ENABLED: expected true/false, was 'maybe'"),
     ("LEG_POLICY", "both", "LEG_POLICY: expected joint or sequential, was 'both'"),
     ("SIM_LEG_MISS_AT_S", "1,b", "SIM_LEG_MISS_AT_S: expected a comma list of numbers, was '1,b'"),
-    ("SIM_GAMES", "41", "SIM_GAMES: expected an integer from 1 to 40, was '41'"),
+    ("SIM_GAMES", "401", "SIM_GAMES: expected an integer from 1 to 400, was '401'"),
     ("MIN_EDGE_PCT", "nan", "MIN_EDGE_PCT: expected a number, was 'nan'"),
 ])
 def test_a_malformed_value_is_one_error_naming_the_variable(name: str, raw: str, says: str) -> None:

@@ -257,3 +257,17 @@ def test_a_leg_miss_injection_shows_an_arbitrage_for_one_read_then_takes_it_back
     for raw in pair.k.flash(slot, False):
         pair.kf.handle(raw, 1)
     assert pair.arbs() == {} and pair.k.leg_misses_injected == 1
+
+
+def test_a_full_sports_day_of_400_games_spreads_over_days_and_every_game_matches_across_venues() -> None:
+    from arbees_core.venues.sim_schedule import days_per_generation, make_games
+
+    cfg = SimConfig(seed=3, games=400, start_date="2026-12-04", game_length_s=0)
+    games = make_games(cfg)
+    assert len({(g.league, g.day, g.away.code) for g in games} | {(g.league, g.day, g.home.code) for g in games}) == 800
+    assert 1 < len({g.day for g in games}) <= days_per_generation(400)  # each team plays once a day
+    matched, unmatched = match_markets(SimVenue("kalshi", cfg).listings(), SimVenue("polymarket", cfg).listings())
+    assert len(matched) == 400 and not unmatched
+    later = make_games(cfg, generation=1)  # the next generation's days follow this one's: no ticker is reused
+    assert not {g.event_ticker for g in games} & {g.event_ticker for g in later}
+    assert make_games(SimConfig(seed=3, games=40, start_date="2026-12-04"))[0].day == "2026-12-04"

@@ -20,7 +20,13 @@ from arbees_core.config import Env
 from arbees_core.messages import Heartbeat, PriceRef, PriceUpdate, TradingSignal
 from arbees_core.services.runner import Service
 from arbees_core.services.runner import main as run_main
-from arbees_core.services.shards import ShardingConfig, ShardMembership, shard_service_name
+from arbees_core.services.shards import (
+    PRICE_FAMILIES,
+    ShardFeed,
+    ShardingConfig,
+    ShardMembership,
+    shard_service_name,
+)
 from arbees_core.store.mapping_cache import MappingCache, prune_books
 from arbees_core.strategy.arb import ArbConfig, ArbOpportunity, GameCooldown, best_arb, find_arbs, signal_id_for
 from arbees_core.telemetry.logs import RateLimiter, fmt_ms
@@ -98,6 +104,8 @@ class GameShard(Service):
         self._edge_by_minute: dict[int, float] = {}
         self.outbox: Outbox | None = None
         self._prices: Subscriber | None = None
+        self.feed: ShardFeed | None = None
+        self._next_follow = 0.0
         self._spin_mark = (0, 0)
         self._next_prune = 0.0
 
@@ -116,9 +124,10 @@ class GameShard(Service):
         if self.membership is None:
             return {"shard_id": self.cfg.shard_id, "assignment": self.cfg.sharding.mode}
         held = self.membership.games
+        followed = len(self.feed.markets) if self.feed is not None else None
         return {"shard_id": self.cfg.shard_id, "assignment": "orchestrator", "games_held": len(held),
                 "held_games": sorted(held)[:50], "endpoint": self.membership.endpoint,
-                "epoch_max": max(held.values(), default=0)}
+                "epoch_max": max(held.values(), default=0), "markets_followed": followed}
 
     def spin_snapshot(self) -> dict[str, Any]:
         """With ZMQ_SPIN_US: the share of a core that busy-polling for prices took since the previous snapshot.
@@ -141,10 +150,7 @@ class GameShard(Service):
             self.membership = ShardMembership(self.cfg.database_url, self.cfg.sharding, self.cfg.shard_id,
                                               self.cfg.sharding.endpoint_for(port), self.instance, self.log)
             self.membership.start()
-        families = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.HEARTBEAT]
-        subscriber = self._prices = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True,
-                                                    hot_path=True, spin=True)
-        inbox = Inbox(subscriber, self.metrics, self.name)
+        subscriber, inbox = self._open_prices()
         self.log.info("Arbitrage settings: MIN_EDGE_PCT=%g%%, MAX_PRICE_AGE_MS=%g, GAME_COOLDOWN_MS=%g, fees %s",
                       self.cfg.arb.min_edge_pct, self.cfg.arb.max_price_age_ms, self.cfg.arb.cooldown_ms,
                       self.cfg.arb.fees)
@@ -155,11 +161,32 @@ class GameShard(Service):
                 if self.tick():
                     self.prune(time.time_ns())
                 self.mapping.maybe_refresh()
+                self.follow_held()
         finally:
             if self.membership is not None:
                 self.membership.close()
             subscriber.close()
             publisher.close()
+
+    def _open_prices(self) -> tuple[Subscriber, Inbox]:
+        """The price subscriber: every market, or in ZMQ mode under the orchestrator only the markets of the games
+        this shard holds (`ShardFeed`; Redis mode reads the whole streams, see `services/shards.py`)."""
+        narrow = self.orchestrated and self.settings.zmq_enabled
+        families = [Family.HEARTBEAT] if narrow else [*PRICE_FAMILIES, Family.HEARTBEAT]
+        subscriber = self._prices = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True,
+                                                    hot_path=True, spin=True)
+        if narrow and ShardFeed.supported(subscriber):
+            self.feed = ShardFeed(subscriber, self.log)
+        return subscriber, Inbox(subscriber, self.metrics, self.name, partial=PRICE_FAMILIES if self.feed else ())
+
+    def follow_held(self) -> None:
+        """Twice per ASSIGNMENT_POLL_MS: subscribe to the markets of the games held now; forget the books of the
+        markets left (a game held again gets its last values replayed on subscription)."""
+        if self.feed is None or self.membership is None or time.monotonic() < self._next_follow:
+            return
+        self._next_follow = time.monotonic() + self.cfg.sharding.poll_s / 2
+        for key in self.feed.update(self.membership.games, self.mapping.games):
+            self.books.pop(key, None)
 
     def handle_batch(self, items: list[Received]) -> None:
         """Under overload a batch holds several updates of one market: every one is counted and timed, only the

@@ -4,6 +4,11 @@
   their epochs, every ASSIGNMENT_POLL_MS. It holds nothing while its last successful heartbeat is older than
   most of SHARD_DEAD_S (the orchestrator gives a silent shard's games away after SHARD_DEAD_S, so a shard cut
   off from the database stops first), nor while another live instance holds its SHARD_ID.
+* `ShardFeed` (each game_shard, ZMQ mode): subscribes to the price topics of the markets of the games the shard
+  holds, and to no other, so that each shard receives and decodes only its own games' prices. In Redis mode a
+  shard reads the whole `prices:kalshi` and `prices:poly` streams (a stream has no per-topic subscription) and
+  decodes every entry: there each shard's CPU per price is that of the whole feed, and splitting the games over
+  shards splits only the evaluation.
 * `ShardDirectory` (execution_service, zmq_listener): the live shards' endpoints, which their SUB sockets connect
   to as shards appear, and every game's newest epoch, which execution_service fences signals with.
 """
@@ -25,10 +30,11 @@ from arbees_core.store.assignments import ShardView, game_epochs, live_endpoints
 from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
 from arbees_core.store.schema import migrate
 from arbees_core.telemetry.peers import PeerLink
-from arbees_core.topics import GAME_SHARD
+from arbees_core.topics import GAME_SHARD, KALSHI, POLYMARKET, Family, price_topic
 
 if TYPE_CHECKING:
     from arbees_core.messages import TradingSignal
+    from arbees_core.venues.listing import GameMapping
 
 #: Share of SHARD_DEAD_S after which a shard that could not heartbeat stops evaluating (before it is declared dead).
 SELF_FENCE_SHARE = 0.6
@@ -172,6 +178,49 @@ class ShardMembership(DbPoller):
     @property
     def games(self) -> dict[str, int]:
         return self._games if time.monotonic() - self._ok_mono <= self.cfg.dead_s * SELF_FENCE_SHARE else {}
+
+
+#: The families a shard follows market by market (`ShardFeed`).
+PRICE_FAMILIES = (Family.PRICES_KALSHI, Family.PRICES_POLY)
+
+
+class ShardFeed:
+    """The price topics a shard's subscriber follows: those of the markets of the games it holds now. Called from
+    the shard's receive loop (a ZMQ socket belongs to one thread); recomputes only when the held games or the
+    mapping changed. A game that went elsewhere leaves its markets (the caller drops their books: they would age
+    unheard); a game gained is subscribed to, and the monitors replay its markets' last values at once."""
+
+    def __init__(self, subscriber: object, log: logging.Logger) -> None:
+        self._follow = getattr(subscriber, "follow_topics")
+        self.log = log
+        self._held: frozenset[str] | None = None
+        self._games: list[GameMapping] | None = None
+        self.markets: dict[str, tuple[str, str]] = {}
+        self._follow(tuple(f.value for f in PRICE_FAMILIES), set())
+
+    @staticmethod
+    def supported(subscriber: object) -> bool:
+        return callable(getattr(subscriber, "follow_topics", None))
+
+    def update(self, held: dict[str, int], games: list[GameMapping]) -> list[tuple[str, str]]:
+        """Follow the markets of `held` (game -> epoch) in `games`; returns the markets no longer followed."""
+        key = frozenset(held)
+        if key == self._held and games is self._games:  # the list is kept, so `is` cannot match a recycled id
+            return []
+        self._held, self._games = key, games
+        markets: dict[str, tuple[str, str]] = {}
+        for game in games:
+            if game.game_id in key:
+                for pair in game.pairs:
+                    markets[price_topic(KALSHI, pair.kalshi_ticker)] = (KALSHI, pair.kalshi_ticker)
+                    markets[price_topic(POLYMARKET, pair.poly_token)] = (POLYMARKET, pair.poly_token)
+        gone = [m for t, m in self.markets.items() if t not in markets]
+        added, removed = self._follow(tuple(f.value for f in PRICE_FAMILIES), set(markets))
+        self.markets = markets
+        if added or removed:
+            self.log.info("Following the prices of %d markets of %d games (+%d -%d)", len(markets),
+                          len({g.game_id for g in games if g.game_id in key}), added, removed)
+        return gone
 
 
 class ShardDirectory(DbPoller):

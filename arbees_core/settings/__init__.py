@@ -161,7 +161,8 @@ POLYMARKET_SNAPSHOT_TIMEOUT_S = Float("POLYMARKET_SNAPSHOT_TIMEOUT_S", 5.0, "a b
 
 # --- simulated venues ---
 SIM_SEED = Int("SIM_SEED", 7, "random seed of the simulated books", SIM)
-SIM_GAMES = Int("SIM_GAMES", 4, "simulated games at a time", SIM, minimum=1, maximum=40)
+SIM_GAMES = Int("SIM_GAMES", 4, "simulated games at a time (on one day up to 40, over several days beyond)", SIM,
+                minimum=1, maximum=400)
 SIM_RATE = Float("SIM_RATE", 50.0, "book updates per venue", SIM, unit="msg/s", minimum=0.1)
 SIM_DATE = Str("SIM_DATE", "", "the simulated games' date (YYYY-MM-DD)", SIM, shown_default="today (US Eastern)")
 SIM_GAME_LENGTH_S = Float("SIM_GAME_LENGTH_S", 600.0, "a game's markets resolve at its end and the next game of its "
@@ -235,6 +236,11 @@ EXECUTED_IDS_MAX = Int("EXECUTED_IDS_MAX", 100_000, "at most this many executed 
                        (EXECUTION_SERVICE,), minimum=1)
 PRICE_DRAIN_MS = Float("PRICE_DRAIN_MS", 2.0, "queued prices are read on each signal and at least this often (ZMQ)",
                        (EXECUTION_SERVICE,), unit="ms", minimum=0.1)
+PRICE_CATCHUP_MS = Float("PRICE_CATCHUP_MS", 5.0, "a signal waits this long at most for the prices it was derived "
+                         "from (they come on another connection, ZMQ)", (EXECUTION_SERVICE,), unit="ms", minimum=0.0)
+PAPER_ORDER_LATENCY_MS = Float("PAPER_ORDER_LATENCY_MS", 0.0, "an IOC paper order meets the book as it stands this long "
+                               "after its signal arrives: the venue round trip (0: at once)", (EXECUTION_SERVICE,),
+                               unit="ms", minimum=0.0)
 SPOOL_PATH = Str("SPOOL_PATH", "", "trades spooled while PostgreSQL is away", (EXECUTION_SERVICE, ARBEES),
                  shown_default="`spool/execution_service.jsonl` in ARBEES_STATE_DIR")
 SPOOL_FSYNC = Bool("SPOOL_FSYNC", False, "fsync the spool after each trade", (EXECUTION_SERVICE,))

@@ -123,13 +123,17 @@ class Inbox:
     """Decodes deliveries from one subscriber; counts rejects, gaps and duplicates in `metrics`."""
 
     def __init__(self, subscriber: Subscriber, metrics: Metrics, name: str = "inbox", log_per_s: float = 1.0,
-                 head_loss: tuple[Family, ...] = ()) -> None:
+                 head_loss: tuple[Family, ...] = (), partial: tuple[Family, ...] = ()) -> None:
         """head_loss: families where the first message of a publisher not seen (nor seeded) before counts the
-        messages before it as lost (seq 1 is its first): for signals, which no one may miss unnoticed."""
+        messages before it as lost (seq 1 is its first): for signals, which no one may miss unnoticed.
+        partial: families this subscriber receives only some topics of (`ZmqSubscriber.follow_topics`): their
+        sequence counts per publisher and family, so a gap is the topics not followed, not loss; duplicates and
+        reordering are still counted."""
         self.subscriber = subscriber
         self.metrics = metrics
         self.name = name
         self.head_loss = head_loss
+        self.partial = partial
         self._last_seq: dict[tuple[str, Family], int] = {}
         self._limiter = RateLimiter(log_per_s)
 
@@ -187,6 +191,8 @@ class Inbox:
                 return
             last = 0
         if msg.seq > last + 1:
+            if fam in self.partial:
+                return
             lost = msg.seq - last - 1
             self.metrics.inc("lost", lost)
             self.metrics.inc("gaps")

@@ -188,6 +188,9 @@ class ZmqSubscriber(Subscriber):
         self.endpoints = list(endpoints)
         self.connected: set[str] = set()
         self.retries: dict[str, int] = {}
+        #: follow_topics: the exact topics followed, and the families they narrow (None: no narrowing)
+        self._topics: set[str] = set()
+        self._narrowed: tuple[str, ...] | None = None
         wanted = tuple(prefixes)
         if first_in_line:
             prefixes = first_in_line_prefixes(prefixes)
@@ -215,6 +218,27 @@ class ZmqSubscriber(Subscriber):
         self.endpoints.append(endpoint)
         log.info("%s connecting to %s (a new publisher)", self.name, endpoint)
         return True
+
+    def follow_topics(self, families: tuple[str, ...], topics: set[str]) -> tuple[int, int]:
+        """Receive of `families` (prefixes the socket was not subscribed to) exactly `topics`, replacing the
+        previous set: one ZMQ subscription per topic, so each publisher filters on its side and this subscriber
+        never reads nor decodes the rest (a game shard follows the markets of the games it holds). A topic that is
+        a prefix of another lets that one through the socket; `_drain` drops it. Returns (subscribed, dropped).
+
+        A per-topic subscription sits deeper in the publisher's trie than a family's, so the publisher writes to
+        the subscribers of whole families first (`first_in_line_prefixes` no longer applies to these topics).
+        The families' sequence numbers count per publisher, not per topic: gaps in what arrives are expected and
+        say nothing of loss (`Inbox(partial=...)`)."""
+        if self._closed:
+            return 0, 0
+        self._narrowed = families
+        added, gone = topics - self._topics, self._topics - topics
+        for topic in gone:
+            self._sock.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+        for topic in added:
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._topics = set(topics)
+        return len(added), len(gone)
 
     @property
     def spin_us(self) -> int:
@@ -274,6 +298,8 @@ class ZmqSubscriber(Subscriber):
                 out.append(Delivery("", b"", ts, error="topic_not_utf8"))
                 continue
             if self._filter is not None and not topic.startswith(self._filter):
+                continue
+            if self._narrowed is not None and topic not in self._topics and topic.startswith(self._narrowed):
                 continue
             out.append(Delivery(topic, frames[1], ts))
         return out

@@ -49,10 +49,10 @@ class SimConfig:
     game_length_s: SIM_GAME_LENGTH_S, how long a game lasts before its markets resolve and the next game of its
     slot starts (600 from the environment; 0, the default of a SimConfig built in code, = games never end);
     leg_miss_at_s: SIM_LEG_MISS_AT_S (fault injection, `arbees chaos leg-miss`: seconds after the stream starts at
-    which the mispriced venue shows a mispricing for one read and takes it back at once, so the book moves
-    between the signal and the fill); leg_miss_hold_ms: SIM_LEG_MISS_HOLD_MS (0), how long it stays, ms: a comma
-    list gives the injections their holds in turn (the window in which a book move meets the fill and not the
-    signal is a fraction of a millisecond wide, and where it lies depends on how loaded the machine is)."""
+    which the mispriced venue shows a mispricing for one read and takes it back); leg_miss_hold_ms:
+    SIM_LEG_MISS_HOLD_MS (0), how long it stays, ms, a comma list giving the injections their holds in turn: long
+    enough for game_shard to read the mispriced book alone, shorter than execution_service's modeled order round
+    trip (PAPER_ORDER_LATENCY_MS), so the order meets the book after the take-back."""
 
     seed: int = 7
     games: int = 4
@@ -147,28 +147,56 @@ def _valid(league: str, day: str, away: Team, home: Team) -> bool:
 _DATE_CYCLE_DAYS: Final = 70 * 365
 
 
+#: Games one simulated day holds (leagues in turn, each team playing once a day): more are spread over
+#: `days_per_generation` consecutive days, as a full sports day on both venues lists several days ahead.
+GAMES_PER_DAY: Final = 40
+
+
+def days_per_generation(games: int) -> int:
+    """Days one generation's games span: 1 up to GAMES_PER_DAY games, else enough for every league to fit."""
+    return 1 if games <= GAMES_PER_DAY else math.ceil(games / GAMES_PER_DAY) + 1
+
+
 def make_games(cfg: SimConfig, generation: int = 0) -> list[SimGame]:
-    """The seed's games of one generation: leagues in turn, two teams not yet playing that day, a base price and
-    two waves. Generation g is dated g days after `start_date` (so every game has tickers of its own), with the
-    random draws of (seed, g); generation 0 is the simulator's original fixed schedule."""
+    """The seed's games of one generation: leagues in turn, two teams of the league not yet playing that day, a
+    base price and two waves. A league whose teams all play on its current day goes on to the next day, within
+    the generation's `days_per_generation` days; generation g starts g of those spans after `start_date` (so every
+    game has tickers of its own), with the random draws of (seed, g); generation 0 is the simulator's original
+    fixed schedule."""
     rng = random.Random(cfg.seed if generation == 0 else f"{cfg.seed}:{generation}")
-    day = (date.fromisoformat(cfg.start_date) + timedelta(days=generation % _DATE_CYCLE_DAYS)).isoformat()
-    busy: set[tuple[str, str]] = set()
+    span = days_per_generation(cfg.games)
+    first = date.fromisoformat(cfg.start_date)
+    league_day = dict.fromkeys(_LEAGUES, 0)
+    busy: set[tuple[str, int, str]] = set()
     games: list[SimGame] = []
     while len(games) < cfg.games:
         league = _LEAGUES[len(games) % len(_LEAGUES)]
-        free = [t for t in TEAMS[league] if (league, t.code) not in busy]
-        for _ in range(200):
-            away, home = rng.sample(free, 2)
-            if _valid(league, day, away, home):
+        while True:
+            k = league_day[league]
+            if k >= span:
+                raise ConfigError(f"cannot schedule {cfg.games} simulated games in {span} days")
+            day = (first + timedelta(days=(generation * span + k) % _DATE_CYCLE_DAYS)).isoformat()
+            pair = _pick_pair(rng, league, day, [t for t in TEAMS[league] if (league, k, t.code) not in busy])
+            if pair is not None:
                 break
-        else:
-            raise ConfigError(f"cannot schedule {cfg.games} simulated games in one day")
-        busy |= {(league, away.code), (league, home.code)}
+            league_day[league] = k + 1
+        away, home = pair
+        busy |= {(league, k, away.code), (league, k, home.code)}
         waves = ((rng.uniform(3, 8), rng.uniform(120, 400), rng.uniform(0, 2 * math.pi)),
                  (rng.uniform(0.5, 2.5), rng.uniform(12, 45), rng.uniform(0, 2 * math.pi)))
         games.append(SimGame(len(games), league, day, away, home, rng.uniform(25, 75), waves, generation))
     return games
+
+
+def _pick_pair(rng: random.Random, league: str, day: str, free: list[Team]) -> tuple[Team, Team] | None:
+    """Two of `free` whose game matching will pair (200 draws), or None: the league's day is full."""
+    if len(free) < 2:
+        return None
+    for _ in range(200):
+        away, home = rng.sample(free, 2)
+        if _valid(league, day, away, home):
+            return away, home
+    return None
 
 
 #: Generations of games a schedule keeps built (a listing looks a few generations ahead).
