@@ -133,7 +133,7 @@ def engine_lock() -> Iterator[None]:
 
 def build_image() -> None:
     """The arbees image of this checkout, built once (`docker build`, classic builder where BuildKit is absent)."""
-    from benchmarks.compose import build_command
+    from arbees_core.bench.compose import build_command
 
     run(build_command(IMAGE, ROOT), timeout=1200, check=True)
     run(["docker", "tag", IMAGE, "zmqtools"], check=True)  # what `docker compose --profile tools build` makes

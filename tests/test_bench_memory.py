@@ -1,10 +1,10 @@
-"""The memory benchmark's judgement (benchmarks/memory.py) on RSS series given to it: flat, growing, too short."""
+"""The memory benchmark's judgement (arbees_core/bench/memory.py) on RSS series given to it: flat, growing, too short."""
 
 from __future__ import annotations
 
 import random
 
-from benchmarks.memory import FLAT, GROWING, INCONCLUSIVE, MemoryConfig, MemoryResult, ServiceMemory, judge
+from arbees_core.bench.memory import FLAT, GROWING, INCONCLUSIVE, MemoryConfig, MemoryResult, ServiceMemory, judge
 
 
 def _series(minutes: float, fill_mb: float = 0.0, slope_mb_h: float = 0.0, seed: int = 1,
@@ -46,7 +46,7 @@ def test_the_run_exits_0_flat_1_growing_2_inconclusive() -> None:
 
 
 def test_the_report_carries_decides_memory_row_on_the_same_samples() -> None:
-    from benchmarks.memory import decide_memory_row
+    from arbees_core.bench.memory import decide_memory_row
 
     flat = MemoryResult(MemoryConfig(), [_series(30, fill_mb=10, seed=s, name=f"s{s}") for s in (1, 2)])
     assert decide_memory_row(flat)["verdict"] == "GO"

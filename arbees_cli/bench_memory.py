@@ -1,5 +1,5 @@
-"""What `arbees bench --memory` and `python -m benchmarks --memory` call: run the memory soak, print a table (or
-one JSON object), write the result beside the run's files. Exit 0 every service flat, 1 one growing, 2 none
+"""What `arbees bench --memory` calls: run the memory soak, print a table (or one JSON object), write the result
+beside the run's files. Exit 0 every service flat, 1 one growing, 2 none
 growing but some inconclusive (a short soak, an interval across the limit, a restarted process)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.memory import MemoryConfig, MemoryResult, fmt_ci, run_memory
+from arbees_core.bench.memory import MemoryConfig, MemoryResult, fmt_ci, run_memory
 
 
 def table(result: MemoryResult) -> Table:
@@ -57,3 +57,13 @@ def run_and_report(cfg: MemoryConfig, as_json: bool, folder: Path | None = None)
             console.print(f"note: {line}", markup=False)
         console.print(f"samples and snapshots: {folder}", markup=False)
     return result.exit_code()
+
+
+def run_memory_soak(soak: str, warmup: str, sim_rate: float, tracemalloc_frames: int, diagnose: str,
+                    as_json: bool) -> int:
+    """The options of `arbees bench --memory` (durations such as `30m`) as a MemoryConfig, run and reported."""
+    from arbees_cli.output import parse_duration
+
+    cfg = MemoryConfig(duration_s=parse_duration(soak), warmup_s=parse_duration(warmup), sim_rate=sim_rate,
+                       tracemalloc_frames=max(0, tracemalloc_frames), diagnose_s=parse_duration(diagnose))
+    return run_and_report(cfg, as_json)

@@ -32,7 +32,7 @@ from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait
 from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
 from arbees_core.telemetry.memtrace import growth_sites
 from arbees_core.validation.stats import linear_fit
-from benchmarks.common import servers
+from arbees_core.bench.common import servers
 
 SERVICES = ("market_discovery", "execution_service", "game_shard", "zmq_listener", "polymarket_monitor",
             "kalshi_monitor", "api")
