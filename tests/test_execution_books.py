@@ -15,8 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from arbees_core.harness import ProcessStack, pipeline_env
 from arbees_core.messages import Leg, PriceRef, PriceUpdate, TradingSignal, encode
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
+from arbees_core.polling import eventually
 from arbees_core.topics import price_topic, signal_topic
 from arbees_core.transport import Outbox, TransportSettings
 from arbees_core.transport.zmq import ZmqPublisher
@@ -56,7 +57,8 @@ def _fill(database_url: str, signal_id: str) -> tuple[str, float] | None:
 
 
 def _wait_subscribed(pub: ZmqPublisher, stack: ProcessStack) -> None:
-    wait_for(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}", stack)
+    eventually(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}",
+               details=stack.dump)
 
 
 class Venues:
@@ -78,8 +80,8 @@ class Venues:
 
     def start(self) -> None:
         self.stack.start("execution_service", ZMQ_PUB_PORT=self.env["_PORT_execution_service"])
-        wait_for(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
-                 self.stack)
+        eventually(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
+                   details=self.stack.dump)
         for pub in (self.kalshi, self.poly, self.shard):
             _wait_subscribed(pub, self.stack)
         Outbox(self.poly, "test.poly", "json").publish(price_topic("polymarket", TOKEN), _poly_price())
@@ -88,7 +90,8 @@ class Venues:
         """A signal 40 ms after the last price; its Kalshi leg's fill."""
         time.sleep(0.04)
         self.signals.publish(signal_topic(signal_id), _signal(signal_id))
-        return wait_for(lambda: _fill(self.database_url, signal_id), 30, f"the fill of {signal_id}", self.stack)
+        return eventually(lambda: _fill(self.database_url, signal_id), 30, f"the fill of {signal_id}",
+                          details=self.stack.dump)
 
     def close(self) -> None:
         self.stack.stop_all()
@@ -134,8 +137,8 @@ def test_a_bad_frame_after_the_latest_price_is_counted_and_the_fill_uses_the_las
 
     # Assert: filled against the good price; the bad frame counted under its reason, not traded on
     assert fill == ("partial", 6.0)
-    wait_for(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
-             "the bad frame counted", venues.stack)
+    eventually(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
+               "the bad frame counted", details=venues.stack.dump)
 
 
 def test_a_signal_that_overtakes_its_input_price_is_filled_on_that_price(tmp_path: Path, redis_url: str,
@@ -154,12 +157,12 @@ def test_a_signal_that_overtakes_its_input_price_is_filled_on_that_price(tmp_pat
         venues.signals.publish(signal_topic(sig.signal_id), sig)
         time.sleep(0.05)
         venues.prices.publish(topic, nxt)
-        fill = wait_for(lambda: _fill(venues.database_url, sig.signal_id), 30, "the fill", venues.stack)
+        fill = eventually(lambda: _fill(venues.database_url, sig.signal_id), 30, "the fill", details=venues.stack.dump)
 
         # Assert: filled on the price the signal was derived from, not on the one before it; the wait counted
         assert fill == ("partial", 3.0)
-        wait_for(lambda: venues.stack.counter("execution_service", "price_catchup_waits") == 1, 10,
-                 "the wait counted", venues.stack)
+        eventually(lambda: venues.stack.counter("execution_service", "price_catchup_waits") == 1, 10,
+                   "the wait counted", details=venues.stack.dump)
         assert venues.stack.counter("execution_service", "price_catchup_timeouts") == 0
 
 
@@ -175,7 +178,7 @@ def test_an_order_meets_the_book_of_its_arrival_at_the_venue(tmp_path: Path, red
         venues.signals.publish(signal_topic(sig.signal_id), sig)
         time.sleep(0.1)
         venues.prices.publish(topic, _price(2.0))
-        fill = wait_for(lambda: _fill(venues.database_url, sig.signal_id), 30, "the fill", venues.stack)
+        fill = eventually(lambda: _fill(venues.database_url, sig.signal_id), 30, "the fill", details=venues.stack.dump)
 
         # Assert: the order met the moved book
         assert fill == ("partial", 2.0)

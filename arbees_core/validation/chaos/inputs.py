@@ -16,10 +16,9 @@ from typing import Any
 import msgspec
 
 from arbees_core.messages import MAX_PAYLOAD_BYTES, Leg, TradingSignal, encode
+from arbees_core.polling import eventually
 from arbees_core.topics import Family, price_topic, signal_topic
-from arbees_core.validation.chaos.probe import (
-    ChaosUnavailable, StackProbe, Takeover, eventually, price_subscribers, take_over_port,
-)
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, Takeover, price_subscribers, take_over_port
 from arbees_core.validation.results import RunResult
 
 
@@ -97,19 +96,20 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
             now = _rejects(probe, s)
             return {r: now.get(r, 0) - before[s].get(r, 0) for r in want}
 
-        got = eventually(lambda w=want: (lambda d: d if all(d[r] >= n for r, n in w.items()) else None)(delta()), 20)
+        got = eventually(lambda w=want: (lambda d: d if all(d[r] >= n for r, n in w.items()) else None)(delta()), 20,
+                         raises=False)
         result.add(f"{service}: every bad frame rejected and counted by reason", bool(got),
                    ", ".join(f"{r} +{n}" for r, n in (got or delta()).items()) + f" (expected {want})")
         log_lines = probe.rt.logs(service, since_s=60).count("Rejected frame")
         result.add(f"{service}: rejects logged, rate-limited", 0 < log_lines <= 3 * len(want),
                    f"{log_lines} `Rejected frame` lines for {sum(want.values())} frames", critical=False)
     if "game_shard" in consumers:
-        ok = eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20)
+        ok = eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20, raises=False)
         result.add("game_shard processes the next good message", bool(ok),
                    f"prices_unmapped {unmapped0} -> {probe.counter('game_shard', 'prices_unmapped')} "
                    "(the good price after the bad ones, on an unmapped ticker)")
     if "execution_service" in consumers:
-        ok = eventually(lambda: int(probe.field("execution_service", "books") or 0) > books0, 20)
+        ok = eventually(lambda: int(probe.field("execution_service", "books") or 0) > books0, 20, raises=False)
         result.add("execution_service processes the next good message", bool(ok),
                    f"books {books0} -> {probe.field('execution_service', 'books')}")
     alive = [s for s in consumers if probe.row(s).state == "running"]
@@ -187,7 +187,7 @@ def _burst(probe: StackProbe, unmapped0: int, n: int, send: Callable[[], Any],
     `sync` returns once everything sent so far has left the publisher (the injector's sends are asynchronous)."""
     send()
     sync()
-    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20)
+    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20, raises=False)
     with probe.paused("game_shard"):
         for _ in range(n):
             send()
@@ -199,8 +199,8 @@ def _burst(probe: StackProbe, unmapped0: int, n: int, send: Callable[[], Any],
         done, last[0] = now == last[0], now
         return done
 
-    eventually(settled, 30, interval_s=1.0)
+    eventually(settled, 30, interval=1.0, raises=False)
     send()  # the message that reveals a gap at the tail
     sync()
     time.sleep(2.0)
-    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > last[0], 10)
+    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > last[0], 10, raises=False)

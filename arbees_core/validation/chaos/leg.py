@@ -25,8 +25,8 @@ from typing import Any
 from arbees_core.store.db import connect
 from arbees_core.store.positions import unequal_pairs
 from arbees_core import settings as S
-from arbees_core.validation.chaos.probe import (ChaosUnavailable, StackProbe, eventually, ledger, restarted_with,
-                                               running_setting)
+from arbees_core.polling import eventually
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, ledger, restarted_with, running_setting
 from arbees_core.validation.results import RunResult
 
 #: Seconds before the first injection (the restarted monitor's books settle first); how long each one holds its
@@ -91,7 +91,7 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
                  "PAPER_ORDER_LATENCY_MS": f"{ORDER_LATENCY_MS:g}"}
     with restarted_with(runtime, root, ["execution_service", svc], injection):
         done = eventually(lambda: (probe.field(svc, "connection", {}, since_ns) or {}).get("leg_misses_injected", 0)
-                          >= len(at), at[-1] + flow_s)
+                          >= len(at), at[-1] + flow_s, raises=False)
         if not done:
             raise ChaosUnavailable(f"{svc} did not make its {len(at)} injections within {at[-1] + flow_s:.0f}s")
         time.sleep(2.0)  # the last injection's signal reaches execution and its spool
@@ -109,7 +109,7 @@ def _check_misses(probe: StackProbe, result: RunResult, misses: int, t0_wall: fl
     db = probe.urls["DATABASE_URL"]
     result.add(PROVOKED, True,
                f"{misses} leg miss(es) counted by execution_service in {injections} injections")
-    eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20)
+    eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20, raises=False)
     unequal = _unequal_since(db, since)
     naked = float((probe.field("execution_service", "positions") or {}).get("unhedged_contracts", -1))
     result.add("no naked leg remains: both legs of every pair hold the same quantity", not unequal and naked == 0,
@@ -133,7 +133,7 @@ def _check_trading_resumes(probe: StackProbe, result: RunResult, flow_s: float, 
     refused0 = probe.counter("execution_service", "signals_rejected.exposure")
     every_s = running_setting(probe.rt, "kalshi_monitor", S.SIM_MISPRICE_EVERY_S)
     wait_s = flow_s + every_s + float(opts.get("extra_s", 0))
-    hedged = eventually(lambda: _hedged_fills_since(probe.urls["DATABASE_URL"], restored), wait_s)
+    hedged = eventually(lambda: _hedged_fills_since(probe.urls["DATABASE_URL"], restored), wait_s, raises=False)
     if hedged:
         result.add(name, True, f"{hedged} signal(s) filled on both legs after the simulator was restored")
         return
