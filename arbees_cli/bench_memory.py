@@ -21,12 +21,12 @@ def table(result: MemoryResult) -> Table:
     t = Table(title=f"RSS slope after a {cfg.warmup_s / 60:g} min warm-up, {cfg.duration_s / 60:g} min soak "
                     f"(SIM_RATE={cfg.sim_rate:g}/venue, a mispricing every {cfg.misprice_every_s:g} s), "
                     f"flat = 95 % interval within +-{cfg.limit_mb_h:g} MB/h: {result.verdict().upper()}")
-    for col in ("service", "RSS MB (after warm-up -> end)", "slope MB/h", "95 % interval", "n", "verdict"):
+    for col in ("service", "RSS MB (after warm-up -> end)", "slope MB/h", "95 % interval", "n (eff.)", "verdict"):
         t.add_column(col, justify="left" if col in ("service", "verdict") else "right")
     for s in result.services:
         rss = f"{s.rss_start_mb:.1f} -> {s.rss_end_mb:.1f}" if s.rss_start_mb is not None else "-"
         slope = f"{s.slope_mb_h:+.2f}" if s.slope_mb_h is not None else "-"
-        t.add_row(s.name, rss, slope, fmt_ci(s.ci_mb_h), str(s.n), f"{s.verdict} ({s.reason})")
+        t.add_row(s.name, rss, slope, fmt_ci(s.ci_mb_h), f"{s.n} ({s.n_eff:g})", f"{s.verdict} ({s.reason})")
         if s.traced_mb:
             t.add_row("", "", "", "", "", f"  live Python memory (tracemalloc) over --diagnose: {s.traced_mb[0]:.2f} -> "
                       f"{s.traced_mb[1]:.2f} MB")
