@@ -320,17 +320,17 @@ def take_over_port(probe: StackProbe, service: str, expect: dict[str, int], sndh
     command = probe.faults.injector(service, port)
     command += [*(f"--expect={k}={n}" for k, n in expect.items()), f"--sndhwm={sndhwm}", f"--timeout={timeout_s}"]
     probe.rt.stop([service])
-    proc = None
     try:
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        _await_ready(proc, port)
-        yield Takeover(proc, f"chaos.{os.getpid()}.{time.time_ns() % 100000}")
-        _end(proc)
+        with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as proc:  # its end closes the pipes and waits for the injector
+            try:
+                _await_ready(proc, port)
+                yield Takeover(proc, f"chaos.{os.getpid()}.{time.time_ns() % 100000}")
+                _end(proc)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
         probe.rt.up([service])
 
 
