@@ -20,9 +20,10 @@ from rich.table import Table
 
 from arbees_core import settings as S
 from arbees_core.config import Env, state_dir
+from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline
+from arbees_core.polling import NotReached, eventually
 from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError
 from arbees_core.runtime.ports import PortCheckError, free_port
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
 
 console = Console()
 
@@ -48,13 +49,13 @@ def run_mode(zmq_mode: bool, redis_url: str, admin_db_url: str, folder: Path) ->
     try:
         with console.status(f"[bold]{mode.upper()} mode[/]: starting 6 services, waiting for the injected mispricing"):
             start_pipeline(stack, zmq_mode)
-            wait_for(lambda: client.xlen("signals:trades") >= 1, 60, "a signal", stack)
+            eventually(lambda: client.xlen("signals:trades") >= 1, 60, "a signal", details=stack.dump)
             with psycopg.connect(database_url) as conn:
-                rows = wait_for(lambda: _trades(conn), 30, "paper trades", stack)
+                rows = eventually(lambda: _trades(conn), 30, "paper trades", details=stack.dump)
             time.sleep(1.5)  # let heartbeats carry the final figures
         _show(mode, rows, stack, client, time.monotonic() - started)
         return len(rows) == 2
-    except AssertionError as e:
+    except NotReached as e:
         console.print(f"[red]{mode} mode failed:[/] {e}")
         return False
     finally:

@@ -7,7 +7,6 @@ so no other module spells a topic, stream or port inline.
 from __future__ import annotations
 
 import enum
-import functools
 from typing import Final
 
 KALSHI: Final = "kalshi"
@@ -129,33 +128,25 @@ def heartbeat_topic(service: str) -> str:
     return Family.HEARTBEAT.value + service
 
 
-_FAMILIES_BY_LENGTH = sorted(Family, key=lambda f: -len(f.value))
-
-
-#: Families with a topic per signal, per order or per resolved market: each topic is seen once or twice, so
-#: caching their family would only keep every topic ever seen (the cache held one per signal and trade result, a
-#: few MB/h in each service at a signal per second).
-_PER_MESSAGE_FAMILIES = (Family.SIGNALS, Family.RESULTS, Family.RESOLUTIONS)
-#: Bound of the family cache of the other topics (one per market and family, and one per service's heartbeat).
-TOPIC_CACHE_MAX = 4096
+#: Every family is one or two dot-terminated words, none the start of another, so a topic's family is its text up
+#: to its first or second dot: found by lookup, with nothing kept per topic (a cache of topics kept one entry per
+#: market ever priced, filling for hours as games' markets came and went).
+_BY_PREFIX: Final[dict[str, Family]] = {f.value: f for f in Family}
+assert all(f.value.endswith(".") and f.value.count(".") in (1, 2) for f in Family)
+assert not any(a is not b and b.value.startswith(a.value) for a in Family for b in Family)
 
 
 def family_of(topic: str) -> Family | None:
     """The family a topic belongs to, or None for a topic outside the contract. It runs two or three times per
-    message on every hot path: a price or heartbeat topic's family is cached (at most TOPIC_CACHE_MAX topics, the
-    least recently used go first), a per-message topic's is not."""
-    for fam in _PER_MESSAGE_FAMILIES:
-        if topic.startswith(fam.value):
-            return fam
-    return _family_of_recurring(topic)
-
-
-@functools.lru_cache(maxsize=TOPIC_CACHE_MAX)
-def _family_of_recurring(topic: str) -> Family | None:
-    for fam in _FAMILIES_BY_LENGTH:
-        if topic.startswith(fam.value):
-            return fam
-    return None
+    message on every hot path: at most two `find`s and two dict lookups."""
+    first = topic.find(".") + 1
+    if not first:
+        return None
+    fam = _BY_PREFIX.get(topic[:first])
+    if fam is not None:
+        return fam
+    second = topic.find(".", first) + 1
+    return _BY_PREFIX.get(topic[:second]) if second else None
 
 
 def stream_for_topic(topic: str) -> str | None:

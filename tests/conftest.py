@@ -27,18 +27,6 @@ from arbees_core.runtime.ports import free_port, free_port_block
 from arbees_core.transport.base import Publisher
 
 
-def eventually(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not reached within {timeout}s: {what or condition} (last value: {last!r})")
-
-
 def run_arbees(root: Path, *args: str, env: dict[str, str] | None = None,
                timeout: float = 240) -> subprocess.CompletedProcess:
     """`arbees ARGS` as an operator runs it in the project `root`, from a script: its own process, output to a pipe
@@ -51,7 +39,7 @@ def run_arbees(root: Path, *args: str, env: dict[str, str] | None = None,
 
 def never(condition: Callable[[], object], duration: float = 3.0, interval: float = 0.05, what: str = "") -> None:
     """Watch `condition` for `duration` seconds and fail at once, with `what` and the value, if it is ever truthy:
-    the counterpart of `eventually` for what must not happen (a process of the stack alive after `down`)."""
+    the counterpart of `arbees_core.polling.eventually` for what must not happen (a process of the stack alive after `down`)."""
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:
         value = condition()

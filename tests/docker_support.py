@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from arbees_core.polling import eventually
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "arbees:test"
 PROJECT = "arbees"
@@ -131,7 +133,7 @@ def engine_lock() -> Iterator[None]:
 
 def build_image() -> None:
     """The arbees image of this checkout, built once (`docker build`, classic builder where BuildKit is absent)."""
-    from benchmarks.compose import build_command
+    from arbees_core.bench.compose import build_command
 
     run(build_command(IMAGE, ROOT), timeout=1200, check=True)
     run(["docker", "tag", IMAGE, "zmqtools"], check=True)  # what `docker compose --profile tools build` makes
@@ -191,8 +193,6 @@ class ComposeProject:
 
     def wait(self, what: str, condition: Callable[[], object], timeout: float = 120) -> object:
         """Poll `condition` until truthy (the project's one polling rule, for a stack in containers)."""
-        from tests.conftest import eventually
-
         return eventually(condition, timeout=timeout, interval=1.0, what=what)
 
 

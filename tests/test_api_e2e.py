@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from arbees_core.polling import eventually
 from arbees_core.runtime.local import LocalRuntime
-from tests.conftest import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,8 @@ def stack(local_project: Callable[[str], Path], request: pytest.FixtureRequest) 
     rt = LocalRuntime(local_project(f"ZMQ_ENABLED={'true' if mode == 'zmq' else 'false'}\n{DOTENV}"))
     rt.up()
     base = rt.urls()["API_URL"]
-    eventually(lambda: _answers(f"{base}/api/status"), 60, 0.2, what="the api answering")  # up() does not wait for it
+    eventually(lambda: _answers(f"{base}/api/status"), 60, interval=0.2,
+               what="the api answering")  # up() does not wait for it
     yield rt, base
 
 
@@ -138,7 +139,7 @@ def test_a_browser_that_stops_reading_never_slows_the_pipeline(stack: tuple[Loca
     stalled.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
     try:
         before = rt.metrics("game_shard")["counters"].get("prices_rx", 0)
-        dropped = eventually(lambda: _get(f"{base}/api/status")["updates_dropped"], 90, 0.5,
+        dropped = eventually(lambda: _get(f"{base}/api/status")["updates_dropped"], 90, interval=0.5,
                              what="updates dropped for the stalled browser")
         assert dropped > 0
         after = eventually(lambda: (n := rt.metrics("game_shard")["counters"].get("prices_rx", 0)) > before and n, 10,

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from arbees_core.services.sched import rt_permitted
-from benchmarks.common import HopRow, SeqTracker, new_histogram, window_histogram
-from benchmarks.raw import RawSpec, run_raw
-from benchmarks.report import THROUGHPUT_MIN, machine_info, ratios
-from benchmarks.suite import SIGNAL_RATE, BenchConfig, BenchResult, merged_raw_row, raw_drift_note, run_suite
+from arbees_core.bench.common import HopRow, SeqTracker, new_histogram, window_histogram
+from arbees_core.bench.raw import RawSpec, run_raw
+from arbees_core.bench.machine import machine_info
+from arbees_core.bench.targets import THROUGHPUT_MIN, ratios
+from arbees_core.bench.suite import SIGNAL_RATE, BenchConfig, BenchResult, merged_raw_row, raw_drift_note, run_suite
 
 EXPECTED_ROWS = {("raw", "zmq"), ("raw", "redis"), ("raw@signal", "zmq"), ("raw@signal", "redis"), ("price", "zmq"),
                  ("price", "redis"), ("signal", "zmq"), ("signal", "redis"), ("mirror", "zmq"), ("end_to_end", "zmq"),

@@ -1,10 +1,10 @@
-"""The memory benchmark's judgement (benchmarks/memory.py) on RSS series given to it: flat, growing, too short."""
+"""The memory benchmark's judgement (arbees_core/bench/memory.py) on RSS series given to it: flat, growing, too short."""
 
 from __future__ import annotations
 
 import random
 
-from benchmarks.memory import FLAT, GROWING, INCONCLUSIVE, MemoryConfig, MemoryResult, ServiceMemory, judge
+from arbees_core.bench.memory import FLAT, GROWING, INCONCLUSIVE, MemoryConfig, MemoryResult, ServiceMemory, judge
 
 
 def _series(minutes: float, fill_mb: float = 0.0, slope_mb_h: float = 0.0, seed: int = 1,
@@ -24,7 +24,9 @@ def test_caches_that_fill_during_warm_up_then_stay_read_flat() -> None:
     assert svc.verdict == FLAT and svc.ci_mb_h is not None and -1 <= svc.ci_mb_h[0] and svc.ci_mb_h[1] <= 1
     counted = _series(30, fill_mb=10)
     judge(counted, warmup_s=0, limit=1.0)
-    assert counted.verdict == GROWING  # without the warm-up, the fill reads as growth
+    # without the warm-up the fill is not read flat: a ramp then a plateau fits no line, its residuals run in long
+    # stretches of one sign, and the interval says the soak cannot tell
+    assert counted.verdict == INCONCLUSIVE and (counted.slope_mb_h or 0) > 1 and "wider than" in counted.reason
 
 
 def test_a_leak_reads_growing_and_a_short_soak_inconclusive() -> None:
@@ -34,6 +36,22 @@ def test_a_leak_reads_growing_and_a_short_soak_inconclusive() -> None:
     short = _series(12)
     judge(short, warmup_s=300, limit=1.0)
     assert short.verdict == INCONCLUSIVE and "too short" in short.reason
+
+
+def test_rss_that_moves_in_steps_is_not_judged_on_a_too_narrow_interval() -> None:
+    """RSS that moves in a few lasting steps (arenas, dict resizes) and is otherwise flat: the samples are not
+    independent, and an interval that assumed they were would call a chance sequence of upward steps growth."""
+    from arbees_core.validation.stats import linear_fit
+
+    svc = ServiceMemory("execution_service")
+    for k in range(181):
+        t = k * 10.0
+        svc.samples.append((t, 60 + 0.3 * (t >= 900) + 0.3 * (t >= 1300) - 0.2 * (t >= 1600)))
+    judge(svc, warmup_s=600, limit=1.0)
+    naive = linear_fit([t / 3600 for t, _ in svc.samples if t >= 600], [m for t, m in svc.samples if t >= 600])
+    assert naive.slope_lo > 1.0  # read as independent samples: "growing"
+    assert svc.verdict == INCONCLUSIVE and svc.n_eff < 10
+    assert svc.ci_mb_h is not None and svc.ci_mb_h[0] < naive.slope_lo and svc.ci_mb_h[1] > naive.slope_hi
 
 
 def test_the_run_exits_0_flat_1_growing_2_inconclusive() -> None:
@@ -46,7 +64,7 @@ def test_the_run_exits_0_flat_1_growing_2_inconclusive() -> None:
 
 
 def test_the_report_carries_decides_memory_row_on_the_same_samples() -> None:
-    from benchmarks.memory import decide_memory_row
+    from arbees_core.bench.memory import decide_memory_row
 
     flat = MemoryResult(MemoryConfig(), [_series(30, fill_mb=10, seed=s, name=f"s{s}") for s in (1, 2)])
     assert decide_memory_row(flat)["verdict"] == "GO"

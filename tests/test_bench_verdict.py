@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from hdrh.histogram import HdrHistogram
 
-from benchmarks.common import HopRow, new_histogram, row_from_histogram
-from benchmarks.report import configurations, ratios, targets
-from benchmarks.suite import BenchResult, merged_raw_row
-from benchmarks.verdict import (INCONCLUSIVE, MET, MIN_SAMPLES, MISSED, exit_code, judge_at_least, judge_percentile,
+from arbees_core.bench.common import HopRow, new_histogram, row_from_histogram
+from arbees_core.bench.targets import configurations, ratios, targets
+from arbees_core.bench.suite import BenchResult, merged_raw_row
+from arbees_core.bench.verdict import (INCONCLUSIVE, MET, MIN_SAMPLES, MISSED, exit_code, judge_at_least, judge_percentile,
                                 judge_ratio, summary)
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from arbees_core.config import parse_dotenv
+from arbees_core.polling import eventually
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.telemetry.metrics import decode_histogram
 from arbees_core.validation.latency import (collect_windows, new_histogram, subtract, summarize, window_counters,
                                             window_problems)
 from arbees_core.validation.soak import read_samples, run_soak
 from arbees_core.registry import SERVICES
-from tests.conftest import eventually
 
 DOTENV = ("ZMQ_ENABLED=true\nSIM_RATE=100\nSIM_GAMES=2\nHEARTBEAT_INTERVAL_SECS=0.2\nSIM_MISPRICE_EVERY_S=2\n"
           "GAME_COOLDOWN_MS=500\nDISCOVERY_INTERVAL_S=30\n")

@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from arbees_core.polling import eventually
 from arbees_core.runtime.local import LocalRuntime
-from tests.conftest import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +99,7 @@ def test_dashboard_shows_an_injected_mispricing_as_a_trade_and_a_killed_service_
                 return signal_id
         return None
 
-    signal_id = eventually(new_row, 60, 0.1, what="a new trade on the page")
+    signal_id = eventually(new_row, 60, interval=0.1, what="a new trade on the page")
     fill_ns = eventually(lambda: _fills(database_url).get(signal_id), 30, what="its row in paper_trades")
     delay_s = (shown[signal_id] - fill_ns) / 1e9
     assert delay_s < SHOWN_WITHIN_S, f"trade {signal_id} shown {delay_s:.2f}s after its fill"
@@ -112,7 +112,7 @@ def test_dashboard_shows_an_injected_mispricing_as_a_trade_and_a_killed_service_
     os.kill(victim.pid, signal.SIGKILL)
     restarted = "#health tbody tr[data-service=game_shard]"
     eventually(lambda: _cells(browser, f"{restarted} td.restarts") == ["1"] and
-               _cells(browser, f"{restarted} td.state") == ["running"], 30, 0.2,
+               _cells(browser, f"{restarted} td.state") == ["running"], 30, interval=0.2,
                what="game_shard shown running again with 1 restart")
     assert next(s for s in rt.status() if s.name == "game_shard").restarts == 1
     assert (tmp_path / "dashboard.png").read_bytes()[:4] == b"\x89PNG"

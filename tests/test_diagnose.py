@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from arbees_core.config import parse_dotenv, write_dotenv_value
+from arbees_core.polling import eventually
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.validation.diagnose import (
     TARGETS,
@@ -25,7 +26,6 @@ from arbees_core.validation.diagnose import (
     normalize_target,
 )
 from arbees_core.validation.results import RunResult
-from tests.conftest import eventually
 
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks" / "diagnose"
 
@@ -59,7 +59,7 @@ def test_an_unknown_probe_id_names_the_file_and_the_id(tmp_path: Path) -> None:
         load_playbook("latency", tmp_path)
     assert str(tmp_path / "latency.yaml") in str(err.value) and "'ping_the_moon'" in str(err.value)
     (tmp_path / "latency.yaml").write_text(text.replace("ping_the_moon\n    fix: no", "cpu\n    name: x"))
-    with pytest.raises(PlaybookError, match="latency.yaml: probe 'cpu' has no `fix`"):
+    with pytest.raises(PlaybookError, match=r"latency.yaml:\d+: probe 'cpu' has no `fix`"):
         load_playbook("latency", tmp_path)
 
 
@@ -106,10 +106,8 @@ def _finding(rt: LocalRuntime, target: str, pattern: str, timeout: float = 20.0)
         m = next((m for f in _faults(r) if (m := re.search(pattern, f))), None)
         return (r, m) if m else None
 
-    try:
-        return eventually(found, timeout, 0.2, what=pattern)  # type: ignore[return-value]
-    except AssertionError as e:
-        raise AssertionError(f"{e}\nfindings of {target}: {_faults(last['r']) if 'r' in last else None}") from None
+    return eventually(found, timeout, pattern, interval=0.2,  # type: ignore[return-value]
+                      details=lambda: f"findings of {target}: {_faults(last['r']) if 'r' in last else None}")
 
 
 def test_healthy_stack_passes_then_planted_faults_are_named(project: Path) -> None:
@@ -120,10 +118,8 @@ def test_healthy_stack_passes_then_planted_faults_are_named(project: Path) -> No
 
     # healthy: every probe of every target passes (once signals and trades have flowed)
     last: dict = {}
-    try:
-        eventually(lambda: _all_healthy(rt, last), 30, 0.3, what="every probe of every target passes")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\nfailing checks: {last.get('failed')}") from None
+    eventually(lambda: _all_healthy(rt, last), 30, "every probe of every target passes", interval=0.3,
+               details=lambda: f"failing checks: {last.get('failed')}")
     healthy = diagnose(rt, "game_shard")
     assert healthy.command == "diagnose game-shard" and healthy.data["findings"] == []
     assert healthy.to_dict()["passed"] is True
@@ -187,10 +183,8 @@ def test_healthy_stack_passes_then_planted_faults_are_named(project: Path) -> No
         r = last["r"] = diagnose(rt, "zmq-listener")
         return r.passed
 
-    try:
-        eventually(listener_ok, 20, 0.3, what="zmq-listener clean after restoring kalshi_monitor")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\nfindings: {_faults(last['r'])}") from None
+    eventually(listener_ok, 20, "zmq-listener clean after restoring kalshi_monitor", interval=0.3,
+               details=lambda: f"findings: {_faults(last['r'])}")
 
     # (e) game_shard busy-polling for prices (ZMQ_SPIN_US): the plan's < 50 % CPU check judges its work, not the
     # polling, which its metrics count apart
@@ -202,6 +196,6 @@ def test_healthy_stack_passes_then_planted_faults_are_named(project: Path) -> No
         c = diagnose(rt, "latency").checks[cpu_check]
         return c if "busy-polling for prices (ZMQ_SPIN_US=200000)" in c.evidence else None
 
-    check = eventually(spinning, 20, 0.3, what="game_shard's CPU reading names its busy-polling")
+    check = eventually(spinning, 20, interval=0.3, what="game_shard's CPU reading names its busy-polling")
     assert check.passed, check.evidence  # type: ignore[attr-defined]
     assert re.search(r"game_shard [0-9.]+% CPU over 1s, ~\d+% of it busy-polling", check.evidence)  # type: ignore[attr-defined]

@@ -7,8 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from arbees_core.polling import eventually
 from arbees_core.store.schema import migrate
-from tests.conftest import eventually
 from tests.test_execution_risk import Desk, _kalshi, _poly, _signal
 
 pytestmark = pytest.mark.e2e

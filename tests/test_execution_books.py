@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from arbees_core.messages import Leg, PriceUpdate, TradingSignal, encode
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env
+from arbees_core.messages import Leg, PriceRef, PriceUpdate, TradingSignal, encode
+from arbees_core.polling import eventually
 from arbees_core.topics import price_topic, signal_topic
 from arbees_core.transport import Outbox, TransportSettings
 from arbees_core.transport.zmq import ZmqPublisher
@@ -55,18 +57,19 @@ def _fill(database_url: str, signal_id: str) -> tuple[str, float] | None:
 
 
 def _wait_subscribed(pub: ZmqPublisher, stack: ProcessStack) -> None:
-    wait_for(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}", stack)
+    eventually(lambda: pub.new_subscriptions(), 30, f"execution_service subscribed at {pub.endpoint}",
+               details=stack.dump)
 
 
 class Venues:
     """execution_service running alone, and the test in the monitors' and game_shard's place."""
 
-    def __init__(self, tmp_path: Path, redis_url: str, database_url: str) -> None:
+    def __init__(self, tmp_path: Path, redis_url: str, database_url: str, **settings: str) -> None:
         # the periodic price read is as rare as it can be (every 100 ms), so a price sent 40 ms before a signal is
         # in the book only if the signal's arrival makes the service read prices
         self.database_url = database_url
         self.env = pipeline_env(True, redis_url, database_url, tmp_path)
-        self.env.update({"PRICE_DRAIN_MS": "100", "TRANSPORT_BLOCK_MS": "100"})
+        self.env.update({"PRICE_DRAIN_MS": "100", "TRANSPORT_BLOCK_MS": "100", **settings})
         settings = TransportSettings(zmq_enabled=True)
         port = lambda name: f"tcp://127.0.0.1:{self.env[f'_PORT_{name}']}"  # noqa: E731
         self.kalshi = ZmqPublisher(settings, port("kalshi_monitor"))
@@ -77,8 +80,8 @@ class Venues:
 
     def start(self) -> None:
         self.stack.start("execution_service", ZMQ_PUB_PORT=self.env["_PORT_execution_service"])
-        wait_for(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
-                 self.stack)
+        eventually(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
+                   details=self.stack.dump)
         for pub in (self.kalshi, self.poly, self.shard):
             _wait_subscribed(pub, self.stack)
         Outbox(self.poly, "test.poly", "json").publish(price_topic("polymarket", TOKEN), _poly_price())
@@ -87,7 +90,8 @@ class Venues:
         """A signal 40 ms after the last price; its Kalshi leg's fill."""
         time.sleep(0.04)
         self.signals.publish(signal_topic(signal_id), _signal(signal_id))
-        return wait_for(lambda: _fill(self.database_url, signal_id), 30, f"the fill of {signal_id}", self.stack)
+        return eventually(lambda: _fill(self.database_url, signal_id), 30, f"the fill of {signal_id}",
+                          details=self.stack.dump)
 
     def close(self) -> None:
         self.stack.stop_all()
@@ -95,14 +99,20 @@ class Venues:
             pub.close()
 
 
-@pytest.fixture
-def venues(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Venues]:
-    running = Venues(tmp_path, redis_url, database_url)
+@contextmanager
+def running_venues(tmp_path: Path, redis_url: str, database_url: str, **settings: str) -> Iterator[Venues]:
+    running = Venues(tmp_path, redis_url, database_url, **settings)
     try:
         running.start()
         yield running
     finally:
         running.close()
+
+
+@pytest.fixture
+def venues(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Venues]:
+    with running_venues(tmp_path, redis_url, database_url) as running:
+        yield running
 
 
 def test_zmq_fill_uses_the_price_that_arrived_just_before_the_signal(venues: Venues) -> None:
@@ -127,5 +137,48 @@ def test_a_bad_frame_after_the_latest_price_is_counted_and_the_fill_uses_the_las
 
     # Assert: filled against the good price; the bad frame counted under its reason, not traded on
     assert fill == ("partial", 6.0)
-    wait_for(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
-             "the bad frame counted", venues.stack)
+    eventually(lambda: venues.stack.counter("execution_service", "rx_rejected.bad_value") == 1, 10,
+               "the bad frame counted", details=venues.stack.dump)
+
+
+def test_a_signal_that_overtakes_its_input_price_is_filled_on_that_price(tmp_path: Path, redis_url: str,
+                                                                          database_url: str) -> None:
+    """The signal comes through game_shard, its input price straight from the monitor: on another connection the
+    signal can arrive first. It waits (at most PRICE_CATCHUP_MS, long here) for the price it names."""
+    with running_venues(tmp_path, redis_url, database_url, PRICE_CATCHUP_MS="3000") as venues:
+        topic = price_topic("kalshi", TICKER)
+        venues.prices.publish(topic, _price(7.0))
+        time.sleep(0.04)
+        # Act: a signal derived from the Kalshi price that comes next (the publisher's next sequence), sent first
+        nxt = _price(3.0)
+        sig = _signal("arb-books-overtaken")
+        sig.inputs = [PriceRef(venue="kalshi", ticker=TICKER, src=venues.prices.src, seq=1 + 1, ts_origin_ns=0,
+                               ts_pub_ns=0, ts_recv_ns=0)]
+        venues.signals.publish(signal_topic(sig.signal_id), sig)
+        time.sleep(0.05)
+        venues.prices.publish(topic, nxt)
+        fill = eventually(lambda: _fill(venues.database_url, sig.signal_id), 30, "the fill", details=venues.stack.dump)
+
+        # Assert: filled on the price the signal was derived from, not on the one before it; the wait counted
+        assert fill == ("partial", 3.0)
+        eventually(lambda: venues.stack.counter("execution_service", "price_catchup_waits") == 1, 10,
+                   "the wait counted", details=venues.stack.dump)
+        assert venues.stack.counter("execution_service", "price_catchup_timeouts") == 0
+
+
+def test_an_order_meets_the_book_of_its_arrival_at_the_venue(tmp_path: Path, redis_url: str, database_url: str) -> None:
+    """PAPER_ORDER_LATENCY_MS models the IOC order's round trip: a price that lands meanwhile decides the fill,
+    as the venue's book of that moment would decide a live order's."""
+    with running_venues(tmp_path, redis_url, database_url, PAPER_ORDER_LATENCY_MS="1500") as venues:
+        topic = price_topic("kalshi", TICKER)
+        venues.prices.publish(topic, _price(7.0))
+        time.sleep(0.04)
+        # Act: the signal, then while its order travels the size at the ask drops to 2
+        sig = _signal("arb-books-latency")
+        venues.signals.publish(signal_topic(sig.signal_id), sig)
+        time.sleep(0.1)
+        venues.prices.publish(topic, _price(2.0))
+        fill = eventually(lambda: _fill(venues.database_url, sig.signal_id), 30, "the fill", details=venues.stack.dump)
+
+        # Assert: the order met the moved book
+        assert fill == ("partial", 2.0)

@@ -19,7 +19,8 @@ import pytest
 import redis
 
 from arbees_core.messages import Leg, MarketResolution, Message, PriceUpdate, TradingSignal, encode
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env
+from arbees_core.polling import eventually
 from arbees_core.store.positions import open_exposure_usd, unequal_pairs
 from arbees_core.topics import price_topic, resolution_topic, signal_topic, stream_for_topic
 from arbees_core.transport import Outbox, TransportSettings
@@ -76,17 +77,18 @@ class Desk:
 
     def start(self) -> None:
         self.stack.start("execution_service", ZMQ_PUB_PORT=self.env["_PORT_execution_service"])
-        wait_for(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
-                 self.stack)
+        eventually(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
+                   details=self.stack.dump)
         for outbox in self.outboxes.values():
-            wait_for(lambda o=outbox: o.publisher.new_subscriptions(), 30, "execution_service subscribed", self.stack)
+            eventually(lambda o=outbox: o.publisher.new_subscriptions(), 30, "execution_service subscribed",
+                       details=self.stack.dump)
 
     def start_again(self) -> None:
         """Start the stopped execution_service again: a log of its own, its state from the store alone."""
         self.stack.log_path("execution_service").rename(self.stack.log_path("execution_service").with_suffix(".1"))
         self.stack.start("execution_service", ZMQ_PUB_PORT=self.env["_PORT_execution_service"])
-        wait_for(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
-                 self.stack)
+        eventually(lambda: "Idempotency:" in self.stack.log("execution_service"), 60, "execution_service ready",
+                   details=self.stack.dump)
 
     def replay_to_late_joiners(self) -> bool:
         """What a monitor does in its housekeeping (ZMQ mode): last values to a subscriber that (re)joined."""
@@ -110,12 +112,14 @@ class Desk:
         """A price, and then wait until execution_service has taken it (its `rx` counter moved)."""
         before = self.metric("rx")
         self.send(f"{upd.venue}_monitor", price_topic(upd.venue, upd.ticker), upd)
-        wait_for(lambda: self.metric("rx") > before, 20, f"{upd.ticker} at execution_service", self.stack)
+        eventually(lambda: self.metric("rx") > before, 20, f"{upd.ticker} at execution_service",
+                   details=self.stack.dump)
 
     def signal(self, sig: TradingSignal) -> list[tuple]:
         """Send a signal; its legs as stored: (leg, status, filled_qty, reason)."""
         self.send("game_shard", signal_topic(sig.signal_id), sig)
-        return wait_for(lambda: self.legs(sig.signal_id), 30, f"the fills of {sig.signal_id}", self.stack)
+        return eventually(lambda: self.legs(sig.signal_id), 30, f"the fills of {sig.signal_id}",
+                          details=self.stack.dump)
 
     def legs(self, signal_id: str) -> list[tuple]:
         with psycopg.connect(self.database_url) as conn:
@@ -157,7 +161,7 @@ def test_the_book_moving_under_a_signal_leaves_no_leg_and_settlement_frees_the_e
     missed = desk.signal(_signal("arb-moved", "BOS"))
     assert [(r[1], r[2]) for r in missed] == [("cancelled", 0.0), ("cancelled", 0.0)]
     assert missed[0][3] == "yes ask 46c above limit 40c" and missed[1][3].startswith("not sent (")
-    wait_for(lambda: desk.metric("leg_misses") == 1, 10, "the leg miss counted", desk.stack)
+    eventually(lambda: desk.metric("leg_misses") == 1, 10, "the leg miss counted", details=desk.stack.dump)
     log = desk.stack.log("execution_service")
     assert log.count(f"Leg miss on arb-moved ({desk.policy}): leg 0 kalshi") == 1 and "both legs cancelled" in log
 
@@ -165,25 +169,27 @@ def test_the_book_moving_under_a_signal_leaves_no_leg_and_settlement_frees_the_e
     desk.price(_kalshi("BOS", 40.0))
     filled = desk.signal(_signal("arb-filled", "BOS"))
     assert [(r[1], r[2]) for r in filled] == [("filled", 50.0), ("filled", 50.0)]
-    exposure = wait_for(lambda: desk.positions().get("exposure_usd"), 10, "exposure reported", desk.stack)
+    exposure = eventually(lambda: desk.positions().get("exposure_usd"), 10, "exposure reported",
+                          details=desk.stack.dump)
     assert 48.0 < exposure < 49.0 and desk.positions()["open_pairs"] == 1
 
     # the next signal would exceed MAX_EXPOSURE_USD=60: refused, and counted as a risk rejection
     refused = desk.signal(_signal("arb-refused", "BOS"))
     assert refused[0][1] == "rejected" and "MAX_EXPOSURE_USD=$60.00" in refused[0][3]
-    wait_for(lambda: desk.metric("signals_rejected.exposure") == 1, 10, "risk rejection counted", desk.stack)
+    eventually(lambda: desk.metric("signals_rejected.exposure") == 1, 10, "risk rejection counted",
+               details=desk.stack.dump)
     assert desk.metric("rx_rejected") == 0  # not an error
 
     # both markets resolve (BOS won: YES pays, the NO held on Polymarket does not): the exposure is freed
     desk.resolve("kalshi", kalshi, "yes")
     desk.resolve("polymarket", token, "yes")
-    wait_for(lambda: desk.positions().get("open_pairs") == 0 and desk.positions().get("exposure_usd") == 0, 20,
-             "positions settled", desk.stack)
+    eventually(lambda: desk.positions().get("open_pairs") == 0 and desk.positions().get("exposure_usd") == 0, 20,
+               "positions settled", details=desk.stack.dump)
     assert "Settled kalshi " + kalshi + ": yes" in desk.stack.log("execution_service")
     with psycopg.connect(desk.database_url) as conn:
-        wait_for(lambda: open_exposure_usd(conn) == 0 and conn.execute(
+        eventually(lambda: open_exposure_usd(conn) == 0 and conn.execute(
             "SELECT count(*) FROM positions WHERE close_reason = 'settled'").fetchone()[0] == 2, 20,
-            "positions settled in PostgreSQL", desk.stack)
+            "positions settled in PostgreSQL", details=desk.stack.dump)
         assert unequal_pairs(conn) == []
 
     # with the exposure freed, a signal on another game trades again
@@ -198,9 +204,9 @@ def test_a_restart_rebuilds_the_positions_once_and_settles_markets_that_resolved
     desk.price(_poly("BOS"))
     desk.price(_kalshi("BOS", 40.0))
     assert [r[2] for r in desk.signal(_signal("arb-held", "BOS"))] == [50.0, 50.0]
-    held = wait_for(lambda: desk.positions().get("exposure_usd"), 10, "exposure reported", desk.stack)
-    wait_for(lambda: desk.stack.metrics("execution_service").get("writer", {}).get("pending") == 0, 20,
-             "the trades stored", desk.stack)
+    held = eventually(lambda: desk.positions().get("exposure_usd"), 10, "exposure reported", details=desk.stack.dump)
+    eventually(lambda: desk.stack.metrics("execution_service").get("writer", {}).get("pending") == 0, 20,
+               "the trades stored", details=desk.stack.dump)
     assert desk.stack.stop("execution_service") == 0
 
     desk.resolve("kalshi", kalshi, "no")  # published while execution_service is down
@@ -208,12 +214,12 @@ def test_a_restart_rebuilds_the_positions_once_and_settles_markets_that_resolved
     desk.start_again()
     log = desk.stack.log("execution_service")
     assert f"Open positions: 1 pairs, exposure ${held:.2f}" in log  # rebuilt from PostgreSQL, once
-    wait_for(lambda: desk.replay_to_late_joiners() and desk.positions().get("open_pairs") == 0, 30,
-             "the positions settled from the resolutions heard again", desk.stack)
+    eventually(lambda: desk.replay_to_late_joiners() and desk.positions().get("open_pairs") == 0, 30,
+               "the positions settled from the resolutions heard again", details=desk.stack.dump)
     assert desk.positions()["exposure_usd"] == 0 and desk.metric("positions_settled") == 2
     with psycopg.connect(desk.database_url) as conn:
-        wait_for(lambda: conn.execute("SELECT count(*) FROM positions WHERE close_reason = 'settled'").fetchone()[0]
-                 == 2, 20, "positions settled in PostgreSQL", desk.stack)
+        eventually(lambda: conn.execute("SELECT count(*) FROM positions WHERE close_reason = 'settled'").fetchone()[0]
+                   == 2, 20, "positions settled in PostgreSQL", details=desk.stack.dump)
         payout = conn.execute("SELECT sum(payout_cents) FROM positions").fetchone()[0]
         assert payout == 5000.0  # BOS lost: the 50 NO held on Polymarket pay 100c each, the YES nothing
         assert conn.execute("SELECT count(*) FROM paper_trades").fetchone()[0] == 2

@@ -27,6 +27,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from arbees_core.config import Env
 from arbees_core.messages import Heartbeat, PriceUpdate, decode
+from arbees_core.polling import eventually_async
 from arbees_core.services.kalshi_monitor import KalshiMonitor
 from arbees_core.services.monitor import MonitorService
 from arbees_core.services.polymarket_monitor import PolymarketMonitor
@@ -38,7 +39,6 @@ from tests.conftest import KeptPublisher
 from tests.test_game_shard import _kalshi, _make_shard, _poly, _received, _signals
 from tests.test_kalshi_live import WS_PATH, FakeKalshi, snapshot
 from tests.test_polymarket_live import FakeClob, book
-from tests.venue_support import eventually
 
 KALSHI_TICKER = "KXNBAGAME-26NOV24MIABOS-BOS"
 POLY_TOKEN = "111"
@@ -106,11 +106,11 @@ def _price_age_ns(run: Run) -> int:
 
 
 async def quiet_market_stays_tradeable(run: Run) -> None:
-    await eventually(lambda: run.prices(), 10, "the book's first price")
+    await eventually_async(lambda: run.prices(), 10, "the book's first price")
     start, quiet = run.keepalives(), round(QUIET_S / run.keepalive_spacing_s)
-    await eventually(lambda: run.keepalives() - start >= quiet, 20, "a quiet second of keep-alives")
+    await eventually_async(lambda: run.keepalives() - start >= quiet, 20, "a quiet second of keep-alives")
     assert _price_age_ns(run) > MAX_PRICE_AGE_MS * 1e6 and len(run.prices()) == 1  # quiet, no update
-    await eventually(lambda: _trades(run), 10, "game_shard trades the quiet book")
+    await eventually_async(lambda: _trades(run), 10, "game_shard trades the quiet book")
     source = run.monitor.source
     assert source.keepalive_misses == 0 and source.intact(time.time_ns())  # type: ignore[union-attr]
     assert run.monitor.metrics.counters.get("stale_events", 0) == 0 and run.monitor.metrics.counters.get(
@@ -118,19 +118,20 @@ async def quiet_market_stays_tradeable(run: Run) -> None:
 
 
 async def silent_connection_ages_out(run: Run) -> None:
-    await eventually(lambda: run.prices(), 10, "the book's first price")
+    await eventually_async(lambda: run.prices(), 10, "the book's first price")
     run.silence()
     source = run.monitor.source
-    await eventually(lambda: source.keepalive_misses == 1, 10, "the keep-alive goes overdue")  # type: ignore[union-attr]
+    await eventually_async(lambda: source.keepalive_misses == 1,  # type: ignore[union-attr]
+                           10, "the keep-alive goes overdue")
     assert source.connected and not source.intact(time.time_ns())  # type: ignore[union-attr]
     frozen = run.monitor.feed_live_ns()
     assert frozen <= source.keepalive.last_ns + source.keepalive.window_ns  # type: ignore[union-attr]
-    await eventually(lambda: len(run.heartbeats()) > 2 and run.heartbeats()[-1].feed_live_ns == frozen, 10,
-                     "heartbeats stop vouching for the feed")
+    await eventually_async(lambda: len(run.heartbeats()) > 2 and run.heartbeats()[-1].feed_live_ns == frozen, 10,
+                           "heartbeats stop vouching for the feed")
     before_withdrawal = [m for m in run.messages() if not (isinstance(m, PriceUpdate) and m.yes_bid is None)]
-    await eventually(lambda: not _trades(run, before_withdrawal), 10, "game_shard stops trading the book")
-    await eventually(lambda: any(p.yes_bid is None and p.yes_ask is None for p in run.prices()), 10,
-                     "STALE_FEED_S withdraws the quote of the feed that lost its keep-alive")
+    await eventually_async(lambda: not _trades(run, before_withdrawal), 10, "game_shard stops trading the book")
+    await eventually_async(lambda: any(p.yes_bid is None and p.yes_ask is None for p in run.prices()), 10,
+                           "STALE_FEED_S withdraws the quote of the feed that lost its keep-alive")
     assert run.monitor.metrics.counters["stale_events"] == 1 and not _trades(run)
 
 

@@ -27,6 +27,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from arbees_core.config import ConfigError, Env
+from arbees_core.polling import eventually_async
 from arbees_core.venues.book import BookChange
 from arbees_core.venues.kalshi.auth import KalshiSigner, signed_path, verify
 from arbees_core.venues.kalshi.feed import KalshiFeed
@@ -34,7 +35,7 @@ from arbees_core.venues.kalshi.rest import KalshiRestConfig, discover_markets, r
 from arbees_core.venues.kalshi.ws import KalshiLiveConfig, KalshiLiveSource
 from arbees_core.venues import adapter
 from arbees_core.venues.live import AUTH_FAILED, CONNECTED, Backoff
-from tests.venue_support import drive, eventually
+from tests.venue_support import drive
 
 TICKER = "KXNBAGAME-26NOV24MIABOS-BOS"
 WS_PATH = "/trade-api/ws/v2"
@@ -424,7 +425,8 @@ def test_live_monitor_subscribes_the_mapping_and_its_feed_liveness_stops_when_di
             monitor.source = monitor.make_source()
             done = asyncio.Event()
             reader = asyncio.create_task(monitor._read(monitor.source, done))  # noqa: SLF001
-            await eventually(lambda: len(published) == 2 and not monitor.source.connected, 10, "prices, then a drop")
+            await eventually_async(lambda: len(published) == 2 and not monitor.source.connected, 10,
+                                   "prices, then a drop")
             live_then = monitor.feed_live_ns()
             await asyncio.sleep(0.3)  # the venue stays away (5 s backoff): no frame may refresh liveness
             live_later = monitor.feed_live_ns()

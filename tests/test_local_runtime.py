@@ -18,11 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from arbees_core.polling import eventually
 from arbees_core.registry import SERVICES
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.runtime.ports import free_port
 from arbees_core.runtime.preflight import SettingsError
-from tests.conftest import eventually, listening_process, never
+from tests.conftest import listening_process, never
 
 pytestmark = pytest.mark.e2e
 

@@ -17,6 +17,7 @@ import psycopg
 
 from arbees_core.config import Env
 from arbees_core.messages import Heartbeat, Leg, MarketResolution, PriceUpdate, TradingSignal
+from arbees_core.polling import eventually
 from arbees_core.services.execution_service import ExecutionConfig, ExecutionService
 from arbees_core.services.execution_support import prepare_store
 from arbees_core.services.game_shard import GameShard, GameShardConfig
@@ -25,7 +26,6 @@ from arbees_core.store.recent_ids import RecentIds
 from arbees_core.transport import Outbox, Received, TransportSettings
 from arbees_core.transport.base import Delivery, Publisher
 from arbees_core.venues.listing import GameMapping, OutcomePair
-from tests.conftest import eventually
 
 SIGNALS_PER_GAME = 5
 
@@ -53,11 +53,11 @@ def _price(venue: str, ticker: str, src: str = "", **quote: float) -> PriceUpdat
                        ticker=ticker, game_id="", outcome="BOS", **quote)
 
 
-def _signal(n: int, game: int) -> TradingSignal:
+def _signal(n: int, game: int, epoch: int = 0) -> TradingSignal:
     kalshi, poly = _markets(game)
     now = time.time_ns()
     return TradingSignal(src="game_shard.test", seq=n + 1, ts_origin_ns=now, ts_detect_ns=now,
-                         signal_id=f"arb-{n:08x}", game_id=f"G{game}",
+                         signal_id=f"arb-{n:08x}", game_id=f"G{game}", shard_id="s1" if epoch else "", epoch=epoch,
                          legs=[Leg(venue="kalshi", ticker=kalshi, side="yes", limit_price=40.0, qty=5.0),
                                Leg(venue="polymarket", ticker=poly, side="no", limit_price=55.0, qty=5.0)],
                          qty=5.0, gross_edge_cents=5.0, edge_cents=3.0, edge_pct=3.1, cost_cents=97.0)
@@ -87,11 +87,14 @@ def test_execution_keeps_a_bounded_window_of_ids_books_and_positions_over_thousa
             kalshi, poly = _markets(game)
             svc.books.update(_price("kalshi", kalshi, yes_ask=40.0, yes_ask_size=500.0))
             svc.books.update(_price("polymarket", poly, no_ask=55.0, no_ask_size=500.0))
-            svc.on_signal(_signal(n, game), time.time_ns())
+            svc.on_signal(_signal(n, game, epoch=1 + game % 3), time.time_ns())  # from a sharded stack: fenced
             if n % SIGNALS_PER_GAME == SIGNALS_PER_GAME - 1:  # the game ends: both markets resolve
                 for venue, ticker in (("kalshi", kalshi), ("polymarket", poly)):
                     svc.on_resolution(MarketResolution(src="m", seq=0, ts_origin_ns=time.time_ns(), venue=venue,  # type: ignore[arg-type]
                                                        ticker=ticker, result="yes"))  # type: ignore[arg-type]
+                # ... and leaves the assignments; the fence's keep time passes (given, not waited for)
+                svc.fence.prune({}, time.monotonic() + svc.fence.keep_s + 1)
+            assert len(svc.fence.epochs) <= 1 and len(svc.fence._heard) <= 1
             assert len(svc.executed) <= max_ids
             assert len(svc.books) <= 2 and svc.positions.open_pairs <= SIGNALS_PER_GAME
             assert len(svc.positions._open_by_market) <= 2
@@ -99,7 +102,7 @@ def test_execution_keeps_a_bounded_window_of_ids_books_and_positions_over_thousa
         assert c["signals_executed"] == signals and c["legs_filled"] == 2 * signals
         assert len(svc.executed) == max_ids and svc.positions.open_pairs == 0
 
-        svc.on_signal(_signal(signals - 1, (signals - 1) // SIGNALS_PER_GAME), time.time_ns())  # redelivered, recent
+        svc.on_signal(_signal(signals - 1, (signals - 1) // SIGNALS_PER_GAME, epoch=1), time.time_ns())  # redelivered
         first = _signal(0, 0)
         first.ts_detect_ns = first.ts_origin_ns = svc.executed.horizon_ns  # an old one, out of the window by now
         svc.on_signal(first, time.time_ns())
@@ -176,15 +179,22 @@ def test_latency_histograms_hold_fixed_memory_over_many_distinct_values_and_keep
     assert [summary[f"p{p}_us"] for p in (50, 95, 99)] == [plain.get_value_at_percentile(p) for p in (50, 95, 99)]
 
 
-def test_topic_family_cache_keeps_recurring_topics_only_and_at_most_its_bound() -> None:
-    from arbees_core.topics import TOPIC_CACHE_MAX, Family, _family_of_recurring, family_of, price_topic
+def test_topic_families_are_found_with_nothing_kept_per_topic() -> None:
+    """`family_of` runs on every message; it keeps no state per topic, so markets that come and go (a game's
+    markets every few minutes) leave nothing behind, and it answers as a prefix match over the families does."""
+    from arbees_core import topics
+    from arbees_core.topics import Family, family_of, price_topic
 
-    _family_of_recurring.cache_clear()
-    for n in range(20_000):  # a signal and its two results each, and a market resolving: none cached
+    state = {k: v for k, v in vars(topics).items() if isinstance(v, (dict, list, set))}
+    sizes = {k: len(v) for k, v in state.items()}
+    for n in range(20_000):
         assert family_of(f"signals.trade.arb-{n:016x}") is Family.SIGNALS
         assert family_of(f"trades.result.arb-{n:016x}-{n % 2}") is Family.RESULTS
         assert family_of(f"markets.resolved.kalshi.K-{n}") is Family.RESOLUTIONS
-    assert _family_of_recurring.cache_info().currsize == 0
-    for n in range(TOPIC_CACHE_MAX + 500):  # markets of many generations of games
         assert family_of(price_topic("kalshi", f"K-{n}")) is Family.PRICES_KALSHI
-    assert _family_of_recurring.cache_info().currsize == TOPIC_CACHE_MAX
+        assert family_of(price_topic("polymarket", f"0x{n:x}.{n}")) is Family.PRICES_POLY
+    assert {k: len(v) for k, v in state.items()} == sizes
+    for topic in ("heartbeat.api", "positions.pair.p", "positions.exit.p", "prices.kalshi", "prices.kalshiX.a",
+                  "prices..a", "heartbeat", "", ".", "trades.results.x"):
+        expected = next((f for f in Family if topic.startswith(f.value)), None)
+        assert family_of(topic) is expected, topic

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from arbees_core.config import write_dotenv_value
+from arbees_core.polling import eventually
 from arbees_core.runtime.compose import ComposeRuntime
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.runtime.preflight import SettingsError, check_compose
 from arbees_core.validation.results import latest_result
-from tests.conftest import eventually, run_arbees
+from tests.conftest import run_arbees
 
 pytestmark = pytest.mark.e2e
 

@@ -11,14 +11,14 @@ import psycopg
 import pytest
 
 from arbees_core.runtime.ports import free_port_block
-from arbees_core.runtime.processes import ProcessStack
+from arbees_core.harness import ProcessStack
+from arbees_core.polling import eventually
 from arbees_core.store.assignments import AssignmentRow, ShardRow, read_assignments
 from arbees_core.store.db import connect
 from arbees_core.store.mappings import save_mappings
 from arbees_core.store.schema import migrate
 from arbees_core.strategy.assignment import plan_round, shares
 from arbees_core.venues.listing import GameMapping, OutcomePair
-from tests.conftest import eventually
 
 
 def shard(sid: str, live: bool = True, joined: int = 0, seen: int = 0) -> ShardRow:

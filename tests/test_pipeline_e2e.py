@@ -22,7 +22,8 @@ from arbees_core.topics import signal_topic
 from arbees_core.transport import TransportSettings
 from arbees_core.transport.zmq import ZmqPublisher
 from arbees_core.runtime.ports import free_port
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline
+from arbees_core.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -59,12 +60,13 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
     mode = "ZMQ" if zmq_mode else "Redis"
 
     # Phase 1: prices flow into the plan's streams, with the fields the plan reads
-    wait_for(lambda: client.xlen("prices:kalshi") > 0 and client.xlen("prices:poly") > 0, 30, "price streams", stack)
+    eventually(lambda: client.xlen("prices:kalshi") > 0 and client.xlen("prices:poly") > 0, 30, "price streams",
+               details=stack.dump)
     latest = msgspec.json.decode(client.xrevrange("prices:kalshi", "+", "-", count=1)[0][1][b"data"])
     assert {"ticker", "yes_ask", "yes_bid"} <= set(latest)
 
     # Phase 2: the injected mispricing becomes exactly one signal
-    wait_for(lambda: client.xlen("signals:trades") >= 1, 45, "a signal", stack)
+    eventually(lambda: client.xlen("signals:trades") >= 1, 45, "a signal", details=stack.dump)
     time.sleep(3.0)  # the mispricing has ended; nothing else may signal
     signals = _signals(client)
     assert len(signals) == 1, [s.signal_id for s in signals]
@@ -78,18 +80,18 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
                                 "execution_latency_ms, transport, reason FROM paper_trades WHERE signal_id = %s ORDER BY leg",
                                 (sig.signal_id,)).fetchall()
 
-    rows = wait_for(lambda: len(trades()) == 2 and trades(), 30, "two paper trades", stack)
+    rows = eventually(lambda: len(trades()) == 2 and trades(), 30, "two paper trades", details=stack.dump)
     assert all(r[3] is not None and r[3] > 0 for r in rows), rows
     assert all(None not in r[4:7] for r in rows), rows
     assert {r[7] for r in rows} == {"zmq" if zmq_mode else "redis"}
-    assert any(r[1] in ("filled", "partial") and r[2] > 0 for r in rows), rows
+    assert any(r[1] in ("filled", "partial") and r[2] > 0 for r in rows), [(r[0], r[1], r[8]) for r in rows]
     with psycopg.connect(database_url) as conn:
         plan_rows = conn.execute(PLAN_PHASE3_SQL).fetchall()
     assert {r[0] for r in plan_rows} == {f"{sig.signal_id}-0", f"{sig.signal_id}-1"}
     with psycopg.connect(database_url) as conn:
         edges = conn.execute("SELECT DISTINCT edge_pct, edge_cents FROM paper_trades").fetchall()
     assert edges == [(pytest.approx(sig.edge_pct), pytest.approx(sig.edge_cents))]
-    wait_for(lambda: client.xlen("trades:results") >= 2, 15, "results stream", stack)
+    eventually(lambda: client.xlen("trades:results") >= 2, 15, "results stream", details=stack.dump)
 
     # the log lines the plan greps for, with its wording
     shard, execution = stack.log("game_shard"), stack.log("execution_service")
@@ -111,7 +113,8 @@ def test_injected_mispricing_becomes_one_signal_and_two_paper_trades(running, re
 
     # a redelivered signal does not trade twice
     _redeliver(stack, client, sig, zmq_mode)
-    wait_for(lambda: stack.counter("execution_service", "signals_duplicate") >= 1, 30, "duplicate seen", stack)
+    eventually(lambda: stack.counter("execution_service", "signals_duplicate") >= 1, 30, "duplicate seen",
+               details=stack.dump)
     assert len(trades()) == 2
     for name in stack.procs:
         assert stack.alive(name), stack.dump()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from arbees_core.polling import NotReached
 from tests.docker_support import ComposeProject, build_vpn_standin
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
@@ -204,7 +205,7 @@ def run_section(project: ComposeProject, commands: list[PlanCommand], attempts_s
 
         try:
             project.wait(cmd.command, holds, timeout=attempts_s)
-        except AssertionError:
+        except NotReached:
             pytest.fail(f"the plan's command did not give the plan's output:\n$ {cmd.command}\n{last[0]}")
 
 

@@ -23,6 +23,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from arbees_core.polling import eventually_async
 from arbees_core.venues.book import BookChange
 from arbees_core.venues import adapter
 from arbees_core.venues.live import Backoff, proxy_for
@@ -30,7 +31,7 @@ from arbees_core.venues.polymarket.auth import check_geoblock
 from arbees_core.venues.polymarket.rest import GammaConfig, discover_markets, json_list
 from arbees_core.venues.polymarket.feed import PolymarketFeed
 from arbees_core.venues.polymarket.ws import PolymarketLiveConfig, PolymarketLiveSource
-from tests.venue_support import drive, eventually
+from tests.venue_support import drive
 
 LAL = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 BOS = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
@@ -338,7 +339,7 @@ def test_market_channel_through_an_http_connect_proxy() -> None:
                     feed.handle(raw, time.time_ns())
 
             reader = asyncio.create_task(read())
-            await eventually(lambda: LAL in feed.books or reader.done(), 10.0, "a book through the proxy")
+            await eventually_async(lambda: LAL in feed.books or reader.done(), 10.0, "a book through the proxy")
             stop.set()
             await asyncio.wait_for(reader, 5)
             return source, feed, proxy.tunnels

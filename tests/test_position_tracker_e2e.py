@@ -22,7 +22,8 @@ import pytest
 import redis
 
 from arbees_core.messages import ExitSignal, Leg, MarketResolution, PositionUpdate, PriceUpdate, TradingSignal
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env
+from arbees_core.polling import eventually
 from arbees_core.telemetry.metrics import Metrics
 from arbees_core.topics import Family, price_topic, resolution_topic, signal_topic
 from arbees_core.transport import Inbox, Outbox, Subscriber, TransportSettings, make_publisher, make_subscriber
@@ -61,10 +62,10 @@ class Stack:
         for attempt in range(5):
             signal_id = f"{prefix}-{attempt}"
             self.send_signal(signal_id, kalshi_ask, poly_ask)
-            filled = wait_for(lambda: self.rows("SELECT coalesce(sum(filled_qty), -1) FROM paper_trades WHERE "
-                                                "signal_id = %s", signal_id)[0][0] >= 0 and self.rows(
+            filled = eventually(lambda: self.rows("SELECT coalesce(sum(filled_qty), -1) FROM paper_trades WHERE "
+                                                  "signal_id = %s", signal_id)[0][0] >= 0 and self.rows(
                 "SELECT sum(filled_qty) FROM paper_trades WHERE signal_id = %s", signal_id), 20,
-                f"{signal_id} stored", self.procs)
+                f"{signal_id} stored", details=self.procs.dump)
             if filled[0][0] > 0:
                 return signal_id
         raise AssertionError(f"no signal of {prefix} filled\n{self.procs.dump()}")
@@ -82,7 +83,7 @@ class Stack:
                 cost_cents=kalshi_ask + poly_ask + 1))
             return self.procs.counter("execution_service", "signals_rx") > before
 
-        wait_for(sent, 20, f"execution_service received {signal_id}", self.procs, interval=0.3)
+        eventually(sent, 20, f"execution_service received {signal_id}", details=self.procs.dump, interval=0.3)
 
     def updates(self) -> list:
         self.seen += [i.msg for i in Inbox(self.watch, Metrics("t", "t")).receive(50)]
@@ -122,12 +123,13 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     try:
         procs.start("execution_service", ZMQ_PUB_PORT=env["_PORT_execution_service"])
         procs.start("position_tracker", ZMQ_PUB_PORT=env["_PORT_position_tracker"])
-        wait_for(lambda: "Idempotency:" in procs.log("execution_service") and
-                 "Tracking 0 open pairs" in procs.log("position_tracker"), 30, "both services ready", procs)
+        eventually(lambda: "Idempotency:" in procs.log("execution_service") and
+                   "Tracking 0 open pairs" in procs.log("position_tracker"), 30, "both services ready",
+                   details=procs.dump)
         ready = Stack(procs, settings, database_url, venues, shard, watch)
         if zmq_mode:  # the tracker publishes a pair's update when it changes: be subscribed before anything trades
-            wait_for(lambda: ready.updates() is not None and env["ZMQ_POSITION_TRACKER_ENDPOINT"] in watch.connected,
-                     20, "the test subscribed to position_tracker", procs)
+            eventually(lambda: ready.updates() is not None and env["ZMQ_POSITION_TRACKER_ENDPOINT"] in watch.connected,
+                       20, "the test subscribed to position_tracker", details=procs.dump)
         yield ready
     finally:
         procs.stop_all()
@@ -145,17 +147,17 @@ def _books_seen(stack: Stack, kalshi_bid: float, poly_bid: float) -> None:
         return (stack.procs.metrics("execution_service").get("books", 0) >= 2 and
                 stack.procs.metrics("position_tracker").get("books", 0) >= 2)
 
-    wait_for(seen, 20, "books at execution_service and position_tracker", stack.procs, interval=0.2)
+    eventually(seen, 20, "books at execution_service and position_tracker", details=stack.procs.dump, interval=0.2)
 
 
 def test_a_traded_signal_opens_a_pair_the_tracker_marks_and_publishes(stack: Stack) -> None:
     _books_seen(stack, 37.0, 49.0)
     pair = stack.trade("arb-open", 39.0, 51.0)
-    wait_for(lambda: stack.rows("SELECT count(*) FROM position_marks WHERE pair_id = %s", pair) == [(2,)], 20,
-             "both legs marked in position_marks", stack.procs)
-    update = wait_for(lambda: next((u for u in stack.updates() if isinstance(u, PositionUpdate)
-                                    and u.pair_id == pair and u.mark_cents is not None), None), 20,
-                      "positions.pair.<pair> published with a mark", stack.procs)
+    eventually(lambda: stack.rows("SELECT count(*) FROM position_marks WHERE pair_id = %s", pair) == [(2,)], 20,
+               "both legs marked in position_marks", details=stack.procs.dump)
+    update = eventually(lambda: next((u for u in stack.updates() if isinstance(u, PositionUpdate)
+                                      and u.pair_id == pair and u.mark_cents is not None), None), 20,
+                        "positions.pair.<pair> published with a mark", details=stack.procs.dump)
     cost = stack.rows("SELECT sum(cost_cents) FROM positions WHERE pair_id = %s", pair)[0][0]
     assert (update.status, update.qty, update.open_legs, update.hold_cents) == ("open", 10.0, 2, 1000.0)
     assert update.cost_cents == pytest.approx(cost) and update.mark_cents < 370 + 490  # the bids, less the fees
@@ -167,15 +169,15 @@ def test_a_traded_signal_opens_a_pair_the_tracker_marks_and_publishes(stack: Sta
 
 def test_bids_above_settlement_make_an_exit_that_sells_both_legs_once(stack: Stack) -> None:
     stack.books(62.0, 45.0)  # 107c of bids per contract against 100c at settlement
-    exit_sig = wait_for(lambda: next((u for u in stack.updates() if isinstance(u, ExitSignal)), None), 20,
-                        "an exit signal", stack.procs)
+    exit_sig = eventually(lambda: next((u for u in stack.updates() if isinstance(u, ExitSignal)), None), 20,
+                          "an exit signal", details=stack.procs.dump)
     pair = exit_sig.pair_id
     assert pair.startswith("arb-open-") and exit_sig.gain_cents >= 10.0
-    wait_for(lambda: stack.rows("SELECT count(*) FROM positions WHERE pair_id = %s AND close_reason = 'exit'", pair
-                                ) == [(2,)], 20, "both legs closed by the exit", stack.procs)
-    closed = wait_for(lambda: next((u for u in stack.updates() if isinstance(u, PositionUpdate)
-                                    and u.pair_id == pair and u.status == "closed"), None), 20,
-                      "positions.pair.<pair> closed", stack.procs)
+    eventually(lambda: stack.rows("SELECT count(*) FROM positions WHERE pair_id = %s AND close_reason = 'exit'", pair
+                                  ) == [(2,)], 20, "both legs closed by the exit", details=stack.procs.dump)
+    closed = eventually(lambda: next((u for u in stack.updates() if isinstance(u, PositionUpdate)
+                                      and u.pair_id == pair and u.status == "closed"), None), 20,
+                        "positions.pair.<pair> closed", details=stack.procs.dump)
     [(pnl, proceeds)] = stack.rows("SELECT sum(realised_pnl_cents), sum(exit_proceeds_cents) FROM positions "
                                    "WHERE pair_id = %s", pair)
     [(paid,)] = stack.rows("SELECT sum(filled_qty * avg_price + fees_cents) FROM paper_trades WHERE signal_id = %s",
@@ -184,38 +186,39 @@ def test_bids_above_settlement_make_an_exit_that_sells_both_legs_once(stack: Sta
     sells = stack.rows("SELECT signal_id, count(*), sum(filled_qty) FROM paper_trades WHERE action = 'sell' "
                        "AND filled_qty > 0 GROUP BY signal_id")
     assert len(sells) == 1 and sells[0][1:] == (2, 20.0)  # one exit filled: both legs, 10 each
-    wait_for(lambda: stack.procs.metrics("execution_service").get("exposure_usd") == 0.0, 10, "exposure freed",
-             stack.procs)
+    eventually(lambda: stack.procs.metrics("execution_service").get("exposure_usd") == 0.0, 10, "exposure freed",
+               details=stack.procs.dump)
 
 
 def test_a_markets_result_settles_the_pair(stack: Stack) -> None:
     _books_seen(stack, 37.0, 49.0)
     pair = stack.trade("arb-held", 39.0, 51.0)
-    wait_for(lambda: stack.tracker("open_pairs") == 1, 20, "the pair tracked", stack.procs)
+    eventually(lambda: stack.tracker("open_pairs") == 1, 20, "the pair tracked", details=stack.procs.dump)
     now = time.time_ns()
     stack.venues.publish_many([
         (resolution_topic(venue, ticker), MarketResolution(src="", seq=0, ts_origin_ns=now, venue=venue, ticker=ticker,
                                                            game_id=GAME, outcome="BOS", result="yes"))
         for venue, ticker in (("kalshi", KALSHI), ("polymarket", POLY))])
-    wait_for(lambda: stack.rows("SELECT count(*) FROM positions WHERE pair_id = %s AND close_reason = 'settled'",
-                                pair) == [(2,)], 20, "both legs settled", stack.procs)
+    eventually(lambda: stack.rows("SELECT count(*) FROM positions WHERE pair_id = %s AND close_reason = 'settled'",
+                                  pair) == [(2,)], 20, "both legs settled", details=stack.procs.dump)
     [(pnl, cost)] = stack.rows("SELECT sum(realised_pnl_cents), sum(cost_cents) FROM positions WHERE pair_id = %s",
                                pair)
     assert pnl == pytest.approx(1000.0 - cost)  # YES won on Kalshi: 100c x 10; the Polymarket NO paid nothing
-    wait_for(lambda: any(isinstance(u, PositionUpdate) and u.pair_id == pair and u.status == "closed"
-                         and u.close_reason == "settled" for u in stack.updates()), 20, "closed update", stack.procs)
+    eventually(lambda: any(isinstance(u, PositionUpdate) and u.pair_id == pair and u.status == "closed"
+                           and u.close_reason == "settled" for u in stack.updates()), 20,
+               "closed update", details=stack.procs.dump)
 
 
 def test_a_restarted_tracker_rebuilds_from_postgresql_and_counts_nothing_twice(stack: Stack) -> None:
     [(closed_legs, realised)] = stack.rows("SELECT count(*), sum(realised_pnl_cents) FROM positions")
-    wait_for(lambda: stack.tracker("closed_legs") == closed_legs == 4, 10, "totals before", stack.procs)
+    eventually(lambda: stack.tracker("closed_legs") == closed_legs == 4, 10, "totals before", details=stack.procs.dump)
     before = stack.procs.metrics("position_tracker")["instance"]
     assert stack.procs.stop("position_tracker") == 0
     stack.procs.start("position_tracker", ZMQ_PUB_PORT=stack.procs.env["_PORT_position_tracker"])
-    wait_for(lambda: stack.procs.log("position_tracker").count("Tracking 0 open pairs") == 2, 20, "restarted",
-             stack.procs)
-    wait_for(lambda: stack.procs.metrics("position_tracker").get("instance") not in (None, before) and
-             stack.tracker("known"), 20, "the new instance's figures", stack.procs)
+    eventually(lambda: stack.procs.log("position_tracker").count("Tracking 0 open pairs") == 2, 20, "restarted",
+               details=stack.procs.dump)
+    eventually(lambda: stack.procs.metrics("position_tracker").get("instance") not in (None, before) and
+               stack.tracker("known"), 20, "the new instance's figures", details=stack.procs.dump)
     assert stack.tracker("closed_legs") == 4
     assert stack.tracker("realised_pnl_usd") == pytest.approx(realised / 100, abs=1e-4)
     assert stack.procs.counter("position_tracker", "pairs_closed") == 0  # nothing closed again

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from arbees_core.messages import MarketResolution
+from arbees_core.polling import eventually
 from arbees_core.runtime.ports import free_port
 from arbees_core.services.execution_support import prepare_store
 from arbees_core.store.positions import load_open, open_exposure_usd, record_resolutions, unequal_pairs
@@ -19,7 +20,6 @@ from arbees_core.store.schema import migrate
 from arbees_core.store.spool import TradeSpool
 from arbees_core.store.trades import TradeWriter, insert_records
 from arbees_core.strategy.positions import PositionBook
-from tests.conftest import eventually
 from tests.test_spool import make_record
 
 KALSHI_TICKER = "KXNBAGAME-26NOV24MIABOS-BOS"

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from arbees_core.polling import eventually
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.runtime.ports import free_port
 from arbees_core.telemetry.prometheus import scrape_config
-from tests.conftest import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -63,19 +63,20 @@ def test_prometheus_scrapes_every_service_and_answers_a_rate_and_a_quantile(
     assert len(targets) == len(services) and all(s.metrics_port for s in services)
     base = prometheus(scrape_config(targets, interval_s=1))
 
-    up = eventually(lambda: (r := query(base, "up == 1")) and len(r) == len(targets) and r, 60, 0.5,
+    up = eventually(lambda: (r := query(base, "up == 1")) and len(r) == len(targets) and r, 60, interval=0.5,
                     what="every service's target up")
     assert {r["metric"]["service"] for r in up} == set(targets)
 
-    rate = eventually(lambda: query(base, 'rate(arbees_prices_rx_total{service="game_shard"}[10s]) > 0'), 60, 0.5,
+    rate = eventually(lambda: query(base, 'rate(arbees_prices_rx_total{service="game_shard"}[10s]) > 0'), 60,
+                      interval=0.5,
                       what="a price rate")
     assert float(rate[0]["value"][1]) > 0
     p99 = eventually(lambda: query(base, 'histogram_quantile(0.99, sum by (le) (rate(arbees_latency_seconds_bucket'
-                                         '{service="game_shard", hop="price"}[10s]))) > 0'), 60, 0.5,
+                                         '{service="game_shard", hop="price"}[10s]))) > 0'), 60, interval=0.5,
                      what="the price hop's p99")
     assert 0 < float(p99[0]["value"][1]) < 60
     e2e = eventually(lambda: query(base, 'histogram_quantile(0.5, arbees_latency_seconds_bucket{hop="end_to_end"})'
-                                         ' > 0'), 60, 0.5, what="the end-to-end median")
+                                         ' > 0'), 60, interval=0.5, what="the end-to-end median")
     assert e2e[0]["metric"]["service"] == "execution_service"
     modes = query(base, "arbees_service_info")
     assert {r["metric"]["mode"] for r in modes} == {"zmq"} and len(modes) == len(targets)

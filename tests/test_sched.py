@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from arbees_core.config import ConfigError, Env
-from arbees_core.runtime.processes import ProcessStack, pipeline_env
+from arbees_core.harness import ProcessStack, pipeline_env
+from arbees_core.polling import eventually
 from arbees_core.services.execution_support import BookCache, PriceFeedThread
 from arbees_core.services.sched import DEFAULT_PRIORITY, rt_explicit, rt_permitted, rt_priority
 from arbees_core.telemetry.metrics import Metrics
 from arbees_core.topics import Family
 from arbees_core.transport import Inbox, TransportSettings, make_subscriber
-from tests.conftest import eventually
 
 PRIORITY = 7
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="Linux scheduling policies only")

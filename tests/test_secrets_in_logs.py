@@ -29,12 +29,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.server import ServerConnection, serve
 
+from arbees_core.polling import eventually
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.telemetry import redact
 from arbees_core.telemetry.logs import setup_logging
 from arbees_core.telemetry.redact import SecretFilter, SecretRegistry, redact_text
 from arbees_core.venues.kalshi.auth import KalshiSigner
-from tests.conftest import eventually
 from tests.test_kalshi_live import WS_PATH, FakeKalshi, FakeKalshiRest, snapshot
 from tests.test_local_runtime import _cli
 from tests.test_polymarket_live import BOS, LAL, ConnectProxy, FakeClob, FakeGamma, book

@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_ENVIRON_USES = {
     ("arbees_core/runtime/base.py", "process_environment"): "saves the values it overrides, to put them back",
     ("arbees_core/runtime/preflight.py", "settings_error"): "says where the variable an error names was set",
+    ("arbees_core/bench/common.py", "servers"): "REDIS_URL / DATABASE_URL unset means start embedded servers, not the "
+                                                "declared default",
+    ("arbees_core/bench/compose.py", "build_command"): "the image build's settings, passed on to docker as compose "
+                                                       "reads them (not settings of any service)",
+    ("arbees_core/bench/compose.py", "project"): "the image settings, passed on to the compose project's .env",
 }
 
 

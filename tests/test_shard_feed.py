@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import zmq
 
+from arbees_core.harness import ProcessStack, pipeline_env
+from arbees_core.polling import eventually
 from arbees_core.runtime.ports import free_port_block
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
 from arbees_core.services.shards import ShardFeed
 from arbees_core.transport import TransportSettings
 from arbees_core.transport.zmq import ZmqPublisher, ZmqSubscriber
 from arbees_core.venues.listing import GameMapping, OutcomePair
-from tests.conftest import eventually
 
 SHARDS = ("game_shard", "game_shard_2")
 
@@ -104,14 +104,17 @@ def two_shards(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Pr
     stack = ProcessStack(tmp_path, env)
     try:
         stack.start("market_discovery")
-        wait_for(lambda: "Discovery: mapped" in stack.log("market_discovery"), 60, "discovery mapped games", stack)
+        eventually(lambda: "Discovery: mapped" in stack.log("market_discovery"), 60, "discovery mapped games",
+                   details=stack.dump)
         for k, shard in enumerate(SHARDS, start=1):
             stack.start(shard, SHARD_ID=str(k), ZMQ_PUB_PORT=str(base + k - 1))
         for shard in SHARDS:  # both registered before the first round: the games are spread once, never moved
-            wait_for(lambda s=shard: "registered at epoch" in stack.log(s), 60, f"{shard} registered", stack)
+            eventually(lambda s=shard: "registered at epoch" in stack.log(s), 60, f"{shard} registered",
+                       details=stack.dump)
         stack.start("orchestrator")
         for shard in SHARDS:
-            wait_for(lambda s=shard: stack.metrics(s).get("markets_followed"), 60, f"{shard} follows markets", stack)
+            eventually(lambda s=shard: stack.metrics(s).get("markets_followed"), 60, f"{shard} follows markets",
+                       details=stack.dump)
         stack.start("polymarket_monitor", ZMQ_PUB_PORT=env["_PORT_polymarket_monitor"])
         stack.start("kalshi_monitor", ZMQ_PUB_PORT=env["_PORT_kalshi_monitor"])
         yield stack
@@ -123,12 +126,14 @@ def two_shards(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Pr
 def test_each_of_two_shards_receives_only_its_games_prices(two_shards: ProcessStack) -> None:
     stack = two_shards
     for shard in SHARDS:
-        wait_for(lambda s=shard: stack.counter(s, "prices_rx") >= 200, 60, f"{shard} received prices", stack)
+        eventually(lambda s=shard: stack.counter(s, "prices_rx") >= 200, 60, f"{shard} received prices",
+                   details=stack.dump)
     for monitor in ("kalshi_monitor", "polymarket_monitor"):
         stack.stop(monitor)
     published = sum(stack.counter(m, "prices_published") + stack.counter(m, "lvc_replayed")
                     for m in ("kalshi_monitor", "polymarket_monitor"))
-    snaps = {s: wait_for(lambda s=s: _settled(stack, s), 10, f"{s} metrics settled", stack) for s in SHARDS}
+    snaps = {s: eventually(lambda s=s: _settled(stack, s), 10, f"{s} metrics settled",
+                           details=stack.dump) for s in SHARDS}
     held = [set(snap["held_games"]) for snap in snaps.values()]
     assert all(held) and not held[0] & held[1], held
     for shard, snap in snaps.items():

@@ -15,9 +15,9 @@ import msgspec
 import pytest
 import redis
 
+from arbees_core.polling import eventually
 from arbees_core.runtime.local import LocalRuntime
 from arbees_core.validation.chaos import run_chaos
-from tests.conftest import eventually
 
 pytestmark = pytest.mark.e2e
 

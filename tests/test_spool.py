@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from arbees_core.messages import TradeResult
+from arbees_core.polling import eventually
 from arbees_core.store.spool import SpoolRecord, TradeSpool
-from tests.conftest import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 

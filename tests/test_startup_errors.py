@@ -30,7 +30,8 @@ import redis
 
 from arbees_core.runtime.embedded import EmbeddedPostgres, redis_server_binary
 from arbees_core.runtime.ports import free_port
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env
+from arbees_core.polling import eventually
 from arbees_core.services.startup import CONFIG_ERROR_ENV
 from arbees_core.topics import HEALTH_KEY_PREFIX
 
@@ -57,7 +58,7 @@ class RedisServer:
         self.proc = subprocess.Popen([str(redis_server_binary()), "--port", str(self.port), "--save", "",
                                       "--appendonly", "no", "--dir", str(self.folder), *self.args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._answers, 15, f"redis-server on {self.port}")
+        eventually(self._answers, 15, f"redis-server on {self.port}")
         return self
 
     def _answers(self) -> bool:
@@ -125,9 +126,10 @@ def unavailable_lines(stack: ProcessStack, name: str, kind: str) -> list[str]:
 def assert_one_line_each(stack: ProcessStack, names: list[str], kind: str, reason: str) -> None:
     """Each service logged its peer's refusal exactly once, with the server's reason, and no traceback."""
     for name in names:
-        wait_for(lambda n=name: unavailable_lines(stack, n, kind), 30, f"{name}: the {kind} line", stack)
-        wait_for(lambda n=name: any(not p["usable"] and reason in p["reason"]
-                                    for p in stack.metrics(n).get("peers", [])), 30, f"{name}: snapshot", stack)
+        eventually(lambda n=name: unavailable_lines(stack, n, kind), 30, f"{name}: the {kind} line", details=stack.dump)
+        eventually(lambda n=name: any(not p["usable"] and reason in p["reason"]
+                                      for p in stack.metrics(n).get("peers", [])), 30,
+                   f"{name}: snapshot", details=stack.dump)
     for name in names:
         lines = unavailable_lines(stack, name, kind)
         assert len(lines) == 1 and reason in lines[0], (name, lines)
@@ -136,7 +138,7 @@ def assert_one_line_each(stack: ProcessStack, names: list[str], kind: str, reaso
 
 def assert_back_once(stack: ProcessStack, names: list[str], kind: str) -> None:
     for name in names:
-        wait_for(lambda n=name: f"{kind} back after" in stack.log(n), 30, f"{name}: {kind} back", stack)
+        eventually(lambda n=name: f"{kind} back after" in stack.log(n), 30, f"{name}: {kind} back", details=stack.dump)
     for name in names:
         log = stack.log(name)
         assert count(stack, name, f"{kind} back after") == 1, log
@@ -172,12 +174,14 @@ def test_every_service_waits_for_a_redis_that_wants_a_password_then_trades(
     pipeline = stack(False, f"redis://127.0.0.1:{server.port}/0", database_url)
     start(pipeline, ALL)
     assert_one_line_each(pipeline, ALL, "Redis", "AuthenticationError")
-    wait_for(lambda: pipeline.metrics("kalshi_monitor").get("state") == "waiting", 10, "state waiting", pipeline)
+    eventually(lambda: pipeline.metrics("kalshi_monitor").get("state") == "waiting", 10, "state waiting",
+               details=pipeline.dump)
     server.admin("sekret").config_set("requirepass", "")
     assert_back_once(pipeline, ALL, "Redis")
     client = server.admin()
-    wait_for(lambda: all(client.exists(HEALTH_KEY_PREFIX + n) for n in ALL), 30, "every health key", pipeline)
-    wait_for(lambda: paper_trades(database_url) >= 2, 60, "the injected mispricing traded", pipeline)
+    eventually(lambda: all(client.exists(HEALTH_KEY_PREFIX + n) for n in ALL), 30, "every health key",
+               details=pipeline.dump)
+    eventually(lambda: paper_trades(database_url) >= 2, 60, "the injected mispricing traded", details=pipeline.dump)
     for name in ("kalshi_monitor", "game_shard", "execution_service"):
         assert count(pipeline, name, r"Connected to Redis \(Redis mode\)") == 1
 
@@ -191,13 +195,13 @@ def test_zmq_mode_trades_while_redis_denies_it_and_mirrors_once_redis_allows(red
     pipeline = stack(True, f"redis://{host}:{server.port}/0", database_url)
     start(pipeline, ALL)
     assert_one_line_each(pipeline, ALL, "Redis", "DENIED Redis is running in protected mode")
-    wait_for(lambda: paper_trades(database_url) >= 2, 60, "a trade without Redis", pipeline)
+    eventually(lambda: paper_trades(database_url) >= 2, 60, "a trade without Redis", details=pipeline.dump)
     client = server.admin()
     assert client.xlen("prices:kalshi") == 0
     client.config_set("protected-mode", "no")
     assert_back_once(pipeline, ALL, "Redis")
-    wait_for(lambda: client.xlen("prices:kalshi") > 0 and client.xlen("trades:results") > 0, 30, "the mirror",
-             pipeline)
+    eventually(lambda: client.xlen("prices:kalshi") > 0 and client.xlen("trades:results") > 0, 30, "the mirror",
+               details=pipeline.dump)
     assert count(pipeline, "zmq_listener", "Mirrored prices") >= 1
 
 
@@ -210,7 +214,7 @@ def test_an_acl_user_without_permissions_is_one_line_until_granted(redis_server,
     assert "pw@" not in pipeline.log("kalshi_monitor")
     server.admin().acl_setuser("nopriv", enabled=True, commands=["+@all"], keys=["*"])
     assert_back_once(pipeline, ["kalshi_monitor"], "Redis")
-    wait_for(lambda: server.admin().xlen("prices:kalshi") > 0, 30, "prices published", pipeline)
+    eventually(lambda: server.admin().xlen("prices:kalshi") > 0, 30, "prices published", details=pipeline.dump)
 
 
 def test_a_database_index_out_of_range_waits_until_redis_has_it(redis_server, stack, database_url: str) -> None:
@@ -222,11 +226,12 @@ def test_a_database_index_out_of_range_waits_until_redis_has_it(redis_server, st
     assert_one_line_each(pipeline, ["polymarket_monitor"], "Redis", "DB index is out of range")
     server.stop()
     lines = lambda: unavailable_lines(pipeline, "polymarket_monitor", "Redis")  # noqa: E731
-    wait_for(lambda: any("now ConnectionError: Error 111" in ln for ln in lines()), 30, "the new reason", pipeline)
+    eventually(lambda: any("now ConnectionError: Error 111" in ln for ln in lines()), 30, "the new reason",
+               details=pipeline.dump)
     server.start("--bind", "127.0.0.1", "--databases", "64")
     assert_back_once(pipeline, ["polymarket_monitor"], "Redis")
     db40 = redis.Redis(host="127.0.0.1", port=server.port, db=40)
-    wait_for(lambda: db40.xlen("prices:poly") > 0, 30, "prices in database 40", pipeline)
+    eventually(lambda: db40.xlen("prices:poly") > 0, 30, "prices in database 40", details=pipeline.dump)
     later = [ln.split(": now ", 1)[1] for ln in lines()[1:]]  # one line per new reason, none repeated
     assert "still unavailable" in lines()[1] and len(later) == len(set(later)), lines()
 
@@ -238,7 +243,7 @@ def test_a_redis_started_after_the_services_is_waited_for(redis_server, stack, d
     assert_one_line_each(pipeline, ["kalshi_monitor", "zmq_listener"], "Redis", "Connection refused")
     server.start()
     assert_back_once(pipeline, ["kalshi_monitor", "zmq_listener"], "Redis")
-    wait_for(lambda: server.admin().xlen("prices:kalshi") > 0, 30, "prices published", pipeline)
+    eventually(lambda: server.admin().xlen("prices:kalshi") > 0, 30, "prices published", details=pipeline.dump)
 
 
 # -- PostgreSQL refuses -------------------------------------------------------------------------------------------
@@ -262,8 +267,9 @@ def test_every_service_waits_for_its_database_to_exist_then_trades(stack, redis_
     with psycopg.connect(postgres_server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{urlsplit(missing_database).path.lstrip("/")}"')
     assert_back_once(pipeline, USES_POSTGRES, "PostgreSQL")
-    wait_for(lambda: "Discovery: mapped" in pipeline.log("market_discovery"), 30, "the mapping stored", pipeline)
-    wait_for(lambda: paper_trades(missing_database) >= 2, 60, "a paper trade", pipeline)
+    eventually(lambda: "Discovery: mapped" in pipeline.log("market_discovery"), 30, "the mapping stored",
+               details=pipeline.dump)
+    eventually(lambda: paper_trades(missing_database) >= 2, 60, "a paper trade", details=pipeline.dump)
 
 
 @pytest.fixture
@@ -302,7 +308,8 @@ def test_a_wrong_database_password_is_one_line_until_the_role_accepts_it(stack, 
     assert ":wrong@" not in pipeline.log("market_discovery") + pipeline.log("execution_service")
     set_password("wrong")
     assert_back_once(pipeline, ["market_discovery", "execution_service"], "PostgreSQL")
-    wait_for(lambda: "Discovery: mapped" in pipeline.log("market_discovery"), 30, "the mapping stored", pipeline)
+    eventually(lambda: "Discovery: mapped" in pipeline.log("market_discovery"), 30, "the mapping stored",
+               details=pipeline.dump)
 
 
 # -- configuration that cannot heal -----------------------------------------------------------------------------
@@ -343,7 +350,7 @@ def test_under_a_restart_policy_a_configuration_error_holds_instead_of_exiting(t
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     snapshot = tmp_path / ".arbees" / "metrics" / "zmq_listener.json"
     try:
-        wait_for(snapshot.exists, 30, "the config_error snapshot")
+        eventually(snapshot.exists, 30, "the config_error snapshot")
         assert json.loads(snapshot.read_text())["state"] == "config_error" and proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import eventually
+from arbees_core.polling import NotReached, eventually
 from tests.docker_support import (IMAGE, ROOT, build_image, engine_lock, engine_reason, existing_stack,
                                   left_by_a_test_session, remove_stack, run, unavailable)
 
@@ -125,7 +125,7 @@ def swarm() -> Iterator[Swarm]:
 def test_swarm_stack_trades_on_three_shard_replicas_fails_over_and_scales(swarm: Swarm) -> None:
     try:
         _trades_fails_over_and_scales(swarm)
-    except AssertionError as e:
+    except (AssertionError, NotReached) as e:
         raise AssertionError(f"{e}\n{swarm.dump()}") from None
 
 

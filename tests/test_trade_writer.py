@@ -8,11 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from arbees_core.polling import eventually
 from arbees_core.runtime.ports import free_port
 from arbees_core.store.schema import migrate
 from arbees_core.store.spool import TradeSpool
 from arbees_core.store.trades import TradeWriter, executed_signal_ids, insert_records, trades_for_signal
-from tests.conftest import eventually
 from tests.test_spool import make_record
 
 

@@ -10,13 +10,13 @@ import msgspec
 import pytest
 
 from arbees_core.messages import MarketResolution, encode
+from arbees_core.polling import eventually
 from arbees_core.services.sched import rt_permitted
 from arbees_core.telemetry.metrics import Metrics
 from arbees_core.topics import Family, price_topic, resolution_topic, signal_topic
 from arbees_core.transport import Inbox, Outbox, TransportSettings, make_publisher, make_subscriber
 from arbees_core.transport.redis import RedisStreamPublisher, RedisStreamSubscriber
 from arbees_core.transport.zmq import ZmqPublisher, ZmqSubscriber
-from tests.conftest import eventually
 from tests.test_messages import _make_price, _make_resolution, _make_signal
 
 

@@ -13,8 +13,8 @@ import time
 import zmq
 
 from arbees_core.messages import PriceUpdate, encode
+from arbees_core.polling import eventually
 from arbees_core.runtime.ports import free_port
-from tests.conftest import eventually
 
 
 def _price(seq: int) -> PriceUpdate:

@@ -1,4 +1,4 @@
-"""What the live-venue tests share: an async `eventually`, and driving a live source into its feed the way the
+"""What the live-venue tests share: driving a live source into its feed the way the
 monitor does until a scripted outcome holds."""
 
 from __future__ import annotations
@@ -9,17 +9,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from arbees_core.polling import eventually_async
 from arbees_core.venues.book import BookChange
 
 T = TypeVar("T")
-
-
-async def eventually(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {what}")
-        await asyncio.sleep(0.01)
 
 
 async def drive(source: Any, feed: Any, until: Callable[[Any, Any], object], timeout: float) -> list[BookChange]:
@@ -34,7 +27,7 @@ async def drive(source: Any, feed: Any, until: Callable[[Any, Any], object], tim
 
     reader = asyncio.create_task(read())
     try:
-        await eventually(lambda: until(source, feed) or reader.done(), timeout, "the scripted outcome")
+        await eventually_async(lambda: until(source, feed) or reader.done(), timeout, "the scripted outcome")
     finally:
         stop.set()
         await asyncio.wait_for(reader, 5)

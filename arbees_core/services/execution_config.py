@@ -27,6 +27,11 @@ class ExecutionConfig:
     wait while no signal arrives. Prices are read when a signal arrives (before it is filled) and at least this
     often, not one wake-up per price: on a small machine each wake-up costs the hot path a share of a core.
     leg_policy: LEG_POLICY, joint (default) | sequential (`services/execution_orders.py`);
+    price_catchup_ms: PRICE_CATCHUP_MS (5, ZMQ mode), how long a signal waits at most for the prices it was
+    derived from (`TradingSignal.inputs`) to reach the books: they come straight from the monitors, the signal
+    through game_shard, so a price can arrive a moment after its signal;
+    order_latency_ms: PAPER_ORDER_LATENCY_MS (0), the modeled venue round trip of each IOC order: the fill meets the
+    book as it stands that long after the signal (prices read meanwhile), as a live order would;
     exit_endpoints: ZMQ_EXIT_ENDPOINT (position_tracker's publisher of exit signals, `services/execution_exits.py`);
     executed_ids_window_s / executed_ids_max: EXECUTED_IDS_WINDOW_S (600, at least SIGNAL_MAX_AGE_MS) /
     EXECUTED_IDS_MAX (100000), the bounds of the executed signal ids kept in memory (`store/recent_ids.py`)."""
@@ -45,6 +50,8 @@ class ExecutionConfig:
     log_sample_per_s: float
     price_drain_ms: float = 2.0
     leg_policy: str = "joint"
+    order_latency_ms: float = 0.0
+    price_catchup_ms: float = 5.0
     sharding: ShardingConfig = ShardingConfig()
     exit_endpoints: tuple[str, ...] = ()
     executed_ids_window_s: float = DEFAULT_WINDOW_S
@@ -76,6 +83,8 @@ class ExecutionConfig:
             log_sample_per_s=env.get(S.LOG_SAMPLE_PER_SEC),
             price_drain_ms=env.get(S.PRICE_DRAIN_MS),
             leg_policy=leg_policy_from_env(env),
+            order_latency_ms=env.get(S.PAPER_ORDER_LATENCY_MS),
+            price_catchup_ms=env.get(S.PRICE_CATCHUP_MS),
             sharding=ShardingConfig.from_env(env),
             exit_endpoints=tuple(env.get(S.ZMQ_EXIT_ENDPOINT)),
             executed_ids_window_s=window_s, executed_ids_max=env.get(S.EXECUTED_IDS_MAX),

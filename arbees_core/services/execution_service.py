@@ -26,16 +26,15 @@ import psycopg
 from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.messages import (
-    DecodeError,
     ExitSignal,
     MarketResolution,
     PriceUpdate,
     TradeResult,
     TradingSignal,
-    decode,
 )
 from arbees_core.services.execution_config import ExecutionConfig
 from arbees_core.services.execution_exits import exit_record, exit_rejection, exit_results, held_quantities, sales
+from arbees_core.services.execution_prices import PriceIntake
 from arbees_core.services.execution_orders import (
     Execution,
     execute,
@@ -65,7 +64,6 @@ from arbees_core.topics import (
     EXECUTION_GROUP,
     EXECUTION_SERVICE,
     Family,
-    price_topic,
     result_topic,
 )
 from arbees_core.transport import (
@@ -95,9 +93,8 @@ class ExecutionService(Service):
         self.executed = RecentIds(cfg.executed_ids_window_s, cfg.executed_ids_max)
         self._limiter = RateLimiter(cfg.log_sample_per_s)
         self.outbox: Outbox | None = None
-        self._prices: Inbox | None = None
-        self._price_thread: PriceFeedThread | None = None
-        self._late: list[Delivery] = []  # prices read between two legs, handled with the loop's queue
+        self._intake: PriceIntake | None = None  # ZMQ mode
+        self._price_thread: PriceFeedThread | None = None  # Redis mode
         self.fence = EpochFence()
 
     @classmethod
@@ -130,7 +127,9 @@ class ExecutionService(Service):
         inbox, prices, price_thread = self._open_inputs()
         if self.cfg.sharding.orchestrated:
             self.fence.start(ShardDirectory(self.cfg.database_url, self.cfg.sharding, epochs=True))
-        self._prices, self._price_thread = prices, price_thread
+        self._price_thread = price_thread
+        intake = self._intake = None if prices is None else \
+            PriceIntake(prices, self.books, self.metrics, self.cfg.price_catchup_ms)
         if prices is not None:  # Redis mode reads the stream's last values through its subscriber instead
             for res in recent_resolutions(self.settings.redis_url, self.log):
                 self.on_resolution(res)
@@ -141,13 +140,13 @@ class ExecutionService(Service):
         try:
             while not stop.is_set():
                 items = inbox.receive(wait_ms)
-                queued = prices.subscriber.receive(0) if prices is not None else []  # as read, not yet decoded
+                queued = intake.read() if intake is not None else []  # as read, not yet decoded
+                if items and intake is not None:
+                    queued = intake.before_fills(items, queued)  # fills see their inputs and the latest books
                 if items:
-                    self.prime_books(items, queued)  # the legs' latest prices first: fills use the latest book
                     self.handle_batch(items, inbox)
-                if prices is not None:  # then every queued price: decoded, checked, counted
-                    self.take_prices(prices, queued + self._late if self._late else queued)
-                    self._late = []
+                if intake is not None:  # then every queued price: decoded, checked, counted
+                    self.take_prices(intake, queued)
                 self.housekeeping()
                 self.fence.follow(inbox.subscriber)
         finally:
@@ -167,7 +166,7 @@ class ExecutionService(Service):
 
     def _open_inputs(self) -> tuple[Inbox, Inbox | None, PriceFeedThread | None]:
         """(signals, prices, price thread). ZMQ: a SUB socket for signals, which the loop waits on, and one for
-        prices, which it reads on every wake-up (`prime_books`, `take_prices`). Redis: signals through the consumer
+        prices, which it reads on every wake-up (`execution_prices.PriceIntake`). Redis: signals through the consumer
         group on this thread, prices on a reader thread (one blocking XREAD cannot serve both)."""
         prices = [Family.PRICES_KALSHI, Family.PRICES_POLY, Family.RESOLUTIONS, Family.EXITS]
         if self.settings.zmq_enabled:
@@ -186,45 +185,25 @@ class ExecutionService(Service):
 
     # -- hot path ----------------------------------------------------------------------------------------------
 
-    def prime_books(self, items: list[Received], queued: list[Delivery]) -> None:
-        """ZMQ mode: the latest valid price of every leg the signals trade, from the prices queued at their arrival,
-        into the books before the fills, decoding only those (a signal waits for two decodes, not for all of the
-        ~PRICE_DRAIN_MS of prices; `take_prices` then handles every queued price as usual)."""
-        self.prime({price_topic(leg.venue, leg.ticker) for i in items if isinstance(i.msg, TradingSignal)
-                    for leg in i.msg.legs}, queued)
-
-    def prime(self, topics: set[str], queued: list[Delivery]) -> None:
-        """The newest valid price of each of `topics` among `queued` into the books (not yet counted: the loop
-        hands every delivery to `take_prices` afterwards, in order)."""
-        for d in reversed(queued):
-            if d.topic not in topics or d.error:
-                continue
-            try:
-                msg = decode(d.topic, d.payload)
-            except DecodeError:
-                continue  # counted and logged when take_prices reaches it; an older one may still be valid
-            if isinstance(msg, PriceUpdate):
-                self.books.update(msg)
-                topics.discard(d.topic)
-
-    def take_prices(self, prices: Inbox, queued: list[Delivery]) -> None:
-        """ZMQ mode: queued prices into the books, oldest first, through the inbox (rejects and gaps counted);
-        market resolutions settle their positions; exit signals sell both legs of their pair."""
-        for item in prices.accept(queued):
-            if isinstance(item.msg, PriceUpdate):
-                self.books.update(item.msg)
-            elif isinstance(item.msg, MarketResolution):
+    def take_prices(self, intake: PriceIntake, queued: list[Delivery]) -> None:
+        """ZMQ mode: every queued price into the books (`PriceIntake.take`); market resolutions settle their
+        positions; exit signals sell both legs of their pair."""
+        for item in intake.take(queued):
+            if isinstance(item.msg, MarketResolution):
                 self.on_resolution(item.msg)
             elif isinstance(item.msg, ExitSignal) and not item.replay:
                 self.on_exit(item.msg, item.recv_ns)
 
-    def between_legs(self) -> None:
-        """Sequential policy, between its two orders: the prices that arrived meanwhile (ZMQ mode; in Redis mode
-        the reader thread keeps the books current), as a live second order meets the book of its own time."""
-        if self._prices is not None:
-            fresh = self._prices.subscriber.receive(0)
-            self.prime({d.topic for d in fresh}, fresh)
-            self._late += fresh
+    def await_venue(self) -> None:
+        """Before an order fills: its modeled round trip to the venue (PAPER_ORDER_LATENCY_MS), the prices that
+        arrive meanwhile in the books (ZMQ mode; in Redis mode the reader thread keeps them current). A live IOC
+        order meets the venue's book of its arrival, not the one its signal saw; the loop blocks meanwhile, as a
+        synchronous order client does. The sequential policy calls it between its two orders as well."""
+        deadline = time.monotonic() + self.cfg.order_latency_ms / 1000
+        if self._intake is not None:
+            self._intake.read_until(deadline)
+        elif self.cfg.order_latency_ms > 0:
+            time.sleep(self.cfg.order_latency_ms / 1000)
 
     def housekeeping(self) -> None:
         """Once per loop: resolutions the Redis-mode reader queued, positions loaded late, heartbeat."""
@@ -298,8 +277,10 @@ class ExecutionService(Service):
             for leg in sig.legs:
                 self.log.info("Placing IOC order (%s): buy %s x%g @ %gc on %s", sig.signal_id, leg.side, leg.qty,
                               leg.limit_price, leg.ticker)
+        if self.cfg.order_latency_ms > 0:
+            self.await_venue()  # the (first) order's round trip; the sequential policy's second waits its own
         return execute(self.cfg.leg_policy, sig.legs, lambda leg: self.books.get(leg.venue, leg.ticker),
-                       self.cfg.fees, self.between_legs)
+                       self.cfg.fees, self.await_venue)
 
     def rejection(self, sig: TradingSignal) -> Rejection | None:
         stale = self.fence.superseded(sig)

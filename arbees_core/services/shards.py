@@ -239,15 +239,25 @@ class ShardDirectory(DbPoller):
             self.epochs = game_epochs(conn)
 
 
+#: How long execution_service's fence remembers a game's epoch after its last signal, once the game has left the
+#: assignments (ended and dropped): older than this, any late signal of the game is past every signal age limit.
+FENCE_KEEP_S = 600.0
+
+
 class EpochFence:
     """execution_service's side: follows the shard directory (new shards' endpoints into the signal subscriber,
     ZMQ mode; in Redis mode every shard writes the one stream) and refuses a signal whose epoch is older than the
     newest known for its game. An accepted signal raises the game's known epoch, so once the new holder has been
-    heard the old holder's signals are refused even before the directory's next read."""
+    heard the old holder's signals are refused even before the directory's next read.
 
-    def __init__(self) -> None:
+    Bounded: a game's epoch is kept while the game is in the assignments, and for `keep_s` after its last signal
+    once it has left them (games end all day; without this every game ever fenced would stay)."""
+
+    def __init__(self, keep_s: float = FENCE_KEEP_S) -> None:
         self.epochs: dict[str, int] = {}
         self.directory: ShardDirectory | None = None
+        self.keep_s = keep_s
+        self._heard: dict[str, float] = {}
         self._next = 0.0
 
     def start(self, directory: ShardDirectory) -> None:
@@ -266,9 +276,17 @@ class EpochFence:
         if add is not None:
             for endpoint in self.directory.endpoints.values():
                 add(endpoint)
-        for game, epoch in self.directory.epochs.items():
+        assigned = self.directory.epochs
+        for game, epoch in assigned.items():
             if epoch > self.epochs.get(game, 0):
                 self.epochs[game] = epoch
+        self.prune(assigned, now)
+
+    def prune(self, assigned: dict[str, int], now: float) -> None:
+        """Forget the games no longer assigned whose last signal is older than `keep_s`."""
+        for game in [g for g in self.epochs if g not in assigned and now - self._heard.get(g, 0.0) > self.keep_s]:
+            del self.epochs[game]
+            self._heard.pop(game, None)
 
     def superseded(self, sig: "TradingSignal") -> str:
         """Why `sig` comes from a superseded epoch, or "" (accepted, or from an unsharded stack: epoch 0)."""
@@ -279,6 +297,7 @@ class EpochFence:
             return (f"superseded: shard {sig.shard_id} held {sig.game_id} under epoch {sig.epoch}, the game's "
                     f"current epoch is {newest}")
         self.epochs[sig.game_id] = sig.epoch
+        self._heard[sig.game_id] = time.monotonic()
         return ""
 
     def close(self) -> None:

@@ -101,7 +101,7 @@ def _short(filename: str) -> str:
     m = _LIB.search(filename)
     if m:
         return filename[m.end():]
-    for package in ("/arbees_core/", "/arbees_cli/", "/benchmarks/"):
+    for package in ("/arbees_core/", "/arbees_cli/"):
         if package in filename:
             return filename[filename.rindex(package) + 1:]
     return filename

@@ -2,7 +2,8 @@
 
 The rows are the plan's Decision Matrix (stability, p50, p95, error rate, message rate) plus what canary practice
 adds (lost messages, ZMQ errors, memory slope, ZMQ-vs-Redis ratios with bootstrap CIs) and what a trading desk
-adds (unhedged exposure, critical; risk rejections, advisory: `decide_risk.py`). Every row states the
+adds (unhedged exposure, critical; risk rejections, advisory: `decide_risk.py`). The memory row is in
+`decide_memory.py`. Every row states the
 observed value, the limit, the CI and the sample size; a row without enough data is DEBUG, never GO.
 Thresholds live in `playbooks/decision.yaml` (see its comments for each rule); overrides re-judge offline.
 
@@ -12,15 +13,16 @@ Overall: NO-GO if any row is NO-GO, else DEBUG if any row is DEBUG, else GO. Exi
 from __future__ import annotations
 
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from arbees_core.validation.decide_risk import risk_rejections_row, unhedged_row
 from arbees_core.validation.verdicts import DEBUG, EXIT_CODES, GO, NOGO, Row
-from arbees_core.validation.stats import (BEYOND, WITHIN, Buckets, LinearFit, bootstrap_percentile_ci,
+from arbees_core.validation.stats import (BEYOND, WITHIN, Buckets, bootstrap_percentile_ci,
                                           bootstrap_ratio_ci, coefficient_of_variation, linear_fit, windows_percentile)
 from arbees_core.validation.thresholds import Thresholds, load_thresholds, parse_overrides
 from arbees_core.validation.decide_zmq_only import zmq_only_row
+from arbees_core.validation.decide_memory import memory_row
 
 
 @dataclass
@@ -280,64 +282,6 @@ def _rate_row(samples: list[dict[str, Any]], mode: str, t: Thresholds) -> Row:
               + ("; ".join(problems) + " (plan: if dropping -> debug)" if problems else "steady"))
     return Row(metric, target, round(cv, 4), DEBUG if problems else GO, reason, False,
                [round(fit.slope_lo, 4), round(fit.slope_hi, 4)], len(points), "CV")
-
-
-def memory_row(samples: list[dict[str, Any]], t: Thresholds) -> Row:
-    """RSS slope per service over the samples after the warm-up (`memory_warmup_s`: caches filling, the first games
-    ending), so a service that fills its caches and then stays flat reads flat. GO needs every service's interval
-    under the limit over at least `memory_min_span_s`; a shorter soak, or an interval across the limit, is DEBUG
-    saying so; growth (slope over the limit, interval above 0) is DEBUG naming the services."""
-    limit = t.memory_slope_mb_per_hour_max
-    metric, target = "Memory growth (RSS slope)", f"<= {limit:g} MB/h per service"
-    need = max(3, t.min_samples_soak_samples)
-    series = _rss_series(samples, t.memory_warmup_s)
-    fits: dict[str, LinearFit] = {n: linear_fit([x for x, _ in p], [y for _, y in p], t.bootstrap_confidence)
-                                  for n, p in series.items() if len(p) >= need and len({x for x, _ in p}) > 1}
-    warm = f"after the {t.memory_warmup_s / 60:g}-min warm-up"
-    if not fits:
-        n = max((len(p) for p in series.values()), default=0)
-        row = _insufficient(metric, target, f"samples with rss_mb per service {warm}", n, need, unit="MB/h")
-        return replace(row, reason=row.reason + _soak_length_words(samples, t))
-    words = {n: f"{n} {f.slope:+.2f} MB/h [{f.slope_lo:+.2f}, {f.slope_hi:+.2f}]" for n, f in fits.items()}
-    growing = sorted((n for n, f in fits.items() if f.slope > limit and f.slope_lo > 0), key=lambda n: -fits[n].slope)
-    worst = growing[0] if growing else max(fits, key=lambda n: fits[n].slope_hi)
-    n = fits[worst].n
-    span_s = max(p[-1][0] - p[0][0] for p in series.values() if p) * 3600
-    verdict = DEBUG
-    if growing:
-        reason = (f"RSS growing in {len(growing)} service(s): {'; '.join(words[g] for g in growing)} "
-                  f"({_ci_words(t)}, n={n} samples {warm}) > limit {limit:g} MB/h (plan: memory usage stable)")
-    elif span_s < t.memory_min_span_s:
-        reason = (f"inconclusive: {span_s / 60:.1f} min measured {warm}, need >= {t.memory_min_span_s / 60:g} min "
-                  f"to tell a leak from caches filling; steepest {words[worst]} ({_ci_words(t)}, n={n})")
-    elif fits[worst].slope_hi > limit:
-        reason = (f"inconclusive: {words[worst]} reaches past the {limit:g} MB/h limit ({_ci_words(t)}, n={n} "
-                  f"samples {warm}); a longer soak narrows it")
-    else:
-        verdict = GO
-        reason = (f"all {len(fits)} services' {_ci_words(t)} under {limit:g} MB/h over {span_s / 60:.0f} min {warm}; "
-                  f"steepest {words[worst]} (n={n} samples)")
-    return Row(metric, target, round(fits[worst].slope, 4), verdict, reason, False,
-               [round(fits[worst].slope_lo, 4), round(fits[worst].slope_hi, 4)], n, "MB/h")
-
-
-def _rss_series(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, list[tuple[float, float]]]:
-    """(hours, rss_mb) per service, from the samples taken at or after `warmup_s`."""
-    series: dict[str, list[tuple[float, float]]] = {}
-    for s in samples:
-        t_s = float(s.get("t_s") or 0)
-        if t_s < warmup_s:
-            continue
-        for name, svc in (s.get("services") or {}).items():
-            if svc.get("rss_mb") is not None:
-                series.setdefault(name, []).append((t_s / 3600, float(svc["rss_mb"])))
-    return series
-
-
-def _soak_length_words(samples: list[dict[str, Any]], t: Thresholds) -> str:
-    last = max((float(s.get("t_s") or 0) for s in samples), default=0.0)
-    return (f" (the soak lasted {last / 60:.1f} min; memory is judged over >= {t.memory_min_span_s / 60:g} min after "
-            f"its first {t.memory_warmup_s / 60:g} min)")
 
 
 def _soak_rows(data: dict[str, Any] | None, phase4: dict[str, Any] | None, t: Thresholds) -> list[Row]:

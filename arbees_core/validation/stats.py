@@ -1,4 +1,5 @@
-"""Statistics for `arbees decide`: HDR histogram percentiles, bootstrap confidence intervals, soak trends.
+"""Statistics for `arbees decide`: HDR histogram percentiles, bootstrap confidence intervals, soak trends (slopes
+with intervals that allow for autocorrelated samples: `trend_fit`).
 
 Pure Python (no numpy) and deterministic: every random draw comes from a `random.Random(seed)`.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from hdrh.histogram import HdrHistogram
@@ -89,6 +90,15 @@ class LinearFit:
     slope_lo: float
     slope_hi: float
     n: int
+    #: Independent samples the interval is worth: `n` for `linear_fit`, fewer for `trend_fit` when the residuals
+    #: are autocorrelated (None: not estimated).
+    n_eff: float | None = None
+    #: Lag-1 autocorrelation of the residuals (`trend_fit`; None: not estimated).
+    lag1: float | None = None
+
+    @property
+    def half_width(self) -> float:
+        return (self.slope_hi - self.slope_lo) / 2
 
 
 def merge_histograms(hists: Sequence[HdrHistogram | str | bytes]) -> HdrHistogram:
@@ -259,6 +269,42 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float], conf: float = 0.95) -> 
     stderr = math.sqrt(residual_ss / (n - 2) / sxx)
     half = _t_quantile(1 - (1 - conf) / 2, n - 2) * stderr
     return LinearFit(slope, intercept, stderr, slope - half, slope + half, n)
+
+
+def lag1_autocorrelation(values: Sequence[float]) -> float:
+    """Lag-1 autocorrelation of a series about its mean (0 for fewer than 3 values or a constant series)."""
+    n = len(values)
+    if n < 3:
+        return 0.0
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values)
+    if var == 0:
+        return 0.0
+    return sum((values[i] - mean) * (values[i + 1] - mean) for i in range(n - 1)) / var
+
+
+def trend_fit(xs: Sequence[float], ys: Sequence[float], conf: float = 0.95) -> LinearFit:
+    """Least-squares slope of a series sampled over time, with an interval that holds when consecutive residuals
+    are correlated (what a soak's RSS samples are: memory moves in steps that last many samples, so the samples are
+    not independent and `linear_fit`'s interval is too narrow).
+
+    The adjustment for AR(1) residuals used for trends in climate series (Santer et al. 2000, 2008): with r1 the
+    residuals' lag-1 autocorrelation (negative taken as 0), the samples are worth n_eff = n (1 - r1) / (1 + r1)
+    independent ones; the slope's standard error is scaled by sqrt((n - 2) / (n_eff - 2)) and the t quantile
+    taken at n_eff - 2 degrees of freedom (rounded down). n_eff <= 3 leaves too little to bound the slope: the
+    interval is infinite, which every caller reads as inconclusive."""
+    base = linear_fit(xs, ys, conf)
+    n = base.n
+    residuals = [y - base.intercept - base.slope * x for x, y in zip(xs, ys)]
+    r1 = min(max(lag1_autocorrelation(residuals), 0.0), 1.0)
+    n_eff = n * (1 - r1) / (1 + r1)
+    df = math.floor(n_eff - 2)
+    if n <= 2 or df < 1 or not math.isfinite(base.slope_stderr):
+        return replace(base, slope_lo=-math.inf, slope_hi=math.inf, n_eff=n_eff, lag1=r1)
+    stderr = base.slope_stderr * math.sqrt((n - 2) / (n_eff - 2))
+    half = _t_quantile(1 - (1 - conf) / 2, df) * stderr
+    return replace(base, slope_stderr=stderr, slope_lo=base.slope - half, slope_hi=base.slope + half,
+                   n_eff=n_eff, lag1=r1)
 
 
 def linear_slope(xs: Sequence[float], ys: Sequence[float]) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from arbees_core.config import read_dotenv, write_dotenv_value
+from arbees_core.polling import eventually
 from arbees_core.registry import SERVICES, shard_number, spec
 from arbees_core.runtime.base import Runtime, RuntimeError_
 from arbees_core.runtime.preflight import SettingsError
@@ -37,7 +38,6 @@ from arbees_core.validation.playbook import (
     StreamLen,
     WaitLog,
 )
-from arbees_core.validation.polling import poll as _poll
 from arbees_core.validation.results import RunResult
 from arbees_core.validation.taps import mirror_absent, stream_publisher
 
@@ -188,7 +188,7 @@ def _wait_log(ctx: RunContext, step: WaitLog) -> None:
     def find() -> str:
         return next((line for line in reversed(lines()) if matcher(line)), "")
 
-    line = _poll(step.timeout, find)
+    line = eventually(find, step.timeout, raises=False)
     name = spec(step.service).name
     evidence = line.strip()[:300] if line else f"no line matching {pattern!r} in {name}'s log within {step.timeout:g}s"
     if not line and step.explain:
@@ -220,13 +220,15 @@ def _stream_len(ctx: RunContext, step: StreamLen) -> None:
     if absent and stream_publisher(step.stream):
         return stream_len_tap(ctx, step, absent)
     client = ctx.redis()
-    n = _poll(step.timeout, lambda: (lambda v: v if v >= step.min else 0)(client.xlen(step.stream))) or \
+    n = eventually(lambda: (lambda v: v if v >= step.min else 0)(client.xlen(step.stream)), step.timeout,
+                   raises=False) or \
         client.xlen(step.stream)
     ok, evidence = n >= step.min, f"XLEN {step.stream} = {n} (need >= {step.min})"
     if ok and step.grows:
         # A stream at its MAXLEN cap keeps its length while entries flow: growth is a newer last entry id.
         first = _last_id(client, step.stream)
-        later = _poll(step.within, lambda: (lambda v: v if v > first else None)(_last_id(client, step.stream)))
+        later = eventually(lambda: (lambda v: v if v > first else None)(_last_id(client, step.stream)), step.within,
+                           raises=False)
         ok = later is not None
         evidence += (f"; new entries within {step.within:g}s (last id {_id_text(first)} -> {_id_text(later)})" if ok
                      else f"; no new entry after {step.within:g}s (last id {_id_text(first)})")
@@ -297,7 +299,7 @@ def _counter_of(ctx: RunContext, step: Counter, name: str, named: bool) -> None:
         return int(ctx.runtime.metrics(name).get("counters", {}).get(step.counter, 0))
 
     if step.min is not None:
-        n = _poll(step.timeout, lambda: (lambda v: v if v >= step.min else 0)(value())) or value()
+        n = eventually(lambda: (lambda v: v if v >= step.min else 0)(value()), step.timeout, raises=False) or value()
     else:
         n = value()
     ok = (step.min is None or n >= step.min) and (step.max is None or n <= step.max)
@@ -326,7 +328,8 @@ def _sql(ctx: RunContext, step: Sql) -> None:
         except (psycopg.Error, StoreUnavailable) as e:
             raise RuntimeError_(f"query failed: {e}") from e
 
-    cols, rows = _poll(step.timeout, lambda: (lambda r: r if len(r[1]) >= step.min_rows else None)(query())) or query()
+    cols, rows = eventually(lambda: (lambda r: r if len(r[1]) >= step.min_rows else None)(query()), step.timeout,
+                            raises=False) or query()
     problems = []
     if len(rows) < step.min_rows:
         problems.append(f"{len(rows)} rows, need >= {step.min_rows}")

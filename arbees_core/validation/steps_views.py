@@ -13,11 +13,11 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any, Callable
 
+from arbees_core.polling import eventually
 from arbees_core.registry import spec
 from arbees_core.runtime.base import RuntimeError_
 from arbees_core.topics import EXECUTION_SERVICE, GAME_SHARD
 from arbees_core.validation.playbook import Dashboard, Decide, Diagnose, Stop, StreamLatest, StreamLen, Window
-from arbees_core.validation.polling import poll
 from arbees_core.validation.taps import stream_publisher, tap
 
 if TYPE_CHECKING:
@@ -155,8 +155,8 @@ def _dashboard(ctx: "RunContext", step: Dashboard) -> None:
     agree = all(states.get(n) == st or (st != "running" and states.get(n) != "running") for n, st in actual.items())
     ctx.result.add("dashboard health matches the runtime", agree,
                    ", ".join(f"{n}={states.get(n)}" for n in sorted(states)), step.critical)
-    trade = poll(step.timeout, lambda: next((t for t in _get_json(f"{base}/api/trades?limit=5")["trades"]
-                                              if t["ts_fill_ns"] >= t0_ns), None))
+    trade = eventually(lambda: next((t for t in _get_json(f"{base}/api/trades?limit=5")["trades"]
+                                              if t["ts_fill_ns"] >= t0_ns), None), step.timeout, raises=False)
     ctx.result.add("dashboard shows a new trade with its hop latencies", trade is not None,
                    f"{trade['signal_id']} ({trade['transport']}): end to end {trade['latency']['end_to_end_ms']:.3f} ms"
                    if trade else f"no trade newer than the step's start within {step.timeout:g}s", step.critical)

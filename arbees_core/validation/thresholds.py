@@ -30,7 +30,7 @@ class Thresholds:
     rate_cv_max: float = 0.25
     rate_drop_pct_per_hour_max: float = 5.0
     stall_samples: int = 2
-    memory_slope_mb_per_hour_max: float = 2.0
+    memory_slope_mb_per_hour_max: float = 1.0
     memory_warmup_s: float = 300.0
     memory_min_span_s: float = 600.0
     lost_max: int = 0

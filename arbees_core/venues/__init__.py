@@ -8,8 +8,8 @@ simulator ask this module for a venue's parts and never spell a venue's module t
 
 Adapters are imported on first use (`adapter(name)`), not here: every `arbees_core.venues.*` import runs this
 file first, so importing the venue packages here would pull WebSocket, HTTP and crypto libraries into every user
-of a book or a listing, and make an import cycle of `strategy.matching` -> `venues.listing` -> this file ->
-`kalshi.rest` -> `strategy.matching`. Fees are here directly: they are light and on game_shard's hot path.
+of a book or a listing (`strategy.matching` among them), and the venue packages, which import `strategy.teams`,
+would be one import away from a cycle. Fees are here directly: they are light and on game_shard's hot path.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ Properties the validation relies on:
 * **Games end.** With `SIM_GAME_LENGTH_S`, each game's markets resolve at its end (Kalshi `market_lifecycle_v2`
   `determined`, Polymarket `market_resolved`) and the next game of its slot opens with fresh books, so positions
   held to settlement close and a long run keeps trading (`sim_schedule.GameSchedule`).
-* **A leg can miss on request.** `SIM_LEG_MISS_AT_S` shows a mispricing for one read and takes it back at once:
-  the book moves between the signal it triggers and that signal's fill (`arbees chaos leg-miss`).
+* **A leg can miss on request.** `SIM_LEG_MISS_AT_S` shows a mispricing for one read and takes it back
+  `SIM_LEG_MISS_HOLD_MS` later: with an order round trip longer than that (`PAPER_ORDER_LATENCY_MS`), the book
+  moves between the signal it triggers and that signal's fill (`arbees chaos leg-miss`).
 
 Settings, games and the schedule: `sim_schedule.py`; each venue's message format: its own encoder,
 `venues/<venue>/sim.py` (found through the registry, venues/__init__.py), so nothing here depends on the venue.
@@ -34,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final
 
-from arbees_core.strategy.matching import Team
+from arbees_core.strategy.teams import Team
 from arbees_core.venues import adapter
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.pacing import LoopTurns

@@ -17,7 +17,7 @@ from typing import Final
 
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
-from arbees_core.strategy.matching import TEAMS, Team, parse_kalshi_ticker, team_code
+from arbees_core.strategy.teams import TEAMS, Team, parse_kalshi_ticker, team_code
 from arbees_core.topics import KALSHI
 
 _LEAGUES: Final = ("NBA", "NHL", "NFL", "MLB")
@@ -49,10 +49,10 @@ class SimConfig:
     game_length_s: SIM_GAME_LENGTH_S, how long a game lasts before its markets resolve and the next game of its
     slot starts (600 from the environment; 0, the default of a SimConfig built in code, = games never end);
     leg_miss_at_s: SIM_LEG_MISS_AT_S (fault injection, `arbees chaos leg-miss`: seconds after the stream starts at
-    which the mispriced venue shows a mispricing for one read and takes it back at once, so the book moves
-    between the signal and the fill); leg_miss_hold_ms: SIM_LEG_MISS_HOLD_MS (0), how long it stays, ms: a comma
-    list gives the injections their holds in turn (the window in which a book move meets the fill and not the
-    signal is a fraction of a millisecond wide, and where it lies depends on how loaded the machine is)."""
+    which the mispriced venue shows a mispricing for one read and takes it back); leg_miss_hold_ms:
+    SIM_LEG_MISS_HOLD_MS (0), how long it stays, ms, a comma list giving the injections their holds in turn: long
+    enough for game_shard to read the mispriced book alone, shorter than execution_service's modeled order round
+    trip (PAPER_ORDER_LATENCY_MS), so the order meets the book after the take-back."""
 
     seed: int = 7
     games: int = 4

@@ -13,10 +13,11 @@ from typing import Any
 
 import msgspec
 
+from arbees_core.polling import eventually
 from arbees_core.registry import shard_number
 from arbees_core.store.assignments import read_assignments, read_shards
 from arbees_core.store.db import connect
-from arbees_core.validation.chaos.probe import StackProbe, eventually, executed_ids, ledger
+from arbees_core.validation.chaos.probe import StackProbe, executed_ids, ledger
 from arbees_core.validation.results import RunResult
 
 #: Seconds past SHARD_DEAD_S within which a moved game must trade again.
@@ -77,17 +78,18 @@ def check_failover(probe: StackProbe, result: RunResult, victim: tuple[str, set[
             now = {g: a.shard_id for g, a in read_assignments(conn).items() if g in games}
         return now if all(s not in (None, shard_id) for s in now.values()) else None
 
-    where = eventually(moved, limit + 2)
+    where = eventually(moved, limit + 2, raises=False)
     result.add(f"shard {shard_id}'s {len(games)} games moved to live shards", bool(where),
                ", ".join(f"{g}->{s}" for g, s in sorted((where or {}).items())[:6]) or "not moved")
     first = eventually(lambda: _first_moved_trade(probe, games, shard_id, kill_ns // 1_000_000 - 1000),
-                       max(timeout_s, limit + 5))
+                       max(timeout_s, limit + 5), raises=False)
     gap_s = (int(first["ts_detect_ns"]) - kill_ns) / 1e9 if first else None
     result.add(f"a moved game trades again on another shard within SHARD_DEAD_S + {FAILOVER_SLACK_S:g} s "
                f"({limit:g} s)", first is not None and gap_s is not None and gap_s <= limit,
                f"gap {gap_s:.2f} s: {first['game_id']} on shard {first['shard_id']} (epoch {first['epoch']}), "
                f"{live} shards were live" if first else "no executed signal of a moved game from another shard")
-    flushed = eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20)
+    flushed = eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20,
+                         raises=False)
     book = ledger(db)
     result.add("no paper trade lost or duplicated by the move", book.consistent and bool(flushed), book.text())
     _check_one_shard_per_epoch(probe, result, games, kill_ns)

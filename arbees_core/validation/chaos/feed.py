@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core import settings as S
-from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, eventually, restarted_with, running_setting
+from arbees_core.polling import eventually
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, restarted_with, running_setting
 from arbees_core.validation.results import RunResult
 
 
@@ -31,15 +32,15 @@ def feed_gap(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
         def gauge(name: str) -> int:
             return int(probe.metrics(svc, since_ns).get("gauges", {}).get(name, 0))
 
-        gaps = eventually(lambda: gauge("venue_gaps"), flow_s)
+        gaps = eventually(lambda: gauge("venue_gaps"), flow_s, raises=False)
         result.add("the lost delta is detected as a sequence gap", bool(gaps), f"{svc} venue_gaps={gaps}")
-        withdrawn = eventually(lambda: probe.counter(svc, "quotes_withdrawn", since_ns), 10)
+        withdrawn = eventually(lambda: probe.counter(svc, "quotes_withdrawn", since_ns), 10, raises=False)
         line = next((ln for ln in probe.logs_since(svc, t0_wall).splitlines() if "until their fresh snapshot" in ln), "")
         result.add("quotes of the invalid books withdrawn, so game_shard cannot trade them", bool(withdrawn),
                    f"quotes_withdrawn={withdrawn}; {line.strip()[:160] or 'no withdrawal line in the log'}")
-        resubscribed = eventually(lambda: gauge("venue_resubscribes"), flow_s)
+        resubscribed = eventually(lambda: gauge("venue_resubscribes"), flow_s, raises=False)
         result.add("fresh snapshots requested (resubscribe)", bool(resubscribed), f"venue_resubscribes={resubscribed}")
         after = probe.counter(svc, "prices_published", since_ns)
-        more = eventually(lambda: probe.counter(svc, "prices_published", since_ns) > after + 5, flow_s)
+        more = eventually(lambda: probe.counter(svc, "prices_published", since_ns) > after + 5, flow_s, raises=False)
         result.add("prices flow again from the fresh books", bool(more),
                    f"prices_published {after} -> {probe.counter(svc, 'prices_published', since_ns)}")

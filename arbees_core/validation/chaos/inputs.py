@@ -16,13 +16,12 @@ from typing import Any
 import msgspec
 
 from arbees_core.messages import MAX_PAYLOAD_BYTES, Leg, TradingSignal, encode
+from arbees_core.polling import eventually
 from arbees_core.store.assignments import read_assignments
 from arbees_core.store.db import connect
 from arbees_core.store.mappings import load_mappings
 from arbees_core.topics import price_topic, signal_topic
-from arbees_core.validation.chaos.probe import (
-    ChaosUnavailable, StackProbe, Takeover, eventually, price_subscribers, take_over_port,
-)
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, Takeover, price_subscribers, take_over_port
 from arbees_core.validation.results import RunResult
 
 
@@ -121,7 +120,8 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
             now = _rejects(probe, s)
             return {r: now.get(r, 0) - before[s].get(r, 0) for r in want}
 
-        got = eventually(lambda w=want: (lambda d: d if all(d[r] >= n for r, n in w.items()) else None)(delta()), 20)
+        got = eventually(lambda w=want: (lambda d: d if all(d[r] >= n for r, n in w.items()) else None)(delta()), 20,
+                         raises=False)
         result.add(f"{service}: every bad frame rejected and counted by reason", bool(got),
                    ", ".join(f"{r} +{n}" for r, n in (got or delta()).items()) + f" (expected {want})")
         log_lines = probe.rt.logs(service, since_s=60).count("Rejected frame")
@@ -130,12 +130,12 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     if "game_shard" in consumers and good is not None:
         result.add("game_shard processes the next good message", *good)
     elif "game_shard" in consumers:
-        ok = eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20)
+        ok = eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20, raises=False)
         result.add("game_shard processes the next good message", bool(ok),
                    f"prices_unmapped {unmapped0} -> {probe.counter('game_shard', 'prices_unmapped')} "
                    "(the good price after the bad ones, on an unmapped ticker)")
     if "execution_service" in consumers:
-        ok = eventually(lambda: int(probe.field("execution_service", "books") or 0) > books0, 20)
+        ok = eventually(lambda: int(probe.field("execution_service", "books") or 0) > books0, 20, raises=False)
         result.add("execution_service processes the next good message", bool(ok),
                    f"books {books0} -> {probe.field('execution_service', 'books')}")
     alive = [s for s in consumers if probe.row(s).state == "running"]
@@ -159,7 +159,7 @@ def _bad_input_zmq(probe: StackProbe, topic: str, followed: str | None) -> tuple
         rx0 = probe.counter("game_shard", "prices_rx.kalshi")
         pub.send_price(followed, **WIDE_BOOK)
         pub.sync()
-        ok = eventually(lambda: probe.counter("game_shard", "prices_rx.kalshi") > rx0, 20)
+        ok = eventually(lambda: probe.counter("game_shard", "prices_rx.kalshi") > rx0, 20, raises=False)
         return bool(ok), (f"prices_rx.kalshi {rx0} -> {probe.counter('game_shard', 'prices_rx.kalshi')} (the good "
                           f"price after the bad ones, on {followed}, a market it holds)")
 
@@ -229,7 +229,7 @@ def _burst(probe: StackProbe, seen: str, seen0: int, n: int, send: Callable[[], 
     the publisher (the injector's sends are asynchronous)."""
     send()
     sync()
-    eventually(lambda: probe.counter("game_shard", seen) > seen0, 20)
+    eventually(lambda: probe.counter("game_shard", seen) > seen0, 20, raises=False)
     with probe.paused("game_shard"):
         for _ in range(n):
             send()
@@ -241,8 +241,8 @@ def _burst(probe: StackProbe, seen: str, seen0: int, n: int, send: Callable[[], 
         done, last[0] = now == last[0], now
         return done
 
-    eventually(settled, 30, interval_s=1.0)
+    eventually(settled, 30, interval=1.0, raises=False)
     send()  # the message that reveals a gap at the tail
     sync()
     time.sleep(2.0)
-    eventually(lambda: probe.counter("game_shard", seen) > last[0], 10)
+    eventually(lambda: probe.counter("game_shard", seen) > last[0], 10, raises=False)

@@ -9,17 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arbees_core.validation.chaos.probe import (
-    SUBSCRIBERS,
-    ChaosUnavailable,
-    StackProbe,
-    eventually,
-    executed_ids,
-    ledger,
-    mirrored_signals,
-    new_instance,
-    reconnected,
-)
+from arbees_core.polling import eventually
+from arbees_core.validation.chaos.probe import (SUBSCRIBERS, ChaosUnavailable, StackProbe, executed_ids, ledger,
+                                                mirrored_signals, new_instance, reconnected)
 from arbees_core.validation.chaos.failover import check_failover, victim_games
 from arbees_core.validation.results import RunResult
 
@@ -35,9 +27,9 @@ def flow_resumed(probe: StackProbe, service: str, since_ns: int, timeout_s: floa
     if service in ("zmq_listener", "execution_service") and not probe.zmq_mode:
         key = ""  # Redis mode: the listener idles; execution reads prices on a thread and signals when there are some
     if not key:
-        ok = bool(eventually(lambda: probe.row(service).health == "healthy", timeout_s))
+        ok = bool(eventually(lambda: probe.row(service).health == "healthy", timeout_s, raises=False))
         return ok, f"{service} healthy (metrics fresh)" if ok else f"{service} not healthy"
-    value = eventually(lambda: probe.counter(service, key, since_ns), timeout_s)
+    value = eventually(lambda: probe.counter(service, key, since_ns), timeout_s, raises=False)
     return bool(value), f"new instance {probe.instance(service)}: {key}={value}"
 
 
@@ -45,7 +37,7 @@ def await_trading(probe: StackProbe, timeout_s: float) -> None:
     """Faults on the trading path are injected mid-stream: wait for execution_service's first executed signal."""
     if "execution_service" not in probe.running():
         raise ChaosUnavailable("execution_service is not running; start it with `arbees up execution_service`")
-    if not eventually(lambda: probe.counter("execution_service", "signals_executed"), timeout_s):
+    if not eventually(lambda: probe.counter("execution_service", "signals_executed"), timeout_s, raises=False):
         raise ChaosUnavailable(f"no signal executed within {timeout_s:.0f}s: nothing is trading to inject a fault "
                                "into (check `arbees phase 3`, or make mispricings more frequent)")
 
@@ -99,7 +91,7 @@ def _check_reconnects(probe: StackProbe, result: RunResult, service: str, new: A
         subs = [s for s in subs if s != "api"]
     port = new.ports[0] if new.ports else None
     for sub in subs:
-        ok = bool(eventually(lambda s=sub: reconnected(probe, s, port, t0_wall), flow_s))
+        ok = bool(eventually(lambda s=sub: reconnected(probe, s, port, t0_wall), flow_s, raises=False))
         result.add(f"{sub} reconnected to {service}", ok,
                    f"`connected to tcp://...:{port}` in {sub}'s log after the kill" if ok else
                    f"no reconnect line in {sub}'s log within {flow_s:.0f}s")
@@ -109,11 +101,12 @@ def _check_execution_ledger(probe: StackProbe, result: RunResult, since_ns: int,
                             signals_before: int, flow_s: float) -> None:
     """After an execution_service restart: a new signal is executed, the ledger is exact, and every signal
     game_shard published around the kill is executed once or counted lost by the restarted instance."""
-    executed = eventually(lambda: probe.counter("execution_service", "signals_executed", since_ns), flow_s)
+    executed = eventually(lambda: probe.counter("execution_service", "signals_executed", since_ns), flow_s,
+                          raises=False)
     result.add("the restarted execution_service executes new signals", bool(executed),
                f"signals_executed={executed} since the restart (before the kill: {signals_before})")
     flushed = eventually(lambda: (probe.field("execution_service", "writer", since_ns=since_ns) or {}).get("pending")
-                         == 0, 20)
+                         == 0, 20, raises=False)
     db = probe.urls["DATABASE_URL"]
     book = ledger(db)
     result.add("no paper trade lost or duplicated (each executed signal has exactly its legs, once)",

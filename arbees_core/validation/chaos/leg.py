@@ -1,15 +1,18 @@
 """Chaos scenario `leg-miss`: the book moves between a signal and its fill, and no leg is left naked.
 
 The mispriced venue's simulator is asked (through `.env` and a restart of its monitor, as `feed-gap` asks for a
-sequence gap) to show a mispricing for one read and take it back at once (`SIM_LEG_MISS_AT_S`): game_shard signals
-on the first read, and by the time execution_service fills the signal the cheap leg's book has moved back. Each
-injection hits the next game, spaced so that game_shard's cooldown never hides one. Whether a given injection
-meets the fill or not is a race between two hops on a real stack, so several are made; a run in which none met a
-moved book could not check anything and says so (inconclusive), never a pass.
+sequence gap) to show a mispricing for one read and take it back a few milliseconds later (`SIM_LEG_MISS_AT_S`,
+`SIM_LEG_MISS_HOLD_MS`), and execution_service to model a venue round trip for its orders
+(`PAPER_ORDER_LATENCY_MS`, longer than the holds): game_shard signals on the first read, and the order meets the
+book after the take-back, as a live IOC order sent to a venue whose book moved would. Each injection hits the next
+game, spaced so that game_shard's cooldown never hides one. An injection whose two reads game_shard saw at once
+makes no signal (a loaded machine); a run in which none met a moved book could not check anything and says so
+(inconclusive), never a pass.
 
 Checked: a leg miss was provoked; no pair of `paper_trades` since the injections holds unequal quantities, and
 execution reports 0 unhedged contracts; each miss is counted (`leg_misses`) and logged once; and after the
-simulator is restored, the next signals fill both legs at the same size. Registered in `chaos/__init__.py`.
+simulator and execution_service are restored, the next signals fill both legs at the same size. Registered in
+`chaos/__init__.py`.
 """
 
 from __future__ import annotations
@@ -22,16 +25,17 @@ from typing import Any
 from arbees_core.store.db import connect
 from arbees_core.store.positions import unequal_pairs
 from arbees_core import settings as S
-from arbees_core.validation.chaos.probe import (ChaosUnavailable, StackProbe, eventually, ledger, restarted_with,
-                                               running_setting)
+from arbees_core.polling import eventually
+from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, ledger, restarted_with, running_setting
 from arbees_core.validation.results import RunResult
 
-#: Seconds before the first injection (the restarted monitor's books settle first), and how long each one holds
-#: its mispricing, ms: a book move meets the fill (and not the signal) when the hold falls between game_shard's
-#: wake-up delay and that plus its signal's hop, a window under a millisecond wide whose place depends on the
-#: machine's load, so the holds spread over it (0 = the next read).
+#: Seconds before the first injection (the restarted monitor's books settle first); how long each one holds its
+#: mispricing, ms: long enough for game_shard to read the mispriced book alone (it conflates the reads of one
+#: wake-up), short against the order round trip execution_service models meanwhile, ms, so that each order meets
+#: the book after the take-back.
 FIRST_AT_S = 3.0
-HOLDS_MS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 2.0, 3.5, 6.0, 10.0)
+HOLDS_MS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+ORDER_LATENCY_MS = 25.0
 _MISS_LINE = "Leg miss on "
 PROVOKED = "a leg miss was provoked: the book moved between a signal and its fill"
 
@@ -83,10 +87,11 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     t0_wall, since, since_ns = time.time(), datetime.now(timezone.utc), time.time_ns()
     injection = {"SIM_LEG_MISS_AT_S": ",".join(f"{x:g}" for x in at),
                  "SIM_LEG_MISS_HOLD_MS": ",".join(f"{x:g}" for x in HOLDS_MS),
-                 "SIM_MISPRICE_EVERY_S": "0", "SIM_MISPRICE_AT_S": ""}  # the only mispricings meanwhile
-    with restarted_with(runtime, root, svc, injection):
+                 "SIM_MISPRICE_EVERY_S": "0", "SIM_MISPRICE_AT_S": "",  # the only mispricings meanwhile
+                 "PAPER_ORDER_LATENCY_MS": f"{ORDER_LATENCY_MS:g}"}
+    with restarted_with(runtime, root, ["execution_service", svc], injection):
         done = eventually(lambda: (probe.field(svc, "connection", {}, since_ns) or {}).get("leg_misses_injected", 0)
-                          >= len(at), at[-1] + flow_s)
+                          >= len(at), at[-1] + flow_s, raises=False)
         if not done:
             raise ChaosUnavailable(f"{svc} did not make its {len(at)} injections within {at[-1] + flow_s:.0f}s")
         time.sleep(2.0)  # the last injection's signal reaches execution and its spool
@@ -95,7 +100,7 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
             _check_misses(probe, result, misses, t0_wall, since, len(at))
         else:
             result.add_inconclusive(PROVOKED, f"none of {len(at)} injections met its fill after the book moved "
-                                    "(each signal filled first, or game_shard saw both reads at once); run again")
+                                    "(game_shard saw both reads of each at once: a loaded machine?); run again")
     _check_trading_resumes(probe, result, flow_s, opts)
 
 
@@ -104,7 +109,7 @@ def _check_misses(probe: StackProbe, result: RunResult, misses: int, t0_wall: fl
     db = probe.urls["DATABASE_URL"]
     result.add(PROVOKED, True,
                f"{misses} leg miss(es) counted by execution_service in {injections} injections")
-    eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20)
+    eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20, raises=False)
     unequal = _unequal_since(db, since)
     naked = float((probe.field("execution_service", "positions") or {}).get("unhedged_contracts", -1))
     result.add("no naked leg remains: both legs of every pair hold the same quantity", not unequal and naked == 0,
@@ -128,7 +133,7 @@ def _check_trading_resumes(probe: StackProbe, result: RunResult, flow_s: float, 
     refused0 = probe.counter("execution_service", "signals_rejected.exposure")
     every_s = running_setting(probe.rt, "kalshi_monitor", S.SIM_MISPRICE_EVERY_S)
     wait_s = flow_s + every_s + float(opts.get("extra_s", 0))
-    hedged = eventually(lambda: _hedged_fills_since(probe.urls["DATABASE_URL"], restored), wait_s)
+    hedged = eventually(lambda: _hedged_fills_since(probe.urls["DATABASE_URL"], restored), wait_s, raises=False)
     if hedged:
         result.add(name, True, f"{hedged} signal(s) filled on both legs after the simulator was restored")
         return

@@ -10,15 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arbees_core.polling import eventually
 from arbees_core.validation.chaos.kill import await_trading
-from arbees_core.validation.chaos.probe import (
-    StackProbe,
-    eventually,
-    executed_ids,
-    ledger,
-    new_instance,
-    trade_rows,
-)
+from arbees_core.validation.chaos.probe import StackProbe, executed_ids, ledger, new_instance, trade_rows
 from arbees_core.validation.results import RunResult
 
 
@@ -47,17 +41,17 @@ def redis_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> No
         result.add("zmq_listener buffers and reports its backlog during the outage", max_backlog > 0,
                    f"max backlog {max_backlog} frames, dropped {probe.field('zmq_listener', 'dropped')}")
         caught_up = eventually(lambda: probe.field("zmq_listener", "redis_available") is True
-                               and (probe.field("zmq_listener", "backlog") or 0) == 0, 60)
+                               and (probe.field("zmq_listener", "backlog") or 0) == 0, 60, raises=False)
         result.add("zmq_listener reconnects and catches up", bool(caught_up),
                    f"backlog {probe.field('zmq_listener', 'backlog')}, written {probe.field('zmq_listener', 'written')},"
                    f" dropped {probe.field('zmq_listener', 'dropped')} (counted, bounded by MIRROR_BUFFER_MAX)")
-        lines = eventually(lambda: _outage_lines(probe.logs_since("zmq_listener", t0_wall)), 20) or \
+        lines = eventually(lambda: _outage_lines(probe.logs_since("zmq_listener", t0_wall)), 20, raises=False) or \
             _outage_lines(probe.logs_since("zmq_listener", t0_wall), complete=False)
         result.add("zmq_listener logs the outage and its end", len(lines) == 2 and all(lines),
                    " / ".join(line or "(missing)" for line in lines) or "no `Redis unavailable` / `back after` line")
     else:
         resumed = eventually(lambda: probe.counter("game_shard", "prices_rx") > prices1 + 5 and all(
-            "back after" in probe.logs_since(s, t0_wall) for s in ("game_shard",)), 60)
+            "back after" in probe.logs_since(s, t0_wall) for s in ("game_shard",)), 60, raises=False)
         result.add("services wait for Redis and reconnect with backoff", bool(resumed),
                    f"game_shard logged `Redis back after ...`; prices received {prices1} at the end of the "
                    f"outage -> {probe.counter('game_shard', 'prices_rx')}")
@@ -101,7 +95,7 @@ def postgres_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) ->
                f"{row.restarts} -> {getattr(restarted, 'restarts', None)}")
     db = probe.current_url("DATABASE_URL")  # a restarted container may publish its port elsewhere
     spooled = set(probe.spool_signals())  # read first: signals keep arriving, later ones are not this check's
-    flushed = eventually(lambda: spooled <= executed_ids(db), 60)
+    flushed = eventually(lambda: spooled <= executed_ids(db), 60, raises=False)
     missing = spooled - executed_ids(db)
     result.add("the spool is written to PostgreSQL when it is back: nothing lost", bool(flushed) and not missing,
                f"{len(spooled)} spooled signals (complete after the kill -9), {len(missing)} missing from "

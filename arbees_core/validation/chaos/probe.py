@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ import msgspec
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, read_dotenv
 from arbees_core.messages import PriceUpdate, encode
+from arbees_core.polling import eventually
 from arbees_core.registry import SERVICES
 from arbees_core.runtime.ports import find_holder
 from arbees_core.store.db import connect
@@ -41,16 +42,6 @@ SUBSCRIBERS: dict[str, tuple[str, ...]] = {
 
 class ChaosUnavailable(Exception):
     """The scenario cannot run against this stack (not up, wrong runtime, a server it may not control)."""
-
-
-def eventually(condition: Callable[[], Any], timeout_s: float, interval_s: float = 0.2) -> Any:
-    """The first truthy value of `condition` within `timeout_s`, else the last (falsy) one."""
-    deadline = time.monotonic() + timeout_s
-    value = condition()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval_s)
-        value = condition()
-    return value
 
 
 def running_setting(runtime: Any, service: str, setting: S.Setting[Any]) -> Any:
@@ -84,7 +75,7 @@ class StackProbe:
     def current_url(self, name: str, timeout_s: float = 60.0) -> str:
         """REDIS_URL / DATABASE_URL as the stack publishes it now (a restarted server container may publish
         another host port), waiting for the server to be back."""
-        url = eventually(lambda: self.rt.urls().get(name, ""), timeout_s)
+        url = eventually(lambda: self.rt.urls().get(name, ""), timeout_s, raises=False)
         if not url:
             raise ChaosUnavailable(f"the stack reports no {name} within {timeout_s:.0f}s")
         self.urls[name] = url
@@ -160,24 +151,25 @@ class StackProbe:
 
 
 @contextmanager
-def restarted_with(runtime: Any, root: Path, service: str, values: dict[str, str]) -> Iterator[None]:
-    """`service` restarted with `values` set in the project's `.env` for the body (fault injection through the
-    settings it reads at start); `.env` restored exactly and the service restarted again afterwards."""
+def restarted_with(runtime: Any, root: Path, service: str | list[str], values: dict[str, str]) -> Iterator[None]:
+    """`service` (or several) restarted with `values` set in the project's `.env` for the body (fault injection
+    through the settings read at start); `.env` restored exactly and the services restarted again afterwards."""
     from arbees_core.config import write_dotenv_value
 
+    services = [service] if isinstance(service, str) else list(service)
     env_file = root / ".env"
     saved = env_file.read_text() if env_file.exists() else None
     for key, value in values.items():
         write_dotenv_value(key, value, env_file)
     try:
-        runtime.restart([service])
+        runtime.restart(services)
         yield
     finally:
         if saved is None:
             env_file.unlink(missing_ok=True)
         else:
             env_file.write_text(saved)
-        runtime.restart([service])
+        runtime.restart(services)
 
 
 def new_instance(probe: StackProbe, service: str, old: Any, timeout_s: float) -> Any:
@@ -188,7 +180,7 @@ def new_instance(probe: StackProbe, service: str, old: Any, timeout_s: float) ->
         fresh = (r.pid, r.started_at) != (old.pid, old.started_at)
         return r if r.state == "running" and fresh and r.restarts > old.restarts else None
 
-    return eventually(again, timeout_s)
+    return eventually(again, timeout_s, raises=False)
 
 
 # -- the ledger ------------------------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from benchmarks.common import HopRow, new_histogram, row_from_histogram, servers
-from benchmarks.pipeline import MISPRICE_EVERY_S, TRAFFIC_MARGIN_S, record_traffic, run_pipeline
-from benchmarks.raw import RawSpec, measure_raw, run_raw
-from benchmarks.throughput import ThroughputResult, run_throughput
+from arbees_core.bench.common import HopRow, Servers, new_histogram, row_from_histogram, servers
+from arbees_core.bench.machine import machine_info
+from arbees_core.bench.pipeline import MISPRICE_EVERY_S, TRAFFIC_MARGIN_S, record_traffic, run_pipeline
+from arbees_core.bench.raw import RawSpec, measure_raw, run_raw
+from arbees_core.bench.targets import configurations, ratios, targets
+from arbees_core.bench.throughput import ThroughputResult, run_throughput
 
 #: (path, zmq mode) of every throughput measurement.
 THROUGHPUT_PATHS = (("monitor->game_shard", True), ("monitor->game_shard", False), ("mirror", True))
@@ -114,72 +116,109 @@ Progress = Callable[[str, float | None], None]
 
 
 def run_suite(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
-    """Run every measurement once, in order, and derive ratios and the target verdicts."""
-    from benchmarks.report import configurations, machine_info, ratios, targets
+    """Run every measurement once, in order, then derive the ratios and the target verdicts (`targets.py`)."""
+    folder = cfg.folder or Path(tempfile.mkdtemp(prefix="arbees-bench-"))
+    with servers(folder / "servers") as srv:
+        run = _Run(cfg, srv, folder, progress, BenchResult(machine_info(srv)))
+        traffic = _phase(progress, "record venue traffic", 1.0,
+                         lambda: record_traffic(cfg.rate, run.traffic_s(), folder / "traffic"))
+        before = measure_raw_hops(cfg, srv.redis_url, progress, "before")
+        other_raw = reference_raw_hops(cfg, srv.redis_url, progress)
+        _pipeline_rows(run, traffic)
+        after = measure_raw_hops(cfg, srv.redis_url, progress, "after")
+        _raw_rows(run, before, after, other_raw)
+        _throughput_rows(run)
+        _judge(run)
+    return run.result
 
-    def tick(phase: str) -> Callable[[float], None] | None:
+
+@dataclass
+class _Run:
+    """What the phases of one suite run share: its settings, servers, folder, progress display and the result they
+    fill in."""
+
+    cfg: BenchConfig
+    srv: Servers
+    folder: Path
+    progress: Progress | None
+    result: BenchResult
+
+    def traffic_s(self) -> float:
+        """Seconds of venue traffic one pipeline run replays: warm-up, window and margin."""
+        return self.cfg.warmup_s + self.cfg.duration_s + self.cfg.traffic_margin_s
+
+    def tick(self, phase: str) -> Callable[[float], None] | None:
+        """Start `phase` on the progress display; what advances it (None without a display)."""
+        progress = self.progress
         if progress is None:
             return None
         progress(phase, None)
         return lambda s: progress(phase, s)
 
-    folder = cfg.folder or Path(tempfile.mkdtemp(prefix="arbees-bench-"))
-    with servers(folder / "servers") as srv:
-        result = BenchResult(machine_info(srv))
-        seconds = cfg.warmup_s + cfg.duration_s + cfg.traffic_margin_s
-        traffic = _phase(progress, "record venue traffic", 1.0,
-                         lambda: record_traffic(cfg.rate, seconds, folder / "traffic"))
-        before = measure_raw_hops(cfg, srv.redis_url, progress, "before")
-        other_raw = measure_signal_rate_hops(cfg, srv.redis_url, progress)
-        if cfg.spin_us > 0:
-            other_raw.append(measure_polling_raw_hop(cfg, srv.redis_url, progress))
+    def pipeline(self, traffic: dict[str, Path], zmq_mode: bool, tag: str = "", **settings: int) -> list[HopRow]:
+        """One pipeline run as one progress phase (`pipeline zmq`, `pipeline redis rt`, ...): its hop rows."""
+        cfg = self.cfg
+        name = f"pipeline {'zmq' if zmq_mode else 'redis'}" + (f" {tag}" if tag else "")
+        return run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, self.srv.redis_url,
+                            self.srv.database_url, self.folder / name.replace(" ", "-"), self.tick(name),
+                            traffic=traffic, **settings).rows
 
-        def pipeline(zmq_mode: bool, tag: str = "", **settings: int) -> list[HopRow]:
-            """One pipeline run as one progress phase (`pipeline zmq`, `pipeline redis rt`, ...): its hop rows."""
-            name = f"pipeline {'zmq' if zmq_mode else 'redis'}" + (f" {tag}" if tag else "")
-            return run_pipeline(zmq_mode, cfg.rate, cfg.duration_s, cfg.warmup_s, srv.redis_url, srv.database_url,
-                                folder / name.replace(" ", "-"), tick(name), traffic=traffic, **settings).rows
 
+def _pipeline_rows(run: _Run, traffic: dict[str, Path]) -> None:
+    """The pipeline in both modes: default settings, ZMQ_SPIN_US, real-time scheduling, container networking."""
+    cfg, result = run.cfg, run.result
+    for zmq_mode in (True, False):
+        result.rows += run.pipeline(traffic, zmq_mode)
+    if cfg.spin_us > 0:  # Redis mode does not spin: its default rows are this configuration's reference
+        result.rows += run.pipeline(traffic, True, "spin", spin_us=cfg.spin_us)
+    if cfg.rt_enabled():
+        # ARBEES_RT_PRIORITY (rows `price@rt`, ...), the configuration the README recommends for latency. Its
+        # ratios use the same raw rows as the default run: bare pyzmq between two processes both under
+        # SCHED_FIFO is slower than between two normally scheduled ones, so the default raw hop is the stricter
+        # reference.
         for zmq_mode in (True, False):
-            result.rows += pipeline(zmq_mode)
-        if cfg.spin_us > 0:  # Redis mode does not spin: its default rows are this configuration's reference
-            result.rows += pipeline(True, "spin", spin_us=cfg.spin_us)
-        rt = cfg.rt_enabled()
-        if rt:
-            # ARBEES_RT_PRIORITY (rows `price@rt`, ...), the configuration the README recommends for latency. Its
-            # ratios use the same raw rows as the default run: bare pyzmq between two processes both under
-            # SCHED_FIFO measured slower here (p50 159 vs 86 us), so the default raw hop is the stricter reference.
-            for zmq_mode in (True, False):
-                result.rows += pipeline(zmq_mode, "rt", rt_priority=cfg.rt_priority)
-        elif cfg.rt_priority > 0:
-            result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
-                                "not use SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)")
-        if cfg.compose:
-            result.rows += compose_rows(cfg, folder, seconds, tick, result.notes)
-        after = measure_raw_hops(cfg, srv.redis_url, progress, "after")
-        raw_rows = [merged_raw_row(mode, cfg.rate, before[mode], after[mode]) for mode in RAW_MODES]
-        result.rows[:0] = raw_rows + other_raw
-        result.notes += [raw_drift_note(mode, before[mode], after[mode]) for mode in RAW_MODES]
-        for path, zmq_mode in THROUGHPUT_PATHS:
-            name = f"throughput {path} {'zmq' if zmq_mode else 'redis'}"
-            tp = run_throughput(path, zmq_mode, list(cfg.rates), cfg.hold_s, srv.redis_url, srv.database_url,
-                                folder / name.replace(" ", "-").replace(">", ""), tick(name))
-            result.throughput.append(tp)
-            first = tp.steps[0].row if tp.steps else None
-            if first is not None:  # the hop at the first (lowest) step's rate, replayed without the simulator
-                result.rows.append(first)
-        result.machine["rt_priority"] = cfg.rt_priority if rt else 0
-        result.machine["spin_us"] = cfg.spin_us
-        result.ratios = ratios(result)
-        result.targets = targets(result)
-        result.configurations = configurations(result)
-    return result
+            result.rows += run.pipeline(traffic, zmq_mode, "rt", rt_priority=cfg.rt_priority)
+    elif cfg.rt_priority > 0:
+        result.notes.append(f"real-time rows (ARBEES_RT_PRIORITY={cfg.rt_priority}) skipped: this process may "
+                            "not use SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)")
+    if cfg.compose:
+        result.rows += compose_rows(cfg, run.folder, run.traffic_s(), run.tick, result.notes)
+
+
+def _raw_rows(run: _Run, before: dict[str, RawRun], after: dict[str, RawRun], other_raw: list[HopRow]) -> None:
+    """The raw rows first in the table (both windows merged), and a note per mode on how far the windows differ."""
+    raw = [merged_raw_row(mode, run.cfg.rate, before[mode], after[mode]) for mode in RAW_MODES]
+    run.result.rows[:0] = raw + other_raw
+    run.result.notes += [raw_drift_note(mode, before[mode], after[mode]) for mode in RAW_MODES]
+
+
+def _throughput_rows(run: _Run) -> None:
+    """Each throughput path's steps, and the hop at its first (lowest) step's rate as a `@replay` row."""
+    cfg, srv = run.cfg, run.srv
+    for path, zmq_mode in THROUGHPUT_PATHS:
+        name = f"throughput {path} {'zmq' if zmq_mode else 'redis'}"
+        tp = run_throughput(path, zmq_mode, list(cfg.rates), cfg.hold_s, srv.redis_url, srv.database_url,
+                            run.folder / name.replace(" ", "-").replace(">", ""), run.tick(name))
+        run.result.throughput.append(tp)
+        first = tp.steps[0].row if tp.steps else None
+        if first is not None:  # replayed without the simulator
+            run.result.rows.append(first)
+
+
+def _judge(run: _Run) -> None:
+    """The configurations measured, then the ratios and verdicts derived once from the rows (`targets.py`)."""
+    result = run.result
+    result.machine["rt_priority"] = run.cfg.rt_priority if run.cfg.rt_enabled() else 0
+    result.machine["spin_us"] = run.cfg.spin_us
+    result.ratios = ratios(result)
+    result.targets = targets(result)
+    result.configurations = configurations(result)
 
 
 def compose_rows(cfg: BenchConfig, folder: Path, seconds: float, tick: Callable[[str], Any],
                  notes: list[str]) -> list[HopRow]:
-    """Both modes through container networking (benchmarks/compose.py), or a note saying why not."""
-    from benchmarks.compose import START_MARGIN_S, build_image, run_compose_pipeline, unavailable
+    """Both modes through container networking (arbees_core/bench/compose.py), or a note saying why not."""
+    from arbees_core.bench.compose import START_MARGIN_S, build_image, run_compose_pipeline, unavailable
 
     why = unavailable()
     if why:
@@ -207,6 +246,15 @@ def measure_raw_hops(cfg: BenchConfig, redis_url: str, progress: Progress | None
     return {mode: _phase(progress, f"raw {mode} ({when})", cfg.raw_s,
                          lambda: measure_raw(cfg.raw_spec(mode, redis_url)))
             for mode in RAW_MODES}
+
+
+def reference_raw_hops(cfg: BenchConfig, redis_url: str, progress: Progress | None) -> list[HopRow]:
+    """The raw hops that are one hop's or configuration's own reference: at the signal rate (`raw@signal`), and
+    with a polling receiver (`raw@spin`) when ZMQ_SPIN_US is measured."""
+    rows = measure_signal_rate_hops(cfg, redis_url, progress)
+    if cfg.spin_us > 0:
+        rows.append(measure_polling_raw_hop(cfg, redis_url, progress))
+    return rows
 
 
 def measure_signal_rate_hops(cfg: BenchConfig, redis_url: str, progress: Progress | None) -> list[HopRow]:

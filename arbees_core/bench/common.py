@@ -30,7 +30,7 @@ def new_histogram() -> HdrHistogram:
 class HopRow:
     """One row of the report: a hop's latency percentiles (microseconds) in one mode at one rate (msg/s).
     `windows`: the histograms behind it (two for a raw row measured before and after the pipeline runs), from
-    which `benchmarks.verdict` draws its confidence intervals."""
+    which `arbees_core.bench.verdict` draws its confidence intervals."""
 
     hop: str
     mode: str

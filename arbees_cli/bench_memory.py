@@ -1,5 +1,5 @@
-"""What `arbees bench --memory` and `python -m benchmarks --memory` call: run the memory soak, print a table (or
-one JSON object), write the result beside the run's files. Exit 0 every service flat, 1 one growing, 2 none
+"""What `arbees bench --memory` calls: run the memory soak, print a table (or one JSON object), write the result
+beside the run's files. Exit 0 every service flat, 1 one growing, 2 none
 growing but some inconclusive (a short soak, an interval across the limit, a restarted process)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.memory import MemoryConfig, MemoryResult, fmt_ci, run_memory
+from arbees_core.bench.memory import MemoryConfig, MemoryResult, fmt_ci, run_memory
 
 
 def table(result: MemoryResult) -> Table:
@@ -21,12 +21,12 @@ def table(result: MemoryResult) -> Table:
     t = Table(title=f"RSS slope after a {cfg.warmup_s / 60:g} min warm-up, {cfg.duration_s / 60:g} min soak "
                     f"(SIM_RATE={cfg.sim_rate:g}/venue, a mispricing every {cfg.misprice_every_s:g} s), "
                     f"flat = 95 % interval within +-{cfg.limit_mb_h:g} MB/h: {result.verdict().upper()}")
-    for col in ("service", "RSS MB (after warm-up -> end)", "slope MB/h", "95 % interval", "n", "verdict"):
+    for col in ("service", "RSS MB (after warm-up -> end)", "slope MB/h", "95 % interval", "n (eff.)", "verdict"):
         t.add_column(col, justify="left" if col in ("service", "verdict") else "right")
     for s in result.services:
         rss = f"{s.rss_start_mb:.1f} -> {s.rss_end_mb:.1f}" if s.rss_start_mb is not None else "-"
         slope = f"{s.slope_mb_h:+.2f}" if s.slope_mb_h is not None else "-"
-        t.add_row(s.name, rss, slope, fmt_ci(s.ci_mb_h), str(s.n), f"{s.verdict} ({s.reason})")
+        t.add_row(s.name, rss, slope, fmt_ci(s.ci_mb_h), f"{s.n} ({s.n_eff:g})", f"{s.verdict} ({s.reason})")
         if s.traced_mb:
             t.add_row("", "", "", "", "", f"  live Python memory (tracemalloc) over --diagnose: {s.traced_mb[0]:.2f} -> "
                       f"{s.traced_mb[1]:.2f} MB")
@@ -57,3 +57,13 @@ def run_and_report(cfg: MemoryConfig, as_json: bool, folder: Path | None = None)
             console.print(f"note: {line}", markup=False)
         console.print(f"samples and snapshots: {folder}", markup=False)
     return result.exit_code()
+
+
+def run_memory_soak(soak: str, warmup: str, sim_rate: float, tracemalloc_frames: int, diagnose: str,
+                    as_json: bool) -> int:
+    """The options of `arbees bench --memory` (durations such as `30m`) as a MemoryConfig, run and reported."""
+    from arbees_cli.output import parse_duration
+
+    cfg = MemoryConfig(duration_s=parse_duration(soak), warmup_s=parse_duration(warmup), sim_rate=sim_rate,
+                       tracemalloc_frames=max(0, tracemalloc_frames), diagnose_s=parse_duration(diagnose))
+    return run_and_report(cfg, as_json)

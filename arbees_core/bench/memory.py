@@ -5,9 +5,11 @@ process (`ProcessStack`) on the simulated venues at SIM_RATE venue messages/s pe
 `misprice_every_s` (so a signal, a paper fill and a position each time) and games of `game_length_s` (so markets
 resolve, positions settle and new games' markets appear: what a structure keyed by market must survive). RSS is
 read from /proc every `interval_s`. After `warmup_s` (caches filling, the first games ending) the samples are
-fitted with a least-squares line per service: the slope in MB/h with its 95 % t-interval (the fit `arbees decide`
-uses for the soak's memory row). A service is `flat` when the whole interval lies within +-limit, `growing` when
-it lies above +limit, `inconclusive` otherwise.
+fitted with a least-squares line per service: the slope in MB/h with its 95 % interval, widened for autocorrelated
+samples (`stats.trend_fit`, the fit `arbees decide` uses for the soak's memory row: RSS moves in steps that last
+many samples, so they are not independent). A service is `flat` when the whole interval lies within +-limit,
+`growing` when it lies above +limit, `inconclusive` otherwise (an interval wider than the limit says so: the soak
+was too short, or RSS too jumpy, to prove anything at that limit).
 
 With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py).
 When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a snapshot (SIGUSR2) at its
@@ -28,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core.runtime.ports import free_port
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
 from arbees_core.telemetry.memtrace import growth_sites
-from arbees_core.validation.stats import linear_fit
-from benchmarks.common import servers
+from arbees_core.validation.stats import trend_fit
+from arbees_core.bench.common import servers
 
 SERVICES = ("market_discovery", "execution_service", "game_shard", "zmq_listener", "polymarket_monitor",
             "kalshi_monitor", "api")
@@ -84,6 +86,8 @@ class ServiceMemory:
     slope_mb_h: float | None = None
     ci_mb_h: tuple[float, float] | None = None
     n: int = 0
+    #: What the n samples are worth as independent ones, their autocorrelation allowed for (`stats.trend_fit`).
+    n_eff: float = 0.0
     rss_start_mb: float | None = None
     rss_end_mb: float | None = None
     verdict: str = INCONCLUSIVE
@@ -94,7 +98,8 @@ class ServiceMemory:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["ci_mb_h"] = list(self.ci_mb_h) if self.ci_mb_h else None
+        finite = self.ci_mb_h is not None and all(math.isfinite(v) for v in self.ci_mb_h)
+        out["ci_mb_h"] = list(self.ci_mb_h) if finite else None  # an unbounded interval: null, JSON has no inf
         out["samples"] = [[round(t, 1), round(m, 3)] for t, m in self.samples]
         return out
 
@@ -133,8 +138,8 @@ def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95)
         svc.verdict, svc.reason = INCONCLUSIVE, (f"{len(points)} samples after the {warmup_s:g} s warm-up, "
                                                  f"need {MIN_SAMPLES}: the soak is too short to judge")
         return
-    fit = linear_fit([t / 3600 for t, _ in points], [m for _, m in points], conf)
-    svc.slope_mb_h, svc.ci_mb_h = fit.slope, (fit.slope_lo, fit.slope_hi)
+    fit = trend_fit([t / 3600 for t, _ in points], [m for _, m in points], conf)
+    svc.slope_mb_h, svc.ci_mb_h, svc.n_eff = fit.slope, (fit.slope_lo, fit.slope_hi), round(fit.n_eff or 0, 1)
     span = points[-1][0] - points[0][0]
     if span < MIN_SPAN_S:
         svc.verdict, svc.reason = INCONCLUSIVE, (f"{span / 60:.1f} min measured after warm-up, need "
@@ -145,6 +150,9 @@ def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95)
         svc.verdict, svc.reason = FLAT, f"interval within +-{limit:g} MB/h"
     elif fit.slope_lo > limit:
         svc.verdict, svc.reason = GROWING, f"interval above +{limit:g} MB/h"
+    elif fit.half_width > limit:
+        svc.verdict, svc.reason = INCONCLUSIVE, (f"interval wider than +-{limit:g} MB/h (samples worth "
+                                                 f"{fit.n_eff or 0:.1f} independent ones): cannot tell at this limit")
     else:
         svc.verdict, svc.reason = INCONCLUSIVE, f"interval reaches past +-{limit:g} MB/h"
 

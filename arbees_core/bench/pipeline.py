@@ -26,11 +26,11 @@ import redis
 
 from arbees_core.config import Env
 from arbees_core.messages import TradeResult, TradingSignal
-from arbees_core.runtime.processes import ProcessStack, pipeline_env, start_pipeline, wait_for
+from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.topics import STREAMS
 from arbees_core.venues.replay import record_sim
 from arbees_core.venues.sim import SimConfig, SimVenue
-from benchmarks.common import HopRow, new_histogram, row_from_histogram, sleep_reporting, window_histogram
+from arbees_core.bench.common import HopRow, new_histogram, row_from_histogram, sleep_reporting, window_histogram
 
 #: Top-of-book changes (= published price updates) per simulated venue update, measured on the simulator
 #: (about one in four book updates moves the top of book). SIM_RATE per venue = rate / (2 x this).

@@ -10,7 +10,7 @@ bootstrap confidence interval (`arbees_core.validation.stats`, the same two-leve
 - inconclusive: fewer than `MIN_SAMPLES` values, no values at all, an interval that spans the limit (for a ratio to
   the raw hop this is what a machine whose speed moved between the raw windows before and after the pipeline runs
   gives: the bootstrap resamples those windows), or an absolute latency limit that the bare pyzmq hop between
-  two processes which receives the same way (`raw`, or `raw@spin` for a polling game_shard; `report.Config.bare`),
+  two processes which receives the same way (`raw`, or `raw@spin` for a polling game_shard; `targets.Config.bare`),
   measured in the same run, already exceeds, or a ZMQ / Redis ratio that the same run's bare pyzmq and bare Redis
   hops (same rate and payload as the hop judged) are already surely beyond: that machine cannot show whether the
   pipeline meets it. ARCHITECTURE.md set 0.5 on a machine whose bare hops were 120-140 against 320 us (0.4); where
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arbees_core.validation.stats import BEYOND, WITHIN, Interval, bootstrap_percentile_ci, bootstrap_ratio_ci
-from benchmarks.common import HopRow
+from arbees_core.bench.common import HopRow
 
 MET, MISSED, INCONCLUSIVE = "met", "missed", "inconclusive"
 #: Fewer values than this behind a figure make its target inconclusive (Kayenta's rule of thumb).

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from arbees_core.runtime.compose import ComposeRuntime, engine_available
-from benchmarks.common import HopRow, row_from_histogram, sleep_reporting, window_histogram
-from benchmarks.pipeline import SERVICE_HOPS, Progress, bench_env
+from arbees_core.bench.common import HopRow, row_from_histogram, sleep_reporting, window_histogram
+from arbees_core.bench.pipeline import SERVICE_HOPS, Progress, bench_env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: docker-compose.yml and the Dockerfile
 IMAGE = "arbees:bench"
 SUFFIX = "@compose"
 #: Compose starts services one after another behind healthchecks: traffic must outlast that too.

@@ -19,7 +19,7 @@ from hdrh.histogram import HdrHistogram
 
 from arbees_core.messages import PriceUpdate, TradingSignal
 from arbees_core.runtime.ports import free_port
-from benchmarks.common import HopRow, SeqTracker, new_histogram, row_from_histogram, sample_signal, sample_update
+from arbees_core.bench.common import HopRow, SeqTracker, new_histogram, row_from_histogram, sample_signal, sample_update
 
 TOPIC = b"prices.kalshi.KXNBAGAME-26NOV24MIABOS-BOS"
 END_TOPIC = b"end"

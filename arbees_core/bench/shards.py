@@ -1,6 +1,6 @@
 """Game shards: prices/s evaluated with 0 lost against the number of shards and of games, CPU per price.
 
-`python -m benchmarks.shards [--shards 1,2,4] [--games 4,50,400] [--rates 1000,2000,4000,8000] [--hold 5] [--json]`
+`arbees bench --shards 1,2,4 [--games 4,50,400] [--rates 1000,2000,4000,8000] [--duration 5] [--json]`
 
 Per (shards, games): discovery maps the simulator's games, the orchestrator spreads them over the shards
 (MAX_GAMES_PER_SHARD high enough for all), then the replay publisher (`throughput.py`: the simulator's own updates
@@ -13,21 +13,19 @@ during the highest held step over the prices sent (us). ZMQ mode, normal schedul
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
-import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from arbees_core.registry import shard_names
-from arbees_core.runtime.processes import ProcessStack, wait_for
+from arbees_core.harness import ProcessStack, wait_for
 from arbees_core.runtime.ports import free_port_block
-from benchmarks.pipeline import bench_env, reset_streams
-from benchmarks.throughput import KEEP_UP_GRACE_S, ReplayPublisher
+from arbees_core.bench.pipeline import bench_env, reset_streams
+from arbees_core.bench.throughput import KEEP_UP_GRACE_S, ReplayPublisher
 
 
 @dataclass
@@ -109,31 +107,15 @@ def _fresh_db(server_url: str, name: str) -> str:
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    import os
-
-    p = argparse.ArgumentParser(prog="python -m benchmarks.shards", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shards", default="1,2,4")
-    p.add_argument("--games", default="4,50,400")
-    p.add_argument("--rates", default="1000,2000,4000,8000")
-    p.add_argument("--hold", type=float, default=5.0)
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args(argv)
-    redis_url, server = os.environ["REDIS_URL"], os.environ["DATABASE_URL"]
-    rates = [float(r) for r in a.rates.split(",")]
+def measure_all(shards: list[int], games: list[int], rates: list[float], hold_s: float, redis_url: str,
+                server_url: str, folder: Path, say: Callable[[str], None]) -> list[ShardRow]:
+    """One row per (games, shards), each on a fresh database on `server_url`'s server; `say` gets a line per row."""
     rows = []
-    for games in map(int, a.games.split(",")):
-        for count in map(int, a.shards.split(",")):
-            db = _fresh_db(server, f"arbees_bench_shards_{count}_{games}")
-            row = measure(count, games, rates, a.hold, redis_url, db, Path(f"/tmp/arbees-bench-shards/{count}-{games}"))
+    for game_count in games:
+        for count in shards:
+            db = _fresh_db(server_url, f"arbees_bench_shards_{count}_{game_count}")
+            row = measure(count, game_count, rates, hold_s, redis_url, db, folder / f"{count}-{game_count}")
             rows.append(row)
-            print(f"shards={count} games={games}: {row.max_rate:g} prices/s held with 0 lost, "
-                  f"{row.cpu_us_per_price} us CPU per price (all shards), steps {row.steps}", file=sys.stderr)
-    if a.json:
-        print(json.dumps([asdict(r) for r in rows]))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+            say(f"shards={count} games={game_count}: {row.max_rate:g} prices/s held with 0 lost, "
+                f"{row.cpu_us_per_price} us CPU per price (all shards), steps {row.steps}")
+    return rows

@@ -1,20 +1,18 @@
-"""The report: machine facts, the Rich table, the `--json` object, ratios and the targets of ARCHITECTURE.md."""
+"""The benchmark's targets (ARCHITECTURE.md, "Figures we must reach") judged once: ratios of each figure to its
+reference from the same run, and each target's verdict (`verdict.py`) per configuration measured.
+
+`suite.run_suite` calls these once per run and stores what they return in the result; the report (`report.py`)
+only renders them, so a verdict never depends on how it is shown.
+"""
 
 from __future__ import annotations
 
-import os
-import platform
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from rich.console import Group
-from rich.table import Table
-
-from benchmarks.verdict import (INCONCLUSIVE, MET, MISSED, Verdict, by_config, judge_at_least, judge_percentile,
-                               judge_ratio, summary)
+from arbees_core.bench.verdict import Verdict, by_config, judge_at_least, judge_percentile, judge_ratio
 
 if TYPE_CHECKING:
-    from benchmarks.common import Servers
-    from benchmarks.suite import BenchResult
+    from arbees_core.bench.suite import BenchResult
 
 #: ARCHITECTURE.md, "Figures we must reach".
 HOP_OVER_RAW_MAX = 1.3
@@ -31,7 +29,7 @@ class Config(NamedTuple):
     """A configuration the benchmark measures: its name (each target's `config`), row suffix, ratio prefix, the
     suffix of the Redis rows it is compared with, and its bare hop: the raw row with the same way of receiving,
     which says whether this machine can show an absolute limit, or a ZMQ / Redis ratio of the price hop, at all
-    (benchmarks/verdict.py)."""
+    (arbees_core/bench/verdict.py)."""
 
     name: str
     sfx: str
@@ -45,55 +43,6 @@ class Config(NamedTuple):
 DEFAULT = Config("default", "", "", "", "raw")
 #: The configurations besides the default.
 CONFIGS = (Config("rt", "@rt", "rt_", "@rt", "raw"), Config("spin", "@spin", "spin_", "", "raw@spin"))
-VERDICT_STYLE = {MET: "[green]met[/]", MISSED: "[red]missed[/]", INCONCLUSIVE: "[yellow]inconclusive[/]"}
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def idle_info() -> str | None:
-    """How an idle CPU waits, which sets what waking it costs: on a VM, waking a halted vCPU can be half of a bare
-    pyzmq hop, so runs on hosts that differ in this differ in every figure. `haltpoll/haltpoll, guest halt polling 0 ns`; None where the OS does not say."""
-    root = "/sys/devices/system/cpu/cpuidle/"
-    driver, governor = _read(root + "current_driver"), _read(root + "current_governor_ro") or _read(
-        root + "current_governor")
-    if driver is None:
-        return None
-    text = f"{driver}/{governor}"
-    halt_poll = _read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
-    return text + (f", guest halt polling {halt_poll} ns" if halt_poll is not None else "")
-
-
-def machine_info(srv: "Servers | None" = None) -> dict[str, Any]:
-    """CPU, cores, load, how idle CPUs wait, Python, pyzmq/libzmq and Redis versions."""
-    import zmq
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-                            "kernel": platform.release(),
-                            "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "platform": platform.platform(),
-                            "load_avg_1m": round(os.getloadavg()[0], 2), "cpuidle": idle_info()}
-    if srv is not None:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(srv.redis_url)
-            info["redis"] = client.info("server").get("redis_version")
-            client.close()
-        except redis.RedisError:
-            info["redis"] = None
-        info["servers"] = "embedded " + ", ".join(srv.embedded) if srv.embedded else "REDIS_URL / DATABASE_URL"
-    return info
 
 
 def _p(result: "BenchResult", hop: str, mode: str, field: str = "p50_us") -> float | None:
@@ -156,7 +105,7 @@ def ratios(result: "BenchResult") -> dict[str, float | None]:
 
 def _target(name: str, target: str, actual: float | None, verdict: Verdict, config: str) -> dict[str, Any]:
     """One target as --json prints it: the issue's fields (`met` is the verdict's: the whole interval within the
-    limit), plus the verdict, its interval, the values behind it, why (benchmarks/verdict.py) and the
+    limit), plus the verdict, its interval, the values behind it, why (arbees_core/bench/verdict.py) and the
     configuration it was measured in (`default`, `rt`, `spin`; the throughput steps run with default settings)."""
     return {"name": name, "target": target, "actual": actual, "met": verdict.met, "verdict": verdict.verdict,
             "ci": list(verdict.ci) if verdict.ci else None, "n": verdict.n, "reason": verdict.reason,
@@ -237,60 +186,3 @@ def targets(result: "BenchResult") -> list[dict[str, Any]]:
         out.append(_target(f"sustained {path}, ZMQ, 0 lost (msg/s)", f">= {THROUGHPUT_MIN}", rate,
                            judge_at_least(rate, THROUGHPUT_MIN, "rate held"), DEFAULT.name))
     return out
-
-
-def _us(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.0f}"
-
-
-def tables(result: "BenchResult") -> Group:
-    """Hops, throughput, ratios and targets as Rich tables."""
-    hops = Table(title="Latency per hop (us, one-way)", title_justify="left")
-    for col in ("hop", "mode", "rate/s", "n", "p50", "p95", "p99", "max", "lost"):
-        hops.add_column(col, justify="left" if col in ("hop", "mode") else "right", no_wrap=True)
-    for r in result.rows:
-        hops.add_row(r.hop, r.mode, f"{r.rate:,.0f}", f"{r.count:,}", _us(r.p50_us), _us(r.p95_us), _us(r.p99_us),
-                     _us(r.max_us), f"[red]{r.lost}[/]" if r.lost else "0")
-    tp = Table(title="Throughput (highest rate held with 0 lost)", title_justify="left")
-    for col in ("path", "mode", "max rate/s", "lost at next step", "steps (rate: achieved/s, lost)"):
-        tp.add_column(col)
-    for t in result.throughput:
-        steps = "; ".join(f"{s.rate:,.0f}: {s.achieved_rate:,.0f}, {s.lost}{'' if s.held else ' x'}" for s in t.steps)
-        tp.add_row(t.path, t.mode, f"{t.max_rate:,.0f}", str(t.lost), steps)
-    rt = Table(title="Ratios (same run)", title_justify="left")
-    rt.add_column("ratio")
-    rt.add_column("value", justify="right")
-    for k, v in result.ratios.items():
-        rt.add_row(k, "-" if v is None else f"{v:.2f}")
-    tg = Table(title=f"Targets (ARCHITECTURE.md): {summary(result.targets)}", title_justify="left")
-    for col in ("target", "wanted", "actual", "verdict", "why"):
-        tg.add_column(col)
-    for t in result.targets:
-        actual = "-" if t["actual"] is None else f"{t['actual']:,.2f}"
-        tg.add_row(t["name"], t["target"], actual, VERDICT_STYLE[t["verdict"]], t["reason"])
-    per = Table(title="Per configuration (throughput runs with default settings; the run's exit code covers them all)",
-                title_justify="left")
-    for col in ("configuration", MET, MISSED, INCONCLUSIVE, "exit"):
-        per.add_column(col, justify="left" if col == "configuration" else "right")
-    for c in result.configurations:
-        per.add_row(c["settings"], str(c[MET]), f"[red]{c[MISSED]}[/]" if c[MISSED] else "0", str(c[INCONCLUSIVE]),
-                    str(c["exit"]))
-    m = result.machine
-    machine = (f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, pyzmq {m.get('pyzmq')} / libzmq "
-               f"{m.get('libzmq')}, Redis {m.get('redis')}, kernel {m.get('kernel')}, idle CPUs: {m.get('cpuidle')}, "
-               f"load {m.get('load_avg_1m')}, "
-               f"real-time rows: {config_settings(result, 'rt') if m.get('rt_priority') else 'no'}, "
-               f"spin rows: {config_settings(result, 'spin') if m.get('spin_us') else 'no'}")
-    return Group(machine, hops, tp, rt, tg, per, *[f"note: {n}" for n in result.notes])
-
-
-def markdown_table(result: "BenchResult") -> str:
-    """The hop rows and the verdicts per configuration as Markdown tables (for RESULTS.md)."""
-    lines = ["| hop | mode | rate/s | n | p50 us | p95 us | p99 us | max us | lost |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result.rows:
-        lines.append(f"| {r.hop} | {r.mode} | {r.rate:,.0f} | {r.count:,} | {_us(r.p50_us)} | {_us(r.p95_us)} | "
-                     f"{_us(r.p99_us)} | {_us(r.max_us)} | {r.lost} |")
-    lines += ["", "| configuration | met | missed | inconclusive | exit |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {c['settings']} | {c[MET]} | {c[MISSED]} | {c[INCONCLUSIVE]} | {c['exit']} |"
-              for c in result.configurations]
-    return "\n".join(lines)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arbees_core.runtime.processes import ProcessStack, wait_for
-from benchmarks.common import HopRow, row_from_histogram, sleep_reporting, window_histogram
-from benchmarks.pipeline import SIM_GAMES, bench_env, reset_streams
+from arbees_core.harness import ProcessStack, wait_for
+from arbees_core.bench.common import HopRow, row_from_histogram, sleep_reporting, window_histogram
+from arbees_core.bench.pipeline import SIM_GAMES, bench_env, reset_streams
 
 #: path -> (service that receives, its received counter, its latency histogram)
 PATHS = {"monitor->game_shard": ("game_shard", "prices_rx", "price"),
