@@ -53,6 +53,28 @@ def test_a_shard_feed_follows_the_held_games_markets_and_drops_a_prefix_neighbou
         pub.close()
 
 
+def test_every_one_of_thousands_of_market_subscriptions_reaches_the_publisher() -> None:
+    """A shard of 400 games follows 1 600 markets: more subscriptions than the default high-water mark, which libzmq
+    applies to a SUB's subscription frames too (it dropped the excess)."""
+    settings = TransportSettings(zmq_enabled=True)
+    pub = ZmqPublisher(settings, "tcp://127.0.0.1:*")
+    sub = ZmqSubscriber(settings, [f"tcp://127.0.0.1:{pub.port}"], ["heartbeat."])
+    try:
+        eventually(lambda: pub.new_subscriptions() or None, 5, what="the subscriber connected")
+        topics = {f"prices.kalshi.K{i}" for i in range(2500)}
+        sub.follow_topics(("prices.kalshi.",), topics)
+        seen: set[str] = set()
+
+        def all_seen() -> bool:
+            seen.update(pub.new_subscriptions())
+            return seen >= topics
+
+        eventually(all_seen, 10, what=f"2 500 subscriptions at the publisher ({len(seen)} seen)")
+    finally:
+        sub.close()
+        pub.close()
+
+
 def test_a_partial_subscriber_counts_loss_per_market_from_topic_seq() -> None:
     """The monitors' Outbox numbers each market's prices; a shard's Inbox, which follows some markets only, counts
     a gap within one market as lost and none for the markets it does not follow (the family `seq` skips them)."""

@@ -33,6 +33,10 @@ from arbees_core.runtime.ports import free_port_block
 from arbees_core.harness import ProcessStack, wait_for
 
 
+#: Wait after every shard has subscribed, before the first step.
+SUBSCRIBE_SETTLE_S = 2.0
+
+
 @dataclass
 class ShardRow:
     """shard_cpu_us: each shard's CPU per price it received (us) at the highest held step, shard_share: the
@@ -71,6 +75,9 @@ def _start(stack: ProcessStack, count: int, games: int, base: int) -> list[str]:
              "every game held by a shard", stack)
     wait_for(lambda: all(stack.metrics(n).get("markets_followed") for n in names), 60, "every shard subscribed",
              stack)
+    # The replay starts at the first subscription it sees; a shard's one per market (1 600 at 400 games) reach it
+    # one by one, and a price sent before its market's has arrived is dropped by the publisher, not lost on the way.
+    time.sleep(SUBSCRIBE_SETTLE_S)
     return names
 
 
