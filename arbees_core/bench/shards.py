@@ -6,7 +6,8 @@ price, and the failover time.
 Per (shards, games): discovery maps the simulator's games, the orchestrator spreads them over the shards
 (MAX_GAMES_PER_SHARD high enough for all), then the replay publisher (`throughput.py`: the simulator's own updates
 through the monitors' Outbox) steps the rate up. Each shard subscribes to the markets of the games it holds (ZMQ
-mode, `services/shards.py` ShardFeed), so every price reaches exactly one shard. A step is held when the shards
+mode, SHARD_FEED=held: `services/shards.py` ShardFeed), so every price reaches exactly one shard. A step is held
+when the shards
 together received every price sent (none lost), kept up (98 % within 1.5 s of the last send) and the publisher
 kept the rate. CPU per price: during the highest held step, the shards' CPU time over the prices sent (all shards),
 and each shard's over the prices it received. Failover (2 shards or more, `shard_failover.py`): kill -9 of one
@@ -114,7 +115,8 @@ def measure(count: int, games: int, rates: list[float], hold_s: float, redis_url
     folder.mkdir(parents=True, exist_ok=True)
     reset_streams(redis_url)
     env = bench_env(True, 1000.0, redis_url, database_url, folder)
-    env.update({"SIM_GAMES": str(games), "GAME_ASSIGNMENT": "orchestrator", "MAX_GAMES_PER_SHARD": str(games),
+    env.update({"SIM_GAMES": str(games), "GAME_ASSIGNMENT": "orchestrator", "SHARD_FEED": "held",
+                "MAX_GAMES_PER_SHARD": str(games),
                 "ASSIGNMENT_POLL_MS": "100", "ORCHESTRATOR_INTERVAL_MS": "100"})
     base = free_port_block(8)
     stack = ProcessStack(folder, env)

@@ -30,9 +30,9 @@ WIDE_BOOK = {"yes_bid": 1.0, "yes_ask": 99.0, "no_bid": 1.0, "no_ask": 99.0}
 
 
 def shard_ticker(probe: StackProbe) -> str | None:
-    """A Kalshi market of a game that game_shard holds, when it follows only its games' markets (ZMQ mode under the
-    orchestrator: an unmapped ticker would never reach it); None when it receives every market."""
-    if not probe.zmq_mode or probe.field("game_shard", "assignment") != "orchestrator":
+    """A Kalshi market of a game that game_shard holds, when it follows only its games' markets (ZMQ mode,
+    SHARD_FEED=held: an unmapped ticker would never reach it); None when it receives every market."""
+    if not probe.zmq_mode or probe.field("game_shard", "markets_followed") is None:  # SHARD_FEED=all, or static
         return None
     shard_id = str(probe.field("game_shard", "shard_id") or "1")
     with connect(probe.urls["DATABASE_URL"], retries=2) as conn:
