@@ -240,7 +240,7 @@ EXECUTED_IDS_MAX = Int("EXECUTED_IDS_MAX", 100_000, "at most this many executed 
 PRICE_DRAIN_MS = Float("PRICE_DRAIN_MS", 2.0, "queued prices are read on each signal and at least this often (ZMQ)",
                        (EXECUTION_SERVICE,), unit="ms", minimum=0.1)
 PRICE_CATCHUP_MS = Float("PRICE_CATCHUP_MS", 5.0, "a signal waits this long at most for the prices it was derived "
-                         "from (they come on another connection, ZMQ)", (EXECUTION_SERVICE,), unit="ms", minimum=0.0)
+                         "from (they come on another connection or thread)", (EXECUTION_SERVICE,), unit="ms", minimum=0.0)
 PAPER_ORDER_LATENCY_MS = Float("PAPER_ORDER_LATENCY_MS", 0.0, "an IOC paper order meets the book as it stands this long "
                                "after its signal arrives: the venue round trip (0: at once)", (EXECUTION_SERVICE,),
                                unit="ms", minimum=0.0)
