@@ -10,7 +10,8 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, PlainProgress, console, fail, parse_duration, print_json
+from arbees_cli.output import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, PlainProgress, console, fail, parse_duration, print_json
+from arbees_cli.stack import JsonOpt
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env, load_dotenv_into_environ
 from arbees_core.venues import NAMES, adapter
@@ -77,45 +78,69 @@ def load_markets(url: str) -> tuple[list[Any], list[MarketListing]]:
             return [], []
 
 
+def _record_with_progress(venue: str, source: str, seconds: float, out: str,
+                          quiet: bool) -> tuple[RecordStats, dict[str, Any]]:
+    """Record while showing how far it got: a spinner in a terminal, plain lines in a script or a log file,
+    nothing under --json (stdout is the JSON object's)."""
+    plain = None if console.is_terminal or quiet else PlainProgress()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=quiet or plain is not None) as progress:
+        task = progress.add_task(f"recording {venue} ({source})", total=None)
+
+        def show(stats: RecordStats, feed: Any) -> None:
+            if quiet or stats.frames % 50 != 1:
+                return
+            text = (f"recording {venue} ({source}): {stats.frames} frames, {stats.bytes / 1e6:.1f} MB, "
+                    f"{len(feed.books)} markets")
+            if plain is None:
+                progress.update(task, description=text)
+            else:
+                plain(text, None)
+
+        return record_venue(venue, source, seconds, out, Env(), show)
+
+
+def record_summary(venue: str, source: str, stats: RecordStats, extra: dict[str, Any]) -> dict[str, Any]:
+    """The recording as `--json` prints it: what was written where, and what the feed saw while recording.
+    `passed` is false when no frame was recorded (exit 1)."""
+    return {"venue": venue, "source": source, "out": stats.path, "frames": stats.frames, "bytes": stats.bytes,
+            "seconds": round(stats.seconds, 3), "listings": extra["listings"], "feed": extra["feed"],
+            "connection": extra["connection"], "passed": stats.frames > 0,
+            "exit_code": EXIT_PASS if stats.frames > 0 else EXIT_FAIL}
+
+
 def record_cmd(venue: str = typer.Option(..., "--venue", help=f"{' or '.join(NAMES)}."),
                duration: str = typer.Option("10m", "--duration", help="How long to record (30s, 10m, 1h)."),
                out: str = typer.Option(..., "--out", help="Recording file (gzip JSON lines)."),
                source: str = typer.Option("sim", "--source", help="sim (the simulator's traffic, built ahead "
                                           "at once: ten minutes take seconds) or live (the venue: every open "
-                                          "game market its discovery finds).")) -> None:
-    """Record a venue's raw messages with receive timestamps, for `<VENUE>_SOURCE=replay:<file>`."""
+                                          "game market its discovery finds)."),
+               as_json: bool = JsonOpt) -> None:
+    """Record a venue's raw messages with receive timestamps, for `<VENUE>_SOURCE=replay:<file>`. Exit 0 when
+    frames were recorded, 1 when none came, 3 when it could not run."""
     if venue not in NAMES:
-        fail(f"--venue {venue!r}: expected {' or '.join(NAMES)}")
+        fail(f"--venue {venue!r}: expected {' or '.join(NAMES)}", as_json=as_json)
     if source not in ("sim", "live"):
-        fail(f"--source {source!r}: expected sim or live")
+        fail(f"--source {source!r}: expected sim or live", as_json=as_json)
     seconds = parse_duration(duration)
     load_dotenv_into_environ()
-    plain = None if console.is_terminal else PlainProgress()  # a script or a log file: plain lines
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True, disable=plain is not None) as progress:
-        task = progress.add_task(f"recording {venue} ({source})", total=None)
-
-        def show(stats: RecordStats, feed: Any) -> None:
-            if stats.frames % 50 == 1:
-                text = (f"recording {venue} ({source}): {stats.frames} frames, {stats.bytes / 1e6:.1f} MB, "
-                        f"{len(feed.books)} markets")
-                if plain is None:
-                    progress.update(task, description=text)
-                else:
-                    plain(text, None)
-        try:
-            stats, extra = record_venue(venue, source, seconds, out, Env(), show)
-        except (ConfigError, VenueError) as e:
-            fail(str(e), code=EXIT_ERROR)
-    console.print(f"recorded {stats.frames} frames ({stats.bytes / 1e6:.2f} MB) from {venue} in "
-                  f"{stats.seconds:.1f}s to {out}; {extra['listings']} listings beside it; "
-                  f"feed: {extra['feed'].get('markets', 0)} markets, gaps {extra['feed'].get('gaps', 0)}, "
-                  f"errors {extra['feed'].get('errors', {})}", highlight=False)
-    if stats.frames == 0:
-        raise typer.Exit(EXIT_FAIL)
+    try:
+        stats, extra = _record_with_progress(venue, source, seconds, out, as_json)
+    except (ConfigError, VenueError) as e:
+        fail(str(e), code=EXIT_ERROR, as_json=as_json)
+    summary = record_summary(venue, source, stats, extra)
+    summary["out"] = summary["out"] or out
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"recorded {stats.frames} frames ({stats.bytes / 1e6:.2f} MB) from {venue} in "
+                      f"{stats.seconds:.1f}s to {out}; {extra['listings']} listings beside it; "
+                      f"feed: {extra['feed'].get('markets', 0)} markets, gaps {extra['feed'].get('gaps', 0)}, "
+                      f"errors {extra['feed'].get('errors', {})}", highlight=False)
+    raise typer.Exit(summary["exit_code"])
 
 
-def markets_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+def markets_cmd(as_json: bool = JsonOpt,
                 unmatched: bool = typer.Option(False, "--unmatched", help="Also list the unmatched markets.")
                 ) -> None:
     """The cross-venue mapping discovery stored (market_mappings) and, with --unmatched, what it could not pair."""

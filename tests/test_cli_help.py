@@ -72,7 +72,6 @@ NO_JSON = {
     ("redis-cli",): "the redis-cli client's own output (its options go after --)",
     ("psql",): "the psql client's own output (its options go after --)",
     ("service", "run"): "runs one service in the foreground: its output is the service's log",
-    ("record",): "writes a recording file; its summary is a line",
 }
 
 

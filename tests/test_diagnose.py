@@ -59,7 +59,7 @@ def test_an_unknown_probe_id_names_the_file_and_the_id(tmp_path: Path) -> None:
         load_playbook("latency", tmp_path)
     assert str(tmp_path / "latency.yaml") in str(err.value) and "'ping_the_moon'" in str(err.value)
     (tmp_path / "latency.yaml").write_text(text.replace("ping_the_moon\n    fix: no", "cpu\n    name: x"))
-    with pytest.raises(PlaybookError, match="latency.yaml: probe 'cpu' has no `fix`"):
+    with pytest.raises(PlaybookError, match=r"latency.yaml:\d+: probe 'cpu' has no `fix`"):
         load_playbook("latency", tmp_path)
 
 

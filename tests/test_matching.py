@@ -7,13 +7,8 @@ import random
 
 import pytest
 
-from arbees_core.strategy.matching import (
-    TEAMS,
-    match_markets,
-    normalize,
-    parse_kalshi_ticker,
-    team_code,
-)
+from arbees_core.strategy.matching import match_markets
+from arbees_core.strategy.teams import TEAMS, normalize, parse_kalshi_ticker, team_code
 from arbees_core.venues.listing import MarketListing, OutcomePair
 
 

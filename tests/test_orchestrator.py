@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -18,7 +20,9 @@ from arbees_core.store.db import connect
 from arbees_core.store.mappings import save_mappings
 from arbees_core.store.schema import migrate
 from arbees_core.strategy.assignment import plan_round, shares
+from arbees_core.telemetry.peers import BACKOFF_MAX_S
 from arbees_core.venues.listing import GameMapping, OutcomePair
+from tests.tcp_outage import TcpOutage
 
 
 def shard(sid: str, live: bool = True, joined: int = 0, seen: int = 0) -> ShardRow:
@@ -101,11 +105,13 @@ def _games(n: int) -> list[GameMapping]:
             for i in range(n)]
 
 
-@pytest.fixture(scope="module")
-def sharded(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str,
-            redis_server_url: str) -> Iterator[tuple[ProcessStack, str]]:
-    """An orchestrator and three game shards (ZMQ mode, no monitors) on a database holding six mapped games."""
+@contextmanager
+def _sharded(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str, redis_server_url: str,
+             shards: int, games: int, outage: bool = False) -> Iterator[tuple[ProcessStack, str, TcpOutage | None]]:
+    """An orchestrator and `shards` game shards (ZMQ mode, no monitors) on a database of its own holding `games`
+    mapped games; with `outage`, the processes reach PostgreSQL through a `TcpOutage` the test can cut."""
     import uuid
+    from urllib.parse import urlsplit
 
     name = f"arbees_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server_url, autocommit=True) as admin:
@@ -114,26 +120,44 @@ def sharded(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str,
     folder = tmp_path_factory.mktemp("sharded")
     with connect(db) as conn:
         migrate(conn)
-        save_mappings(conn, _games(6), [])
+        save_mappings(conn, _games(games), [])
+    proxy = None
+    db_for_services = db
+    if outage:
+        where = urlsplit(db)
+        proxy = TcpOutage(where.hostname or "127.0.0.1", where.port or 5432)
+        db_for_services = where._replace(netloc=where.netloc.replace(f"{where.hostname}:{where.port}",
+                                                                     f"127.0.0.1:{proxy.port}")).geturl()
+        assert str(proxy.port) in db_for_services, db_for_services
     base = free_port_block(8)
     state = folder / ".arbees"
     state.mkdir()
-    env = {"DATABASE_URL": db, "REDIS_URL": redis_server_url, "ZMQ_ENABLED": "true", "ARBEES_HOME": str(folder),
-           "ARBEES_STATE_DIR": str(state), "GAME_ASSIGNMENT": "orchestrator", "SHARD_DEAD_S": str(DEAD_S),
-           "ASSIGNMENT_POLL_MS": "100", "ORCHESTRATOR_INTERVAL_MS": "100", "HEARTBEAT_INTERVAL_SECS": "0.2",
-           "ARBEES_RT_PRIORITY": "0", "PYTHONUNBUFFERED": "1",
+    env = {"DATABASE_URL": db_for_services, "REDIS_URL": redis_server_url, "ZMQ_ENABLED": "true",
+           "ARBEES_HOME": str(folder), "ARBEES_STATE_DIR": str(state), "GAME_ASSIGNMENT": "orchestrator",
+           "SHARD_DEAD_S": str(DEAD_S), "ASSIGNMENT_POLL_MS": "100", "ORCHESTRATOR_INTERVAL_MS": "100",
+           "HEARTBEAT_INTERVAL_SECS": "0.2", "ARBEES_RT_PRIORITY": "0", "PYTHONUNBUFFERED": "1",
            "ZMQ_SUB_ENDPOINTS": f"tcp://127.0.0.1:{base + 7}"}
     stack = ProcessStack(folder, env)
-    for k in (1, 2, 3):
+    for k in range(1, shards + 1):
         stack.start("game_shard" if k == 1 else f"game_shard_{k}", SHARD_ID=str(k), ZMQ_PUB_PORT=str(base + k))
     stack.start("orchestrator")
     stack.base = base  # type: ignore[attr-defined]
     try:
-        yield stack, db
+        yield stack, db, proxy
     finally:
         stack.stop_all()
+        if proxy is not None:
+            proxy.close()
         with psycopg.connect(postgres_server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str,
+            redis_server_url: str) -> Iterator[tuple[ProcessStack, str]]:
+    """An orchestrator and three game shards (ZMQ mode, no monitors) on a database holding six mapped games."""
+    with _sharded(tmp_path_factory, postgres_server_url, redis_server_url, 3, 6) as (stack, db, _):
+        yield stack, db
 
 
 def _held(db: str) -> dict[str, str]:
@@ -181,3 +205,45 @@ def test_a_joining_shard_takes_a_share_and_a_killed_one_loses_its_games(sharded)
 def _epochs(db: str) -> dict[str, int]:
     with connect(db) as conn:
         return {g: a.epoch for g, a in read_assignments(conn).items()}
+
+
+def _postgres_unusable(metrics: dict) -> bool:
+    return any(p.get("kind") == "PostgreSQL" and not p.get("usable", True) for p in metrics.get("peers", []))
+
+
+@pytest.mark.e2e
+def test_a_postgres_outage_moves_no_game_and_every_shard_keeps_trading_its_games(
+        tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str, redis_server_url: str) -> None:
+    """Assignments live in PostgreSQL, and nobody can move a game while it is away: the shards keep evaluating
+    their games through an outage three times SHARD_DEAD_S long, and once it is back the orchestrator declares no
+    shard dead for heartbeats the outage kept from being written (no game moves, no epoch changes)."""
+    with _sharded(tmp_path_factory, postgres_server_url, redis_server_url, 2, 6, outage=True) as (stack, db, proxy):
+        assert proxy is not None
+        before = eventually(lambda: _balanced(db, {"1", "2"}, [3, 3]), 30, what="3 games on each shard")
+        mine = {n: sorted(g for g, s in before.items() if s == sid) for n, sid in (("game_shard", "1"),
+                                                                                    ("game_shard_2", "2"))}
+        for name, games in mine.items():
+            eventually(lambda n=name, m=games: stack.metrics(n).get("held_games") == m, 10, what=f"{name} holds {games}")
+        epochs = _epochs(db)
+
+        # Act: PostgreSQL unreachable for 3 x SHARD_DEAD_S
+        proxy.cut()
+        eventually(lambda: all(_postgres_unusable(stack.metrics(n)) for n in (*mine, "orchestrator")), 10,
+                   what="every process saw PostgreSQL go away")
+        held_during = []
+        deadline = time.monotonic() + 3 * DEAD_S
+        while time.monotonic() < deadline:
+            held_during.append({n: stack.metrics(n).get("held_games") for n in mine})
+            time.sleep(0.25)
+        proxy.restore()
+        rounds = stack.counter("orchestrator", "rounds")
+        eventually(lambda: "PostgreSQL usable again" in stack.log("orchestrator"), 20, what="the orchestrator back")
+        # the grace window is SHARD_DEAD_S plus the longest retry backoff; a round every 100 ms
+        eventually(lambda: stack.counter("orchestrator", "rounds") >= rounds + 10 * (DEAD_S + BACKOFF_MAX_S + 2), 60,
+                   what="the orchestrator ran rounds past its grace window")
+
+        # Assert: the shards held their games throughout; nothing moved, no epoch changed
+        assert held_during and all(h == mine for h in held_during), held_during[:3]
+        assert _held(db) == before and _epochs(db) == epochs
+        for name, games in mine.items():
+            assert stack.metrics(name).get("held_games") == games

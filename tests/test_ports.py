@@ -120,7 +120,7 @@ def test_an_address_that_is_not_ours_cannot_be_checked_and_is_not_free() -> None
 def test_compose_up_refuses_a_fixed_host_port_another_program_holds(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compose runtime asks the same check before `docker compose up`, for the Redis / PostgreSQL host ports an
     operator fixed (unset, Docker picks a free one); a port its own running container holds is no clash."""
-    from arbees_core.runtime.compose import host_port_clash
+    from arbees_core.runtime.compose_cli import host_port_clash
 
     for var in ("ARBEES_REDIS_HOST_PORT", "ARBEES_POSTGRES_HOST_PORT"):
         monkeypatch.delenv(var, raising=False)

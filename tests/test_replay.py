@@ -273,6 +273,14 @@ def test_cli_record_and_markets(tmp_path: Path, database_url: str, monkeypatch: 
     assert result.exit_code == 0, result.output
     assert "recorded" in result.output and len(list(read_recording(out))) > 10
     assert Path(f"{out}.listings.json").exists()
+    out_json = tmp_path / "p.jsonl.gz"
+    result = CliRunner().invoke(app, ["record", "--venue", "polymarket", "--duration", "1s", "--out", str(out_json),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)  # nothing but the object on stdout: no progress, no summary line
+    assert body["passed"] and body["exit_code"] == 0 and body["venue"] == "polymarket" and body["source"] == "sim"
+    assert body["frames"] == len(list(read_recording(out_json))) > 10 and body["out"] == str(out_json)
+    assert body["listings"] > 0 and "gaps" in body["feed"]
 
     cfg = SimConfig(seed=2, games=2, start_date="2026-11-24")
     games, unmatched = match_markets(SimVenue("kalshi", cfg).listings(), SimVenue("polymarket", cfg).listings()[:2])

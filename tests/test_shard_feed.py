@@ -56,7 +56,7 @@ def test_a_shard_feed_follows_the_held_games_markets_and_drops_a_prefix_neighbou
 @pytest.fixture
 def two_shards(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[ProcessStack]:
     env = pipeline_env(True, redis_url, database_url, tmp_path)
-    env.update({"SIM_GAMES": "4", "SIM_RATE": "200", "GAME_ASSIGNMENT": "orchestrator", "SHARD_DEAD_S": "3",
+    env.update({"SIM_GAMES": "4", "SIM_RATE": "200", "GAME_ASSIGNMENT": "orchestrator", "SHARD_FEED": "held", "SHARD_DEAD_S": "3",
                 "ASSIGNMENT_POLL_MS": "100", "ORCHESTRATOR_INTERVAL_MS": "100"})
     base = free_port_block(2)
     stack = ProcessStack(tmp_path, env)

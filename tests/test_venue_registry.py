@@ -11,7 +11,7 @@ from arbees_core.strategy.fees import FeeSchedule
 from arbees_core.venues import NAMES, UnknownVenue, adapter, taker_fee_cents, venue
 from arbees_core.venues.sim import SimConfig, SimVenue
 
-ROLES = {"__init__", "adapter", "auth", "feed", "parsing", "rest", "sim", "ws"}
+ROLES = {"__init__", "adapter", "auth", "feed", "parsing", "rest", "sim", "wire", "ws"}
 
 
 def test_every_venue_package_has_the_same_modules_in_the_same_roles() -> None:

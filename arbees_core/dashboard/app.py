@@ -69,6 +69,18 @@ def _first_problem(exc: RequestValidationError) -> str:
 
 def create_app(state: LiveState, hub: Hub, status: Callable[[], ApiStatus]) -> FastAPI:
     """The FastAPI application over `state`; `hub` pushes to SSE clients (its task runs with the app)."""
+    app = FastAPI(title="arbees api", version="1", lifespan=_lifespan(hub), docs_url=None, redoc_url=None,
+                  description="The operators' live view of the arbees pipeline (see arbees_core/dashboard/app.py).")
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    _errors(app)
+    _live_routes(app, state, hub, status)
+    _market_routes(app, state)
+    _panel_routes(app, state, status)
+    return app
+
+
+def _lifespan(hub: Hub) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the hub's push task runs while the app serves, and is cancelled when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -80,10 +92,11 @@ def create_app(state: LiveState, hub: Hub, status: Callable[[], ApiStatus]) -> F
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = FastAPI(title="arbees api", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="The operators' live view of the arbees pipeline (see arbees_core/dashboard/app.py).")
-    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    _errors(app)
+    return lifespan
+
+
+def _live_routes(app: FastAPI, state: LiveState, hub: Hub, status: Callable[[], ApiStatus]) -> None:
+    """The page, the whole snapshot, and the SSE stream the page follows."""
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -107,6 +120,10 @@ def create_app(state: LiveState, hub: Hub, status: Callable[[], ApiStatus]) -> F
         finally:
             hub.unsubscribe(client)
 
+
+def _market_routes(app: FastAPI, state: LiveState) -> None:
+    """Games with their books and edges, signals and trades."""
+
     @app.get("/api/games", response_model=GamesResponse)
     def games() -> GamesResponse:
         """Every mapped game: each team's book on both venues and the better direction's edge after fees."""
@@ -128,6 +145,10 @@ def create_app(state: LiveState, hub: Hub, status: Callable[[], ApiStatus]) -> F
         """Executed signals, both legs, with the per-hop latency breakdown (ms)."""
         return TradesResponse(source=state.source, trades=state.trades(limit))
 
+
+def _panel_routes(app: FastAPI, state: LiveState, status: Callable[[], ApiStatus]) -> None:
+    """The panels the page refreshes every second: latency, rates, health, positions, the api's own status."""
+
     @app.get("/api/latency", response_model=LatencyView)
     def latency() -> LatencyView:
         return state.windows()[0]
@@ -147,8 +168,6 @@ def create_app(state: LiveState, hub: Hub, status: Callable[[], ApiStatus]) -> F
     @app.get("/api/status", response_model=ApiStatus)
     def api_status() -> ApiStatus:
         return status()
-
-    return app
 
 
 def _errors(app: FastAPI) -> None:

@@ -19,7 +19,7 @@ import redis
 
 from arbees_core.dashboard.models import ServiceHealth
 from arbees_core.registry import SERVICES
-from arbees_core.runtime.supervisor import STACK_FILE
+from arbees_core.runtime.local_stack import STACK_FILE
 from arbees_core.topics import HEALTH_KEY_PREFIX
 from arbees_core.transport.redis import make_client
 

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from arbees_core import settings as S
-from arbees_core.config import ConfigError, Env, project_root, read_dotenv
+from arbees_core.config import Env, project_root
 from arbees_core.registry import SERVICES, ServiceSpec
 from arbees_core.runtime.base import PortProbe, RuntimeError_, ServiceStatus
+from arbees_core.runtime.compose_cli import compose_exe, host_port_clash, run_compose
 from arbees_core.runtime.compose_shards import shard_count, write_override
 from arbees_core.runtime.docker_engine import (
     ONEOFF_LABEL,
@@ -43,20 +41,14 @@ from arbees_core.runtime.docker_engine import (
     engine_available,
     engine_error,
     env_dict,
+    stats_resources,
 )
-from arbees_core.runtime.ports import port_holder
 from arbees_core.runtime.preflight import check_compose
 
 #: Profiles the pipeline runs under (`docker compose --profile full ...`, as in the plan).
 DEFAULT_PROFILES: tuple[str, ...] = ("full",)
 #: Every profile of docker-compose.yml; `down` names them all so optional services (vpn) go down too.
 ALL_PROFILES: tuple[str, ...] = ("full", "vpn")
-
-#: Compose services published on a host port (127.0.0.1) -> the variable that fixes that port (unset: any free one).
-HOST_PORT_VARS: dict[str, str] = {"redis": S.ARBEES_REDIS_HOST_PORT.name,
-                                  "timescaledb": S.ARBEES_POSTGRES_HOST_PORT.name, "api": S.ARBEES_API_HOST_PORT.name}
-
-_COMPOSE_TIMEOUT_S = 1800.0
 
 #: Settings for one run (`validate --quick`), read by every container before `.env`; removed after the run.
 RUN_ENV_FILE = ".arbees/run.env"
@@ -269,12 +261,7 @@ class ComposeRuntime:
             stats = self._call(self._container(service).stats, stream=False)
         except RuntimeError_:
             return {}
-        mem = stats.get("memory_stats", {}).get("usage", 0) / 2**20
-        cpu, pre = stats.get("cpu_stats", {}), stats.get("precpu_stats", {})
-        d_cpu = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get("total_usage", 0)
-        d_sys = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-        cores = cpu.get("online_cpus") or 1
-        return {"rss_mb": round(mem, 2), "cpu_pct": round(d_cpu / d_sys * cores * 100, 1) if d_sys > 0 else 0.0}
+        return stats_resources(stats)
 
     def urls(self) -> dict[str, str]:
         """Redis and PostgreSQL as reachable from this machine: the loopback ports compose published for them
@@ -345,34 +332,13 @@ class ComposeRuntime:
         return [override] if override is not None else []
 
     def _compose_exe(self) -> list[str]:
-        docker_cli = shutil.which("docker")
-        if docker_cli:
-            probe = subprocess.run([docker_cli, "compose", "version"], capture_output=True, text=True, timeout=30)
-            if probe.returncode == 0:
-                return [docker_cli, "compose"]
-        standalone = shutil.which("docker-compose")
-        if standalone:
-            probe = subprocess.run([standalone, "version", "--short"], capture_output=True, text=True, timeout=30)
-            if probe.returncode == 0 and not probe.stdout.strip().startswith("1."):
-                return [standalone]
-        if not docker_cli:
-            raise RuntimeError_("`docker` CLI not found on PATH: install Docker (with the compose plugin), "
-                                "or use the local runtime (`--runtime local`)")
-        raise RuntimeError_("`docker compose` (Compose v2) is not available: install the docker-compose-plugin "
-                            "(Compose v1 `docker-compose` is not supported), or use `--runtime local`")
+        return compose_exe()
 
     def _run(self, *args: str, profiles: Sequence[str] | None = None) -> None:
         missing = [str(f) for f in self.compose_files if not f.exists()]
         if missing:
             raise RuntimeError_(f"compose file not found: {', '.join(missing)}")
-        cmd = self.compose_command(*args, profiles=profiles)
-        try:
-            done = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=_COMPOSE_TIMEOUT_S)
-        except subprocess.TimeoutExpired as e:
-            raise RuntimeError_(f"`{' '.join(cmd)}` did not finish within {_COMPOSE_TIMEOUT_S:.0f}s") from e
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout or "").strip().splitlines()[-15:])
-            raise RuntimeError_(f"`{' '.join(cmd)}` failed (exit {done.returncode}):\n{tail}")
+        run_compose(self.compose_command(*args, profiles=profiles), self.root)
 
     @contextlib.contextmanager
     def run_settings(self, settings: dict[str, str]) -> Iterator[None]:
@@ -419,19 +385,3 @@ class ComposeRuntime:
         self._run("up", "-d", "--force-recreate", *keys)
         return self.status()
 
-
-def host_port_clash(root: Path, running: set[str]) -> str:
-    """Why `up` would fail on a host port fixed by HOST_PORT_VARS (environment, then `root/.env`, as compose reads
-    them) that is held (`runtime.ports`) while its service's container is not running (a running one holds its
-    port itself); "" when none would."""
-    env = Env({**read_dotenv(root / ".env"), **os.environ})
-    for key, var in HOST_PORT_VARS.items():
-        try:
-            port = env.get(S.declared(var))
-        except ConfigError as e:
-            return str(e)
-        holder = port_holder(port) if port and key not in running else None
-        if holder is not None:
-            return (f"host port {port} of {key} ({var}) is already in use by {holder}; stop it, or set {var} to "
-                    "another port (unset: any free port)")
-    return ""

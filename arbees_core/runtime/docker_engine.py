@@ -121,3 +121,12 @@ def env_dict(attrs: dict[str, Any]) -> dict[str, str]:
         out[key] = value
     return out
 
+
+def stats_resources(stats: dict[str, Any]) -> dict[str, float]:
+    """Memory (MB) and CPU (% of one core) from one `docker stats` sample (the engine's stats document)."""
+    mem = stats.get("memory_stats", {}).get("usage", 0) / 2**20
+    cpu, pre = stats.get("cpu_stats", {}), stats.get("precpu_stats", {})
+    d_cpu = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get("total_usage", 0)
+    d_sys = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    cores = cpu.get("online_cpus") or 1
+    return {"rss_mb": round(mem, 2), "cpu_pct": round(d_cpu / d_sys * cores * 100, 1) if d_sys > 0 else 0.0}

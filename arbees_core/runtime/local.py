@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +27,19 @@ from arbees_core.registry import SERVICES, instance_name, shard_names, spec
 from arbees_core.runtime.base import (PortProbe, RuntimeError_, ServiceStatus, parse_utc, process_environment,
                                       tcp_probe)
 from arbees_core.runtime.embedded import EmbeddedPostgres
-from arbees_core.runtime.local_stack import game_shards, stack_names, stack_ports
+from arbees_core.runtime.local_stack import STACK_FILE, game_shards, stack_names, stack_ports
+from arbees_core.runtime.logfile import follow_log, last_error, read_log
 from arbees_core.runtime.ports import PortHolder, port_holder
 from arbees_core.runtime.preflight import check_local
-from arbees_core.runtime.supervisor import STACK_FILE, STOP_GRACE_S
+from arbees_core.runtime.supervisor import STOP_GRACE_S
 from arbees_core.services.startup import STATE_CONFIG_ERROR, peers_problem
 
-_LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z ")
-_ERROR_LINE = re.compile(r"^\S+ (?:ERROR|CRITICAL) \S+: (.*)$")
 #: How long `up` waits for every requested service to be running, and how long a service must stay up to count.
 UP_TIMEOUT_S, SETTLE_S, SETTLE_MAX_S = 60.0, 1.0, 20.0
 #: How long `down` lets the supervisor stop the stack before it kills what is left (seconds).
 DOWN_TIMEOUT_S = 2 * STOP_GRACE_S + 15
 #: How long `down` waits, once every process of the stack has exited, for its ports to be free (seconds).
 PORTS_FREE_TIMEOUT_S = 10.0
-
-
-def _cause(lines: list[str]) -> str:
-    """The last error of a log: its ERROR / CRITICAL line's message, or, when a traceback follows it, the
-    traceback's last line (the exception and its message: "Uncaught FileNotFoundError" says less)."""
-    for i in range(len(lines) - 1, -1, -1):
-        m = _ERROR_LINE.match(lines[i])
-        if m:
-            traceback = [ln.strip() for ln in lines[i + 1:] if ln.strip() and not _LOG_TS.match(ln)]
-            return traceback[-1] if traceback else m.group(1)
-    return ""
 
 
 def _alive(pid: int | None, marker: str = "") -> bool:
@@ -186,42 +173,11 @@ class LocalRuntime:
         return self.state / "logs" / f"{instance_name(service)}.log"
 
     def logs(self, service: str, since_s: float | None = None, tail: int | None = None) -> str:
-        try:
-            lines = self.log_path(service).read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return ""
-        if since_s is not None:
-            cutoff = (datetime.now(timezone.utc) - timedelta(seconds=since_s)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
-            keep, last_ts = [], ""
-            for line in lines:
-                m = _LOG_TS.match(line)
-                last_ts = m.group(1) if m else last_ts  # a traceback line belongs to the record above it
-                if last_ts >= cutoff:
-                    keep.append(line)
-            lines = keep
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        return "\n".join(lines) + ("\n" if lines else "")
+        return read_log(self.log_path(service), since_s, tail)
 
     def follow(self, service: str, poll_s: float = 0.2) -> Iterator[str]:
         """Lines appended to the service's log from now on (like `docker logs -f`), until the caller stops."""
-        path = self.log_path(service)
-        pos = path.stat().st_size if path.exists() else 0
-        buf = ""
-        while True:
-            try:
-                with path.open("r", errors="replace") as f:
-                    f.seek(pos)
-                    chunk = f.read()
-                    pos = f.tell()
-            except FileNotFoundError:
-                chunk = ""
-            if chunk:
-                buf += chunk
-                *lines, buf = buf.split("\n")
-                yield from lines
-            else:
-                time.sleep(poll_s)
+        return follow_log(self.log_path(service), poll_s)
 
     def env(self, service: str) -> dict[str, str]:
         """The running process's environment, secrets redacted (the plan's `docker exec <svc> env`)."""
@@ -288,7 +244,7 @@ class LocalRuntime:
         started = parse_utc(view.get("started_at", ""))
         since = (datetime.now(timezone.utc) - started).total_seconds() + 1.0 if started else None
         lines = self.logs(name, since).splitlines()
-        cause = _cause(lines)
+        cause = last_error(lines)
         return (f"{name} exited at start with code {view.get('exit_code')}" + (f": {cause}" if cause else "")
                 + "; its log since that start:\n" + "\n".join(lines[-15:]))
 

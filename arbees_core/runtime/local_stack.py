@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 
 from arbees_core.registry import SERVICES
 
+#: The stack's state file under the state folder, written by the supervisor, read by every command.
+STACK_FILE = "stack.json"
+
 
 def game_shards(root: Path) -> int:
     """GAME_SHARDS from the environment over the project's `.env` (as the supervisor reads it)."""

@@ -59,7 +59,7 @@ def read_settings(entry: ServiceSpec, environ: Mapping[str, str]) -> None:
 def local_environments(root: Path, names: list[str], environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """What each named service gets from the local supervisor (supervisor.child_env): the stack's wiring, the
     process environment, `.env` over it, the server URLs (stand-ins while unset: the embedded servers)."""
-    from arbees_core.runtime.supervisor import default_ports, wiring_env
+    from arbees_core.runtime.wiring import default_ports, wiring_env
 
     dotenv = read_dotenv(root / ".env")
     ports = default_ports(Env({**dotenv, **environ}))

@@ -38,16 +38,17 @@ from typing import Any
 from arbees_core import settings as S
 from arbees_core.config import Env, project_root, read_dotenv, state_dir
 from arbees_core.registry import SERVICES, ServiceSpec, instance_name, shard_names, shard_number, spec
-from arbees_core.runtime.layout import SHARD_METRICS_FIRST, SHARD_OFFSET, SHARD_PORT_FIRST, dependency_order, shard_count
-from arbees_core.topics import METRICS_PORT_BASE, tcp_endpoint
+from arbees_core.runtime.layout import dependency_order, shard_count
+from arbees_core.runtime.local_stack import STACK_FILE
 from arbees_core.runtime.ports import PortCheckError, port_holder
 from arbees_core.runtime.processes import SERVICE_SESSION
+from arbees_core.runtime.servers import StackServers, SupervisorError
+from arbees_core.runtime.wiring import default_ports, http_ports, metrics_ports, shard_ports, wiring_env
 from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
 from arbees_core.telemetry.logs import setup_logging
 
 log = logging.getLogger("supervisor")
 
-STACK_FILE = "stack.json"
 #: Seconds a stopping service gets between SIGTERM and SIGKILL.
 STOP_GRACE_S = 10.0
 #: Restart backoff: first delay, cap, and the uptime after which a service counts as healthy again.
@@ -63,48 +64,6 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
-
-
-def default_ports(env: Env) -> dict[str, int]:
-    """The ZMQ PUB port of each publisher: the plan's ports, or `ARBEES_PORT_BASE` + 0..3 to run several stacks
-    (a fifth publisher, position_tracker, at base + 5: base + 4 is the api's)."""
-    base = env.get(S.ARBEES_PORT_BASE)
-    publishers = [s for s in SERVICES if s.port is not None]
-    if base:
-        return {s.name: base + (i if i < HTTP_OFFSET else i + 1) for i, s in enumerate(publishers)}
-    return {s.name: int(s.port) for s in publishers if s.port is not None}
-
-
-#: With ARBEES_PORT_BASE: the api's HTTP port is base + HTTP_OFFSET, each service's metrics port base +
-#: METRICS_OFFSET + its index in the registry (base + 6..7 stay free: tests plant wrong endpoints there).
-HTTP_OFFSET, METRICS_OFFSET = 4, 8
-
-
-def http_ports(env: Env) -> dict[str, int]:
-    """The HTTP port of each service that serves one (the api): `API_PORT` when set, else its registry port
-    (8000), or `ARBEES_PORT_BASE` + HTTP_OFFSET."""
-    base = env.get(S.ARBEES_PORT_BASE)
-    chosen = env.get(S.API_PORT, 0)
-    return {s.name: chosen or (base + HTTP_OFFSET if base else int(s.http_port))
-            for s in SERVICES if s.http_port is not None}
-
-
-def metrics_ports(env: Env) -> dict[str, int]:
-    """The Prometheus port (METRICS_PORT) of every service: 9400 + its index in the registry, or `ARBEES_PORT_BASE`
-    + METRICS_OFFSET + index."""
-    base = env.get(S.ARBEES_PORT_BASE)
-    first = base + METRICS_OFFSET if base else METRICS_PORT_BASE
-    return {s.name: first + i for i, s in enumerate(SERVICES)}
-
-
-def wiring_env(ports: dict[str, int], host: str = "127.0.0.1") -> dict[str, str]:
-    """The endpoints that connect the services on one machine, derived from the publishers' ports."""
-    ep = {name: tcp_endpoint(host, port) for name, port in ports.items()}
-    prices = f"{ep['kalshi_monitor']},{ep['polymarket_monitor']}"
-    return {"ZMQ_SUB_ENDPOINTS": prices, "ZMQ_PRICE_ENDPOINTS": prices, "ZMQ_SUB_ENDPOINT": ep["game_shard"],
-            "ZMQ_KALSHI_ENDPOINT": ep["kalshi_monitor"], "ZMQ_POLYMARKET_ENDPOINT": ep["polymarket_monitor"],
-            "ZMQ_GAME_SHARD_ENDPOINT": ep["game_shard"], "ZMQ_EXECUTION_ENDPOINT": ep["execution_service"],
-            "ZMQ_EXIT_ENDPOINT": ep["position_tracker"], "ZMQ_POSITION_TRACKER_ENDPOINT": ep["position_tracker"]}
 
 
 @dataclass
@@ -145,12 +104,9 @@ class Child:
 
 def shard_children(env: Env, count: int) -> dict[str, Child]:
     """game_shard_2 .. game_shard_<count>, each with its own ZMQ and metrics port."""
-    base = env.get(S.ARBEES_PORT_BASE)
     out: dict[str, Child] = {}
     for name in shard_names(count)[1:]:
-        k = shard_number(name) or 2
-        zmq_port = base + SHARD_OFFSET + 2 * (k - 2) if base else SHARD_PORT_FIRST + k - 2
-        metrics = base + SHARD_OFFSET + 2 * (k - 2) + 1 if base else SHARD_METRICS_FIRST + k - 2
+        zmq_port, metrics = shard_ports(env, shard_number(name) or 2)
         out[name] = Child(spec(name), zmq_port, None, metrics, name=name)
     return out
 
@@ -163,10 +119,13 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     embedded: dict[str, Any] = field(default_factory=dict)
-    _servers: list[Any] = field(default_factory=list)
+    servers: StackServers = field(init=False)
     _stopping: bool = False
     _dirty: bool = True
     _last_write: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.servers = StackServers(self.state)
 
     # -- set-up -----------------------------------------------------------------------------------------------
 
@@ -175,29 +134,11 @@ class Supervisor:
         return Env({**read_dotenv(self.root / ".env"), **os.environ})
 
     def start_servers(self) -> None:
-        """Use REDIS_URL / DATABASE_URL when set and answering; otherwise start the embedded servers."""
-        from arbees_core.runtime.embedded import EmbeddedPostgres, EmbeddedRedis
-        from arbees_core.runtime.ports import free_port
-
-        env = self.base_env()
-        redis_url, database_url = env.get(S.REDIS_URL, ""), env.get(S.DATABASE_URL)
-        if not redis_url:
-            taken = {port for c in self.children.values() for port, _ in c.bound_ports()}
-            port = next(p for p in iter(free_port, None) if p not in taken)  # never a publisher's port
-            server = EmbeddedRedis(self.state / "redis", port).start()
-            self._servers.append(server)
-            redis_url = server.url
-            self.embedded["redis"] = {"pid": server.process.pid if server.process else None, "url": redis_url}
-            log.info("Embedded Redis started at %s", redis_url)
-        check_redis(redis_url)
-        if not database_url:
-            pg = EmbeddedPostgres(self.state / "pg").start()
-            self._servers.append(pg)
-            database_url = pg.url
-            self.embedded["postgres"] = {"url": database_url, "folder": str(self.state / "pg")}
-            log.info("Embedded PostgreSQL started at %s", self.state / "pg")
-        check_postgres(database_url)
-        self.urls = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
+        """Use REDIS_URL / DATABASE_URL when set and answering; otherwise start the embedded servers (never on a
+        port a service of the stack binds)."""
+        taken = {port for c in self.children.values() for port, _ in c.bound_ports()}
+        self.servers.start(self.base_env(), taken)
+        self.urls, self.embedded = self.servers.urls, self.servers.embedded
 
     def check_ports(self) -> None:
         """Refuse a port (publisher, HTTP, metrics) whose bind would fail (`runtime.ports`), naming who holds it."""
@@ -403,42 +344,11 @@ class Supervisor:
         return 0
 
     def stop_servers(self) -> None:
-        for server in reversed(self._servers):
-            try:
-                server.stop()
-            except Exception as e:  # noqa: BLE001 - keep stopping the rest
-                log.warning("Stopping %s failed: %s", type(server).__name__, e)
-        self._servers.clear()
+        self.servers.stop()
 
     def request_stop(self, signum: int, _frame: object) -> None:
         log.info("Received %s", signal.Signals(signum).name)
         self._stopping = True
-
-
-class SupervisorError(Exception):
-    """A reason the stack cannot start, worded for the operator."""
-
-
-def check_redis(url: str) -> None:
-    import redis
-
-    from arbees_core.config import redact_value
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
-        client.ping()
-        client.close()
-    except (redis.RedisError, OSError, ValueError) as e:
-        raise SupervisorError(f"REDIS_URL={redact_value('REDIS_URL', url)} does not answer: {e}") from e
-
-
-def check_postgres(url: str) -> None:
-    from arbees_core.store.db import StoreUnavailable, connect
-
-    try:
-        connect(url, retries=2).close()
-    except (StoreUnavailable, Exception) as e:  # noqa: BLE001 - any failure means the same to the operator
-        raise SupervisorError(str(e)) from e
 
 
 def main(argv: list[str] | None = None) -> int:

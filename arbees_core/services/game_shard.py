@@ -169,9 +169,10 @@ class GameShard(Service):
             publisher.close()
 
     def _open_prices(self) -> tuple[Subscriber, Inbox]:
-        """The price subscriber: every market, or in ZMQ mode under the orchestrator only the markets of the games
-        this shard holds (`ShardFeed`; Redis mode reads the whole streams, see `services/shards.py`)."""
-        narrow = self.orchestrated and self.settings.zmq_enabled
+        """The price subscriber: every market, or with SHARD_FEED=held in ZMQ mode under the orchestrator only the
+        markets of the games this shard holds (`ShardFeed`; Redis mode reads the whole streams, see
+        `services/shards.py`)."""
+        narrow = self.orchestrated and self.settings.zmq_enabled and self.cfg.sharding.feed == "held"
         families = [Family.HEARTBEAT] if narrow else [*PRICE_FAMILIES, Family.HEARTBEAT]
         subscriber = self._prices = make_subscriber(self.settings, families, self.cfg.sub_endpoints, last_value=True,
                                                     hot_path=True, spin=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from arbees_core.services.monitor import MonitorService
 from arbees_core.services.runner import main as run_main
-from arbees_core.strategy.matching import parse_kalshi_ticker
+from arbees_core.strategy.teams import parse_kalshi_ticker
 from arbees_core.topics import KALSHI, KALSHI_MONITOR, KALSHI_MONITOR_PORT
 from arbees_core.venues.listing import make_game_id
 

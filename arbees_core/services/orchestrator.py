@@ -11,6 +11,7 @@ Run: `python -m arbees_core.services.orchestrator`.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from arbees_core.store.assignments import (
 from arbees_core.store.db import StoreUnavailable, connect, postgres_peer
 from arbees_core.store.schema import migrate
 from arbees_core.strategy.assignment import Plan, plan_round
-from arbees_core.telemetry.peers import PeerLink
+from arbees_core.telemetry.peers import BACKOFF_MAX_S, PeerLink
 from arbees_core.topics import ASSIGNMENTS_STREAM, ORCHESTRATOR
 from arbees_core.transport import TransportSettings
 from arbees_core.transport.redis import REDIS_ERRORS, make_client, redis_peer
@@ -68,6 +69,8 @@ class Orchestrator(Service):
         self._redis = PeerLink(redis_peer(settings.redis_url), "publishing assignment changes")
         self._conn: psycopg.Connection | None = None
         self._client: Any = None
+        self._down_since: float | None = None  # time.monotonic() of the first failed round of an outage
+        self._grace: tuple[float, float] = (0.0, 0.0)  # (until, extra seconds of heartbeat silence forgiven)
         self.view: dict[str, Any] = {"shards": {}, "games": 0, "unassigned": 0, "waiting": 0, "epoch": 0}
 
     @classmethod
@@ -100,12 +103,15 @@ class Orchestrator(Service):
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self.cfg.database_url, retries=0)
                 migrate(self._conn)
+            self._after_outage()
             plan, epoch = self._plan_and_write(self._conn)
             self._db.ok()
         except (StoreUnavailable, psycopg.Error, OSError) as e:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._down_since is None:
+                self._down_since = time.monotonic()
             self._db.failed(e, "keeping the assignments as they are; retrying with backoff")
             return None
         self.metrics.inc("rounds")
@@ -113,11 +119,30 @@ class Orchestrator(Service):
             self.announce(plan, epoch)
         return plan
 
+    def _after_outage(self) -> None:
+        """PostgreSQL usable again after an outage: the shards could not heartbeat through it either, and their
+        next attempt may be a retry backoff away, so until SHARD_DEAD_S plus the longest backoff have passed the
+        outage's length is forgiven (no shard is declared dead because of it, and no game moves)."""
+        if self._down_since is None:
+            return
+        now = time.monotonic()
+        window_s = self.cfg.sharding.dead_s + BACKOFF_MAX_S
+        self._grace = (now + window_s, now - self._down_since)
+        self._down_since = None
+        self.log.info("PostgreSQL usable again after %.1fs: no shard is declared dead for that long over "
+                      "SHARD_DEAD_S in the next %gs (their heartbeats could not be written meanwhile)",
+                      self._grace[1], window_s)
+
+    def dead_after_s(self) -> float:
+        """Heartbeat silence after which a shard counts as dead: SHARD_DEAD_S, plus a recent outage's length."""
+        until, extra = self._grace
+        return self.cfg.sharding.dead_s + (extra if time.monotonic() < until else 0.0)
+
     def _plan_and_write(self, conn: psycopg.Connection) -> tuple[Plan, int]:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (ORCHESTRATOR_LOCK_KEY,))
             games = mapped_games(conn)
-            shards = read_shards(conn, self.cfg.sharding.dead_s)
+            shards = read_shards(conn, self.dead_after_s())
             current = read_assignments(conn)
             plan = plan_round(games, shards, current, self.cfg.max_games)
             epoch = max((a.epoch for a in current.values()), default=0)

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from arbees_core.messages import TradingSignal
     from arbees_core.venues.listing import GameMapping
 
-#: Share of SHARD_DEAD_S after which a shard that could not heartbeat stops evaluating (before it is declared dead).
+#: Share of SHARD_DEAD_S after which a shard whose heartbeats stopped succeeding for another reason than PostgreSQL
+#: being unreachable stops evaluating (before it is declared dead). Through an outage of PostgreSQL it keeps its
+#: games (`ShardMembership.epoch_of`).
 SELF_FENCE_SHARE = 0.6
 
 
@@ -46,19 +48,24 @@ class ShardingConfig:
     SHARD_ID) or `orchestrator` (only the games the orchestrator assigned it); dead_s: SHARD_DEAD_S (5), seconds
     without a heartbeat before a shard's games move; poll_s: ASSIGNMENT_POLL_MS (250), how often shards heartbeat
     and services re-read the assignments; advertise: SHARD_ENDPOINT, the endpoint others connect to for this
-    shard's signals (default tcp://<ZMQ_ADVERTISE_HOST or 127.0.0.1>:<port>; `auto` host = this host's address)."""
+    shard's signals (default tcp://<ZMQ_ADVERTISE_HOST or 127.0.0.1>:<port>; `auto` host = this host's address);
+    feed: SHARD_FEED, `all` (default: every market's prices, their sequence gaps counted as loss, fault injection
+    on any ticker reaches the shard) or `held` (ZMQ mode under the orchestrator: only the markets of the games held,
+    `ShardFeed`, so a shard's CPU per price falls as shards are added; the families' sequence numbers count per
+    publisher, so gaps in a followed subset cannot be told from loss and are not counted)."""
 
     mode: str = "static"
     dead_s: float = 5.0
     poll_s: float = 0.25
     advertise: str = ""
     advertise_host: str = "127.0.0.1"
+    feed: str = "all"
 
     @classmethod
     def from_env(cls, env: Env) -> "ShardingConfig":
         return cls(mode=env.get(S.GAME_ASSIGNMENT), dead_s=env.get(S.SHARD_DEAD_S),
                    poll_s=env.get(S.ASSIGNMENT_POLL_MS) / 1000, advertise=env.get(S.SHARD_ENDPOINT),
-                   advertise_host=env.get(S.ZMQ_ADVERTISE_HOST) or "127.0.0.1")
+                   advertise_host=env.get(S.ZMQ_ADVERTISE_HOST) or "127.0.0.1", feed=env.get(S.SHARD_FEED))
 
     @property
     def orchestrated(self) -> bool:
@@ -99,6 +106,7 @@ class DbPoller(threading.Thread):
         self._link = PeerLink(postgres_peer(database_url), what)
         self._conn: psycopg.Connection | None = None
         self.polls = 0
+        self.unreachable_since: float | None = None  # time.monotonic() of the first failed poll of an outage
 
     def poll(self, conn: psycopg.Connection) -> None:
         raise NotImplementedError
@@ -119,11 +127,14 @@ class DbPoller(threading.Thread):
                 migrate(self._conn)
             self.poll(self._conn)
             self.polls += 1
+            self.unreachable_since = None
             self._link.ok()
         except (StoreUnavailable, psycopg.Error, OSError) as e:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self.unreachable_since is None:
+                self.unreachable_since = time.monotonic()
             self._link.failed(e, "retrying with backoff")
 
     def close(self) -> None:
@@ -171,12 +182,19 @@ class ShardMembership(DbPoller):
 
     def epoch_of(self, game_id: str) -> int | None:
         """The epoch this shard holds `game_id` under, or None: not its game, or its lease is too old to trust."""
-        if time.monotonic() - self._ok_mono > self.cfg.dead_s * SELF_FENCE_SHARE:
-            return None
-        return self._games.get(game_id)
+        return self.games.get(game_id)
 
     @property
     def games(self) -> dict[str, int]:
+        """The games held under a lease this shard can trust. Through an outage of PostgreSQL it keeps the last
+        assignment: the orchestrator moves games only through PostgreSQL (after an outage it gives every shard
+        SHARD_DEAD_S to heartbeat again before it declares any dead), and should this shard alone have lost its
+        database while its games moved, execution_service refuses its superseded epoch (`EpochFence`) and a
+        signal made from the same prices by two shards has one id: a hot path that stopped on every database
+        outage would be the larger loss. A lease that is old for another reason (the poller stuck) is not
+        trusted after SELF_FENCE_SHARE of SHARD_DEAD_S."""
+        if self.unreachable_since is not None and self.view is not None:
+            return self._games
         return self._games if time.monotonic() - self._ok_mono <= self.cfg.dead_s * SELF_FENCE_SHARE else {}
 
 

@@ -194,6 +194,9 @@ SHARD_ID = Str("SHARD_ID", "", "the shard games are assigned to", (MARKET_DISCOV
 GAME_ASSIGNMENT = Choice("GAME_ASSIGNMENT", "static", "static: a shard evaluates every game (or discovery's SHARD_ID); "
                          "orchestrator: only the games the orchestrator assigned it", SHARDED,
                          choices=("static", "orchestrator"))
+SHARD_FEED = Choice("SHARD_FEED", "all", "all: a shard reads every market's prices and counts their gaps as loss; "
+                    "held (ZMQ, orchestrator): only its games' markets, less CPU per shard, gaps not countable",
+                    SHARDED, choices=("all", "held"))
 SHARD_DEAD_S = Float("SHARD_DEAD_S", 5.0, "a shard silent this long loses its games to the live shards", SHARDED,
                      unit="s", minimum=0.5)
 ASSIGNMENT_POLL_MS = Float("ASSIGNMENT_POLL_MS", 250.0, "how often shards heartbeat and services re-read the "

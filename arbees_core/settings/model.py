@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from arbees_core.config import REDACTED, UNSET, ConfigError, check_database_url, check_endpoint, check_redis_url
+from arbees_core.config_checks import REDACTED, UNSET, ConfigError, check_database_url, check_endpoint, check_redis_url
 
 T = TypeVar("T")
 #: Every declared setting by name, in declaration order.

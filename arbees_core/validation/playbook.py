@@ -1,4 +1,5 @@
-"""Playbooks: the plan's phases as YAML data, validated before anything runs, executed step by step (`steps.py`).
+"""Playbooks: the plan's phases as YAML data, validated before anything runs, executed step by step (`steps.py`);
+and the one reader of every playbook file (`read_document`, also behind the diagnose targets' playbooks).
 
 A playbook is a list of steps. Each step either acts (write `.env`, start or restart services, wait) or checks a
 success criterion of the plan and records a `Check` with its evidence (log line found, stream length, SQL rows,
@@ -199,26 +200,36 @@ class Playbook(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 # -- loading ----------------------------------------------------------------------------------------------------------
+# The one reader of playbook files: the phases' (below) and the diagnose targets' (diagnose/playbooks.py) both go
+# through `read_document`, so a missing file, bad YAML or a document that is not a mapping is the same
+# PlaybookError naming file and line, whichever kind of playbook it is.
+
+_LOADERS: dict[str, type[yaml.SafeLoader]] = {}
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Adds `line` (1-based) to every step mapping so errors can point at it."""
+def _line_loader(key: str) -> type[yaml.SafeLoader]:
+    """A safe YAML loader that adds `line` (1-based) to every mapping holding `key` (a phase's steps: `kind`; a
+    diagnose target's probes: `id`), so errors can point at it. Other mappings (a step's `values`) stay as written."""
+    if key not in _LOADERS:
+        class Loader(yaml.SafeLoader):
+            pass
+
+        def construct(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+            mapping = loader.construct_mapping(node, deep=True)
+            if key in mapping:
+                mapping["line"] = node.start_mark.line + 1
+            return mapping
+
+        Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct)
+        _LOADERS[key] = Loader
+    return _LOADERS[key]
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    if "kind" in mapping:
-        mapping["line"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_playbook(path: Path) -> Playbook:
-    """Parse and validate one playbook file; every problem is a PlaybookError naming file and line."""
+def read_document(path: Path, item_key: str, shape: str) -> dict[str, Any]:
+    """The YAML mapping in `path`, each mapping holding `item_key` carrying its `line`; `shape` says what the
+    document should be when it is not a mapping."""
     try:
-        raw = yaml.load(path.read_text(), Loader=_LineLoader)
+        raw = yaml.load(path.read_text(), Loader=_line_loader(item_key))
     except FileNotFoundError as e:
         raise PlaybookError(f"{path}: no such playbook") from e
     except yaml.YAMLError as e:
@@ -226,7 +237,13 @@ def load_playbook(path: Path) -> Playbook:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise PlaybookError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
     if not isinstance(raw, dict):
-        raise PlaybookError(f"{path}:1: a playbook is a mapping with name, title and steps")
+        raise PlaybookError(f"{path}:1: {shape}")
+    return raw
+
+
+def load_playbook(path: Path) -> Playbook:
+    """Parse and validate one phase playbook file; every problem is a PlaybookError naming file and line."""
+    raw = read_document(path, "kind", "a playbook is a mapping with name, title and steps")
     steps = raw.get("steps")
     if not isinstance(steps, list) or not steps:
         raise PlaybookError(f"{path}:1: `steps` must be a non-empty list")

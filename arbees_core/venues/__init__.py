@@ -1,15 +1,16 @@
 """The venue registry: the one place a venue is chosen by name.
 
 Every venue is one package under `venues/` with the same modules in the same roles: `auth` (credentials or what
-stands in for them), `rest` (market discovery), `ws` (the live WebSocket source), `parsing` (pure: decoded wire
-frames -> frozen venue messages, and the commands we send), `feed` (the books the monitor keeps), `sim` (the
-simulated venue's encoder) and `adapter` (the `VenueAdapter` that names them). Services, the CLI and the
-simulator ask this module for a venue's parts and never spell a venue's module themselves.
+stands in for them), `rest` (market discovery), `ws` (the live WebSocket source), `wire` (the documented frames
+as frozen msgspec structs), `parsing` (pure: raw frames -> wire structs -> frozen venue messages, and the commands
+we send), `feed` (the books the monitor keeps), `sim` (the simulated venue's encoder) and `adapter` (the
+`VenueAdapter` that names them). Services, the CLI and the simulator ask this module for a venue's parts and never
+spell a venue's module themselves.
 
 Adapters are imported on first use (`adapter(name)`), not here: every `arbees_core.venues.*` import runs this
 file first, so importing the venue packages here would pull WebSocket, HTTP and crypto libraries into every user
-of a book or a listing, and make an import cycle of `strategy.matching` -> `venues.listing` -> this file ->
-`kalshi.rest` -> `strategy.matching`. Fees are here directly: they are light and on game_shard's hot path.
+of a book or a listing (`strategy.matching` among them), and the venue packages, which import `strategy.teams`,
+would be one import away from a cycle. Fees are here directly: they are light and on game_shard's hot path.
 """
 
 from __future__ import annotations

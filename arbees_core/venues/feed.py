@@ -1,19 +1,20 @@
 """What both venues' feeds do: raw frames of one read in, books updated, top-of-book changes out.
 
-A feed is the monitor's side of a venue: it decodes each frame, hands it to the venue's pure parser
-(`venues/<venue>/parsing.py`: decoded frame -> frozen venue message) and applies the messages to its books
-(`venues/book.py`). What differs between venues is only `parse` and `apply`; the read loop, the counting of
-rejected frames, the resync and resolution queues and the stats live here once, so both venues count and log bad
-input the same way. `VenueFeed` is the protocol the monitor programs against (services/monitor.py).
+A feed is the monitor's side of a venue: it hands each raw frame to the venue's pure parser
+(`venues/<venue>/parsing.py`: raw frame -> the venue's frozen wire structs (`wire.py`) -> frozen venue messages,
+or a `Rejected` per invalid event) and applies the messages to its books (`venues/book.py`). What differs between
+venues is only `parse` and `apply`; the read loop, the counting of rejected frames, the resync and resolution
+queues and the stats live here once, so both venues count and log bad input the same way. `VenueFeed` is the protocol the monitor programs against (services/monitor.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
+import msgspec
 import orjson
 
 from arbees_core.venues.book import BookChange, ReadChanges, TopOfBook
@@ -32,6 +33,20 @@ class FrameFormatError(ValueError):
     def __init__(self, detail: str, reason: str = "bad_message") -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    """A frame, or one event of it, that is not a valid venue message: `reason` is the counter it goes to, `detail`
+    what was wrong; `lost`: the markets whose update it carried (their books missed it)."""
+
+    reason: str
+    detail: str
+    lost: tuple[str, ...] = ()
+
+
+def not_json(error: orjson.JSONDecodeError) -> Rejected:
+    """A frame that is not JSON at all."""
+    return Rejected("malformed", f"not JSON ({error.msg})")
 
 
 class Book(Protocol):
@@ -65,16 +80,16 @@ class VenueFeed(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-#: What each rejected frame or event can raise while it is parsed and applied (never beyond the feed).
+#: What applying a parsed message can raise for a message the books cannot take (never beyond the feed).
 _REJECTED = (FrameFormatError, KeyError, TypeError, ValueError, IndexError)
 
 B = TypeVar("B", bound=Book)
 
 
 class BookFeed(Generic[B]):
-    """The shared half of a venue feed. Subclasses implement `parse(item, recv_ns)` (pure: one decoded item ->
-    its venue message, None when it carries nothing for the books) and `apply(message, read)`, and may set
-    `items` (the events one frame holds) and override `is_keepalive`, `event_ns` and `rejected`."""
+    """The shared half of a venue feed. Subclasses implement `parse(raw, recv_ns)` (pure: one raw frame -> its
+    venue messages, a `Rejected` in place of each invalid one) and `apply(message, read)`, and may override
+    `is_keepalive`, `event_ns` and `rejected`."""
 
     label: str = ""
 
@@ -92,14 +107,11 @@ class BookFeed(Generic[B]):
     # -- the venue's part ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def parse(item: Any, recv_ns: int) -> Any:
+    def parse(raw: bytes | str, recv_ns: int) -> Sequence[Any]:
         raise NotImplementedError
 
     def apply(self, message: Any, read: ReadChanges) -> None:
         raise NotImplementedError
-
-    #: The events one decoded frame holds, for a venue that batches several into one frame (None: one each).
-    items: Callable[[Any], Iterable[Any]] | None = None
 
     def is_keepalive(self, raw: bytes | str) -> bool:
         return False
@@ -108,8 +120,8 @@ class BookFeed(Generic[B]):
         """The event time of a market's last message in a read (computed once per moved market, not per frame)."""
         return lambda message: message.event_ns(recv_ns)
 
-    def rejected(self, item: Any, reason: str, detail: str) -> None:
-        self.rejects.reject(reason, detail)
+    def rejected(self, rejection: Rejected) -> None:
+        self.rejects.reject(rejection.reason, rejection.detail)
 
     # -- the read ------------------------------------------------------------------------------------------------
 
@@ -123,23 +135,19 @@ class BookFeed(Generic[B]):
         costs one top-of-book computation instead of two per update."""
         recv_ns = recv_ns or time.time_ns()
         read = ReadChanges()
-        parse, apply, items, is_keepalive = self.parse, self.apply, self.items, self.is_keepalive  # the hot loop
+        parse, apply, is_keepalive = self.parse, self.apply, self.is_keepalive  # the hot loop
         self.messages += len(frames)
         for raw in frames:
             if is_keepalive(raw):
                 continue
-            try:
-                frame = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                self.rejects.reject("malformed", f"not JSON ({e.msg})")
-                continue
-            for item in items(frame) if items is not None else (frame,):
+            for message in parse(raw, recv_ns):
+                if type(message) is Rejected:
+                    self.rejected(message)
+                    continue
                 try:
-                    message = parse(item, recv_ns)
-                    if message is not None:
-                        apply(message, read)
+                    apply(message, read)
                 except _REJECTED as e:
-                    self.rejected(item, getattr(e, "reason", "bad_message"), f"{type(e).__name__}: {e}")
+                    self.rejects.reject(getattr(e, "reason", "bad_message"), f"{type(e).__name__}: {e}")
         return read.changes(self.books, self.event_ns(recv_ns))
 
     # -- the monitor's queries ----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final
 
-from arbees_core.strategy.matching import Team
+from arbees_core.strategy.teams import Team
 from arbees_core.venues import adapter
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.pacing import LoopTurns

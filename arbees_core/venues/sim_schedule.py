@@ -17,7 +17,7 @@ from typing import Final
 
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
-from arbees_core.strategy.matching import TEAMS, Team, parse_kalshi_ticker, team_code
+from arbees_core.strategy.teams import TEAMS, Team, parse_kalshi_ticker, team_code
 from arbees_core.topics import KALSHI
 
 _LEAGUES: Final = ("NBA", "NHL", "NFL", "MLB")

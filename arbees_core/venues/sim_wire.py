@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from arbees_core.strategy.matching import Team
+from arbees_core.strategy.teams import Team
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.sim_schedule import SimGame, digest
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 
@@ -20,11 +19,12 @@ from arbees_core.topics import (
     POLYMARKET_MONITOR,
     ZMQ_LISTENER,
 )
+from arbees_core.validation.playbook import PLAYBOOK_DIR as PHASE_PLAYBOOKS
 
 #: Targets, in the plan's order of issues.
 TARGETS: tuple[str, ...] = ("zmq-listener", "game-shard", "execution-service", "latency")
 #: Where the playbooks live: `<project>/playbooks/diagnose/<target>.yaml`.
-PLAYBOOK_DIR = Path(__file__).resolve().parents[3] / "playbooks" / "diagnose"
+PLAYBOOK_DIR = PHASE_PLAYBOOKS / "diagnose"
 
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?)Z? ")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0", "*"})

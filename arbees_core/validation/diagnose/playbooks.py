@@ -6,11 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from arbees_core.validation.diagnose import flow  # noqa: F401 - registers the flow probes
 from arbees_core.validation.diagnose import shards  # noqa: F401 - registers the shards probe
-from arbees_core.validation.playbook import PlaybookError  # one error type for every playbook
+from arbees_core.validation.playbook import PlaybookError, read_document  # one reader, one error type
 from arbees_core.validation.diagnose.context import PLAYBOOK_DIR, TARGETS
 from arbees_core.validation.diagnose.probes import PROBES
 
@@ -46,35 +44,36 @@ def normalize_target(target: str) -> str:
 
 
 def load_playbook(target: str, folder: Path | None = None) -> Playbook:
-    """Read and check `<folder>/<target>.yaml`: every probe id must be implemented here and carry a fix."""
+    """Read and check `<folder>/<target>.yaml` (through the playbooks' one reader, `playbook.read_document`):
+    every probe id must be implemented here and carry a fix; an error names the file and the probe's line."""
     key = normalize_target(target)
     path = (folder or PLAYBOOK_DIR) / f"{key}.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise PlaybookError(f"{path}: playbook not found") from None
-    except yaml.YAMLError as e:
-        raise PlaybookError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("probes"), list) or not doc["probes"]:
-        raise PlaybookError(f"{path}: expected a mapping with a non-empty `probes` list")
-    probes = []
-    for i, raw in enumerate(doc["probes"]):
-        if not isinstance(raw, dict) or not raw.get("id"):
-            raise PlaybookError(f"{path}: probe #{i + 1} has no `id`")
-        pid = str(raw["id"])
-        if pid not in PROBES:
-            raise PlaybookError(f"{path}: unknown probe id {pid!r} (implemented: {', '.join(sorted(PROBES))})")
-        fix = str(raw.get("fix") or "").strip()
-        if not fix:
-            raise PlaybookError(f"{path}: probe {pid!r} has no `fix`")
-        params = raw.get("params") or {}
-        if not isinstance(params, dict):
-            raise PlaybookError(f"{path}: probe {pid!r}: `params` must be a mapping")
-        probes.append(ProbeSpec(pid, str(raw.get("name") or pid), fix, dict(params)))
+    doc = read_document(path, "id", "expected a mapping with a non-empty `probes` list")
+    if not isinstance(doc.get("probes"), list) or not doc["probes"]:
+        raise PlaybookError(f"{path}:1: expected a mapping with a non-empty `probes` list")
+    probes = [_probe(path, i, raw) for i, raw in enumerate(doc["probes"], 1)]
     return Playbook(key, str(doc.get("issue", "")), str(doc.get("symptom", "")).strip(), path, probes)
 
 
+def _probe(path: Path, index: int, raw: Any) -> ProbeSpec:
+    """One probe entry, checked: an implemented `id`, a `fix`, `params` a mapping."""
+    if not isinstance(raw, dict) or not raw.get("id"):
+        line = raw.get("line", 1) if isinstance(raw, dict) else 1
+        raise PlaybookError(f"{path}:{line}: probe #{index} has no `id`")
+    pid, where = str(raw["id"]), f"{path}:{raw.get('line', 1)}"
+    if pid not in PROBES:
+        raise PlaybookError(f"{where}: unknown probe id {pid!r} (implemented: {', '.join(sorted(PROBES))})")
+    fix = str(raw.get("fix") or "").strip()
+    if not fix:
+        raise PlaybookError(f"{where}: probe {pid!r} has no `fix`")
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise PlaybookError(f"{where}: probe {pid!r}: `params` must be a mapping")
+    return ProbeSpec(pid, str(raw.get("name") or pid), fix, dict(params))
+
+
 def load_all_playbooks(folder: Path | None = None) -> dict[str, Playbook]:
+    """Every target's playbook, checked (a bad one raises before any probe runs)."""
     return {t: load_playbook(t, folder) for t in TARGETS}
 
 

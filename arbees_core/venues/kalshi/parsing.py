@@ -1,17 +1,12 @@
-"""Kalshi WebSocket v2 wire format: decoded frames -> frozen Kalshi messages (pure), and the commands we send.
+"""Kalshi frames -> frozen Kalshi messages (pure), and the commands we send.
 
-Envelope: `{"type", "sid", "seq", "msg"}`. `orderbook_snapshot` carries the whole book of one market (bids only,
-on YES and NO); `orderbook_delta` carries a **signed change** of the resting size at one level. `seq` rises by
-one per subscription (`sid`).
-
-`market_lifecycle_v2`: `{"type": "market_lifecycle_v2", "sid", "msg": {"event_type", "market_ticker", "result",
-"determination_ts" | "settled_ts", ...}}`, for every market of the exchange (the channel takes no ticker filter).
-A `determined` (or `settled`) event with a `result` resolves a market.
-
-Units: Kalshi is moving from integer cents and integer counts to fixed-point strings (`yes_dollars_fp`,
-`no_dollars_fp`, `price_dollars`, `delta_fp`; integer counts were retired, sub-penny prices follow). The
-fixed-point fields are read first; the legacy integer fields only when they are absent. Prices come out in cents,
-sizes in contracts. Nothing here holds state: the books and sequence checks are the feed's (kalshi/feed.py).
+A raw frame is decoded straight into the venue's wire structs (`kalshi/wire.py`, tagged by `type`) and mapped to
+the messages the feed applies: `Snapshot` (a market's whole book), `Delta` (a signed change at one level; seq
+rises by one per subscription `sid`), `MarketResult` (a `market_lifecycle_v2` `determined` or `settled` event with
+a `result`; the lifecycle channel covers every market of the exchange) and `ErrorReply`. Fixed-point fields are
+read first, the legacy integer fields only when they are absent. Prices come out in cents, sizes in contracts.
+A frame that is not a valid message is one `Rejected` with its counter (`malformed`, `unknown_type`,
+`bad_message`) and what was wrong. Nothing here holds state: the books and sequence checks are the feed's.
 """
 
 from __future__ import annotations
@@ -22,11 +17,20 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from arbees_core.venues.feed import FrameFormatError, cents
+from arbees_core.venues.feed import FrameFormatError, Rejected, cents, not_json
+from arbees_core.venues.kalshi.wire import (
+    FRAME_DECODER,
+    KNOWN,
+    REPLY_DECODER,
+    DeltaFrame,
+    ErrorFrame,
+    LifecycleBody,
+    LifecycleFrame,
+    SnapshotBody,
+    SnapshotFrame,
+    WireLevel,
+)
 
-#: Envelope types that carry nothing for the books (command replies, other channels).
-_IGNORED: Final = frozenset({"subscribed", "unsubscribed", "ok", "list_subscriptions", "ticker", "ticker_v2",
-                             "trade", "fill", "market_positions", "heartbeat", "event_lifecycle"})
 #: Lifecycle events that carry a market's result.
 _RESOLVING: Final = frozenset({"determined", "settled"})
 #: The lifecycle channel, subscribed once per connection (it takes no market tickers).
@@ -80,90 +84,113 @@ class MarketResult(msgspec.Struct, frozen=True):
 
 
 class ErrorReply(msgspec.Struct, frozen=True):
-    """The venue's `error` reply to one of our commands."""
+    """The venue's `error` reply to our command `cmd_id`."""
 
-    code: Any
-    text: Any
+    code: int | str | None
+    text: str | None
+    cmd_id: int | None = None
+
+
+class Subscribed(msgspec.Struct, frozen=True):
+    """The venue's reply to our `subscribe` command `cmd_id`: the subscription's id."""
+
+    cmd_id: int | None
+    sid: int
 
 
 KalshiMessage = Snapshot | Delta | MarketResult | ErrorReply
+Parsed = tuple[KalshiMessage | Rejected, ...]
+_NOTHING: Final[Parsed] = ()
 
 
-def parse_frame(frame: Any, recv_ns: int) -> KalshiMessage | None:
-    """One decoded frame as its message; None for envelopes that carry nothing for the books. Raises
-    KalshiFormatError (or KeyError/TypeError/ValueError) for a frame that is not a valid message."""
-    if not isinstance(frame, dict):
-        raise KalshiFormatError(f"frame is a {type(frame).__name__}, not an object")
-    kind = frame.get("type")
-    if kind == "orderbook_snapshot":
-        return _snapshot(frame)
-    if kind == "orderbook_delta":
+def parse_frame(raw: bytes | str, recv_ns: int) -> Parsed:
+    """One raw frame as its message (none for envelopes that carry nothing for the books), or one `Rejected`."""
+    try:
+        frame = FRAME_DECODER.decode(raw)
+    except msgspec.DecodeError as e:
+        return (_rejected(raw, e),)
+    try:
+        message = _message(frame, recv_ns)
+    except (FrameFormatError, ValueError, TypeError, OverflowError) as e:
+        return (Rejected(getattr(e, "reason", "bad_message"), f"{type(e).__name__}: {e}"),)
+    return _NOTHING if message is None else (message,)
+
+
+def _message(frame: Any, recv_ns: int) -> KalshiMessage | None:
+    kind = type(frame)
+    if kind is DeltaFrame:  # most frames
         return _delta(frame)
-    if kind == LIFECYCLE_CHANNEL:
-        return _lifecycle(_body(frame), recv_ns)
-    if kind == "error":
-        msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
-        return ErrorReply(msg.get("code"), msg.get("msg"))
-    if kind not in _IGNORED:
-        raise KalshiFormatError(f"unknown message type {kind!r}", "unknown_type")
+    if kind is SnapshotFrame:
+        body: SnapshotBody = frame.msg
+        return Snapshot(body.market_ticker, frame.sid, frame.seq, frame.seq or 0, _levels(body, "yes"),
+                        _levels(body, "no"), body.ts)
+    if kind is LifecycleFrame:
+        return _lifecycle(frame.msg, recv_ns)
+    if kind is ErrorFrame:
+        return ErrorReply(frame.msg.code, frame.msg.msg, frame.id)
     return None
 
 
-def _body(frame: dict[str, Any]) -> dict[str, Any]:
-    msg = frame["msg"]
-    if not isinstance(msg, dict):
-        raise KalshiFormatError(f"{frame.get('type')} msg is a {type(msg).__name__}, not an object")
-    return msg
+def parse_reply(raw: bytes | str) -> Subscribed | ErrorReply | None:
+    """A reply to one of our commands (a subscription's sid, or an error); None for every other frame, and for a
+    reply that is not valid (the feed counts that one)."""
+    try:
+        frame = REPLY_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if type(frame) is ErrorFrame:
+        return ErrorReply(frame.msg.code, frame.msg.msg, frame.id)
+    return Subscribed(frame.id, frame.msg.sid) if frame.msg.sid is not None else None
 
 
-def _snapshot(frame: dict[str, Any]) -> Snapshot:
-    msg = _body(frame)
-    sid, seq = frame.get("sid"), frame.get("seq")
-    return Snapshot(msg["market_ticker"], sid if isinstance(sid, int) else None, seq if isinstance(seq, int) else None,
-                    seq if isinstance(seq, int) else int(seq or 0), _levels(msg, "yes"), _levels(msg, "no"),
-                    msg.get("ts"))
+def _rejected(raw: bytes | str, error: msgspec.DecodeError) -> Rejected:
+    """Why a frame failed to decode, in the counter it goes to: not JSON, a type this build does not know, or a
+    known type without a required field (or with one of the wrong type), named by the decoder."""
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return not_json(e)
+    if not isinstance(frame, dict):
+        return Rejected("bad_message", f"frame is a {type(frame).__name__}, not an object")
+    kind = frame.get("type")
+    if kind not in KNOWN:
+        return Rejected("unknown_type", f"unknown message type {kind!r}")
+    return Rejected("bad_message", f"{kind}: {error}")
 
 
-def _delta(frame: dict[str, Any]) -> Delta:
-    msg = _body(frame)
-    side = msg.get("side")
-    if side not in ("yes", "no"):
-        raise KalshiFormatError(f"delta side {side!r} is not yes/no")
-    if msg.get("price_dollars") is not None:
-        price = cents(msg["price_dollars"])
-    elif msg.get("price") is not None:
-        price = float(msg["price"])
+def _delta(frame: DeltaFrame) -> Delta:
+    body = frame.msg
+    if body.price_dollars is not None:
+        price = cents(body.price_dollars)
+    elif body.price is not None:
+        price = body.price
     else:
         raise KalshiFormatError("delta without price_dollars or price")
-    if msg.get("delta_fp") is not None:
-        change = float(msg["delta_fp"])
-    elif msg.get("delta") is not None:
-        change = float(msg["delta"])
+    if body.delta_fp is not None:
+        change = float(body.delta_fp)
+    elif body.delta is not None:
+        change = body.delta
     else:
         raise KalshiFormatError("delta without delta_fp or delta")
-    sid, seq = frame.get("sid"), frame.get("seq")
-    return Delta(msg["market_ticker"], sid if isinstance(sid, int) else None, seq if isinstance(seq, int) else None,
-                 seq if isinstance(seq, int) else int(seq or 0), side, price, change, msg.get("ts"))
+    return Delta(body.market_ticker, frame.sid, frame.seq, frame.seq or 0, body.side, price, change, body.ts)
 
 
-def _lifecycle(msg: dict[str, Any], recv_ns: int) -> MarketResult | None:
+def _lifecycle(body: LifecycleBody, recv_ns: int) -> MarketResult | None:
     """A market's result; other lifecycle events are None."""
-    ticker = msg.get("market_ticker")
-    if msg.get("event_type") not in _RESOLVING or not ticker or not msg.get("result"):
+    if body.event_type not in _RESOLVING or not body.market_ticker or not body.result:
         return None
-    ts_key = "determination_ts" if msg.get("determination_ts") is not None else "settled_ts"
-    return MarketResult(str(ticker), str(msg["result"]), event_ns(msg.get(ts_key), recv_ns))
+    ts = body.determination_ts if body.determination_ts is not None else body.settled_ts
+    return MarketResult(body.market_ticker, body.result, event_ns(ts, recv_ns))
 
 
-def _levels(msg: dict[str, Any], side: str) -> Levels:
+def _levels(body: SnapshotBody, side: str) -> Levels:
     """One side of a snapshot as [(price cents, contracts)], fixed-point fields first."""
-    fp = msg.get(f"{side}_dollars_fp")
+    fp: list[WireLevel] | None = getattr(body, f"{side}_dollars_fp")
+    if fp is None:
+        fp = getattr(body, f"{side}_dollars")
     if fp is not None:
         return [(cents(p), float(q)) for p, q in fp]
-    dollars = msg.get(f"{side}_dollars")
-    if dollars is not None:
-        return [(cents(p), float(q)) for p, q in dollars]
-    return [(float(p), float(q)) for p, q in msg.get(side) or []]
+    return [(float(p), float(q)) for p, q in getattr(body, side) or []]
 
 
 def event_ns(ts: Any, fallback: int) -> int:

@@ -25,7 +25,7 @@ import httpx
 
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
-from arbees_core.strategy.matching import parse_kalshi_ticker
+from arbees_core.strategy.teams import parse_kalshi_ticker
 from arbees_core.venues.kalshi.auth import REST_URLS, KalshiSigner, kalshi_env
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import AuthFailed, VenueError, proxy_for, safe_url

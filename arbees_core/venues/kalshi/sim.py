@@ -8,7 +8,7 @@ from typing import Final
 
 import orjson
 
-from arbees_core.strategy.matching import Team
+from arbees_core.strategy.teams import Team
 from arbees_core.topics import KALSHI
 from arbees_core.venues.kalshi.parsing import BOOK_CHANNEL, LIFECYCLE_CHANNEL
 from arbees_core.venues.listing import MarketListing

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import orjson
 from websockets.asyncio.client import ClientConnection
 
 from arbees_core import settings as S
@@ -30,7 +29,14 @@ from arbees_core.config import Env
 from arbees_core.telemetry.logs import RateLimiter
 from arbees_core.topics import KALSHI
 from arbees_core.venues.kalshi.auth import WS_URLS, KalshiSigner, kalshi_env
-from arbees_core.venues.kalshi.parsing import lifecycle_subscribe_command, subscribe_command, unsubscribe_command
+from arbees_core.venues.kalshi.parsing import (
+    ErrorReply,
+    Subscribed,
+    lifecycle_subscribe_command,
+    parse_reply,
+    subscribe_command,
+    unsubscribe_command,
+)
 from arbees_core.venues.live import AuthFailed, Backoff, LiveSource, Tickers, tickers_of
 from arbees_core.venues.live import TICKER_CHECK_S as _TICKER_CHECK_S
 
@@ -110,24 +116,17 @@ class KalshiLiveSource(LiveSource):
     def inspect(self, raw: bytes) -> bool:
         if b'"subscribed"' not in raw and b'"error"' not in raw:
             return True
-        try:
-            frame = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return True  # the feed counts it as malformed
-        if not isinstance(frame, dict):
-            return True
-        msg = frame.get("msg") if isinstance(frame.get("msg"), dict) else {}
-        if frame.get("type") == "subscribed" and isinstance(msg.get("sid"), int):
-            tickers = self._pending.pop(frame.get("id"), None)  # type: ignore[arg-type]
+        reply = parse_reply(raw)
+        if isinstance(reply, Subscribed):
+            tickers = self._pending.pop(reply.cmd_id, None)  # type: ignore[arg-type]
             if tickers is not None:
-                self._sids[msg["sid"]] = tickers
-        elif frame.get("type") == "error":
+                self._sids[reply.sid] = tickers
+        elif isinstance(reply, ErrorReply):
             self.venue_errors += 1
-            if msg.get("code") == AUTH_REQUIRED:
-                raise AuthFailed(f"Kalshi error {AUTH_REQUIRED}: {msg.get('msg') or 'authentication required'}")
+            if reply.code == AUTH_REQUIRED:
+                raise AuthFailed(f"Kalshi error {AUTH_REQUIRED}: {reply.text or 'authentication required'}")
             if self._limiter.allow("error"):
-                self.log.error("Kalshi rejected command %s: code %s: %s", frame.get("id"), msg.get("code"),
-                               msg.get("msg"))
+                self.log.error("Kalshi rejected command %s: code %s: %s", reply.cmd_id, reply.code, reply.text)
         return True
 
     # -- subscriptions -------------------------------------------------------------------------------------------

@@ -11,19 +11,16 @@ queues each token's `Resolution`: yes for the winner, no for the others (`take_r
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from arbees_core.venues.book import BinaryBook, ReadChanges
-from arbees_core.venues.feed import BookFeed
+from arbees_core.venues.feed import BookFeed, Rejected
 from arbees_core.venues.polymarket.parsing import (
     PolymarketMessage,
     PriceChange,
     Resolved,
     TokenBook,
-    asset_ids,
-    events,
     is_keepalive,
-    parse_event,
+    parse_frame,
 )
 from arbees_core.venues.resolution import Resolution
 
@@ -38,12 +35,10 @@ class PolymarketFeed(BookFeed[BinaryBook]):
     def __init__(self) -> None:
         super().__init__(log)
 
-    items = staticmethod(events)
-
     def is_keepalive(self, raw: bytes | str) -> bool:
         return is_keepalive(raw)
 
-    parse = staticmethod(parse_event)
+    parse = staticmethod(parse_frame)
 
     def apply(self, message: PolymarketMessage, read: ReadChanges) -> None:
         if isinstance(message, PriceChange):
@@ -54,15 +49,14 @@ class PolymarketFeed(BookFeed[BinaryBook]):
         elif isinstance(message, Resolved):
             self._resolved(message)
 
-    def rejected(self, item: Any, reason: str, detail: str) -> None:
+    def rejected(self, rejection: Rejected) -> None:
         """Count a skipped event; a skipped `price_change` withdraws the books it names until their fresh `book`."""
-        super().rejected(item, reason, detail)
-        if isinstance(item, dict) and item.get("event_type") == "price_change":
-            lost = [t for t in asset_ids(item) if t in self.books and self.books[t].ready]
-            for token in lost:
-                self.books[token].ready = False
-                self.resync_needed.add(token)
-            self.gaps += bool(lost)
+        super().rejected(rejection)
+        lost = [t for t in rejection.lost if t in self.books and self.books[t].ready]
+        for token in lost:
+            self.books[token].ready = False
+            self.resync_needed.add(token)
+        self.gaps += bool(lost)
 
     def _price_change(self, change: PriceChange, read: ReadChanges) -> None:
         for level in change.changes:

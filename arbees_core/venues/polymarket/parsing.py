@@ -1,16 +1,15 @@
-"""Polymarket CLOB market channel wire format: decoded events -> frozen Polymarket messages (pure), and the
-subscription commands we send.
+"""Polymarket market-channel frames -> frozen Polymarket messages (pure), and the subscription commands we send.
 
-Events (`event_type`): `book` is a full snapshot of one token (`bids`/`asks` as `{price, size}` strings; an older
-doc names them `buys`/`sells`, both are accepted, and best levels are found by max/min, never by list order);
-`price_change` carries `price_changes[]`, each the **new absolute size** at one level of one token (0 removes the
-level). The server may send several events as one JSON array. `last_trade_price`, `tick_size_change` and the
-other custom-feature events change no book; text `PING`/`PONG` keep-alives are skipped. `market_resolved` (a
-custom-feature event: the subscription sets `custom_feature_enabled`) names the market's `winning_asset_id` among
-its `assets_ids`. Prices arrive in dollars (".48") and come out in cents (48.0).
+A raw frame (one event, or several as a JSON array) is decoded straight into the venue's wire structs
+(`polymarket/wire.py`, tagged by `event_type`) and mapped to the messages the feed applies: `TokenBook` (a token's
+whole book; best levels are found by max/min, never by list order), `PriceChange` (new absolute sizes per level,
+0 removes the level) and `Resolved`. Text `PING`/`PONG` keep-alives are skipped. Prices arrive in dollars (".48")
+and come out in cents (48.0).
 
-A `price_change` in the pre-September-2025 schema (`asset_id` + `changes[]`) is rejected as
-`legacy_price_change`; the feed (polymarket/feed.py) treats any rejected `price_change` as a lost update.
+An event that is not valid is one `Rejected` with its counter (`malformed`, `unknown_event`, `bad_message`) while
+the other events of its frame still count. A `price_change` in the pre-September-2025 schema (`asset_id` +
+`changes[]`) is rejected as `legacy_price_change`; a rejected `price_change` names the tokens it carried (`lost`),
+whose books the feed (polymarket/feed.py) then withdraws until their fresh `book`.
 """
 
 from __future__ import annotations
@@ -20,9 +19,17 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from arbees_core.venues.feed import FrameFormatError, cents
+from arbees_core.venues.feed import FrameFormatError, Rejected, cents, not_json
+from arbees_core.venues.polymarket.wire import (
+    FRAME_DECODER,
+    KNOWN,
+    BookEvent,
+    Event,
+    PriceChangeEvent,
+    ResolvedEvent,
+    WireLevel,
+)
 
-_NO_BOOK_CHANGE: Final = frozenset({"last_trade_price", "tick_size_change", "best_bid_ask", "new_market"})
 KEEPALIVE: Final = frozenset({b"PING", b"PONG", "PING", "PONG"})
 
 Levels = list[tuple[float, float]]  # [(price cents, contracts)]
@@ -72,6 +79,8 @@ class Resolved(msgspec.Struct, frozen=True):
 
 
 PolymarketMessage = TokenBook | PriceChange | Resolved
+Parsed = list[PolymarketMessage | Rejected]
+_ERRORS = (FrameFormatError, ValueError, TypeError, OverflowError)
 
 
 def is_keepalive(raw: bytes | str) -> bool:
@@ -79,56 +88,98 @@ def is_keepalive(raw: bytes | str) -> bool:
     return raw in KEEPALIVE or (isinstance(raw, (bytes, str)) and raw.strip() in KEEPALIVE)
 
 
-def events(frame: Any) -> list[Any]:
-    """The events of one frame (the server batches several as a JSON array)."""
-    return frame if isinstance(frame, list) else [frame]
+def parse_frame(raw: bytes | str, recv_ns: int) -> Parsed:
+    """The messages of one raw frame in order, a `Rejected` in place of each event that is not valid; events that
+    change no book give nothing."""
+    try:
+        decoded = FRAME_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return _one_by_one(raw, recv_ns)
+    out: Parsed = []
+    for event in decoded if type(decoded) is list else (decoded,):
+        try:
+            message = _message(event, recv_ns)
+        except _ERRORS as e:
+            out.append(_failed(e, event))
+            continue
+        if message is not None:
+            out.append(message)
+    return out
 
 
-def parse_event(event: Any, recv_ns: int) -> PolymarketMessage | None:
-    """One decoded event as its message; None for events that change no book. Raises PolymarketFormatError (or
-    KeyError/TypeError/ValueError) for an event that is not valid."""
-    if not isinstance(event, dict):
-        raise PolymarketFormatError(f"event is a {type(event).__name__}, not an object")
-    kind = event.get("event_type")
-    if kind == "book":
-        bids = _levels(event["bids"] if "bids" in event else event.get("buys", []))
-        asks = _levels(event["asks"] if "asks" in event else event.get("sells", []))
-        return TokenBook(str(event["asset_id"]), bids, asks, event.get("timestamp"))
-    if kind == "price_change":
+def _message(event: Any, recv_ns: int) -> PolymarketMessage | None:
+    kind = type(event)
+    if kind is PriceChangeEvent:
         return _price_change(event)
-    if kind == "market_resolved":
+    if kind is BookEvent:
+        bids = event.bids if event.bids is not None else event.buys
+        asks = event.asks if event.asks is not None else event.sells
+        return TokenBook(event.asset_id, _levels(bids), _levels(asks), event.timestamp)
+    if kind is ResolvedEvent:
         return _resolved(event, recv_ns)
-    if kind not in _NO_BOOK_CHANGE:
-        raise PolymarketFormatError(f"unknown event_type {kind!r}", "unknown_event")
     return None
 
 
-def _price_change(event: dict[str, Any]) -> PriceChange:
-    changes = event.get("price_changes")
-    if not isinstance(changes, list):
-        if "changes" in event or "asset_id" in event:
-            raise PolymarketFormatError("price_change in the legacy schema (asset_id + changes[])",
-                                        "legacy_price_change")
-        raise PolymarketFormatError("price_change without price_changes[]")
-    parsed = [LevelChange(str(c["asset_id"]), str(c["side"]).upper(), cents(c["price"]), float(c["size"]))
-              for c in changes]
+def _failed(error: Exception, event: Any) -> Rejected:
+    """A decoded event whose values are not usable (a price that is no number, a side that is no side)."""
+    lost = tuple(sorted({c.asset_id for c in event.price_changes})) if type(event) is PriceChangeEvent else ()
+    return Rejected(getattr(error, "reason", "bad_message"), f"{type(error).__name__}: {error}", lost)
+
+
+def _one_by_one(raw: bytes | str, recv_ns: int) -> Parsed:
+    """A frame the typed decode refused as a whole: each event on its own, so one bad event costs only itself."""
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return [not_json(e)]
+    out: Parsed = []
+    for item in frame if isinstance(frame, list) else [frame]:
+        try:
+            event = msgspec.convert(item, Event)
+        except msgspec.ValidationError as e:
+            out.append(_invalid(item, e))
+            continue
+        try:
+            message = _message(event, recv_ns)
+        except _ERRORS as e:
+            out.append(_failed(e, event))
+            continue
+        if message is not None:
+            out.append(message)
+    return out
+
+
+def _invalid(item: Any, error: msgspec.ValidationError) -> Rejected:
+    """Why one event does not fit its documented shape, in the counter it goes to."""
+    if not isinstance(item, dict):
+        return Rejected("bad_message", f"event is a {type(item).__name__}, not an object")
+    kind = item.get("event_type")
+    if kind not in KNOWN:
+        return Rejected("unknown_event", f"unknown event_type {kind!r}")
+    if kind != "price_change":
+        return Rejected("bad_message", f"{kind}: {error}")
+    lost = tuple(sorted(asset_ids(item)))
+    if not isinstance(item.get("price_changes"), list) and ("changes" in item or "asset_id" in item):
+        return Rejected("legacy_price_change", "price_change in the legacy schema (asset_id + changes[])", lost)
+    return Rejected("bad_message", f"price_change: {error}", lost)
+
+
+def _price_change(event: PriceChangeEvent) -> PriceChange:
+    parsed = [LevelChange(c.asset_id, c.side.upper(), cents(c.price), float(c.size)) for c in event.price_changes]
     if any(c.side not in ("BUY", "SELL") for c in parsed):
         raise PolymarketFormatError("price_change side is not BUY/SELL")
-    return PriceChange(parsed, event.get("timestamp"))
+    return PriceChange(parsed, event.timestamp)
 
 
-def _resolved(event: dict[str, Any], recv_ns: int) -> Resolved:
-    winner = str(event["winning_asset_id"])
+def _resolved(event: ResolvedEvent, recv_ns: int) -> Resolved:
+    winner = event.winning_asset_id
     if not winner:
         raise PolymarketFormatError("market_resolved without a winning_asset_id")
-    tokens = [str(t) for t in event.get("assets_ids") or [winner]]
-    return Resolved(winner, tokens, event_ns(event.get("timestamp"), recv_ns))
+    return Resolved(winner, event.assets_ids or [winner], event_ns(event.timestamp, recv_ns))
 
 
-def _levels(levels: Any) -> Levels:
-    if not isinstance(levels, list):
-        raise PolymarketFormatError("book levels are not a list")
-    return [(cents(lv["price"]), float(lv["size"])) for lv in levels]
+def _levels(levels: list[WireLevel] | None) -> Levels:
+    return [(cents(lv.price), float(lv.size)) for lv in levels or []]
 
 
 def event_ns(timestamp: Any, fallback: int) -> int:

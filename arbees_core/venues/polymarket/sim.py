@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from arbees_core.strategy.matching import Team
+from arbees_core.strategy.teams import Team
 from arbees_core.topics import POLYMARKET
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.sim_schedule import SimGame, digest, poly_condition_id, poly_token_id
