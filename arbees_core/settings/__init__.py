@@ -195,7 +195,7 @@ GAME_ASSIGNMENT = Choice("GAME_ASSIGNMENT", "static", "static: a shard evaluates
                          "orchestrator: only the games the orchestrator assigned it", SHARDED,
                          choices=("static", "orchestrator"))
 SHARD_FEED = Choice("SHARD_FEED", "all", "all: a shard reads every market's prices and counts their gaps as loss; "
-                    "held (ZMQ, orchestrator): only its games' markets, less CPU per shard, gaps not countable",
+                    "held (ZMQ, orchestrator): only its games' markets, less CPU per shard, gaps counted per market",
                     SHARDED, choices=("all", "held"))
 SHARD_DEAD_S = Float("SHARD_DEAD_S", 5.0, "a shard silent this long loses its games to the live shards", SHARDED,
                      unit="s", minimum=0.5)
