@@ -109,10 +109,13 @@ def run_shards(shards: str, games: str, rates: str, hold_s: float, as_json: bool
         sys.stdout.write(json.dumps({"rows": [asdict(r) for r in rows], "folder": str(folder)}, indent=2) + "\n")
         return 0
     t = Table(title=f"Game shards: prices/s held with 0 lost, each rate held {hold_s:g} s (ZMQ mode)")
-    for col in ("shards", "games", "max prices/s", "CPU us per price", "lost at next step"):
+    for col in ("shards", "games", "max prices/s", "CPU us per price (all)", "each shard's CPU us per price",
+                "lost at next step", "failover s"):
         t.add_column(col, justify="right")
     for r in rows:
+        each = ", ".join("-" if v is None else f"{v:.1f}" for v in r.shard_cpu_us) or "-"
         t.add_row(str(r.shards), str(r.games), f"{r.max_rate:,.0f}",
-                  "-" if r.cpu_us_per_price is None else f"{r.cpu_us_per_price:.1f}", str(r.lost_at_next))
+                  "-" if r.cpu_us_per_price is None else f"{r.cpu_us_per_price:.1f}", each, str(r.lost_at_next),
+                  "-" if r.failover_s is None else f"{r.failover_s:.2f}")
     Console().print(t)
     return 0

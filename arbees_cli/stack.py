@@ -20,7 +20,8 @@ from arbees_core.runtime.preflight import SettingsError
 from arbees_core.runtime.select import select_runtime
 
 RuntimeOpt = typer.Option("auto", "--runtime", "-r", help="local (processes + embedded servers), compose "
-                          "(Docker), or auto: compose when its project is up, local otherwise.")
+                          "(Docker), swarm[:<stack>] (a docker stack deploy on this node, stack arbees by "
+                          "default; reads and chaos), or auto: compose when its project is up, local otherwise.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 
 

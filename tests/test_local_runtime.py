@@ -280,8 +280,9 @@ def test_down_stops_what_a_killed_supervisor_left_running(project: Path) -> None
     rt = LocalRuntime(project)
     rt.up(["market_discovery", "game_shard"])
     os.kill(rt.supervisor_pid(), signal.SIGKILL)
-    assert len(eventually(lambda: [p for p in _stack_processes(project) if "runtime.supervisor" not in p], 10,
-                          what="services orphaned")) == 2
+    orphans = eventually(lambda: (lambda ps: ps if len(ps) == 2 else None)(
+        [p for p in _stack_processes(project) if "arbees_core.services." in p]), 10, what="the two services orphaned")
+    assert all("runtime.supervisor" not in p for p in _stack_processes(project)), orphans  # the supervisor is gone
     rt.down()
     _stays_down(project, [int(os.environ["ARBEES_PORT_BASE"]) + i for i in range(4)])
 

@@ -198,3 +198,20 @@ def test_topic_families_are_found_with_nothing_kept_per_topic() -> None:
                   "prices..a", "heartbeat", "", ".", "trades.results.x"):
         expected = next((f for f in Family if topic.startswith(f.value)), None)
         assert family_of(topic) is expected, topic
+
+
+def test_execution_remembers_resolved_markets_for_a_while_not_for_ever() -> None:
+    """A resolved market stays closed (a late price books nothing, a second resolution is no news) for
+    CLOSED_MARKETS_KEEP_S; games resolving all day leave no more than that window's markets behind."""
+    from arbees_core.services.execution_support import CLOSED_MARKETS_KEEP_S, BookCache
+
+    books, t = BookCache(), 1000.0
+    for game in range(5000):
+        kalshi, _ = _markets(game)
+        books.update(_price("kalshi", kalshi, yes_ask=40.0, yes_ask_size=5.0))
+        assert books.close_market("kalshi", kalshi, now=t)
+        assert not books.close_market("kalshi", kalshi, now=t + 1)  # heard twice: handled once
+        books.update(_price("kalshi", kalshi, yes_ask=41.0, yes_ask_size=5.0))  # late: not booked
+        assert books.get("kalshi", kalshi) is None and len(books) == 0
+        t += 30.0  # a market resolving every 30 s
+        assert books.closed <= CLOSED_MARKETS_KEEP_S / 30 + 1

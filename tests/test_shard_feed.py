@@ -53,6 +53,70 @@ def test_a_shard_feed_follows_the_held_games_markets_and_drops_a_prefix_neighbou
         pub.close()
 
 
+def test_every_one_of_thousands_of_market_subscriptions_reaches_the_publisher() -> None:
+    """A shard of 400 games follows 1 600 markets: more subscriptions than the default high-water mark, which libzmq
+    applies to a SUB's subscription frames too (it dropped the excess)."""
+    settings = TransportSettings(zmq_enabled=True)
+    pub = ZmqPublisher(settings, "tcp://127.0.0.1:*")
+    sub = ZmqSubscriber(settings, [f"tcp://127.0.0.1:{pub.port}"], ["heartbeat."])
+    try:
+        eventually(lambda: pub.new_subscriptions() or None, 5, what="the subscriber connected")
+        topics = {f"prices.kalshi.K{i}" for i in range(2500)}
+        sub.follow_topics(("prices.kalshi.",), topics)
+        seen: set[str] = set()
+
+        def all_seen() -> bool:
+            seen.update(pub.new_subscriptions())
+            return seen >= topics
+
+        eventually(all_seen, 10, what=f"2 500 subscriptions at the publisher ({len(seen)} seen)")
+    finally:
+        sub.close()
+        pub.close()
+
+
+def test_a_partial_subscriber_counts_loss_per_market_from_topic_seq() -> None:
+    """The monitors' Outbox numbers each market's prices; a shard's Inbox, which follows some markets only, counts
+    a gap within one market as lost and none for the markets it does not follow (the family `seq` skips them)."""
+    from arbees_core.messages import PriceUpdate
+    from arbees_core.telemetry.metrics import Metrics
+    from arbees_core.topics import Family
+    from arbees_core.transport import Inbox, Outbox
+    from arbees_core.transport.base import Delivery, Publisher
+
+    class Wire(Publisher):  # the frames an XPUB would send, kept in order
+        def __init__(self) -> None:
+            self.frames: list[tuple[str, bytes]] = []
+
+        def send(self, topic: str, payload: bytes) -> None:
+            self.frames.append((topic, payload))
+
+        def send_many(self, frames: list[tuple[str, bytes]]) -> None:
+            self.frames.extend(frames)
+
+        def new_subscriptions(self) -> list[str]:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    wire = Wire()
+    outbox = Outbox(wire, "kalshi_monitor.1", "json")
+    for ticker in ("K1", "K2", "K1", "K2", "K1", "K1"):
+        outbox.publish(f"prices.kalshi.{ticker}", PriceUpdate(src="", seq=0, ts_origin_ns=1, venue="kalshi",
+                                                              ticker=ticker, game_id="g", outcome="H", yes_bid=40.0,
+                                                              yes_bid_size=1.0, yes_ask=42.0, yes_ask_size=1.0))
+    metrics = Metrics("game_shard", "t")
+    inbox = Inbox(None, metrics, partial=(Family.PRICES_KALSHI,))  # type: ignore[arg-type]
+    k1 = [(t, p) for t, p in wire.frames if t.endswith("K1")]
+    got = inbox.accept([Delivery(t, p, 1) for t, p in (k1[0], k1[1], k1[3])])  # the third K1 price lost
+    assert [m.msg.topic_seq for m in got] == [1, 2, 4]  # type: ignore[attr-defined]
+    assert metrics.counters["lost"] == 1 and metrics.counters.get("duplicates", 0) == 0
+    inbox.forget(["prices.kalshi.K1"])  # unfollowed, then followed again: what came meanwhile was not for it
+    inbox.accept([Delivery(k1[3][0], k1[3][1], 2)])
+    assert metrics.counters["lost"] == 1
+
+
 @pytest.fixture
 def two_shards(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[ProcessStack]:
     env = pipeline_env(True, redis_url, database_url, tmp_path)
@@ -100,6 +164,7 @@ def test_each_of_two_shards_receives_only_its_games_prices(two_shards: ProcessSt
         # Every price that reached evaluation belonged to a game the shard held; none was unmapped.
         assert counters.get("prices_not_held", 0) == 0 and counters.get("prices_unmapped", 0) == 0, (shard, counters)
         assert counters["prices_rx"] < 0.75 * published, (shard, counters["prices_rx"], published)
+        assert counters.get("lost", 0) == 0, (shard, counters)  # per market (topic_seq): nothing lost
     received = sum(snap["counters"]["prices_rx"] for snap in snaps.values())
     # Split, not copied: together the shards received at most what the monitors sent (less the prices sent before a
     # shard's connection was up, which a late joiner gets only as last values).

@@ -66,3 +66,18 @@ def test_three_shards_trade_and_a_killed_one_fails_over(three_shards) -> None:
     failed = [f"{c.name}: {c.evidence}" for c in result.checks if c.critical and not c.passed]
     assert result.passed, "\n".join(failed)
     assert result.data["failover_gap_s"] is not None
+
+
+def test_with_held_feeds_faults_on_the_wire_still_reach_a_shard_and_its_loss_is_counted(local_project) -> None:
+    """SHARD_FEED=held: a shard subscribes to its games' markets only. `chaos bad-input` and `hwm` send on a market
+    it holds, and the loss at its high-water mark is counted per market (topic_seq)."""
+    root: Path = local_project(_DOTENV + "ZMQ_ENABLED=true\nSHARD_FEED=held\n")
+    out = subprocess.run([sys.executable, "-m", "arbees_cli.main", "up", "--shards", "2", "--json"], cwd=root,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rt = LocalRuntime(root)
+    eventually(lambda: rt.metrics("game_shard").get("markets_followed"), 30, what="game_shard follows its markets")
+    for scenario in ("bad-input", "hwm"):
+        result = run_chaos(rt, rt.root, scenario, flow_timeout_s=30)
+        failed = [f"{c.name}: {c.evidence}" for c in result.checks if c.critical and not c.passed]
+        assert result.passed, f"{scenario}: " + "\n".join(failed)

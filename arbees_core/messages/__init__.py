@@ -6,7 +6,9 @@ Units are in the field names or stated here, once:
 - times are **integer nanoseconds since the Unix epoch, UTC** (`time.time_ns()`), suffix `_ns`.
 
 Every message carries `v` (schema version), `src` (publisher instance id), `seq` (strictly increasing per
-publisher and topic family, so subscribers count gaps as lost messages) and `ts_pub_ns`.
+publisher and topic family, so subscribers count gaps as lost messages) and `ts_pub_ns`. A price update also
+carries `topic_seq`, strictly increasing per publisher and topic (market): a subscriber that follows only some
+markets (a game shard) counts its gaps there; 0 from a publisher that does not stamp it.
 
 Decoding never trusts the wire: `decode()` raises `DecodeError` with a short machine reason
 (`malformed`, `unknown_version`, `bad_value`, `oversized`, `unknown_topic`) that subscribers count per reason.

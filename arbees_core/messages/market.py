@@ -35,6 +35,7 @@ class PriceUpdate(msgspec.Struct, kw_only=True, gc=False):
     no_ask_size: float = 0.0
     venue_seq: int = 0
     snapshot: bool = False
+    topic_seq: int = 0
 
 
 class MarketResolution(msgspec.Struct, kw_only=True, gc=False):

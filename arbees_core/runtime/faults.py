@@ -37,7 +37,7 @@ def faults_for(runtime: Any) -> "LocalFaults | ComposeFaults":
     kind = getattr(runtime, "kind", "")
     if kind == "local":
         return LocalFaults(runtime)
-    if kind == "compose":
+    if kind in ("compose", "swarm"):  # a swarm task is a container on this node, as a compose service's
         return ComposeFaults(runtime)
     raise FaultUnavailable(f"no faults for a runtime of kind {kind!r}")
 

@@ -4,8 +4,9 @@ Prices come on their own SUB socket and are read when a signal arrives (before i
 PRICE_DRAIN_MS otherwise. A fill must see the latest book, and at least the book its signal was derived from:
 the signal comes monitor -> game_shard -> execution_service, its input prices monitor -> execution_service on
 another connection, so a price can arrive a moment after its signal (`catch_up`). An order's modeled round trip
-to the venue (PAPER_ORDER_LATENCY_MS) reads the prices that land meanwhile (`read_until`). Redis mode needs none
-of this: a reader thread keeps the books current (`execution_support.PriceFeedThread`).
+to the venue (PAPER_ORDER_LATENCY_MS) reads the prices that land meanwhile (`read_until`). In Redis mode a reader
+thread keeps the books current (`execution_support.PriceFeedThread`), and a signal waits for its inputs the same
+way (`await_books`).
 """
 
 from __future__ import annotations
@@ -68,11 +69,7 @@ class PriceIntake:
         return queued
 
     def has(self, ref: PriceRef) -> bool:
-        """Whether the book holds the referenced price or a newer one of the same publisher (by time otherwise)."""
-        book = self.books.get(ref.venue, ref.ticker)
-        if book is None:
-            return False
-        return book.seq >= ref.seq if book.src == ref.src else book.ts_pub_ns >= ref.ts_pub_ns
+        return book_has(self.books, ref)
 
     def prime(self, topics: set[str], queued: Iterable[Delivery]) -> None:
         """The newest valid price of each of `topics` among `queued` into the books (not yet counted: `take`
@@ -111,3 +108,27 @@ class PriceIntake:
             else:
                 others.append(item)
         return others
+
+
+def book_has(books: BookCache, ref: PriceRef) -> bool:
+    """Whether the book holds the referenced price or a newer one of the same publisher (by time otherwise)."""
+    book = books.get(ref.venue, ref.ticker)
+    if book is None:
+        return False
+    return book.seq >= ref.seq if book.src == ref.src else book.ts_pub_ns >= ref.ts_pub_ns
+
+
+def await_books(books: BookCache, refs: list[PriceRef], timeout_ms: float, metrics: Metrics) -> None:
+    """Redis mode: the reader thread fills the books, from the price streams, while the signal came through its
+    own stream, so here too a signal can arrive before the price it was derived from. Wait up to PRICE_CATCHUP_MS
+    for the thread to have put every input into the books (counted as in ZMQ mode)."""
+    missing = [r for r in refs if not book_has(books, r)]
+    if not missing:
+        return
+    metrics.inc("price_catchup_waits")
+    deadline = time.monotonic() + timeout_ms / 1000
+    while missing and time.monotonic() < deadline:
+        time.sleep(0.0002)
+        missing = [r for r in missing if not book_has(books, r)]
+    if missing:
+        metrics.inc("price_catchup_timeouts")

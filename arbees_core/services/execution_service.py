@@ -34,7 +34,7 @@ from arbees_core.messages import (
 )
 from arbees_core.services.execution_config import ExecutionConfig
 from arbees_core.services.execution_exits import exit_record, exit_rejection, exit_results, held_quantities, sales
-from arbees_core.services.execution_prices import PriceIntake
+from arbees_core.services.execution_prices import PriceIntake, await_books
 from arbees_core.services.execution_orders import (
     Execution,
     execute,
@@ -218,6 +218,9 @@ class ExecutionService(Service):
             self.executed.prune()  # the window's age bound holds while no signal comes too
 
     def handle_batch(self, items: list[Received], inbox: Inbox) -> None:
+        if self._intake is None:  # Redis mode: the signals' input prices come on the reader thread
+            refs = [r for i in items if isinstance(i.msg, TradingSignal) for r in i.msg.inputs]
+            await_books(self.books, refs, self.cfg.price_catchup_ms, self.metrics)
         done: list[Received] = []
         for item in items:
             msg = item.msg

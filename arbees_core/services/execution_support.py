@@ -9,6 +9,7 @@ import collections
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,12 @@ KILL_SWITCH_POLL_S = 0.25
 _ON_WORDS = frozenset({"1", "on", "true", "halt", "stop", "enable", "enabled"})
 
 
-#: Resolved markets remembered, so a price that arrives after its market's resolution is not booked again.
+#: Resolved markets remembered, so a price that arrives after its market's resolution is not booked again (and a
+#: resolution heard twice is handled once): at most this many, for at most CLOSED_MARKETS_KEEP_S. The time bound
+#: keeps the set at what a few minutes of games resolve; without it the set grew for a day of simulated games, and
+#: each entry, allocated among the prices' short-lived objects, held a page of its own resident.
 CLOSED_MARKETS_KEPT = 100_000
+CLOSED_MARKETS_KEEP_S = 600.0
 
 
 class BookCache:
@@ -48,7 +53,7 @@ class BookCache:
     def __init__(self) -> None:
         self._books: dict[tuple[str, str], PriceUpdate] = {}
         self._closed: set[tuple[str, str]] = set()
-        self._closed_order: collections.deque[tuple[str, str]] = collections.deque()
+        self._closed_order: collections.deque[tuple[float, tuple[str, str]]] = collections.deque()
 
     def update(self, upd: PriceUpdate) -> None:
         key = (upd.venue, upd.ticker)
@@ -58,17 +63,23 @@ class BookCache:
     def get(self, venue: str, ticker: str) -> PriceUpdate | None:
         return self._books.get((venue, ticker))
 
-    def close_market(self, venue: str, ticker: str) -> bool:
-        """Drop the market's book for good; False when it was closed already."""
+    def close_market(self, venue: str, ticker: str, now: float | None = None) -> bool:
+        """Drop the market's book for good; False when it was closed already (within CLOSED_MARKETS_KEEP_S)."""
+        now = time.monotonic() if now is None else now
         key = (venue, ticker)
         self._books.pop(key, None)
+        order = self._closed_order
+        while order and (len(order) >= CLOSED_MARKETS_KEPT or now - order[0][0] > CLOSED_MARKETS_KEEP_S):
+            self._closed.discard(order.popleft()[1])
         if key in self._closed:
             return False
         self._closed.add(key)
-        self._closed_order.append(key)
-        if len(self._closed_order) > CLOSED_MARKETS_KEPT:
-            self._closed.discard(self._closed_order.popleft())
+        order.append((now, key))
         return True
+
+    @property
+    def closed(self) -> int:
+        return len(self._closed)
 
     def __len__(self) -> int:
         return len(self._books)

@@ -34,6 +34,7 @@ from arbees_core.topics import (
     GAME_SHARD,
     GAME_SHARD_PORT,
     Family,
+    price_topic,
     signal_topic,
 )
 from arbees_core.transport import (
@@ -47,6 +48,8 @@ from arbees_core.transport import (
 
 #: Window over which the best edge seen is kept, for `arbees diagnose game-shard` ("max edge in the last 10 min").
 EDGE_WINDOW_S = 600
+#: Per-venue received-price counters (`prices_rx.kalshi`, `prices_rx.polymarket`).
+_RX_BY_VENUE = {venue: f"prices_rx.{venue}" for venue in ("kalshi", "polymarket")}
 #: How often game_shard forgets what ended games left behind (GameShard.prune).
 PRUNE_EVERY_S = 10.0
 
@@ -105,6 +108,7 @@ class GameShard(Service):
         self.outbox: Outbox | None = None
         self._prices: Subscriber | None = None
         self.feed: ShardFeed | None = None
+        self.inbox: Inbox | None = None
         self._next_follow = 0.0
         self._spin_mark = (0, 0)
         self._next_prune = 0.0
@@ -178,7 +182,8 @@ class GameShard(Service):
                                                     hot_path=True, spin=True)
         if narrow and ShardFeed.supported(subscriber):
             self.feed = ShardFeed(subscriber, self.log)
-        return subscriber, Inbox(subscriber, self.metrics, self.name, partial=PRICE_FAMILIES if self.feed else ())
+        self.inbox = Inbox(subscriber, self.metrics, self.name, partial=PRICE_FAMILIES if self.feed else ())
+        return subscriber, self.inbox
 
     def follow_held(self) -> None:
         """Twice per ASSIGNMENT_POLL_MS: subscribe to the markets of the games held now; forget the books of the
@@ -186,8 +191,11 @@ class GameShard(Service):
         if self.feed is None or self.membership is None or time.monotonic() < self._next_follow:
             return
         self._next_follow = time.monotonic() + self.cfg.sharding.poll_s / 2
-        for key in self.feed.update(self.membership.games, self.mapping.games):
+        gone = self.feed.update(self.membership.games, self.mapping.games)
+        for key in gone:
             self.books.pop(key, None)
+        if gone and self.inbox is not None:
+            self.inbox.forget([price_topic(*key) for key in gone])
 
     def handle_batch(self, items: list[Received]) -> None:
         """Under overload a batch holds several updates of one market: every one is counted and timed, only the
@@ -207,8 +215,10 @@ class GameShard(Service):
             self.on_price(item.msg, item.recv_ns)  # type: ignore[arg-type]
 
     def note_price(self, upd: PriceUpdate, recv_ns: int, replay: bool) -> None:
-        """Count and time one received price (the hop latency is a property of every delivery)."""
+        """Count (in all and per venue) and time one received price (the hop latency is a property of every
+        delivery)."""
         self.metrics.inc("prices_rx")
+        self.metrics.inc(_RX_BY_VENUE[upd.venue])
         if not (replay or upd.snapshot):
             latency_ns = recv_ns - upd.ts_pub_ns
             self.metrics.latency.record_ns("price", latency_ns)

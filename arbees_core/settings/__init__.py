@@ -195,7 +195,7 @@ GAME_ASSIGNMENT = Choice("GAME_ASSIGNMENT", "static", "static: a shard evaluates
                          "orchestrator: only the games the orchestrator assigned it", SHARDED,
                          choices=("static", "orchestrator"))
 SHARD_FEED = Choice("SHARD_FEED", "all", "all: a shard reads every market's prices and counts their gaps as loss; "
-                    "held (ZMQ, orchestrator): only its games' markets, less CPU per shard, gaps not countable",
+                    "held (ZMQ, orchestrator): only its games' markets, less CPU per shard, gaps counted per market",
                     SHARDED, choices=("all", "held"))
 SHARD_DEAD_S = Float("SHARD_DEAD_S", 5.0, "a shard silent this long loses its games to the live shards", SHARDED,
                      unit="s", minimum=0.5)
@@ -240,7 +240,7 @@ EXECUTED_IDS_MAX = Int("EXECUTED_IDS_MAX", 100_000, "at most this many executed 
 PRICE_DRAIN_MS = Float("PRICE_DRAIN_MS", 2.0, "queued prices are read on each signal and at least this often (ZMQ)",
                        (EXECUTION_SERVICE,), unit="ms", minimum=0.1)
 PRICE_CATCHUP_MS = Float("PRICE_CATCHUP_MS", 5.0, "a signal waits this long at most for the prices it was derived "
-                         "from (they come on another connection, ZMQ)", (EXECUTION_SERVICE,), unit="ms", minimum=0.0)
+                         "from (they come on another connection or thread)", (EXECUTION_SERVICE,), unit="ms", minimum=0.0)
 PAPER_ORDER_LATENCY_MS = Float("PAPER_ORDER_LATENCY_MS", 0.0, "an IOC paper order meets the book as it stands this long "
                                "after its signal arrives: the venue round trip (0: at once)", (EXECUTION_SERVICE,),
                                unit="ms", minimum=0.0)

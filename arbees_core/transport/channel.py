@@ -45,6 +45,7 @@ class Outbox:
         self.wire = wire
         self.metrics = metrics
         self._seq: dict[Family, int] = {}
+        self._topic_seq: dict[str, int] = {}
         self._last_value: dict[str, PriceUpdate | MarketResolution] = {}
         self._resolutions = 0
 
@@ -55,6 +56,8 @@ class Outbox:
         seq = self._seq.get(fam, 0) + 1
         self._seq[fam] = seq
         msg.src, msg.seq, msg.ts_pub_ns = self.src, seq, time.time_ns()
+        if isinstance(msg, PriceUpdate):  # one counter per market this publisher prices: bounded by its markets
+            msg.topic_seq = self._topic_seq[topic] = self._topic_seq.get(topic, 0) + 1
         if fam in LAST_VALUE_FAMILIES and isinstance(msg, (PriceUpdate, MarketResolution)) and not msg.snapshot:
             self._remember(topic, msg)
         return encode(msg, self.wire)
@@ -127,13 +130,14 @@ class Inbox:
         """head_loss: families where the first message of a publisher not seen (nor seeded) before counts the
         messages before it as lost (seq 1 is its first): for signals, which no one may miss unnoticed.
         partial: families this subscriber receives only some topics of (`ZmqSubscriber.follow_topics`): their
-        sequence counts per publisher and family, so a gap is the topics not followed, not loss; duplicates and
-        reordering are still counted."""
+        `seq` counts per publisher and family, so a gap there is the topics not followed; loss is counted from
+        the price updates' `topic_seq` instead, per topic (`forget` a topic no longer followed)."""
         self.subscriber = subscriber
         self.metrics = metrics
         self.name = name
         self.head_loss = head_loss
         self.partial = partial
+        self._topic_seq: dict[str, tuple[str, int]] = {}
         self._last_seq: dict[tuple[str, Family], int] = {}
         self._limiter = RateLimiter(log_per_s)
 
@@ -181,8 +185,17 @@ class Inbox:
         if d.token is not None:
             self.subscriber.ack([d])
 
+    def forget(self, topics: list[str]) -> None:
+        """No longer followed: the next message of each starts its gap check afresh (what was published
+        meanwhile was not for this subscriber)."""
+        for topic in topics:
+            self._topic_seq.pop(topic, None)
+
     def _check_sequence(self, topic: str, msg: Message) -> None:
         fam = family_of(topic)
+        if fam in self.partial:
+            self._check_topic_sequence(topic, msg)
+            return
         key = (msg.src, fam)  # type: ignore[arg-type]
         last = self._last_seq.get(key)
         self._last_seq[key] = max(msg.seq, last or 0)
@@ -191,13 +204,26 @@ class Inbox:
                 return
             last = 0
         if msg.seq > last + 1:
-            if fam in self.partial:
-                return
-            lost = msg.seq - last - 1
-            self.metrics.inc("lost", lost)
-            self.metrics.inc("gaps")
-            if self._limiter.allow("gap"):
-                log.warning("Sequence gap from %s on %s: %d messages lost (seq %d after %d)",
-                            msg.src, fam.value if fam else "?", lost, msg.seq, last)
+            self._count_gap(msg.src, fam.value if fam else "?", msg.seq - last - 1, msg.seq, last)
         elif msg.seq <= last:
             self.metrics.inc("duplicates")
+
+    def _check_topic_sequence(self, topic: str, msg: Message) -> None:
+        """Gaps per topic from `topic_seq` (a partial subscriber's price families); restarts when `src` changes."""
+        seq = getattr(msg, "topic_seq", 0)
+        if not seq:
+            return
+        src, last = self._topic_seq.get(topic, ("", 0))
+        self._topic_seq[topic] = (msg.src, max(seq, last) if src == msg.src else seq)
+        if src != msg.src:
+            return
+        if seq > last + 1:
+            self._count_gap(msg.src, topic, seq - last - 1, seq, last)
+        elif seq <= last:
+            self.metrics.inc("duplicates")
+
+    def _count_gap(self, src: str, where: str, lost: int, seq: int, last: int) -> None:
+        self.metrics.inc("lost", lost)
+        self.metrics.inc("gaps")
+        if self._limiter.allow("gap"):
+            log.warning("Sequence gap from %s on %s: %d messages lost (seq %d after %d)", src, where, lost, seq, last)

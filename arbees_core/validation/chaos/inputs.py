@@ -17,9 +17,31 @@ import msgspec
 
 from arbees_core.messages import MAX_PAYLOAD_BYTES, Leg, TradingSignal, encode
 from arbees_core.polling import eventually
-from arbees_core.topics import Family, price_topic, signal_topic
+from arbees_core.store.assignments import read_assignments
+from arbees_core.store.db import connect
+from arbees_core.store.mappings import load_mappings
+from arbees_core.topics import price_topic, signal_topic
 from arbees_core.validation.chaos.probe import ChaosUnavailable, StackProbe, Takeover, price_subscribers, take_over_port
 from arbees_core.validation.results import RunResult
+
+
+#: A book no arbitrage can be made of (YES and NO asked at 99 cents): what the scenarios send on a real market.
+WIDE_BOOK = {"yes_bid": 1.0, "yes_ask": 99.0, "no_bid": 1.0, "no_ask": 99.0}
+
+
+def shard_ticker(probe: StackProbe) -> str | None:
+    """A Kalshi market of a game that game_shard holds, when it follows only its games' markets (ZMQ mode,
+    SHARD_FEED=held: an unmapped ticker would never reach it); None when it receives every market."""
+    if not probe.zmq_mode or probe.field("game_shard", "markets_followed") is None:  # SHARD_FEED=all, or static
+        return None
+    shard_id = str(probe.field("game_shard", "shard_id") or "1")
+    with connect(probe.urls["DATABASE_URL"], retries=2) as conn:
+        held = {g for g, a in read_assignments(conn).items() if a.shard_id == shard_id}
+        ticker = next((g.pairs[0].kalshi_ticker for g in load_mappings(conn) if g.game_id in held and g.pairs), None)
+    if ticker is None:
+        raise ChaosUnavailable("game_shard holds no game yet: nothing it follows to send on (`arbees diagnose "
+                               "game-shard`, probe shards)")
+    return ticker
 
 
 # -- bad input ---------------------------------------------------------------------------------------------------
@@ -77,9 +99,11 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     before = {s: _rejects(probe, s) for s in consumers}
     books0 = int(probe.field("execution_service", "books") or 0)
     unmapped0 = probe.counter("game_shard", "prices_unmapped")
-    topic = price_topic("kalshi", "CHAOS-BAD")
+    followed = shard_ticker(probe)
+    topic = price_topic("kalshi", followed or "CHAOS-BAD")
+    good: tuple[bool, str] | None = None
     if probe.zmq_mode:
-        _bad_input_zmq(probe, consumers, topic)
+        good = _bad_input_zmq(probe, topic, followed)
     else:
         _bad_input_redis(probe, topic)
     price_reasons = _expected(_PRICE_REASONS if probe.zmq_mode else
@@ -103,7 +127,9 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
         log_lines = probe.rt.logs(service, since_s=60).count("Rejected frame")
         result.add(f"{service}: rejects logged, rate-limited", 0 < log_lines <= 3 * len(want),
                    f"{log_lines} `Rejected frame` lines for {sum(want.values())} frames", critical=False)
-    if "game_shard" in consumers:
+    if "game_shard" in consumers and good is not None:
+        result.add("game_shard processes the next good message", *good)
+    elif "game_shard" in consumers:
         ok = eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20, raises=False)
         result.add("game_shard processes the next good message", bool(ok),
                    f"prices_unmapped {unmapped0} -> {probe.counter('game_shard', 'prices_unmapped')} "
@@ -116,15 +142,26 @@ def bad_input(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     result.add("no consumer crashed on bad input", len(alive) == len(consumers), ", ".join(alive))
 
 
-def _bad_input_zmq(probe: StackProbe, consumers: list[str], topic: str) -> None:
-    expect = {Family.PRICES_KALSHI.value: price_subscribers(probe)}  # every subscriber back, not only those checked
+def _bad_input_zmq(probe: StackProbe, topic: str, followed: str | None) -> tuple[bool, str] | None:
+    """The bad frames on `topic` from the injector, then a good price: on `followed` (a market game_shard holds, a
+    book no arbitrage can be made of) whose receipt is checked here, while only the injector prices Kalshi; else
+    on an unmapped ticker (returns None: the caller checks it)."""
+    expect = {topic: price_subscribers(probe)}  # every subscriber back, not only those checked
     with take_over_port(probe, "kalshi_monitor", expect) as pub:
         for frames in _bad_price_frames(pub.price, topic):
             pub.send_raw(*frames)
         sig_topic = signal_topic("chaos-bad").encode()
         pub.send_raw(sig_topic, _bad_signal(pub.src))
         pub.send_raw(sig_topic, b'{"v": 1, "src": "x"')
-        pub.send_price(f"CHAOS-GOOD-{pub.src}")
+        pub.send_price(f"CHAOS-GOOD-{pub.src}")  # a new book for execution_service, which hears every market
+        if followed is None:
+            return None
+        rx0 = probe.counter("game_shard", "prices_rx.kalshi")
+        pub.send_price(followed, **WIDE_BOOK)
+        pub.sync()
+        ok = eventually(lambda: probe.counter("game_shard", "prices_rx.kalshi") > rx0, 20, raises=False)
+        return bool(ok), (f"prices_rx.kalshi {rx0} -> {probe.counter('game_shard', 'prices_rx.kalshi')} (the good "
+                          f"price after the bad ones, on {followed}, a market it holds)")
 
 
 def _bad_input_redis(probe: StackProbe, topic: str) -> None:
@@ -154,24 +191,28 @@ def hwm(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
     if shard.state != "running":
         raise ChaosUnavailable("game_shard is not running")
     burst = int(opts.get("burst", 20000))
-    lost0, rx0 = probe.counter("game_shard", "lost"), probe.counter("game_shard", "prices_rx")
-    unmapped0 = probe.counter("game_shard", "prices_unmapped")
+    # ZMQ: only the injector prices Kalshi meanwhile (on a market game_shard follows); Redis: unmapped prices
+    seen = "prices_rx.kalshi" if probe.zmq_mode else "prices_unmapped"
+    lost0, rx0 = probe.counter("game_shard", "lost"), probe.counter("game_shard", seen)
     if probe.zmq_mode:
-        with take_over_port(probe, "kalshi_monitor", {Family.PRICES_KALSHI.value: price_subscribers(probe)}) as pub:
-            _burst(probe, unmapped0, burst, lambda: pub.send_price("CHAOS-HWM"), pub.sync)
+        ticker = shard_ticker(probe)
+        fields = WIDE_BOOK if ticker else {}
+        with take_over_port(probe, "kalshi_monitor", {price_topic("kalshi", ticker or "CHAOS-HWM"):
+                                                      price_subscribers(probe)}) as pub:
+            _burst(probe, seen, rx0, burst, lambda: pub.send_price(ticker or "CHAOS-HWM", **fields), pub.sync)
     else:
         maker = Takeover(proc=None, src=f"chaos.{os.getpid()}.hwm")  # type: ignore[arg-type]
         client = probe.redis()
         topic = price_topic("kalshi", "CHAOS-HWM")
         try:
-            _burst(probe, unmapped0, burst,
+            _burst(probe, seen, rx0, burst,
                    lambda: client.xadd("prices:kalshi", {"topic": topic, "data": encode(maker.price("CHAOS-HWM"))},
                                        maxlen=1000, approximate=True))
         finally:
             client.close()
     sent = burst + 2
     lost = probe.counter("game_shard", "lost") - lost0
-    rx = probe.counter("game_shard", "prices_rx") - rx0
+    rx = probe.counter("game_shard", seen) - rx0
     result.add("loss under overload is counted as lost (sequence gap), never hidden", lost > 0 and rx + lost >= sent,
                f"{sent} sent while game_shard was stalled: {lost} counted lost, {rx} prices received "
                "(received + lost covers every message sent)")
@@ -181,13 +222,14 @@ def hwm(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
                probe.row("game_shard").state)
 
 
-def _burst(probe: StackProbe, unmapped0: int, n: int, send: Callable[[], Any],
+def _burst(probe: StackProbe, seen: str, seen0: int, n: int, send: Callable[[], Any],
            sync: Callable[[], Any] = lambda: None) -> None:
-    """First message seen (the baseline), game_shard frozen, `n` messages, thawed, drained, one final message.
-    `sync` returns once everything sent so far has left the publisher (the injector's sends are asynchronous)."""
+    """First message seen (the baseline; `seen` is game_shard's counter of them, `seen0` its value before), game_shard
+    frozen, `n` messages, thawed, drained, one final message. `sync` returns once everything sent so far has left
+    the publisher (the injector's sends are asynchronous)."""
     send()
     sync()
-    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > unmapped0, 20, raises=False)
+    eventually(lambda: probe.counter("game_shard", seen) > seen0, 20, raises=False)
     with probe.paused("game_shard"):
         for _ in range(n):
             send()
@@ -195,7 +237,7 @@ def _burst(probe: StackProbe, unmapped0: int, n: int, send: Callable[[], Any],
     last = [-1]
 
     def settled() -> bool:
-        now = probe.counter("game_shard", "prices_unmapped")
+        now = probe.counter("game_shard", seen)
         done, last[0] = now == last[0], now
         return done
 
@@ -203,4 +245,4 @@ def _burst(probe: StackProbe, unmapped0: int, n: int, send: Callable[[], Any],
     send()  # the message that reveals a gap at the tail
     sync()
     time.sleep(2.0)
-    eventually(lambda: probe.counter("game_shard", "prices_unmapped") > last[0], 10, raises=False)
+    eventually(lambda: probe.counter("game_shard", seen) > last[0], 10, raises=False)

@@ -34,8 +34,8 @@ from arbees_core.validation.results import RunResult
 #: wake-up), short against the order round trip execution_service models meanwhile, ms, so that each order meets
 #: the book after the take-back.
 FIRST_AT_S = 3.0
-HOLDS_MS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-ORDER_LATENCY_MS = 25.0
+HOLDS_MS = (2.0, 4.0, 6.0, 10.0, 15.0, 20.0)
+ORDER_LATENCY_MS = 100.0
 _MISS_LINE = "Leg miss on "
 PROVOKED = "a leg miss was provoked: the book moved between a signal and its fill"
 

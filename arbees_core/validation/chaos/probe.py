@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +279,7 @@ class Takeover:
     proc: subprocess.Popen | None
     src: str
     seq: int = 0
+    topic_seqs: dict[str, int] = field(default_factory=dict)
 
     def send_raw(self, *frames: bytes) -> None:
         assert self.proc is not None and self.proc.stdin is not None
@@ -287,11 +288,12 @@ class Takeover:
     def price(self, ticker: str, seq: int | None = None, **fields: Any) -> PriceUpdate:
         """A valid Kalshi price update for an unmapped ticker (never tradeable), stamped as the next message."""
         self.seq = self.seq + 1 if seq is None else seq
+        topic_seq = self.topic_seqs[ticker] = self.topic_seqs.get(ticker, 0) + 1
         now = time.time_ns()
         base = dict(yes_bid=40.0, yes_bid_size=10.0, yes_ask=42.0, yes_ask_size=10.0, no_bid=58.0, no_bid_size=10.0,
                     no_ask=60.0, no_ask_size=10.0)
         return PriceUpdate(src=self.src, seq=self.seq, ts_origin_ns=now, ts_pub_ns=now, venue="kalshi", ticker=ticker,
-                           game_id="", outcome="", **{**base, **fields})
+                           game_id="", outcome="", topic_seq=topic_seq, **{**base, **fields})
 
     def send_price(self, ticker: str, **fields: Any) -> None:
         upd = self.price(ticker, **fields)
