@@ -8,8 +8,9 @@ import json
 import pytest
 
 from arbees_core.strategy.matching import match_markets
-from arbees_core.venues.kalshi.rest import to_listing
-from arbees_core.venues.polymarket.rest import event_listings
+from arbees_core.venues.kalshi.parsing import markets_page, page_listings
+from arbees_core.venues.listing import MarketListing
+from arbees_core.venues.polymarket import parsing as gamma
 
 # (league, kalshi event ticker, away code, home code, Polymarket question, away outcome, home outcome, Gamma date
 # fields). Kalshi dates are US Eastern; Gamma's gameStartTime is UTC (a late game is the next UTC day).
@@ -44,9 +45,23 @@ def gamma_event(i: int, question: str, away: str, home: str, fields: dict) -> di
             "startDate": "2025-08-01T00:00:00Z", "markets": [market, spread]}
 
 
+def to_listings(markets: list[dict], series: str) -> list[MarketListing]:
+    """Kalshi markets through discovery's decoder (a `GET /markets` page)."""
+    listings, skipped = page_listings(markets_page({"markets": markets, "cursor": ""}), series)
+    assert skipped == 0
+    return listings
+
+
+def event_listings(event: dict, league: str) -> list[MarketListing]:
+    """A Gamma event through discovery's decoder (a `GET /events` page of one)."""
+    events, skipped = gamma.gamma_events([event])
+    assert skipped == 0
+    return gamma.event_listings(events[0], league)
+
+
 def test_real_ticker_and_question_shapes_pair_per_team() -> None:
-    kalshi = [to_listing(m, f"KX{league}GAME") for league, ev, away, home, *_ in GAMES
-              for m in kalshi_markets(ev, away, home)]
+    kalshi = [x for league, ev, away, home, *_ in GAMES for x in to_listings(kalshi_markets(ev, away, home),
+                                                                               f"KX{league}GAME")]
     poly = [x for i, (league, _, _, _, q, a, h, fields) in enumerate(GAMES)
             for x in event_listings(gamma_event(i, q, a, h, fields), league)]
     games, unmatched = match_markets(kalshi, poly)
@@ -68,14 +83,14 @@ def test_real_ticker_and_question_shapes_pair_per_team() -> None:
     ("Lakers vs. Celtics", ["Los Angeles", "Celtics"]),  # ambiguous city in the NBA
 ])
 def test_uncertain_polymarket_games_stay_unmatched(question: str, outcomes: list[str]) -> None:
-    kalshi = [to_listing(m, "KXNBAGAME") for m in kalshi_markets("KXNBAGAME-25NOV06LALBOS", "LAL", "BOS")]
+    kalshi = to_listings(kalshi_markets("KXNBAGAME-25NOV06LALBOS", "LAL", "BOS"), "KXNBAGAME")
     event = gamma_event(7, question, outcomes[0], outcomes[1], {"slug": "nba-lal-bos-2025-11-06"})
     games, unmatched = match_markets(kalshi, event_listings(event, "NBA"))
     assert games == [] and len(unmatched) == 4
 
 
 def test_a_game_two_days_apart_is_not_paired() -> None:
-    kalshi = [to_listing(m, "KXNBAGAME") for m in kalshi_markets("KXNBAGAME-25NOV06LALBOS", "LAL", "BOS")]
+    kalshi = to_listings(kalshi_markets("KXNBAGAME-25NOV06LALBOS", "LAL", "BOS"), "KXNBAGAME")
     event = gamma_event(8, "Lakers vs. Celtics", "Lakers", "Celtics", {"slug": "nba-lal-bos-2025-11-08"})
     games, _ = match_markets(kalshi, event_listings(event, "NBA"))
     assert games == []

@@ -28,7 +28,8 @@ from arbees_core.venues.book import BookChange
 from arbees_core.venues import adapter
 from arbees_core.venues.live import Backoff, proxy_for
 from arbees_core.venues.polymarket.auth import check_geoblock
-from arbees_core.venues.polymarket.rest import GammaConfig, discover_markets, json_list
+from arbees_core.venues.polymarket.parsing import json_list
+from arbees_core.venues.polymarket.rest import GammaConfig, discover_markets
 from arbees_core.venues.polymarket.feed import PolymarketFeed
 from arbees_core.venues.polymarket.ws import PolymarketLiveConfig, PolymarketLiveSource
 from tests.venue_support import drive

@@ -5,6 +5,7 @@ ignored, a missing required field is one clear error naming it, counted once, an
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from arbees_core.venues.feed import Rejected
 from arbees_core.venues.kalshi.feed import KalshiFeed
@@ -97,3 +98,26 @@ def test_a_polymarket_price_change_that_cannot_be_used_withdraws_the_books_it_na
     assert rejected.lost == ("7",) and "size" in rejected.detail
     assert feed.handle(orjson.dumps(bad), 1) == []
     assert not feed.books["7"].ready and feed.take_resync() == {"7"} and feed.gaps == 1
+
+
+def test_discovery_pages_decode_typed_and_a_malformed_market_or_event_costs_only_itself() -> None:
+    from arbees_core.venues.kalshi.parsing import markets_page, page_listings
+    from arbees_core.venues.polymarket.parsing import event_listings, gamma_events
+
+    page = markets_page({"markets": [{"ticker": "KXNBAGAME-25NOV06LALBOS-LAL", "event_ticker": "KXNBAGAME-25NOV06LALBOS",
+                                      "new_field": {"x": 1}},
+                                     {"event_ticker": "no ticker"}, {"ticker": 42}], "cursor": "abc"})
+    listings, skipped = page_listings(page, "KXNBAGAME")
+    assert [x.ticker for x in listings] == ["KXNBAGAME-25NOV06LALBOS-LAL"] and skipped == 2 and page.cursor == "abc"
+    assert listings[0].outcome == "LAL" and listings[0].start_date == "2025-11-06"
+    with pytest.raises(ValueError, match="markets"):
+        markets_page({"markets": "not a list"})
+
+    good = {"id": 1, "slug": "nba-lal-bos-2025-11-06", "markets": [
+        {"conditionId": "0xc", "question": "Lakers vs. Celtics", "outcomes": '["Lakers", "Celtics"]',
+         "clobTokenIds": '["101", "102"]', "enableOrderBook": True, "unknown": [1, 2]}]}
+    events, skipped = gamma_events([good, {"markets": "oops"}, "not an event"])
+    assert skipped == 2 and len(events) == 1
+    tokens = event_listings(events[0], "NBA")
+    assert [(t.ticker, t.outcome, t.start_date) for t in tokens] == [("101", "Lakers", "2025-11-06"),
+                                                                     ("102", "Celtics", "2025-11-06")]

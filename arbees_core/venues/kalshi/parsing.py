@@ -17,8 +17,12 @@ from typing import Any, Final
 import msgspec
 import orjson
 
+from arbees_core.strategy.teams import parse_kalshi_ticker
 from arbees_core.venues.feed import FrameFormatError, Rejected, cents, not_json
+from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.kalshi.wire import (
+    MarketsPage,
+    RestMarket,
     FRAME_DECODER,
     KNOWN,
     REPLY_DECODER,
@@ -222,3 +226,45 @@ def lifecycle_subscribe_command(cmd_id: int) -> bytes:
 def unsubscribe_command(cmd_id: int, sids: list[int]) -> bytes:
     """The `unsubscribe` command for these subscriptions."""
     return orjson.dumps({"id": cmd_id, "cmd": "unsubscribe", "params": {"sids": sids}})
+
+
+# -- REST listings (market discovery) ------------------------------------------------------------------------------
+
+
+def markets_page(body: object) -> MarketsPage:
+    """A decoded `GET /markets` answer as its page; ValueError naming what is wrong when it is not one."""
+    try:
+        return msgspec.convert(body, MarketsPage)
+    except msgspec.ValidationError as e:
+        raise ValueError(str(e)) from None
+
+
+def page_listings(page: MarketsPage, series: str) -> tuple[list[MarketListing], int]:
+    """The page's markets as listings, and how many were malformed (skipped, each costing only itself)."""
+    out, skipped = [], 0
+    for raw in page.markets:
+        try:
+            out.append(to_listing(msgspec.convert(raw, RestMarket), series))
+        except msgspec.ValidationError:
+            skipped += 1
+    return out, skipped
+
+
+def to_listing(market: RestMarket, series: str) -> MarketListing:
+    """One Kalshi market as a listing: outcome = the ticker's team code (else `yes_sub_title`), date = the
+    ticker's US Eastern game date (else the expected expiration's UTC date)."""
+    parsed = parse_kalshi_ticker(market.ticker)
+    league = parsed[0] if parsed else series.removeprefix("KX").removesuffix("GAME")
+    outcome = parsed[4] if parsed else (market.yes_sub_title or "")
+    day = parsed[1] if parsed else _iso_day(market.expected_expiration_time or market.close_time)
+    raw = {k: v for k in ("yes_sub_title", "status", "close_time", "event_ticker")
+           if (v := getattr(market, k)) is not None}
+    return MarketListing("kalshi", market.ticker, market.event_ticker or market.ticker.rsplit("-", 1)[0],
+                         market.title or "", outcome, league, day, raw)
+
+
+def _iso_day(value: str | None) -> str:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        return ""

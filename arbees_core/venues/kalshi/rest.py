@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -25,8 +25,8 @@ import httpx
 
 from arbees_core import settings as S
 from arbees_core.config import ConfigError, Env
-from arbees_core.strategy.teams import parse_kalshi_ticker
 from arbees_core.venues.kalshi.auth import REST_URLS, KalshiSigner, kalshi_env
+from arbees_core.venues.kalshi.parsing import markets_page, page_listings
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.live import AuthFailed, VenueError, proxy_for, safe_url
 
@@ -145,26 +145,6 @@ class KalshiRest:
         raise AssertionError("unreachable")
 
 
-def to_listing(market: dict[str, Any], series: str) -> MarketListing:
-    """One Kalshi market as a listing: outcome = the ticker's team code (else `yes_sub_title`), date = the
-    ticker's US Eastern game date (else the expected expiration's UTC date)."""
-    ticker = str(market["ticker"])
-    parsed = parse_kalshi_ticker(ticker)
-    league = parsed[0] if parsed else series.removeprefix("KX").removesuffix("GAME")
-    outcome = parsed[4] if parsed else str(market.get("yes_sub_title") or "")
-    day = parsed[1] if parsed else _iso_day(market.get("expected_expiration_time") or market.get("close_time"))
-    raw = {k: market[k] for k in ("yes_sub_title", "status", "close_time", "event_ticker") if k in market}
-    return MarketListing("kalshi", ticker, str(market.get("event_ticker") or ticker.rsplit("-", 1)[0]),
-                         str(market.get("title") or ""), outcome, league, day, raw)
-
-
-def _iso_day(value: Any) -> str:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date().isoformat()
-    except ValueError:
-        return ""
-
-
 def discover_markets(cfg: KalshiRestConfig, sleep: Callable[[float], None] = time.sleep) -> list[MarketListing]:
     """Every open market of the configured series, all pages. Raises VenueError when Kalshi cannot be used."""
     if not cfg.base_url.startswith(("http://", "https://")):
@@ -177,13 +157,16 @@ def discover_markets(cfg: KalshiRestConfig, sleep: Callable[[float], None] = tim
                 params: dict[str, Any] = {"series_ticker": series, "status": "open", "limit": PAGE_LIMIT}
                 if cursor:
                     params["cursor"] = cursor
-                body = rest.get("/markets", params)
-                markets = body.get("markets") or []
-                if not isinstance(markets, list):
-                    raise VenueError("Kalshi /markets: `markets` is not a list")
-                listings += [to_listing(m, series) for m in markets if isinstance(m, dict) and m.get("ticker")]
-                cursor = str(body.get("cursor") or "")
-                if not cursor or not markets:
+                try:
+                    page = markets_page(rest.get("/markets", params))
+                except ValueError as e:
+                    raise VenueError(f"Kalshi /markets: {e}") from None
+                found, skipped = page_listings(page, series)
+                listings += found
+                if skipped:
+                    log.warning("Kalshi /markets (%s): %d malformed market(s) skipped", series, skipped)
+                cursor = page.cursor or ""
+                if not cursor or not page.markets:
                     break
         log.info("Kalshi discovery from %s: %d open markets in %s (%d requests, %d rate-limited)",
                  safe_url(cfg.base_url), len(listings), ",".join(cfg.series), rest.requests, rest.rate_limited)

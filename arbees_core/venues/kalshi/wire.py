@@ -103,3 +103,26 @@ Frame = Union[(SnapshotFrame, DeltaFrame, LifecycleFrame, ErrorFrame, Subscribed
 FRAME_DECODER: Final = msgspec.json.Decoder(Frame)
 #: The replies to our commands the live source follows (`ws.py`): which sid a subscription got, and errors.
 REPLY_DECODER: Final = msgspec.json.Decoder(Union[SubscribedFrame, ErrorFrame])
+
+
+# -- REST (market discovery) ---------------------------------------------------------------------------------------
+
+
+class RestMarket(msgspec.Struct, frozen=True):
+    """One market of `GET /trade-api/v2/markets` (the fields discovery reads; the rest are ignored)."""
+
+    ticker: str
+    event_ticker: str | None = None
+    title: str | None = None
+    yes_sub_title: str | None = None
+    status: str | None = None
+    close_time: str | None = None
+    expected_expiration_time: str | None = None
+
+
+class MarketsPage(msgspec.Struct, frozen=True):
+    """A page of `GET /markets`: its markets as sent (each decoded on its own, so one malformed market costs only
+    itself) and the cursor of the next page ("" or null on the last)."""
+
+    markets: list[dict[str, object]] = []
+    cursor: str | None = None

@@ -14,13 +14,18 @@ whose books the feed (polymarket/feed.py) then withdraws until their fresh `book
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 import msgspec
 import orjson
 
 from arbees_core.venues.feed import FrameFormatError, Rejected, cents, not_json
+from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.polymarket.wire import (
+    GammaEvent,
+    GammaMarket,
     FRAME_DECODER,
     KNOWN,
     BookEvent,
@@ -212,3 +217,97 @@ def subscribe_command(asset_ids: list[str], operation: str | None = None, custom
     if custom_features:
         body["custom_feature_enabled"] = True
     return orjson.dumps(body)
+
+
+# -- Gamma REST listings (market discovery) ------------------------------------------------------------------------
+
+_SLUG_DATE: Final = re.compile(r"(\d{4}-\d{2}-\d{2})$")
+_YES_NO: Final = frozenset({"yes", "no"})
+
+
+def json_list(value: Any) -> list[Any]:
+    """A Gamma list field: a JSON array encoded as a string (`'["Lakers", "Celtics"]'`), or already a list."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return []
+        return decoded if isinstance(decoded, list) else []
+    return []
+
+
+def _eastern_day(value: Any) -> str:
+    """The US Eastern calendar date of a timestamp ("2025-11-07 00:30:00+00", ISO with Z), "" if unparsable.
+    Kalshi's ticker dates are Eastern, so a late game in UTC still lands on its Eastern day."""
+    if not value:
+        return ""
+    text = str(value).strip().replace("Z", "+00:00")
+    if re.fullmatch(r".*[+-]\d{2}$", text):
+        text += ":00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    try:
+        from zoneinfo import ZoneInfo
+
+        return when.astimezone(ZoneInfo("America/New_York")).date().isoformat()
+    except Exception:  # noqa: BLE001 - no tz database: fixed EST is right to within an hour
+        return (when.astimezone(timezone.utc) - timedelta(hours=5)).date().isoformat()
+
+
+def game_day(event: GammaEvent, market: GammaMarket) -> str:
+    """The game's date: the event's own `eventDate`, the slug's date, then the market's `gameStartTime`, the
+    event's `startTime`, `endDate` (in that order: `startDate` is when the market opened, not the game)."""
+    if event.event_date and re.fullmatch(r"\d{4}-\d{2}-\d{2}", event.event_date):
+        return event.event_date
+    m = _SLUG_DATE.search(event.slug or "")
+    if m:
+        return m.group(1)
+    for value in (market.game_start_time, event.start_time, event.end_date):
+        day = _eastern_day(value)
+        if day:
+            return day
+    return ""
+
+
+def is_moneyline(market: GammaMarket) -> bool:
+    """A tradeable two-team winner market: two non Yes/No outcomes with two tokens, order book on, not closed,
+    and no other `sportsMarketType`."""
+    if market.sports_market_type not in (None, "", "moneyline"):
+        return False
+    if market.closed is True or market.enable_order_book is False or market.active is False:
+        return False
+    outcomes, tokens = json_list(market.outcomes), json_list(market.clob_token_ids)
+    return len(outcomes) == 2 == len(tokens) and not {str(o).strip().lower() for o in outcomes} & _YES_NO
+
+
+def event_listings(event: GammaEvent, league: str) -> list[MarketListing]:
+    """The moneyline tokens of one Gamma event."""
+    out = []
+    for market in event.markets:
+        if not is_moneyline(market):
+            continue
+        day = game_day(event, market)
+        condition = str(market.condition_id or market.id or "")
+        question = market.question or event.title or ""
+        for outcome, token in zip(json_list(market.outcomes), json_list(market.clob_token_ids)):
+            out.append(MarketListing("polymarket", str(token), condition, question, str(outcome), league, day,
+                                     {"slug": market.slug or event.slug or "",
+                                      "question": question, "event_id": str(event.id or "")}))
+    return out
+
+
+def gamma_events(batch: list[object]) -> tuple[list[GammaEvent], int]:
+    """A decoded `GET /events` page as events, and how many were malformed (skipped, each costing only itself)."""
+    out, skipped = [], 0
+    for raw in batch:
+        try:
+            out.append(msgspec.convert(raw, GammaEvent))
+        except msgspec.ValidationError:
+            skipped += 1
+    return out, skipped

@@ -17,18 +17,17 @@ The geoblock check (asked once before discovery and before the WebSocket connect
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 import httpx
-import orjson
 
 from arbees_core import settings as S
 from arbees_core.config import Env
 from arbees_core.venues.listing import MarketListing
 from arbees_core.venues.polymarket.auth import GEOBLOCK_URL
+from arbees_core.venues.polymarket.parsing import event_listings, gamma_events
+from arbees_core.venues.polymarket.wire import GammaEvent
 from arbees_core.venues.live import VenueError, proxy_for, safe_url
 
 log = logging.getLogger("polymarket")
@@ -38,8 +37,6 @@ LEAGUES: Final = S.POLYMARKET_LEAGUES.default
 PAGE_LIMIT: Final = 100
 MAX_PAGES: Final = 50
 REQUEST_TIMEOUT_S: Final = 15.0
-_SLUG_DATE: Final = re.compile(r"(\d{4}-\d{2}-\d{2})$")
-_YES_NO: Final = frozenset({"yes", "no"})
 
 
 @dataclass(frozen=True)
@@ -57,84 +54,6 @@ class GammaConfig:
         url = env.get(S.POLYMARKET_GAMMA_URL)
         return cls(url, tuple(x.upper() for x in env.get(S.POLYMARKET_LEAGUES)),
                    proxy_for(url, env.get(S.POLYMARKET_PROXY)) or "", env.get(S.POLYMARKET_GEOBLOCK_URL))
-
-
-def json_list(value: Any) -> list[Any]:
-    """A Gamma list field: a JSON array encoded as a string (`'["Lakers", "Celtics"]'`), or already a list."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            decoded = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return []
-        return decoded if isinstance(decoded, list) else []
-    return []
-
-
-def _eastern_day(value: Any) -> str:
-    """The US Eastern calendar date of a timestamp ("2025-11-07 00:30:00+00", ISO with Z), "" if unparsable.
-    Kalshi's ticker dates are Eastern, so a late game in UTC still lands on its Eastern day."""
-    if not value:
-        return ""
-    text = str(value).strip().replace("Z", "+00:00")
-    if re.fullmatch(r".*[+-]\d{2}$", text):
-        text += ":00"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return ""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    try:
-        from zoneinfo import ZoneInfo
-
-        return when.astimezone(ZoneInfo("America/New_York")).date().isoformat()
-    except Exception:  # noqa: BLE001 - no tz database: fixed EST is right to within an hour
-        return (when.astimezone(timezone.utc) - timedelta(hours=5)).date().isoformat()
-
-
-def game_day(event: dict[str, Any], market: dict[str, Any]) -> str:
-    """The game's date: the event's own `eventDate`, the slug's date, then the market's `gameStartTime`, the
-    event's `startTime`, `endDate` (in that order: `startDate` is when the market opened, not the game)."""
-    if isinstance(event.get("eventDate"), str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", event["eventDate"]):
-        return event["eventDate"]
-    m = _SLUG_DATE.search(str(event.get("slug") or ""))
-    if m:
-        return m.group(1)
-    for value in (market.get("gameStartTime"), event.get("startTime"), event.get("endDate")):
-        day = _eastern_day(value)
-        if day:
-            return day
-    return ""
-
-
-def is_moneyline(market: dict[str, Any]) -> bool:
-    """A tradeable two-team winner market: two non Yes/No outcomes with two tokens, order book on, not closed,
-    and no other `sportsMarketType`."""
-    kind = market.get("sportsMarketType")
-    if kind not in (None, "", "moneyline"):
-        return False
-    if market.get("closed") is True or market.get("enableOrderBook") is False or market.get("active") is False:
-        return False
-    outcomes, tokens = json_list(market.get("outcomes")), json_list(market.get("clobTokenIds"))
-    return len(outcomes) == 2 == len(tokens) and not {str(o).strip().lower() for o in outcomes} & _YES_NO
-
-
-def event_listings(event: dict[str, Any], league: str) -> list[MarketListing]:
-    """The moneyline tokens of one Gamma event."""
-    out = []
-    for market in event.get("markets") or []:
-        if not isinstance(market, dict) or not is_moneyline(market):
-            continue
-        day = game_day(event, market)
-        condition = str(market.get("conditionId") or market.get("id") or "")
-        question = str(market.get("question") or event.get("title") or "")
-        for outcome, token in zip(json_list(market["outcomes"]), json_list(market["clobTokenIds"])):
-            out.append(MarketListing("polymarket", str(token), condition, question, str(outcome), league, day,
-                                     {"slug": market.get("slug") or event.get("slug") or "",
-                                      "question": question, "event_id": str(event.get("id") or "")}))
-    return out
 
 
 class Gamma:
@@ -176,16 +95,19 @@ class Gamma:
                 out.setdefault(str(item["sport"]).upper(), str(item["series"]))
         return out
 
-    def events(self, league: str, series_id: str | None) -> list[dict[str, Any]]:
-        """Every open event of one league, all pages."""
-        found: list[dict[str, Any]] = []
+    def events(self, league: str, series_id: str | None) -> list[GammaEvent]:
+        """Every open event of one league, all pages (a malformed event is skipped and counted in the log)."""
+        found: list[GammaEvent] = []
         for page in range(MAX_PAGES):
             params: dict[str, Any] = {"closed": "false", "limit": PAGE_LIMIT, "offset": page * PAGE_LIMIT}
             params |= {"series_id": series_id} if series_id else {"tag_slug": league.lower()}
             batch = self.get("/events", params)
             if not isinstance(batch, list):
                 raise VenueError("Polymarket Gamma /events did not answer a list")
-            found += [e for e in batch if isinstance(e, dict)]
+            events, skipped = gamma_events(batch)
+            found += events
+            if skipped:
+                log.warning("Polymarket Gamma /events (%s): %d malformed event(s) skipped", league, skipped)
             if len(batch) < PAGE_LIMIT:
                 break
         return found

@@ -61,3 +61,37 @@ KNOWN: Final = frozenset({"book", "price_change", "market_resolved", *NO_BOOK_CH
 Event = Union[(BookEvent, PriceChangeEvent, ResolvedEvent, *_SKIPPED)]  # type: ignore[valid-type]
 #: A frame: one event, or several as an array.
 FRAME_DECODER: Final = msgspec.json.Decoder(Union[list[Event], Event])  # type: ignore[valid-type]
+
+
+# -- Gamma REST (market discovery) ---------------------------------------------------------------------------------
+
+#: A Gamma list field: a JSON array encoded as a string (`'["Lakers", "Celtics"]'`), or a list.
+JsonList = Union[str, list[object], None]
+
+
+class GammaMarket(msgspec.Struct, frozen=True, rename="camel"):
+    """One market of a Gamma event (the fields discovery reads; the rest are ignored)."""
+
+    condition_id: str | None = None
+    id: Union[str, int, None] = None
+    question: str | None = None
+    slug: str | None = None
+    game_start_time: str | None = None
+    sports_market_type: str | None = None
+    closed: bool | None = None
+    enable_order_book: bool | None = None
+    active: bool | None = None
+    outcomes: JsonList = None
+    clob_token_ids: JsonList = None
+
+
+class GammaEvent(msgspec.Struct, frozen=True, rename="camel"):
+    """One event of `GET /events`, with its markets."""
+
+    id: Union[str, int, None] = None
+    slug: str | None = None
+    title: str | None = None
+    event_date: str | None = None
+    start_time: str | None = None
+    end_date: str | None = None
+    markets: list[GammaMarket] = []
