@@ -215,3 +215,41 @@ def test_execution_remembers_resolved_markets_for_a_while_not_for_ever() -> None
         assert books.get("kalshi", kalshi) is None and len(books) == 0
         t += 30.0  # a market resolving every 30 s
         assert books.closed <= CLOSED_MARKETS_KEEP_S / 30 + 1
+
+
+def test_a_monitor_keeps_per_market_state_for_open_markets_only_over_many_game_generations() -> None:
+    """Every game's markets are priced, then resolve, and the next generation opens with new tickers (a long
+    day at the simulator's pace): the publisher's last values and `topic_seq` counters, and the Kalshi feed's
+    subscription sequence numbers, stay at the open markets, not at every market ever priced."""
+    from arbees_core.services.kalshi_monitor import KalshiMonitor
+    from arbees_core.venues.book import BookChange, TopOfBook
+    from arbees_core.venues.kalshi.parsing import MarketResult, Snapshot
+    from arbees_core.venues.resolution import Resolution
+
+    monitor = KalshiMonitor.from_env(Env({"KALSHI_SOURCE": "sim"}))
+    monitor.outbox = Outbox(_CountingPublisher(), "kalshi_monitor.test", "json", monitor.metrics)
+    open_per_generation = 8
+    for generation in range(300):
+        tickers = [f"KXNBAGAME-26NOV24G{generation:03d}{k}-BOS" for k in range(open_per_generation)]
+        now = time.time_ns()
+        for i, ticker in enumerate(tickers):
+            monitor.feed.apply(Snapshot(ticker=ticker, sid=generation * 10 + i, seq=1, venue_seq=1, yes=[(40.0, 10.0)],
+                                        no=[(55.0, 10.0)]), _ReadStub())
+        monitor.publish_changes([BookChange(t, TopOfBook(yes_bid=40.0, yes_bid_size=10.0), 1, now) for t in tickers],
+                                now)
+        for ticker in tickers:
+            monitor.feed.apply(MarketResult(ticker=ticker, result="yes", ts_event_ns=now), _ReadStub())
+        monitor.publish_resolutions([Resolution(t, "yes", now) for t in tickers], now)
+    outbox = monitor.outbox
+    price_topics = [t for t in outbox._last_value if t.startswith("prices.")]  # noqa: SLF001 - the bound under test
+    assert price_topics == [] and outbox._topic_seq == {}  # noqa: SLF001
+    assert monitor.feed.books == {} and monitor.feed._last_seq == {} and monitor.feed._sid_of == {}  # noqa: SLF001
+    assert len(monitor.feed.take_resolutions()) == 300 * open_per_generation
+
+
+class _ReadStub:
+    def snapshot(self, *args: object) -> None:
+        pass
+
+    def changing(self, *args: object) -> None:
+        pass

@@ -338,7 +338,7 @@ class MonitorService(Service):
         self.publish_cleared(tickers, recv_ns)
         for ticker in tickers:
             self._stale.discard(ticker)
-            self.outbox.forget(price_topic(self.venue, ticker))
+            self.outbox.retire(price_topic(self.venue, ticker))
         self.outbox.publish_many([(resolution_topic(self.venue, r.ticker), resolution_message(
             self.venue, r, self.game_of(r.ticker), recv_ns)) for r in resolved])
         self.metrics.inc("resolutions_published", len(resolved))

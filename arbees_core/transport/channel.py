@@ -56,7 +56,7 @@ class Outbox:
         seq = self._seq.get(fam, 0) + 1
         self._seq[fam] = seq
         msg.src, msg.seq, msg.ts_pub_ns = self.src, seq, time.time_ns()
-        if isinstance(msg, PriceUpdate):  # one counter per market this publisher prices: bounded by its markets
+        if isinstance(msg, PriceUpdate):  # one counter per market priced and not yet retired (resolved)
             msg.topic_seq = self._topic_seq[topic] = self._topic_seq.get(topic, 0) + 1
         if fam in LAST_VALUE_FAMILIES and isinstance(msg, (PriceUpdate, MarketResolution)) and not msg.snapshot:
             self._remember(topic, msg)
@@ -92,6 +92,12 @@ class Outbox:
         """Drop a market's last value (its book is no longer valid, e.g. after a venue sequence gap)."""
         if isinstance(self._last_value.pop(topic, None), MarketResolution):
             self._resolutions -= 1
+
+    def retire(self, topic: str) -> None:
+        """A market that is never priced again (it resolved): its last value and its `topic_seq` counter go, so
+        what this publisher keeps per market is bounded by the markets open now, not by every one it ever priced."""
+        self.forget(topic)
+        self._topic_seq.pop(topic, None)
 
     def serve_late_joiners(self) -> int:
         """Replay last values to subscribers that just subscribed; returns how many messages were replayed."""

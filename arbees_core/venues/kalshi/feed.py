@@ -102,5 +102,7 @@ class KalshiFeed(BookFeed[KalshiBook]):
         if result.result not in RESULTS:
             raise KalshiFormatError(f"result {result.result!r} of {result.ticker} is not yes/no/void")
         del self.books[result.ticker]
-        self._sid_of.pop(result.ticker, None)
+        sid = self._sid_of.pop(result.ticker, None)
+        if sid is not None and sid not in self._sid_of.values():  # its subscription's last market: forget its seq
+            self._last_seq.pop(sid, None)
         self.resolutions.append(Resolution(result.ticker, result.result, result.ts_event_ns))
