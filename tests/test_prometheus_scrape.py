@@ -32,10 +32,10 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     def start(config: str) -> str:
         (tmp_path / "prometheus.yml").write_text(config)
         port = free_port()
-        log = open(tmp_path / "prometheus.log", "ab")
-        procs.append(subprocess.Popen(
-            [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT))
+        with open(tmp_path / "prometheus.log", "ab") as log:  # the child keeps its own descriptor
+            procs.append(subprocess.Popen(
+                [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT))
         return f"http://127.0.0.1:{port}"
 
     yield start
