@@ -1,9 +1,9 @@
 """The shards' control plane as services see it, read from PostgreSQL off the hot path (`store/assignments.py`).
 
 * `ShardMembership` (each game_shard): heartbeats its shard id and PUB endpoint and reads the games it holds and
-  their epochs, every ASSIGNMENT_POLL_MS. It holds nothing while its last successful heartbeat is older than
-  most of SHARD_DEAD_S (the orchestrator gives a silent shard's games away after SHARD_DEAD_S, so a shard cut
-  off from the database stops first), nor while another live instance holds its SHARD_ID.
+  their epochs, every ASSIGNMENT_POLL_MS. Through an outage of PostgreSQL it keeps the games of its last lease
+  (nobody can move them meanwhile; `ShardMembership.games` says why that is safe); it holds nothing while its
+  lease is old for another reason, nor while another live instance holds its SHARD_ID.
 * `ShardFeed` (each game_shard, ZMQ mode): subscribes to the price topics of the markets of the games the shard
   holds, and to no other, so that each shard receives and decodes only its own games' prices. In Redis mode a
   shard reads the whole `prices:kalshi` and `prices:poly` streams (a stream has no per-topic subscription) and
@@ -51,8 +51,8 @@ class ShardingConfig:
     shard's signals (default tcp://<ZMQ_ADVERTISE_HOST or 127.0.0.1>:<port>; `auto` host = this host's address);
     feed: SHARD_FEED, `all` (default: every market's prices, their sequence gaps counted as loss, fault injection
     on any ticker reaches the shard) or `held` (ZMQ mode under the orchestrator: only the markets of the games held,
-    `ShardFeed`, so a shard's CPU per price falls as shards are added; the families' sequence numbers count per
-    publisher, so gaps in a followed subset cannot be told from loss and are not counted)."""
+    `ShardFeed`, so a shard's CPU per price falls as shards are added; its loss is counted per market from the
+    price updates' `topic_seq`, since the families' sequence numbers skip the markets it does not follow)."""
 
     mode: str = "static"
     dead_s: float = 5.0
