@@ -33,11 +33,11 @@ def redis_outage(runtime: Any, root: Path, result: RunResult, **opts: Any) -> No
         while time.monotonic() < deadline:
             max_backlog = max(max_backlog, int(probe.field("zmq_listener", "backlog") or 0))
             time.sleep(0.5)
-        rows1 = trade_rows(db)
-        # the counter comes with the next metrics snapshot (one heartbeat after the fill the rows already show)
-        exec1 = eventually(lambda: (lambda n: n if n > exec0 else None)(
-            probe.counter("execution_service", "signals_executed")), 5.0 if rows1 > rows0 else 0.0, raises=False) \
-            or probe.counter("execution_service", "signals_executed")
+        # a fill during the outage shows in PostgreSQL once the writer has stored it and in the counter with the
+        # next metrics snapshot: wait a few seconds (still paused) for both before reading them
+        grew = lambda: (trade_rows(db), probe.counter("execution_service", "signals_executed"))  # noqa: E731
+        rows1, exec1 = eventually(lambda: (lambda r: r if r[0] > rows0 and r[1] > exec0 else None)(grew()), 5.0,
+                                  raises=False) or grew()
         prices1 = probe.counter("game_shard", "prices_rx")
     if zmq_mode:
         result.add("hot path keeps trading while Redis is down (paper_trades grows)", rows1 > rows0 and exec1 > exec0,
