@@ -71,3 +71,20 @@ def test_the_report_carries_decides_memory_row_on_the_same_samples() -> None:
     leak = MemoryResult(MemoryConfig(), [_series(30, seed=1, name="api"), _series(30, slope_mb_h=4, name="leaky")])
     row = decide_memory_row(leak)
     assert row["verdict"] == "DEBUG" and "leaky +3.9" in row["reason"] and "api" not in row["reason"]
+
+
+def test_the_benchmark_and_decide_read_the_same_samples_the_same_way() -> None:
+    """One rule (`stats.trend_verdict`): a slope over the limit whose interval lies above 0 is growing for both,
+    though the interval still reaches below the limit; the same samples then flat for both once the slope is small."""
+    from arbees_core.bench.memory import decide_memory_row
+
+    rng = random.Random(7)
+    svc = ServiceMemory("execution_service")
+    for k in range(181):  # +1.5 MB/h with noise that leaves the interval's lower bound between 0 and the limit
+        t = k * 10.0
+        svc.samples.append((t, 60 + 1.5 * t / 3600 + rng.gauss(0, 0.5)))
+    judge(svc, warmup_s=600, limit=1.0)
+    assert svc.ci_mb_h is not None and 0 < svc.ci_mb_h[0] < 1.0 < (svc.slope_mb_h or 0)
+    assert svc.verdict == GROWING
+    row = decide_memory_row(MemoryResult(MemoryConfig(), [svc]))
+    assert row["verdict"] == "DEBUG" and "RSS growing" in row["reason"]

@@ -8,8 +8,9 @@ read from /proc every `interval_s`. After `warmup_s` (caches filling, the first 
 fitted with a least-squares line per service: the slope in MB/h with its 95 % interval, widened for autocorrelated
 samples (`stats.trend_fit`, the fit `arbees decide` uses for the soak's memory row: RSS moves in steps that last
 many samples, so they are not independent). A service is `flat` when the whole interval lies within +-limit,
-`growing` when it lies above +limit, `inconclusive` otherwise (an interval wider than the limit says so: the soak
-was too short, or RSS too jumpy, to prove anything at that limit).
+`growing` when its slope is over the limit and the interval lies above 0, `inconclusive` otherwise (an interval
+wider than the limit says so: the soak was too short, or RSS too jumpy, to prove anything at that limit). The rule
+is `stats.trend_verdict`, which decide's memory row applies too.
 
 With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py).
 When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a snapshot (SIGUSR2) at its
@@ -33,7 +34,15 @@ from arbees_core.runtime.ports import free_port
 from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
 from arbees_core.telemetry.memtrace import growth_sites
-from arbees_core.validation.stats import trend_fit
+from arbees_core.validation.stats import (
+    TREND_ACROSS,
+    TREND_FLAT,
+    TREND_GROWING,
+    TREND_TOO_WIDE,
+    LinearFit,
+    trend_fit,
+    trend_verdict,
+)
 from arbees_core.bench.common import servers
 
 SERVICES = ("market_discovery", "execution_service", "game_shard", "zmq_listener", "polymarket_monitor",
@@ -146,15 +155,18 @@ def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95)
                                                  f"{MIN_SPAN_S / 60:g}: too short to tell a leak from filling caches")
     elif svc.restarts:
         svc.verdict, svc.reason = INCONCLUSIVE, f"the process changed {svc.restarts} time(s) during the soak"
-    elif -limit <= fit.slope_lo and fit.slope_hi <= limit:
-        svc.verdict, svc.reason = FLAT, f"interval within +-{limit:g} MB/h"
-    elif fit.slope_lo > limit:
-        svc.verdict, svc.reason = GROWING, f"interval above +{limit:g} MB/h"
-    elif fit.half_width > limit:
-        svc.verdict, svc.reason = INCONCLUSIVE, (f"interval wider than +-{limit:g} MB/h (samples worth "
-                                                 f"{fit.n_eff or 0:.1f} independent ones): cannot tell at this limit")
     else:
-        svc.verdict, svc.reason = INCONCLUSIVE, f"interval reaches past +-{limit:g} MB/h"
+        svc.verdict, svc.reason = _VERDICTS[trend_verdict(fit, limit)](limit, fit)
+
+
+#: `stats.trend_verdict`'s outcome -> (verdict, reason) of the benchmark's table.
+_VERDICTS: dict[str, Callable[[float, LinearFit], tuple[str, str]]] = {
+    TREND_FLAT: lambda limit, fit: (FLAT, f"interval within +-{limit:g} MB/h"),
+    TREND_GROWING: lambda limit, fit: (GROWING, f"slope over +{limit:g} MB/h, interval above 0"),
+    TREND_TOO_WIDE: lambda limit, fit: (INCONCLUSIVE, f"interval wider than +-{limit:g} MB/h (samples worth "
+                                                      f"{fit.n_eff or 0:.1f} independent ones): cannot tell at this limit"),
+    TREND_ACROSS: lambda limit, fit: (INCONCLUSIVE, f"interval reaches past +-{limit:g} MB/h"),
+}
 
 
 def rss_mb(pid: int) -> float | None:

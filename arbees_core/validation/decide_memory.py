@@ -5,7 +5,8 @@ service that fills its caches and then stays flat reads flat) are fitted with a 
 from `stats.trend_fit`, which widens it for autocorrelated samples (RSS moves in steps that span many samples).
 
 * GO: every service's interval lies within +-`memory_slope_mb_per_hour_max`, over at least `memory_min_span_s`.
-* DEBUG "RSS growing": a slope over the limit whose interval lies above 0 (growth is real, not noise).
+* DEBUG "RSS growing": a slope over the limit whose interval lies above 0 (growth is real, not noise); the rule
+  is `stats.trend_verdict`, the memory benchmark's too.
 * DEBUG "inconclusive": a soak shorter than `memory_min_span_s` after warm-up, an interval wider than the limit
   (the soak cannot tell flat from growth at that limit: it says how wide the interval is), or one across it.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arbees_core.validation.stats import LinearFit, trend_fit
+from arbees_core.validation.stats import TREND_GROWING, LinearFit, trend_fit, trend_verdict
 from arbees_core.validation.thresholds import Thresholds
 from arbees_core.validation.verdicts import DEBUG, GO, Row
 
@@ -36,7 +37,7 @@ def memory_row(samples: list[dict[str, Any]], t: Thresholds) -> Row:
         return Row(METRIC, target, None, DEBUG, f"insufficient data: n={n} samples with rss_mb per service {warm}, "
                    f"need >= {need}" + _soak_length_words(samples, t), False, None, n, "MB/h")
     ci = f"{t.bootstrap_confidence:.0%} CI, autocorrelation-adjusted"
-    growing = sorted((n for n, f in fits.items() if f.slope > limit and f.slope_lo > 0), key=lambda n: -fits[n].slope)
+    growing = sorted((n for n, f in fits.items() if trend_verdict(f, limit) == TREND_GROWING), key=lambda n: -fits[n].slope)
     worst = growing[0] if growing else max(fits, key=lambda n: max(abs(fits[n].slope_lo), abs(fits[n].slope_hi)))
     fit = fits[worst]
     span_s = max(p[-1][0] - p[0][0] for p in series.values() if p) * 3600

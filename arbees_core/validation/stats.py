@@ -307,6 +307,25 @@ def trend_fit(xs: Sequence[float], ys: Sequence[float], conf: float = 0.95) -> L
                    n_eff=n_eff, lag1=r1)
 
 
+#: How a slope's interval reads against a limit (`trend_verdict`).
+TREND_FLAT, TREND_GROWING, TREND_TOO_WIDE, TREND_ACROSS = "flat", "growing", "too_wide", "across"
+
+
+def trend_verdict(fit: LinearFit, limit: float) -> str:
+    """The one rule for "is this series flat at +-limit per unit of x", shared by the memory benchmark and
+    `arbees decide`'s memory row so that the two never read the same samples differently.
+
+    flat: the whole interval lies within +-limit. growing: the slope is over the limit and the interval lies above
+    0 (the growth is real, and its best estimate is over the limit; a leak is worth chasing before the interval
+    clears the limit too). Otherwise the samples cannot tell: too_wide when the interval is wider than the limit
+    (a longer soak, or steadier samples, would narrow it), across when it reaches past the limit."""
+    if -limit <= fit.slope_lo and fit.slope_hi <= limit:
+        return TREND_FLAT
+    if fit.slope > limit and fit.slope_lo > 0:
+        return TREND_GROWING
+    return TREND_TOO_WIDE if fit.half_width > limit else TREND_ACROSS
+
+
 def linear_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Least-squares slope of ys over xs."""
     return linear_fit(xs, ys).slope
