@@ -33,6 +33,9 @@ def table(result: MemoryResult) -> Table:
         for site in s.growth_sites:
             t.add_row("", "", f"+{site['size_diff_kb']:.0f} kB", "", "", f"  grew: {site['site']} "
                       f"({site['count_diff']:+d} blocks)")
+        for c in s.growing_containers:
+            t.add_row("", "", "", "", "", f"  container grew: {c['owner']} ({c['type']}) {c['len_before']} -> "
+                      f"{c['len_after']} items")
     return t
 
 

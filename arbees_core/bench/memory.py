@@ -14,7 +14,8 @@ is `stats.trend_verdict`, which decide's memory row applies too.
 
 With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py).
 When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a snapshot (SIGUSR2) at its
-start and one at its end, and the report names the source lines whose live allocations grew most in between. No
+start and one at its end, and the report names the source lines whose live allocations grew most in between and
+the containers (dicts, lists, sets, deques, by holder) that gained most items. No
 snapshot is taken inside the RSS window: taking one allocates megabytes that fragmentation keeps resident (a step
 in RSS, seen at 3-11 MB per service), and the freed room would then absorb real growth for a while. Tracing
 itself costs CPU and a bounded amount of memory per live block, so it moves no slope of a bounded service.
@@ -33,7 +34,7 @@ from typing import Any
 from arbees_core.runtime.ports import free_port
 from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
-from arbees_core.telemetry.memtrace import growth_sites
+from arbees_core.telemetry.memtrace import growing_containers, growth_sites
 from arbees_core.validation.stats import (
     TREND_ACROSS,
     TREND_FLAT,
@@ -102,6 +103,8 @@ class ServiceMemory:
     verdict: str = INCONCLUSIVE
     reason: str = ""
     growth_sites: list[dict[str, Any]] = field(default_factory=list)
+    #: The containers that gained most items over --diagnose, with who holds them (`memtrace.growing_containers`).
+    growing_containers: list[dict[str, Any]] = field(default_factory=list)
     traced_mb: tuple[float, float] | None = None
     restarts: int = 0
 
@@ -275,6 +278,7 @@ def _sites(svc: ServiceMemory, folder: Path, pid: int | None) -> None:
         return
     try:
         svc.growth_sites, svc.traced_mb = growth_sites(snaps[0], snaps[-1])
+        svc.growing_containers = growing_containers(snaps[0], snaps[-1])
     except (OSError, EOFError, ValueError):
         return
 

@@ -2,15 +2,23 @@
 
 `ARBEES_TRACEMALLOC=N` (0 or unset: off) starts tracemalloc in a service with N frames per allocation before
 anything else is built, and installs a SIGUSR2 handler: each SIGUSR2 dumps a snapshot to
-`<state dir>/tracemalloc/<service>.<pid>.<n>.snap`. Two snapshots of one process compared
-(`growth_sites`) name the lines whose live allocations grew between them. Off, nothing is traced and SIGUSR2
+`<state dir>/tracemalloc/<service>.<pid>.<n>.snap`, with a census of the process's large containers beside it
+(`.census.json`: every dict, list, set and deque of at least CENSUS_MIN_LEN items, and who holds it). Two
+snapshots of one process compared name the lines whose live allocations grew (`growth_sites`) and the
+containers that grew (`growing_containers`). The lines alone can mislead: CPython keeps freed small tuples,
+floats and dicts on free lists and hands them out again without a new allocation, so a block keeps the traceback
+of its first allocation while something else holds it; a container that gained a thousand entries names the
+holder itself. Off, nothing is traced and SIGUSR2
 keeps its default action; on, tracing costs CPU and some memory per live block, so only benchmarks turn it on.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
+import gc
 import itertools
+import json
 import re
 import logging
 import os
@@ -69,9 +77,13 @@ def install(service: str, frames: int, log: logging.Logger) -> bool:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{service}.{os.getpid()}.{next(counter)}.snap"
+            tmp = path.with_name(f".{path.name}.tmp")
+            # the census first, so that it does not count the snapshot's own lists; the snapshot's rename last:
+            # a reader that sees the .snap finds its census beside it
+            tmp.write_text(json.dumps(container_census()))
+            os.replace(tmp, path.with_suffix(".census.json"))
             snap = tracemalloc.take_snapshot().filter_traces((
                 tracemalloc.Filter(False, tracemalloc.__file__),))
-            tmp = path.with_name(f".{path.name}.tmp")
             snap.dump(str(tmp))
             os.replace(tmp, path)  # whole or absent: a reader never loads half a snapshot
             log.info("tracemalloc snapshot written to %s", path)
@@ -94,6 +106,61 @@ def growth_sites(before: Path, after: Path, top: int = 5) -> tuple[list[dict[str
               "size_kb": round(s.size / 1024, 1)} for s in stats]
     totals = tuple(round(sum(t.size for t in snap.traces) / 2**20, 3) for snap in (old, new))
     return sites, totals  # type: ignore[return-value]
+
+
+#: A census leaves out containers smaller than this: a growth worth finding makes its container large.
+CENSUS_MIN_LEN = 64
+_CONTAINERS = (dict, list, set, frozenset, collections.deque)
+
+
+def container_census(min_len: int = CENSUS_MIN_LEN) -> dict[str, dict[str, Any]]:
+    """Every dict, list, set and deque of at least `min_len` items reachable from a GC-tracked object, by id:
+    {"type", "len", "owner"}. The referents of tracked objects are walked too, because CPython stops tracking a dict
+    or tuple that holds only atomic values (a dict of str -> int is invisible to gc.get_objects()). owner names the
+    holder as `Class.attribute`, `module.name` or the holder's type."""
+    gc.collect()
+    found: dict[int, tuple[Any, Any]] = {}
+    for holder in gc.get_objects():
+        if isinstance(holder, _CONTAINERS) and len(holder) >= min_len:
+            found.setdefault(id(holder), (holder, None))
+        for obj in gc.get_referents(holder):
+            if isinstance(obj, _CONTAINERS) and len(obj) >= min_len and found.get(id(obj), (0, None))[1] is None:
+                found[id(obj)] = (obj, holder)
+    return {str(k): {"type": type(obj).__name__, "len": len(obj), "owner": _owner(obj, holder)}
+            for k, (obj, holder) in found.items()}
+
+
+def _owner(obj: Any, holder: Any) -> str:
+    """`Class.attribute` / `module.name` / the holder's type name for the container `obj` held by `holder`."""
+    if holder is None:
+        return "?"
+    if isinstance(holder, dict):
+        key = next((k for k, v in holder.items() if v is obj), None)
+        if key is None:
+            return "dict"
+        if isinstance(holder.get("__name__"), str):
+            return f"{holder['__name__']}.{key}"  # a module's globals
+        instance = next((o for o in gc.get_referrers(holder) if getattr(o, "__dict__", None) is holder), None)
+        return f"{type(instance).__qualname__ if instance is not None else 'dict'}.{key}"
+    attrs = getattr(holder, "__dict__", None)
+    if isinstance(attrs, dict):
+        key = next((k for k, v in attrs.items() if v is obj), None)
+        if key is not None:
+            return f"{type(holder).__qualname__}.{key}"
+    return type(holder).__qualname__
+
+
+def growing_containers(before: Path, after: Path, top: int = 5) -> list[dict[str, Any]]:
+    """The `top` containers of the census beside snapshot `after` that gained most items since the one beside
+    `before` (the same object: same id, type and owner; a container new since counts from 0)."""
+    old, new = (json.loads(p.with_suffix(".census.json").read_text()) for p in (before, after))
+    grown = []
+    for key, c in new.items():
+        prev = old.get(key)
+        start = prev["len"] if prev and (prev["type"], prev["owner"]) == (c["type"], c["owner"]) else 0
+        if c["len"] > start:
+            grown.append({"owner": c["owner"], "type": c["type"], "len_before": start, "len_after": c["len"]})
+    return sorted(grown, key=lambda g: g["len_before"] - g["len_after"])[:top]
 
 
 def _short(filename: str) -> str:

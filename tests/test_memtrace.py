@@ -1,0 +1,82 @@
+"""What the memory benchmark's diagnosis finds in a real process (arbees_core/telemetry/memtrace.py): a structure
+that keeps growing is named by its holder (`Class.attribute`) and by the line that allocates its entries, from two
+SIGUSR2 snapshots of a running service process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from arbees_core.polling import eventually
+from arbees_core.telemetry.memtrace import container_census, growing_containers, growth_sites
+
+CHILD = textwrap.dedent("""
+    import logging, sys
+    from arbees_core.telemetry import memtrace
+    memtrace.install("leaky", 1, logging.getLogger("leaky"))
+
+    class Leaky:
+        def __init__(self):
+            self.seen = {}     # the structure that grows
+            self.small = {}    # one that does not
+
+    leaky = Leaky()
+    for line in sys.stdin:     # each line: add this many entries, then say so
+        for k in range(int(line)):
+            leaky.seen[f"market-{len(leaky.seen)}"] = len(leaky.seen) * 1000003
+        print("ok", flush=True)
+""")
+
+
+def _snapshots(folder: Path) -> list[Path]:
+    return sorted(folder.glob("leaky.*.snap"), key=lambda p: int(p.name.split(".")[-2]))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="SIGUSR2 is POSIX")
+def test_two_snapshots_name_the_container_that_grew_and_where_its_entries_come_from(tmp_path: Path) -> None:
+    env = {**os.environ, "ARBEES_STATE_DIR": str(tmp_path)}
+    with subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          env=env) as child:
+        assert child.stdin is not None and child.stdout is not None
+
+        def step(n: int, snaps: int) -> None:
+            child.stdin.write(f"{n}\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "ok"
+            child.send_signal(signal.SIGUSR2)
+            eventually(lambda: len(_snapshots(tmp_path / "tracemalloc")) >= snaps, timeout=30,
+                       what=f"snapshot {snaps}")
+
+        step(100, 1)
+        step(5000, 2)
+        child.stdin.close()
+        child.wait(timeout=10)
+    before, after = _snapshots(tmp_path / "tracemalloc")
+    grown = growing_containers(before, after)
+    assert grown[0] == {"owner": "Leaky.seen", "type": "dict", "len_before": 100, "len_after": 5100}
+    assert all(g["owner"] != "Leaky.small" for g in grown)
+    sites, (total_before, total_after) = growth_sites(before, after)
+    assert sites and "<string>" in sites[0]["site"] and sites[0]["count_diff"] >= 5000
+    assert total_after > total_before
+
+
+def test_a_census_sees_dicts_the_garbage_collector_does_not_track() -> None:
+    """A dict of str -> int is untracked by CPython's GC (it cannot be in a cycle); the census still finds it
+    through its holder."""
+    import gc
+
+    class Holder:
+        def __init__(self) -> None:
+            self.counts = {f"k{i}": i for i in range(200)}
+
+    holder = Holder()
+    gc.collect()
+    assert not gc.is_tracked(holder.counts)
+    census = container_census()
+    assert {"type": "dict", "len": 200, "owner": f"{Holder.__qualname__}.counts"} in census.values()
