@@ -29,12 +29,6 @@ _BLOCK_BITS = 10
 _BLOCK = 1 << _BLOCK_BITS
 
 
-#: HDR counts-array index of bucket floors seen recently (the same for every histogram of this range and
-#: precision); emptied when it reaches INDEX_CACHE_MAX, so it is bounded whatever values come.
-_COUNTS_INDEX: dict[int, int] = {}
-INDEX_CACHE_MAX = 4096
-
-
 def _bucket_floor(value_us: int) -> int:
     """The lowest value HDR (3 significant digits) keeps apart from `value_us`: exact below 2048 us, above that
     the low bits HDR drops anyway. Aggregating on it loses nothing the histogram would have kept."""
@@ -54,11 +48,12 @@ class LatencyHistograms:
     `record_ns` is on every service's hot path, and `HdrHistogram.record_value` is pure Python (~5-10 us a call,
     measured). So a sample only bumps a counter per HDR bucket (dict increment, ~0.3 us); `summary()` (once per
     heartbeat) adds the pending bucket counts straight into the histogram's counts array (the index that
-    `record_value` would compute, cached per bucket) and empties them. Percentiles are the histogram's own (highest
+    `record_value` would compute, ~0.4 us per distinct bucket of the interval) and empties them. Percentiles are the histogram's own (highest
     equivalent value of the bucket holding the percentile), found through per-block totals (a block: the 1024
     counters of one HDR bucket half) instead of walking the histogram's 17k counters (~1.7 ms). The memory is
-    fixed: the HDR counts array, 17 block totals per hop and a bounded index cache, however many distinct values
-    come (a dict per distinct bucket grew by a bucket per signal for hours).
+    fixed: the HDR counts array and 17 block totals per hop, however many distinct values come. Nothing is kept
+    per distinct value: a dict per bucket grew by a bucket per signal for hours, and a cache of bucket indexes,
+    bounded at 4 096, took hours to fill at a signal a second, growing all through a 30-minute soak.
     """
 
     def __init__(self) -> None:
@@ -94,14 +89,10 @@ class LatencyHistograms:
         pending = self._pending.get(hop)
         if not pending:
             return
-        hist, blocks, index = self._hists[hop], self._blocks[hop], _COUNTS_INDEX
-        counts = hist.counts
+        hist, blocks = self._hists[hop], self._blocks[hop]
+        counts, index_for = hist.counts, hist._counts_index_for  # the index record_value computes
         for key, count in pending.items():
-            i = index.get(key)
-            if i is None:
-                if len(index) >= INDEX_CACHE_MAX:
-                    index.clear()
-                i = index[key] = hist._counts_index_for(key)  # what record_value computes
+            i = index_for(key)
             counts[i] += count
             blocks[i >> _BLOCK_BITS] += count
         hist.total_count += sum(pending.values())
