@@ -232,3 +232,19 @@ def test_compose_settings_are_checked_before_docker_is_asked(tmp_path: Path) -> 
         rt.up()
     with pytest.raises(SettingsError, match=r"read by game_shard"):
         rt.restart(["game_shard"])
+
+
+def test_no_engine_behind_a_missing_socket_is_one_plain_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without Docker: asking whether an engine answers is "no", and using the compose runtime is one
+    error naming the socket; neither leaves a socket open behind it (a ResourceWarning, an error under this suite's
+    `filterwarnings = error`, as docker-py's version probe left one)."""
+    import gc
+
+    from arbees_core.runtime.base import RuntimeError_
+    from arbees_core.runtime.docker_engine import engine_available
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+    assert engine_available() is False
+    with pytest.raises(RuntimeError_, match=rf"Docker engine not reachable.*no Docker socket at {re.escape(str(tmp_path))}"):
+        ComposeRuntime(tmp_path, compose_file=Path(__file__).resolve().parents[1] / "docker-compose.yml").client
+    gc.collect()  # an unclosed socket warns when it is collected

@@ -37,6 +37,7 @@ from arbees_core.runtime.docker_engine import (
     SDK_TIMEOUT_S,
     SERVICE_LABEL,
     WORKDIR_LABEL,
+    client_from_env,
     container_status,
     engine_available,
     engine_error,
@@ -99,9 +100,7 @@ class ComposeRuntime:
     def client(self) -> Any:
         if self._client is None:
             try:
-                import docker
-
-                self._client = docker.from_env(timeout=SDK_TIMEOUT_S)
+                self._client = client_from_env(SDK_TIMEOUT_S)
             except Exception as e:  # noqa: BLE001 - DockerException, missing socket, bad DOCKER_HOST
                 raise engine_error(e, Env().get(S.DOCKER_HOST)) from e
         return self._client

@@ -3,6 +3,7 @@ and a container's state as a `ServiceStatus` (engine state, restarts, healthchec
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from arbees_core import settings as S
@@ -29,6 +30,19 @@ def engine_error(e: BaseException, where: str = "") -> RuntimeError_:
         "or use the local runtime (`--runtime local`).")
 
 
+def client_from_env(timeout: float) -> Any:
+    """`docker.from_env()`, except that a unix socket that does not exist (DOCKER_HOST, or the default
+    /var/run/docker.sock) is refused at once: no engine can answer there, and docker-py's version probe, which
+    runs while the client is built, leaves the socket it failed to connect open (a ResourceWarning on a machine
+    without Docker)."""
+    import docker
+
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if host.startswith("unix://") and not os.path.exists(host[len("unix://"):]):
+        raise docker.errors.DockerException(f"no Docker socket at {host[len('unix://'):]}")
+    return docker.from_env(timeout=timeout)
+
+
 def engine_available(client: Any = None, timeout: float = 2.0) -> bool:
     """Whether a Docker engine answers `GET /_ping` within `timeout` seconds. False on any error, never raises.
 
@@ -36,10 +50,8 @@ def engine_available(client: Any = None, timeout: float = 2.0) -> bool:
     """
     own = None
     try:
-        import docker
-
         if client is None:
-            client = own = docker.from_env(timeout=max(1, int(timeout)))
+            client = own = client_from_env(max(1, int(timeout)))
         api = client.api
         old = api.timeout
         api.timeout = min(old, timeout) if old else timeout
