@@ -37,7 +37,7 @@ def client_from_env(timeout: float) -> Any:
     without Docker)."""
     import docker
 
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    host = Env().get(S.DOCKER_HOST) or "unix:///var/run/docker.sock"
     if host.startswith("unix://") and not os.path.exists(host[len("unix://"):]):
         raise docker.errors.DockerException(f"no Docker socket at {host[len('unix://'):]}")
     return docker.from_env(timeout=timeout)
