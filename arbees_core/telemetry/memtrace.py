@@ -8,8 +8,8 @@ snapshots of one process compared name the lines whose live allocations grew (`g
 containers that grew (`growing_containers`). The lines alone can mislead: CPython keeps freed small tuples,
 floats and dicts on free lists and hands them out again without a new allocation, so a block keeps the traceback
 of its first allocation while something else holds it; a container that gained a thousand entries names the
-holder itself. Off, nothing is traced and SIGUSR2
-keeps its default action; on, tracing costs CPU and some memory per live block, so only benchmarks turn it on.
+holder itself. Off, nothing is traced and SIGUSR2 keeps its default action; on, tracing costs CPU and some memory
+per live block, so only benchmarks turn it on.
 """
 
 from __future__ import annotations
