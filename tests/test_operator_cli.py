@@ -245,6 +245,7 @@ def test_no_engine_behind_a_missing_socket_is_one_plain_answer(tmp_path: Path, m
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
     assert engine_available() is False
-    with pytest.raises(RuntimeError_, match=rf"Docker engine not reachable.*no Docker socket at {re.escape(str(tmp_path))}"):
+    socket_missing = rf"Docker engine not reachable.*no Docker socket at {re.escape(str(tmp_path))}"
+    with pytest.raises(RuntimeError_, match=socket_missing):
         ComposeRuntime(tmp_path, compose_file=Path(__file__).resolve().parents[1] / "docker-compose.yml").client
     gc.collect()  # an unclosed socket warns when it is collected

@@ -167,7 +167,8 @@ _VERDICTS: dict[str, Callable[[float, LinearFit], tuple[str, str]]] = {
     TREND_FLAT: lambda limit, fit: (FLAT, f"interval within +-{limit:g} MB/h"),
     TREND_GROWING: lambda limit, fit: (GROWING, f"slope over +{limit:g} MB/h, interval above 0"),
     TREND_TOO_WIDE: lambda limit, fit: (INCONCLUSIVE, f"interval wider than +-{limit:g} MB/h (samples worth "
-                                                      f"{fit.n_eff or 0:.1f} independent ones): cannot tell at this limit"),
+                                                      f"{fit.n_eff or 0:.1f} independent ones): cannot tell at this "
+                                                      "limit"),
     TREND_ACROSS: lambda limit, fit: (INCONCLUSIVE, f"interval reaches past +-{limit:g} MB/h"),
 }
 
