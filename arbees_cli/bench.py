@@ -31,10 +31,12 @@ MemoryOpt = typer.Option(False, "--memory", help="Run the memory benchmark inste
 SoakOpt = typer.Option("30m", "--soak", help="--memory: the soak's length, warm-up included.")
 WarmupOpt = typer.Option("10m", "--warmup", help="--memory: left out of the slope (caches filling).")
 SimRateOpt = typer.Option(100.0, "--sim-rate", help="--memory: venue messages/s per venue.")
-TracemallocOpt = typer.Option(1, "--tracemalloc", help="--memory: ARBEES_TRACEMALLOC frames per allocation in every "
-                              "service; 0 turns tracing off.")
+TracemallocOpt = typer.Option(0, "--tracemalloc", help="--memory: ARBEES_TRACEMALLOC frames per allocation in every "
+                              "service, so that a service that is not flat gets its growing lines too (0: off; "
+                              "tracing's own memory moves the slopes).")
 DiagnoseOpt = typer.Option("5m", "--diagnose", help="--memory: when a service is not flat, how long after the soak "
-                           "its growing lines are traced (two snapshots).")
+                           "what grows in it is looked for (two censuses of its containers, and snapshots when "
+                           "tracing).")
 ShardsOpt = typer.Option("", "--shards", help="Run the shard-scaling benchmark instead, for these shard counts "
                          "(e.g. 1,2,4): prices/s held with 0 lost and CPU per price, per shard and game count.")
 GamesOpt = typer.Option("4,50,400", "--games", help="--shards: the game counts to measure.")

@@ -88,3 +88,22 @@ def test_the_benchmark_and_decide_read_the_same_samples_the_same_way() -> None:
     assert svc.verdict == GROWING
     row = decide_memory_row(MemoryResult(MemoryConfig(), [svc]))
     assert row["verdict"] == "DEBUG" and "RSS growing" in row["reason"]
+
+
+def test_a_suspect_is_diagnosed_from_its_censuses_and_its_snapshots_only_when_traced(tmp_path) -> None:
+    """Untraced (the default), the report names the containers that grew from the two censuses and no lines."""
+    import json
+
+    from arbees_core.bench.memory import _sites
+
+    folder = tmp_path / ".arbees" / "tracemalloc"
+    folder.mkdir(parents=True)
+    for n, size in ((1, 100), (2, 1600)):
+        census = {"1": {"type": "set", "len": size, "owner": "BookCache._closed"},
+                  "2": {"type": "dict", "len": 500, "owner": "sys.modules"}}
+        (folder / f"execution_service.42.{n}.census.json").write_text(json.dumps(census))
+    svc = ServiceMemory("execution_service")
+    _sites(svc, tmp_path, 42)
+    assert svc.growing_containers == [{"owner": "BookCache._closed", "type": "set", "len_before": 100,
+                                       "len_after": 1600}]
+    assert svc.growth_sites == [] and svc.traced_mb is None

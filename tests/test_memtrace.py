@@ -1,6 +1,6 @@
 """What the memory benchmark's diagnosis finds in a real process (arbees_core/telemetry/memtrace.py): a structure
-that keeps growing is named by its holder (`Class.attribute`) and by the line that allocates its entries, from two
-SIGUSR2 snapshots of a running service process."""
+that keeps growing is named by its holder (`Class.attribute`) from two SIGUSR2 censuses of a running process, and,
+when the process traces its allocations, by the line that allocates its entries."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from arbees_core.polling import eventually
-from arbees_core.telemetry.memtrace import container_census, growing_containers, growth_sites
+from arbees_core.telemetry.memtrace import container_census, growing_containers, growth_sites, snapshot_of
 
 CHILD = textwrap.dedent("""
     import logging, sys
     from arbees_core.telemetry import memtrace
-    memtrace.install("leaky", 1, logging.getLogger("leaky"))
+    memtrace.install("leaky", int(sys.argv[1]), logging.getLogger("leaky"))
 
     class Leaky:
         def __init__(self):
@@ -34,15 +34,15 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _snapshots(folder: Path) -> list[Path]:
-    return sorted(folder.glob("leaky.*.snap"), key=lambda p: int(p.name.split(".")[-2]))
+def _censuses(folder: Path) -> list[Path]:
+    return sorted(folder.glob("leaky.*.census.json"), key=lambda p: int(p.name.split(".")[-3]))
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="SIGUSR2 is POSIX")
-def test_two_snapshots_name_the_container_that_grew_and_where_its_entries_come_from(tmp_path: Path) -> None:
+def _grow(tmp_path: Path, frames: int) -> tuple[Path, Path]:
+    """The child process with ARBEES_TRACEMALLOC=`frames`: 100 entries, a census, 5 000 more, a census."""
     env = {**os.environ, "ARBEES_STATE_DIR": str(tmp_path)}
-    with subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                          env=env) as child:
+    with subprocess.Popen([sys.executable, "-c", CHILD, str(frames)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True, env=env) as child:
         assert child.stdin is not None and child.stdout is not None
 
         def step(n: int, snaps: int) -> None:
@@ -50,18 +50,31 @@ def test_two_snapshots_name_the_container_that_grew_and_where_its_entries_come_f
             child.stdin.flush()
             assert child.stdout.readline().strip() == "ok"
             child.send_signal(signal.SIGUSR2)
-            eventually(lambda: len(_snapshots(tmp_path / "tracemalloc")) >= snaps, timeout=30,
-                       what=f"snapshot {snaps}")
+            eventually(lambda: len(_censuses(tmp_path / "tracemalloc")) >= snaps, timeout=30,
+                       what=f"census {snaps}")
 
         step(100, 1)
         step(5000, 2)
         child.stdin.close()
         child.wait(timeout=10)
-    before, after = _snapshots(tmp_path / "tracemalloc")
+    before, after = _censuses(tmp_path / "tracemalloc")
+    return before, after
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="SIGUSR2 is POSIX")
+def test_two_censuses_name_the_container_that_grew_without_tracing(tmp_path: Path) -> None:
+    before, after = _grow(tmp_path, 0)
     grown = growing_containers(before, after)
     assert grown[0] == {"owner": "Leaky.seen", "type": "dict", "len_before": 100, "len_after": 5100}
     assert all(g["owner"] != "Leaky.small" for g in grown)
-    sites, (total_before, total_after) = growth_sites(before, after)
+    assert not snapshot_of(before).exists() and not snapshot_of(after).exists()  # nothing traced, nothing to load
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="SIGUSR2 is POSIX")
+def test_with_tracing_the_snapshots_beside_them_name_the_line_whose_entries_grew(tmp_path: Path) -> None:
+    before, after = _grow(tmp_path, 1)
+    assert growing_containers(before, after)[0]["owner"] == "Leaky.seen"
+    sites, (total_before, total_after) = growth_sites(snapshot_of(before), snapshot_of(after))
     assert sites and "<string>" in sites[0]["site"] and sites[0]["count_diff"] >= 5000
     assert total_after > total_before
 

@@ -12,13 +12,13 @@ many samples, so they are not independent). A service is `flat` when the whole i
 wider than the limit says so: the soak was too short, or RSS too jumpy, to prove anything at that limit). The rule
 is `stats.trend_verdict`, which decide's memory row applies too.
 
-With `tracemalloc_frames` > 0 every service traces its allocations (`ARBEES_TRACEMALLOC`, telemetry/memtrace.py).
-When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a snapshot (SIGUSR2) at its
-start and one at its end, and the report names the source lines whose live allocations grew most in between and
-the containers (dicts, lists, sets, deques, by holder) that gained most items. No
-snapshot is taken inside the RSS window: taking one allocates megabytes that fragmentation keeps resident (a step
-in RSS, seen at 3-11 MB per service), and the freed room would then absorb real growth for a while. Tracing
-itself costs CPU and a bounded amount of memory per live block, so it moves no slope of a bounded service.
+When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a census (SIGUSR2,
+telemetry/memtrace.py) at its start and one at its end, and the report names the containers (dicts, lists, sets,
+deques, by holder) that gained most items in between. With `tracemalloc_frames` > 0 every service also traces its
+allocations from its start (`ARBEES_TRACEMALLOC`) and the report adds the source lines whose live allocations grew
+most; off by default, because tracing's own memory per live block moves the slopes it would explain. Nothing is
+taken inside the RSS window: a census or a snapshot allocates megabytes that fragmentation keeps resident (a step in
+RSS), and the freed room would then absorb real growth for a while.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 from arbees_core.runtime.ports import free_port
 from arbees_core.harness import ProcessStack, pipeline_env, start_pipeline, wait_for
 from arbees_core.telemetry.memtrace import FOLDER as TRACE_FOLDER
-from arbees_core.telemetry.memtrace import growing_containers, growth_sites
+from arbees_core.telemetry.memtrace import growing_containers, growth_sites, snapshot_of
 from arbees_core.validation.stats import (
     TREND_ACROSS,
     TREND_FLAT,
@@ -64,7 +64,7 @@ class MemoryConfig:
     interval_s: between RSS
     samples; sim_rate: venue messages/s per venue (SIM_RATE); misprice_every_s: SIM_MISPRICE_EVERY_S;
     game_length_s: SIM_GAME_LENGTH_S; limit_mb_h: a slope interval within +-this is flat; tracemalloc_frames:
-    ARBEES_TRACEMALLOC for every service (0: no tracing, no growth sites); diagnose_s: between the two snapshots
+    ARBEES_TRACEMALLOC for every service (0: no tracing, no growth sites); diagnose_s: between the two censuses
     taken after the RSS window when a service is not flat."""
 
     duration_s: float = 1800.0
@@ -74,7 +74,7 @@ class MemoryConfig:
     misprice_every_s: float = 1.0
     game_length_s: float = 120.0
     limit_mb_h: float = 1.0
-    tracemalloc_frames: int = 1
+    tracemalloc_frames: int = 0
     diagnose_s: float = 300.0
     zmq: bool = True
 
@@ -205,12 +205,12 @@ def run_memory(cfg: MemoryConfig, folder: Path, progress: Progress | None = None
                 ("execution_service", "signals_executed"), ("execution_service", "positions_settled"),
                 ("game_shard", "prices_rx"), ("game_shard", "signals_published"), ("zmq_listener", "mirrored"))}
             suspects = [s for s in result.services if s.verdict != FLAT]
-            if suspects and cfg.tracemalloc_frames:
+            if suspects:
                 _diagnose(stack, cfg, folder, suspects, say)
         finally:
             stack.stop_all()
-    if cfg.tracemalloc_frames == 0:
-        result.notes.append("tracemalloc off (--tracemalloc 0): no growth sites")
+    if cfg.tracemalloc_frames == 0 and any(s.verdict != FLAT for s in result.services):
+        result.notes.append("tracemalloc off: growing containers only; --tracemalloc 1 adds the growing lines")
     result.decide_row = decide_memory_row(result)
     return result
 
@@ -253,33 +253,35 @@ def _sample(stack: ProcessStack, cfg: MemoryConfig, say: Progress) -> list[Servi
 
 def _diagnose(stack: ProcessStack, cfg: MemoryConfig, folder: Path, suspects: list[ServiceMemory],
               say: Progress) -> None:
-    """Two tracemalloc snapshots of each suspect, `diagnose_s` apart, and the lines that grew in between."""
+    """Two censuses (and snapshots, when tracing) of each suspect, `diagnose_s` apart, and what grew in between."""
     pids = {s.name: stack.procs[s.name].pid for s in suspects}
-    say(f"not flat: {', '.join(pids)}; tracing what grows over {cfg.diagnose_s:.0f}s more")
+    say(f"not flat: {', '.join(pids)}; looking for what grows over {cfg.diagnose_s:.0f}s more")
     for round_ in (1, 2):
         for name in pids:
             if stack.procs[name].poll() is None:
                 stack.procs[name].send_signal(signal.SIGUSR2)
-        wait_for(lambda: all(len(_snaps(folder, n, p)) >= round_ for n, p in pids.items()), 120,
-                 f"tracemalloc snapshot {round_}", stack, interval=1.0)
+        wait_for(lambda: all(len(_censuses(folder, n, p)) >= round_ for n, p in pids.items()), 120,
+                 f"memory census {round_}", stack, interval=1.0)
         if round_ == 1:
             time.sleep(cfg.diagnose_s)
     for svc in suspects:
         _sites(svc, folder, pids[svc.name])
 
 
-def _snaps(folder: Path, name: str, pid: int | None) -> list[Path]:
-    found = (folder / ".arbees" / TRACE_FOLDER).glob(f"{name}.{pid}.*.snap")
-    return sorted(found, key=lambda p: int(p.name.split(".")[-2]))
+def _censuses(folder: Path, name: str, pid: int | None) -> list[Path]:
+    found = (folder / ".arbees" / TRACE_FOLDER).glob(f"{name}.{pid}.*.census.json")
+    return sorted(found, key=lambda p: int(p.name.split(".")[-3]))
 
 
 def _sites(svc: ServiceMemory, folder: Path, pid: int | None) -> None:
-    snaps = _snaps(folder, svc.name, pid)
-    if len(snaps) < 2:
+    censuses = _censuses(folder, svc.name, pid)
+    if len(censuses) < 2:
         return
+    first, last = censuses[0], censuses[-1]
     try:
-        svc.growth_sites, svc.traced_mb = growth_sites(snaps[0], snaps[-1])
-        svc.growing_containers = growing_containers(snaps[0], snaps[-1])
+        svc.growing_containers = growing_containers(first, last)
+        if snapshot_of(first).exists() and snapshot_of(last).exists():
+            svc.growth_sites, svc.traced_mb = growth_sites(snapshot_of(first), snapshot_of(last))
     except (OSError, EOFError, ValueError):
         return
 

@@ -92,9 +92,9 @@ METRICS_PORT = Int("METRICS_PORT", 0, "Prometheus text endpoint (0 = off by hand
 METRICS_HOST = Str("METRICS_HOST", _LOCAL, "host the Prometheus endpoint binds", PIPELINE)
 ARBEES_CONFIG_ERROR = Choice("ARBEES_CONFIG_ERROR", "exit", "on a configuration error: exit with code 2, or hold "
                              "until SIGTERM (under a restart policy)", PIPELINE, choices=("exit", "hold"))
-ARBEES_TRACEMALLOC = Int("ARBEES_TRACEMALLOC", 0, "trace allocations with N frames; SIGUSR2 writes a snapshot to "
-                         "`.arbees/tracemalloc/` (0 = off; costs CPU: for `bench --memory`)", PIPELINE, minimum=0,
-                         maximum=100)
+ARBEES_TRACEMALLOC = Int("ARBEES_TRACEMALLOC", 0, "trace allocations with N frames; each SIGUSR2 then writes a "
+                         "tracemalloc snapshot beside the memory census in `.arbees/tracemalloc/` (0 = off; costs CPU "
+                         "and memory: for `bench --memory --tracemalloc N`)", PIPELINE, minimum=0, maximum=100)
 ARBEES_RT_PRIORITY = Int("ARBEES_RT_PRIORITY", 10, "SCHED_FIFO priority of the hot path's receiving threads where "
                          "permitted (0 = off)", PIPELINE, minimum=0, maximum=98)
 ARBEES_HOME = Str("ARBEES_HOME", "", "the project folder (`.env`, `.arbees/`)", (*PIPELINE, ARBEES),

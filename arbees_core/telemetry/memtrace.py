@@ -1,15 +1,16 @@
-"""tracemalloc on a setting, snapshots on a signal: how the memory benchmark finds what grows.
+"""A census of large containers on a signal, tracemalloc on a setting: how the memory benchmark finds what grows.
 
-`ARBEES_TRACEMALLOC=N` (0 or unset: off) starts tracemalloc in a service with N frames per allocation before
-anything else is built, and installs a SIGUSR2 handler: each SIGUSR2 dumps a snapshot to
-`<state dir>/tracemalloc/<service>.<pid>.<n>.snap`, with a census of the process's large containers beside it
-(`.census.json`: every dict, list, set and deque of at least CENSUS_MIN_LEN items, and who holds it). Two
-snapshots of one process compared name the lines whose live allocations grew (`growth_sites`) and the
-containers that grew (`growing_containers`). The lines alone can mislead: CPython keeps freed small tuples,
-floats and dicts on free lists and hands them out again without a new allocation, so a block keeps the traceback
-of its first allocation while something else holds it; a container that gained a thousand entries names the
-holder itself. Off, nothing is traced and SIGUSR2 keeps its default action; on, tracing costs CPU and some memory
-per live block, so only benchmarks turn it on.
+Every service answers SIGUSR2 with a census of its large containers, written to
+`<state dir>/tracemalloc/<service>.<pid>.<n>.census.json` (every dict, list, set and deque of at least
+CENSUS_MIN_LEN items, and who holds it). `ARBEES_TRACEMALLOC=N` (0 or unset: off) also starts tracemalloc with N
+frames per allocation before anything else is built, and each SIGUSR2 then writes a snapshot beside the census
+(`.snap`). Two of one process compared name the containers that grew (`growing_containers`, tracing or not) and
+the lines whose live allocations grew (`growth_sites`, tracing only). The lines alone can mislead: CPython keeps
+freed small tuples, floats and dicts on free lists and hands them out again without a new allocation, so a block
+keeps the traceback of its first allocation while something else holds it; a container that gained a thousand
+entries names the holder itself. Tracing costs CPU and memory per live block (enough to move a service's RSS
+slope by a few MB/h), so only a diagnosis turns it on; a census costs nothing until it is asked for, then a pause
+of the process.
 """
 
 from __future__ import annotations
@@ -66,33 +67,38 @@ def frames_from_env(env: Env) -> int:
 
 
 def install(service: str, frames: int, log: logging.Logger) -> bool:
-    """Start tracing and install the snapshot handler when `frames` > 0; False (nothing done) otherwise."""
-    if frames <= 0:
-        return False
-    tracemalloc.start(frames)
+    """Install the SIGUSR2 handler (a census, and a snapshot when tracing) and start tracing when `frames` > 0.
+    Returns whether allocations are traced."""
+    if frames > 0:
+        tracemalloc.start(frames)
     folder = state_dir() / FOLDER
     counter = itertools.count(1)
 
     def _dump(_signum: int, _frame: object) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{service}.{os.getpid()}.{next(counter)}.snap"
+            path = folder / f"{service}.{os.getpid()}.{next(counter)}.census.json"
             tmp = path.with_name(f".{path.name}.tmp")
-            # the census first, so that it does not count the snapshot's own lists; the snapshot's rename last:
-            # a reader that sees the .snap finds its census beside it
+            if tracemalloc.is_tracing():
+                snap = tracemalloc.take_snapshot().filter_traces((tracemalloc.Filter(False, tracemalloc.__file__),))
+                snap.dump(str(tmp))
+                os.replace(tmp, snapshot_of(path))
+                del snap  # not counted by the census
             tmp.write_text(json.dumps(container_census()))
-            os.replace(tmp, path.with_suffix(".census.json"))
-            snap = tracemalloc.take_snapshot().filter_traces((
-                tracemalloc.Filter(False, tracemalloc.__file__),))
-            snap.dump(str(tmp))
-            os.replace(tmp, path)  # whole or absent: a reader never loads half a snapshot
-            log.info("tracemalloc snapshot written to %s", path)
+            os.replace(tmp, path)  # last, whole or absent: a reader that sees it finds the snapshot beside it
+            log.info("Memory census written to %s%s", path, " (with a tracemalloc snapshot)" if frames > 0 else "")
         except OSError as e:
-            log.warning("Cannot write a tracemalloc snapshot to %s: %s", folder, e)
+            log.warning("Cannot write a memory census to %s: %s", folder, e)
 
     signal.signal(SNAPSHOT_SIGNAL, _dump)
-    log.info("%s=%d: tracing allocations; SIGUSR2 writes a snapshot to %s", SETTING, frames, folder)
-    return True
+    if frames > 0:
+        log.info("%s=%d: tracing allocations; SIGUSR2 writes a snapshot and a census to %s", SETTING, frames, folder)
+    return frames > 0
+
+
+def snapshot_of(census: Path) -> Path:
+    """The tracemalloc snapshot taken with a census (`<service>.<pid>.<n>.snap`; present only when tracing)."""
+    return census.with_name(census.name.removesuffix(".census.json") + ".snap")
 
 
 def growth_sites(before: Path, after: Path, top: int = 5) -> tuple[list[dict[str, Any]], tuple[float, float]]:
@@ -151,9 +157,9 @@ def _owner(obj: Any, holder: Any) -> str:
 
 
 def growing_containers(before: Path, after: Path, top: int = 5) -> list[dict[str, Any]]:
-    """The `top` containers of the census beside snapshot `after` that gained most items since the one beside
-    `before` (the same object: same id, type and owner; a container new since counts from 0)."""
-    old, new = (json.loads(p.with_suffix(".census.json").read_text()) for p in (before, after))
+    """The `top` containers of census `after` that gained most items since census `before` (the same object: same
+    id, type and owner; a container new since counts from 0)."""
+    old, new = (json.loads(p.read_text()) for p in (before, after))
     grown = []
     for key, c in new.items():
         prev = old.get(key)
