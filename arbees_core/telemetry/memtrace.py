@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import tracemalloc
+import types
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,8 @@ def _owner(obj: Any, holder: Any) -> str:
         instance = next((o for o in gc.get_referrers(holder) if getattr(o, "__dict__", None) is holder), None)
         return f"{type(instance).__qualname__ if instance is not None else 'dict'}.{key}"
     attrs = getattr(holder, "__dict__", None)
+    if attrs is obj and isinstance(holder, types.ModuleType):
+        return f"{holder.__name__}.__dict__"  # a module's globals (new ones: a module imported since)
     if isinstance(attrs, dict):
         key = next((k for k, v in attrs.items() if v is obj), None)
         if key is not None:

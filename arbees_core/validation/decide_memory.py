@@ -7,7 +7,8 @@ from `stats.trend_fit`, which widens it for autocorrelated samples (RSS moves in
 * GO: every service's interval lies within +-`memory_slope_mb_per_hour_max`, over at least `memory_min_span_s`.
 * DEBUG "RSS growing": a slope over the limit whose interval lies above 0 (growth is real, not noise); the rule
   is `stats.trend_verdict`, the memory benchmark's too.
-* DEBUG "inconclusive": a soak shorter than `memory_min_span_s` after warm-up, an interval wider than the limit
+* DEBUG "inconclusive": a soak shorter than `memory_min_span_s` after warm-up (whatever the slopes: caches still
+  filling look like a leak; the benchmark reads it so too), an interval wider than the limit
   (the soak cannot tell flat from growth at that limit: it says how wide the interval is), or one across it.
 """
 
@@ -54,12 +55,13 @@ def _debug_reason(fits: dict[str, LinearFit], growing: list[str], worst: str, sp
                   t: Thresholds) -> str:
     """Why the row is DEBUG, or "" when it is GO."""
     limit, fit = t.memory_slope_mb_per_hour_max, fits[worst]
+    if span_s < t.memory_min_span_s:  # first, as the memory benchmark does: caches still filling look like a leak
+        return (f"inconclusive: {span_s / 60:.1f} min measured {warm}, need >= {t.memory_min_span_s / 60:g} min "
+                f"to tell a leak from caches filling; {'steepest' if growing else 'widest'} {_words(worst, fit)} "
+                f"({ci}, n={fit.n})")
     if growing:
         return (f"RSS growing in {len(growing)} service(s): {'; '.join(_words(g, fits[g]) for g in growing)} "
                 f"({ci}, n={fit.n} samples {warm}) > limit {limit:g} MB/h (plan: memory usage stable)")
-    if span_s < t.memory_min_span_s:
-        return (f"inconclusive: {span_s / 60:.1f} min measured {warm}, need >= {t.memory_min_span_s / 60:g} min "
-                f"to tell a leak from caches filling; widest {_words(worst, fit)} ({ci}, n={fit.n})")
     if fit.half_width > limit:
         return (f"inconclusive: {_words(worst, fit)} ({ci}, n={fit.n} samples {warm}, worth {fit.n_eff or 0:.1f} "
                 f"independent ones): the interval is wider than the +-{limit:g} MB/h limit, so this soak cannot "
