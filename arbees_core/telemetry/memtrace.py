@@ -8,8 +8,8 @@ frames per allocation before anything else is built, and each SIGUSR2 then write
 the lines whose live allocations grew (`growth_sites`, tracing only). The lines alone can mislead: CPython keeps
 freed small tuples, floats and dicts on free lists and hands them out again without a new allocation, so a block
 keeps the traceback of its first allocation while something else holds it; a container that gained a thousand
-entries names the holder itself. Tracing costs CPU and memory per live block (enough to move a service's RSS
-slope by a few MB/h), so only a diagnosis turns it on; a census costs nothing until it is asked for, then a pause
+entries names the holder itself. Tracing costs CPU and memory per live block (enough to move the RSS slopes
+it would explain), so only a diagnosis turns it on; a census costs nothing until it is asked for, then a pause
 of the process.
 """
 

@@ -47,13 +47,12 @@ class LatencyHistograms:
 
     `record_ns` is on every service's hot path, and `HdrHistogram.record_value` is pure Python (~5-10 us a call,
     measured). So a sample only bumps a counter per HDR bucket (dict increment, ~0.3 us); `summary()` (once per
-    heartbeat) adds the pending bucket counts straight into the histogram's counts array (the index that
-    `record_value` would compute, ~0.4 us per distinct bucket of the interval) and empties them. Percentiles are the histogram's own (highest
-    equivalent value of the bucket holding the percentile), found through per-block totals (a block: the 1024
-    counters of one HDR bucket half) instead of walking the histogram's 17k counters (~1.7 ms). The memory is
-    fixed: the HDR counts array and 17 block totals per hop, however many distinct values come. Nothing is kept
-    per distinct value: a dict per bucket grew by a bucket per signal for hours, and a cache of bucket indexes,
-    bounded at 4 096, took hours to fill at a signal a second, growing all through a 30-minute soak.
+    heartbeat) adds the pending bucket counts straight into the histogram's counts array (at the index that
+    `record_value` would compute) and empties them. Percentiles are the histogram's own (highest equivalent value of
+    the bucket holding the percentile), found through per-block totals (a block: the 1024 counters of one HDR bucket
+    half) instead of walking the histogram's 17k counters (~1.7 ms). The memory is fixed: the HDR counts array and
+    17 block totals per hop, however many distinct values come. Nothing is kept per distinct value: such a map, even
+    bounded, fills for hours at a signal a second and reads as growth in every soak.
     """
 
     def __init__(self) -> None:
