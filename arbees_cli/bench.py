@@ -26,8 +26,8 @@ MarkdownOpt = typer.Option("", "--markdown", help="Also write the hop and per-co
                            "object) as Markdown to this file, for benchmarks/RESULTS.md.")
 MemoryOpt = typer.Option(False, "--memory", help="Run the memory benchmark instead: a soak of the whole pipeline at a "
                          "mispricing per second, each service's RSS slope after warm-up with its 95 % interval (flat: "
-                         "within +-1 MB/h), tracemalloc's top growing lines and containers for a service that is not "
-                         "flat.")
+                         "within +-1 MB/h), and for a service that is not flat the containers that grew (with "
+                         "--tracemalloc, the lines too).")
 SoakOpt = typer.Option("30m", "--soak", help="--memory: the soak's length, warm-up included.")
 WarmupOpt = typer.Option("10m", "--warmup", help="--memory: left out of the slope (caches filling).")
 SimRateOpt = typer.Option(100.0, "--sim-rate", help="--memory: venue messages/s per venue.")

@@ -80,14 +80,15 @@ def install(service: str, frames: int, log: logging.Logger) -> bool:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{service}.{os.getpid()}.{next(counter)}.census.json"
             tmp = path.with_name(f".{path.name}.tmp")
-            if tracemalloc.is_tracing():
+            traced = tracemalloc.is_tracing()
+            if traced:
                 snap = tracemalloc.take_snapshot().filter_traces((tracemalloc.Filter(False, tracemalloc.__file__),))
                 snap.dump(str(tmp))
                 os.replace(tmp, snapshot_of(path))
                 del snap  # not counted by the census
             tmp.write_text(json.dumps(container_census()))
             os.replace(tmp, path)  # last, whole or absent: a reader that sees it finds the snapshot beside it
-            log.info("Memory census written to %s%s", path, " (with a tracemalloc snapshot)" if frames > 0 else "")
+            log.info("Memory census written to %s%s", path, " (with a tracemalloc snapshot)" if traced else "")
         except OSError as e:
             log.warning("Cannot write a memory census to %s: %s", folder, e)
 
