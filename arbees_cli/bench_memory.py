@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from arbees_core.bench.memory import MemoryConfig, MemoryResult, fmt_ci, run_memory
+from arbees_core.bench.memory import MemoryConfig, MemoryResult, ServiceMemory, fmt_ci, run_memory
 
 
 def table(result: MemoryResult) -> Table:
@@ -27,6 +27,8 @@ def table(result: MemoryResult) -> Table:
         rss = f"{s.rss_start_mb:.1f} -> {s.rss_end_mb:.1f}" if s.rss_start_mb is not None else "-"
         slope = f"{s.slope_mb_h:+.2f}" if s.slope_mb_h is not None else "-"
         t.add_row(s.name, rss, slope, fmt_ci(s.ci_mb_h), f"{s.n} ({s.n_eff:g})", f"{s.verdict} ({s.reason})")
+        if s.verdict != "flat" and s.py_blocks_h is not None:
+            t.add_row("", "", "", "", "", "  alive after warm-up: " + heap_words(s))
         if s.traced_mb:
             t.add_row("", "", "", "", "", f"  live Python memory (tracemalloc) over --diagnose: {s.traced_mb[0]:.2f} -> "
                       f"{s.traced_mb[1]:.2f} MB")
@@ -37,6 +39,17 @@ def table(result: MemoryResult) -> Table:
             t.add_row("", "", "", "", "", f"  container grew: {c['owner']} ({c['type']}) {c['len_before']} -> "
                       f"{c['len_after']} items")
     return t
+
+
+def heap_words(s: ServiceMemory) -> str:
+    """Where the RSS went: live Python blocks and the C heap in use, per hour after warm-up, with intervals."""
+    assert s.py_blocks_h is not None
+    b, b_lo, b_hi = s.py_blocks_h
+    words = f"Python blocks {b:+.0f}/h [{b_lo:+.0f}, {b_hi:+.0f}]"
+    if s.malloc_mb_h is not None:
+        m, m_lo, m_hi = s.malloc_mb_h
+        words += f", C heap in use {m:+.2f} MB/h [{m_lo:+.2f}, {m_hi:+.2f}]"
+    return words
 
 
 def run_and_report(cfg: MemoryConfig, as_json: bool, folder: Path | None = None) -> int:

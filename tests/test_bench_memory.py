@@ -107,3 +107,25 @@ def test_a_suspect_is_diagnosed_from_its_censuses_and_its_snapshots_only_when_tr
     assert svc.growing_containers == [{"owner": "BookCache._closed", "type": "set", "len_before": 100,
                                        "len_after": 1600}]
     assert svc.growth_sites == [] and svc.traced_mb is None
+
+
+def test_rss_growing_with_nothing_alive_growing_is_told_apart_from_a_leak() -> None:
+    """Beside RSS the benchmark fits the service's own heap figures: live Python blocks and the C heap in use. A
+    leak grows them; fragmentation grows RSS alone."""
+    frag, leak = _series(30, slope_mb_h=3), _series(30, slope_mb_h=3, name="execution_service")
+    for k, (t, _) in enumerate(frag.samples):
+        frag.heap_samples.append((t, 200_000 + (k % 3), 12 << 20))  # nothing alive grows
+        leak.heap_samples.append((t, 200_000 + int(t * 10), (12 << 20) + int(t * 300)))  # 36 000 blocks/h, ~1 MB/h
+    judge(frag, warmup_s=300, limit=1.0)
+    judge(leak, warmup_s=300, limit=1.0)
+    assert frag.verdict == leak.verdict == GROWING
+    assert frag.py_blocks_h is not None and frag.py_blocks_h[1] < 0 < frag.py_blocks_h[2] and abs(frag.py_blocks_h[0]) < 10
+    assert frag.malloc_mb_h is not None and abs(frag.malloc_mb_h[0]) < 1e-9
+    assert leak.py_blocks_h is not None and round(leak.py_blocks_h[0]) == 36_000
+    assert leak.malloc_mb_h is not None and abs(leak.malloc_mb_h[0] - 300 * 3600 / 2**20) < 1e-6
+
+
+def test_without_heap_figures_there_is_no_heap_trend() -> None:
+    svc = _series(30)
+    judge(svc, warmup_s=300, limit=1.0)
+    assert svc.py_blocks_h is None and svc.malloc_mb_h is None

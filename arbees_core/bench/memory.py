@@ -12,6 +12,10 @@ many samples, so they are not independent). A service is `flat` when the whole i
 wider than the limit says so: the soak was too short, or RSS too jumpy, to prove anything at that limit). The rule
 is `stats.trend_verdict`, which decide's memory row applies too.
 
+Beside RSS, each sample takes the service's own heap figures from its last heartbeat (`memtrace.heap_stats`: live
+Python blocks, bytes in use in the C heap), fitted the same way: RSS growing while neither grows is pages the
+allocators keep (fragmentation), not a structure growing.
+
 When a service is not flat, the soak goes on for `diagnose_s` after the RSS window: a census (SIGUSR2,
 telemetry/memtrace.py) at its start and one at its end, and the report names the containers (dicts, lists, sets,
 deques, by holder) that gained most items in between. With `tracemalloc_frames` > 0 every service also traces its
@@ -107,12 +111,19 @@ class ServiceMemory:
     growing_containers: list[dict[str, Any]] = field(default_factory=list)
     traced_mb: tuple[float, float] | None = None
     restarts: int = 0
+    #: (t_s, py_blocks, malloc_in_use bytes) from the service's own snapshot at each RSS sample (`memtrace.heap_stats`).
+    heap_samples: list[tuple[float, int, int]] = field(default_factory=list)
+    #: After warm-up: live Python blocks gained per hour and the C heap's bytes in use (MB/h), each with its interval.
+    #: RSS growing while both are flat is the allocators' pages (fragmentation), not anything alive growing.
+    py_blocks_h: tuple[float, float, float] | None = None
+    malloc_mb_h: tuple[float, float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         finite = self.ci_mb_h is not None and all(math.isfinite(v) for v in self.ci_mb_h)
         out["ci_mb_h"] = list(self.ci_mb_h) if finite else None  # an unbounded interval: null, JSON has no inf
         out["samples"] = [[round(t, 1), round(m, 3)] for t, m in self.samples]
+        out["heap_samples"] = [[round(t, 1), b, m] for t, b, m in self.heap_samples]
         return out
 
 
@@ -160,6 +171,22 @@ def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95)
         svc.verdict, svc.reason = INCONCLUSIVE, f"the process changed {svc.restarts} time(s) during the soak"
     else:
         svc.verdict, svc.reason = _VERDICTS[trend_verdict(fit, limit)](limit, fit)
+    svc.py_blocks_h, svc.malloc_mb_h = heap_trends(svc.heap_samples, warmup_s, conf)
+
+
+def heap_trends(samples: list[tuple[float, int, int]], warmup_s: float, conf: float = 0.95
+                ) -> tuple[tuple[float, float, float] | None, tuple[float, float, float] | None]:
+    """(slope, lo, hi) of live Python blocks per hour and of the C heap in use in MB/h after warm-up; None each
+    without enough samples (a service without glibc reports no malloc figures: 0 throughout, read as none)."""
+    points = [p for p in samples if p[0] >= warmup_s]
+    if len(points) < MIN_SAMPLES or len({p[0] for p in points}) < 2:
+        return None, None
+    hours = [t / 3600 for t, _, _ in points]
+    blocks = trend_fit(hours, [float(b) for _, b, _ in points], conf)
+    in_use = [m / 2**20 for _, _, m in points]
+    malloc = trend_fit(hours, in_use, conf) if any(in_use) else None
+    return ((blocks.slope, blocks.slope_lo, blocks.slope_hi),
+            None if malloc is None else (malloc.slope, malloc.slope_lo, malloc.slope_hi))
 
 
 #: `stats.trend_verdict`'s outcome -> (verdict, reason) of the benchmark's table.
@@ -243,6 +270,9 @@ def _sample(stack: ProcessStack, cfg: MemoryConfig, say: Progress) -> list[Servi
             mb = rss_mb(proc.pid)
             if mb is not None:
                 svc.samples.append((t, mb))
+            heap = stack.metrics(name).get("heap") or {}
+            if "py_blocks" in heap:  # the service's own figures, from its last heartbeat (<= 1 s old)
+                svc.heap_samples.append((t, int(heap["py_blocks"]), int(heap.get("malloc_in_use", 0))))
         if k % max(1, round(60 / cfg.interval_s)) == 0:
             say(f"soak {t:.0f}/{cfg.duration_s:.0f}s " + " ".join(
                 f"{n}={s.samples[-1][1]:.1f}MB" for n, s in series.items() if s.samples))

@@ -32,7 +32,7 @@ from arbees_core.registry import spec
 from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
-from arbees_core.telemetry.memtrace import TRIM_EVERY_S, trim_heap
+from arbees_core.telemetry.memtrace import TRIM_EVERY_S, heap_stats, trim_heap
 from arbees_core.telemetry.memtrace import frames_from_env as memtrace_frames
 from arbees_core.telemetry.memtrace import install as install_memtrace
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
@@ -45,8 +45,9 @@ from arbees_core.transport.redis import REDIS_ERRORS, connect_redis, make_client
 
 class HealthReporter(threading.Thread):
     """Writes each metrics snapshot to `.arbees/metrics/<service>.json` and to Redis `arbees:health:<service>`
-    (TTL = 3 heartbeats), off the hot path, and every TRIM_EVERY_S returns the C heap's free pages (`trim_heap`). Redis being unusable only costs the key (one line per reason, through
-    the process's Redis peer), retried with backoff."""
+    (TTL = 3 heartbeats), off the hot path, with the process's heap figures added (`heap_stats`); every TRIM_EVERY_S
+    it returns the C heap's free pages (`trim_heap`). Redis being unusable only costs the key (one line per reason,
+    through the process's Redis peer), retried with backoff."""
 
     def __init__(self, service: str, redis_url: str, interval_s: float) -> None:
         super().__init__(name=f"{service}-health", daemon=True)
@@ -75,6 +76,7 @@ class HealthReporter(threading.Thread):
             snap = self._queue.get()
             if snap is None:
                 return
+            snap["heap"] = heap_stats()  # here, not in the service's loop: it takes the C heap's locks
             try:
                 write_snapshot(self._folder, self.service, snap)
             except OSError as e:

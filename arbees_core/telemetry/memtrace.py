@@ -24,6 +24,7 @@ import re
 import logging
 import os
 import signal
+import sys
 import tracemalloc
 import types
 from pathlib import Path
@@ -47,17 +48,45 @@ def trim_heap() -> bool:
     stays resident in the arenas (a burst's high water, fragmentation across threads), and RSS then grows while the
     live memory does not: in the memory benchmark the api's RSS rose 6.6 MB/h while its live Python memory rose
     0.08 MB/h. False where there is no glibc (nothing done)."""
+    libc = _glibc()
+    if not libc:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def heap_stats() -> dict[str, int]:
+    """Where a process's memory is, cheaply enough for every heartbeat: `py_blocks`, the blocks Python's allocator
+    has handed out and not freed (objects alive), and glibc's `malloc_in_use` / `malloc_free` bytes (mallinfo2:
+    allocated and free inside the C heap's arenas, mmapped chunks included in use). RSS growing with py_blocks flat
+    and malloc_in_use flat is fragmentation; with malloc_in_use growing, something in C keeps memory. The malloc
+    figures are absent where there is no glibc 2.33+."""
+    stats = {"py_blocks": sys.getallocatedblocks()}
+    libc = _glibc()
+    if libc and hasattr(libc, "mallinfo2"):
+        info = libc.mallinfo2()
+        stats["malloc_in_use"] = int(info.uordblks + info.hblkhd)
+        stats["malloc_free"] = int(info.fordblks)
+    return stats
+
+
+def _glibc() -> Any:
     global _libc
     if _libc is None:
         try:
             _libc = ctypes.CDLL(None)
             _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+            if hasattr(_libc, "mallinfo2"):
+                _libc.mallinfo2.restype = _MallInfo2
         except (OSError, AttributeError):
             _libc = False
-    if not _libc:
-        return False
-    _libc.malloc_trim(0)
-    return True
+    return _libc
 
 
 def frames_from_env(env: Env) -> int:
