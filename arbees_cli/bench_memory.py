@@ -42,13 +42,13 @@ def table(result: MemoryResult) -> Table:
 
 
 def heap_words(s: ServiceMemory) -> str:
-    """Where the RSS went: live Python blocks and the C heap in use, per hour after warm-up, with intervals."""
+    """Where the RSS went: live Python blocks and glibc's bytes in use, per hour after warm-up, with intervals."""
     assert s.py_blocks_h is not None
     b, b_lo, b_hi = s.py_blocks_h
     words = f"Python blocks {b:+.0f}/h [{b_lo:+.0f}, {b_hi:+.0f}]"
     if s.malloc_mb_h is not None:
         m, m_lo, m_hi = s.malloc_mb_h
-        words += f", C heap in use {m:+.2f} MB/h [{m_lo:+.2f}, {m_hi:+.2f}]"
+        words += f", glibc in use {m:+.2f} MB/h [{m_lo:+.2f}, {m_hi:+.2f}]"
     return words
 
 

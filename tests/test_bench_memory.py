@@ -129,3 +129,20 @@ def test_without_heap_figures_there_is_no_heap_trend() -> None:
     svc = _series(30)
     judge(svc, warmup_s=300, limit=1.0)
     assert svc.py_blocks_h is None and svc.malloc_mb_h is None
+
+
+def test_the_table_says_what_is_alive_under_a_service_that_is_not_flat() -> None:
+    from rich.console import Console
+
+    from arbees_cli.bench_memory import table
+
+    frag = _series(30, slope_mb_h=3, name="execution_service")
+    frag.heap_samples = [(t, 200_000, 12 << 20) for t, _ in frag.samples]
+    flat = _series(30)
+    flat.heap_samples = list(frag.heap_samples)
+    for svc in (frag, flat):
+        judge(svc, warmup_s=300, limit=1.0)
+    console = Console(width=400, record=True)
+    console.print(table(MemoryResult(MemoryConfig(), [frag, flat])))
+    lines = [line for line in console.export_text().splitlines() if "alive after warm-up" in line]
+    assert len(lines) == 1 and "Python blocks +0/h" in lines[0] and "glibc in use +0.00 MB/h" in lines[0]

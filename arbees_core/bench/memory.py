@@ -111,9 +111,9 @@ class ServiceMemory:
     growing_containers: list[dict[str, Any]] = field(default_factory=list)
     traced_mb: tuple[float, float] | None = None
     restarts: int = 0
-    #: (t_s, py_blocks, malloc_in_use bytes) from the service's own snapshot at each RSS sample (`memtrace.heap_stats`).
+    #: (t_s, py_blocks, glibc bytes in use) from the service's own snapshot at each RSS sample (`memtrace.heap_stats`).
     heap_samples: list[tuple[float, int, int]] = field(default_factory=list)
-    #: After warm-up: live Python blocks gained per hour and the C heap's bytes in use (MB/h), each with its interval.
+    #: After warm-up: live Python blocks gained per hour and glibc's bytes in use (MB/h), each with its interval.
     #: RSS growing while both are flat is the allocators' pages (fragmentation), not anything alive growing.
     py_blocks_h: tuple[float, float, float] | None = None
     malloc_mb_h: tuple[float, float, float] | None = None
@@ -176,7 +176,7 @@ def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95)
 
 def heap_trends(samples: list[tuple[float, int, int]], warmup_s: float, conf: float = 0.95
                 ) -> tuple[tuple[float, float, float] | None, tuple[float, float, float] | None]:
-    """(slope, lo, hi) of live Python blocks per hour and of the C heap in use in MB/h after warm-up; None each
+    """(slope, lo, hi) of live Python blocks per hour and of glibc's bytes in use in MB/h after warm-up; None each
     without enough samples (a service without glibc reports no malloc figures: 0 throughout, read as none)."""
     points = [p for p in samples if p[0] >= warmup_s]
     if len(points) < MIN_SAMPLES or len({p[0] for p in points}) < 2:

@@ -46,8 +46,7 @@ _libc: Any = None
 def trim_heap() -> bool:
     """glibc's malloc_trim(0): return the free pages of every malloc arena to the system. Freed memory otherwise
     stays resident in the arenas (a burst's high water, fragmentation across threads), and RSS then grows while the
-    live memory does not: in the memory benchmark the api's RSS rose 6.6 MB/h while its live Python memory rose
-    0.08 MB/h. False where there is no glibc (nothing done)."""
+    live memory does not (the api's did, in the memory benchmark). False where there is no glibc (nothing done)."""
     libc = _glibc()
     if not libc:
         return False
@@ -63,10 +62,10 @@ class _MallInfo2(ctypes.Structure):
 
 def heap_stats() -> dict[str, int]:
     """Where a process's memory is, cheaply enough for every heartbeat: `py_blocks`, the blocks Python's allocator
-    has handed out and not freed (objects alive), and glibc's `malloc_in_use` / `malloc_free` bytes (mallinfo2:
-    allocated and free inside the C heap's arenas, mmapped chunks included in use). RSS growing with py_blocks flat
-    and malloc_in_use flat is fragmentation; with malloc_in_use growing, something in C keeps memory. The malloc
-    figures are absent where there is no glibc 2.33+."""
+    has handed out and not taken back (live objects, and those parked on the interpreter's free lists), and glibc's
+    `malloc_in_use` / `malloc_free` bytes (mallinfo2 over every arena, mmapped chunks counted in use). RSS growing
+    while both stay flat is fragmentation. malloc_in_use is a hint, not a measure, of C memory alive: glibc counts
+    the chunks parked in its per-thread caches as in use. The malloc figures are absent without glibc 2.33+."""
     stats = {"py_blocks": sys.getallocatedblocks()}
     libc = _glibc()
     if libc and hasattr(libc, "mallinfo2"):
@@ -77,6 +76,7 @@ def heap_stats() -> dict[str, int]:
 
 
 def _glibc() -> Any:
+    """The C library's handle, loaded once (False where it cannot be)."""
     global _libc
     if _libc is None:
         try:
