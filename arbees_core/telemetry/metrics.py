@@ -45,12 +45,12 @@ def _bucket_ceil(floor_us: int) -> int:
 class LatencyHistograms:
     """One HDR histogram per hop name; values recorded in nanoseconds, stored in microseconds.
 
-    `record_ns` is on every service's hot path, and `HdrHistogram.record_value` is pure Python (~5-10 us a call,
-    measured). So a sample only bumps a counter per HDR bucket (dict increment, ~0.3 us); `summary()` (once per
+    `record_ns` is on every service's hot path, and `HdrHistogram.record_value` is pure Python (several times the
+    cost of a dict increment). So a sample only bumps a counter per HDR bucket; `summary()` (once per
     heartbeat) adds the pending bucket counts straight into the histogram's counts array (at the index that
     `record_value` would compute) and empties them. Percentiles are the histogram's own (highest equivalent value of
     the bucket holding the percentile), found through per-block totals (a block: the 1024 counters of one HDR bucket
-    half) instead of walking the histogram's 17k counters (~1.7 ms). The memory is fixed: the HDR counts array and
+    half) instead of walking the histogram's 17k counters. The memory is fixed: the HDR counts array and
     17 block totals per hop, however many distinct values come. Nothing is kept per distinct value: such a map, even
     bounded, fills for hours at a signal a second and reads as growth in every soak.
     """
