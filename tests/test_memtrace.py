@@ -4,6 +4,7 @@ when the process traces its allocations, by the line that allocates its entries.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,3 +109,38 @@ def test_the_heap_figures_say_where_the_memory_is() -> None:
     if "malloc_in_use" in before:
         assert after["malloc_in_use"] - before["malloc_in_use"] >= 8 << 20
     del kept, blob
+
+
+SETTLE_CHILD = textwrap.dedent("""
+    import gc, json, weakref
+    import arbees_core.services.execution_service  # noqa: F401  a service's start-up: its imports and objects
+    from arbees_core.telemetry.memtrace import heap_stats, settle_gc
+
+    built = len(gc.get_objects())
+    settle_gc()
+    walked = len(gc.get_objects())
+
+    class Order:
+        pass
+
+    order = Order()
+    order.me = order  # garbage in a cycle, made after the freeze
+    alive = weakref.ref(order)
+    del order
+    gc.collect()
+    print(json.dumps({"built": built, "walked": walked, "frozen": gc.get_freeze_count(),
+                      "cycle_freed": alive() is None, "gc_full": heap_stats()["gc_full"]}))
+""")
+
+
+def test_after_start_up_a_full_collection_walks_only_what_came_since() -> None:
+    """Every service calls settle_gc before its loop (services/runner.main): what start-up built is frozen, so a
+    full collection, which pauses the hot path while it walks every tracked object, walks only the objects made
+    since, and garbage made since is still freed; the heartbeat's `gc_full` counts the full collections."""
+    out = subprocess.run([sys.executable, "-c", SETTLE_CHILD], capture_output=True, text=True, timeout=60, check=True)
+    got = json.loads(out.stdout)
+    assert got["built"] > 20_000
+    assert got["frozen"] >= got["built"] * 0.9
+    assert got["walked"] < got["built"] * 0.05
+    assert got["cycle_freed"]
+    assert got["gc_full"] >= 3  # settle_gc's two, then the test's own

@@ -151,13 +151,20 @@ class MemoryResult:
                 "services": [s.to_json() for s in self.services], "counters": self.counters, "notes": self.notes}
 
 
+def after_warmup(samples: list[Any], warmup_s: float) -> tuple[list[Any], bool]:
+    """The samples (time first) taken after warm-up, and whether they are enough to fit a line through: at least
+    MIN_SAMPLES of them, at two times or more."""
+    points = [p for p in samples if p[0] >= warmup_s]
+    return points, len(points) >= MIN_SAMPLES and len({p[0] for p in points}) >= 2
+
+
 def judge(svc: ServiceMemory, warmup_s: float, limit: float, conf: float = 0.95) -> None:
     """Fit the samples after warm-up and set slope, interval and verdict (see the module docstring)."""
-    points = [(t, m) for t, m in svc.samples if t >= warmup_s]
+    points, enough = after_warmup(svc.samples, warmup_s)
     svc.n = len(points)
     if points:
         svc.rss_start_mb, svc.rss_end_mb = points[0][1], points[-1][1]
-    if len(points) < MIN_SAMPLES or len({t for t, _ in points}) < 2:
+    if not enough:
         svc.verdict, svc.reason = INCONCLUSIVE, (f"{len(points)} samples after the {warmup_s:g} s warm-up, "
                                                  f"need {MIN_SAMPLES}: the soak is too short to judge")
         return
@@ -178,8 +185,8 @@ def heap_trends(samples: list[tuple[float, int, int]], warmup_s: float, conf: fl
                 ) -> tuple[tuple[float, float, float] | None, tuple[float, float, float] | None]:
     """(slope, lo, hi) of live Python blocks per hour and of glibc's bytes in use in MB/h after warm-up; None each
     without enough samples (a service without glibc reports no malloc figures: 0 throughout, read as none)."""
-    points = [p for p in samples if p[0] >= warmup_s]
-    if len(points) < MIN_SAMPLES or len({p[0] for p in points}) < 2:
+    points, enough = after_warmup(samples, warmup_s)
+    if not enough:
         return None, None
     hours = [t / 3600 for t, _, _ in points]
     blocks = trend_fit(hours, [float(b) for _, b, _ in points], conf)

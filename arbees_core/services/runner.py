@@ -32,7 +32,7 @@ from arbees_core.registry import spec
 from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
-from arbees_core.telemetry.memtrace import TRIM_EVERY_S, heap_stats, trim_heap
+from arbees_core.telemetry.memtrace import TRIM_EVERY_S, heap_stats, settle_gc, trim_heap
 from arbees_core.telemetry.memtrace import frames_from_env as memtrace_frames
 from arbees_core.telemetry.memtrace import install as install_memtrace
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
@@ -275,6 +275,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     service.start_reporting(metrics_endpoint)  # its threads keep normal scheduling: they start before apply_rt
     scope = service.rt_scope if service.settings.zmq_enabled or service.rt_scope != "zmq_io" else "none"
     apply_rt(scope, priority, log, rt_explicit(Env()))  # a Redis-mode monitor has no ZMQ I/O threads
+    settle_gc()
     outcome = run_service(service, stop, log)
     if isinstance(outcome, ConfigError):
         return on_config_error(service_cls.name, outcome, stop, log)
