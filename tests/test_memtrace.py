@@ -144,3 +144,27 @@ def test_after_start_up_a_full_collection_walks_only_what_came_since() -> None:
     assert got["walked"] < got["built"] * 0.05
     assert got["cycle_freed"]
     assert got["gc_full"] >= 3  # settle_gc's two, then the test's own
+
+
+def test_tidying_the_heap_empties_the_free_lists_that_fill_between_full_collections() -> None:
+    """Once a minute each service's health thread runs tidy_heap: a full collection (the only thing that empties
+    the interpreter's free lists, which otherwise fill at the pace of their rarest bursts and read as growth in
+    every soak) and the C heap's free pages back. It reports its pause (the heartbeat's `heap.gc_pause_ms`)."""
+    import gc
+
+    from arbees_core.telemetry.memtrace import heap_stats, tidy_heap
+
+    tidy_heap()
+    burst = [(i, i, i) for i in range(10_000)]  # a burst of 3-tuples, all freed at once: 2000 go on the free list
+    gc_was = gc.isenabled()
+    gc.disable()  # no collection in between may empty the list before it is measured
+    try:
+        del burst
+        parked = heap_stats()["py_blocks"]
+        pause_ms = tidy_heap()
+        after = heap_stats()["py_blocks"]
+    finally:
+        if gc_was:
+            gc.enable()
+    assert parked - after >= 1_900
+    assert pause_ms >= 0
