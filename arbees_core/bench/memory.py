@@ -64,8 +64,9 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class MemoryConfig:
     """duration_s: the whole soak, warm-up included; warmup_s: left out of the fit (10 min: the api's windows hold 5
-    minutes, and an ended game's books are kept 5 minutes after its 2-minute game; every cache is full by then);
-    interval_s: between RSS
+    minutes, and an ended game's books are kept 5 minutes after its 2-minute game; execution_service's 10-minute
+    windows (executed ids, resolved markets, its fence) start with the first signal or the first game's end, so they
+    reach their steady size a few minutes into the fit: its slope is an upper bound); interval_s: between RSS
     samples; sim_rate: venue messages/s per venue (SIM_RATE); misprice_every_s: SIM_MISPRICE_EVERY_S;
     game_length_s: SIM_GAME_LENGTH_S; limit_mb_h: a slope interval within +-this is flat; tracemalloc_frames:
     ARBEES_TRACEMALLOC for every service (0: no tracing, no growth sites); diagnose_s: between the two censuses
