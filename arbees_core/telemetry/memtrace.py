@@ -50,10 +50,10 @@ def tidy_heap() -> float:
     Why the collection: a full one is the only thing that empties the interpreter's free lists (freed tuples,
     floats, dicts... kept for reuse, up to 2000 tuples of each length), and in a service full collections are rare
     (the younger generations' counts drive them, and a steady service allocates little net). So the free lists
-    filled for hours at the pace of their rarest bursts, a few thousand blocks an hour in every service, read as
-    growth in every soak; cyclic garbage (ctypes array types made by the histogram encoder) waited with them.
-    After `settle_gc` the collection walks only what came since start-up, so its pause stays short; it is taken
-    here, on the health thread, once a minute."""
+    fill for hours at the pace of their rarest bursts, which reads as growth in every soak, and cyclic garbage
+    waits with them. The collection holds the interpreter, so it pauses the service's loop too (the pause returned
+    goes into the heartbeat as `heap.gc_pause_ms`); after `settle_gc` it walks only what came since start-up, which
+    keeps that pause short. The health thread calls it once a minute (services/runner.HealthReporter)."""
     start = time.perf_counter()
     gc.collect()
     pause_ms = (time.perf_counter() - start) * 1000
