@@ -32,7 +32,7 @@ from arbees_core.registry import spec
 from arbees_core.services.sched import Scope, apply_rt, rt_explicit, rt_priority
 from arbees_core.services.startup import on_config_error
 from arbees_core.telemetry.logs import setup_logging
-from arbees_core.telemetry.memtrace import TRIM_EVERY_S, heap_stats, settle_gc, tidy_heap
+from arbees_core.telemetry.memtrace import TIDY_EVERY_S, heap_stats, settle_gc, tidy_heap
 from arbees_core.telemetry.memtrace import frames_from_env as memtrace_frames
 from arbees_core.telemetry.memtrace import install as install_memtrace
 from arbees_core.telemetry.metrics import Metrics, write_snapshot
@@ -46,7 +46,7 @@ from arbees_core.transport.redis import REDIS_ERRORS, connect_redis, make_client
 class HealthReporter(threading.Thread):
     """Writes each metrics snapshot to `.arbees/metrics/<service>.json` and to Redis `arbees:health:<service>`
     (TTL = 3 heartbeats), off the hot path, with the process's heap figures added (`heap_stats`, and the pause of
-    the last tidy); every TRIM_EVERY_S it tidies the heap (`tidy_heap`: a full collection, the C heap's free pages
+    the last tidy); every TIDY_EVERY_S it tidies the heap (`tidy_heap`: a full collection, the C heap's free pages
     back). Redis being unusable only costs the key (one line per reason,
     through the process's Redis peer), retried with backoff."""
 
@@ -59,7 +59,7 @@ class HealthReporter(threading.Thread):
         self._client: redis.Redis | None = None
         self._link = PeerLink(redis_peer(redis_url), "health reporting")
         self._folder = state_dir() / "metrics"
-        self._next_trim = time.monotonic() + TRIM_EVERY_S
+        self._next_tidy = time.monotonic() + TIDY_EVERY_S
         self._tidy_ms: float | None = None
 
     def submit(self, snap: dict[str, Any]) -> None:
@@ -87,8 +87,8 @@ class HealthReporter(threading.Thread):
             except OSError as e:
                 log.warning("Cannot write metrics snapshot to %s: %s", self._folder, e)
             self._to_redis(snap)
-            if time.monotonic() >= self._next_trim:  # off the hot path: this thread has nothing else to do now
-                self._next_trim = time.monotonic() + TRIM_EVERY_S
+            if time.monotonic() >= self._next_tidy:  # between snapshots (the collection pauses the loop too)
+                self._next_tidy = time.monotonic() + TIDY_EVERY_S
                 self._tidy_ms = tidy_heap()
 
     def _to_redis(self, snap: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ FOLDER = "tracemalloc"
 
 
 #: How often a service tidies its heap (`tidy_heap`): a full collection, then the C heap's free pages back.
-TRIM_EVERY_S = 60.0
+TIDY_EVERY_S = 60.0
 _libc: Any = None
 
 
