@@ -94,6 +94,30 @@ def test_a_restarted_shard_instance_does_not_inherit_its_predecessors_games() ->
     assert {g for g, a in current.items() if a.shard_id == "2"} <= set(plan.assign)
 
 
+def test_after_an_outage_a_shard_whose_retry_lags_ours_by_a_whole_backoff_is_not_declared_dead(monkeypatch) -> None:
+    """Every process retries PostgreSQL on its own backoff, so a live shard's first heartbeat after an outage can
+    come BACKOFF_MAX_S after the orchestrator's first good round: through the grace window the silence forgiven
+    grows with the clock, and only a shard already silent for SHARD_DEAD_S when the outage began counts as dead."""
+    from arbees_core.config import Env
+    from arbees_core.services import orchestrator as orch
+
+    clock = [1000.0]
+    monkeypatch.setattr(orch.time, "monotonic", lambda: clock[0])
+    o = orch.Orchestrator.from_env(Env({"DATABASE_URL": "postgresql://127.0.0.1:1/x", "SHARD_DEAD_S": "2"}))
+    assert o.dead_after_s() == 2.0
+    o._down_since = clock[0]  # the first failed round; the shard's last heartbeat was just before
+    last_heartbeat = clock[0] - 0.1
+    clock[0] += 6.3  # our retry lands just after the outage ends
+    o._after_outage()
+    for lag in (0.0, 1.0, 3.0, BACKOFF_MAX_S - 0.1):  # the shard's retry may come a whole backoff later
+        clock[0] = 1006.3 + lag
+        assert clock[0] - last_heartbeat < o.dead_after_s(), lag
+    long_silent = 1000.0 - 2.5  # silent for more than SHARD_DEAD_S when the outage began
+    assert clock[0] - long_silent > o.dead_after_s()
+    clock[0] = 1006.3 + 2.0 + BACKOFF_MAX_S + 0.1  # past the window: SHARD_DEAD_S again
+    assert o.dead_after_s() == 2.0
+
+
 # -- real processes --------------------------------------------------------------------------------------------
 
 DEAD_S = 2.0

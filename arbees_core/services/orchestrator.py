@@ -70,7 +70,7 @@ class Orchestrator(Service):
         self._conn: psycopg.Connection | None = None
         self._client: Any = None
         self._down_since: float | None = None  # time.monotonic() of the first failed round of an outage
-        self._grace: tuple[float, float] = (0.0, 0.0)  # (until, extra seconds of heartbeat silence forgiven)
+        self._grace: tuple[float, float] = (0.0, 0.0)  # (until, time.monotonic() the forgiven outage began)
         self.view: dict[str, Any] = {"shards": {}, "games": 0, "unassigned": 0, "waiting": 0, "epoch": 0}
 
     @classmethod
@@ -120,23 +120,27 @@ class Orchestrator(Service):
         return plan
 
     def _after_outage(self) -> None:
-        """PostgreSQL usable again after an outage: the shards could not heartbeat through it either, and their
-        next attempt may be a retry backoff away, so until SHARD_DEAD_S plus the longest backoff have passed the
-        outage's length is forgiven (no shard is declared dead because of it, and no game moves)."""
+        """PostgreSQL usable again after an outage: the shards could not heartbeat through it either, and each one's
+        next attempt may be up to a retry backoff later than ours. So until SHARD_DEAD_S plus the longest backoff
+        have passed, silence since the outage began is forgiven (`dead_after_s`): only a shard already silent for
+        SHARD_DEAD_S when it began is declared dead, and no game moves because of the outage."""
         if self._down_since is None:
             return
         now = time.monotonic()
         window_s = self.cfg.sharding.dead_s + BACKOFF_MAX_S
-        self._grace = (now + window_s, now - self._down_since)
+        self._grace = (now + window_s, self._down_since)
         self._down_since = None
-        self.log.info("PostgreSQL usable again after %.1fs: no shard is declared dead for that long over "
-                      "SHARD_DEAD_S in the next %gs (their heartbeats could not be written meanwhile)",
-                      self._grace[1], window_s)
+        self.log.info("PostgreSQL usable again after %.1fs: for the next %gs no shard is declared dead for heartbeats "
+                      "the outage kept from being written", now - self._grace[1], window_s)
 
     def dead_after_s(self) -> float:
-        """Heartbeat silence after which a shard counts as dead: SHARD_DEAD_S, plus a recent outage's length."""
-        until, extra = self._grace
-        return self.cfg.sharding.dead_s + (extra if time.monotonic() < until else 0.0)
+        """Heartbeat silence after which a shard counts as dead: SHARD_DEAD_S, plus, in the grace window after an
+        outage, the time since it began. The forgiveness grows with the clock because a shard's first heartbeat
+        after the outage can come a whole backoff after ours: a fixed allowance (the outage's length as we saw
+        it) would declare every live shard dead whose retry schedule happened to lag ours."""
+        until, began = self._grace
+        now = time.monotonic()
+        return self.cfg.sharding.dead_s + (now - began if now < until else 0.0)
 
     def _plan_and_write(self, conn: psycopg.Connection) -> tuple[Plan, int]:
         with conn.transaction():
