@@ -29,7 +29,10 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     ARBEES_HOME=/app \
     ARBEES_STATE_DIR=/app/.arbees \
-    ARBEES_CONFIG_ERROR=hold
+    ARBEES_CONFIG_ERROR=hold \
+    GLIBC_TUNABLES=glibc.malloc.tcache_count=0
+# GLIBC_TUNABLES: no per-thread cache of freed chunks in glibc's malloc, as the local runtime starts its services
+# (arbees_core/runtime/processes.py says why: without it RSS grows for hours while nothing alive does).
 # The plan's probes run inside the stack: netcat-openbsd for `docker exec zmq_listener nc -zv kalshi_monitor 5555`,
 # iputils-ping for `docker exec game_shard ping kalshi_monitor`, redis-tools / postgresql-client for
 # `redis-cli XLEN prices:kalshi` and `psql` from any service container.

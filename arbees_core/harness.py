@@ -22,7 +22,7 @@ from typing import Any
 from arbees_core.polling import eventually
 from arbees_core.registry import spec
 from arbees_core.runtime.ports import free_port_block
-from arbees_core.runtime.processes import SERVICE_SESSION
+from arbees_core.runtime.processes import SERVICE_SESSION, service_env
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ProcessStack:
 
     def start(self, name: str, **overrides: str) -> subprocess.Popen:
         """Start one service in a process group of its own, in this process's session (`SERVICE_SESSION`)."""
-        env = {**os.environ, **self.env, **overrides}
+        env = service_env({**os.environ, **self.env, **overrides})
         with open(self.log_path(name), "ab") as log:  # the service writes to its own copy of the descriptor
             proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", spec(name).module], env=env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder,

@@ -168,3 +168,57 @@ def test_tidying_the_heap_empties_the_free_lists_that_fill_between_full_collecti
             gc.enable()
     assert parked - after >= 1_900
     assert pause_ms >= 0
+
+
+TCACHE_CHILD = textwrap.dedent("""
+    import ctypes, json
+    from arbees_core.telemetry.memtrace import heap_stats
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    sizes = [600 + 16 * k for k in range(20)]  # sizes Python itself does not use much: chunks of the C heap
+    chunks = [libc.malloc(n) for n in sizes for _ in range(7)]
+    before = heap_stats()["malloc_in_use"]
+    for chunk in chunks:
+        libc.free(chunk)
+    print(json.dumps({"allocated": sum(sizes) * 7, "released": before - heap_stats()["malloc_in_use"]}))
+""")
+
+
+@pytest.mark.skipif(not hasattr(__import__("ctypes").CDLL(None), "mallinfo2"), reason="needs glibc 2.33+ (mallinfo2)")
+def test_a_service_process_returns_freed_chunks_to_its_heap_instead_of_a_per_thread_cache() -> None:
+    """Every service starts with glibc's per-thread cache off (runtime/processes.service_env; the image sets the
+    same): chunks it frees are free in the heap, where malloc_trim can return them, instead of parked per thread and
+    counted in use, which filled for hours in the memory benchmark. With glibc's default the same frees stay parked
+    (the cache keeps 7 chunks of each size): what the setting changes."""
+    from arbees_core.runtime.processes import service_env
+
+    def run(env: dict[str, str]) -> dict[str, int]:
+        out = subprocess.run([sys.executable, "-c", TCACHE_CHILD], capture_output=True, text=True, timeout=60,
+                             check=True, env=env)
+        return json.loads(out.stdout)
+
+    base = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    service = run(service_env(base))
+    assert service["released"] >= service["allocated"]
+    glibc_default = run({**base, "GLIBC_TUNABLES": "glibc.malloc.tcache_count=7"})
+    assert glibc_default["released"] < glibc_default["allocated"] / 2
+
+
+def test_the_allocator_default_keeps_an_operators_own_tunables(tmp_path: Path) -> None:
+    """The local runtime's services get the setting (`arbees up`'s supervisor; the harness of tests and benchmarks
+    uses the same function). GLIBC_TUNABLES set by the operator: the cache setting is added to theirs, and their
+    own tcache_count wins."""
+    from arbees_core.registry import spec
+    from arbees_core.runtime.processes import TCACHE_OFF, service_env
+    from arbees_core.runtime.supervisor import Child, Supervisor
+
+    sup = Supervisor(root=tmp_path, state=tmp_path / ".arbees", services=["execution_service"])
+    assert sup.child_env(Child(spec("execution_service"), None))["GLIBC_TUNABLES"].endswith(TCACHE_OFF)
+
+    assert service_env({})["GLIBC_TUNABLES"] == TCACHE_OFF == "glibc.malloc.tcache_count=0"
+    assert service_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})["GLIBC_TUNABLES"] == \
+        f"glibc.malloc.arena_max=2:{TCACHE_OFF}"
+    assert service_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=3"})["GLIBC_TUNABLES"] == \
+        "glibc.malloc.tcache_count=3"

@@ -41,7 +41,7 @@ from arbees_core.registry import SERVICES, ServiceSpec, instance_name, shard_nam
 from arbees_core.runtime.layout import dependency_order, shard_count
 from arbees_core.runtime.local_stack import STACK_FILE
 from arbees_core.runtime.ports import PortCheckError, port_holder
-from arbees_core.runtime.processes import SERVICE_SESSION
+from arbees_core.runtime.processes import SERVICE_SESSION, service_env
 from arbees_core.runtime.servers import StackServers, SupervisorError
 from arbees_core.runtime.wiring import default_ports, http_ports, metrics_ports, shard_ports, wiring_env
 from arbees_core.services.startup import CONFIG_ERROR_ENV, EXIT_CONFIG, recorded_config_error
@@ -155,7 +155,8 @@ class Supervisor:
                                           "stop it, or set ARBEES_PORT_BASE to move the whole stack")
 
     def child_env(self, child: Child) -> dict[str, str]:
-        """Wiring defaults < the supervisor's environment < `.env` (re-read now) < this stack's server URLs."""
+        """Wiring defaults < the supervisor's environment < `.env` (re-read now) < this stack's server URLs; with the
+        allocator's default (`service_env`)."""
         ports = default_ports(self.base_env())
         env = {**wiring_env(ports), **os.environ, **read_dotenv(self.root / ".env"), **self.urls,
                "ARBEES_HOME": str(self.root), "ARBEES_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1",
@@ -172,7 +173,7 @@ class Supervisor:
             env["API_PORT"] = str(child.http_port)
         if child.metrics_port is not None:
             env["METRICS_PORT"] = str(child.metrics_port)
-        return env
+        return service_env(env)
 
     # -- children ---------------------------------------------------------------------------------------------
 

@@ -103,6 +103,10 @@ ARBEES_STATE_DIR = Str("ARBEES_STATE_DIR", "", "logs, runs, spool, metrics snaps
                        (*PIPELINE, ARBEES), shown_default="`.arbees/` in ARBEES_HOME")
 ARBEES_ENV_FILE = Str("ARBEES_ENV_FILE", "", "the `.env` file", (*PIPELINE, ARBEES),
                       shown_default="`.env` in ARBEES_HOME")
+GLIBC_TUNABLES = Str("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", "glibc's malloc tunables for every service the "
+                     "runtimes start (and the image's default): without a tcache_count of its own, `:glibc.malloc."
+                     "tcache_count=0` is added (no per-thread cache of freed chunks; `runtime/processes.py` says why)",
+                     (ARBEES,))
 ARBEES_SERVICE = Str("ARBEES_SERVICE", "", "the service a container runs (the image's CMD, the healthcheck)",
                      PIPELINE, shown_default="set per service by docker-compose.yml")
 DATABASE_URL = DatabaseUrl("DATABASE_URL", "", "PostgreSQL (market mapping, paper trades)",
