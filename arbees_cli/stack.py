@@ -205,7 +205,8 @@ def env_cmd(service: str = typer.Argument(..., help="Service name."), runtime: s
         print_json({"service": name, "env": env})
         return
     relevant = [k for k in sorted(env) if k.startswith(("ZMQ_", "REDIS_", "DATABASE_", "SIM_", "ARBEES_", "MIN_",
-                                                        "MAX_", "GAME_", "KALSHI_", "POLYMARKET_", "SIGNAL_"))]
+                                                        "MAX_", "GAME_", "KALSHI_", "POLYMARKET_", "SIGNAL_",
+                                                        "GLIBC_"))]
     # plain writes, never Rich: a value is shown whole (no wrapping or cropping at the terminal's or a pipe's
     # width), so it can be copied into psql or redis-cli as it is
     sys.stdout.write("".join(f"{key}={env[key]}\n" for key in relevant))

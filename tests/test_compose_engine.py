@@ -81,6 +81,7 @@ def test_stack_commands_work_with_the_compose_runtime(compose_project: ComposePr
         assert done.returncode == 0, done.stderr[-2000:]
         env = compose_project.arbees("env", "game_shard", "--runtime", "compose").stdout
         assert "MIN_EDGE_PCT=0.75" in env
+        assert "GLIBC_TUNABLES=glibc.malloc.tcache_count=0" in env  # the image's allocator default (Dockerfile)
         compose_project.wait("game_shard logs the new MIN_EDGE_PCT", lambda: "MIN_EDGE_PCT=0.75%" in compose_project.arbees(
             "logs", "game_shard", "--runtime", "compose", "-n", "200").stdout, timeout=60)
     finally:

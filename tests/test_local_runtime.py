@@ -100,6 +100,7 @@ def test_up_survives_the_cli_and_status_logs_env_find_it(project: Path) -> None:
     assert _cli(project, "logs", "kalshi_monitor", "--tail", "1", "-r", "local").stdout.count("\n") == 1
     env = json.loads(_cli(project, "env", "game_shard", "--json", "-r", "local").stdout)["env"]
     assert env["ZMQ_ENABLED"] == "true" and env["ZMQ_SUB_ENDPOINTS"].startswith(f"tcp://127.0.0.1:{base},")
+    assert env["GLIBC_TUNABLES"].endswith("glibc.malloc.tcache_count=0")  # the allocator default (service_env)
 
     again = _cli(project, "up", "--runtime", "local", "--json")  # a second up finds the running stack
     assert again.returncode == 0
