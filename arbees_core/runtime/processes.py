@@ -14,8 +14,9 @@ from arbees_core.config import Env
 #: `killpg` stops it with anything it started), but the session of whoever starts the stack, never one per
 #: service. Linux schedules each session as one group (autogroup, on by default): with a session per service the
 #: scheduler first shares the cores between the services' groups, and a hot-path thread woken by a price waited
-#: behind another service's time slice, whatever the threads' niceness (benchmarks/RESULTS.md has the price hop
-#: both ways). It is also how the raw hops are measured.
+#: behind another service's time slice, whatever the threads' niceness (alternating rounds measured a slower price
+#: hop, p50 and p99, with a session per service; the figures are in the change's commit message). It is also how
+#: the raw hops are measured.
 SERVICE_SESSION: dict[str, int] = {"process_group": 0}
 
 #: The glibc tunable every service runs with unless GLIBC_TUNABLES sets a tcache_count of its own.
