@@ -48,8 +48,11 @@ def never(condition: Callable[[], object], duration: float = 3.0, interval: floa
 
 
 #: A process that listens on 127.0.0.1:<argv[1]> (or the host in argv[2]) until killed; prints "ready" once it does.
+#: SO_REUSEADDR as every server does: `free_port` checks a port the way libzmq binds it (with it), so a port an
+#: earlier test's server left in TIME-WAIT reads as free, and a bind without it would then fail.
 _LISTENER = ("import socket, sys, time\n"
              "s = socket.socket()\n"
+             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
              "s.bind((sys.argv[2] if len(sys.argv) > 2 else '127.0.0.1', int(sys.argv[1])))\n"
              "s.listen()\n"
              "print('ready', flush=True)\n"
