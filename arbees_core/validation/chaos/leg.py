@@ -83,7 +83,6 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
         raise ChaosUnavailable(f"leg-miss moves a book inside the simulated venue; {svc} runs {source_var}="
                                f"{runtime.env(svc).get(source_var)}")
     at = _schedule(runtime, svc)
-    misses0 = probe.counter("execution_service", "leg_misses")
     t0_wall, since, since_ns = time.time(), datetime.now(timezone.utc), time.time_ns()
     injection = {"SIM_LEG_MISS_AT_S": ",".join(f"{x:g}" for x in at),
                  "SIM_LEG_MISS_HOLD_MS": ",".join(f"{x:g}" for x in HOLDS_MS),
@@ -95,18 +94,32 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
         if not done:
             raise ChaosUnavailable(f"{svc} did not make its {len(at)} injections within {at[-1] + flow_s:.0f}s")
         time.sleep(2.0)  # the last injection's signal reaches execution and its spool
-        misses = probe.counter("execution_service", "leg_misses") - misses0
+        # execution_service was restarted with the injection: its counters start at 0, read from its new snapshot
+        misses = probe.counter("execution_service", "leg_misses", since_ns)
         if misses > 0:
-            _check_misses(probe, result, misses, t0_wall, since, len(at))
+            _check_misses(probe, result, since_ns, t0_wall, since, len(at))
         else:
             result.add_inconclusive(PROVOKED, f"none of {len(at)} injections met its fill after the book moved "
                                     "(game_shard saw both reads of each at once: a loaded machine?); run again")
     _check_trading_resumes(probe, result, flow_s, opts)
 
 
-def _check_misses(probe: StackProbe, result: RunResult, misses: int, t0_wall: float, since: datetime,
+#: Seconds the miss counter may take to agree with the log lines: it is read from execution_service's metrics
+#: snapshot, written each heartbeat, while a line is in the log at once (a late injection's miss can land between).
+TALLY_SETTLE_S = 10.0
+
+
+def _miss_tally(probe: StackProbe, since_ns: int, t0_wall: float) -> tuple[int, list[str]]:
+    """Leg misses counted by the execution_service started for the injections, and the `Leg miss on` lines logged
+    since they began."""
+    lines = [ln for ln in probe.logs_since("execution_service", t0_wall).splitlines() if _MISS_LINE in ln]
+    return probe.counter("execution_service", "leg_misses", since_ns), lines
+
+
+def _check_misses(probe: StackProbe, result: RunResult, since_ns: int, t0_wall: float, since: datetime,
                   injections: int) -> None:
     db = probe.urls["DATABASE_URL"]
+    misses, _ = _miss_tally(probe, since_ns, t0_wall)
     result.add(PROVOKED, True,
                f"{misses} leg miss(es) counted by execution_service in {injections} injections")
     eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20, raises=False)
@@ -116,7 +129,12 @@ def _check_misses(probe: StackProbe, result: RunResult, misses: int, t0_wall: fl
                f"{len(unequal)} pair(s) with unequal filled quantities in paper_trades since the injections"
                + (f" (e.g. {unequal[0][0]}: {unequal[0][1]:g} vs {unequal[0][2]:g})" if unequal else "")
                + f"; execution_service unhedged_contracts={naked:g}")
-    lines = [ln for ln in probe.logs_since("execution_service", t0_wall).splitlines() if _MISS_LINE in ln]
+
+    def agreeing() -> tuple[int, list[str]] | None:
+        tally = _miss_tally(probe, since_ns, t0_wall)
+        return tally if len(tally[1]) == tally[0] else None
+
+    misses, lines = eventually(agreeing, TALLY_SETTLE_S, raises=False) or _miss_tally(probe, since_ns, t0_wall)
     result.add("each miss counted and logged once", len(lines) == misses,
                f"leg_misses +{misses}, {len(lines)} `Leg miss on` line(s)"
                + (f"; {lines[-1].split(_MISS_LINE, 1)[1][:160]}" if lines else ""))
