@@ -97,7 +97,7 @@ def leg_miss(runtime: Any, root: Path, result: RunResult, **opts: Any) -> None:
         # execution_service was restarted with the injection: its counters start at 0, read from its new snapshot
         misses = probe.counter("execution_service", "leg_misses", since_ns)
         if misses > 0:
-            _check_misses(probe, result, since_ns, t0_wall, since, len(at))
+            _check_misses(probe, result, misses, since_ns, t0_wall, since, len(at))
         else:
             result.add_inconclusive(PROVOKED, f"none of {len(at)} injections met its fill after the book moved "
                                     "(game_shard saw both reads of each at once: a loaded machine?); run again")
@@ -116,10 +116,9 @@ def _miss_tally(probe: StackProbe, since_ns: int, t0_wall: float) -> tuple[int, 
     return probe.counter("execution_service", "leg_misses", since_ns), lines
 
 
-def _check_misses(probe: StackProbe, result: RunResult, since_ns: int, t0_wall: float, since: datetime,
+def _check_misses(probe: StackProbe, result: RunResult, misses: int, since_ns: int, t0_wall: float, since: datetime,
                   injections: int) -> None:
     db = probe.urls["DATABASE_URL"]
-    misses, _ = _miss_tally(probe, since_ns, t0_wall)
     result.add(PROVOKED, True,
                f"{misses} leg miss(es) counted by execution_service in {injections} injections")
     eventually(lambda: (probe.field("execution_service", "writer") or {}).get("pending") == 0, 20, raises=False)
