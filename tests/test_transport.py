@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -137,6 +138,49 @@ def test_zmq_subscriber_logs_real_connection_state(zmq_pair, caplog) -> None:
     sub = subscriber([Family.PRICES_KALSHI])
     eventually(lambda: (sub.receive(50), sub.connected)[1], what="monitor saw the connection")
     assert f"ZMQ subscriber connected to tcp://127.0.0.1:{pub.port}" in caplog.text
+
+
+def _blackhole() -> tuple[socket.socket, list[socket.socket]]:
+    """A port whose SYNs go unanswered, as a restarting container's address: a listener that never accepts, its
+    accept queue full (Linux drops a SYN to a full queue)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(2):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    return listener, fillers
+
+
+def test_a_connect_nobody_answers_is_retried_and_the_publisher_is_found_once_it_is_back() -> None:
+    """A publisher restarting (kill -9, the restart policy brings it back): a subscriber's connect attempt whose SYN
+    nobody answers is given up and retried on the subscriber's own reconnect schedule, not left to the kernel's SYN
+    backoff, so the subscriber finds the publisher as soon as it binds again."""
+    settings = TransportSettings(zmq_enabled=True)
+    listener, fillers = _blackhole()
+    port = listener.getsockname()[1]
+    sub = ZmqSubscriber(settings, [f"tcp://127.0.0.1:{port}"], [Family.PRICES_KALSHI.value])
+    pub = None
+    try:
+        eventually(lambda: (sub.receive(50), sum(sub.retries.values()) >= 2)[1], timeout=30,
+                   what="unanswered connect attempts given up and retried")
+        assert not sub.connected
+        for s in (listener, *fillers):
+            s.close()
+        pub = ZmqPublisher(settings, f"tcp://127.0.0.1:{port}")
+        eventually(lambda: (sub.receive(50), sub.connected)[1], timeout=30, what="connected once the port answers")
+        outbox = Outbox(pub, "kalshi_monitor.1.aa", "json")
+        inbox = Inbox(sub, Metrics("t", "t"))
+        eventually(lambda: (outbox.publish(price_topic("kalshi", "T0"), _make_price(ticker="T0")), inbox.receive(50))[1],
+                   timeout=30, what="a price through the new connection")
+    finally:
+        sub.close()
+        if pub is not None:
+            pub.close()
 
 
 def test_port_in_use_is_a_clear_error() -> None:

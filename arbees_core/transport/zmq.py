@@ -19,6 +19,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from arbees_core.transport.base import (
     MAX_BATCH,
+    ZMQ_CONNECT_TIMEOUT_MS,
     ZMQ_HEARTBEAT_IVL_MS,
     ZMQ_HEARTBEAT_TIMEOUT_MS,
     ZMQ_LINGER_MS,
@@ -180,6 +181,7 @@ class ZmqSubscriber(Subscriber):
         self._sock.setsockopt(zmq.SNDHWM, 0)
         self._sock.setsockopt(zmq.RECONNECT_IVL, ZMQ_RECONNECT_IVL_MS)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, ZMQ_RECONNECT_IVL_MAX_MS)
+        self._sock.setsockopt(zmq.CONNECT_TIMEOUT, ZMQ_CONNECT_TIMEOUT_MS)
         self._monitor = self._sock.get_monitor_socket(_MONITOR_EVENTS)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)

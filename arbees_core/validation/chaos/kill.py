@@ -11,7 +11,7 @@ from typing import Any
 
 from arbees_core.polling import eventually
 from arbees_core.validation.chaos.probe import (SUBSCRIBERS, ChaosUnavailable, StackProbe, executed_ids, ledger,
-                                                mirrored_signals, new_instance, reconnected)
+                                                mirrored_signals, new_instance, port_lines, reconnected)
 from arbees_core.validation.chaos.failover import check_failover, victim_games
 from arbees_core.validation.results import RunResult
 
@@ -92,9 +92,10 @@ def _check_reconnects(probe: StackProbe, result: RunResult, service: str, new: A
     port = new.ports[0] if new.ports else None
     for sub in subs:
         ok = bool(eventually(lambda s=sub: reconnected(probe, s, port, t0_wall), flow_s, raises=False))
+        said = "" if ok else "; ".join(port_lines(probe, sub, port, t0_wall)) or f"nothing about port {port}"
         result.add(f"{sub} reconnected to {service}", ok,
                    f"`connected to tcp://...:{port}` in {sub}'s log after the kill" if ok else
-                   f"no reconnect line in {sub}'s log within {flow_s:.0f}s")
+                   f"no reconnect line in {sub}'s log within {flow_s:.0f}s (its log since the kill: {said})")
 
 
 def _check_execution_ledger(probe: StackProbe, result: RunResult, since_ns: int, since_ms: int,

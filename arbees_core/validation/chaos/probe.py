@@ -376,3 +376,11 @@ def reconnected(probe: StackProbe, subscriber: str, port: int, t0_wall: float) -
     """Whether `subscriber` logged a real (socket monitor) connection to `port` after `t0_wall`."""
     pattern = re.compile(re.escape(_CONNECTED) + r"[^\s:]+:" + str(port) + r"\b")
     return bool(pattern.search(probe.logs_since(subscriber, t0_wall)))
+
+
+def port_lines(probe: StackProbe, subscriber: str, port: int, t0_wall: float, keep: int = 3) -> list[str]:
+    """The last lines `subscriber` logged about `port` since `t0_wall` (a lost connection, a new endpoint): the
+    evidence when no reconnect line came."""
+    needle = re.compile(r":" + str(port) + r"\b")
+    return [line.strip()[-200:] for line in probe.logs_since(subscriber, t0_wall).splitlines()
+            if needle.search(line)][-keep:]
