@@ -21,8 +21,8 @@ ZMQ_HEARTBEAT_IVL_MS: Final = 1000
 ZMQ_HEARTBEAT_TIMEOUT_MS: Final = 3000
 #: How long a subscriber's connect attempt may go unanswered before libzmq gives it up and tries again (resolving
 #: the name afresh). Without it an attempt whose SYN is dropped (a publisher's container restarting: its address
-#: answers nothing for a moment) is left to the kernel's SYN backoff and can sit there for a minute after the
-#: publisher is back.
+#: answers nothing for a moment) is left to the kernel's SYN backoff, whose gaps double, and can sit there long
+#: after the publisher is back.
 ZMQ_CONNECT_TIMEOUT_MS: Final = 1000
 #: Most frames drained from a socket in one receive call, so one busy publisher cannot starve the loop.
 MAX_BATCH: Final = 2000
