@@ -129,11 +129,15 @@ def _check_misses(probe: StackProbe, result: RunResult, misses: int, since_ns: i
                + (f" (e.g. {unequal[0][0]}: {unequal[0][1]:g} vs {unequal[0][2]:g})" if unequal else "")
                + f"; execution_service unhedged_contracts={naked:g}")
 
-    def agreeing() -> tuple[int, list[str]] | None:
-        tally = _miss_tally(probe, since_ns, t0_wall)
-        return tally if len(tally[1]) == tally[0] else None
+    tally = (misses, [])
 
-    misses, lines = eventually(agreeing, TALLY_SETTLE_S, raises=False) or _miss_tally(probe, since_ns, t0_wall)
+    def agreeing() -> bool:
+        nonlocal tally
+        tally = _miss_tally(probe, since_ns, t0_wall)
+        return len(tally[1]) == tally[0]
+
+    eventually(agreeing, TALLY_SETTLE_S, raises=False)  # the last read stands when they never agree
+    misses, lines = tally
     result.add("each miss counted and logged once", len(lines) == misses,
                f"leg_misses +{misses}, {len(lines)} `Leg miss on` line(s)"
                + (f"; {lines[-1].split(_MISS_LINE, 1)[1][:160]}" if lines else ""))
