@@ -169,8 +169,8 @@ def test_a_connect_nobody_answers_is_retried_and_the_publisher_is_found_once_it_
         eventually(lambda: (sub.receive(50), sum(sub.retries.values()) >= 2)[1], timeout=30,
                    what="unanswered connect attempts given up and retried")
         assert not sub.connected
-        for s in (listener, *fillers):
-            s.close()
+        for held in (listener, *fillers):
+            held.close()
         pub = ZmqPublisher(settings, f"tcp://127.0.0.1:{port}")
         eventually(lambda: (sub.receive(50), sub.connected)[1], timeout=30, what="connected once the port answers")
         outbox = Outbox(pub, "kalshi_monitor.1.aa", "json")
@@ -178,6 +178,8 @@ def test_a_connect_nobody_answers_is_retried_and_the_publisher_is_found_once_it_
         eventually(lambda: (outbox.publish(price_topic("kalshi", "T0"), _make_price(ticker="T0")), inbox.receive(50))[1],
                    timeout=30, what="a price through the new connection")
     finally:
+        for held in (listener, *fillers):
+            held.close()  # a no-op once closed; here too when a check failed
         sub.close()
         if pub is not None:
             pub.close()
